@@ -1,0 +1,1 @@
+"""Datasets, their acquisition and verification, and splits."""

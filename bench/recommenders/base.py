@@ -1,0 +1,102 @@
+"""The recommender protocol and a shared base for models that score the whole catalogue.
+
+`recommenders/` knows nothing of measurement or reports: it fits, scores and ranks.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from bench.data.dataset import TrainSet
+from bench.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class TopK:
+    """Ranked lists for a batch of users: items[i, j] is user i's j-th best item (dense index)."""
+
+    users: np.ndarray  # (n,) int
+    items: np.ndarray  # (n, k) int64
+    scores: np.ndarray  # (n, k) float32
+
+
+class Recommender(ABC):
+    """fit(train) -> self; recommend(users, k) -> TopK with seen items excluded; footprint() -> bytes.
+
+    Hyper-parameters go in __init__, work goes in fit (scikit-learn's convention).
+    """
+
+    name: str = "recommender"
+    #: True when predict_rating is meaningful (the rating track: RMSE/MAE)
+    predicts_ratings: bool = False
+
+    def __init__(self) -> None:
+        self._seen: sp.csr_matrix | None = None
+        self.n_items = 0
+
+    @abstractmethod
+    def fit(self, train: TrainSet) -> "Recommender":
+        ...
+
+    @abstractmethod
+    def recommend(self, users: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> TopK:
+        """Top-k per user. `exclude` (users x items CSR) overrides the items seen in fit as the exclusion set."""
+
+    def predict_rating(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        raise NotImplementedError(f"{self.name} does not predict ratings")
+
+    @abstractmethod
+    def footprint(self) -> int:
+        """Bytes of the fitted model's static state (parameters, index, similarity matrix)."""
+
+    def _remember_seen(self, train: TrainSet) -> None:
+        self._seen = train.matrix(binary=True)
+        self.n_items = train.n_items
+
+
+class ScoringRecommender(Recommender):
+    """A recommender that can score every item for a batch of users; ranking is shared here.
+
+    Subclasses implement `score(users) -> (len(users), n_items) float32`, vectorised over the batch.
+    """
+
+    @abstractmethod
+    def score(self, users: np.ndarray) -> np.ndarray:
+        ...
+
+    def recommend(self, users: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> TopK:
+        users = np.asarray(users, dtype=np.int64)
+        check_k(k, self.n_items)
+        scores = np.asarray(self.score(users), dtype=np.float32)
+        seen = self._seen if exclude is None else exclude
+        if seen is not None:
+            mask_seen(scores, seen, users)
+        return top_k(users, scores, k)
+
+
+def check_k(k: int, n_items: int) -> None:
+    if k <= 0 or k > n_items:
+        raise ConfigError(f"k={k} is out of range: choose 1 <= k <= {n_items} (the catalogue size)")
+
+
+def mask_seen(scores: np.ndarray, seen: sp.csr_matrix, users: np.ndarray) -> None:
+    """Set the score of every excluded (user, item) to -inf, in place, without a Python loop over items."""
+    rows = seen[users]
+    r, c = rows.nonzero()
+    scores[r, c] = -np.inf
+
+
+def top_k(users: np.ndarray, scores: np.ndarray, k: int) -> TopK:
+    """Exact top-k per row: argpartition then sort the k winners. Ties break by lower item index."""
+    n = scores.shape[1]
+    if k < n:
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    else:
+        part = np.tile(np.arange(n), (scores.shape[0], 1))
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.lexsort((part, -part_scores), axis=1)
+    items = np.take_along_axis(part, order, axis=1).astype(np.int64)
+    return TopK(users=users, items=items, scores=np.take_along_axis(part_scores, order, axis=1))

@@ -1,0 +1,49 @@
+"""Name -> recommender factory. A new recommender is one module plus one line here.
+
+Factories import lazily so that running classic CF never imports torch.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from bench.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    target: str  # "module:Class"
+    family: str  # "classic" | "llm" | "test"
+    summary: str
+
+    def build(self, **params: Any):
+        module, cls = self.target.split(":")
+        return getattr(importlib.import_module(module), cls)(**params)
+
+
+REGISTRY: dict[str, Entry] = {e.name: e for e in [
+    Entry("pop", "bench.recommenders.classic.pop:Pop", "classic", "most popular unseen items"),
+    Entry("itemknn", "bench.recommenders.classic.itemknn:ItemKNN", "classic", "item-item cosine, k neighbours"),
+    Entry("userknn", "bench.recommenders.classic.userknn:UserKNN", "classic", "user-user cosine, k neighbours"),
+    Entry("biasedmf", "bench.recommenders.classic.biasedmf:BiasedMF", "classic",
+          "mu + b_u + b_i + p_u.q_i, trained on ratings (MSE)"),
+    Entry("ease", "bench.recommenders.classic.ease:EASE", "classic", "EASE^R closed form, lambda"),
+    Entry("ials", "bench.recommenders.classic.ials:IALS", "classic", "implicit ALS via the `implicit` library"),
+    Entry("llm-two-tower", "bench.recommenders.llm.two_tower:TwoTower", "llm",
+          "user-profile and item-text towers, similarity top-k"),
+    Entry("llm-pairwise", "bench.recommenders.llm.pairwise:Pairwise", "llm",
+          "the article's BERT two-tower rating model (MSE), naive or cached execution"),
+    Entry("llm-rerank", "bench.recommenders.llm.rerank:Rerank", "llm",
+          "classic retrieval of top N, cross-encoder re-ranking"),
+    Entry("noop", "bench.recommenders.testing:NoOp", "test", "does nothing: measures the harness itself"),
+]}
+
+
+def get(name: str) -> Entry:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(n for n, e in REGISTRY.items() if e.family != "test"))
+        raise ConfigError(f"unknown recommender {name!r}: choose one of {known} (see `recbench list`)") from None

@@ -1,0 +1,199 @@
+"""The results contract: a versioned JSON per run and a long-form results.csv, written atomically.
+
+JSON holds everything (config, per-cell metrics, timing summaries with raw samples, memory, provenance);
+the CSV is one measured figure per row with the stable columns DESIGN.md fixes, plus columns appended
+after them (add, never rename).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.errors import BenchError
+
+SCHEMA_VERSION = 1
+CSV_COLUMNS = ["run_id", "cell", "dataset", "split", "recommender", "variant", "device", "load",
+               "metric", "value", "unit",
+               # appended columns (stable from schema 1 on)
+               "label", "status", "n", "ci95_low", "ci95_high", "flag"]
+LABELS = ("measured", "estimated", "projected", "cost-only")
+STATUSES = ("ok", "failed", "gated")
+
+
+@dataclass
+class MetricRow:
+    """One figure. `label` says how it was obtained: measured, estimated, projected or cost-only.
+
+    `flag` is non-empty when the figure must not be trusted as is (e.g. "n<100: p99 unreliable").
+    """
+
+    metric: str
+    value: float
+    unit: str = ""
+    load: str = ""
+    n: int | None = None
+    ci95_low: float | None = None
+    ci95_high: float | None = None
+    flag: str = ""
+    label: str = "measured"
+
+
+@dataclass
+class CellResult:
+    cell: str
+    dataset: str
+    split: str
+    recommender: str
+    variant: str
+    device: str
+    status: str = "ok"
+    error: str | None = None
+    #: "measured" for real models; "cost-only" for random-weight models whose quality is never reported
+    label: str = "measured"
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: list[MetricRow] = field(default_factory=list)
+    #: timing summaries, each with n, percentiles, intervals and its raw samples (see bench.measure.stats)
+    timings: list[dict[str, Any]] = field(default_factory=list)
+    memory: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def metric(self, name: str, load: str | None = None) -> MetricRow | None:
+        for m in self.metrics:
+            if m.metric == name and (load is None or m.load == load):
+                return m
+        return None
+
+    def add(self, metric: str, value: float, unit: str = "", **kw: Any) -> MetricRow:
+        row = MetricRow(metric, float(value), unit, **kw)
+        if self.label == "cost-only" and row.label == "measured":
+            row.label = "cost-only"
+        self.metrics.append(row)
+        return row
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    scenario: dict[str, Any]
+    provenance: dict[str, Any]
+    cells: list[CellResult] = field(default_factory=list)
+    schema_version: int = SCHEMA_VERSION
+    created_at: str = ""
+    machine: dict[str, Any] = field(default_factory=dict)
+
+    def cell(self, name: str) -> CellResult | None:
+        return next((c for c in self.cells if c.cell == name), None)
+
+
+# ---------------------------------------------------------------- serialisation
+
+def _clean(obj: Any) -> Any:
+    """JSON has no NaN/inf: store them as null so every reader can parse the file."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalar
+        return _clean(obj.item())
+    return obj
+
+
+def to_dict(run: RunResult) -> dict[str, Any]:
+    return _clean(asdict(run))
+
+
+def from_dict(data: dict[str, Any], where: str = "results") -> RunResult:
+    version = data.get("schema_version")
+    if not isinstance(version, int):
+        raise BenchError(f"{where}: not a recbench results file (no schema_version); pass a results.json from `recbench run`")
+    if version > SCHEMA_VERSION:
+        raise BenchError(f"{where}: results schema {version} is newer than this recbench understands "
+                         f"({SCHEMA_VERSION}); upgrade recbench")
+    try:
+        cells = []
+        for c in data["cells"]:
+            c = dict(c)
+            c["metrics"] = [MetricRow(**m) for m in c.get("metrics", [])]
+            cells.append(CellResult(**c))
+        return RunResult(run_id=data["run_id"], scenario=data.get("scenario", {}), provenance=data.get("provenance", {}),
+                         cells=cells, schema_version=version, created_at=data.get("created_at", ""),
+                         machine=data.get("machine", {}))
+    except (KeyError, TypeError) as exc:
+        raise BenchError(f"{where}: malformed results file ({exc}); re-run `recbench run` to produce a valid one") from None
+
+
+def csv_rows(run: RunResult) -> list[dict[str, Any]]:
+    rows = []
+    for c in run.cells:
+        base = dict(run_id=run.run_id, cell=c.cell, dataset=c.dataset, split=c.split, recommender=c.recommender,
+                    variant=c.variant, device=c.device)
+        if c.status == "failed" and not c.metrics:
+            rows.append({**base, "load": "", "metric": "status", "value": "", "unit": "", "label": c.label,
+                         "status": "failed", "n": "", "ci95_low": "", "ci95_high": "", "flag": c.error or ""})
+        for m in c.metrics:
+            rows.append({**base, "load": m.load, "metric": m.metric, "value": _fmt(m.value), "unit": m.unit,
+                         "label": m.label, "status": c.status, "n": "" if m.n is None else m.n,
+                         "ci95_low": _fmt(m.ci95_low), "ci95_high": _fmt(m.ci95_high), "flag": m.flag})
+    return rows
+
+
+def _fmt(v: float | None) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return ""
+    return repr(float(v))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write to a temporary file beside `path`, fsync, then rename over it: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write(run: RunResult, out_dir: Path) -> tuple[Path, Path]:
+    """Write results.json and results.csv into out_dir; returns their paths."""
+    out_dir = Path(out_dir)
+    json_path, csv_path = out_dir / "results.json", out_dir / "results.csv"
+    atomic_write_text(json_path, json.dumps(to_dict(run), indent=1, sort_keys=False) + "\n")
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(csv_rows(run))
+    atomic_write_text(csv_path, buf.getvalue())
+    return json_path, csv_path
+
+
+def load(path: Path) -> RunResult:
+    """Read a results.json (or a run directory holding one). Bad files raise one-line BenchErrors."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.json"
+    if not path.is_file():
+        raise BenchError(f"{path}: no such results file; pass the results.json (or run directory) of a `recbench run`")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BenchError(f"{path}: not valid JSON ({exc.__class__.__name__}: {exc}); the file is truncated or "
+                         "not a results file, re-run `recbench run`") from None
+    if not isinstance(data, dict):
+        raise BenchError(f"{path}: not a recbench results file; pass a results.json from `recbench run`")
+    return from_dict(data, where=str(path))
