@@ -1,0 +1,74 @@
+"""Small helpers shared by the classic recommenders: parameter checks, byte counts, sparse top-k pruning."""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from bench.errors import ConfigError
+
+
+def check_positive_int(name: str, value: int, model: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ConfigError(f"{model}: {name}={value!r} is invalid: use a positive integer")
+    return int(value)
+
+
+def check_non_negative(name: str, value: float, model: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{model}: {name}={value!r} is not a number: use a number >= 0") from None
+    if not np.isfinite(v) or v < 0:
+        raise ConfigError(f"{model}: {name}={value!r} is invalid: use a finite number >= 0")
+    return v
+
+
+def csr_nbytes(m: sp.spmatrix | None) -> int:
+    """Bytes held by a CSR/CSC matrix's three arrays (data, indices, indptr)."""
+    if m is None:
+        return 0
+    return int(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes)
+
+
+def require_fitted(obj: object, attr: str, model: str) -> None:
+    if getattr(obj, attr, None) is None:
+        raise RuntimeError(f"{model} is not fitted: call fit(train) before scoring")
+
+
+def cosine_topk_rows(x: sp.csr_matrix, k: int, block_rows: int = 1024) -> sp.csr_matrix:
+    """Row-row cosine similarity of `x` keeping, for each row, its k most similar *other* rows.
+
+    Returns an (n x n) float32 CSR whose row r holds r's k neighbours (self-similarity excluded, zero
+    similarities dropped). Computed in row blocks so memory stays O(block_rows * n), never O(n^2)
+    at once; inside a block everything is vectorised (argpartition over the block).
+    """
+    n = x.shape[0]
+    x = sp.csr_matrix(x, dtype=np.float64)
+    norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
+    inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+    xn = sp.csr_matrix(sp.diags(inv) @ x)
+    xnt = sp.csr_matrix(xn.T)
+    k = min(k, max(n - 1, 1))
+    rows_out: list[np.ndarray] = []
+    cols_out: list[np.ndarray] = []
+    vals_out: list[np.ndarray] = []
+    for start in range(0, n, block_rows):  # loop over row blocks, not items
+        stop = min(start + block_rows, n)
+        sim = (xn[start:stop] @ xnt).toarray()
+        local = np.arange(stop - start)
+        sim[local, local + start] = 0.0  # an item is not its own neighbour
+        if k < n:
+            idx = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+        else:
+            idx = np.tile(np.arange(n), (stop - start, 1))
+        vals = np.take_along_axis(sim, idx, axis=1)
+        keep = vals > 0
+        rows_out.append(np.broadcast_to((local + start)[:, None], idx.shape)[keep])
+        cols_out.append(idx[keep])
+        vals_out.append(vals[keep])
+    rows = np.concatenate(rows_out) if rows_out else np.zeros(0, np.int64)
+    cols = np.concatenate(cols_out) if cols_out else np.zeros(0, np.int64)
+    vals = np.concatenate(vals_out) if vals_out else np.zeros(0)
+    out = sp.csr_matrix((vals.astype(np.float32), (rows, cols)), shape=(n, n), dtype=np.float32)
+    out.sort_indices()
+    return out

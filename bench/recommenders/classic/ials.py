@@ -1,0 +1,55 @@
+"""iALS (Hu, Koren & Volinsky 2008) through the `implicit` library's CPU solver."""
+from __future__ import annotations
+
+import numpy as np
+
+from bench.data.dataset import TrainSet
+from bench.recommenders.base import ScoringRecommender
+from bench.recommenders.classic._common import check_non_negative, check_positive_int, require_fitted
+
+
+class IALS(ScoringRecommender):
+    """Implicit-feedback ALS: confidence 1 + alpha * x_ui on the binary matrix, L2 `regularization`.
+
+    `num_threads` defaults to 1: implicit's multi-threaded solver is not bit-reproducible, and the
+    harness pins threads per cell anyway. BLAS is held to one thread during fit (implicit's own advice:
+    its solver parallelises over users, and a threaded BLAS underneath only oversubscribes the cores).
+    """
+
+    name = "ials"
+
+    def __init__(self, factors: int = 64, regularization: float = 0.05, alpha: float = 1.0,
+                 iterations: int = 15, seed: int = 0, num_threads: int = 1) -> None:
+        super().__init__()
+        self.factors = check_positive_int("factors", factors, "IALS")
+        self.regularization = check_non_negative("regularization", regularization, "IALS")
+        self.alpha = check_non_negative("alpha", alpha, "IALS")
+        self.iterations = check_positive_int("iterations", iterations, "IALS")
+        self.seed = int(seed)
+        self.num_threads = check_positive_int("num_threads", num_threads, "IALS")
+        self.user_factors_: np.ndarray | None = None
+        self.item_factors_: np.ndarray | None = None
+
+    def fit(self, train: TrainSet) -> "IALS":
+        from implicit.cpu.als import AlternatingLeastSquares  # imported here: loading `implicit` is slow
+        from threadpoolctl import threadpool_limits  # a dependency of `implicit` itself
+
+        self._remember_seen(train)
+        with threadpool_limits(limits=1, user_api="blas"):  # held from construction: implicit checks it there
+            model = AlternatingLeastSquares(factors=self.factors, regularization=self.regularization,
+                                            alpha=self.alpha, iterations=self.iterations,
+                                            num_threads=self.num_threads, random_state=self.seed)
+            model.fit(self._seen, show_progress=False)
+        self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
+        self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
+        return self
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        require_fitted(self, "user_factors_", "IALS")
+        return self.user_factors_[users] @ self.item_factors_.T
+
+    def footprint(self) -> int:
+        """User and item factors. (Scoring needs no history: the user factor already summarises it.)"""
+        if self.user_factors_ is None:
+            return 0
+        return int(self.user_factors_.nbytes + self.item_factors_.nbytes)

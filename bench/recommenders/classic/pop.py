@@ -1,0 +1,31 @@
+"""Pop: every user gets the most popular items they have not seen. The floor every model must clear."""
+from __future__ import annotations
+
+import numpy as np
+
+from bench.data.dataset import TrainSet
+from bench.recommenders.base import ScoringRecommender
+from bench.recommenders.classic._common import require_fitted
+
+
+class Pop(ScoringRecommender):
+    """Scores an item by its number of training interactions (distinct users); ties go to the lower index."""
+
+    name = "pop"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts_: np.ndarray | None = None
+
+    def fit(self, train: TrainSet) -> "Pop":
+        self._remember_seen(train)
+        # distinct users per item (the binary matrix), so a repeated event does not count twice
+        self.counts_ = np.asarray(self._seen.sum(axis=0), dtype=np.float32).ravel()
+        return self
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        require_fitted(self, "counts_", "Pop")
+        return np.broadcast_to(self.counts_, (len(users), self.counts_.shape[0])).copy()
+
+    def footprint(self) -> int:
+        return 0 if self.counts_ is None else int(self.counts_.nbytes)

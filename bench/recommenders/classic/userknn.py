@@ -1,0 +1,39 @@
+"""UserKNN: user-user cosine similarity (the article's user similarity), k nearest users."""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from bench.data.dataset import TrainSet
+from bench.recommenders.base import ScoringRecommender
+from bench.recommenders.classic._common import check_positive_int, cosine_topk_rows, csr_nbytes, require_fitted
+
+
+class UserKNN(ScoringRecommender):
+    """score(u, i) = sum over u's k nearest users v of cos(u, v) * x[v, i].
+
+    Cosine between users' binary interaction vectors. Dividing by the sum of similarities would not
+    change one user's ranking, so it is left out.
+    """
+
+    name = "userknn"
+
+    def __init__(self, k: int = 50) -> None:
+        super().__init__()
+        self.k = check_positive_int("k", k, "UserKNN")
+        self.neighbours_: sp.csr_matrix | None = None
+
+    def fit(self, train: TrainSet) -> "UserKNN":
+        self._remember_seen(train)
+        self.neighbours_ = cosine_topk_rows(self._seen, self.k)
+        return self
+
+    def score(self, users: np.ndarray) -> np.ndarray:
+        require_fitted(self, "neighbours_", "UserKNN")
+        return (self.neighbours_[users] @ self._seen).toarray().astype(np.float32, copy=False)
+
+    def footprint(self) -> int:
+        """The sparse neighbour matrix plus the user-item matrix the neighbours' items are read from."""
+        if self.neighbours_ is None:
+            return 0
+        return csr_nbytes(self.neighbours_) + csr_nbytes(self._seen)
