@@ -1,1 +1,115 @@
-"""Ways of running a transformer: fp32, fp16/bf16, int8, onnx, onnx-int8, distilled, and compositions."""
+"""Ways of running a transformer: fp32, fp16/bf16, int8, onnx, onnx-int8, distilled, and compositions.
+
+    enc = build_encoder("minilm", "onnx-int8", device="cpu", threads=2)
+    vecs = enc.encode(["Toy Story (1995) Animation|Children's|Comedy"])   # (1, 384), rows L2-normalised
+
+A variant string is one runtime (`fp32`, `fp16`, `bf16`, `int8`, `onnx`, `onnx-int8`), optionally preceded by
+`distilled+` (distil a half-depth student first, then run the student under that runtime); `distilled` alone
+means `distilled+fp32`. Each module here is one way of running; `runtime.py` holds what they share.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Sequence
+
+from bench.errors import ConfigError
+from bench.models import ResolvedModel, resolve_model
+from bench.variants.base import Preparation, TextEncoder
+from bench.variants.device import resolve_device, resolve_threads
+
+RUNTIMES = ("fp32", "fp16", "bf16", "int8", "onnx", "onnx-int8")
+VARIANTS: list[str] = [*RUNTIMES, "distilled", *(f"distilled+{r}" for r in RUNTIMES if r != "fp32")]
+
+__all__ = ["VARIANTS", "RUNTIMES", "build_encoder", "build_cross_encoder", "parse_variant", "resolve_device",
+           "TextEncoder", "Preparation"]
+
+
+def parse_variant(variant: str) -> tuple[bool, str]:
+    """"distilled+onnx-int8" -> (True, "onnx-int8"); "int8" -> (False, "int8"); unknown -> ConfigError."""
+    text = (variant or "").strip().lower()
+    parts = [p.strip() for p in text.split("+")] if text else []
+    distilled = bool(parts) and parts[0] == "distilled"
+    rest = parts[1:] if distilled else parts
+    if distilled and not rest:
+        rest = ["fp32"]
+    if len(rest) != 1 or rest[0] not in RUNTIMES:
+        raise ConfigError(f"unknown variant {variant!r}: choose one of {', '.join(VARIANTS)}")
+    return distilled, rest[0]
+
+
+def canonical_variant(variant: str) -> str:
+    distilled, runtime = parse_variant(variant)
+    if distilled:
+        return "distilled" if runtime == "fp32" else f"distilled+{runtime}"
+    return runtime
+
+
+def _build_backend(model: ResolvedModel, runtime: str, device: str, threads: int, cache_dir: Path | None):
+    if runtime in ("fp32", "fp16", "bf16"):
+        from bench.variants.eager import build_eager
+
+        return build_eager(model, runtime, device)
+    if runtime == "int8":
+        from bench.variants.int8 import build_int8
+
+        return build_int8(model, device)
+    from bench.variants.onnx import build_onnx
+
+    return build_onnx(model, quantized=runtime == "onnx-int8", device=device, threads=threads, cache_dir=cache_dir)
+
+
+def _prepare(model, variant, device, threads, distill_texts, cache_dir, distill):
+    """Resolve model/device/threads, distil when asked, build the runtime backend; merge one-time costs."""
+    distilled, runtime = parse_variant(variant)
+    device = resolve_device(device)
+    threads = resolve_threads(threads)
+    from bench.variants.device import pin_torch_threads
+
+    pin_torch_threads(threads)
+    resolved = resolve_model(model, cache_dir=cache_dir)
+    t0 = time.perf_counter()
+    notes: dict = {"threads": threads, "device": device}
+    prep_s = 0.0
+    file_bytes_extra = 0
+    if distilled:
+        from bench.variants.distilled import distil
+
+        student, distil_prep = distil(resolved, distill_texts, settings=distill, device=device, cache_dir=cache_dir)
+        notes["distil"] = {**distil_prep.notes, "seconds": distil_prep.seconds, "file_bytes": distil_prep.file_bytes}
+        notes["teacher"] = resolved.name
+        prep_s += distil_prep.seconds
+        resolved = student
+    backend, run_prep = _build_backend(resolved, runtime, device, threads, cache_dir)
+    notes[runtime] = run_prep.notes
+    notes["build_s_this_process"] = time.perf_counter() - t0
+    prep = Preparation(seconds=prep_s + run_prep.seconds, file_bytes=run_prep.file_bytes + file_bytes_extra,
+                       notes=notes)
+    return resolved, backend, canonical_variant(variant), device, threads, prep
+
+
+def build_encoder(model: "str | ResolvedModel" = "minilm", variant: str = "fp32", device: str = "cpu",
+                  threads: int | None = None, max_length: int = 128, distill_texts: Sequence[str] | None = None,
+                  cache_dir: Path | None = None, distill=None) -> TextEncoder:
+    """A TextEncoder for `model` under `variant` on `device`, torch and ONNX Runtime threads pinned to `threads`.
+
+    `preparation.seconds` is the one-time cost of making the variant (export, quantise, distil) as measured when
+    it was made, even when reused from the cache; `preparation.notes` says what was reused and how long loading
+    took in this process. `distill` is an optional `bench.variants.distilled.DistilSettings`.
+    """
+    from bench.variants.runtime import TransformerEncoder
+
+    resolved, backend, name, device, threads, prep = _prepare(model, variant, device, threads, distill_texts,
+                                                              cache_dir, distill)
+    return TransformerEncoder(resolved, backend, name, device, threads, max_length, prep)
+
+
+def build_cross_encoder(model: "str | ResolvedModel" = "minilm", variant: str = "fp32", device: str = "cpu",
+                        threads: int | None = None, max_length: int = 256,
+                        distill_texts: Sequence[str] | None = None, cache_dir: Path | None = None, distill=None):
+    """A CrossEncoder (pairs [CLS] q [SEP] d [SEP]) under `variant`; supply its score head with `set_head`."""
+    from bench.variants.runtime import CrossEncoder
+
+    resolved, backend, name, device, threads, prep = _prepare(model, variant, device, threads, distill_texts,
+                                                              cache_dir, distill)
+    return CrossEncoder(resolved, backend, name, device, threads, max_length, prep)
