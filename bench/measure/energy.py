@@ -137,7 +137,11 @@ class EnergyMeter:
         self._result: EnergyResult | None = None
 
     def _cpu_s(self) -> float:
-        t = self.proc.cpu_times()
+        try:
+            t = self.proc.cpu_times()
+        except psutil.NoSuchProcess:
+            raise BenchError(f"process {self.proc.pid} ended before the energy window closed; measure energy "
+                             "inside the process doing the work (or close the window before it exits)") from None
         return t.user + t.system + getattr(t, "children_user", 0.0) + getattr(t, "children_system", 0.0)
 
     def __enter__(self) -> "EnergyMeter":
