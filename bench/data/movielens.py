@@ -28,7 +28,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from bench.data.cache import (download_url, ensure_dir, pip_download, resolve_data_dir, sha256_file)
+from bench.data.cache import (copy_dir_atomically, copy_file_atomically, download_url, ensure_dir, pip_download, resolve_data_dir,
+                               sha256_file)
 from bench.data.checksum import fast_canonical_checksum
 from bench.data.dataset import Dataset, Interactions, ItemText
 from bench.errors import DataError
@@ -59,8 +60,10 @@ GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy",
           "War", "Western")
 _GENRE_ORDER = {g: i for i, g in enumerate(GENRES)}
 
-FETCH_HINT = ("run `recbench data fetch ml-100k`, or pass --source-dir DIR holding u.data + u.item "
-              "(GroupLens) or ml-100k.inter + ml-100k.item (RecBole)")
+FETCH_HINT = ("run `recbench data fetch ml-100k`, or `recbench data fetch ml-100k --from DIR` with a folder "
+              "holding u.data + u.item (GroupLens) or ml-100k.inter + ml-100k.item (RecBole)")
+#: folder in the cache holding a verified copy of data the user supplied (loose files or another archive)
+LOCAL_COPY = "local"
 
 
 # ---------------------------------------------------------------- parsing (layout -> common tables)
@@ -231,27 +234,34 @@ def _zip_prefix(path: Path, marker: str) -> str | None:
     return None
 
 
-def read_source(path: Path) -> Dataset:
-    """Parse and verify ML-100K from a directory, a GroupLens zip or a recbole wheel."""
+def find_layout(path: Path) -> tuple[str, Path]:
+    """("grouplens" | "recbole", folder) for loose files, or ("archive", file) for a zip/wheel."""
     path = Path(path)
     if path.is_dir():
         for folder in (path, path / NAME):
             if (folder / "u.data").is_file() and (folder / "u.item").is_file():
-                raw = parse_grouplens((folder / "u.data").read_bytes(), (folder / "u.item").read_bytes(),
-                                      f"{folder}/")
-                return to_dataset(raw, f"directory {folder} (GroupLens layout)", checked_file=str(folder / "u.data"))
+                return "grouplens", folder
             if (folder / f"{NAME}.inter").is_file() and (folder / f"{NAME}.item").is_file():
-                raw = parse_recbole((folder / f"{NAME}.inter").read_bytes(), (folder / f"{NAME}.item").read_bytes(),
-                                    f"{folder}/")
-                return to_dataset(raw, f"directory {folder} (RecBole atomic layout)",
-                                  checked_file=str(folder / f"{NAME}.inter"))
+                return "recbole", folder
         for archive in sorted(path.glob("recbole-*.whl")) + sorted(path.glob(GROUPLENS_ZIP_NAME)):
-            return read_source(archive)
+            return "archive", archive
         raise DataError(f"{path} holds no MovieLens-100K files (u.data + u.item, ml-100k.inter + ml-100k.item, "
-                        f"a recbole wheel or {GROUPLENS_ZIP_NAME}); point --source-dir at such a folder or "
-                        f"drop --source-dir to fetch it")
+                        f"a recbole wheel or {GROUPLENS_ZIP_NAME}); point --from at such a folder, or leave "
+                        f"it out to download the data")
     if not path.is_file():
         raise DataError(f"{path} does not exist; {FETCH_HINT}")
+    return "archive", path
+
+
+def read_source(path: Path) -> Dataset:
+    """Parse and verify ML-100K from a directory, a GroupLens zip or a recbole wheel."""
+    kind, path = find_layout(path)
+    if kind == "grouplens":
+        raw = parse_grouplens((path / "u.data").read_bytes(), (path / "u.item").read_bytes(), f"{path}/")
+        return to_dataset(raw, f"directory {path} (GroupLens layout)", checked_file=str(path / "u.data"))
+    if kind == "recbole":
+        raw = parse_recbole((path / f"{NAME}.inter").read_bytes(), (path / f"{NAME}.item").read_bytes(), f"{path}/")
+        return to_dataset(raw, f"directory {path} (RecBole atomic layout)", checked_file=str(path / f"{NAME}.inter"))
     prefix = _zip_prefix(path, "u.data")
     if prefix is not None:
         read = _zip_reader(path, prefix)
@@ -280,7 +290,8 @@ def _cached_file(folder: Path) -> Path | None:
                 raise DataError(f"cached file {path} is corrupt (sha256 mismatch); delete it and run "
                                 f"`recbench data fetch ml-100k`")
             return path
-    return None
+    local = folder / LOCAL_COPY
+    return local if local.is_dir() else None  # a copy of the user's files; read_source verifies its content
 
 
 def locate(data_dir=None, source_dir=None, *, allow_download: bool = True, progress: bool | None = None,
@@ -289,8 +300,8 @@ def locate(data_dir=None, source_dir=None, *, allow_download: bool = True, progr
     if source_dir is not None:
         path = Path(source_dir).expanduser()
         if not path.exists():
-            raise DataError(f"--source-dir {path} does not exist; pass a folder holding u.data + u.item or "
-                            f"ml-100k.inter + ml-100k.item, or drop --source-dir to fetch the data")
+            raise DataError(f"{path} does not exist; name a folder holding u.data + u.item or "
+                            f"ml-100k.inter + ml-100k.item, or leave it out to download the data")
         return path
     folder = cache_dir(data_dir)
     cached = _cached_file(folder) if folder.is_dir() else None
@@ -311,10 +322,37 @@ def locate(data_dir=None, source_dir=None, *, allow_download: bool = True, progr
                             progress=progress)
     except DataError as exc:
         failures.append(f"PyPI recbole wheel: {exc}")
-    raise DataError(f"could not obtain MovieLens-100K ({' | '.join(failures)}); pass --source-dir DIR "
-                    f"holding u.data + u.item or ml-100k.inter + ml-100k.item")
+    raise DataError(f"could not obtain MovieLens-100K ({' | '.join(failures)}); with a local copy, run "
+                    f"`recbench data fetch ml-100k --from DIR` (DIR holding u.data + u.item or "
+                    f"ml-100k.inter + ml-100k.item)")
 
 
 def load(data_dir=None, source_dir=None, *, allow_download: bool = True, progress: bool | None = None) -> Dataset:
     """ML-100K as a verified Dataset (name "ml-100k", checksum set), acquiring it if needed."""
     return read_source(locate(data_dir, source_dir, allow_download=allow_download, progress=progress))
+
+
+def fetch(data_dir=None, source_dir=None, *, progress: bool | None = None) -> Path:
+    """Put a verified ML-100K into the cache and return its path there.
+
+    Without `source_dir`: the cache, else a download (see locate). With it: the user's data is parsed and
+    checked against ML100K_CHECKSUM first, then copied into the cache atomically, so later runs find it
+    without the flag. An archive with a known sha256 keeps its canonical name; anything else goes to
+    `<cache>/ml-100k/local/`.
+    """
+    if source_dir is None:
+        path = locate(data_dir, None, progress=progress)
+        read_source(path)
+        return path
+    kind, path = find_layout(Path(source_dir).expanduser())
+    read_source(path)  # verify before anything is written
+    folder = ensure_dir(cache_dir(data_dir))
+    if kind == "archive":
+        known = {GROUPLENS_ZIP_SHA256: GROUPLENS_ZIP_NAME, RECBOLE_WHEEL_SHA256: RECBOLE_WHEEL_NAME}
+        name = known.get(sha256_file(path))
+        if name is not None:
+            return copy_file_atomically(path, folder / name)
+        archive_name = path.name if path.name.startswith("recbole-") else GROUPLENS_ZIP_NAME
+        return copy_dir_atomically([path], folder / LOCAL_COPY, names=[archive_name])
+    names = ["u.data", "u.item"] if kind == "grouplens" else [f"{NAME}.inter", f"{NAME}.item"]
+    return copy_dir_atomically([path / n for n in names], folder / LOCAL_COPY)

@@ -131,7 +131,7 @@ def test_failing_pip_is_a_data_error_quoting_pip_and_leaves_nothing(tmp_path, mo
     _fake_pip(monkeypatch, "import sys; print('ERROR: No matching distribution found for pkg==1.0'); sys.exit(1)")
     with pytest.raises(DataError) as err:
         cache.pip_download("pkg==1.0", tmp_path / "cache" / "pkg.whl", PAYLOAD_SHA256, progress=False)
-    assert "No matching distribution" in str(err.value) and "--source-dir" in str(err.value)
+    assert "No matching distribution" in str(err.value) and "--from DIR" in str(err.value)
     assert _everything_in(tmp_path / "cache") == []
 
 

@@ -141,7 +141,37 @@ def test_source_dir_is_used_first_through_load_dataset(ml100k, recbole_wheel, tm
     _assert_same_dataset(ml100k, loaded)
     assert str(folder) in loaded.source
     assert not empty_cache.exists()  # a named source is read in place, nothing downloaded or cached
-    assert fetch("ml-100k", data_dir=empty_cache, source_dir=folder) == folder
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("layout", ["grouplens", "atomic", "wheel"])
+def test_fetch_from_a_local_copy_verifies_then_caches_it_for_later_runs(ml100k, recbole_wheel, tmp_path,
+                                                                          monkeypatch, layout):
+    if layout == "grouplens":
+        source = write_grouplens_layout(recbole_wheel, tmp_path / "mine")
+    elif layout == "atomic":
+        source = tmp_path / "mine"
+        source.mkdir()
+        for name in ("ml-100k.inter", "ml-100k.item"):
+            (source / name).write_bytes(_read_member(recbole_wheel, name))
+    else:
+        source = recbole_wheel
+    cache_root = tmp_path / "cache"
+    cached = fetch("ml-100k", data_dir=cache_root, source_dir=source)
+    assert cached.is_relative_to(cache_root / "ml-100k")
+    assert not [p for p in (cache_root / "ml-100k").iterdir() if p.name.startswith(".")]  # no temporaries
+    monkeypatch.setattr(movielens, "download_url", lambda *a, **k: pytest.fail("downloaded despite the cache"))
+    monkeypatch.setattr(movielens, "pip_download", lambda *a, **k: pytest.fail("downloaded despite the cache"))
+    _assert_same_dataset(ml100k, load_dataset("ml-100k", data_dir=cache_root))
+
+
+@pytest.mark.network
+def test_fetch_from_a_corrupt_local_copy_caches_nothing(recbole_wheel, tmp_path):
+    folder = write_grouplens_layout(recbole_wheel, tmp_path / "bad")
+    (folder / "u.data").write_bytes((folder / "u.data").read_bytes()[:-40])  # a truncated last row or two
+    with pytest.raises(DataError):
+        fetch("ml-100k", data_dir=tmp_path / "cache", source_dir=folder)
+    assert not (tmp_path / "cache").exists()
 
 
 @pytest.mark.network
@@ -190,7 +220,7 @@ def test_every_source_failing_is_one_data_error_naming_both_and_the_fix(tmp_path
     with pytest.raises(DataError) as err:
         movielens.locate(tmp_path, grouplens_url="http://127.0.0.1:9/ml-100k.zip", connect_timeout_s=1.0)
     message = str(err.value)
-    assert "GroupLens" in message and "recbole" in message and "--source-dir" in message
+    assert "GroupLens" in message and "recbole" in message and "--from DIR" in message
     assert list((tmp_path / "ml-100k").iterdir()) == []
 
 
