@@ -1,0 +1,187 @@
+"""What one cell does, inside its own fresh process: load, split, fit, evaluate, put under load, account.
+
+Data flows one way: spec -> dataset/split -> recommender -> measurements -> CellResult.
+The runner (bench.runner) owns process isolation; this module owns the order of work inside a cell.
+"""
+from __future__ import annotations
+
+import inspect
+import time
+from dataclasses import asdict
+from typing import Any, Callable
+
+import numpy as np
+
+from bench.results import CellResult
+from bench.scenario import NO_VARIANT, CellSpec, Settings
+
+Progress = Callable[[str], None]
+
+
+def _noop(_: str) -> None:
+    pass
+
+
+def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop) -> CellResult:
+    """Measure one cell. Raises on failure; the runner turns exceptions into failed rows."""
+    from bench.measure import threads as threads_mod
+    pinned = threads_mod.pin_threads(settings.threads)
+
+    from bench.data import load_dataset
+    from bench.data.splits import make_split
+    from bench.measure.memory import RssSampler
+    from bench.recommenders import registry
+
+    result = CellResult(cell=spec.name, dataset=spec.dataset, split=spec.split, recommender=spec.recommender,
+                        variant=spec.variant, device=spec.device, params=dict(spec.params))
+    progress("loading data")
+    dataset = load_dataset(spec.dataset, data_dir=settings.data_dir)
+    split = make_split(dataset, spec.split, seed=settings.seed)
+    result.provenance = {"threads": pinned, "seed": settings.seed, "data_checksum": dataset.checksum,
+                         "data_source": dataset.source, "n_users": dataset.n_users, "n_items": dataset.n_items,
+                         "n_interactions": len(dataset.interactions), "n_train": len(split.train),
+                         "n_valid": len(split.valid), "n_test": len(split.test)}
+
+    entry = registry.get(spec.recommender)
+    recommender = entry.build(**_constructor_params(entry, spec, settings))
+    result.label = "cost-only" if getattr(recommender, "cost_only", False) else "measured"
+
+    # RSS is sampled from a thread outside the timed code; the baseline is taken with the data loaded,
+    # so peak_rss_bytes is what the recommender itself adds.
+    with RssSampler() as rss:
+        progress("fitting")
+        t0 = time.perf_counter_ns()
+        recommender.fit(split.train_set())
+        fit_s = (time.perf_counter_ns() - t0) / 1e9
+        result.add("fit_s", fit_s, "s", n=1)
+        for key, value in (getattr(recommender, "stats", None) or {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                result.add(key, value, _unit_of(key), n=1)
+        result.add("footprint_bytes", recommender.footprint(), "bytes")
+
+        exclude = _exclusion(split)
+        if result.label == "cost-only":
+            progress("skipping quality (cost-only model)")
+        else:
+            _quality(result, recommender, split, settings, progress)
+        _loads(result, recommender, split, exclude, settings, spec, progress)
+    mem = rss.report()
+    result.memory = mem.to_dict()
+    result.add("peak_rss_bytes", mem.peak_rss_bytes, "bytes", n=mem.n_samples,
+               flag="" if mem.max_gap_s <= 0.05 else f"sampling gaps up to {mem.max_gap_s * 1e3:.0f} ms")
+    return result
+
+
+def _constructor_params(entry, spec: CellSpec, settings: Settings) -> dict[str, Any]:
+    """Scenario params plus the cell's variant/device/threads/seed where the constructor takes them."""
+    params = dict(spec.params)
+    target_cls = _target_class(entry)
+    accepted = inspect.signature(target_cls.__init__).parameters
+    implied = {"variant": spec.variant, "device": spec.device, "threads": settings.threads, "seed": settings.seed}
+    for key, value in implied.items():
+        if key in accepted and key not in params and not (key == "variant" and value == NO_VARIANT):
+            params[key] = value
+    return params
+
+
+def _target_class(entry):
+    import importlib
+    module, cls = entry.target.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def _unit_of(key: str) -> str:
+    for suffix, unit in (("_s", "s"), ("_bytes", "bytes"), ("_ms", "ms")):
+        if key.endswith(suffix):
+            return unit
+    return ""
+
+
+def _exclusion(split):
+    """Items never to recommend at test time: everything seen in train and valid."""
+    seen = split.train.matrix(split.n_users, split.n_items) + split.valid.matrix(split.n_users, split.n_items)
+    seen.data[:] = 1.0
+    return seen.tocsr()
+
+
+def _quality(result: CellResult, recommender, split, settings: Settings, progress: Progress) -> None:
+    from bench import quality
+    progress("evaluating quality (full ranking)")
+    users = None
+    if settings.quality_users:
+        all_users = split.test_users()
+        rng = np.random.default_rng(settings.seed)
+        users = np.sort(rng.choice(all_users, size=min(settings.quality_users, len(all_users)), replace=False))
+    figures = quality.evaluate_ranking(recommender, split, ks=settings.ks, part="test", users=users)
+    n_users = int(figures.pop("evaluated_users", 0)) or None
+    flag = "" if users is None else f"sampled users: {n_users}"
+    for name, value in figures.items():
+        result.add(name, value, "", n=n_users, flag=flag)
+    if recommender.predicts_ratings:
+        for name, value in quality.evaluate_rating(recommender, split, part="test").items():
+            result.add(name, value, "rating", n=len(split.test))
+
+
+def _loads(result: CellResult, recommender, split, exclude, settings: Settings, spec: CellSpec,
+           progress: Progress) -> None:
+    from bench.measure import loads
+    from bench.measure.energy import EnergyMeter
+    from bench.measure.timer import StopRule, make_sync
+
+    rng = np.random.default_rng(settings.seed)
+    pool = rng.permutation(split.test_users())
+    k = min(settings.k, split.n_items)
+    sync = make_sync(spec.device)
+
+    def serve(users: np.ndarray):
+        return recommender.recommend(users, k, exclude=exclude)
+
+    def relay(event) -> None:
+        progress(f"{event.message or event.phase} ({event.done} calls)")
+
+    if "offline" in spec.loads:
+        progress("offline load: batch-size sweep")
+        rule = StopRule(min_count=settings.offline_min_batches, min_duration_s=settings.offline_min_s,
+                        max_count=100_000, max_duration_s=max(10.0, 4 * settings.offline_min_s),
+                        warmup_count=2, warmup_s=0.0)
+        with EnergyMeter() as energy:
+            off = loads.offline(serve, pool, unit="users", batch_sizes=settings.batch_sizes, rule=rule,
+                                seed=settings.seed, sync=sync, progress=relay)
+        for p in off.points:
+            result.timings.append({"load": "offline", "batch_size": p.batch_size, "unit_of_work": off.unit,
+                                   "throughput_per_s": p.throughput_per_s, **p.latency.to_dict()})
+        result.metrics.extend(off.metric_rows())
+        _energy_rows(result, energy.result(), off)
+    if "single-stream" in spec.loads:
+        progress("single-stream load")
+        rule = StopRule(min_count=settings.stream_min_count, min_duration_s=settings.stream_min_s, max_count=100_000,
+                        max_duration_s=settings.stream_max_s, warmup_count=settings.warmup_count, warmup_s=0.0)
+        ss = loads.single_stream(serve, pool, unit="requests", rule=rule, seed=settings.seed, sync=sync,
+                                 progress=relay)
+        result.timings.append({"load": "single-stream", "batch_size": 1, "unit_of_work": ss.unit,
+                               **ss.latency.to_dict()})
+        result.metrics.extend(ss.metric_rows())
+    if "server" in spec.loads:
+        progress(f"server load: highest Poisson rate with p99 <= {settings.slo_ms:g} ms")
+        sv = loads.server_slo_search(serve, pool, unit="requests", slo_ms=settings.slo_ms,
+                                     budget_s=settings.server_budget_s, min_trial_requests=settings.server_requests,
+                                     seed=settings.seed, sync=sync, progress=relay)
+        if sv.at_max is not None:
+            result.timings.append({"load": "server", "batch_size": 1, "unit_of_work": sv.unit,
+                                   "rate_per_s": sv.at_max.target_rate_per_s, **sv.at_max.latency.to_dict()})
+        result.metrics.extend(sv.metric_rows())
+        summary = sv.to_dict()
+        summary.pop("at_max", None)  # its latency summary (with raw samples) is already under timings
+        result.extras["server_slo_search"] = summary
+
+
+def _energy_rows(result: CellResult, energy: dict, off) -> None:
+    """Joules per recommendation over the offline sweep, labelled measured (RAPL/NVML) or estimated."""
+    joules = energy.get("joules")
+    units = sum(p.units for p in off.points)
+    if joules is None or not units:
+        return
+    label = energy.get("label", "estimated")
+    result.add("energy_j_per_rec", joules / units, "J", load="offline", label=label,
+               flag=f"{energy.get('method', '')}; over the whole sweep, warm-up calls included")
+    result.extras["energy_offline"] = energy

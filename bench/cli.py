@@ -1,0 +1,166 @@
+"""The `recbench` command: run, list, report, compare, data, selfcheck."""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Sequence
+
+from bench.errors import BenchError
+
+EPILOG = """examples:
+  recbench run                      # the default scenario (quick) on MovieLens-100K, results under reports/
+  recbench run full --out /tmp/r    # every recommender, mode and variant
+  recbench run quick --recommenders ease,pop --seed 1
+  recbench report reports/<run>     # rebuild index.html / PNGs / report.md from a results file
+  recbench compare BASE HEAD        # regression verdict: exit 0 ok, 1 regression, 2 bad input
+"""
+
+
+def _csv_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in _csv_list(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers (e.g. 1,32,256)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="recbench", description="Measure what a language-model recommender costs "
+                                     "beside classic collaborative filtering.", epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a scenario and write results.json, results.csv and a report",
+                         description="Run every cell of a scenario, each in a fresh process, and write "
+                                     "OUT/<run_id>/results.{json,csv}, index.html, PNGs and report.md.")
+    run.add_argument("scenario", nargs="?", default="quick", help="scenario name (see `recbench list`) or path to a .py file (default: quick)")
+    run.add_argument("--out", type=Path, default=Path("reports"), help="directory for run folders (default: reports)")
+    run.add_argument("--dataset", type=_csv_list, help="dataset(s) to use instead of the scenario's: ml-100k, synthetic[:users=..,items=..,interactions=..,seed=..], or a CSV/Parquet path")
+    run.add_argument("--recommenders", type=_csv_list, help="comma-separated recommenders to keep (or add) e.g. ease,pop")
+    run.add_argument("--seed", type=int, help="split and model seed (default: the scenario's, 0)")
+    run.add_argument("--threads", type=int, help="threads per cell for torch, ONNX Runtime and BLAS (default: 2)")
+    run.add_argument("--device", choices=["cpu", "cuda", "auto"], help="device for language-model cells (default: the scenario's)")
+    run.add_argument("--k", type=int, help="list length served under load (default 10)")
+    run.add_argument("--batch-sizes", type=_int_list, help="offline batch sizes (default 1,32,256)")
+    run.add_argument("--slo-ms", type=float, help="server-load p99 latency objective in ms (default 100)")
+    run.add_argument("--cell-timeout", type=float, help="seconds before a cell is stopped and marked failed (default 600)")
+    run.add_argument("--quality-users", type=int, help="rank a seeded sample of this many test users (default 0 = all)")
+    run.add_argument("--data-dir", help="data cache directory (default: $RECBENCH_DATA_DIR or the user cache)")
+    run.add_argument("--prices", type=Path, help="price sheet TOML overriding the built-in one")
+    run.add_argument("--instance", help="instance this machine is priced as (default: a per-vCPU share of c7i.xlarge)")
+    run.add_argument("--no-report", action="store_true", help="write results only, no HTML/PNG report")
+
+    sub.add_parser("list", help="list scenarios, recommenders, datasets, variants and splits")
+
+    rep = sub.add_parser("report", help="(re)build the HTML/PNG/Markdown report from a results file")
+    rep.add_argument("results", type=Path, help="results.json or the run directory holding it")
+    rep.add_argument("--out", type=Path, help="output directory (default: beside the results file)")
+    rep.add_argument("--prices", type=Path, help="price sheet TOML overriding the built-in one")
+
+    cmp_ = sub.add_parser("compare", help="compare two results files; exit 0 ok, 1 regression, 2 bad input")
+    cmp_.add_argument("base", type=Path)
+    cmp_.add_argument("head", type=Path)
+    cmp_.add_argument("--strict-timing", action="store_true", help="timing regressions fail the gate (soft by default)")
+    cmp_.add_argument("--markdown", type=Path, help="also write the verdict as Markdown to this file")
+
+    data = sub.add_parser("data", help="fetch and verify datasets")
+    data_sub = data.add_subparsers(dest="data_command", metavar="ACTION")
+    fetch = data_sub.add_parser("fetch", help="download (or copy) and verify a dataset into the cache")
+    fetch.add_argument("name", help="dataset name, e.g. ml-100k")
+    fetch.add_argument("--data-dir", help="cache directory (default: $RECBENCH_DATA_DIR or the user cache)")
+    fetch.add_argument("--from", dest="source_dir", help="a directory already holding the files (u.data/u.item or ml-100k.inter/.item)")
+
+    sc = sub.add_parser("selfcheck", help="time one MiniLM forward with the suite's timer and a plain loop; they must agree")
+    sc.add_argument("--model", default="minilm")
+    sc.add_argument("--threads", type=int, default=2)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return _dispatch(args, parser)
+    except BenchError as exc:
+        print(f"recbench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("recbench: interrupted; results written so far are complete and valid", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args, parser) -> int:
+    if args.command == "run":
+        return _run(args)
+    if args.command == "list":
+        return _list()
+    if args.command == "report":
+        return _report(args)
+    if args.command == "compare":
+        from bench.compare import main_compare
+        return main_compare(args.base, args.head, strict_timing=args.strict_timing, markdown_path=args.markdown)
+    if args.command == "data":
+        if args.data_command != "fetch":
+            parser.parse_args(["data", "--help"])
+        from bench.data import fetch
+        path = fetch(args.name, data_dir=args.data_dir, source_dir=args.source_dir)
+        print(f"{args.name}: verified, cached at {path}")
+        return 0
+    if args.command == "selfcheck":
+        from bench.selfcheck import main_selfcheck
+        return main_selfcheck(args.model, args.threads)
+    raise AssertionError(args.command)
+
+
+def _run(args) -> int:
+    from bench import runner, scenario as scenario_mod
+    from bench.console import RunDisplay, print_summary
+
+    sc = scenario_mod.load(args.scenario)
+    sc = sc.filtered(datasets=args.dataset, recommenders=args.recommenders)
+    overrides = {key: value for key, value in {
+        "seed": args.seed, "threads": args.threads, "k": args.k, "batch_sizes": args.batch_sizes,
+        "slo_ms": args.slo_ms, "cell_timeout_s": args.cell_timeout, "quality_users": args.quality_users,
+        "data_dir": args.data_dir}.items() if value is not None}
+    sc = sc.with_settings(**overrides)
+    if args.device:
+        from bench.variants.device import resolve_device
+        device = resolve_device(args.device)
+        sc = replace(sc, cells=tuple(replace(c, device=device) if c.variant != scenario_mod.NO_VARIANT else c
+                                     for c in sc.cells))
+    sc.settings.validate()
+    options = runner.RunOptions(out_root=args.out, prices=args.prices, instance=args.instance,
+                                report=not args.no_report)
+    display = RunDisplay(total=len(sc.cells), scenario=sc.name)
+    with display:
+        run, out_dir = runner.run(sc, options, listener=display.listener)
+    print_summary(run, out_dir)
+    return 0 if all(c.status != "failed" for c in run.cells) else 1
+
+
+def _list() -> int:
+    from bench.console import print_listing
+    print_listing()
+    return 0
+
+
+def _report(args) -> int:
+    from bench import cost, results
+    from bench.report import write_report
+    run = results.load(args.results)
+    src = args.results if args.results.is_dir() else args.results.parent
+    out = write_report(run, args.out or src, prices=cost.load_prices(args.prices))
+    print(f"report: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

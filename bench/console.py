@@ -1,0 +1,135 @@
+"""Terminal output: live progress while a run works, a summary table at the end, and `recbench list`."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.results import CellResult, RunResult
+from bench.scenario import CellSpec
+
+console = Console(stderr=True, highlight=False)
+
+
+class RunDisplay:
+    """One line per finished cell plus a live status line with the running cell's phase and elapsed time."""
+
+    def __init__(self, total: int, scenario: str) -> None:
+        self.total, self.scenario, self.done = total, scenario, 0
+        self._status = None
+        self._cell_started = 0.0
+        self._run_started = time.monotonic()
+
+    def __enter__(self) -> "RunDisplay":
+        self._status = console.status(f"recbench run {self.scenario}: starting")
+        self._status.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._status is not None:
+            self._status.__exit__(*exc)
+        console.print(f"[dim]{self.done}/{self.total} cells in {time.monotonic() - self._run_started:.0f} s[/dim]")
+
+    def listener(self, event: str, spec: CellSpec, message: str) -> None:
+        if event == "start":
+            self._cell_started = time.monotonic()
+            self._update(spec, "starting a fresh process")
+        elif event == "progress":
+            self._update(spec, message)
+        elif event == "note":
+            console.print(f"[dim]{message}[/dim]")
+        elif event == "done":
+            self.done += 1
+            took = time.monotonic() - self._cell_started
+            style = "green" if message == "ok" else "yellow" if message == "gated" else "red"
+            console.print(f"[{style}]{'✓' if message == 'ok' else '✗'}[/{style}] {spec.name} "
+                          f"[dim]({took:.1f} s)[/dim] {'' if message == 'ok' else message}")
+
+    def _update(self, spec: CellSpec, phase: str) -> None:
+        if self._status is not None:
+            elapsed = time.monotonic() - self._cell_started
+            self._status.update(f"[{self.done + 1}/{self.total}] {spec.name}: {phase} ({elapsed:.0f} s)")
+
+
+def _fmt(cell: CellResult, metric: str, load: str | None = None, scale: float = 1.0, digits: int = 4) -> str:
+    row = cell.metric(metric, load)
+    if row is None:
+        return "–"
+    text = f"{row.value * scale:.{digits}g}" if abs(row.value * scale) < 1e4 else f"{row.value * scale:,.0f}"
+    return text + ("*" if row.flag and ("unreliable" in row.flag or "too few" in row.flag or "n<" in row.flag) else "")
+
+
+def _best(cell: CellResult, metric: str) -> str:
+    values = [m.value for m in cell.metrics if m.metric == metric]
+    return f"{max(values):,.0f}" if values else "–"
+
+
+def _short_names(cells: list[CellResult]) -> dict[str, str]:
+    """Cell names without the parts every cell shares (dataset, split, device), so the table stays narrow."""
+    parts = [c.cell.split("/") for c in cells]
+    keep = [i for i in range(5) if len({p[i] for p in parts}) > 1 or i == 2]
+    return {c.cell: "/".join(p[i] for i in keep if not (i == 3 and p[i] == "none")) for c, p in zip(cells, parts)}
+
+
+def print_summary(run: RunResult, out_dir: Path) -> None:
+    from bench.cost import HOSTED_RECOMMENDER
+
+    cells = [c for c in run.cells if c.recommender != HOSTED_RECOMMENDER]
+    hosted = [c for c in run.cells if c.recommender == HOSTED_RECOMMENDER]
+    shared = {tuple(c.cell.split("/")[i] for i in (0, 1, 4)) for c in cells}
+    where = " ".join("/".join(s) for s in shared) if len(shared) == 1 else "several datasets/splits"
+    out = Console(highlight=False, width=max(140, Console().width))
+    table = Table(title=f"recbench {run.run_id}  ({where})", title_justify="left")
+    for col in ("cell", "status", "NDCG@10", "Recall@10", "fit s", "users/s best", "p50 ms", "p99 ms",
+                "QPS@SLO", "RSS MiB", "$/1k recs"):
+        table.add_column(col, justify="left" if col in ("cell", "status") else "right")
+    names = _short_names(cells)
+    for c in cells:
+        status = c.status if c.label != "cost-only" else f"{c.status} (cost-only)"
+        table.add_row(names[c.cell], status, _fmt(c, "ndcg@10"), _fmt(c, "recall@10"), _fmt(c, "fit_s", digits=3),
+                      _best(c, "throughput_users_per_s"), _fmt(c, "latency_p50_ms", "single-stream", digits=3),
+                      _fmt(c, "latency_p99_ms", "single-stream", digits=3), _fmt(c, "max_qps_at_slo", "server", digits=3),
+                      _fmt(c, "peak_rss_bytes", scale=1 / 2**20, digits=3), _fmt(c, "usd_per_1k_recs", digits=3))
+    out.print(table)
+    mapping = (run.provenance.get("cost") or {})
+    out.print("[dim]* a figure flagged as not to be trusted as is (e.g. a p99 from too few samples; see the flag "
+              "column of results.csv). $/1k recs: measured throughput x "
+              f"{mapping.get('instance') or 'a per-vCPU share of ' + str(mapping.get('local_default_instance'))} "
+              "price (see the report for the price source and date).[/dim]")
+    for c in hosted:
+        usd, tokens = c.metric("hosted_usd_per_1k_recs"), c.metric("hosted_input_tokens_per_rec")
+        if usd is not None and tokens is not None:
+            out.print(f"hosted API {c.variant}: ${usd.value:.4g} per 1k recommendations ({usd.label}; "
+                      f"{tokens.value:,.0f} input tokens per request, {tokens.label} count)")
+    for c in cells:
+        if c.status != "ok":
+            out.print(f"[yellow]{names[c.cell]}: {c.status}: {c.error}[/yellow]")
+    out.print(f"results: {out_dir / 'results.json'}  {out_dir / 'results.csv'}")
+    if (out_dir / "index.html").exists():
+        out.print(f"report:  {out_dir / 'index.html'}")
+
+
+def print_listing() -> None:
+    from bench import scenario
+    from bench.data import DATASETS
+    from bench.data.splits import SPLITS
+    from bench.recommenders.registry import REGISTRY
+    from bench.variants import VARIANTS
+
+    out = Console(highlight=False)
+    t = Table(title="scenarios", title_justify="left")
+    t.add_column("name"), t.add_column("what it measures")
+    for name, doc in scenario.available().items():
+        t.add_row(name, doc)
+    out.print(t)
+    t = Table(title="recommenders", title_justify="left")
+    t.add_column("name"), t.add_column("family"), t.add_column("what it is")
+    for e in REGISTRY.values():
+        if e.family != "test":
+            t.add_row(e.name, e.family, e.summary)
+    out.print(t)
+    out.print("datasets: " + ", ".join(DATASETS))
+    out.print("splits:   " + ", ".join(SPLITS))
+    out.print("variants: " + ", ".join(VARIANTS) + "  (composable with +, e.g. distilled+onnx-int8)")

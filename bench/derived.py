@@ -1,0 +1,62 @@
+"""Figures derived after the cells ran: utilisation against the machine's measured peak, and the quality gate."""
+from __future__ import annotations
+
+from bench.results import CellResult, RunResult
+from bench.scenario import NO_VARIANT
+
+GATE_METRIC = "ndcg@10"
+REFERENCE_VARIANT = "fp32"
+
+
+def _best_throughput(cell: CellResult) -> float | None:
+    rows = [m.value for m in cell.metrics if m.metric == "throughput_users_per_s" and m.value]
+    return max(rows) if rows else None
+
+
+def add_utilisation(run: RunResult) -> None:
+    """achieved GFLOP/s = flops_per_rec x best offline throughput; percent of the GEMM peak measured at run start."""
+    peak = (run.machine.get("peak_gemm") or {}).get("gflops")
+    for cell in run.cells:
+        per_rec = cell.metric("flops_per_rec")
+        throughput = _best_throughput(cell)
+        if cell.status == "failed" or per_rec is None or not throughput:
+            continue
+        achieved_gflops = per_rec.value * throughput / 1e9
+        cell.add("achieved_gflops", achieved_gflops, "GFLOP/s", load="offline", label="estimated",
+                 flag="analytic FLOPs x measured throughput")
+        if peak:
+            cell.add("utilisation_pct_of_peak", 100.0 * achieved_gflops / peak, "%", load="offline",
+                     label="estimated", flag=f"peak {peak:.1f} GFLOP/s from the run-start GEMM")
+
+
+def apply_quality_gate(run: RunResult, share: float, metric: str = GATE_METRIC) -> None:
+    """MLPerf's idea: a variant's cost counts only where it keeps `share` of its fp32 model's quality.
+
+    The reference is the fp32 cell with the same dataset, split, recommender (and tag) and device.
+    """
+    by_key = {}
+    for cell in run.cells:
+        if cell.variant == REFERENCE_VARIANT and cell.status == "ok":
+            by_key[_gate_key(cell)] = cell
+    for cell in run.cells:
+        if cell.status != "ok" or cell.variant in (REFERENCE_VARIANT, NO_VARIANT) or cell.label == "cost-only":
+            continue
+        ref = by_key.get(_gate_key(cell))
+        mine, theirs = cell.metric(metric), ref.metric(metric) if ref else None
+        if mine is None or theirs is None or not theirs.value:
+            cell.extras["quality_gate"] = {"checked": False, "why": f"no fp32 reference {metric} in this run"}
+            continue
+        retained = mine.value / theirs.value
+        passed = retained >= share
+        cell.extras["quality_gate"] = {"checked": True, "metric": metric, "retained": retained, "required": share,
+                                       "reference_cell": ref.cell, "passed": passed}
+        cell.add("quality_retained_vs_fp32", retained, "ratio", flag="" if passed else f"below the {share:.0%} gate")
+        if not passed:
+            cell.status = "gated"
+            cell.error = (f"{metric} {mine.value:.4f} is {retained:.1%} of fp32's {theirs.value:.4f}, "
+                          f"below the {share:.0%} quality gate: its cost does not count")
+
+
+def _gate_key(cell: CellResult) -> tuple:
+    recommender = cell.cell.split("/")[2]  # includes the [tag]
+    return cell.dataset, cell.split, recommender, cell.device
