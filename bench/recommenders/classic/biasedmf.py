@@ -58,12 +58,17 @@ class BiasedMF(ScoringRecommender):
     Each half-step solves the exact ridge problem for all users (or all items) given the other side,
     so training is deterministic for a seed and needs no learning rate. `recommend` ranks by predicted
     rating (the rating model used as a ranker, as the article does).
+
+    Defaults tuned for its own objective, rating prediction: ML-100K random-8-1-1 seed 0, valid RMSE
+    0.904 at factors 4, reg 10, reg_bias 2 (factors 8: 0.908, 32: 0.918, 64: 0.914 at their best reg;
+    with a plain, count-independent L2 more factors overfit). Ranking by predicted rating favours rarely
+    rated items and scores far below Pop on NDCG@10: a known property of rating-trained models.
     """
 
     name = "biasedmf"
     predicts_ratings = True
 
-    def __init__(self, factors: int = 32, reg: float = 10.0, reg_bias: float = 5.0, iterations: int = 15,
+    def __init__(self, factors: int = 4, reg: float = 10.0, reg_bias: float = 2.0, iterations: int = 15,
                  init_std: float = 0.1, seed: int = 0, clip: bool = True) -> None:
         super().__init__()
         self.factors = check_positive_int("factors", factors, "BiasedMF")

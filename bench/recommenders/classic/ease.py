@@ -11,6 +11,9 @@ from bench.recommenders.classic._common import check_non_negative, csr_nbytes, r
 class EASE(ScoringRecommender):
     """B = argmin ||X - XB||^2 + lambda ||B||^2 s.t. diag(B) = 0, solved as B = I - P diag(1/diag(P)),
     P = (X^T X + lambda I)^-1. Dense n_items x n_items: fine up to a few tens of thousands of items.
+
+    Default l2 = 400, tuned on ML-100K random-8-1-1 seed 0, valid part (NDCG@10: 50 -> 0.242,
+    200 -> 0.261, 300 -> 0.264, 400 -> 0.265, 500 -> 0.263, 1000 -> 0.255).
     """
 
     name = "ease"

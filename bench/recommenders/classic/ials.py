@@ -12,13 +12,16 @@ class IALS(ScoringRecommender):
     """Implicit-feedback ALS: confidence 1 + alpha * x_ui on the binary matrix, L2 `regularization`.
 
     `num_threads` defaults to 1: implicit's multi-threaded solver is not bit-reproducible, and the
-    harness pins threads per cell anyway. BLAS is held to one thread during fit (implicit's own advice:
+    harness pins threads per cell anyway.
+
+    Defaults tuned on ML-100K random-8-1-1 seed 0, valid part (NDCG@10 0.254 at factors 128, reg 10,
+    alpha 1; reg 0.01-1 gave 0.17-0.22, alpha 5-20 was worse). Strong L2 matters more than width here. BLAS is held to one thread during fit (implicit's own advice:
     its solver parallelises over users, and a threaded BLAS underneath only oversubscribes the cores).
     """
 
     name = "ials"
 
-    def __init__(self, factors: int = 64, regularization: float = 0.05, alpha: float = 1.0,
+    def __init__(self, factors: int = 128, regularization: float = 10.0, alpha: float = 1.0,
                  iterations: int = 15, seed: int = 0, num_threads: int = 1) -> None:
         super().__init__()
         self.factors = check_positive_int("factors", factors, "IALS")

@@ -13,7 +13,8 @@ class ItemKNN(ScoringRecommender):
     """score(u, i) = sum over u's items j of sim(j, i), where sim(., i) keeps only i's k nearest items.
 
     Cosine over the binary user-item matrix (RecBole's ItemKNN with shrink 0). The similarity matrix is
-    sparse: at most k non-zeros per item.
+    sparse: at most k non-zeros per item. Default k = 50, tuned on ML-100K random-8-1-1 seed 0, valid
+    part (NDCG@10: k 10 -> 0.212, 30 -> 0.228, 50 -> 0.230, 100 -> 0.222, 400 -> 0.227).
     """
 
     name = "itemknn"

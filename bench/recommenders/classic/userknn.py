@@ -13,7 +13,8 @@ class UserKNN(ScoringRecommender):
     """score(u, i) = sum over u's k nearest users v of cos(u, v) * x[v, i].
 
     Cosine between users' binary interaction vectors. Dividing by the sum of similarities would not
-    change one user's ranking, so it is left out.
+    change one user's ranking, so it is left out. Default k = 50, tuned on ML-100K random-8-1-1 seed 0,
+    valid part (NDCG@10: k 10 -> 0.201, 30 -> 0.220, 50 -> 0.230, 100 -> 0.228, 400 -> 0.214).
     """
 
     name = "userknn"
