@@ -26,7 +26,7 @@ import numpy as np
 
 from bench.errors import ConfigError
 from bench.measure import _checks
-from bench.measure.stats import TimingSummary, metric_rows as _summary_rows, min_samples_for, percentile_name, summarize
+from bench.measure.stats import TimingSummary, metric_rows as _summary_rows, percentile_name, summarize
 from bench.measure.timer import REAL_CLOCK, Clock, Progress, ProgressEvent, StopRule, Sync, measure_repeated, no_sync
 from bench.results import MetricRow
 
