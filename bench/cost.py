@@ -49,6 +49,7 @@ from __future__ import annotations
 import math
 import re
 import tomllib
+import warnings
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -357,7 +358,9 @@ def token_counter(prefer: str = "o200k_base") -> TokenCounter:
     if prefer in ("o200k_base", "cl100k_base"):
         try:
             import bpe_openai
-            enc = bpe_openai.get_encoding(prefer)
+            with warnings.catch_warnings():  # its data loader uses a deprecated importlib.resources call
+                warnings.simplefilter("ignore", DeprecationWarning)
+                enc = bpe_openai.get_encoding(prefer)
             counter = TokenCounter(prefer, enc.encode, f"bpe-openai {getattr(bpe_openai, '__version__', '')}".strip())
         except Exception:  # not installed / data missing: fall back to the tokenizer we always have
             counter = None
@@ -619,7 +622,7 @@ def add_costs(run: RunResult, prices: PriceSheet | str | Path | None = None, ins
         cell.extras.pop("cost", None)
         if cell.status != "ok":
             if cell.status == "gated":
-                cell.extras["cost"] = {"skipped": "gated: below the quality gate, its cost does not count"}
+                cell.extras["cost"] = _gated_record(cell, sheet, instance, _threads_of(cell, threads_used))
             continue
         _cell_costs(cell, run, sheet, instance, _threads_of(cell, threads_used), volume, kwh_price)
 
@@ -690,6 +693,17 @@ def _cell_costs(cell: CellResult, run: RunResult, sheet: PriceSheet, instance: s
     if throughput is not None:
         record["projection"] = _project(cell, run, sheet, mapping, throughput)
     cell.extras["cost"] = record
+
+
+def _gated_record(cell: CellResult, sheet: PriceSheet, instance: str | None, threads: int | None) -> dict[str, Any]:
+    """A gated cell's cost does not count: no metric row, but what it would have cost is kept for charts."""
+    record: dict[str, Any] = {"skipped": "gated: below the quality gate, its cost does not count"}
+    mapping = map_machine(sheet, instance, threads, cell.device)
+    throughput = best_throughput(cell)
+    if mapping is not None and throughput is not None:
+        record["would_be_usd_per_1k_recs"] = usd_per_1k_recs(mapping.hourly_usd, throughput.value)
+        record["mapping"] = mapping.how
+    return record
 
 
 def _hosted_cell(w: HostedWorkload, entry: HostedPrice) -> CellResult:

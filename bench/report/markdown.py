@@ -1,0 +1,63 @@
+"""report.md: a short Markdown summary for CI step summaries ($GITHUB_STEP_SUMMARY) and pull-request comments."""
+from __future__ import annotations
+
+from bench.report.headlines import Headline
+from bench.report.view import QUALITY_LABEL, CellView, mib, num, sig, usd
+from bench.results import RunResult
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def render(run: RunResult, views: list[CellView], heads: list[Headline], html_name: str = "index.html") -> str:
+    lines = [f"# recbench report: {run.run_id}", ""]
+    scenario = run.scenario.get("name") if isinstance(run.scenario, dict) else None
+    if scenario:
+        lines += [f"Scenario `{scenario}`, {run.created_at}. Full report with charts: `{html_name}`.", ""]
+    lines += ["## Headlines", ""] + [f"- {h.text}" for h in heads] + [""]
+
+    footnotes: list[str] = []
+
+    def mark(flag: str) -> str:
+        if not flag:
+            return ""
+        if flag not in footnotes:
+            footnotes.append(flag)
+        return f"\\*{footnotes.index(flag) + 1}"
+
+    lines += ["## Cells", "",
+              f"| cell | status | {QUALITY_LABEL} | users/s | p50 ms | p99 ms | peak RSS | $ / 1k recs |",
+              "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for v in views:
+        if v.family == "hosted":
+            continue
+        q = "cost-only" if v.cost_only else (sig(v.quality.value) if v.quality else "–")
+        p50, p99 = v.latency.get("p50"), v.latency.get("p99")
+        p99_txt = "–" if p99 is None else f"{sig(p99.value)}{mark(p99.flag)}"
+        status = v.cell.status if not v.cell.error else f"{v.cell.status}: {v.cell.error}"
+        lines.append("| " + " | ".join(_cell(x) for x in [
+            v.name, status, q, num(v.throughput.value) if v.throughput else "–",
+            sig(p50.value) if p50 else "–", p99_txt, mib(v.peak_rss.value) if v.peak_rss else "–",
+            usd(v.usd.value) if v.usd else "–"]) + " |")
+    if footnotes:
+        lines += [""] + [f"\\*{i + 1}: {n}  " for i, n in enumerate(footnotes)]
+    hosted = [v for v in views if v.family == "hosted" and v.hosted_usd is not None]
+    if hosted:
+        lines += ["", "## Hosted APIs (estimated)", "", "| entry | $ / 1k recs | source, date |", "|---|---:|---|"]
+        for v in hosted:
+            price = v.cell.extras.get("cost", {}).get("price", {})
+            lines.append(f"| {_cell(v.variant)} | {usd(v.hosted_usd.value)} | "
+                         f"{_cell(price.get('source', ''))}, {_cell(price.get('date', ''))} |")
+    c = run.provenance.get("cost", {})
+    if c:
+        used = {v.cell.extras.get("cost", {}).get("instance") for v in views}
+        lines += ["", "## Prices used", ""]
+        for name, hw in sorted(c.get("hardware", {}).items()):
+            if name in used:
+                lines.append(f"- {name}: ${hw['usd_per_hour']:g}/h ({hw.get('source')}, {hw.get('date')})")
+        mapping = (f"mapped with --instance {c['instance']}" if c.get("instance") else
+                   f"per-vCPU share of {c.get('local_default_instance')}")
+        lines.append(f"- this machine: {mapping}; projections to other hardware are labelled projected")
+    lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,233 @@
+"""What a report shows of each cell: short unique names, the headline figures, and number formatting.
+
+Reads a RunResult only; knows nothing of how figures were measured.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bench import cost
+from bench.results import CellResult, MetricRow, RunResult
+
+QUALITY = "ndcg@10"
+QUALITY_LABEL = "NDCG@10"
+NO_VARIANT = "none"
+REFERENCE_VARIANT = "fp32"
+PREFERRED_CLASSIC = "ease"  # the classic reference of headline comparisons when present
+
+
+@dataclass
+class CellView:
+    cell: CellResult
+    name: str  # short, unique within the run
+    family: str  # classic | llm | hosted | test | other
+    quality: MetricRow | None = None
+    recall: MetricRow | None = None
+    throughput: MetricRow | None = None  # best offline
+    usd: MetricRow | None = None  # measured, offline load
+    usd_server: MetricRow | None = None
+    hosted_usd: MetricRow | None = None
+    latency: dict[str, MetricRow] = field(default_factory=dict)  # p50/p90/p99 single-stream
+    latency_samples_ms: np.ndarray | None = None
+    peak_rss: MetricRow | None = None
+    footprint: MetricRow | None = None
+    one_time_usd: MetricRow | None = None
+    one_time_per_1k: MetricRow | None = None
+    projected: dict[str, MetricRow] = field(default_factory=dict)  # instance -> row
+
+    @property
+    def ok(self) -> bool:
+        return self.cell.status == "ok"
+
+    @property
+    def cost_only(self) -> bool:
+        return self.cell.label == "cost-only"
+
+    @property
+    def has_quality(self) -> bool:
+        return self.quality is not None and not self.cost_only and self.family != "hosted"
+
+    @property
+    def recommender(self) -> str:
+        return self.cell.recommender
+
+    @property
+    def variant(self) -> str:
+        return self.cell.variant
+
+
+def family_of(recommender: str) -> str:
+    if recommender == cost.HOSTED_RECOMMENDER:
+        return "hosted"
+    try:
+        from bench.recommenders.registry import REGISTRY
+        entry = REGISTRY.get(recommender.split("[")[0])
+        return entry.family if entry else "other"
+    except Exception:  # the registry is optional for reading a results file
+        return "llm" if recommender.startswith("llm") else "other"
+
+
+def _finite(row: MetricRow | None) -> MetricRow | None:
+    return row if row is not None and row.value is not None and math.isfinite(row.value) else None
+
+
+def _rec_name(cell: CellResult) -> str:
+    parts = cell.cell.split("/")
+    return parts[2] if len(parts) >= 5 else cell.recommender  # keeps a [tag]
+
+
+def build_views(run: RunResult) -> list[CellView]:
+    cells = run.cells
+    measured = [c for c in cells if c.recommender != cost.HOSTED_RECOMMENDER] or cells
+    vary = {attr: len({getattr(c, attr) for c in measured}) > 1 for attr in ("dataset", "split", "device")}
+    views = []
+    for c in cells:
+        if c.recommender == cost.HOSTED_RECOMMENDER:
+            name = f"hosted {c.variant}"
+        else:
+            bits = [_rec_name(c)]
+            if c.variant and c.variant != NO_VARIANT:
+                bits.append(c.variant)
+            if vary["device"]:
+                bits.append(c.device)
+            name = " ".join(bits)
+        vary_here = vary if c.recommender != cost.HOSTED_RECOMMENDER else \
+            {"dataset": len({x.dataset for x in cells if x.recommender == cost.HOSTED_RECOMMENDER}) > 1, "split": False}
+        prefix = "/".join(getattr(c, a) for a in ("dataset", "split") if vary_here[a])
+        if prefix:
+            name = f"{prefix} {name}"
+        v = CellView(cell=c, name=name, family=family_of(c.recommender))
+        v.quality = _finite(c.metric(QUALITY))
+        v.recall = _finite(c.metric("recall@10"))
+        v.throughput = cost.best_throughput(c)
+        v.usd = _finite(c.metric(cost.USD_PER_1K, load="offline"))
+        v.usd_server = _finite(c.metric(cost.USD_PER_1K, load="server"))
+        v.hosted_usd = _finite(c.metric(cost.HOSTED_USD))
+        for p in ("p50", "p90", "p99"):
+            row = _finite(c.metric(f"latency_{p}_ms", load="single-stream") or c.metric(f"latency_{p}_ms"))
+            if row is not None:
+                v.latency[p] = row
+        v.latency_samples_ms = latency_samples(c)
+        v.peak_rss = _finite(c.metric("peak_rss_bytes"))
+        v.footprint = _finite(c.metric("footprint_bytes"))
+        v.one_time_usd = _finite(c.metric(cost.ONE_TIME_USD))
+        v.one_time_per_1k = _finite(c.metric(cost.ONE_TIME_PER_1K))
+        for m in c.metrics:
+            inst = cost.projected_instance(m.metric)
+            if inst and _finite(m):
+                v.projected[inst] = m
+        views.append(v)
+    # names must be unique: fall back to the full cell name on a clash
+    counts: dict[str, int] = {}
+    for v in views:
+        counts[v.name] = counts.get(v.name, 0) + 1
+    for v in views:
+        if counts[v.name] > 1:
+            v.name = v.cell.cell
+    return views
+
+
+def latency_samples(cell: CellResult) -> np.ndarray | None:
+    """Raw single-stream latencies (ms): the warm timing with the most samples."""
+    best = None
+    for t in cell.timings:
+        if not isinstance(t, dict) or t.get("load") != "single-stream" or "cold" in str(t.get("name", "")):
+            continue
+        samples = t.get("samples_ms")
+        if samples and (best is None or len(samples) > len(best)):
+            best = samples
+    if not best:
+        return None
+    arr = np.asarray([s for s in best if s is not None], dtype=np.float64)
+    arr = arr[np.isfinite(arr)]
+    return arr if arr.size else None
+
+
+def reference_classic(views: list[CellView]) -> CellView | None:
+    """EASE when it ran and has quality and cost, else the classic cell with the best quality."""
+    classic = [v for v in views if v.ok and v.family == "classic" and v.has_quality and v.usd is not None]
+    preferred = [v for v in classic if v.recommender == PREFERRED_CLASSIC]
+    if preferred:
+        return preferred[0]
+    return max(classic, key=lambda v: v.quality.value) if classic else None
+
+
+def fp32_sibling(v: CellView, views: list[CellView]) -> CellView | None:
+    if v.variant in (REFERENCE_VARIANT, NO_VARIANT, "") or v.family == "hosted":
+        return None
+    key = (v.cell.dataset, v.cell.split, _rec_name(v.cell), v.cell.device)
+    for o in views:
+        if o.variant == REFERENCE_VARIANT and (o.cell.dataset, o.cell.split, _rec_name(o.cell), o.cell.device) == key:
+            return o
+    return None
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of points not dominated under (lower cost, higher quality), ordered by cost."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], -math.inf
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+# ---------------------------------------------------------------- formatting
+
+def sig(x: float, digits: int = 3) -> str:
+    """`digits` significant digits, never in scientific notation (0.0000123 -> '0.0000123')."""
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    if x == 0:
+        return "0"
+    decimals = digits - 1 - math.floor(math.log10(abs(x)))
+    if decimals > 0:
+        return f"{x:.{decimals}f}"
+    return f"{round(x, decimals):.0f}"
+
+
+def usd(x: float | None) -> str:
+    """Dollars with 3 significant digits; below $0.0001 in scientific form ($3.02e-6), which reads easier
+    than a run of zeros."""
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    if 0 < abs(x) < 1e-4:
+        mantissa, exponent = f"{x:.2e}".split("e")
+        return f"${mantissa}e{int(exponent)}"
+    return "$" + sig(x)
+
+
+def ratio(r: float) -> str:
+    if r >= 10:
+        return f"{r:,.0f}x"
+    if r >= 1:
+        return f"{r:.1f}x"
+    return f"{r:.2f}x"
+
+
+def pct(x: float) -> str:
+    return f"{x * 100:.0f}%"
+
+
+def num(x: float | None, unit: str = "") -> str:
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    if abs(x) >= 1000:
+        s = f"{x:,.0f}"
+    else:
+        s = sig(x)
+    return f"{s} {unit}".strip()
+
+
+def mib(n_bytes: float | None) -> str:
+    if n_bytes is None:
+        return "n/a"
+    if n_bytes >= 1024 ** 3:
+        return f"{n_bytes / 1024 ** 3:.2f} GiB"
+    if n_bytes >= 1024 ** 2:
+        return f"{n_bytes / 1024 ** 2:.1f} MiB"
+    return f"{n_bytes / 1024:.1f} KiB"

@@ -1,0 +1,170 @@
+"""The HTML/PNG/Markdown report: self-contained, every chart a valid embedded PNG, figures quoted from the run."""
+from __future__ import annotations
+
+import base64
+import io
+import re
+
+import pytest
+from PIL import Image
+
+from bench import cost
+from bench.report import charts, main_report, write_report
+from bench.report.headlines import headlines
+from bench.report.view import build_views, pareto_front, pct, ratio, sig, usd
+from bench.results import RunResult
+from test_report_sample_run import make_run, tiny_split
+
+
+@pytest.fixture(scope="module")
+def workload():
+    return cost.hosted_workload(tiny_split(), n_prompts=8, history_len=5, n_candidates=12)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory, workload):
+    out = tmp_path_factory.mktemp("report")
+    run = make_run()
+    index = write_report(run, out, hosted=[workload])
+    return run, index, index.read_text(encoding="utf-8")
+
+
+IMG = re.compile(r"<img\b[^>]*\bsrc=\"([^\"]*)\"", re.S)
+
+
+def test_every_img_is_an_embedded_png_that_decodes(report):
+    _, index, text = report
+    sources = IMG.findall(text)
+    assert len(sources) == 6  # all six charts have data in the sample run
+    for src in sources:
+        assert src.startswith("data:image/png;base64,")
+        raw = base64.b64decode(src.split(",", 1)[1], validate=True)
+        assert raw[:8] == b"\x89PNG\r\n\x1a\n"
+        with Image.open(io.BytesIO(raw)) as im:
+            im.verify()
+        with Image.open(io.BytesIO(raw)) as im:
+            assert im.width >= 600 and im.height >= 250
+    for name in ("quality_vs_cost", "throughput", "latency_cdf", "memory", "cost_by_instance", "variants"):
+        assert (index.parent / f"{name}.png").is_file()
+
+
+def test_html_needs_no_network(report):
+    _, _, text = report
+    assert "<script" not in text and "<link" not in text
+    assert not re.search(r"(src|href)=\"(https?:)?//", text)
+    assert "<style>" in text and "font:" in text  # the CSS is inline
+
+
+def test_headline_sentences_quote_the_runs_figures(report):
+    run, _, text = report
+    ease = run.cell("ml-100k/random-8-1-1/ease/none/cpu")
+    tt8 = run.cell("ml-100k/random-8-1-1/llm-two-tower/onnx-int8/cpu")
+    heads = headlines(build_views(run))
+    sentence = next(h for h in heads if h.kind == "llm-vs-classic" and h.text.startswith("llm-two-tower onnx-int8"))
+    tt8_usd = tt8.metric("usd_per_1k_recs", load="offline").value
+    ease_usd = ease.metric("usd_per_1k_recs", load="offline").value
+    share = tt8.metric("ndcg@10").value / ease.metric("ndcg@10").value
+    assert sentence.figures["cost_ratio"] == pytest.approx(tt8_usd / ease_usd)
+    for quoted in (ratio(tt8_usd / ease_usd), usd(tt8_usd), usd(ease_usd), pct(share),
+                   sig(tt8.metric("ndcg@10").value), sig(ease.metric("ndcg@10").value)):
+        assert quoted in sentence.text
+    assert "costs" in sentence.text and "ease" in sentence.text and "NDCG@10" in sentence.text
+    assert sentence.text in text.replace("&#x27;", "'")
+
+
+def test_variant_and_hosted_headlines(report):
+    run, _, _ = report
+    heads = headlines(build_views(run))
+    variant = next(h for h in heads if h.kind == "variant" and "onnx-int8" in h.text)
+    assert variant.figures["speedup"] == pytest.approx(260.0 / 150.0)
+    assert ratio(260.0 / 150.0) in variant.text and "99%" in variant.text
+    gated = next(h for h in heads if h.kind == "variant" and h.text.startswith("llm-two-tower int8"))
+    assert "quality gate" in gated.text
+    hosted = [h for h in heads if h.kind == "hosted"]
+    assert len(hosted) == 3
+    mini = next(c for c in run.cells if c.variant == "gpt-4o-mini")
+    assert usd(mini.metric("hosted_usd_per_1k_recs").value) in next(h.text for h in hosted if "gpt-4o-mini" in h.text)
+
+
+def test_quality_chart_shows_every_cell_with_quality_and_explains_exclusions(tmp_path):
+    run = make_run()
+    cost.add_costs(run, None, None, 2, hosted=None)
+    views = build_views(run)
+    chart = charts.quality_vs_cost(views, tmp_path, "test")
+    with_quality = {v.name for v in views if v.quality is not None and not v.cost_only and v.cell.status != "failed"}
+    assert set(chart.shown) == with_quality  # ok cells and the gated one (at the cost it would have had)
+    assert "llm-pairwise fp32" in chart.note and "cost-only" in chart.note
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    points = [(1.0, 0.10), (2.0, 0.30), (3.0, 0.20), (4.0, 0.35), (0.5, 0.05), (2.0, 0.25)]
+    assert pareto_front(points) == [4, 0, 1, 3]
+
+
+def test_failed_gated_flagged_and_cost_only_are_shown_as_such(report):
+    _, _, text = report
+    assert "MemoryError: cross-encoder batch of 4096 pairs did not fit" in text
+    assert 'class="status-failed"' in text and 'class="status-gated"' in text
+    assert "below the 95% quality gate" in text
+    assert "p99*" in text and "n&lt;1000: p99 unreliable" in text
+    assert "not reported" in text and "label-cost-only" in text
+
+
+def test_prices_and_provenance_are_printed_with_source_and_date(report):
+    _, _, text = report
+    assert "AWS price list, us-east-1 on-demand, Linux, 2026-08" in text  # the mapped instance
+    assert "OpenAI API pricing page, 2024-07" in text
+    assert "3f2a9c1d" in text and "0f3c9a" in text and "Intel(R) Xeon(R) Platinum 8488C" in text
+    assert "per-vCPU share of c7i.xlarge" in text
+    assert "o200k_base" in text or "WordPiece" in text  # the tokenizer behind the hosted counts
+
+
+def test_markdown_summary_carries_headlines_and_flags(report):
+    run, index, _ = report
+    md = (index.parent / "report.md").read_text()
+    assert md.startswith(f"# recbench report: {run.run_id}")
+    for h in headlines(build_views(run)):
+        assert f"- {h.text}" in md
+    assert "\\*1: n<1000: p99 unreliable" in md
+    assert "| llm-rerank fp32 | failed: MemoryError" in md
+
+
+def test_classic_only_run_skips_the_variant_chart_with_a_note(tmp_path):
+    full = make_run()
+    run = RunResult(run_id="classic", scenario={}, provenance={}, cells=[c for c in full.cells if c.variant == "none"],
+                    machine=full.machine)
+    index = write_report(run, tmp_path, hosted=None)
+    text = index.read_text()
+    assert "No variant with an fp32 reference in this run" in text
+    assert not (tmp_path / "variants.png").exists()
+    assert len(IMG.findall(text)) == 5
+
+
+def test_empty_run_still_renders_with_notes(tmp_path):
+    run = RunResult(run_id="empty", scenario={}, provenance={}, cells=[])
+    text = write_report(run, tmp_path, hosted=None).read_text()
+    assert "chart skipped" in text and not IMG.findall(text)
+
+
+def test_report_reprices_with_another_instance(tmp_path, workload):
+    run = make_run()
+    write_report(run, tmp_path / "a", hosted=[workload])
+    write_report(run, tmp_path / "b", instance="g5.xlarge")
+    ease = run.cell("ml-100k/random-8-1-1/ease/none/cpu")
+    assert ease.metric("usd_per_1k_recs", load="offline").value == pytest.approx(1.006 / (3600 * 8200.0) * 1000)
+    assert "g5.xlarge (--instance)" in (tmp_path / "b" / "index.html").read_text()
+    assert sum(c.recommender == "hosted-llm" for c in run.cells) == 3  # token counts carried over, not duplicated
+
+
+def test_main_report_exit_codes(tmp_path, capsys):
+    from bench import results
+    run = make_run()
+    cost.add_costs(run, None, None, 2, hosted=None)
+    results.write(run, tmp_path / "run")
+    assert main_report(tmp_path / "run", tmp_path / "out") == 0
+    assert (tmp_path / "out" / "index.html").is_file()
+    (tmp_path / "bad.json").write_text('{"schema_version": 1, "run_id": "x", "cel')
+    assert main_report(tmp_path / "bad.json") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "not valid JSON" in err and "\n" not in err
+    assert main_report(tmp_path / "run", prices_path=tmp_path / "missing.toml") == 2
