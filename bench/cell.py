@@ -5,7 +5,6 @@ The runner (bench.runner) owns process isolation; this module owns the order of 
 """
 from __future__ import annotations
 
-import inspect
 import time
 from dataclasses import asdict
 from typing import Any, Callable
@@ -22,10 +21,15 @@ def _noop(_: str) -> None:
     pass
 
 
-def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop) -> CellResult:
-    """Measure one cell. Raises on failure; the runner turns exceptions into failed rows."""
-    from bench.measure import threads as threads_mod
-    pinned = threads_mod.pin_threads(settings.threads)
+def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop,
+             pinned: dict[str, Any] | None = None) -> CellResult:
+    """Measure one cell. Raises on failure; the runner turns exceptions into failed rows.
+
+    `pinned` is what bench.measure.threads.pin_threads recorded, when the caller pinned threads already.
+    """
+    if pinned is None:
+        from bench.measure.threads import pin_threads
+        pinned = pin_threads(settings.threads)
 
     from bench.data import load_dataset
     from bench.data.splits import make_split
@@ -75,19 +79,12 @@ def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop) -> 
 def _constructor_params(entry, spec: CellSpec, settings: Settings) -> dict[str, Any]:
     """Scenario params plus the cell's variant/device/threads/seed where the constructor takes them."""
     params = dict(spec.params)
-    target_cls = _target_class(entry)
-    accepted = inspect.signature(target_cls.__init__).parameters
+    accepted = entry.parameters()
     implied = {"variant": spec.variant, "device": spec.device, "threads": settings.threads, "seed": settings.seed}
     for key, value in implied.items():
         if key in accepted and key not in params and not (key == "variant" and value == NO_VARIANT):
             params[key] = value
     return params
-
-
-def _target_class(entry):
-    import importlib
-    module, cls = entry.target.split(":")
-    return getattr(importlib.import_module(module), cls)
 
 
 def _unit_of(key: str) -> str:
@@ -182,6 +179,6 @@ def _energy_rows(result: CellResult, energy: dict, off) -> None:
     if joules is None or not units:
         return
     label = energy.get("label", "estimated")
-    result.add("energy_j_per_rec", joules / units, "J", load="offline", label=label,
-               flag=f"{energy.get('method', '')}; over the whole sweep, warm-up calls included")
-    result.extras["energy_offline"] = energy
+    result.add("energy_j_per_rec", joules / units, "J", load="offline", label=label)
+    # how it was obtained travels with the figure; warm-up calls are in the joules but not in the units
+    result.extras["energy_offline"] = {**energy, "scope": "whole offline sweep, warm-up calls included"}

@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "OUT/<run_id>/results.{json,csv}, index.html, PNGs and report.md.")
     run.add_argument("scenario", nargs="?", default="quick", help="scenario name (see `recbench list`) or path to a .py file (default: quick)")
     run.add_argument("--out", type=Path, default=Path("reports"), help="directory for run folders (default: reports)")
-    run.add_argument("--dataset", type=_csv_list, help="dataset(s) to use instead of the scenario's: ml-100k, synthetic[:users=..,items=..,interactions=..,seed=..], or a CSV/Parquet path")
+    run.add_argument("--dataset", action="append", help="dataset to use instead of the scenario's (repeat for several): ml-100k, synthetic[:users=..,items=..,interactions=..,seed=..], or a CSV/Parquet path")
     run.add_argument("--recommenders", type=_csv_list, help="comma-separated recommenders to keep (or add) e.g. ease,pop")
     run.add_argument("--seed", type=int, help="split and model seed (default: the scenario's, 0)")
     run.add_argument("--threads", type=int, help="threads per cell for torch, ONNX Runtime and BLAS (default: 2)")

@@ -30,7 +30,8 @@ class RunDisplay:
     def __exit__(self, *exc) -> None:
         if self._status is not None:
             self._status.__exit__(*exc)
-        console.print(f"[dim]{self.done}/{self.total} cells in {time.monotonic() - self._run_started:.0f} s[/dim]")
+        if exc[0] is None:
+            console.print(f"[dim]{self.done}/{self.total} cells in {time.monotonic() - self._run_started:.0f} s[/dim]")
 
     def listener(self, event: str, spec: CellSpec, message: str) -> None:
         if event == "start":
@@ -39,7 +40,8 @@ class RunDisplay:
         elif event == "progress":
             self._update(spec, message)
         elif event == "note":
-            console.print(f"[dim]{message}[/dim]")
+            if self._status is not None:
+                self._status.update(f"recbench run {self.scenario}: {message}")
         elif event == "done":
             self.done += 1
             took = time.monotonic() - self._cell_started
@@ -58,7 +60,7 @@ def _fmt(cell: CellResult, metric: str, load: str | None = None, scale: float = 
     if row is None:
         return "–"
     text = f"{row.value * scale:.{digits}g}" if abs(row.value * scale) < 1e4 else f"{row.value * scale:,.0f}"
-    return text + ("*" if row.flag and ("unreliable" in row.flag or "too few" in row.flag or "n<" in row.flag) else "")
+    return text + ("*" if row.flag else "")
 
 
 def _best(cell: CellResult, metric: str) -> str:

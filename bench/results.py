@@ -22,7 +22,9 @@ SCHEMA_VERSION = 1
 CSV_COLUMNS = ["run_id", "cell", "dataset", "split", "recommender", "variant", "device", "load",
                "metric", "value", "unit",
                # appended columns (stable from schema 1 on)
-               "label", "status", "n", "ci95_low", "ci95_high", "flag"]
+               "label", "status", "n", "ci95_low", "ci95_high", "flag",
+               # provenance on every row, so a row quoted alone still says where it came from
+               "code_version", "seed", "threads", "data_checksum", "machine", "packages"]
 LABELS = ("measured", "estimated", "projected", "cost-only")
 STATUSES = ("ok", "failed", "gated")
 
@@ -132,11 +134,34 @@ def from_dict(data: dict[str, Any], where: str = "results") -> RunResult:
         raise BenchError(f"{where}: malformed results file ({exc}); re-run `recbench run` to produce a valid one") from None
 
 
+def _run_provenance(run: RunResult) -> dict[str, str]:
+    prov = run.provenance or {}
+    code = prov.get("code") or {}
+    commit = str(code.get("commit") or "unknown")[:12]
+    machine = prov.get("machine") or {}
+    packages = prov.get("packages") or {}
+    return {"code_version": commit + ("-dirty" if code.get("dirty") else ""),
+            "machine": f"{machine.get('cpu_model', 'unknown')} x{machine.get('usable_cores', '?')} "
+                       f"[{machine.get('machine_fingerprint', '')}]",
+            "packages": ";".join(f"{k}={v}" for k, v in packages.items() if v)}
+
+
+def _cell_provenance(cell: CellResult) -> dict[str, str]:
+    prov = cell.provenance or {}
+    threads = prov.get("threads")
+    if isinstance(threads, dict):
+        threads = threads.get("threads")
+    return {"seed": "" if prov.get("seed") is None else str(prov["seed"]),
+            "threads": "" if threads is None else str(threads),
+            "data_checksum": str(prov.get("data_checksum") or "")}
+
+
 def csv_rows(run: RunResult) -> list[dict[str, Any]]:
     rows = []
+    run_prov = _run_provenance(run)
     for c in run.cells:
         base = dict(run_id=run.run_id, cell=c.cell, dataset=c.dataset, split=c.split, recommender=c.recommender,
-                    variant=c.variant, device=c.device)
+                    variant=c.variant, device=c.device, **run_prov, **_cell_provenance(c))
         if c.status == "failed" and not c.metrics:
             rows.append({**base, "load": "", "metric": "status", "value": "", "unit": "", "label": c.label,
                          "status": "failed", "n": "", "ci95_low": "", "ci95_high": "", "flag": c.error or ""})

@@ -18,7 +18,7 @@ from typing import Callable
 from bench import results as results_mod
 from bench.errors import BenchError, ConfigError
 from bench.results import CellResult, RunResult
-from bench.scenario import CellSpec, Scenario, Settings
+from bench.scenario import LOADS, NO_VARIANT, CellSpec, Scenario, Settings
 
 Listener = Callable[[str, CellSpec, str], None]  # (event, cell, message) for progress display
 
@@ -35,8 +35,11 @@ class RunOptions:
 def _child(spec: CellSpec, settings: Settings, conn) -> None:
     """Entry point of a cell's process: sends ("progress", msg)*, then ("result", CellResult) or ("error", ...)."""
     try:
+        # pin threads before numpy/torch are imported, so every library starts with the right pool
+        from bench.measure.threads import pin_threads
+        pinned = pin_threads(settings.threads)
         from bench.cell import run_cell
-        result = run_cell(spec, settings, progress=lambda msg: conn.send(("progress", msg)))
+        result = run_cell(spec, settings, progress=lambda msg: conn.send(("progress", msg)), pinned=pinned)
         conn.send(("result", result))
     except BaseException as exc:  # report everything, including MemoryError and KeyboardInterrupt
         reason = str(exc) if isinstance(exc, BenchError) else f"{exc.__class__.__name__}: {exc}"
@@ -103,6 +106,40 @@ def _failed(spec: CellSpec, reason: str, elapsed: float, traceback_text: str | N
     return cell
 
 
+def preflight(scenario: Scenario, listener: Listener | None = None) -> None:
+    """Every check that can fail on the user's input, before any cell runs or any file is written.
+
+    Datasets are loaded (and fetched into the cache, with a progress bar, if needed) once here, so that
+    cells only read the verified cache.
+    """
+    from bench.data import load_dataset
+    from bench.data.splits import SPLITS
+    from bench.recommenders import registry
+    from bench.recommenders.base import check_k
+
+    settings = scenario.settings
+    for spec in scenario.cells:
+        registry.get(spec.recommender).check_params(spec.params)
+        if spec.split not in SPLITS:
+            raise ConfigError(f"unknown split {spec.split!r} in cell {spec.name}: choose one of {', '.join(SPLITS)}")
+        if spec.variant != NO_VARIANT:
+            from bench.variants import parse_variant
+            parse_variant(spec.variant)
+        unknown_loads = set(spec.loads) - set(LOADS)
+        if unknown_loads:
+            raise ConfigError(f"unknown load(s) {sorted(unknown_loads)} in cell {spec.name}: choose from {', '.join(LOADS)}")
+    for name in sorted({c.dataset for c in scenario.cells}):
+        if listener:
+            listener("note", scenario.cells[0], f"checking dataset {name}")
+        dataset = load_dataset(name, data_dir=settings.data_dir)
+        for k in {settings.k, *settings.ks}:
+            check_k(k, dataset.n_items)
+        for protocol in sorted({c.split for c in scenario.cells if c.dataset == name}):
+            if protocol == "temporal-loo" and not dataset.has_timestamps:
+                raise ConfigError(f"split temporal-loo needs timestamps and {name} has none: "
+                                  "use random-8-1-1 or cold-items")
+
+
 def make_run_id(scenario: Scenario, now: dt.datetime | None = None) -> str:
     now = now or dt.datetime.now(dt.timezone.utc)
     return f"{scenario.name}-{now.strftime('%Y%m%dT%H%M%SZ')}-{os.getpid() % 10000:04d}"
@@ -127,6 +164,7 @@ def run(scenario: Scenario, options: RunOptions = RunOptions(), listener: Listen
     prices = cost.load_prices(options.prices)  # a bad price sheet or instance fails before any work
     if options.instance:
         prices.instance(options.instance)
+    preflight(scenario, listener)
     run_id = make_run_id(scenario)
     out_dir = Path(options.out_root) / run_id
     check_writable(out_dir)

@@ -5,6 +5,7 @@ Factories import lazily so that running classic CF never imports torch.
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,9 +19,23 @@ class Entry:
     family: str  # "classic" | "llm" | "test"
     summary: str
 
+    def cls(self) -> type:
+        module, name = self.target.split(":")
+        return getattr(importlib.import_module(module), name)
+
+    def parameters(self) -> list[str]:
+        """The hyper-parameters its constructor takes."""
+        return [p for p in inspect.signature(self.cls().__init__).parameters if p != "self"]
+
+    def check_params(self, params: dict[str, Any]) -> None:
+        unknown = sorted(set(params) - set(self.parameters()))
+        if unknown:
+            raise ConfigError(f"recommender {self.name!r} has no parameter {', '.join(map(repr, unknown))}: "
+                              f"its parameters are {', '.join(self.parameters()) or '(none)'}")
+
     def build(self, **params: Any):
-        module, cls = self.target.split(":")
-        return getattr(importlib.import_module(module), cls)(**params)
+        self.check_params(params)
+        return self.cls()(**params)
 
 
 REGISTRY: dict[str, Entry] = {e.name: e for e in [
