@@ -1,0 +1,243 @@
+"""`distilled`: a shallower student trained here to reproduce the teacher's normalised embeddings.
+
+The student keeps the teacher's width and vocabulary and takes every other layer (DistilBERT's
+initialisation: teacher layers 0, 2, 4 of 6 for a 3-layer student), then is trained on the dataset's own texts
+(item texts + user profiles) to match the teacher's mean-pooled, L2-normalised embeddings. A tenth of the
+texts is held out to report the agreement the student retains. The result is saved like any Hugging Face
+model (so every runtime variant can run it: `distilled+onnx-int8`) in a cache directory keyed by the
+teacher's weights, the texts and the settings, and reused; its training time is kept with it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from bench.errors import ConfigError
+from bench.models import ResolvedModel, copy_tokenizer, default_cache_dir, resolve_local
+from bench.variants.base import Preparation
+
+_LAYER_KEY = re.compile(r"^(encoder\.layer\.|h\.|layers\.)(\d+)\.")
+
+
+@dataclass(frozen=True)
+class DistilSettings:
+    """How the student is made. Every field enters the cache key."""
+
+    layers: int | None = None  # student depth; None = half the teacher's (at least 1)
+    epochs: int = 4
+    time_budget_s: float = 600.0  # training stops at whichever of epochs / budget comes first
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    loss: str = "cosine"  # "cosine" (1 - cos) or "mse" (on normalised embeddings)
+    max_length: int = 128
+    heldout_share: float = 0.1  # texts kept out of training to measure the agreement retained
+    seed: int = 0
+
+    def check(self) -> None:
+        if self.loss not in ("cosine", "mse"):
+            raise ConfigError(f"distillation loss {self.loss!r} is unknown: choose cosine or mse")
+        if self.layers is not None and self.layers < 1:
+            raise ConfigError(f"student layers must be >= 1, got {self.layers}")
+        if self.epochs < 1 or self.batch_size < 1 or self.time_budget_s <= 0:
+            raise ConfigError("distillation epochs, batch_size and time_budget_s must be positive")
+        if not 0 <= self.heldout_share < 0.5:
+            raise ConfigError(f"heldout_share must be in [0, 0.5), got {self.heldout_share}")
+
+
+def teacher_layer_indices(teacher_layers: int, student_layers: int) -> list[int]:
+    """Evenly spaced teacher layers, starting at 0: 6 -> 3 gives [0, 2, 4]."""
+    if student_layers > teacher_layers:
+        raise ConfigError(f"a student cannot be deeper than its teacher ({student_layers} > {teacher_layers} "
+                          "layers): choose fewer layers")
+    return [i * teacher_layers // student_layers for i in range(student_layers)]
+
+
+def _texts_digest(texts: list[str]) -> str:
+    digest = hashlib.sha256()
+    for t in texts:
+        digest.update(t.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x00")
+    return digest.hexdigest()
+
+
+def _student_dir(teacher: ResolvedModel, texts_sha: str, settings: DistilSettings, cache_dir: Path | None) -> Path:
+    key = hashlib.sha256(json.dumps({"teacher": teacher.weights_sha256, "texts": texts_sha,
+                                     "settings": asdict(settings), "v": 1}, sort_keys=True).encode()).hexdigest()
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in teacher.name)
+    return (cache_dir or default_cache_dir()) / "distilled" / f"{safe}-{key[:16]}"
+
+
+def _encode_normalised(module, tokenizer, texts: list[str], batch_size: int, max_length: int, device: str):
+    import torch
+
+    from bench.variants.runtime import mean_pool_torch
+
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch_size):
+            enc = tokenizer(texts[start:start + batch_size], padding=True, truncation=True, max_length=max_length,
+                            return_tensors="pt").to(device)
+            pooled = mean_pool_torch(module(**enc)[0], enc["attention_mask"])
+            out.append(torch.nn.functional.normalize(pooled, dim=1))
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def _init_student(teacher_module, n_layers: int):
+    """Student config = teacher config with fewer layers; weights copied from every other teacher layer."""
+    import copy
+
+    from transformers import AutoModel
+
+    config = copy.deepcopy(teacher_module.config)
+    teacher_layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer")
+    if hasattr(config, "num_hidden_layers"):
+        config.num_hidden_layers = n_layers
+    if hasattr(config, "n_layer"):
+        config.n_layer = n_layers
+    picks = teacher_layer_indices(teacher_layers, n_layers)
+    student = AutoModel.from_config(config)
+    teacher_state = teacher_module.state_dict()
+    new_state = {}
+    for key in student.state_dict():
+        match = _LAYER_KEY.match(key)
+        source = key if match is None else f"{match.group(1)}{picks[int(match.group(2))]}.{key[match.end():]}"
+        new_state[key] = teacher_state[source].clone()
+    student.load_state_dict(new_state)
+    return student, picks, teacher_layers
+
+
+def distil(teacher: ResolvedModel, texts: Sequence[str] | None, settings: "DistilSettings | None" = None,
+           device: str = "cpu", cache_dir: Path | None = None) -> tuple[ResolvedModel, Preparation]:
+    """Train (or reuse) a student of `teacher` on `texts`; returns it as a local model plus its one-time cost."""
+    settings = settings or DistilSettings()
+    settings.check()
+    if texts is None or isinstance(texts, str):
+        raise ConfigError("variant distilled needs texts to train the student on: pass distill_texts (the "
+                          "dataset's item texts and user profile texts)")
+    unique = sorted({t for t in texts if isinstance(t, str) and t.strip()})
+    if len(unique) < 8:
+        raise ConfigError(f"distillation needs at least 8 distinct non-empty texts, got {len(unique)}: pass the "
+                          "dataset's item and profile texts")
+    texts_sha = _texts_digest(unique)
+    target = _student_dir(teacher, texts_sha, settings, cache_dir)
+    meta_file = target / "recbench-distil.json"
+    if meta_file.is_file() and (target / "config.json").is_file():
+        meta = json.loads(meta_file.read_text())
+        student = resolve_local(target, name=meta["name"], cache_dir=cache_dir, source="distilled",
+                                cost_only=teacher.cost_only)
+        return student, Preparation(seconds=meta["distil_s"], file_bytes=meta["file_bytes"],
+                                    notes={**meta, "reused_from_cache": True})
+    import torch
+
+    from bench.variants.eager import load_module
+    from bench.variants.runtime import load_tokenizer, mean_pool_torch
+
+    t_start = time.perf_counter()
+    tokenizer = load_tokenizer(teacher.path)
+    teacher_module = load_module(teacher, "float32", device)
+    rng = np.random.default_rng(settings.seed)
+    order = rng.permutation(len(unique))
+    n_heldout = int(round(len(unique) * settings.heldout_share))
+    heldout = [unique[i] for i in order[:n_heldout]]
+    train = [unique[i] for i in order[n_heldout:]]
+    t0 = time.perf_counter()
+    target_train = _encode_normalised(teacher_module, tokenizer, train, 64, settings.max_length, device)
+    target_heldout = _encode_normalised(teacher_module, tokenizer, heldout, 64, settings.max_length, device)
+    teacher_encode_s = time.perf_counter() - t0
+
+    n_layers = settings.layers or max(1, _teacher_depth(teacher_module) // 2)
+    torch.manual_seed(settings.seed)
+    student, picks, teacher_layers = _init_student(teacher_module, n_layers)
+    del teacher_module
+    student = student.to(device).train()
+    # dropout off: the target is a deterministic function, and the tiny data set gains nothing from noise
+    for m in student.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    optimiser = torch.optim.AdamW(student.parameters(), lr=settings.learning_rate, weight_decay=0.0)
+
+    def student_embed(batch_texts: list[str]):
+        enc = tokenizer(batch_texts, padding=True, truncation=True, max_length=settings.max_length,
+                        return_tensors="pt").to(device)
+        return torch.nn.functional.normalize(mean_pool_torch(student(**enc)[0], enc["attention_mask"]), dim=1)
+
+    t_train = time.perf_counter()
+    epochs_done, steps, last_loss, stopped_by = 0, 0, float("nan"), "epochs"
+    for epoch in range(settings.epochs):
+        perm = rng.permutation(len(train))
+        for start in range(0, len(train), settings.batch_size):
+            idx = perm[start:start + settings.batch_size]
+            pred = student_embed([train[i] for i in idx])
+            goal = target_train[torch.as_tensor(idx, device=target_train.device)]
+            if settings.loss == "cosine":
+                loss = (1.0 - (pred * goal).sum(dim=1)).mean()
+            else:
+                loss = torch.nn.functional.mse_loss(pred, goal)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            steps += 1
+            last_loss = float(loss.detach())
+            if time.perf_counter() - t_train > settings.time_budget_s:
+                stopped_by = "time budget"
+                break
+        epochs_done = epoch + 1 if stopped_by == "epochs" else epoch + (start + len(idx)) / len(train)
+        if stopped_by != "epochs":
+            break
+    train_s = time.perf_counter() - t_train
+
+    student.eval()
+    with torch.inference_mode():
+        held = student_embed(heldout) if heldout else None
+        heldout_cos = (held * target_heldout).sum(dim=1).cpu().numpy() if held is not None else np.zeros(0)
+    distil_s = time.perf_counter() - t_start
+
+    name = f"{teacher.name}-distilled-L{n_layers}"
+    meta: dict[str, Any] = {
+        "name": name, "teacher": teacher.name, "teacher_sha256": teacher.weights_sha256,
+        "teacher_layers": teacher_layers, "student_layers": n_layers, "initialised_from_teacher_layers": picks,
+        "texts": len(unique), "texts_sha256": texts_sha, "train_texts": len(train), "heldout_texts": len(heldout),
+        "settings": asdict(settings), "epochs_done": round(float(epochs_done), 3), "steps": steps,
+        "stopped_by": stopped_by, "final_train_loss": last_loss,
+        "heldout_cosine_mean": float(heldout_cos.mean()) if heldout_cos.size else None,
+        "heldout_cosine_min": float(heldout_cos.min()) if heldout_cos.size else None,
+        "teacher_encode_s": teacher_encode_s, "train_s": train_s, "distil_s": distil_s, "device": device,
+    }
+    _save_student(student, teacher, target, meta)
+    resolved = resolve_local(target, name=name, cache_dir=cache_dir, source="distilled", cost_only=teacher.cost_only)
+    return resolved, Preparation(seconds=distil_s, file_bytes=meta["file_bytes"],
+                                 notes={**meta, "reused_from_cache": False})
+
+
+def _teacher_depth(module) -> int:
+    cfg = module.config
+    return int(getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layer"))
+
+
+def _save_student(student, teacher: ResolvedModel, target: Path, meta: dict[str, Any]) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=target.name + ".tmp"))
+    try:
+        student.save_pretrained(staging, safe_serialization=True)
+        copy_tokenizer(teacher.path, staging)
+        meta["file_bytes"] = int(sum(p.stat().st_size for p in staging.glob("*.safetensors")))
+        (staging / "recbench.json").write_text(json.dumps(
+            {"name": meta["name"], "cost_only": teacher.cost_only,
+             "notes": {"distilled_from": teacher.name, "student_layers": meta["student_layers"]}}, indent=2))
+        (staging / "recbench-distil.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)

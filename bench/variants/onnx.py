@@ -1,0 +1,249 @@
+"""`onnx` and `onnx-int8`: the model exported to ONNX and run by ONNX Runtime.
+
+- Export: optimum's `main_export` (task feature-extraction) with ONNX Runtime's transformer graph fusions
+  (optimum level O2: fused Attention, SkipLayerNorm, BiasGelu), which is how ONNX Runtime recommends running
+  BERT-family models; where fusion is not supported for an architecture the plain export is used and noted.
+- `onnx-int8`: ONNX Runtime dynamic quantisation of the exported graph, per-channel weights. The weight type
+  follows the CPU as optimum's AutoQuantizationConfig does: u8/s8 where VNNI exists (avx512_vnni / avx_vnni /
+  AMX), u8/u8 on plain AVX2, where u8/s8 can saturate.
+- Files live in a cache directory keyed by the weights' sha256 and the tool versions, so a second cell reuses
+  them; `preparation.seconds` is the export/quantise time measured when they were made.
+- Sessions: CPUExecutionProvider with intra-op threads pinned (inter-op 1); CUDAExecutionProvider on GPU.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.errors import BenchError
+from bench.models import ResolvedModel, default_cache_dir
+from bench.variants.base import Preparation
+from bench.variants.runtime import mean_pool_np
+
+EXPORT_OPTIMIZE_LEVEL = "O2"
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {}
+    for pkg in ("optimum", "optimum-onnx", "onnxruntime", "onnx", "torch", "transformers"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = "absent"
+    return out
+
+
+def cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def int8_weight_type() -> str:
+    """"QInt8" (u8/s8) where the CPU has VNNI, else "QUInt8" (u8/u8) — optimum's avx512_vnni / avx2 configs."""
+    flags = cpu_flags()
+    return "QInt8" if flags & {"avx512_vnni", "avx_vnni", "amx_int8"} else "QUInt8"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:240]
+
+
+def _export_dir(model: ResolvedModel, cache_dir: Path | None) -> Path:
+    key = hashlib.sha256(json.dumps({"weights": model.weights_sha256, "optimize": EXPORT_OPTIMIZE_LEVEL,
+                                     "versions": _versions()}, sort_keys=True).encode()).hexdigest()[:16]
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model.name)
+    return (cache_dir or default_cache_dir()) / "onnx" / f"{safe}-{key}"
+
+
+def _read_meta(directory: Path) -> dict[str, Any]:
+    try:
+        return json.loads((directory / "recbench-onnx.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_meta(directory: Path, meta: dict[str, Any]) -> None:
+    tmp = directory / "recbench-onnx.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
+    os.replace(tmp, directory / "recbench-onnx.json")
+
+
+def _main_export(model: ResolvedModel, output: Path, optimize: str | None) -> None:
+    import logging
+
+    from optimum.exporters.onnx import main_export
+    from transformers.utils import logging as hf_logging
+
+    # optimum, transformers and ONNX Runtime's fusion code log chatter that users cannot act on
+    # ("torch_dtype is deprecated", "symbolic shape inference disabled"): silenced for the export only.
+    loggers = [logging.getLogger(n) for n in ("optimum", "onnxruntime", "onnxruntime.transformers", "onnx")]
+    levels = [lg.level for lg in loggers]
+    hf_level = hf_logging.get_verbosity()
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        hf_logging.set_verbosity_error()
+        with warnings.catch_warnings():  # TorchScript-exporter deprecation and tracer warnings
+            warnings.simplefilter("ignore")
+            main_export(str(model.path), output=output, task="feature-extraction", local_files_only=True,
+                        library_name="transformers", optimize=optimize, do_validation=False)
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+        hf_logging.set_verbosity(hf_level)
+
+
+def export_onnx(model: ResolvedModel, cache_dir: Path | None = None) -> tuple[Path, dict[str, Any]]:
+    """The fp32 ONNX file for `model` (exported once, then reused) and its metadata."""
+    directory = _export_dir(model, cache_dir)
+    meta = _read_meta(directory)
+    if (directory / "model.onnx").is_file() and meta.get("export_s") is not None:
+        return directory / "model.onnx", {**meta, "reused_from_cache": True}
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=directory.name + ".tmp"))
+    try:
+        t0 = time.perf_counter()
+        fusion_note = f"ONNX Runtime graph fusions (optimum {EXPORT_OPTIMIZE_LEVEL})"
+        try:
+            _main_export(model, staging, EXPORT_OPTIMIZE_LEVEL)
+        except Exception as fused_exc:  # noqa: BLE001 - fusion unsupported for this architecture: plain export
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+            fusion_note = f"plain export (fusion failed: {_one_line(fused_exc)})"
+            try:
+                _main_export(model, staging, None)
+            except Exception as exc:  # noqa: BLE001
+                raise BenchError(f"ONNX export of {model.name} failed ({_one_line(exc)}): run this model with "
+                                 "--variant fp32 or int8 instead") from None
+        export_s = time.perf_counter() - t0
+        if not (staging / "model.onnx").is_file():
+            raise BenchError(f"ONNX export of {model.name} wrote no model.onnx: run this model with --variant fp32")
+        meta = {"export_s": export_s, "graph": fusion_note, "versions": _versions(), "model": model.name,
+                "weights_sha256": model.weights_sha256, "exporter": "optimum.exporters.onnx.main_export"}
+        _write_meta(staging, meta)
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(staging, directory)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return directory / "model.onnx", {**meta, "reused_from_cache": False}
+
+
+def quantize_onnx(fp32_file: Path) -> tuple[Path, dict[str, Any]]:
+    """Dynamic int8 copy of an exported graph, next to it (made once, then reused)."""
+    directory = fp32_file.parent
+    weight_type = int8_weight_type()
+    target = directory / f"model.int8-{weight_type.lower()}.onnx"
+    meta = _read_meta(directory)
+    key = f"quantize_s[{weight_type}]"
+    if target.is_file() and meta.get(key) is not None:
+        return target, {"quantize_s": meta[key], "weight_type": weight_type, "reused_from_cache": True}
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = directory / f".{target.name}.{os.getpid()}.tmp.onnx"
+    t0 = time.perf_counter()
+    try:
+        # DefaultTensorType: fused contrib ops (Attention, SkipLayerNorm) defeat ONNX shape inference, so the
+        # quantiser must be told their outputs are float.
+        quantize_dynamic(fp32_file, tmp, weight_type=getattr(QuantType, weight_type), per_channel=True,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    except Exception as exc:  # noqa: BLE001
+        tmp.unlink(missing_ok=True)
+        raise BenchError(f"ONNX Runtime int8 quantisation of {fp32_file} failed ({_one_line(exc)}): use --variant "
+                         "onnx or int8 instead") from None
+    quantize_s = time.perf_counter() - t0
+    os.replace(tmp, target)
+    meta = _read_meta(directory)
+    meta[key] = quantize_s
+    _write_meta(directory, meta)
+    return target, {"quantize_s": quantize_s, "weight_type": weight_type, "reused_from_cache": False}
+
+
+class OrtBackend:
+    """An ONNX Runtime session over an exported feature-extraction graph (output 0: last_hidden_state)."""
+
+    runtime = "onnxruntime"
+
+    def __init__(self, file: Path, dtype: str, device: str, threads: int) -> None:
+        import onnxruntime as ort
+
+        available = ort.get_available_providers()
+        if device == "cuda":
+            if "CUDAExecutionProvider" not in available:
+                raise BenchError("ONNX Runtime here has no CUDAExecutionProvider: `pip install onnxruntime-gpu` "
+                                 "(in place of onnxruntime), or use --device cpu")
+            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        else:
+            providers = ["CPUExecutionProvider"]
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(file), sess_options=options, providers=providers)
+        except Exception as exc:  # noqa: BLE001
+            raise BenchError(f"ONNX Runtime cannot load {file} ({_one_line(exc)}): delete the cache directory "
+                             f"{file.parent} and retry") from None
+        self.file = file
+        self.dtype = dtype
+        self.device = device
+        self.threads = threads
+        self.providers = self.session.get_providers()
+        self.input_names = tuple(i.name for i in self.session.get_inputs())
+        self._output = self.session.get_outputs()[0].name
+
+    def pooled(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        feeds = {k: v for k, v in batch.items() if k in self.input_names}
+        if "token_type_ids" in self.input_names and "token_type_ids" not in feeds:
+            feeds["token_type_ids"] = np.zeros_like(batch["input_ids"])
+        hidden = self.session.run([self._output], feeds)[0]
+        return mean_pool_np(hidden, batch["attention_mask"])
+
+    def footprint(self) -> int:
+        # the graph file plus any external-data files (models over 2 GB)
+        return int(sum(p.stat().st_size for p in self.file.parent.glob(self.file.name + "*") if p.is_file()))
+
+
+def build_onnx(model: ResolvedModel, quantized: bool, device: str, threads: int,
+               cache_dir: Path | None = None) -> tuple[OrtBackend, Preparation]:
+    if quantized and device != "cpu":
+        raise BenchError("variant onnx-int8 (ONNX Runtime dynamic quantisation) runs on CPU only: use --device cpu, "
+                         "or --variant onnx or fp16 on CUDA")
+    fp32_file, export_meta = export_onnx(model, cache_dir)
+    notes: dict[str, Any] = {"export_s": export_meta["export_s"], "graph": export_meta["graph"],
+                             "export_reused_from_cache": export_meta["reused_from_cache"],
+                             "versions": export_meta.get("versions", {}), "threads_intra_op": threads}
+    seconds = float(export_meta["export_s"])
+    file = fp32_file
+    if quantized:
+        file, q_meta = quantize_onnx(fp32_file)
+        seconds += float(q_meta["quantize_s"])
+        notes.update({"quantize_s": q_meta["quantize_s"], "weight_type": q_meta["weight_type"], "per_channel": True,
+                      "quantize_reused_from_cache": q_meta["reused_from_cache"],
+                      "method": "onnxruntime.quantization.quantize_dynamic"})
+    t0 = time.perf_counter()
+    backend = OrtBackend(file, "int8-dynamic" if quantized else "float32", device, threads)
+    notes.update({"session_load_s": time.perf_counter() - t0, "providers": backend.providers, "file": str(file)})
+    return backend, Preparation(seconds=seconds, file_bytes=backend.footprint(), notes=notes)
