@@ -63,6 +63,9 @@ def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop,
                 result.add(key, value, _unit_of(key), n=1)
         result.add("footprint_bytes", recommender.footprint(), "bytes")
 
+        flops = recommender.flops_per_user(split.test_users())
+        if flops is not None:
+            result.add("flops_per_rec", flops, "FLOP", label="estimated", flag="analytic count over the test users")
         exclude = _exclusion(split)
         if result.label == "cost-only":
             progress("skipping quality (cost-only model)")

@@ -29,6 +29,29 @@ def add_utilisation(run: RunResult) -> None:
                      label="estimated", flag=f"peak {peak:.1f} GFLOP/s from the run-start GEMM")
 
 
+HARNESS_RECOMMENDER = "noop"
+
+
+def add_harness_overhead(run: RunResult) -> None:
+    """The no-op cell's single-stream p50 is the harness's own cost per call (timer, dispatch, payload).
+
+    Set beside every other cell's single-user p50 as a percentage; above 1% the row is flagged, so the
+    results say by how much the harness is not negligible for that cell.
+    """
+    noop = next((c for c in run.cells if c.recommender == HARNESS_RECOMMENDER and c.status == "ok"), None)
+    base = noop.metric("latency_p50_ms", "single-stream") if noop else None
+    if base is None:
+        return
+    noop.add("harness_overhead_per_call_ms", base.value, "ms", load="single-stream", n=base.n)
+    for cell in run.cells:
+        p50 = cell.metric("latency_p50_ms", "single-stream")
+        if cell is noop or cell.status == "failed" or p50 is None or not p50.value:
+            continue
+        pct = 100.0 * base.value / p50.value
+        cell.add("harness_overhead_pct", pct, "%", load="single-stream",
+                 flag="" if pct < 1.0 else f"harness overhead {pct:.2g}% of this cell's single-user p50 (over 1%)")
+
+
 def apply_quality_gate(run: RunResult, share: float, metric: str = GATE_METRIC) -> None:
     """MLPerf's idea: a variant's cost counts only where it keeps `share` of its fp32 model's quality.
 

@@ -205,7 +205,8 @@ def _machine_peaks(threads: int) -> dict:
 def _post_process(run: RunResult, settings: Settings, prices, options: RunOptions) -> None:
     """Run-level figures that need more than one cell: utilisation, quality gate, cost."""
     from bench import cost
-    from bench.derived import add_utilisation, apply_quality_gate
+    from bench.derived import add_harness_overhead, add_utilisation, apply_quality_gate
     add_utilisation(run)
+    add_harness_overhead(run)
     apply_quality_gate(run, settings.quality_gate)
     cost.add_costs(run, prices, options.instance, threads_used=settings.threads)

@@ -52,6 +52,11 @@ class Recommender(ABC):
     def footprint(self) -> int:
         """Bytes of the fitted model's static state (parameters, index, similarity matrix)."""
 
+    def flops_per_user(self, users: np.ndarray) -> float | None:
+        """Analytic floating-point operations to score the whole catalogue for one of these users (mean over
+        them; a multiply-add counts 2), or None where no simple count applies. Masking and top-k are not FLOPs."""
+        return None
+
     def _remember_seen(self, train: TrainSet) -> None:
         self._seen = train.matrix(binary=True)
         self.n_items = train.n_items

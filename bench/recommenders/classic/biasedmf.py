@@ -141,6 +141,11 @@ class BiasedMF(ScoringRecommender):
             pred = np.clip(pred, *self.rating_range_)
         return pred.astype(np.float32)
 
+    def flops_per_user(self, users: np.ndarray) -> float:
+        """one user factor against every item factor: 2 x factors x n_items."""
+        require_fitted(self, "item_factors_", "BiasedMF")
+        return 2.0 * self.item_factors_.shape[1] * self.item_factors_.shape[0]
+
     def footprint(self) -> int:
         if self.user_factors_ is None:
             return 0

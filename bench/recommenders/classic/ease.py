@@ -39,6 +39,11 @@ class EASE(ScoringRecommender):
         require_fitted(self, "weights_", "EASE")
         return np.asarray(self._seen[users] @ self.weights_, dtype=np.float32)
 
+    def flops_per_user(self, users: np.ndarray) -> float:
+        """history row (sparse) x dense item-item weights: 2 x nnz(history) x n_items."""
+        nnz = self._seen[np.asarray(users)].nnz
+        return 2.0 * nnz * self.n_items / max(len(users), 1)
+
     def footprint(self) -> int:
         """The dense item-item weights plus the user-item history multiplied with them at scoring time."""
         if self.weights_ is None:

@@ -51,6 +51,11 @@ class IALS(ScoringRecommender):
         require_fitted(self, "user_factors_", "IALS")
         return self.user_factors_[users] @ self.item_factors_.T
 
+    def flops_per_user(self, users: np.ndarray) -> float:
+        """one user factor against every item factor: 2 x factors x n_items."""
+        require_fitted(self, "item_factors_", "IALS")
+        return 2.0 * self.item_factors_.shape[1] * self.item_factors_.shape[0]
+
     def footprint(self) -> int:
         """User and item factors. (Scoring needs no history: the user factor already summarises it.)"""
         if self.user_factors_ is None:

@@ -36,6 +36,13 @@ class ItemKNN(ScoringRecommender):
         require_fitted(self, "similarity_", "ItemKNN")
         return (self._seen[users] @ self.similarity_).toarray().astype(np.float32, copy=False)
 
+    def flops_per_user(self, users: np.ndarray) -> float:
+        """history row x sparse neighbour matrix: 2 x the neighbours of every item in the history."""
+        require_fitted(self, "similarity_", "ItemKNN")
+        row_nnz = np.diff(self.similarity_.indptr)
+        hist = self._seen[np.asarray(users)]
+        return 2.0 * float(row_nnz[hist.indices].sum()) / max(len(users), 1)
+
     def footprint(self) -> int:
         """The sparse similarity matrix plus the user-item history it is multiplied with at scoring time."""
         if self.similarity_ is None:

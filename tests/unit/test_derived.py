@@ -1,0 +1,60 @@
+"""Figures derived across cells: the fp32 quality gate, harness overhead, utilisation, analytic FLOPs."""
+from __future__ import annotations
+
+import numpy as np
+
+from bench.derived import add_harness_overhead, add_utilisation, apply_quality_gate
+from bench.recommenders.classic.ease import EASE
+from bench.recommenders.classic.ials import IALS
+from bench.recommenders.testing import toy_split
+from bench.results import CellResult, RunResult
+
+
+def cell(rec: str, variant: str, ndcg: float | None = None, p50: float | None = None, **metrics: float) -> CellResult:
+    c = CellResult(cell=f"d/s/{rec}/{variant}/cpu", dataset="d", split="s", recommender=rec, variant=variant, device="cpu")
+    if ndcg is not None:
+        c.add("ndcg@10", ndcg)
+    if p50 is not None:
+        c.add("latency_p50_ms", p50, "ms", load="single-stream", n=500)
+    for name, value in metrics.items():
+        c.add(name, value, load="offline")
+    return c
+
+
+def test_a_variant_below_99_percent_of_its_fp32_quality_is_gated_and_one_above_is_not():
+    run = RunResult("r", {}, {}, cells=[cell("llm-two-tower", "fp32", 0.20), cell("llm-two-tower", "onnx-int8", 0.199),
+                                         cell("llm-two-tower", "int8", 0.150)])
+    apply_quality_gate(run, 0.99)
+    fp32, onnx, int8 = run.cells
+    assert fp32.status == "ok" and onnx.status == "ok"
+    assert int8.status == "gated" and "75.0% of fp32" in int8.error
+    assert abs(onnx.metric("quality_retained_vs_fp32").value - 0.995) < 1e-9
+
+
+def test_harness_overhead_is_a_share_of_each_cells_p50_and_flagged_above_one_percent():
+    run = RunResult("r", {}, {}, cells=[cell("noop", "none", p50=0.002), cell("ease", "none", p50=0.5),
+                                         cell("pop", "none", p50=0.1)])
+    add_harness_overhead(run)
+    ease, pop = run.cells[1], run.cells[2]
+    assert abs(ease.metric("harness_overhead_pct").value - 0.4) < 1e-9 and not ease.metric("harness_overhead_pct").flag
+    assert abs(pop.metric("harness_overhead_pct").value - 2.0) < 1e-9 and "over 1%" in pop.metric("harness_overhead_pct").flag
+
+
+def test_utilisation_is_analytic_flops_times_best_throughput_over_measured_peak():
+    c = cell("ease", "none", throughput_users_per_s=1000.0, flops_per_rec=2e6)
+    run = RunResult("r", {}, {}, cells=[c], machine={"peak_gemm": {"gflops": 40.0}})
+    add_utilisation(run)
+    assert abs(c.metric("achieved_gflops").value - 2.0) < 1e-9
+    assert abs(c.metric("utilisation_pct_of_peak").value - 5.0) < 1e-9
+    assert c.metric("utilisation_pct_of_peak").label == "estimated"
+
+
+def test_analytic_flops_follow_the_scoring_shapes():
+    split = toy_split(n_users=60, n_items=40, seed=1)
+    train = split.train_set()
+    ease = EASE(l2=10.0).fit(train)
+    users = np.array([0, 1, 2])
+    nnz = train.matrix()[users].nnz
+    assert ease.flops_per_user(users) == 2.0 * nnz * 40 / 3
+    ials = IALS(factors=8, iterations=2).fit(train)
+    assert ials.flops_per_user(users) == 2.0 * 8 * 40
