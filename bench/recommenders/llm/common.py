@@ -1,0 +1,189 @@
+"""What the language-model recommenders share: building the encoder, one-time-cost stats, footprint,
+the per-request work description the measurement side turns into FLOPs, and small training utilities.
+
+Each LLM recommender keeps `self.stats` (one-time costs, in seconds and bytes, never per-request work),
+`self.encoder` (the TextEncoder or CrossEncoder it runs) and answers `cost_only`, `footprint()` and
+`request_work(users)`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from bench.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class RequestWork:
+    """The work one batch of requests makes a recommender do, for analytic FLOPs (bench.measure owns formulas).
+
+    `token_counts[j]` is the length of the j-th transformer forward (one text, or one query+doc pair) the
+    batch runs; `scoring_macs` counts multiply-adds outside the transformer (dot products, heads).
+    """
+
+    n_requests: int
+    encoder_config: dict[str, Any]  # layers, hidden, heads, intermediate, vocab, max_length, variant, ...
+    token_counts: np.ndarray  # (n_forwards,) int64
+    scoring_macs: int
+    kind: str  # "texts" | "pairs": single-text forwards or query+doc pair forwards
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def forwards_per_request(self) -> float:
+        return len(self.token_counts) / max(self.n_requests, 1)
+
+    @property
+    def tokens_per_request(self) -> float:
+        return float(self.token_counts.sum()) / max(self.n_requests, 1)
+
+
+def wants_distillation(variant: str) -> bool:
+    return "distilled" in (variant or "").lower()
+
+
+def make_encoder(model: Any, variant: str, device: str, threads: int | None, max_length: int,
+                 cache_dir: str | Path | None, distill_texts: Sequence[str] | None, cross: bool = False):
+    """Build the TextEncoder (or CrossEncoder) under `variant`; the texts a student distils on only when asked."""
+    from bench.variants import build_cross_encoder, build_encoder
+
+    build = build_cross_encoder if cross else build_encoder
+    return build(model, variant=variant, device=device, threads=threads, max_length=max_length,
+                 distill_texts=list(distill_texts) if (distill_texts is not None and wants_distillation(variant))
+                 else None,
+                 cache_dir=Path(cache_dir) if cache_dir is not None else None)
+
+
+class LLMRecommenderMixin:
+    """stats / cost_only / footprint bookkeeping shared by TwoTower, Pairwise and Rerank."""
+
+    encoder: Any = None
+    stats: dict[str, Any]
+
+    @property
+    def cost_only(self) -> bool:
+        """True when the transformer has random weights: the runner must report cost, never quality."""
+        if self.encoder is None:
+            return False
+        return bool(getattr(self.encoder, "cost_only", False))
+
+    def _record_encoder(self, build_s: float) -> None:
+        prep = self.encoder.preparation
+        self.stats.update({
+            "encoder_build_s": build_s,  # loading (and, first time, making) the variant in this process
+            "prep_s": float(prep.seconds),  # export / quantise / distil, as measured when it was made
+            "prep_file_bytes": int(prep.file_bytes),
+            "encoder_footprint_bytes": int(self.encoder.footprint()),
+            "model_name": self.encoder.model_name,
+            "variant": self.encoder.variant,
+            "device": self.encoder.device,
+            "cost_only": self.cost_only,
+        })
+
+    def encoder_config(self) -> dict[str, Any]:
+        require(self.encoder is not None, f"{getattr(self, 'name', 'recommender')} is not fitted: call fit(train)")
+        return dict(self.encoder.config())
+
+    def reference_params(self) -> dict[str, Any]:
+        """The parameters of this recommender's fp32 reference (the quality gate's denominator)."""
+        params = dict(self.get_params())
+        params["variant"] = "fp32"
+        return params
+
+    def get_params(self) -> dict[str, Any]:
+        return dict(self._params)
+
+
+def require(condition: bool, message: str) -> None:
+    if not condition:
+        raise RuntimeError(message)
+
+
+def check_choice(name: str, value: str, choices: Sequence[str], model: str) -> str:
+    if value not in choices:
+        raise ConfigError(f"{model}: {name}={value!r} is unknown: choose one of {', '.join(choices)}")
+    return value
+
+
+def check_positive(name: str, value: float, model: str, integer: bool = False) -> Any:
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) and value > 0
+    if integer:
+        ok = ok and float(value).is_integer()
+    if not ok:
+        kind = "a positive integer" if integer else "a positive number"
+        raise ConfigError(f"{model}: {name}={value!r} is invalid: use {kind}")
+    return int(value) if integer else float(value)
+
+
+def l2_normalise(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+
+
+def pca_components(x: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, components (dim, d_in)) of the rows of x, by SVD; component signs fixed for determinism."""
+    if dim > min(x.shape):
+        raise ConfigError(f"dim={dim} is larger than the embedding size or item count {min(x.shape)}: pick a "
+                          "smaller reduction")
+    mean = x.mean(axis=0)
+    _, _, vt = np.linalg.svd((x - mean).astype(np.float64), full_matrices=False)
+    comps = vt[:dim]
+    signs = np.sign(comps[np.arange(dim), np.abs(comps).argmax(axis=1)])
+    return mean.astype(np.float32), (comps * signs[:, None]).astype(np.float32)
+
+
+class Stopwatch:
+    """perf_counter seconds since construction; for one-time costs recorded in stats."""
+
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def __call__(self) -> float:
+        return time.perf_counter() - self.t0
+
+
+def seed_torch(seed: int) -> None:
+    import torch
+
+    torch.manual_seed(seed)
+
+
+def positives_mask(seen, users: np.ndarray, items: np.ndarray, keep_diagonal: bool = True) -> np.ndarray:
+    """(len(users), len(items)) bool: item k is a train positive of user j (false negatives to mask out).
+
+    The diagonal (each row's own positive) is left unmasked when keep_diagonal.
+    """
+    m = np.asarray(seen[users][:, items].toarray() > 0)
+    if keep_diagonal:
+        n = min(m.shape)
+        m[np.arange(n), np.arange(n)] = False
+    return m
+
+
+def info_nce(user_vecs, item_vecs, temperature: float, mask=None, targets=None):
+    """InfoNCE with in-batch (or catalogue) negatives: row j's positive is column targets[j] (default j).
+
+    `mask` (bool, same shape as the logits) removes known false negatives (other train positives of the user).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    logits = user_vecs @ item_vecs.T / temperature
+    if mask is not None:
+        logits = logits.masked_fill(mask, float("-inf"))
+    if targets is None:
+        targets = torch.arange(logits.shape[0])
+    return F.cross_entropy(logits, targets)
+
+
+def array_bytes(*arrays: Any) -> int:
+    return int(sum(a.nbytes for a in arrays if a is not None))
+
+
+def torch_param_bytes(module: Any) -> int:
+    if module is None:
+        return 0
+    return int(sum(p.numel() * p.element_size() for p in module.parameters()))

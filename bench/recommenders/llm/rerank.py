@@ -1,0 +1,217 @@
+"""llm-rerank: a classic recommender retrieves the top N; a cross-encoder re-ranks them.
+
+Stage 1: any registry recommender (default EASE) retrieves `n_candidates` unseen items per user.
+Stage 2: the transformer reads each (profile, candidate text) pair jointly ([CLS] profile [SEP] item
+[SEP]) under the requested variant; a logistic head on its pooled joint representation scores the pair.
+No pretrained cross-encoder is available offline, so the head is trained here, on TRAIN only: per user a
+seeded share of train items is held out (part B); a retriever fitted on the rest (part A) proposes
+candidates; held-out items among them are the positives, the other retrieved items the negatives.
+
+`blend="learned"` (default) gives the head the candidate's retrieval rank (log(1 + rank)) as one more
+feature, so the learned weights blend retriever and language model; `blend="none"` re-ranks by the
+cross-encoder alone. Only the first N are re-ordered; if k > N the retriever's order continues after them.
+
+Cost grows linearly with N (N transformer forwards per request): sweep `n_candidates` (e.g. 20, 50, 100);
+`stats["candidates_per_request"]` records it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from bench.data.dataset import TrainSet
+from bench.errors import ConfigError
+from bench.recommenders.base import Recommender, TopK, check_k
+from bench.recommenders.llm.common import (LLMRecommenderMixin, RequestWork, Stopwatch, check_choice,
+                                           check_positive, make_encoder, require)
+from bench.recommenders.llm.profile import (DEFAULT_MIN_RATING, DEFAULT_PROFILE_LEN, ProfileConfig,
+                                            build_profiles, holdout_split, item_texts)
+
+BLENDS = ("learned", "none")
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float) -> tuple[np.ndarray, float]:
+    """L2-regularised logistic regression by L-BFGS: min mean(log(1 + exp(-s z))) + l2/2 |w|^2, s = 2y - 1."""
+    from scipy.optimize import minimize
+    from scipy.special import expit, log_expit
+
+    x = x.astype(np.float64)
+    s = np.where(y > 0, 1.0, -1.0)
+    n, d = x.shape
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = theta[:d], theta[d]
+        z = x @ w + b
+        value = -np.mean(log_expit(s * z)) + 0.5 * l2 * float(w @ w)
+        g = -s * expit(-s * z) / n
+        return value, np.concatenate([x.T @ g + l2 * w, [g.sum()]])
+
+    res = minimize(loss, np.zeros(d + 1), jac=True, method="L-BFGS-B", options={"maxiter": 500})
+    return res.x[:d].astype(np.float32), float(res.x[d])
+
+
+class Rerank(LLMRecommenderMixin, Recommender):
+    name = "llm-rerank"
+
+    def __init__(self, retriever: str = "ease", retriever_params: dict[str, Any] | None = None,
+                 n_candidates: int = 50, model: Any = "minilm", variant: str = "fp32", device: str = "cpu",
+                 threads: int | None = None, blend: str = "learned", profile_len: int = DEFAULT_PROFILE_LEN,
+                 min_rating: float = DEFAULT_MIN_RATING, item_fields: str = "describe",
+                 holdout_frac: float = 0.2, train_users: int = 200, train_candidates: int = 20,
+                 l2: float = 1e-3, batch_size: int = 32, max_length: int = 256, seed: int = 0,
+                 cache_dir: Any = None) -> None:
+        super().__init__()
+        self._params = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        from bench.recommenders import registry
+
+        entry = registry.get(retriever)
+        if entry.family == "llm":
+            raise ConfigError(f"llm-rerank: retriever {retriever!r} is itself a language-model recommender: "
+                              "choose a classic one (pop, itemknn, userknn, biasedmf, ease, ials)")
+        self.retriever_name = retriever
+        self.retriever_params = dict(retriever_params or {})
+        self.n_candidates = check_positive("n_candidates", n_candidates, self.name, integer=True)
+        self.model, self.variant, self.device, self.threads = model, variant, device, threads
+        self.blend = check_choice("blend", blend, BLENDS, self.name)
+        self.profile = ProfileConfig(check_positive("profile_len", profile_len, self.name, integer=True),
+                                     float(min_rating))
+        self.item_fields = check_choice("item_fields", item_fields, ("describe", "title"), self.name)
+        self.holdout_frac = float(holdout_frac)
+        self.train_users = check_positive("train_users", train_users, self.name, integer=True)
+        self.train_candidates = check_positive("train_candidates", train_candidates, self.name, integer=True)
+        self.l2 = float(l2)
+        self.batch_size = check_positive("batch_size", batch_size, self.name, integer=True)
+        self.max_length = check_positive("max_length", max_length, self.name, integer=True)
+        self.seed = int(seed)
+        self.cache_dir = cache_dir
+        self.stats: dict[str, Any] = {}
+        self.encoder = None
+        self.retriever: Recommender | None = None
+        self.rank_weight = 0.0  # head weight of log(1 + retrieval rank), 0 when blend="none"
+        self._profiles: list[str] = []
+        self._item_texts: list[str] = []
+
+    def _build_retriever(self) -> Recommender:
+        from bench.recommenders import registry
+
+        return registry.get(self.retriever_name).build(**self.retriever_params)
+
+    # ------------------------------------------------------------------------------------------ fit
+    def fit(self, train: TrainSet) -> "Rerank":
+        total = Stopwatch()
+        self._remember_seen(train)
+        self.stats = {"retriever": self.retriever_name, "blend": self.blend,
+                      "candidates_per_request": self.n_candidates, "profile_len": self.profile.max_titles}
+        watch = Stopwatch()
+        self.retriever = self._build_retriever().fit(train)
+        self.stats["retriever_fit_s"] = watch()
+        self._profiles = build_profiles(train.interactions, train.item_text, train.n_users, self.profile)
+        self._item_texts = item_texts(train.item_text, self.item_fields)
+        watch = Stopwatch()
+        self.encoder = make_encoder(self.model, self.variant, self.device, self.threads, self.max_length,
+                                    self.cache_dir, distill_texts=self._item_texts + [p for p in self._profiles if p],
+                                    cross=True)
+        self._record_encoder(watch())
+        watch = Stopwatch()
+        self._train_head(train)
+        self.stats["train_s"] = watch()
+        self.stats["fit_s"] = total()
+        return self
+
+    def _train_head(self, train: TrainSet) -> None:
+        """Logistic head on (profile_A, candidate) pairs from a retriever fitted on part A of train."""
+        part_a, part_b = holdout_split(train.interactions, self.holdout_frac, self.seed)
+        train_a = TrainSet(part_a, train.n_users, train.n_items, train.item_text)
+        retriever_a = self._build_retriever().fit(train_a)
+        held = part_b.matrix(train.n_users, train.n_items)
+        rng = np.random.default_rng(self.seed)
+        eligible = np.flatnonzero(np.diff(held.indptr) > 0)
+        users = np.sort(rng.choice(eligible, size=min(self.train_users, len(eligible)), replace=False))
+        depth = min(self.train_candidates, train.n_items)
+        cand = retriever_a.recommend(users, depth).items
+        labels = np.asarray(held[np.repeat(users, depth), cand.ravel()]).ravel() > 0
+        keep_users = labels.reshape(len(users), depth).any(axis=1)
+        self.stats.update({"train_users": int(keep_users.sum()), "train_pairs": int(keep_users.sum() * depth),
+                           "train_positives": int(labels.sum())})
+        dim = int(self.encoder.dim)
+        if not keep_users.any():
+            # nothing to learn from: keep the retriever's order (head zero, rank weight -1)
+            self.encoder.set_head(np.zeros(dim, dtype=np.float32), 0.0)
+            self.rank_weight = -1.0
+            self.stats["head"] = "no positives among retrieved candidates: retriever order kept"
+            return
+        users, cand = users[keep_users], cand[keep_users]
+        labels = labels.reshape(-1, depth)[keep_users].ravel()
+        profiles_a = build_profiles(part_a, train.item_text, train.n_users, self.profile)
+        watch = Stopwatch()
+        joint = self.encoder.encode_pairs([profiles_a[u] for u in np.repeat(users, depth).tolist()],
+                                          [self._item_texts[i] for i in cand.ravel().tolist()], self.batch_size)
+        self.stats["encode_train_pairs_s"] = watch()
+        feats = joint
+        if self.blend == "learned":
+            rank = np.tile(np.log1p(np.arange(depth, dtype=np.float32)), len(users))
+            feats = np.concatenate([joint, rank[:, None]], axis=1)
+        mean, std = feats.mean(axis=0), feats.std(axis=0) + 1e-6
+        w, b = fit_logistic((feats - mean) / std, labels, self.l2)
+        # fold the standardisation into the weights: the cross-encoder's own head scores the joint vector
+        w_raw = w / std
+        b_raw = b - float(mean @ w_raw)
+        self.encoder.set_head(w_raw[:dim], b_raw)
+        self.rank_weight = float(w_raw[dim]) if self.blend == "learned" else 0.0
+        self.stats["head"] = "logistic on the pooled joint representation" + (
+            " + log(1 + retrieval rank)" if self.blend == "learned" else "")
+
+    # ------------------------------------------------------------------------------------ per request
+    def candidates(self, users: np.ndarray, depth: int, exclude: sp.csr_matrix | None = None) -> TopK:
+        """Stage 1: the retriever's top `depth` for `users` (seen items excluded)."""
+        require(self.retriever is not None, f"{self.name} is not fitted: call fit(train) first")
+        return self.retriever.recommend(users, depth, exclude=exclude)
+
+    def rerank_scores(self, users: np.ndarray, cand: np.ndarray) -> np.ndarray:
+        """Stage 2: (n_users, n) head scores of each user's candidates (the per-request transformer work)."""
+        n = cand.shape[1]
+        queries = [self._profiles[u] for u in np.repeat(users, n).tolist()]
+        docs = [self._item_texts[i] for i in cand.ravel().tolist()]
+        scores = self.encoder.score_pairs(queries, docs, self.batch_size).reshape(len(users), n)
+        return scores + self.rank_weight * np.log1p(np.arange(n, dtype=np.float32))[None, :]
+
+    def recommend(self, users: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> TopK:
+        users = np.asarray(users, dtype=np.int64)
+        check_k(k, self.n_items)
+        n = min(self.n_candidates, self.n_items)
+        top = self.candidates(users, max(k, n), exclude)
+        cand = top.items[:, :n]
+        scores = self.rerank_scores(users, cand)
+        order = np.argsort(-scores, axis=1, kind="stable")  # ties keep the retriever's order
+        items = np.take_along_axis(cand, order, axis=1)
+        ranked = np.take_along_axis(scores, order, axis=1).astype(np.float32)
+        if k <= n:
+            return TopK(users=users, items=items[:, :k], scores=ranked[:, :k])
+        # beyond N the retriever's order continues, scored below every re-ranked candidate
+        tail = top.items[:, n:k]
+        floor = ranked[:, -1:] - 1.0 - np.arange(k - n, dtype=np.float32)[None, :]
+        return TopK(users=users, items=np.concatenate([items, tail], axis=1),
+                    scores=np.concatenate([ranked, floor], axis=1).astype(np.float32))
+
+    def request_work(self, users: np.ndarray) -> RequestWork:
+        """One cross-encoder forward per candidate: token counts of the real (profile, candidate) pairs."""
+        users = np.asarray(users, dtype=np.int64)
+        n = min(self.n_candidates, self.n_items)
+        cand = self.candidates(users, n).items
+        counts = self.encoder.token_counts([self._profiles[u] for u in np.repeat(users, n).tolist()],
+                                           [self._item_texts[i] for i in cand.ravel().tolist()])
+        return RequestWork(n_requests=len(users), encoder_config=self.encoder_config(), token_counts=counts,
+                           scoring_macs=int(len(users) * n * (int(self.encoder.dim) + 1)), kind="pairs",
+                           notes={"candidates_per_request": n,
+                                  "retriever": f"{self.retriever_name} scoring not counted here (its own cell)"})
+
+    def footprint(self) -> int:
+        if self.encoder is None:
+            return 0
+        return int(self.encoder.footprint()) + int(self.retriever.footprint()) + int(self.encoder.dim + 2) * 4
+
+    def __repr__(self) -> str:
+        return f"Rerank(retriever={self.retriever_name!r}, n_candidates={self.n_candidates}, " \
+               f"variant={self.variant!r}, blend={self.blend!r})"

@@ -1,0 +1,104 @@
+"""llm-rerank: classic retrieval of N candidates, cross-encoder re-ranking within them."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from bench.errors import ConfigError  # noqa: E402
+from bench.models import build_tiny_model  # noqa: E402
+from bench.quality import evaluate_ranking  # noqa: E402
+from bench.recommenders import registry  # noqa: E402
+from bench.recommenders.llm.rerank import Rerank, fit_logistic  # noqa: E402
+from bench.recommenders.llm.testing import toy_split  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    torch.set_num_threads(1)
+    return str(build_tiny_model(tmp_path_factory.mktemp("tiny") / "bert", hidden=32, layers=2))
+
+
+@pytest.fixture(scope="module")
+def split():
+    return toy_split()
+
+
+@pytest.fixture(scope="module")
+def rerank(tiny, split):
+    return Rerank(model=tiny, threads=1, n_candidates=8, train_candidates=8, train_users=24).fit(split.train_set())
+
+
+def test_registry_builds_rerank_with_a_classic_retriever(tiny):
+    assert isinstance(registry.get("llm-rerank").build(model=tiny, threads=1), Rerank)
+    with pytest.raises(ConfigError, match="classic"):
+        Rerank(model=tiny, retriever="llm-two-tower")
+    with pytest.raises(ConfigError, match="unknown recommender"):
+        Rerank(model=tiny, retriever="nope")
+
+
+def test_rerank_reorders_only_within_the_retrieved_n(rerank, split):
+    users = np.arange(split.n_users)
+    retrieved = rerank.retriever.recommend(users, 8).items
+    top = rerank.recommend(users, 8)
+    assert top.items.shape == (split.n_users, 8)
+    for r, t in zip(retrieved, top.items):
+        assert set(r.tolist()) == set(t.tolist())
+    assert not np.array_equal(retrieved, top.items)  # the cross-encoder did change some order
+    assert np.all(np.diff(top.scores, axis=1) <= 0)
+
+
+def test_top_k_below_n_is_a_prefix_and_beyond_n_the_retriever_order_continues(rerank, split):
+    users = np.arange(6)
+    full = rerank.recommend(users, 8)
+    np.testing.assert_array_equal(rerank.recommend(users, 3).items, full.items[:, :3])
+    long = rerank.recommend(users, 12)
+    retrieved = rerank.retriever.recommend(users, 12).items
+    np.testing.assert_array_equal(long.items[:, :8], full.items)
+    np.testing.assert_array_equal(long.items[:, 8:], retrieved[:, 8:])
+    assert np.all(np.diff(long.scores, axis=1) <= 0)
+
+
+def test_n_candidates_sets_the_cross_encoder_work_per_request(tiny, split, rerank):
+    work = rerank.request_work(np.arange(3))
+    assert work.kind == "pairs" and work.forwards_per_request == 8
+    assert rerank.stats["candidates_per_request"] == 8
+    wider = Rerank(model=tiny, threads=1, n_candidates=16, train_candidates=8).fit(split.train_set())
+    assert wider.request_work(np.arange(3)).forwards_per_request == 16
+    top = wider.recommend(np.arange(3), 16)
+    retrieved = wider.retriever.recommend(np.arange(3), 16).items
+    assert all(set(a.tolist()) == set(b.tolist()) for a, b in zip(top.items, retrieved))
+
+
+def test_seen_items_stay_excluded_and_head_is_trained_on_train_only(rerank, split):
+    top = rerank.recommend(np.arange(split.n_users), 8)
+    seen = split.train_set().matrix()
+    assert not np.any(np.asarray(seen[np.repeat(np.arange(split.n_users), 8), top.items.ravel()]))
+    assert rerank.stats["train_pairs"] > 0 and rerank.stats["train_positives"] > 0
+    assert rerank.encoder.head_weight is not None and rerank.stats["train_s"] >= 0
+    assert evaluate_ranking(rerank, split, (5,))["evaluated_users"] > 0
+
+
+def test_blend_none_scores_by_the_cross_encoder_alone(tiny, split):
+    rec = Rerank(model=tiny, threads=1, n_candidates=8, train_candidates=8, blend="none").fit(split.train_set())
+    assert rec.rank_weight == 0.0
+    users = np.arange(4)
+    cand = rec.retriever.recommend(users, 8).items
+    direct = rec.encoder.score_pairs([rec._profiles[u] for u in np.repeat(users, 8)],
+                                     [rec._item_texts[i] for i in cand.ravel()]).reshape(4, 8)
+    np.testing.assert_allclose(np.sort(direct, axis=1)[:, ::-1], rec.recommend(users, 8).scores, rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_cost_only_flag_and_footprint(rerank):
+    assert rerank.cost_only
+    assert rerank.footprint() > rerank.encoder.footprint() + rerank.retriever.footprint()
+
+
+def test_logistic_head_separates_a_separable_problem():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 3))
+    y = (x[:, 0] - x[:, 2] > 0).astype(float)
+    w, b = fit_logistic(x, y, l2=1e-4)
+    assert np.mean(((x @ w + b) > 0) == (y > 0)) > 0.97 and w[0] > 0 > w[2]
