@@ -357,9 +357,9 @@ def token_counter(prefer: str = "o200k_base") -> TokenCounter:
     counter = None
     if prefer in ("o200k_base", "cl100k_base"):
         try:
-            import bpe_openai
             with warnings.catch_warnings():  # its data loader uses a deprecated importlib.resources call
                 warnings.simplefilter("ignore", DeprecationWarning)
+                import bpe_openai
                 enc = bpe_openai.get_encoding(prefer)
             counter = TokenCounter(prefer, enc.encode, f"bpe-openai {getattr(bpe_openai, '__version__', '')}".strip())
         except Exception:  # not installed / data missing: fall back to the tokenizer we always have

@@ -251,13 +251,26 @@ def prices_section(run: RunResult, views: list[CellView]) -> str:
     return out
 
 
-def _kv(d: dict[str, Any]) -> str:
-    items = []
+def _flat(d: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """One level of nesting spelled out as `code.commit`; packages as `name version, ...`; deeper as JSON."""
+    out = []
     for k, v in d.items():
-        if isinstance(v, (dict, list)):
-            v = json.dumps(v, sort_keys=True, default=str)
-        items.append(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>")
-    return f'<dl class="kv">{"".join(items)}</dl>'
+        key = f"{prefix}{k}"
+        if k == "packages" and isinstance(v, dict):
+            out.append((key, ", ".join(f"{n} {ver}" for n, ver in sorted(v.items()))))
+        elif isinstance(v, dict) and not prefix:
+            out.extend(_flat(v, key + "."))
+        elif isinstance(v, (dict, list, tuple)):
+            out.append((key, ", ".join(map(str, v)) if isinstance(v, (list, tuple)) and all(
+                isinstance(x, (str, int, float)) for x in v) else json.dumps(v, sort_keys=True, default=str)))
+        else:
+            out.append((key, "" if v is None else str(v)))
+    return out
+
+
+def _kv(d: dict[str, Any]) -> str:
+    items = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in _flat(d))
+    return f'<dl class="kv">{items}</dl>'
 
 
 def provenance_section(run: RunResult) -> str:

@@ -122,10 +122,13 @@ def make_run(run_id: str = "20260801-quick-sample", seed: int = 0) -> RunResult:
     gated.add("footprint_bytes", 32_000_000, "bytes")
     cells.append(gated)
 
-    provenance = {"git_commit": "3f2a9c1d", "git_dirty": False,
-                  "packages": {"recbench": "0.1.0", "torch": "2.13.0", "onnxruntime": "1.32.0", "numpy": "2.4.6"},
-                  "cpu": "Intel(R) Xeon(R) Platinum 8488C", "cores": 2, "threads": 2, "seed": 0,
-                  "python": "3.11.7", "started_at": "2026-08-01T10:00:00+00:00"}
+    provenance = {"start_time_utc": "2026-08-01T10:00:00+00:00",
+                  "code": {"commit": "3f2a9c1d0b7e4a6f8c2d1e0f9a8b7c6d5e4f3a2b", "dirty": False, "branch": "main"},
+                  "packages": {"recbench": "0.1.0", "torch": "2.13.0+cpu", "onnxruntime": "1.32.0", "numpy": "2.4.6"},
+                  "python": {"version": "3.11.7", "implementation": "CPython"},
+                  "machine": {"cpu_model": "Intel(R) Xeon(R) Platinum 8488C", "physical_cores": 2, "logical_cores": 4,
+                              "usable_cores": 2, "memory_total_bytes": 8 * 2**30, "gpus": [],
+                              "machine_fingerprint": "a0a16bcebb34abae"}}
     return RunResult(run_id=run_id, scenario={"name": "quick", "settings": {"seed": 0, "k": 10, "threads": 2}},
                      provenance=provenance, cells=cells, created_at="2026-08-01T10:00:00+00:00",
                      machine={"peak_gemm": {"gflops": 150.0}, "memory_bandwidth": {"gbs": 12.0}, "threads": 2})

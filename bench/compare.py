@@ -1,0 +1,347 @@
+"""`recbench compare BASE HEAD`: a regression verdict between two results files, for CI.
+
+Cells are matched by name. Two kinds of gate:
+
+* hard gates on deterministic figures, which a code change alone moves:
+  quality (ndcg@K, recall@K, hit@K, mrr@K, precision@K, coverage@K, quality_retained_vs_fp32; higher is better)
+  within an absolute tolerance; rating error (rmse, mae; lower is better) within an absolute tolerance;
+  footprint bytes, FLOPs and bytes per recommendation, and token counts (lower is better) within a relative
+  tolerance; a cell that was ok and is now failed or gated.
+* timing gates on the raw samples of both files (every timing with `samples_ms`): one-sided Mann-Whitney U
+  (head slower than base) with p < alpha AND a median ratio of at least `timing_min_ratio` — significance alone
+  flags trivial shifts on big samples, effect size alone flags noise. Soft by default (a warning), hard with
+  strict_timing. Timing across different machines is compared only for what it is worth: the verdict says so.
+
+Everything else (throughput and latency summaries, memory peaks, dollars) is shown as information.
+Exit codes: 0 no regression, 1 regression, 2 bad input (unreadable / malformed / newer-schema file, no cell in
+common).
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.errors import BenchError
+from bench.results import CellResult, MetricRow, RunResult
+
+QUALITY_RE = re.compile(r"^(ndcg|recall|hit|mrr|precision|map|coverage)@\d+$")
+HIGHER_BETTER_EXTRA = {"quality_retained_vs_fp32"}
+RATING_METRICS = {"rmse", "mae"}
+DETERMINISTIC_METRICS = {"footprint_bytes", "flops_per_rec", "flops_per_user", "flops_per_request", "bytes_per_rec",
+                         "bytes_per_user", "bytes_per_request"}
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    quality_abs: float = 0.005  # NDCG/Recall/... may drop by at most this much
+    rating_abs: float = 0.005  # RMSE/MAE may rise by at most this much
+    deterministic_rel: float = 0.01  # footprint / FLOPs / token counts may grow by at most 1%
+    timing_alpha: float = 0.01  # one-sided Mann-Whitney U significance
+    timing_min_ratio: float = 1.10  # and the median must be at least 10% slower
+    timing_min_samples: int = 8  # fewer samples on either side: not tested
+
+
+@dataclass
+class Finding:
+    cell: str
+    metric: str
+    base: float | None
+    head: float | None
+    kind: str  # quality | rating | deterministic | timing | status | cell | info
+    verdict: str  # ok | regression | warning | improved | changed | info
+    detail: str = ""
+
+    @property
+    def delta(self) -> float | None:
+        if self.base is None or self.head is None:
+            return None
+        return self.head - self.base
+
+
+@dataclass
+class Verdict:
+    base_run: str
+    head_run: str
+    strict_timing: bool
+    tolerances: Tolerances
+    cells_compared: int
+    findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def regressions(self) -> list[Finding]:
+        return [f for f in self.findings if f.verdict == "regression"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.verdict == "warning"]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.regressions else 0
+
+    def headline(self) -> str:
+        gated = sum(f.kind != "info" for f in self.findings)
+        if self.regressions:
+            names = "; ".join(f"{f.cell} {f.metric}" for f in self.regressions[:5])
+            more = f" (+{len(self.regressions) - 5} more)" if len(self.regressions) > 5 else ""
+            return f"REGRESSION: {len(self.regressions)} figure(s) regressed: {names}{more}"
+        tail = f", {len(self.warnings)} timing warning(s)" if self.warnings else ""
+        return f"OK: {gated} gated figure(s) across {self.cells_compared} cell(s) within tolerance{tail}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"base_run": self.base_run, "head_run": self.head_run, "strict_timing": self.strict_timing,
+                "tolerances": asdict(self.tolerances), "cells_compared": self.cells_compared,
+                "exit_code": self.exit_code, "headline": self.headline(), "notes": self.notes,
+                "findings": [{**asdict(f), "delta": f.delta} for f in self.findings]}
+
+    def markdown(self, all_rows: bool = False) -> str:
+        rows = [f for f in _ordered(self.findings) if all_rows or f.verdict not in ("ok", "info")]
+        lines = [f"## recbench compare: {self.base_run} -> {self.head_run}", "", f"**{self.headline()}**", ""]
+        lines += [f"- {n}" for n in self.notes] + ([""] if self.notes else [])
+        if rows:
+            lines += ["| cell | figure | base | head | delta | verdict | detail |", "|---|---|---:|---:|---:|---|---|"]
+            for f in rows:
+                lines.append("| " + " | ".join(s.replace("|", "\\|") for s in (
+                    f.cell, f.metric, _fmt(f.base), _fmt(f.head), _fmt_delta(f), f.verdict, f.detail)) + " |")
+        return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- comparison
+
+def _kind(metric: str) -> str:
+    if QUALITY_RE.match(metric) or metric in HIGHER_BETTER_EXTRA:
+        return "quality"
+    if metric in RATING_METRICS:
+        return "rating"
+    if metric in DETERMINISTIC_METRICS or "tokens" in metric:
+        return "deterministic"
+    return "info"
+
+
+def _keyed_rows(cell: CellResult) -> dict[tuple[str, str, int], MetricRow]:
+    """(metric, load, occurrence): a metric may repeat within a load (e.g. one throughput row per batch size)."""
+    seen: dict[tuple[str, str], int] = {}
+    out = {}
+    for m in cell.metrics:
+        k = (m.metric, m.load)
+        i = seen.get(k, 0)
+        seen[k] = i + 1
+        out[(m.metric, m.load, i)] = m
+    return out
+
+
+def _keyed_timings(cell: CellResult) -> dict[tuple[str, str, int], list[float]]:
+    seen: dict[tuple[str, str], int] = {}
+    out = {}
+    for t in cell.timings:
+        if not isinstance(t, dict) or not t.get("samples_ms"):
+            continue
+        k = (str(t.get("load", "")), str(t.get("name", "")))
+        i = seen.get(k, 0)
+        seen[k] = i + 1
+        out[(k[0], k[1], i)] = t["samples_ms"]
+    return out
+
+
+def _label(metric: str, load: str, occurrence: int) -> str:
+    s = metric if not load else f"{metric} [{load}]"
+    return s if occurrence == 0 else f"{s} #{occurrence + 1}"
+
+
+def _finite(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
+def _gate(cell: str, name: str, kind: str, base: float | None, head: float | None, tol: Tolerances) -> Finding:
+    if base is None and head is None:
+        return Finding(cell, name, None, None, kind, "info", "no value in either file")
+    if head is None:
+        return Finding(cell, name, base, None, kind, "regression", "missing in head")
+    if base is None:
+        return Finding(cell, name, None, head, kind, "changed", "new in head")
+    if kind == "quality":
+        if head < base - tol.quality_abs:
+            return Finding(cell, name, base, head, kind, "regression", f"dropped more than {tol.quality_abs:g}")
+        return Finding(cell, name, base, head, kind, "improved" if head > base + tol.quality_abs else "ok",
+                       f"tolerance -{tol.quality_abs:g}")
+    if kind == "rating":
+        if head > base + tol.rating_abs:
+            return Finding(cell, name, base, head, kind, "regression", f"rose more than {tol.rating_abs:g}")
+        return Finding(cell, name, base, head, kind, "improved" if head < base - tol.rating_abs else "ok",
+                       f"tolerance +{tol.rating_abs:g}")
+    # deterministic, lower is better, relative tolerance
+    limit = abs(base) * tol.deterministic_rel
+    if head > base + limit:
+        return Finding(cell, name, base, head, kind, "regression", f"grew more than {tol.deterministic_rel:.0%}")
+    return Finding(cell, name, base, head, kind, "improved" if head < base - limit else "ok",
+                   f"tolerance +{tol.deterministic_rel:.0%}")
+
+
+def _timing(cell: str, name: str, base: list[float], head: list[float], tol: Tolerances, strict: bool) -> Finding:
+    from scipy.stats import mannwhitneyu
+    b = np.asarray([x for x in base if x is not None], dtype=np.float64)
+    h = np.asarray([x for x in head if x is not None], dtype=np.float64)
+    b, h = b[np.isfinite(b)], h[np.isfinite(h)]
+    if min(len(b), len(h)) < tol.timing_min_samples:
+        return Finding(cell, name, _med(b), _med(h), "timing", "info",
+                       f"too few samples to test (n={len(b)} vs {len(h)}, need {tol.timing_min_samples})")
+    mb, mh = float(np.median(b)), float(np.median(h))
+    r = mh / mb if mb > 0 else math.inf
+    p_slower = float(mannwhitneyu(h, b, alternative="greater").pvalue)
+    p_faster = float(mannwhitneyu(h, b, alternative="less").pvalue)
+    detail = f"median x{r:.3g}, Mann-Whitney p(slower)={p_slower:.2g}, n={len(b)}/{len(h)}"
+    if p_slower < tol.timing_alpha and r >= tol.timing_min_ratio:
+        return Finding(cell, name, mb, mh, "timing", "regression" if strict else "warning", detail)
+    if p_faster < tol.timing_alpha and r <= 1 / tol.timing_min_ratio:
+        return Finding(cell, name, mb, mh, "timing", "improved", f"median x{r:.3g}, p(faster)={p_faster:.2g}")
+    return Finding(cell, name, mb, mh, "timing", "ok", detail)
+
+
+def _med(a: np.ndarray) -> float | None:
+    return float(np.median(a)) if len(a) else None
+
+
+def _machine_id(run: RunResult) -> str | None:
+    """The hardware fingerprint the provenance records (else the CPU model), to warn on cross-machine timing."""
+    prov = run.provenance or {}
+    machine = prov.get("machine") if isinstance(prov.get("machine"), dict) else {}
+    for value in (machine.get("machine_fingerprint"), machine.get("cpu_model"), prov.get("cpu_model"), prov.get("cpu")):
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def compare(base: RunResult, head: RunResult, tolerances: Tolerances | None = None,
+            strict_timing: bool = False) -> Verdict:
+    tol = tolerances or Tolerances()
+    base_cells = {c.cell: c for c in base.cells}
+    head_cells = {c.cell: c for c in head.cells}
+    common = [name for name in base_cells if name in head_cells]
+    if not common:
+        raise BenchError(f"no cell in common between {base.run_id} ({len(base_cells)} cells) and {head.run_id} "
+                         f"({len(head_cells)} cells); compare runs of the same scenario")
+    verdict = Verdict(base.run_id, head.run_id, strict_timing, tol, len(common))
+    machine_b, machine_h = _machine_id(base), _machine_id(head)
+    if machine_b and machine_h and machine_b != machine_h:
+        verdict.notes.append(f"the runs come from different machines ({machine_b} vs {machine_h}): timing "
+                             "differences mix code and hardware")
+    for name in base_cells:
+        if name not in head_cells:
+            verdict.findings.append(Finding(name, "cell", None, None, "cell", "warning", "in base, missing in head"))
+    for name in head_cells:
+        if name not in base_cells:
+            verdict.findings.append(Finding(name, "cell", None, None, "cell", "info", "new in head"))
+
+    for name in common:
+        b, h = base_cells[name], head_cells[name]
+        if b.status == "ok" and h.status != "ok":
+            verdict.findings.append(Finding(name, "status", None, None, "status", "regression",
+                                            f"ok -> {h.status}: {h.error or 'no reason recorded'}"))
+        elif b.status != "ok" and h.status == "ok":
+            verdict.findings.append(Finding(name, "status", None, None, "status", "improved", f"{b.status} -> ok"))
+        if h.status == "failed":
+            continue  # a failed head cell has no figures to compare: its status says it all
+        b_rows, h_rows = _keyed_rows(b), _keyed_rows(h)
+        for key in list(b_rows) + [k for k in h_rows if k not in b_rows]:
+            metric, load, occ = key
+            kind = _kind(metric)
+            label = _label(metric, load, occ)
+            bv = _finite(b_rows[key].value) if key in b_rows else None
+            hv = _finite(h_rows[key].value) if key in h_rows else None
+            if kind == "info":
+                verdict.findings.append(Finding(name, label, bv, hv, "info", "info"))
+            elif b.label == "cost-only" and kind == "quality":
+                continue  # never reported for random-weight models
+            else:
+                verdict.findings.append(_gate(name, label, kind, bv, hv, tol))
+        b_t, h_t = _keyed_timings(b), _keyed_timings(h)
+        for key in b_t:
+            if key in h_t:
+                load, tname, occ = key
+                verdict.findings.append(_timing(name, _label(f"median ms: {tname}", load, occ), b_t[key], h_t[key], tol,
+                                                strict_timing))
+    return verdict
+
+
+# ---------------------------------------------------------------- printing
+
+_ORDER = {"regression": 0, "warning": 1, "improved": 2, "changed": 3, "ok": 4, "info": 5}
+
+
+def _ordered(findings: list[Finding]) -> list[Finding]:
+    return sorted(findings, key=lambda f: (_ORDER.get(f.verdict, 9), f.cell, f.metric))
+
+
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return "–"
+    if v != 0 and (abs(v) >= 1e6 or abs(v) < 1e-3):
+        return f"{v:.4g}"
+    return f"{v:.4f}".rstrip("0").rstrip(".") if abs(v) < 1000 else f"{v:,.0f}"
+
+
+def _fmt_delta(f: Finding) -> str:
+    d = f.delta
+    if d is None:
+        return "–"
+    if f.kind in ("deterministic", "timing", "info") and f.base:
+        return f"{d:+.4g} ({d / abs(f.base):+.1%})"
+    return f"{d:+.4f}"
+
+
+STYLE = {"regression": "bold red", "warning": "yellow", "improved": "green", "changed": "cyan", "ok": "", "info": "dim"}
+
+
+def print_verdict(verdict: Verdict, console=None, all_rows: bool = False) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    console = console or Console()
+    rows = [f for f in _ordered(verdict.findings) if all_rows or f.verdict not in ("ok", "info")]
+    table = Table(title=f"recbench compare: {verdict.base_run} -> {verdict.head_run}", show_lines=False)
+    for col, justify in (("cell", "left"), ("figure", "left"), ("base", "right"), ("head", "right"),
+                         ("delta", "right"), ("verdict", "left"), ("detail", "left")):
+        table.add_column(col, justify=justify, overflow="fold", no_wrap=col in ("cell", "base", "head", "delta"))
+    for f in rows:
+        table.add_row(f.cell, f.metric, _fmt(f.base), _fmt(f.head), _fmt_delta(f), f.verdict, f.detail,
+                      style=STYLE.get(f.verdict, ""))
+    if rows:
+        console.print(table)
+    for note in verdict.notes:
+        console.print(f"note: {note}", style="yellow")
+    hidden = len(verdict.findings) - len(rows)
+    if hidden and not all_rows:
+        console.print(f"{hidden} figure(s) within tolerance or informational not shown (--all to show them)", style="dim")
+    console.print(verdict.headline(), style="bold red" if verdict.regressions else "bold green")
+
+
+def main_compare(base_path: str | Path, head_path: str | Path, strict_timing: bool = False,
+                 tolerances: Tolerances | None = None, *, all_rows: bool = False, json_path: str | Path | None = None,
+                 markdown_path: str | Path | None = None, console=None) -> int:
+    """The CLI's `recbench compare`: prints the table and verdict; 0 ok, 1 regression, 2 bad input."""
+    from bench import results
+    try:
+        base = results.load(Path(base_path))
+        head = results.load(Path(head_path))
+        verdict = compare(base, head, tolerances, strict_timing=strict_timing)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print_verdict(verdict, console, all_rows)
+    try:
+        if json_path:
+            results.atomic_write_text(Path(json_path), json.dumps(verdict.to_dict(), indent=1) + "\n")
+        if markdown_path:
+            with open(markdown_path, "a", encoding="utf-8") as f:  # appends: $GITHUB_STEP_SUMMARY is shared
+                f.write(verdict.markdown())
+    except OSError as exc:
+        print(f"error: cannot write the verdict ({exc.strerror}: {exc.filename}); pass a writable path", file=sys.stderr)
+        return 2
+    return verdict.exit_code
