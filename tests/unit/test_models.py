@@ -132,3 +132,20 @@ def test_tiny_decoder_resolves_as_decoder(tmp_path, model_cache_dir):
 def test_unknown_tiny_kind_is_config_error(tmp_path):
     with pytest.raises(ConfigError):
         build_tiny_model(tmp_path / "x", kind="t5")
+
+
+def test_saved_finetuned_module_reloads_through_local_path(tiny_model, tmp_path, model_cache_dir):
+    """A recommender that trains the transformer saves it with save_model and runs it under any variant."""
+    import torch
+    from transformers import AutoModel
+
+    from bench.models import save_model
+
+    module = AutoModel.from_pretrained(tiny_model.path, local_files_only=True)
+    with torch.no_grad():
+        module.embeddings.word_embeddings.weight.add_(0.5)  # "fine-tuned": different weights
+    saved = save_model(module, tiny_model, tmp_path / "tuned", "tiny-tuned", notes={"epochs": 1})
+    assert saved.name == "tiny-tuned" and saved.source == "trained" and saved.cost_only
+    assert saved.weights_sha256 != tiny_model.weights_sha256
+    assert saved.n_parameters == tiny_model.n_parameters
+    assert saved.notes["derived_from"] == tiny_model.name
