@@ -434,8 +434,10 @@ def hosted_workload(split, *, n_prompts: int = 200, history_len: int = 50, n_can
     counter = counter or token_counter()
     train = split.train
     text = split.dataset.item_text
-    n_users, n_items = split.n_users, split.n_items
+    n_items = split.n_items
     users_with_history = np.unique(train.users)
+    if users_with_history.size == 0:
+        raise ConfigError(f"{split.dataset.name}/{split.protocol}: no training interactions to build hosted prompts from")
     rng = np.random.default_rng(seed)
     users = np.sort(rng.choice(users_with_history, size=min(n_prompts, len(users_with_history)), replace=False))
 
@@ -742,7 +744,8 @@ def _auto_workloads(run: RunResult) -> tuple[list[HostedWorkload], list[str]]:
         try:
             from bench.data import load_dataset
             from bench.data.splits import make_split
-            dataset = load_dataset(dataset_name, data_dir=settings.get("data_dir"))
+            # never download as a side effect of pricing or reporting: use what is cached
+            dataset = load_dataset(dataset_name, data_dir=settings.get("data_dir"), allow_download=False, progress=False)
             split = make_split(dataset, protocol, seed=int(seed or 0))
             workloads.append(hosted_workload(split, k=int(settings.get("k", 10) or 10), seed=int(seed or 0)))
         except Exception as exc:  # a report must still render without the data

@@ -23,8 +23,10 @@ FAMILY_COLOURS = {"classic": "#2c7fb8", "llm": "#e6550d", "hosted": "#756bb1", "
 INSTANCE_COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"]
 INSTANCE_MARKERS = ["o", "s", "D", "^", "v", "P", "X", "h"]
 HOSTED_STYLES = [":", "-.", "--", (0, (1, 3))]
-CLASSIC_SHADES = ["#08519c", "#3182bd", "#6baed6", "#2171b5", "#4292c6", "#9ecae1"]
-LLM_SHADES = ["#e6550d", "#a63603", "#fd8d3c", "#cb181d", "#fdae6b", "#7f2704"]
+FAMILY_LABELS = {"classic": "classic CF", "llm": "language-model", "test": "harness test", "other": "other"}
+# distinct hues within each family's colour range, so that CDF lines stay tellable apart
+CLASSIC_SHADES = ["#08519c", "#17becf", "#6baed6", "#2ca02c", "#3f007d", "#9ecae1"]
+LLM_SHADES = ["#e6550d", "#a63603", "#fdae6b", "#cb181d", "#e377c2", "#7f2704"]
 
 
 @dataclass
@@ -38,8 +40,8 @@ class Chart:
     shown: list[str] = field(default_factory=list)
 
 
-def _figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), dpi=DPI)
+def _figure(width: float, height: float, layout: str | None = None) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=DPI, layout=layout)
     FigureCanvasAgg(fig)
     return fig
 
@@ -145,10 +147,11 @@ def quality_vs_cost(views: list[CellView], out_dir: Path, mapping_note: str) -> 
     ax.set_ylabel(f"{QUALITY_LABEL} (full ranking, higher is better)")
     ax.set_title(chart.title, fontsize=12)
     ax.grid(True, which="major", alpha=0.3)
-    handles = [Line2D([], [], marker="o", ls="", color=FAMILY_COLOURS["classic"], label="classic CF"),
-               Line2D([], [], marker="o", ls="", color=FAMILY_COLOURS["llm"], label="language-model"),
-               Line2D([], [], marker="o", ls="--", color="0.25", markerfacecolor="none", markersize=11,
-                      label="Pareto frontier")]
+    families = {v.family for v in pts}
+    handles = [Line2D([], [], marker="o", ls="", color=FAMILY_COLOURS[f], label=FAMILY_LABELS[f])
+               for f in ("classic", "llm", "test", "other") if f in families]
+    handles.append(Line2D([], [], marker="o", ls="--", color="0.25", markerfacecolor="none", markersize=11,
+                          label="Pareto frontier"))
     if gated:
         handles.append(Line2D([], [], marker="X", ls="", color="0.55", label="gated (below quality gate; cost not counted)"))
     if hosted:
@@ -201,10 +204,12 @@ def throughput(views: list[CellView], out_dir: Path) -> Chart:
     ax.set_xlabel("users per second (log scale, higher is better)")
     ax.set_title(chart.title, fontsize=12)
     ax.grid(True, axis="x", alpha=0.3)
-    ax.legend(handles=[Patch(color=FAMILY_COLOURS["classic"], label="classic CF"),
-                       Patch(color=FAMILY_COLOURS["llm"], label="language-model"),
-                       Patch(facecolor="white", edgecolor="0.25", hatch="//", label="cost-only / gated")],
-              loc="lower right", fontsize=8.5)
+    families = {v.family for v in rows}
+    handles = [Patch(color=FAMILY_COLOURS[f], label=FAMILY_LABELS[f]) for f in ("classic", "llm", "test", "other")
+               if f in families]
+    if any(v.cost_only or v.cell.status == "gated" for v in rows):
+        handles.append(Patch(facecolor="white", edgecolor="0.25", hatch="//", label="cost-only / gated"))
+    ax.legend(handles=handles, loc="lower right", fontsize=8.5)
     fig.tight_layout()
     chart.path = _save(fig, out_dir, "throughput.png")
     return chart
@@ -220,7 +225,7 @@ def latency_cdf(views: list[CellView], out_dir: Path) -> Chart:
     if not rows:
         chart.note = "No single-stream latency samples in this run: chart skipped."
         return chart
-    fig = _figure(10.5, 5.8 + 0.12 * len(rows))
+    fig = _figure(10.5, 5.2 + 0.2 * math.ceil(len(rows) / 2), layout="constrained")
     ax = fig.add_subplot()
     shade_index = {"classic": 0, "llm": 0}
     all_samples = np.concatenate([v.latency_samples_ms for v in rows])
@@ -247,8 +252,7 @@ def latency_cdf(views: list[CellView], out_dir: Path) -> Chart:
     ax.set_ylabel("share of requests at or below")
     ax.set_title(chart.title, fontsize=12)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)
-    fig.tight_layout()
+    fig.legend(fontsize=8, loc="outside lower center", ncol=2, frameon=False)
     chart.path = _save(fig, out_dir, "latency_cdf.png")
     if any(v.latency.get("p99") is not None and v.latency["p99"].flag for v in rows):
         chart.note = "* p99 from too few samples to be trusted (see the latency table for each flag)."
@@ -309,7 +313,8 @@ def cost_by_instance(views: list[CellView], out_dir: Path, mapping_note: str) ->
     instances = sorted({i for v in rows for i in v.projected})
     values = [v.usd.value for v in rows if v.usd is not None] + [m.value for v in rows for m in v.projected.values()] \
         + [v.hosted_usd.value for v in hosted]
-    fig = _figure(11.5, _rows_height(max(len(rows), 3)) + 0.6)
+    n_legend_rows = math.ceil((1 + len(instances) + len(hosted)) / 3)
+    fig = _figure(11.5, _rows_height(max(len(rows), 3)) + 0.25 * n_legend_rows, layout="constrained")
     ax = fig.add_subplot()
     y = np.arange(len(rows))
     for yi, v in zip(y, rows):
@@ -342,8 +347,7 @@ def cost_by_instance(views: list[CellView], out_dir: Path, mapping_note: str) ->
                        label=f"projected: {inst}") for k, inst in enumerate(instances)]
     handles += [Line2D([], [], ls=HOSTED_STYLES[j % len(HOSTED_STYLES)], lw=1.6, color=FAMILY_COLOURS["hosted"],
                        label=f"hosted {v.variant}: {usd(v.hosted_usd.value)} (estimated)") for j, v in enumerate(hosted)]
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3, fontsize=8, frameon=False)
-    fig.tight_layout()
+    fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     chart.path = _save(fig, out_dir, "cost_by_instance.png")
     missing = [v.name for v in rows if not v.projected]
     if missing:

@@ -54,8 +54,9 @@ def headlines(views: list[CellView]) -> list[Headline]:
             text += "."
         out.append(Headline(text, "variant", figures))
 
+    # hosted APIs are set against the cheapest language-model cell measured here, else the classic reference
     local = [v for v in views if v.ok and v.family == "llm" and v.usd is not None]
-    cheapest = min(local, key=lambda v: v.usd.value) if local else None
+    cheapest = min(local, key=lambda v: v.usd.value) if local else ref
     for h in (v for v in views if v.family == "hosted" and v.hosted_usd is not None):
         extras = h.cell.extras
         w = extras.get("hosted", {})

@@ -38,7 +38,7 @@ def render(run: RunResult, views: list[CellView], heads: list[Headline], html_na
         status = v.cell.status if not v.cell.error else f"{v.cell.status}: {v.cell.error}"
         lines.append("| " + " | ".join(_cell(x) for x in [
             v.name, status, q, num(v.throughput.value) if v.throughput else "–",
-            sig(p50.value) if p50 else "–", p99_txt, mib(v.peak_rss.value) if v.peak_rss else "–",
+            f"{sig(p50.value)}{mark(p50.flag)}" if p50 else "–", p99_txt, mib(v.peak_rss.value) if v.peak_rss else "–",
             usd(v.usd.value) if v.usd else "–"]) + " |")
     if footnotes:
         lines += [""] + [f"\\*{i + 1}: {n}  " for i, n in enumerate(footnotes)]

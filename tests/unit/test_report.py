@@ -148,7 +148,7 @@ def test_empty_run_still_renders_with_notes(tmp_path):
 
 def test_report_reprices_with_another_instance(tmp_path, workload):
     run = make_run()
-    write_report(run, tmp_path / "a", hosted=[workload])
+    cost.add_costs(run, None, None, 2, hosted=[workload])  # as `recbench run` leaves it
     write_report(run, tmp_path / "b", instance="g5.xlarge")
     ease = run.cell("ml-100k/random-8-1-1/ease/none/cpu")
     assert ease.metric("usd_per_1k_recs", load="offline").value == pytest.approx(1.006 / (3600 * 8200.0) * 1000)
