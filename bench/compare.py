@@ -285,7 +285,7 @@ def _fmt(v: float | None) -> str:
         return "–"
     if v != 0 and (abs(v) >= 1e6 or abs(v) < 1e-3):
         return f"{v:.4g}"
-    return f"{v:.4f}".rstrip("0").rstrip(".") if abs(v) < 1000 else f"{v:,.0f}"
+    return f"{v:.4f}" if abs(v) < 1000 else f"{v:,.0f}"
 
 
 def _fmt_delta(f: Finding) -> str:
