@@ -58,6 +58,8 @@ def write_report(run: RunResult, out_dir: str | Path, prices: cost.PriceSheet | 
     index = out / "index.html"
     atomic_write_text(index, html_mod.render(run, views, figures, heads))
     atomic_write_text(out / "report.md", md_mod.render(run, views, heads, index.name))
+    for path in (index, out / "report.md"):
+        path.chmod(0o644)  # the atomic writer's temporary files are private; a report is meant to be shared
     return index
 
 
