@@ -172,7 +172,7 @@ def run(scenario: Scenario, options: RunOptions = RunOptions(), listener: Listen
     from bench.measure import provenance
     run = RunResult(run_id=run_id, scenario=scenario.describe(), provenance=provenance.collect(),
                     created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
-    if options.measure_peak:
+    if options.measure_peak and any(c.loads for c in scenario.cells):  # utilisation needs a throughput
         if listener:
             listener("note", scenario.cells[0], "measuring this machine's peak GEMM FLOP/s and memory bandwidth")
         run.machine = _machine_peaks(scenario.settings.threads)
