@@ -102,3 +102,10 @@ def test_logistic_head_separates_a_separable_problem():
     y = (x[:, 0] - x[:, 2] > 0).astype(float)
     w, b = fit_logistic(x, y, l2=1e-4)
     assert np.mean(((x @ w + b) > 0) == (y > 0)) > 0.97 and w[0] > 0 > w[2]
+
+
+def test_flops_per_user_counts_n_pair_forwards_plus_the_retriever(rerank):
+    users = np.arange(5)
+    work = rerank.request_work(users)
+    assert work.token_counts.size == 5 * 8
+    assert rerank.flops_per_user(users) > rerank.retriever.flops_per_user(users) > 0

@@ -96,7 +96,7 @@ def test_finetune_trains_the_transformer_and_builds_the_variant_from_saved_weigh
     zero = _fit(tiny, split)
     ft = _fit(tiny, split, mode="finetune", finetune_lr=1e-3)
     assert ft.stats["train_steps"] == 3 and ft.stats["train_stopped_by"] == "steps"
-    assert ft.encoder.resolved_model.source == "finetuned"
+    assert ft.encoder.resolved_model.source == "trained"
     assert ft.encoder.resolved_model.path != zero.encoder.resolved_model.path
     assert not np.allclose(ft.item_matrix, zero.item_matrix, atol=1e-4)
     assert ft.cost_only  # fine-tuning random weights does not make them meaningful
@@ -104,7 +104,7 @@ def test_finetune_trains_the_transformer_and_builds_the_variant_from_saved_weigh
 
 def test_finetune_int8_variant_applies_to_the_trained_model(tiny, split):
     ft = _fit(tiny, split, mode="finetune", finetune_lr=1e-3, variant="int8")
-    assert ft.encoder.variant == "int8" and ft.encoder.resolved_model.source == "finetuned"
+    assert ft.encoder.variant == "int8" and ft.encoder.resolved_model.source == "trained"
     assert ft.recommend(np.arange(3), 4).items.shape == (3, 4)
 
 
@@ -126,3 +126,15 @@ def test_bad_parameters_fail_with_one_line(tiny):
         TwoTower(model=tiny, dim=0)
     with pytest.raises(ConfigError, match="negatives"):
         TwoTower(model=tiny, negatives="hard")
+
+
+def test_flops_per_user_follows_the_measurement_packages_encoder_formula(tiny, split):
+    from bench.measure.flops import TransformerConfig, encoder_flops
+
+    rec = _fit(tiny, split, dim=8)
+    users = np.array([0, 4, 9])
+    work = rec.request_work(users)
+    cfg = TransformerConfig(layers=2, hidden=32, heads=2, intermediate=64)
+    expected = (encoder_flops(cfg, work.token_counts) + 2 * work.scoring_macs) / 3
+    assert rec.flops_per_user(users) == pytest.approx(expected, rel=1e-9)
+    assert work.scoring_macs == 3 * (split.n_items * 8 + 32 * 8)

@@ -87,6 +87,16 @@ class LLMRecommenderMixin:
         require(self.encoder is not None, f"{getattr(self, 'name', 'recommender')} is not fitted: call fit(train)")
         return dict(self.encoder.config())
 
+    def flops_per_user(self, users: np.ndarray) -> float | None:
+        """Analytic FLOPs per user of one request's work: transformer forwards (from the real token counts)
+        plus the scoring multiply-adds (x 2), plus the retriever's own count where there is one."""
+        users = np.asarray(users, dtype=np.int64)
+        if self.encoder is None or users.size == 0:
+            return None
+        work = self.request_work(users)
+        total = encoder_flops(work.encoder_config, work.token_counts) + 2.0 * work.scoring_macs
+        return float(total / users.size + work.notes.get("extra_flops_per_user", 0.0))
+
     def reference_params(self) -> dict[str, Any]:
         """The parameters of this recommender's fp32 reference (the quality gate's denominator)."""
         params = dict(self.get_params())
@@ -95,6 +105,16 @@ class LLMRecommenderMixin:
 
     def get_params(self) -> dict[str, Any]:
         return dict(self._params)
+
+
+def encoder_flops(config: dict[str, Any], token_counts: np.ndarray) -> float:
+    """Matrix-product FLOPs of a BERT-like encoder over sequences of these real lengths (multiply-add = 2):
+    per layer 8 L H^2 + 4 L^2 H + 4 L H I. The same convention as bench.measure.flops.encoder_flops (a test
+    pins them equal); restated here because recommenders do not import the measurement package."""
+    lengths = np.asarray(token_counts, dtype=np.float64)
+    h, i = float(config["hidden"]), float(config["intermediate"])
+    per_layer = 8 * lengths * h * h + 4 * lengths * lengths * h + 4 * lengths * h * i
+    return float(config["layers"]) * float(per_layer.sum())
 
 
 def require(condition: bool, message: str) -> None:
@@ -163,15 +183,20 @@ def positives_mask(seen, users: np.ndarray, items: np.ndarray, keep_diagonal: bo
     return m
 
 
-def info_nce(user_vecs, item_vecs, temperature: float, mask=None, targets=None):
+def info_nce(user_vecs, item_vecs, temperature: float, mask=None, targets=None, column_offset=None):
     """InfoNCE with in-batch (or catalogue) negatives: row j's positive is column targets[j] (default j).
 
     `mask` (bool, same shape as the logits) removes known false negatives (other train positives of the user).
+    `column_offset` is subtracted from each column's logits: log of the item's sampling probability for
+    in-batch negatives (the logQ correction of Yi et al. 2019), which otherwise punish popular items for
+    being popular.
     """
     import torch
     import torch.nn.functional as F
 
     logits = user_vecs @ item_vecs.T / temperature
+    if column_offset is not None:
+        logits = logits - column_offset[None, :]
     if mask is not None:
         logits = logits.masked_fill(mask, float("-inf"))
     if targets is None:

@@ -10,7 +10,6 @@ frozen), which roughly halves the backward cost; training stops at `max_steps` o
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from bench.errors import ConfigError
-from bench.models import ResolvedModel, copy_tokenizer, resolve_local
+from bench.models import ResolvedModel, save_model
 from bench.recommenders.llm.common import info_nce, positives_mask
 from bench.recommenders.llm.projection import Projection, TrainLog
 
@@ -30,7 +29,10 @@ class FinetuneConfig:
     batch_size: int = 32
     lr: float = 5e-5
     head_lr: float = 1e-3
-    temperature: float = 0.05
+    temperature: float = 0.1
+    #: subtract log(item sampling frequency) from in-batch logits (Yi et al. 2019) so popular items are not
+    #: punished for appearing often as negatives
+    logq: bool = True
     #: transformer layers that learn, counted from the top; None = every parameter
     train_layers: int | None = 2
     budget_s: float = 120.0
@@ -65,8 +67,8 @@ def _freeze_lower(module, train_layers: int | None) -> int:
 
 def finetune_contrastive(resolved: ResolvedModel, profiles: Sequence[str], pair_rows: np.ndarray,
                          pair_users: np.ndarray, pair_items: np.ndarray, item_texts: Sequence[str], seen,
-                         out_dir: Path, cfg: FinetuneConfig, device: str = "cpu",
-                         cache_dir: Path | None = None) -> tuple[ResolvedModel, Projection | None, TrainLog]:
+                         out_dir: Path, cfg: FinetuneConfig,
+                         device: str = "cpu") -> tuple[ResolvedModel, Projection | None, TrainLog]:
     """Fine-tune, save to `out_dir`, and return the saved model (resolved like a user's local directory)."""
     import torch
     import torch.nn.functional as F
@@ -103,6 +105,10 @@ def finetune_contrastive(resolved: ResolvedModel, profiles: Sequence[str], pair_
 
     log = TrainLog(stopped_by="steps")
     n = len(pair_rows)
+    log_q = None
+    if cfg.logq:
+        freq = np.bincount(pair_items, minlength=len(item_texts)).astype(np.float64)
+        log_q = torch.from_numpy(np.log(np.maximum(freq, 1.0) / n).astype(np.float32)).to(device)
     perm = rng.permutation(n)
     cursor = 0
     t0 = time.perf_counter()
@@ -117,7 +123,8 @@ def finetune_contrastive(resolved: ResolvedModel, profiles: Sequence[str], pair_
             u, v = u @ heads[0], v @ heads[1]
         u, v = F.normalize(u, dim=-1), F.normalize(v, dim=-1)
         mask = torch.from_numpy(positives_mask(seen, pair_users[idx], pair_items[idx])).to(u.device)
-        loss = info_nce(u, v, cfg.temperature, mask)
+        offset = log_q[torch.from_numpy(pair_items[idx]).to(device)] if log_q is not None else None
+        loss = info_nce(u, v, cfg.temperature, mask, column_offset=offset)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -134,16 +141,9 @@ def finetune_contrastive(resolved: ResolvedModel, profiles: Sequence[str], pair_
     log.extra = {"trainable_params": trainable, "pairs": n}
 
     module.eval()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    module.save_pretrained(out_dir, safe_serialization=True)
-    copy_tokenizer(resolved.path, out_dir)
-    name = f"{resolved.name}-finetuned"
-    meta = {"name": name, "cost_only": resolved.cost_only,
-            "notes": {"finetuned_from": resolved.name, "base_sha256": resolved.weights_sha256,
-                      "config": asdict(cfg), "steps": log.steps, "stopped_by": log.stopped_by}}
-    (out_dir / "recbench.json").write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
-    saved = resolve_local(out_dir, name=name, cache_dir=cache_dir, source="finetuned", cost_only=resolved.cost_only)
+    saved = save_model(module, resolved, Path(out_dir), name=f"{resolved.name}-finetuned",
+                       notes={"finetuned_from": resolved.name, "base_sha256": resolved.weights_sha256,
+                              "config": asdict(cfg), "steps": log.steps, "stopped_by": log.stopped_by})
     projection = None
     if heads is not None:
         zeros = np.zeros(hidden, dtype=np.float32)

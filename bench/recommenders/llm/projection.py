@@ -44,7 +44,10 @@ class ProjectionTraining:
     lr: float = 1e-3
     weight_decay: float = 0.0
     temperature: float = 0.05
-    negatives: str = "in-batch"  # "in-batch" (InfoNCE over the batch's targets) | "catalogue" (every item)
+    #: "catalogue": softmax over every item (exact for full ranking; cheap while the item tower is frozen);
+    #: "in-batch": InfoNCE over the batch's targets, with the logQ popularity correction when `logq`
+    negatives: str = "catalogue"
+    logq: bool = True
     budget_s: float = 60.0
     seed: int = 0
 
@@ -107,6 +110,10 @@ def train_projection(profile_emb: np.ndarray, pair_rows: np.ndarray, pair_users:
     log = TrainLog()
     t0 = time.perf_counter()
     steps_per_epoch = max(1, -(-n // cfg.batch_size))
+    log_q = None
+    if cfg.negatives == "in-batch" and cfg.logq:
+        freq = np.bincount(pair_items, minlength=item_emb.shape[0]).astype(np.float64)
+        log_q = torch.from_numpy(np.log(np.maximum(freq, 1.0) / n).astype(np.float32))
     done = False
     for epoch in range(cfg.epochs):
         perm = torch.randperm(n, generator=gen)
@@ -119,13 +126,15 @@ def train_projection(profile_emb: np.ndarray, pair_rows: np.ndarray, pair_users:
                 v = F.normalize(e[items_t[idx]] @ wi, dim=-1)
                 mask = torch.from_numpy(positives_mask(seen, users_np, items_np))
                 targets = None
+                offset = log_q[items_t[idx]] if log_q is not None else None
             else:
                 v = F.normalize(e @ wi, dim=-1)
                 m = np.asarray(seen[users_np].toarray() > 0)
                 m[np.arange(len(idx)), items_np] = False
                 mask = torch.from_numpy(m)
                 targets = items_t[idx]
-            loss = info_nce(u, v, cfg.temperature, mask, targets)
+                offset = None
+            loss = info_nce(u, v, cfg.temperature, mask, targets, offset)
             opt.zero_grad()
             loss.backward()
             opt.step()

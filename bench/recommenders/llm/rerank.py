@@ -204,8 +204,8 @@ class Rerank(LLMRecommenderMixin, Recommender):
                                            [self._item_texts[i] for i in cand.ravel().tolist()])
         return RequestWork(n_requests=len(users), encoder_config=self.encoder_config(), token_counts=counts,
                            scoring_macs=int(len(users) * n * (int(self.encoder.dim) + 1)), kind="pairs",
-                           notes={"candidates_per_request": n,
-                                  "retriever": f"{self.retriever_name} scoring not counted here (its own cell)"})
+                           notes={"candidates_per_request": n, "retriever": self.retriever_name,
+                                  "extra_flops_per_user": float(self.retriever.flops_per_user(users) or 0.0)})
 
     def footprint(self) -> int:
         if self.encoder is None:

@@ -45,10 +45,11 @@ class TwoTower(LLMRecommenderMixin, ScoringRecommender):
                  threads: int | None = None, mode: str = "zero-shot", dim: int | None = None,
                  profile_len: int = DEFAULT_PROFILE_LEN, min_rating: float = DEFAULT_MIN_RATING,
                  item_fields: str = "describe", batch_size: int = 64, max_length: int = 128,
-                 holdout_frac: float = 0.2, train_budget_s: float = 120.0, epochs: int = 20,
-                 train_batch_size: int = 512, lr: float = 1e-3, temperature: float = 0.05,
-                 negatives: str = "in-batch", finetune_steps: int = 150, finetune_batch_size: int = 32,
-                 finetune_lr: float = 5e-5, finetune_layers: int | None = 2, seed: int = 0,
+                 holdout_frac: float = 0.2, train_budget_s: float = 120.0, epochs: int = 10,
+                 train_batch_size: int = 512, lr: float = 1e-3, temperature: float = 0.2,
+                 negatives: str = "catalogue", logq: bool = True, finetune_steps: int = 150,
+                 finetune_batch_size: int = 32, finetune_lr: float = 5e-5, finetune_temperature: float = 0.1,
+                 finetune_layers: int | None = 2, seed: int = 0,
                  cache_dir: str | Path | None = None) -> None:
         super().__init__()
         self._params = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
@@ -72,11 +73,12 @@ class TwoTower(LLMRecommenderMixin, ScoringRecommender):
             batch_size=check_positive("train_batch_size", train_batch_size, self.name, integer=True),
             lr=check_positive("lr", lr, self.name), temperature=check_positive("temperature", temperature, self.name),
             negatives=check_choice("negatives", negatives, ("in-batch", "catalogue"), self.name),
-            budget_s=self.train_budget_s, seed=seed)
+            logq=bool(logq), budget_s=self.train_budget_s, seed=seed)
         self.finetune_cfg = FinetuneConfig(
             max_steps=check_positive("finetune_steps", finetune_steps, self.name, integer=True),
             batch_size=check_positive("finetune_batch_size", finetune_batch_size, self.name, integer=True),
-            lr=check_positive("finetune_lr", finetune_lr, self.name), temperature=self.projection_cfg.temperature,
+            lr=check_positive("finetune_lr", finetune_lr, self.name),
+            temperature=check_positive("finetune_temperature", finetune_temperature, self.name), logq=bool(logq),
             train_layers=finetune_layers, budget_s=self.train_budget_s, seed=seed, max_length=self.max_length,
             dim=dim)
         self.seed = int(seed)
@@ -162,7 +164,7 @@ class TwoTower(LLMRecommenderMixin, ScoringRecommender):
         self._ft_cleanup = weakref.finalize(self, shutil.rmtree, str(out_dir), True)
         saved, projection, log = finetune_contrastive(
             resolved, pairs["profiles"], pairs["rows"], pairs["users"], pairs["items"], texts, self._seen,
-            out_dir, self.finetune_cfg, device=device, cache_dir=Path(self.cache_dir) if self.cache_dir else None)
+            out_dir, self.finetune_cfg, device=device)
         self.stats.update(log.as_stats("train"))
         self.stats["train_s"] = log.seconds
         self.stats["finetuned_dir"] = str(out_dir)
