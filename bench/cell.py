@@ -21,6 +21,26 @@ def _noop(_: str) -> None:
     pass
 
 
+class Phases:
+    """Announces each phase of a cell and records its wall time (so a slow cell says where time went)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.wall_s: dict[str, float] = {}
+        self._name: str | None = None
+        self._t0 = time.perf_counter()
+
+    def start(self, name: str, message: str | None = None) -> None:
+        self.stop()
+        self._name, self._t0 = name, time.perf_counter()
+        self.progress(message or name)
+
+    def stop(self) -> None:
+        if self._name is not None:
+            self.wall_s[self._name] = self.wall_s.get(self._name, 0.0) + time.perf_counter() - self._t0
+            self._name = None
+
+
 def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop,
              pinned: dict[str, Any] | None = None) -> CellResult:
     """Measure one cell. Raises on failure; the runner turns exceptions into failed rows.
@@ -38,7 +58,8 @@ def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop,
 
     result = CellResult(cell=spec.name, dataset=spec.dataset, split=spec.split, recommender=spec.recommender,
                         variant=spec.variant, device=spec.device, params=dict(spec.params))
-    progress("loading data")
+    phases = Phases(progress)
+    phases.start("data", "loading data")
     dataset = load_dataset(spec.dataset, data_dir=settings.data_dir)
     split = make_split(dataset, spec.split, seed=settings.seed)
     result.provenance = {"threads": pinned, "seed": settings.seed, "data_checksum": dataset.checksum,
@@ -53,7 +74,7 @@ def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop,
     # RSS is sampled from a thread outside the timed code; the baseline is taken with the data loaded,
     # so peak_rss_bytes is what the recommender itself adds.
     with RssSampler() as rss:
-        progress("fitting")
+        phases.start("fit", "fitting")
         t0 = time.perf_counter_ns()
         recommender.fit(split.train_set())
         fit_s = (time.perf_counter_ns() - t0) / 1e9
@@ -69,9 +90,14 @@ def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop,
         exclude = _exclusion(split)
         if result.label == "cost-only":
             progress("skipping quality (cost-only model)")
+        elif entry.family == "test":
+            pass  # harness probes (noop) rank nothing meaningful: no quality to report
         else:
-            _quality(result, recommender, split, settings, progress)
-        _loads(result, recommender, split, exclude, settings, spec, progress)
+            phases.start("quality", "evaluating quality (full ranking)")
+            _quality(result, recommender, split, settings)
+        _loads(result, recommender, split, exclude, settings, spec, phases)
+        phases.stop()
+    result.extras["phase_wall_s"] = phases.wall_s
     mem = rss.report()
     result.memory = mem.to_dict()
     result.add("peak_rss_bytes", mem.peak_rss_bytes, "bytes", n=mem.n_samples,
@@ -104,9 +130,8 @@ def _exclusion(split):
     return seen.tocsr()
 
 
-def _quality(result: CellResult, recommender, split, settings: Settings, progress: Progress) -> None:
+def _quality(result: CellResult, recommender, split, settings: Settings) -> None:
     from bench import quality
-    progress("evaluating quality (full ranking)")
     users = None
     if settings.quality_users:
         all_users = split.test_users()
@@ -123,7 +148,7 @@ def _quality(result: CellResult, recommender, split, settings: Settings, progres
 
 
 def _loads(result: CellResult, recommender, split, exclude, settings: Settings, spec: CellSpec,
-           progress: Progress) -> None:
+           phases: Phases) -> None:
     from bench.measure import loads
     from bench.measure.energy import EnergyMeter
     from bench.measure.timer import StopRule, make_sync
@@ -137,10 +162,10 @@ def _loads(result: CellResult, recommender, split, exclude, settings: Settings, 
         return recommender.recommend(users, k, exclude=exclude)
 
     def relay(event) -> None:
-        progress(f"{event.message or event.phase} ({event.done} calls)")
+        phases.progress(f"{event.message or event.phase} ({event.done} calls)")
 
     if "offline" in spec.loads:
-        progress("offline load: batch-size sweep")
+        phases.start("offline", "offline load: batch-size sweep")
         rule = StopRule(min_count=settings.offline_min_batches, min_duration_s=settings.offline_min_s,
                         max_count=100_000, max_duration_s=max(10.0, 4 * settings.offline_min_s),
                         warmup_count=2, warmup_s=0.0)
@@ -153,7 +178,7 @@ def _loads(result: CellResult, recommender, split, exclude, settings: Settings, 
         result.metrics.extend(off.metric_rows())
         _energy_rows(result, energy.result(), off)
     if "single-stream" in spec.loads:
-        progress("single-stream load")
+        phases.start("single-stream", "single-stream load")
         rule = StopRule(min_count=settings.stream_min_count, min_duration_s=settings.stream_min_s, max_count=100_000,
                         max_duration_s=settings.stream_max_s, warmup_count=settings.warmup_count, warmup_s=0.0)
         ss = loads.single_stream(serve, pool, unit="requests", rule=rule, seed=settings.seed, sync=sync,
@@ -162,7 +187,7 @@ def _loads(result: CellResult, recommender, split, exclude, settings: Settings, 
                                **ss.latency.to_dict()})
         result.metrics.extend(ss.metric_rows())
     if "server" in spec.loads:
-        progress(f"server load: highest Poisson rate with p99 <= {settings.slo_ms:g} ms")
+        phases.start("server", f"server load: highest Poisson rate with p99 <= {settings.slo_ms:g} ms")
         sv = loads.server_slo_search(serve, pool, unit="requests", slo_ms=settings.slo_ms,
                                      budget_s=settings.server_budget_s, min_trial_requests=settings.server_requests,
                                      seed=settings.seed, sync=sync, progress=relay)
