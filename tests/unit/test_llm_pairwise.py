@@ -7,7 +7,6 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from bench.errors import ConfigError  # noqa: E402
-from bench.models import build_tiny_model  # noqa: E402
 from bench.quality import evaluate_ranking, evaluate_rating  # noqa: E402
 from bench.recommenders import registry  # noqa: E402
 from bench.recommenders.llm.pairwise import Pairwise  # noqa: E402
@@ -15,9 +14,11 @@ from bench.recommenders.llm.testing import toy_split  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(tiny_model_dir, model_cache_dir):
+    """The shared 2-layer, 32-wide random BERT (tests/conftest.py), loaded through the `--model PATH` path,
+    with a private model cache."""
     torch.set_num_threads(1)
-    return str(build_tiny_model(tmp_path_factory.mktemp("tiny") / "bert", hidden=32, layers=2))
+    return {"model": str(tiny_model_dir), "cache_dir": model_cache_dir}
 
 
 @pytest.fixture(scope="module")
@@ -27,17 +28,17 @@ def split():
 
 @pytest.fixture(scope="module")
 def concat(tiny, split):
-    return Pairwise(model=tiny, threads=1, head="concat", proj_dim=8, epochs=20, lr=1e-2).fit(split.train_set())
+    return Pairwise(**tiny, threads=1, head="concat", proj_dim=8, epochs=20, lr=1e-2).fit(split.train_set())
 
 
 @pytest.fixture(scope="module")
 def interaction(tiny, split):
-    return Pairwise(model=tiny, threads=1, head="interaction", proj_dim=8, epochs=20, lr=1e-2).fit(
+    return Pairwise(**tiny, threads=1, head="interaction", proj_dim=8, epochs=20, lr=1e-2).fit(
         split.train_set())
 
 
 def test_registry_builds_pairwise_and_it_predicts_ratings(tiny):
-    rec = registry.get("llm-pairwise").build(model=tiny, threads=1)
+    rec = registry.get("llm-pairwise").build(**tiny, threads=1)
     assert isinstance(rec, Pairwise) and rec.predicts_ratings
 
 
@@ -110,8 +111,8 @@ def test_naive_footprint_has_no_item_matrix(tiny, split, concat):
 
 def test_bad_parameters_fail_with_one_line(tiny, concat):
     with pytest.raises(ConfigError, match="head"):
-        Pairwise(model=tiny, head="mlp-magic")
+        Pairwise(**tiny, head="mlp-magic")
     with pytest.raises(ConfigError, match="execution"):
-        Pairwise(model=tiny, execution="lazy")
+        Pairwise(**tiny, execution="lazy")
     with pytest.raises(ConfigError, match="one item per user"):
         concat.score_pairs(np.arange(3), np.arange(2))

@@ -7,7 +7,6 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from bench.errors import ConfigError  # noqa: E402
-from bench.models import build_tiny_model  # noqa: E402
 from bench.quality import evaluate_ranking  # noqa: E402
 from bench.recommenders import registry  # noqa: E402
 from bench.recommenders.llm.rerank import Rerank, fit_logistic  # noqa: E402
@@ -15,9 +14,11 @@ from bench.recommenders.llm.testing import toy_split  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(tiny_model_dir, model_cache_dir):
+    """The shared 2-layer, 32-wide random BERT (tests/conftest.py), loaded through the `--model PATH` path,
+    with a private model cache."""
     torch.set_num_threads(1)
-    return str(build_tiny_model(tmp_path_factory.mktemp("tiny") / "bert", hidden=32, layers=2))
+    return {"model": str(tiny_model_dir), "cache_dir": model_cache_dir}
 
 
 @pytest.fixture(scope="module")
@@ -27,15 +28,15 @@ def split():
 
 @pytest.fixture(scope="module")
 def rerank(tiny, split):
-    return Rerank(model=tiny, threads=1, n_candidates=8, train_candidates=8, train_users=24).fit(split.train_set())
+    return Rerank(**tiny, threads=1, n_candidates=8, train_candidates=8, train_users=24).fit(split.train_set())
 
 
 def test_registry_builds_rerank_with_a_classic_retriever(tiny):
-    assert isinstance(registry.get("llm-rerank").build(model=tiny, threads=1), Rerank)
+    assert isinstance(registry.get("llm-rerank").build(**tiny, threads=1), Rerank)
     with pytest.raises(ConfigError, match="classic"):
-        Rerank(model=tiny, retriever="llm-two-tower")
+        Rerank(**tiny, retriever="llm-two-tower")
     with pytest.raises(ConfigError, match="unknown recommender"):
-        Rerank(model=tiny, retriever="nope")
+        Rerank(**tiny, retriever="nope")
 
 
 def test_rerank_reorders_only_within_the_retrieved_n(rerank, split):
@@ -64,7 +65,7 @@ def test_n_candidates_sets_the_cross_encoder_work_per_request(tiny, split, reran
     work = rerank.request_work(np.arange(3))
     assert work.kind == "pairs" and work.forwards_per_request == 8
     assert rerank.stats["candidates_per_request"] == 8
-    wider = Rerank(model=tiny, threads=1, n_candidates=16, train_candidates=8).fit(split.train_set())
+    wider = Rerank(**tiny, threads=1, n_candidates=16, train_candidates=8).fit(split.train_set())
     assert wider.request_work(np.arange(3)).forwards_per_request == 16
     top = wider.recommend(np.arange(3), 16)
     retrieved = wider.retriever.recommend(np.arange(3), 16).items
@@ -81,7 +82,7 @@ def test_seen_items_stay_excluded_and_head_is_trained_on_train_only(rerank, spli
 
 
 def test_blend_none_scores_by_the_cross_encoder_alone(tiny, split):
-    rec = Rerank(model=tiny, threads=1, n_candidates=8, train_candidates=8, blend="none").fit(split.train_set())
+    rec = Rerank(**tiny, threads=1, n_candidates=8, train_candidates=8, blend="none").fit(split.train_set())
     assert rec.rank_weight == 0.0
     users = np.arange(4)
     cand = rec.retriever.recommend(users, 8).items

@@ -7,16 +7,17 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from bench.errors import ConfigError  # noqa: E402
-from bench.models import build_tiny_model  # noqa: E402
 from bench.recommenders import registry  # noqa: E402
 from bench.recommenders.llm.testing import toy_split  # noqa: E402
 from bench.recommenders.llm.two_tower import TwoTower  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny(tiny_model_dir, model_cache_dir):
+    """The shared 2-layer, 32-wide random BERT (tests/conftest.py), loaded through the `--model PATH` path,
+    with a private model cache."""
     torch.set_num_threads(1)
-    return str(build_tiny_model(tmp_path_factory.mktemp("tiny") / "bert", hidden=32, layers=2))
+    return {"model": str(tiny_model_dir), "cache_dir": model_cache_dir}
 
 
 @pytest.fixture(scope="module")
@@ -25,13 +26,13 @@ def split():
 
 
 def _fit(tiny, split, **kw):
-    params = dict(model=tiny, threads=1, epochs=3, train_batch_size=32, finetune_steps=3, finetune_batch_size=8)
+    params = dict(**tiny, threads=1, epochs=3, train_batch_size=32, finetune_steps=3, finetune_batch_size=8)
     params.update(kw)
     return TwoTower(**params).fit(split.train_set())
 
 
 def test_registry_builds_the_two_tower(tiny):
-    rec = registry.get("llm-two-tower").build(model=tiny, threads=1)
+    rec = registry.get("llm-two-tower").build(**tiny, threads=1)
     assert isinstance(rec, TwoTower)
 
 
@@ -98,8 +99,20 @@ def test_finetune_trains_the_transformer_and_builds_the_variant_from_saved_weigh
     assert ft.stats["train_steps"] == 3 and ft.stats["train_stopped_by"] == "steps"
     assert ft.encoder.resolved_model.source == "trained"
     assert ft.encoder.resolved_model.path != zero.encoder.resolved_model.path
+    assert ft.stats["projection_steps"] > 0  # by default a projection is then trained on the tuned embeddings
+    assert ft.stats["train_s"] >= ft.stats["projection_s"] > 0
     assert not np.allclose(ft.item_matrix, zero.item_matrix, atol=1e-4)
     assert ft.cost_only  # fine-tuning random weights does not make them meaningful
+
+
+def test_finetune_without_projection_trains_heads_jointly_when_dim_is_set(tiny, split):
+    zero = _fit(tiny, split)
+    ft = _fit(tiny, split, mode="finetune", finetune_lr=1e-3, finetune_project=False, dim=8)
+    assert "projection_steps" not in ft.stats and ft.item_matrix.shape == (split.n_items, 8)
+    plain = _fit(tiny, split, mode="finetune", finetune_lr=1e-3, finetune_project=False)
+    assert plain.projection is None
+    # same pretrained start, trained weights: the item tower's output moved
+    assert not np.allclose(plain.item_matrix, zero.item_matrix, atol=1e-4)
 
 
 def test_finetune_int8_variant_applies_to_the_trained_model(tiny, split):
@@ -114,18 +127,18 @@ def test_cost_only_flag_propagates_from_the_model(tiny, split):
 
 
 def test_quality_gate_reference_is_the_same_model_in_fp32(tiny):
-    rec = TwoTower(model=tiny, variant="onnx-int8", mode="projection", dim=64)
+    rec = TwoTower(**tiny, variant="onnx-int8", mode="projection", dim=64)
     ref = rec.reference_params()
     assert ref["variant"] == "fp32" and ref["mode"] == "projection" and ref["dim"] == 64
 
 
 def test_bad_parameters_fail_with_one_line(tiny):
     with pytest.raises(ConfigError, match="mode"):
-        TwoTower(model=tiny, mode="magic")
+        TwoTower(**tiny, mode="magic")
     with pytest.raises(ConfigError, match="dim"):
-        TwoTower(model=tiny, dim=0)
+        TwoTower(**tiny, dim=0)
     with pytest.raises(ConfigError, match="negatives"):
-        TwoTower(model=tiny, negatives="hard")
+        TwoTower(**tiny, negatives="hard")
 
 
 def test_flops_per_user_follows_the_measurement_packages_encoder_formula(tiny, split):

@@ -57,9 +57,9 @@ class Rerank(LLMRecommenderMixin, Recommender):
 
     def __init__(self, retriever: str = "ease", retriever_params: dict[str, Any] | None = None,
                  n_candidates: int = 50, model: Any = "minilm", variant: str = "fp32", device: str = "cpu",
-                 threads: int | None = None, blend: str = "learned", profile_len: int = DEFAULT_PROFILE_LEN,
+                 threads: int | None = None, blend: str = "learned", profile_len: int = 5,
                  min_rating: float = DEFAULT_MIN_RATING, item_fields: str = "describe",
-                 holdout_frac: float = 0.2, train_users: int = 200, train_candidates: int = 20,
+                 holdout_frac: float = 0.2, train_users: int = 100, train_candidates: int = 20,
                  l2: float = 1e-3, batch_size: int = 32, max_length: int = 256, seed: int = 0,
                  cache_dir: Any = None) -> None:
         super().__init__()

@@ -8,9 +8,14 @@ calls, so timing recommend() times the real per-request work.
 Modes
 - zero-shot: the pretrained encoder as is. `dim` reduces both towers with the item embeddings' PCA.
 - projection: the transformer stays frozen; two linear maps (user, item) learn with InfoNCE on
-  (profile, held-out train item) pairs. `dim` sets their output size (default: the encoder's).
-- finetune: the transformer's top layers learn with in-batch-negative InfoNCE under a time budget; the
-  weights are saved and the requested variant is built from them. `dim` adds jointly trained heads.
+  (profile, held-out train item) pairs, softmax over the whole catalogue by default (exact for full
+  ranking and cheap while items are frozen; `negatives="in-batch"` uses the batch with the logQ
+  correction). `dim` sets their output size (default: the encoder's).
+- finetune: the transformer's top layers learn with in-batch-negative InfoNCE (logQ-corrected) under a time
+  budget; the weights are saved and the requested variant is built from them. Then, by default
+  (`finetune_project`), the projection is trained on the fine-tuned embeddings as in `projection` mode, so
+  finetune vs projection shows what training the transformer adds; without it `dim` adds heads trained
+  jointly with the transformer.
 Training pairs come from TRAIN only: per user a seeded share of train items is held out as targets and
 the profile is built from the rest; valid and test are never seen.
 """
@@ -49,7 +54,7 @@ class TwoTower(LLMRecommenderMixin, ScoringRecommender):
                  train_batch_size: int = 512, lr: float = 1e-3, temperature: float = 0.2,
                  negatives: str = "catalogue", logq: bool = True, finetune_steps: int = 150,
                  finetune_batch_size: int = 32, finetune_lr: float = 5e-5, finetune_temperature: float = 0.1,
-                 finetune_layers: int | None = 2, seed: int = 0,
+                 finetune_layers: int | None = 2, finetune_project: bool = True, seed: int = 0,
                  cache_dir: str | Path | None = None) -> None:
         super().__init__()
         self._params = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
@@ -80,7 +85,8 @@ class TwoTower(LLMRecommenderMixin, ScoringRecommender):
             lr=check_positive("finetune_lr", finetune_lr, self.name),
             temperature=check_positive("finetune_temperature", finetune_temperature, self.name), logq=bool(logq),
             train_layers=finetune_layers, budget_s=self.train_budget_s, seed=seed, max_length=self.max_length,
-            dim=dim)
+            dim=None if finetune_project else dim)
+        self.finetune_project = bool(finetune_project)
         self.seed = int(seed)
         self.cache_dir = cache_dir
         self.stats: dict[str, Any] = {}
@@ -116,7 +122,7 @@ class TwoTower(LLMRecommenderMixin, ScoringRecommender):
 
         if self.mode == "zero-shot":
             self.projection = pca_projection(item_emb, self.dim) if self.dim else None
-        elif self.mode == "projection":
+        elif self.mode == "projection" or self.finetune_project:
             self.projection = self._train_projection(item_emb, pairs)
         else:
             self.projection = ft_projection
@@ -145,8 +151,9 @@ class TwoTower(LLMRecommenderMixin, ScoringRecommender):
         init = pca_projection(item_emb, self.dim) if self.dim else identity_projection(item_emb)
         projection, log = train_projection(profile_emb, pairs["rows"], pairs["users"], pairs["items"], item_emb,
                                            self._seen, init, self.projection_cfg)
-        self.stats.update(log.as_stats("train"))
-        self.stats["train_s"] = self.stats["encode_train_profiles_s"] + log.seconds
+        before = self.stats.get("train_s", 0.0)  # finetune mode: the transformer's training came first
+        self.stats.update(log.as_stats("projection" if self.mode == "finetune" else "train"))
+        self.stats["train_s"] = before + self.stats["encode_train_profiles_s"] + log.seconds
         return projection
 
     def _finetune(self, train: TrainSet, texts: list[str], pairs: dict[str, Any]):
