@@ -139,6 +139,8 @@ def test_bad_parameters_fail_with_one_line(tiny):
         TwoTower(**tiny, dim=0)
     with pytest.raises(ConfigError, match="negatives"):
         TwoTower(**tiny, negatives="hard")
+    with pytest.raises(ConfigError, match="holdout_frac"):
+        TwoTower(**tiny, holdout_frac=1.5)
 
 
 def test_flops_per_user_follows_the_measurement_packages_encoder_formula(tiny, split):

@@ -138,6 +138,16 @@ def check_positive(name: str, value: float, model: str, integer: bool = False) -
     return int(value) if integer else float(value)
 
 
+def check_fraction(name: str, value: float, model: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = float("nan")
+    if not 0.0 < v < 1.0:
+        raise ConfigError(f"{model}: {name}={value!r} is invalid: use a fraction strictly between 0 and 1")
+    return v
+
+
 def l2_normalise(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return (x / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)

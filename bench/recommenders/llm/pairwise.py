@@ -32,7 +32,7 @@ from bench.data.dataset import TrainSet
 from bench.errors import ConfigError
 from bench.recommenders.base import ScoringRecommender
 from bench.recommenders.llm.common import (LLMRecommenderMixin, RequestWork, Stopwatch, check_choice,
-                                           check_positive, make_encoder, require)
+                                           check_fraction, check_positive, make_encoder, require)
 from bench.recommenders.llm.profile import (DEFAULT_MIN_RATING, DEFAULT_PROFILE_LEN, ProfileConfig,
                                             build_profiles, holdout_split, item_texts)
 from bench.recommenders.llm.projection import TrainLog
@@ -150,7 +150,7 @@ class Pairwise(LLMRecommenderMixin, ScoringRecommender):
         self.profile = ProfileConfig(check_positive("profile_len", profile_len, self.name, integer=True),
                                      float(min_rating))
         self.item_fields = check_choice("item_fields", item_fields, ("describe", "title"), self.name)
-        self.holdout_frac = float(holdout_frac)
+        self.holdout_frac = check_fraction("holdout_frac", holdout_frac, self.name)
         self.epochs = check_positive("epochs", epochs, self.name, integer=True)
         self.train_batch_size = check_positive("train_batch_size", train_batch_size, self.name, integer=True)
         self.lr = check_positive("lr", lr, self.name)

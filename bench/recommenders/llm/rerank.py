@@ -25,9 +25,9 @@ from bench.data.dataset import TrainSet
 from bench.errors import ConfigError
 from bench.recommenders.base import Recommender, TopK, check_k
 from bench.recommenders.llm.common import (LLMRecommenderMixin, RequestWork, Stopwatch, check_choice,
-                                           check_positive, make_encoder, require)
-from bench.recommenders.llm.profile import (DEFAULT_MIN_RATING, DEFAULT_PROFILE_LEN, ProfileConfig,
-                                            build_profiles, holdout_split, item_texts)
+                                           check_fraction, check_positive, make_encoder, require)
+from bench.recommenders.llm.profile import (DEFAULT_MIN_RATING, ProfileConfig, build_profiles, holdout_split,
+                                            item_texts)
 
 BLENDS = ("learned", "none")
 
@@ -78,7 +78,7 @@ class Rerank(LLMRecommenderMixin, Recommender):
         self.profile = ProfileConfig(check_positive("profile_len", profile_len, self.name, integer=True),
                                      float(min_rating))
         self.item_fields = check_choice("item_fields", item_fields, ("describe", "title"), self.name)
-        self.holdout_frac = float(holdout_frac)
+        self.holdout_frac = check_fraction("holdout_frac", holdout_frac, self.name)
         self.train_users = check_positive("train_users", train_users, self.name, integer=True)
         self.train_candidates = check_positive("train_candidates", train_candidates, self.name, integer=True)
         self.l2 = float(l2)

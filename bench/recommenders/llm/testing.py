@@ -34,7 +34,8 @@ def toy_interactions(n_users: int = 24, n_items: int = 40, per_user: tuple[int, 
         chosen = np.concatenate([own, other])
         users.append(np.full(len(chosen), u))
         items.append(chosen)
-        ratings.append(np.where(np.isin(chosen, pool), rng.integers(3, 6, len(chosen)), rng.integers(1, 3, len(chosen))))
+        liked = np.isin(chosen, pool)
+        ratings.append(np.where(liked, rng.integers(3, 6, len(chosen)), rng.integers(1, 3, len(chosen))))
         ts.append(1_000_000 + u * 1000 + rng.permutation(len(chosen)))
     return Interactions(np.concatenate(users).astype(np.int32), np.concatenate(items).astype(np.int32),
                         np.concatenate(ratings).astype(np.float32), np.concatenate(ts).astype(np.int64))

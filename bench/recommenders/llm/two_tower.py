@@ -30,10 +30,9 @@ from typing import Any
 import numpy as np
 
 from bench.data.dataset import TrainSet
-from bench.errors import ConfigError
 from bench.recommenders.base import ScoringRecommender
 from bench.recommenders.llm.common import (LLMRecommenderMixin, RequestWork, Stopwatch, check_choice,
-                                           check_positive, l2_normalise, make_encoder, require)
+                                           check_fraction, check_positive, make_encoder, require)
 from bench.recommenders.llm.finetune import FinetuneConfig, finetune_contrastive
 from bench.recommenders.llm.profile import (DEFAULT_MIN_RATING, DEFAULT_PROFILE_LEN, ProfileConfig,
                                             build_profiles, holdout_split, item_texts)
@@ -71,7 +70,7 @@ class TwoTower(LLMRecommenderMixin, ScoringRecommender):
         self.item_fields = check_choice("item_fields", item_fields, ("describe", "title"), self.name)
         self.batch_size = check_positive("batch_size", batch_size, self.name, integer=True)
         self.max_length = check_positive("max_length", max_length, self.name, integer=True)
-        self.holdout_frac = float(holdout_frac)
+        self.holdout_frac = check_fraction("holdout_frac", holdout_frac, self.name)
         self.train_budget_s = check_positive("train_budget_s", train_budget_s, self.name)
         self.projection_cfg = ProjectionTraining(
             epochs=check_positive("epochs", epochs, self.name, integer=True),
