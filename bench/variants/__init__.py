@@ -62,6 +62,7 @@ def _build_backend(model: ResolvedModel, runtime: str, device: str, threads: int
 def _prepare(model, variant, device, threads, distill_texts, cache_dir, distill):
     """Resolve model/device/threads, distil when asked, build the runtime backend; merge one-time costs."""
     distilled, runtime = parse_variant(variant)
+    cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else None
     device = resolve_device(device)
     threads = resolve_threads(threads)
     from bench.variants.device import pin_torch_threads

@@ -1,11 +1,15 @@
 """`distilled`: a shallower student trained here to reproduce the teacher's normalised embeddings.
 
-The student keeps the teacher's width and vocabulary and takes every other layer (DistilBERT's
-initialisation: teacher layers 0, 2, 4 of 6 for a 3-layer student), then is trained on the dataset's own texts
+The student keeps the teacher's width and vocabulary and copies evenly spaced teacher layers that include the
+first and the last (teacher layers 0, 3, 5 of 6 for a 3-layer student), then is trained on the dataset's own texts
 (item texts + user profiles) to match the teacher's mean-pooled, L2-normalised embeddings. A tenth of the
 texts is held out to report the agreement the student retains. The result is saved like any Hugging Face
 model (so every runtime variant can run it: `distilled+onnx-int8`) in a cache directory keyed by the
 teacher's weights, the texts and the settings, and reused; its training time is kept with it.
+
+Why not DistilBERT's every-other layer (0, 2, 4)? Measured on MiniLM with ML-100K texts: dropping the top
+layer starts the student at held-out cosine 0.34 to the teacher and reaches 0.77 after 90 s of training, while
+keeping it (0, 3, 5) starts at 0.62 and reaches 0.92 in the same time; lr 5e-4 beat 1e-4 (0.77 vs 0.74 on 0, 2, 4).
 """
 from __future__ import annotations
 
@@ -36,7 +40,7 @@ class DistilSettings:
     epochs: int = 4
     time_budget_s: float = 600.0  # training stops at whichever of epochs / budget comes first
     batch_size: int = 32
-    learning_rate: float = 1e-4
+    learning_rate: float = 5e-4  # peak; decays linearly to 0 over the planned steps
     loss: str = "cosine"  # "cosine" (1 - cos) or "mse" (on normalised embeddings)
     max_length: int = 128
     heldout_share: float = 0.1  # texts kept out of training to measure the agreement retained
@@ -54,11 +58,14 @@ class DistilSettings:
 
 
 def teacher_layer_indices(teacher_layers: int, student_layers: int) -> list[int]:
-    """Evenly spaced teacher layers, starting at 0: 6 -> 3 gives [0, 2, 4]."""
+    """Evenly spaced teacher layers from the first to the last: 6 -> 3 gives [0, 3, 5]; 12 -> 6 [0, 2, 4, 7, 9, 11]."""
     if student_layers > teacher_layers:
         raise ConfigError(f"a student cannot be deeper than its teacher ({student_layers} > {teacher_layers} "
                           "layers): choose fewer layers")
-    return [i * teacher_layers // student_layers for i in range(student_layers)]
+    if student_layers == 1:
+        return [teacher_layers - 1]  # the top layer carries the most of the output representation
+    positions = np.linspace(0, teacher_layers - 1, student_layers)
+    return [int(p) for p in np.floor(positions + 0.5)]  # round half up
 
 
 def _texts_digest(texts: list[str]) -> str:
@@ -71,7 +78,7 @@ def _texts_digest(texts: list[str]) -> str:
 
 def _student_dir(teacher: ResolvedModel, texts_sha: str, settings: DistilSettings, cache_dir: Path | None) -> Path:
     key = hashlib.sha256(json.dumps({"teacher": teacher.weights_sha256, "texts": texts_sha,
-                                     "settings": asdict(settings), "v": 1}, sort_keys=True).encode()).hexdigest()
+                                     "settings": asdict(settings), "v": 2}, sort_keys=True).encode()).hexdigest()
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in teacher.name)
     return (cache_dir or default_cache_dir()) / "distilled" / f"{safe}-{key[:16]}"
 
@@ -120,6 +127,7 @@ def distil(teacher: ResolvedModel, texts: Sequence[str] | None, settings: "Disti
     """Train (or reuse) a student of `teacher` on `texts`; returns it as a local model plus its one-time cost."""
     settings = settings or DistilSettings()
     settings.check()
+    cache_dir = Path(cache_dir) if cache_dir is not None else None
     if texts is None or isinstance(texts, str):
         raise ConfigError("variant distilled needs texts to train the student on: pass distill_texts (the "
                           "dataset's item texts and user profile texts)")
@@ -164,6 +172,8 @@ def distil(teacher: ResolvedModel, texts: Sequence[str] | None, settings: "Disti
         if isinstance(m, torch.nn.Dropout):
             m.p = 0.0
     optimiser = torch.optim.AdamW(student.parameters(), lr=settings.learning_rate, weight_decay=0.0)
+    planned_steps = settings.epochs * -(-len(train) // settings.batch_size)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: max(0.0, 1.0 - step / planned_steps))
 
     def student_embed(batch_texts: list[str]):
         enc = tokenizer(batch_texts, padding=True, truncation=True, max_length=settings.max_length,
@@ -185,6 +195,7 @@ def distil(teacher: ResolvedModel, texts: Sequence[str] | None, settings: "Disti
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
+            schedule.step()
             steps += 1
             last_loss = float(loss.detach())
             if time.perf_counter() - t_train > settings.time_budget_s:

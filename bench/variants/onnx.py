@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -87,14 +88,14 @@ def _write_meta(directory: Path, meta: dict[str, Any]) -> None:
 
 
 def _main_export(model: ResolvedModel, output: Path, optimize: str | None) -> None:
-    import logging
-
     from optimum.exporters.onnx import main_export
     from transformers.utils import logging as hf_logging
 
     # optimum, transformers and ONNX Runtime's fusion code log chatter that users cannot act on
     # ("torch_dtype is deprecated", "symbolic shape inference disabled"): silenced for the export only.
-    loggers = [logging.getLogger(n) for n in ("optimum", "onnxruntime", "onnxruntime.transformers", "onnx")]
+    # ONNX Runtime's fusion modules are imported under bare names ("onnx_model", ...), so the root logger
+    # is raised too.
+    loggers = [logging.getLogger(n) for n in ("optimum", "onnxruntime", "onnx", "")]
     levels = [lg.level for lg in loggers]
     hf_level = hf_logging.get_verbosity()
     try:
@@ -160,7 +161,12 @@ def quantize_onnx(fp32_file: Path) -> tuple[Path, dict[str, Any]]:
 
     tmp = directory / f".{target.name}.{os.getpid()}.tmp.onnx"
     t0 = time.perf_counter()
+    root = logging.getLogger()
+    root_level = root.level
     try:
+        # quantize_dynamic logs "consider pre-processing" on the root logger: advice for static
+        # (calibrated) quantisation, which this is not
+        root.setLevel(logging.ERROR)
         # DefaultTensorType: fused contrib ops (Attention, SkipLayerNorm) defeat ONNX shape inference, so the
         # quantiser must be told their outputs are float.
         quantize_dynamic(fp32_file, tmp, weight_type=getattr(QuantType, weight_type), per_channel=True,
@@ -169,6 +175,8 @@ def quantize_onnx(fp32_file: Path) -> tuple[Path, dict[str, Any]]:
         tmp.unlink(missing_ok=True)
         raise BenchError(f"ONNX Runtime int8 quantisation of {fp32_file} failed ({_one_line(exc)}): use --variant "
                          "onnx or int8 instead") from None
+    finally:
+        root.setLevel(root_level)
     quantize_s = time.perf_counter() - t0
     os.replace(tmp, target)
     meta = _read_meta(directory)
@@ -229,7 +237,7 @@ def build_onnx(model: ResolvedModel, quantized: bool, device: str, threads: int,
     if quantized and device != "cpu":
         raise BenchError("variant onnx-int8 (ONNX Runtime dynamic quantisation) runs on CPU only: use --device cpu, "
                          "or --variant onnx or fp16 on CUDA")
-    fp32_file, export_meta = export_onnx(model, cache_dir)
+    fp32_file, export_meta = export_onnx(model, Path(cache_dir) if cache_dir is not None else None)
     notes: dict[str, Any] = {"export_s": export_meta["export_s"], "graph": export_meta["graph"],
                              "export_reused_from_cache": export_meta["reused_from_cache"],
                              "versions": export_meta.get("versions", {}), "threads_intra_op": threads}

@@ -93,7 +93,7 @@ def test_distilled_student_has_half_the_layers(tiny_model, model_cache_dir, dist
     assert enc.config()["layers"] == 1
     _unit_rows(enc.encode(tiny_texts), len(tiny_texts))
     notes = enc.preparation.notes["distil"]
-    assert notes["initialised_from_teacher_layers"] == [0]
+    assert notes["initialised_from_teacher_layers"] == [1]
     assert notes["steps"] > 0 and notes["heldout_texts"] > 0
     assert enc.preparation.seconds > 0 and notes["file_bytes"] > 0
     assert enc.cost_only is True  # a student of a random teacher stays cost-only
@@ -142,8 +142,10 @@ def test_distilled_without_texts_is_config_error(tiny_model, model_cache_dir):
 
 
 def test_layer_picks():
-    assert teacher_layer_indices(6, 3) == [0, 2, 4]
-    assert teacher_layer_indices(12, 6) == [0, 2, 4, 6, 8, 10]
+    assert teacher_layer_indices(6, 3) == [0, 3, 5]  # first and last kept
+    assert teacher_layer_indices(12, 6) == [0, 2, 4, 7, 9, 11]
+    assert teacher_layer_indices(2, 1) == [1]
+    assert teacher_layer_indices(4, 4) == [0, 1, 2, 3]
     with pytest.raises(ConfigError):
         teacher_layer_indices(2, 3)
 
