@@ -13,6 +13,14 @@ Definitions (binary relevance; `hits[u, j]` is True when user u's j-th recommend
 - coverage@K  = distinct items in anyone's top K / catalogue size (item coverage)
 - avgpop@K    = mean over users of the mean train interaction count of their top-K items
 
+Cold items (a split that holds items out entirely, e.g. `cold-items`; pass `cold_items` to evaluate_ranking):
+- cold_recall@K, cold_ndcg@K, cold_hit@K: the metrics above with relevance restricted to the user's cold
+  items; mean over the users who have at least one cold item in the part (`evaluated_cold_users`)
+- cold_share@K = mean over all evaluated users of the share of their top K that is cold (what a model spends
+  on new items; classic CF, which never saw them, puts ~0 there)
+- warm_recall@K, warm_ndcg@K, warm_hit@K (evaluate_warm): the valid part, whose items are all warm under
+  `cold-items`, so a model's cold-item gains can be set against what it keeps on items with history
+
 The metric functions below are pure (arrays in, arrays out) so each can be checked by hand.
 This module measures quality only; it knows nothing of timing or reports.
 """
@@ -29,6 +37,10 @@ from bench.recommenders.base import Recommender, check_k
 
 PARTS = ("test", "valid")
 RANKING_METRICS = ("recall", "ndcg", "hit", "mrr", "precision", "coverage", "avgpop")
+COLD_METRICS = ("cold_recall", "cold_ndcg", "cold_hit", "cold_share")
+#: averaged over users with a cold item in the part (cold_share is over every evaluated user)
+COLD_USER_METRICS = ("cold_recall", "cold_ndcg", "cold_hit")
+WARM_METRICS = ("recall", "ndcg", "hit")
 
 
 # ---------------------------------------------------------------- pure metric functions
@@ -147,12 +159,31 @@ def part_and_exclusion(split: Split, part: str) -> tuple[Interactions, sp.csr_ma
     raise ConfigError(f"unknown evaluation part {part!r}: choose one of {', '.join(PARTS)}")
 
 
+def cold_mask(cold_items: np.ndarray | Sequence[int], n_items: int) -> np.ndarray:
+    """(n_items,) bool: True for the held-out (cold) items; ConfigError for ids outside the catalogue."""
+    cold = np.asarray(cold_items, dtype=np.int64).ravel()
+    if cold.size and (cold.min() < 0 or cold.max() >= n_items):
+        raise ConfigError(f"cold item ids must lie in 0..{n_items - 1}, got {int(cold.min())}..{int(cold.max())}; "
+                          "pass the split's cold_items")
+    mask = np.zeros(n_items, dtype=bool)
+    mask[cold] = True
+    return mask
+
+
+def metric_kind(name: str) -> str:
+    """'cold_user' for cold metrics averaged over users with cold items, else 'user' (for sample counts)."""
+    return "cold_user" if name.split("@")[0] in COLD_USER_METRICS else "user"
+
+
 def evaluate_ranking(rec: Recommender, split: Split, ks: Iterable[int] = (10,), part: str = "test",
-                     users: np.ndarray | None = None, batch_size: int = 256) -> dict[str, float]:
+                     users: np.ndarray | None = None, batch_size: int = 256,
+                     cold_items: np.ndarray | None = None) -> dict[str, float]:
     """Full-ranking metrics of a fitted recommender on one part of a split.
 
     Returns `recall@K, ndcg@K, hit@K, mrr@K, precision@K, coverage@K, avgpop@K` for each K and
     `evaluated_users`. `users` restricts the evaluation (users without items in the part are skipped).
+    With `cold_items` (item ids held out of training), also `cold_recall@K, cold_ndcg@K, cold_hit@K,
+    cold_share@K` and `evaluated_cold_users`, from the same ranked lists (see the module docstring).
     """
     ks = check_ks(ks, split.n_items)
     if batch_size <= 0:
@@ -170,6 +201,11 @@ def evaluate_ranking(rec: Recommender, split: Split, ks: Iterable[int] = (10,), 
     popularity = np.bincount(split.train.items, minlength=split.n_items)
     sums = {f"{m}@{k}": 0.0 for k in ks for m in RANKING_METRICS if m != "coverage"}
     covered = {k: np.zeros(split.n_items, dtype=bool) for k in ks}
+    is_cold = cold_mask(cold_items, split.n_items) if cold_items is not None else None
+    if is_cold is not None:
+        # relevant is binary: its product with the cold indicator counts each user's cold relevant items
+        cold_counts = np.rint(np.asarray(relevant @ is_cold.astype(np.float32)).ravel()).astype(np.int64)
+        cold_sums = {f"{m}@{k}": 0.0 for k in ks for m in COLD_METRICS}
     for start in range(0, candidates.size, batch_size):
         batch = candidates[start:start + batch_size]
         top = rec.recommend(batch, k_max, exclude=exclude)
@@ -188,6 +224,8 @@ def evaluate_ranking(rec: Recommender, split: Split, ks: Iterable[int] = (10,), 
             sums[f"precision@{k}"] += precision_at_k(h).sum()
             sums[f"avgpop@{k}"] += average_popularity(items[:, :k], popularity).sum()
             covered[k][items[:, :k].ravel()] = True
+        if is_cold is not None:
+            _add_cold(cold_sums, hits & is_cold[items], is_cold[items], cold_counts[batch], ks)
     n = int(candidates.size)
     out: dict[str, float] = {}
     for k in ks:
@@ -195,6 +233,44 @@ def evaluate_ranking(rec: Recommender, split: Split, ks: Iterable[int] = (10,), 
             key = f"{m}@{k}"
             out[key] = float(covered[k].sum() / split.n_items) if m == "coverage" else float(sums[key] / n)
     out["evaluated_users"] = n
+    if is_cold is not None:
+        n_cold = int((cold_counts[candidates] > 0).sum())
+        for k in ks:
+            out[f"cold_share@{k}"] = float(cold_sums[f"cold_share@{k}"] / n)
+            if n_cold:  # a mean over no user is undefined: leave the figure out rather than report 0
+                for m in COLD_USER_METRICS:
+                    out[f"{m}@{k}"] = float(cold_sums[f"{m}@{k}"] / n_cold)
+        out["evaluated_cold_users"] = n_cold
+    return out
+
+
+def _add_cold(sums: dict[str, float], cold_hits: np.ndarray, cold_listed: np.ndarray, n_rel_cold: np.ndarray,
+              ks: Sequence[int]) -> None:
+    """Accumulate one batch's cold-item sums. Rows without a cold relevant item add 0 to recall/ndcg/hit
+    (no hit is possible), so summing every row and dividing by the cold users gives their mean."""
+    for k in ks:
+        h = cold_hits[:, :k]
+        sums[f"cold_recall@{k}"] += recall_at_k(h, n_rel_cold).sum()
+        sums[f"cold_ndcg@{k}"] += ndcg_at_k(h, n_rel_cold).sum()
+        sums[f"cold_hit@{k}"] += hit_at_k(h).sum()
+        sums[f"cold_share@{k}"] += cold_listed[:, :k].mean(axis=1).sum()
+
+
+def evaluate_warm(rec: Recommender, split: Split, ks: Iterable[int] = (10,), users: np.ndarray | None = None,
+                  batch_size: int = 256) -> dict[str, float]:
+    """`warm_recall@K, warm_ndcg@K, warm_hit@K` and `evaluated_warm_users`: the valid part, train excluded.
+
+    Under `cold-items` every valid interaction is on a warm item, so this is what a model keeps on items
+    with history while it is judged on the cold ones in test. Nothing is tuned on it here.
+    """
+    if split.cold_items is None:
+        raise ConfigError(f"warm-item quality needs a split that holds items out (cold-items); {split.protocol} "
+                          "has no cold items")
+    if len(split.valid) == 0:
+        raise ConfigError("the valid part is empty: warm-item quality needs one; check the split")
+    figures = evaluate_ranking(rec, split, ks=ks, part="valid", users=users, batch_size=batch_size)
+    out = {f"warm_{key}": value for key, value in figures.items() if key.split("@")[0] in WARM_METRICS}
+    out["evaluated_warm_users"] = figures["evaluated_users"]
     return out
 
 

@@ -52,6 +52,8 @@ REGISTRY: dict[str, Entry] = {e.name: e for e in [
           "the article's BERT two-tower rating model (MSE), naive or cached execution"),
     Entry("llm-rerank", "bench.recommenders.llm.rerank:Rerank", "llm",
           "classic retrieval of top N, cross-encoder re-ranking"),
+    Entry("llm-hybrid", "bench.recommenders.llm.hybrid:Hybrid", "llm",
+          "CF (EASE) for items with history, the two-tower language model for cold items"),
     Entry("llm-explain", "bench.recommenders.llm.explain:Explain", "llm",
           "classic retrieval of top k, then a decoder generates a fixed-length explanation per list"),
     Entry("noop", "bench.recommenders.testing:NoOp", "test", "does nothing: measures the harness itself"),
