@@ -116,3 +116,11 @@ def test_bad_parameters_fail_with_one_line(tiny, concat):
         Pairwise(**tiny, execution="lazy")
     with pytest.raises(ConfigError, match="one item per user"):
         concat.score_pairs(np.arange(3), np.arange(2))
+
+
+def test_gate_key_ignores_how_the_model_runs_but_not_what_it_computes(tiny):
+    a = Pairwise(**tiny, variant="onnx-int8", execution="naive", threads=1)
+    b = Pairwise(**tiny, variant="fp32", execution="cached", threads=2)
+    c = Pairwise(**tiny, variant="fp32", head="interaction")
+    assert a.gate_key() == b.gate_key() != c.gate_key()
+    assert a.reference_params()["variant"] == "fp32"

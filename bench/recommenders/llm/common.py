@@ -57,6 +57,10 @@ def make_encoder(model: Any, variant: str, device: str, threads: int | None, max
                  cache_dir=Path(cache_dir) if cache_dir is not None else None)
 
 
+#: parameters that change cost but not outputs (pairwise's two executions give the same scores)
+RUN_ONLY_PARAMS = frozenset({"variant", "device", "threads", "batch_size", "cache_dir", "execution"})
+
+
 class LLMRecommenderMixin:
     """stats / cost_only / footprint bookkeeping shared by TwoTower, Pairwise and Rerank."""
 
@@ -102,6 +106,13 @@ class LLMRecommenderMixin:
         params = dict(self.get_params())
         params["variant"] = "fp32"
         return params
+
+    def gate_key(self) -> str:
+        """Identifies "the same model" for the quality gate: every parameter that can change the ranking,
+        without the variant and the settings that only change how fast it runs. Cells with equal keys are
+        compared with the one whose variant is fp32."""
+        params = {k: v for k, v in self.get_params().items() if k not in RUN_ONLY_PARAMS}
+        return f"{self.name}|" + "|".join(f"{k}={params[k]!r}" for k in sorted(params))
 
     def get_params(self) -> dict[str, Any]:
         return dict(self._params)

@@ -138,8 +138,8 @@ class Pairwise(LLMRecommenderMixin, ScoringRecommender):
                  threads: int | None = None, head: str = "concat", execution: str = "cached",
                  proj_dim: int = 64, profile_len: int = DEFAULT_PROFILE_LEN,
                  min_rating: float = DEFAULT_MIN_RATING, item_fields: str = "describe", holdout_frac: float = 0.5,
-                 epochs: int = 30, train_batch_size: int = 1024, lr: float = 1e-3, weight_decay: float = 1e-5,
-                 train_budget_s: float = 60.0, clip: bool = True, batch_size: int = 64, max_length: int = 128,
+                 epochs: int = 15, train_batch_size: int = 1024, lr: float = 2e-3, weight_decay: float = 1e-5,
+                 train_budget_s: float = 120.0, clip: bool = True, batch_size: int = 64, max_length: int = 128,
                  seed: int = 0, cache_dir: Any = None) -> None:
         super().__init__()
         self._params = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
