@@ -1,0 +1,203 @@
+"""The scaling section: how each cost grows with the catalogue, on log-log axes, with fitted exponents.
+
+Appears only when some (recommender, variant) ran at three or more catalogue sizes (bench.growth). One PNG
+per cost (fit time, item encoding, throughput, peak memory, $ per 1k recommendations): measured points,
+the fitted line cost = a * n^b over the measured range, its dotted extension to the run's larger sizes
+(labelled projected, never measured), and crosses where a size failed. The table lists b, R^2 and the
+number of points of every fit, and the projected figure at the largest size where one was not measured.
+"""
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+
+import numpy as np
+from matplotlib.lines import Line2D
+
+from bench.growth import GrowthFit, catalogue_sizes, fit_run, has_scaling_dimension
+from bench.report.charts import CLASSIC_SHADES, LLM_SHADES, Chart, _figure, _save
+from bench.report.sections import Section
+from bench.report.view import CellView, family_of, mib, num, sig, usd
+from bench.results import RunResult
+
+#: metric -> (title, axis label, value transform for the axis, formatter for tables)
+PANELS: dict[str, tuple[str, str, float, object]] = {
+    "fit_s": ("Fit time", "fit time, s (one-time)", 1.0, lambda x: f"{sig(x)} s"),
+    "encode_items_s": ("Item encoding (two-tower item tower)", "item encoding time, s (one-time)", 1.0,
+                       lambda x: f"{sig(x)} s"),
+    "throughput_users_per_s": ("Online throughput", "users / s (offline load, best batch)", 1.0,
+                               lambda x: f"{num(x)} /s"),
+    "peak_rss_bytes": ("Peak memory", "peak RSS above baseline, MiB", 1024 ** 2, lambda x: mib(x)),
+    "usd_per_1k_recs": ("Cost per 1,000 recommendations", "US$ per 1k recs (measured)", 1.0, lambda x: usd(x)),
+}
+MARKERS = ["o", "s", "D", "^", "v", "P", "X", "h", "*", "<"]
+
+
+def _esc(x) -> str:
+    return html.escape("" if x is None else str(x), quote=True)
+
+
+def _styles(fits: list[GrowthFit]) -> dict[str, tuple[str, str]]:
+    """(colour, marker) per curve key, stable across panels: classic in blues/greens, language models in oranges."""
+    keys = sorted({f.points.key for f in fits}, key=lambda k: (family_of(k.split()[0].split("[")[0]) != "classic", k))
+    out, counts = {}, {"classic": 0, "llm": 0}
+    for j, key in enumerate(keys):
+        fam = "classic" if family_of(key.split()[0].split("[")[0]) == "classic" else "llm"
+        shades = CLASSIC_SHADES if fam == "classic" else LLM_SHADES
+        out[key] = (shades[counts[fam] % len(shades)], MARKERS[j % len(MARKERS)])
+        counts[fam] += 1
+    return out
+
+
+def _short_n(n: float) -> str:
+    return f"{n / 1000:g}k" if n >= 1000 else f"{n:g}"
+
+
+def _fit_text(f: GrowthFit) -> str:
+    if f.fit is None:
+        return "one point: no fit"
+    r2 = "n/a" if f.fit.r2 is None else f"{f.fit.r2:.3f}"
+    return f"b = {f.fit.exponent:.2f}, R² = {r2}, {f.fit.n_points} pts"
+
+
+def _beyond(f: GrowthFit, sizes: list[int]) -> list[int]:
+    """The run's sizes above this curve's last point where it did not run at all (a failed size is a fact,
+    shown as a cross, not something to project over). Empty unless the fit has three or more points."""
+    if f.fit is None or f.fit.r2 is None:
+        return []
+    return [s for s in sizes if s > max(f.points.n_items) and s not in f.missing]
+
+
+def _panel(metric: str, fits: list[GrowthFit], styles, sizes: list[int], out_dir: Path) -> Chart:
+    title, ylabel, scale, _ = PANELS[metric]
+    chart = Chart(f"scaling_{metric}", f"{title} vs catalogue size (log-log)",
+                  f"{title} against the number of items. Markers: measured cells; solid line: cost = a·n^b fitted "
+                  "by least squares on log-log axes over the measured sizes (legend: exponent b, R², points); "
+                  "dotted line and hollow markers: that fit extended to larger sizes — projected, not measured; "
+                  "crosses on the top edge: sizes where the recommender failed (reasons in the table).")
+    fig = _figure(11.0, 5.6, layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    largest = max(sizes)
+    handles, any_projection, any_failure = [], False, False
+    ys_all = []
+    for f in sorted(fits, key=lambda f: list(styles).index(f.points.key)):
+        colour, marker = styles[f.points.key]
+        n = np.asarray(f.points.n_items, dtype=np.float64)
+        y = np.asarray(f.points.values, dtype=np.float64) / scale
+        keep = y > 0
+        ax.plot(n[keep], y[keep], ls="", marker=marker, color=colour, markersize=7, zorder=3)
+        ys_all += list(y[keep])
+        if f.fit is not None:
+            grid = np.geomspace(n.min(), n.max(), 50)
+            ax.plot(grid, f.fit.predict(grid) / scale, color=colour, lw=1.6, zorder=2)
+            if _beyond(f, sizes):
+                beyond = np.asarray(_beyond(f, sizes), dtype=np.float64)
+                ext = np.geomspace(n.max(), beyond.max(), 30)
+                ax.plot(ext, f.fit.predict(ext) / scale, color=colour, lw=1.4, ls=":", zorder=2)
+                proj = f.fit.predict(beyond) / scale
+                ax.plot(beyond, proj, ls="", marker=marker, markerfacecolor="white", markeredgecolor=colour,
+                        markersize=7, zorder=3)
+                ys_all += list(proj)
+                any_projection = True
+        for n_fail in f.missing:
+            ax.plot([n_fail], [0.965], transform=ax.get_xaxis_transform(), marker="x", color=colour, markersize=9,
+                    mew=2, ls="", zorder=4, clip_on=False)
+            any_failure = True
+        label = f"{f.points.key}: {_fit_text(f)}"
+        if f.missing:
+            label += f"; failed at {', '.join(_short_n(m) for m in sorted(f.missing))}"
+        handles.append(Line2D([], [], color=colour, marker=marker, lw=1.6, label=label))
+    if any_projection:
+        handles.append(Line2D([], [], color="0.3", ls=":", marker="o", markerfacecolor="white",
+                              label="projected from the fit (not measured)"))
+    if any_failure:
+        handles.append(Line2D([], [], color="0.3", ls="", marker="x", mew=2, label="failed at this size"))
+    ax.set_xticks(sizes, [_short_n(s) for s in sizes])
+    ax.minorticks_off()
+    ax.set_xlim(min(sizes) / 1.4, largest * 1.4)
+    if ys_all:
+        lo, hi = min(ys_all), max(ys_all)
+        ax.set_ylim(lo / 3, hi * 4)
+    ax.set_xlabel("catalogue size, items (log scale)")
+    ax.set_ylabel(f"{ylabel} (log scale)")
+    ax.set_title(chart.title, fontsize=12)
+    ax.grid(True, which="major", alpha=0.3)
+    fig.legend(handles=handles, loc="outside right center", fontsize=8.5, frameon=False)
+    chart.path = _save(fig, out_dir, f"scaling_{metric}.png")
+    chart.shown = [f.points.key for f in fits]
+    return chart
+
+
+def _rows(fits: list[GrowthFit], sizes: list[int]) -> list[dict]:
+    rows = []
+    for metric in PANELS:
+        for f in sorted((f for f in fits if f.points.metric == metric), key=lambda f: f.points.key):
+            fmt = PANELS[metric][3]
+            n_max = max(f.points.n_items)
+            beyond = _beyond(f, sizes)
+            projected = (beyond[-1], float(f.fit.predict(beyond[-1]))) if beyond else None
+            rows.append({
+                "metric": metric, "curve": f.points.key,
+                "b": None if f.fit is None else f.fit.exponent,
+                "r2": None if f.fit is None else f.fit.r2,
+                "points": len(f.points.n_items),
+                "measured": f"{_short_n(min(f.points.n_items))}–{_short_n(n_max)}",
+                "at_largest": f"{fmt(f.points.values[-1])} at {_short_n(n_max)}",
+                "projected": f"{fmt(projected[1])} at {_short_n(projected[0])}" if projected else "",
+                "failed": "; ".join(f"{_short_n(n)}: {why}" for n, why in sorted(f.missing.items())),
+            })
+    return rows
+
+
+def _html_table(rows: list[dict]) -> str:
+    head = ["cost", "recommender / variant", "exponent b", "R²", "points", "measured sizes", "largest measured",
+            "projected (label: projected)", "failed sizes"]
+    out = ['<div class="scroll"><table><thead><tr>' + "".join(
+        f'<th class="text">{h}</th>' if i in (0, 1, 5, 6, 7, 8) else f"<th>{h}</th>" for i, h in enumerate(head))
+        + "</tr></thead><tbody>"]
+    for r in rows:
+        cells = [r["metric"], r["curve"], "–" if r["b"] is None else f"{r['b']:.2f}",
+                 "–" if r["r2"] is None else f"{r['r2']:.3f}", str(r["points"]), r["measured"], r["at_largest"],
+                 r["projected"] or "–", r["failed"] or "–"]
+        out.append("<tr>" + "".join(
+            f'<td class="{"text" if i in (0, 1, 5, 6, 7, 8) else "num"}">{_esc(c)}</td>' for i, c in enumerate(cells))
+            + "</tr>")
+    out.append("</tbody></table></div>")
+    return "".join(out)
+
+
+def _markdown(rows: list[dict], sizes: list[int]) -> str:
+    lines = [f"Catalogue sizes in this run: {', '.join(f'{s:,}' for s in sizes)} items. "
+             "cost = a·n^b fitted on log-log axes; R² needs 3+ points; projected figures extend a fit, never measured.",
+             "", "| cost | recommender / variant | b | R² | points | measured sizes | largest measured | projected | failed sizes |",
+             "|---|---|---:|---:|---:|---|---|---|---|"]
+    for r in rows:
+        cells = [r["metric"], r["curve"], "–" if r["b"] is None else f"{r['b']:.2f}",
+                 "–" if r["r2"] is None else f"{r['r2']:.3f}", str(r["points"]), r["measured"], r["at_largest"],
+                 r["projected"] or "–", r["failed"] or "–"]
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def section(run: RunResult, views: list[CellView], out_dir: Path) -> Section | None:
+    if not has_scaling_dimension(run):
+        return None
+    sizes = catalogue_sizes(run)
+    fits = fit_run(run)
+    styles = _styles(fits)
+    charts = []
+    for metric in PANELS:
+        curves = [f for f in fits if f.points.metric == metric]
+        if curves:
+            charts.append(_panel(metric, curves, styles, sizes, out_dir))
+    rows = _rows(fits, sizes)
+    intro = (f"<p>Catalogue sizes: {_esc(', '.join(f'{s:,}' for s in sizes))} items. Each cost is fitted as "
+             "<code>cost = a · n<sup>b</sup></code> by least squares on log-log axes, per recommender and variant: "
+             "<i>b</i> is the growth exponent (1 linear, 2 quadratic, below 0 falling), R² the share of the "
+             "log-variance the line explains (shown from three points on). Dotted extensions are "
+             "<b>projected</b> from the fit, not measured.</p>")
+    return Section("scaling", "How cost grows with the catalogue", intro, charts, _html_table(rows),
+                   _markdown(rows, sizes))
