@@ -96,8 +96,14 @@ def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop,
             phases.start("quality", "evaluating quality (full ranking)")
             _quality(result, recommender, split, settings)
         _loads(result, recommender, split, exclude, settings, spec, phases)
+        _extra_measurements(result, recommender, split, exclude, settings, phases)
         phases.stop()
     result.extras["phase_wall_s"] = phases.wall_s
+    if result.label == "cost-only":
+        # rows the loads append directly carry "measured"; in a random-weight cell every such figure is cost-only
+        for row in result.metrics:
+            if row.label == "measured":
+                row.label = "cost-only"
     mem = rss.report()
     result.memory = mem.to_dict()
     result.add("peak_rss_bytes", mem.peak_rss_bytes, "bytes", n=mem.n_samples,
@@ -198,6 +204,36 @@ def _loads(result: CellResult, recommender, split, exclude, settings: Settings, 
         summary = sv.to_dict()
         summary.pop("at_max", None)  # its latency summary (with raw samples) is already under timings
         result.extras["server_slo_search"] = summary
+
+
+def _extra_measurements(result: CellResult, recommender, split, exclude, settings: Settings,
+                        phases: Phases) -> None:
+    """Figures only the recommender can time, from inside a call (e.g. a decoder's time to first token).
+
+    A recommender may define `extra_measurements(users, k, exclude) -> list[dict]`; each dict is either timing
+    samples, `{"metric": prefix, "samples_ms": [...], "load": ..., "unit_of_work": ...}`, summarised here like
+    every load (n, percentiles with bootstrap intervals, trust flags) into `{prefix}_p50_ms` ... `{prefix}_mean_ms`,
+    or one figure, `{"metric": name, "value": v, "unit": ..., "load": ..., "n": ..., "flag": ...}`.
+    """
+    hook = getattr(recommender, "extra_measurements", None)
+    if not callable(hook):
+        return
+    from bench.measure.stats import metric_rows, summarize
+
+    phases.start("extra", "the recommender's own timings")
+    users = np.random.default_rng(settings.seed).permutation(split.test_users())
+    for item in hook(users, min(settings.k, split.n_items), exclude) or []:
+        load = str(item.get("load", ""))
+        if "samples_ms" in item:
+            summary = summarize(item["samples_ms"], unit="ms", name=item["metric"], seed=settings.seed)
+            # "load" of the timing names the figure, so readers of single-stream latency never pick these samples
+            result.timings.append({"load": f"{load}:{item['metric']}" if load else item["metric"], "batch_size": 1,
+                                   "unit_of_work": item.get("unit_of_work", "requests"), **summary.to_dict()})
+            result.metrics.extend(metric_rows(summary, prefix=item["metric"], load=load,
+                                              include=("p50", "p90", "p99", "mean")))
+        else:
+            result.add(item["metric"], item["value"], item.get("unit", ""), load=load, n=item.get("n"),
+                       flag=item.get("flag", ""))
 
 
 def _energy_rows(result: CellResult, energy: dict, off) -> None:

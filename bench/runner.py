@@ -210,3 +210,5 @@ def _post_process(run: RunResult, settings: Settings, prices, options: RunOption
     add_harness_overhead(run)
     apply_quality_gate(run, settings.quality_gate)
     cost.add_costs(run, prices, options.instance, threads_used=settings.threads)
+    from bench.sizes import add_size_figures
+    add_size_figures(run)  # cost against model size (needs the costs above); nothing when one size ran

@@ -49,15 +49,22 @@ def write_report(run: RunResult, out_dir: str | Path, prices: cost.PriceSheet | 
         previous = previous or {}
         cost.add_costs(run, prices, instance or previous.get("instance"), previous.get("threads_used"),
                        hosted=hosted, amortise_over_recs=amortise_over_recs)
+    from bench.sizes import add_size_figures
+    add_size_figures(run)  # cost against model size, from the costs just (re)computed; nothing with one size
     views = build_views(run)
     note = _mapping_note(run)
     figures = [charts_mod.quality_vs_cost(views, out, note), charts_mod.throughput(views, out),
                charts_mod.latency_cdf(views, out), charts_mod.memory(views, out),
                charts_mod.cost_by_instance(views, out, note), charts_mod.variants(views, out)]
     heads = headlines(views)
+    from bench.report.sections import build_sections
+    extra = build_sections(run, views, out)  # scaling, cold start: each only when the run has that dimension
     index = out / "index.html"
-    atomic_write_text(index, html_mod.render(run, views, figures, heads))
-    atomic_write_text(out / "report.md", md_mod.render(run, views, heads, index.name))
+    atomic_write_text(index, html_mod.render(
+        run, views, figures, heads,
+        sections=[s.html_block() for s in extra]))
+    atomic_write_text(out / "report.md", md_mod.render(run, views, heads, index.name,
+                                                       sections=[s.markdown_block() for s in extra]))
     for path in (index, out / "report.md"):
         path.chmod(0o644)  # the atomic writer's temporary files are private; a report is meant to be shared
     return index

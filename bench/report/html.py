@@ -81,7 +81,7 @@ def summary_table(views: list[CellView], notes: Footnotes) -> str:
             "peak RSS", "footprint", "$/1k recs offline", "$/1k recs at SLO", "one-time $ (amortised $/1k)"]
     rows, reasons = [], {}
     for v in views:
-        if v.family == "hosted":
+        if v.family in ("hosted", "derived"):
             continue
         if v.cost_only:
             q = r = "<small>not reported</small>"
@@ -129,7 +129,7 @@ def cost_table(views: list[CellView]) -> str:
            [f"projected {esc(i)}" for i in instances]
     rows = []
     for v in views:
-        if not v.ok or v.family == "hosted":
+        if not v.ok or v.family in ("hosted", "derived"):
             continue
         energy = v.cell.metric(cost.ENERGY_PER_1K)
         e = f"{usd(energy.value)} {_label(energy.label)}" if energy else "–"
@@ -290,7 +290,9 @@ def provenance_section(run: RunResult) -> str:
     return out
 
 
-def render(run: RunResult, views: list[CellView], charts: list[Chart], heads: list[Headline]) -> str:
+def render(run: RunResult, views: list[CellView], charts: list[Chart], heads: list[Headline],
+           sections: Iterable[tuple[str, str, str]] = ()) -> str:
+    """`sections`: optional (anchor id, title, html) blocks a run's data calls for, shown after the costs."""
     summary_notes, latency_notes = Footnotes(), Footnotes()
     summary = summary_table(views, summary_notes)
     latency = latency_table(views, latency_notes)
@@ -319,7 +321,7 @@ def render(run: RunResult, views: list[CellView], charts: list[Chart], heads: li
 {cost_table(views)}
 <h3>Hosted LLM APIs doing the same recommendation</h3>
 {hosted_section(views)}
-<h2 id="latency">Latency</h2>
+{"".join(f'<h2 id="{esc(key)}">{esc(title)}</h2>{chr(10)}{body}{chr(10)}' for key, title, body in sections)}<h2 id="latency">Latency</h2>
 {latency}
 {latency_notes.html()}
 <h2 id="failed">Failed and gated cells</h2>

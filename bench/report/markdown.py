@@ -1,6 +1,8 @@
 """report.md: a short Markdown summary for CI step summaries ($GITHUB_STEP_SUMMARY) and pull-request comments."""
 from __future__ import annotations
 
+from typing import Iterable
+
 from bench.report.headlines import Headline
 from bench.report.view import QUALITY_LABEL, CellView, mib, num, sig, usd
 from bench.results import RunResult
@@ -10,7 +12,9 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def render(run: RunResult, views: list[CellView], heads: list[Headline], html_name: str = "index.html") -> str:
+def render(run: RunResult, views: list[CellView], heads: list[Headline], html_name: str = "index.html",
+           sections: Iterable[str] = ()) -> str:
+    """`sections`: optional Markdown blocks (each with its own heading) placed before the prices."""
     lines = [f"# recbench report: {run.run_id}", ""]
     scenario = run.scenario.get("name") if isinstance(run.scenario, dict) else None
     if scenario:
@@ -30,7 +34,7 @@ def render(run: RunResult, views: list[CellView], heads: list[Headline], html_na
               f"| cell | status | {QUALITY_LABEL} | users/s | p50 ms | p99 ms | peak RSS | $ / 1k recs |",
               "|---|---|---:|---:|---:|---:|---:|---:|"]
     for v in views:
-        if v.family == "hosted":
+        if v.family in ("hosted", "derived"):
             continue
         q = "cost-only" if v.cost_only else (sig(v.quality.value) if v.quality else "–")
         p50, p99 = v.latency.get("p50"), v.latency.get("p99")
@@ -49,6 +53,8 @@ def render(run: RunResult, views: list[CellView], heads: list[Headline], html_na
             price = v.cell.extras.get("cost", {}).get("price", {})
             lines.append(f"| {_cell(v.variant)} | {usd(v.hosted_usd.value)} | "
                          f"{_cell(price.get('source', ''))}, {_cell(price.get('date', ''))} |")
+    for block in sections:
+        lines += ["", block.rstrip()]
     c = run.provenance.get("cost", {})
     if c:
         used = {v.cell.extras.get("cost", {}).get("instance") for v in views}

@@ -19,6 +19,7 @@ from bench.results import RunResult
 BUILDERS = (
     "bench.report.scaling:section",
     "bench.report.coldstart:section",
+    "bench.report.sizes:section",
 )
 
 

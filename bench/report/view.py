@@ -11,6 +11,7 @@ import numpy as np
 
 from bench import cost
 from bench.results import CellResult, MetricRow, RunResult
+from bench.sizes import SIZE_FIT_RECOMMENDER
 
 QUALITY = "ndcg@10"
 QUALITY_LABEL = "NDCG@10"
@@ -62,6 +63,8 @@ class CellView:
 def family_of(recommender: str) -> str:
     if recommender == cost.HOSTED_RECOMMENDER:
         return "hosted"
+    if recommender == SIZE_FIT_RECOMMENDER:
+        return "derived"  # figures fitted over other cells (bench.sizes): shown in their own section
     try:
         from bench.recommenders.registry import REGISTRY
         entry = REGISTRY.get(recommender.split("[")[0])
