@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Sequence
 
 from bench.errors import BenchError
+from bench.scenario import SkipScenario
 
 EPILOG = """examples:
   recbench run                      # the default scenario (quick) on MovieLens-100K, results under reports/
@@ -89,6 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return _dispatch(args, parser)
+    except SkipScenario as exc:  # the scenario cannot run here (e.g. no GPU): say so in one line, not an error
+        print(f"recbench: skipped: {exc}")
+        return exc.exit_code
     except BenchError as exc:
         print(f"recbench: error: {exc}", file=sys.stderr)
         return exc.exit_code

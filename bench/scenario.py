@@ -11,12 +11,21 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from bench.errors import ConfigError
+from bench.errors import BenchError, ConfigError
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 LOADS = ("offline", "single-stream", "server")
 #: the variant name for recommenders that run no transformer
 NO_VARIANT = "none"
+
+
+class SkipScenario(BenchError):
+    """Raised by a scenario's build() when it cannot run on this machine (e.g. no GPU): not an error.
+
+    `recbench run` prints the message as one line and exits 0; the message says what is missing and where to run it.
+    """
+
+    exit_code = 0
 
 
 @dataclass(frozen=True)
@@ -168,6 +177,8 @@ def load(name_or_path: str) -> Scenario:
     assert spec.loader is not None
     try:
         spec.loader.exec_module(module)
+    except SkipScenario:
+        raise
     except Exception as exc:  # a broken scenario file is the user's to fix: say where
         raise ConfigError(f"scenario {path} failed to load ({exc.__class__.__name__}: {exc}); fix that file") from None
     scenario = getattr(module, "SCENARIO", None)
