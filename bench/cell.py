@@ -78,6 +78,8 @@ def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop,
         t0 = time.perf_counter_ns()
         recommender.fit(split.train_set())
         fit_s = (time.perf_counter_ns() - t0) / 1e9
+        if getattr(recommender, "cost_only", False):
+            result.label = "cost-only"  # LLM recommenders know whether their weights are random only once fitted
         result.add("fit_s", fit_s, "s", n=1)
         for key, value in (getattr(recommender, "stats", None) or {}).items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
