@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 from bench.errors import ConfigError  # noqa: E402
 from bench.quality import evaluate_ranking  # noqa: E402
 from bench.recommenders import registry  # noqa: E402
-from bench.recommenders.llm.rerank import Rerank, fit_logistic  # noqa: E402
+from bench.recommenders.llm.rerank import Rerank, fit_logistic, list_ndcg, retriever_features  # noqa: E402
 from bench.recommenders.llm.testing import toy_split  # noqa: E402
 
 
@@ -83,7 +83,7 @@ def test_seen_items_stay_excluded_and_head_is_trained_on_train_only(rerank, spli
 
 def test_blend_none_scores_by_the_cross_encoder_alone(tiny, split):
     rec = Rerank(**tiny, threads=1, n_candidates=8, train_candidates=8, blend="none").fit(split.train_set())
-    assert rec.rank_weight == 0.0
+    assert not np.any(rec.retriever_weights)
     users = np.arange(4)
     cand = rec.retriever.recommend(users, 8).items
     direct = rec.encoder.score_pairs([rec._profiles[u] for u in np.repeat(users, 8)],
@@ -110,3 +110,25 @@ def test_flops_per_user_counts_n_pair_forwards_plus_the_retriever(rerank):
     work = rerank.request_work(users)
     assert work.token_counts.size == 5 * 8
     assert rerank.flops_per_user(users) > rerank.retriever.flops_per_user(users) > 0
+
+
+def test_unpenalised_features_keep_their_weight_under_a_huge_penalty():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((300, 2))
+    y = (x[:, 0] + x[:, 1] > 0).astype(float)
+    w, _ = fit_logistic(x, y, np.array([1e4, 0.0]))
+    assert abs(w[0]) < 1e-2 < w[1]
+
+
+def test_list_ndcg_and_retriever_features_by_hand():
+    labels = np.array([[0, 1, 0], [1, 0, 0]])
+    assert list_ndcg(np.array([[3.0, 2.0, 1.0], [3.0, 2.0, 1.0]]), labels) == pytest.approx((1 / np.log2(3) + 1) / 2)
+    feats = retriever_features(np.array([[4.0, 2.0, 0.0, -np.inf]]), ref_depth=3)
+    np.testing.assert_allclose(feats[0, :, 0], np.log1p(np.arange(4)), rtol=1e-6)
+    np.testing.assert_allclose(feats[0, :3, 1], [1.2247449, 0.0, -1.2247449], rtol=1e-5)
+    assert feats[0, 3, 1] == -10.0  # an unscorable candidate sorts last
+
+
+def test_learned_blend_records_its_cross_validated_penalty(rerank):
+    assert rerank.stats["l2"] in {float(v) for v in (1e-3, 1e-2, 1e-1, 1.0, 10.0, 1e3)}
+    assert set(rerank.stats["cv_ndcg_by_l2"]) and 0 <= rerank.stats["cv_ndcg_retriever_order"] <= 1

@@ -7,9 +7,10 @@ No pretrained cross-encoder is available offline, so the head is trained here, o
 seeded share of train items is held out (part B); a retriever fitted on the rest (part A) proposes
 candidates; held-out items among them are the positives, the other retrieved items the negatives.
 
-`blend="learned"` (default) gives the head the candidate's retrieval rank (log(1 + rank)) as one more
-feature, so the learned weights blend retriever and language model; `blend="none"` re-ranks by the
-cross-encoder alone. Only the first N are re-ordered; if k > N the retriever's order continues after them.
+`blend="learned"` (default) gives the head the candidate's retrieval rank (log(1 + rank)) and standardised
+retriever score as two unpenalised features, and picks the penalty on the cross-encoder weights by 2-fold
+cross-validation over the training users (within-list NDCG@10): so the blend leans on the language model
+only as far as it helped on held-out train data. `blend="none"` re-ranks by the cross-encoder alone. Only the first N are re-ordered; if k > N the retriever's order continues after them.
 
 Cost grows linearly with N (N transformer forwards per request): sweep `n_candidates` (e.g. 20, 50, 100);
 `stats["candidates_per_request"]` records it.
@@ -32,24 +33,56 @@ from bench.recommenders.llm.profile import (DEFAULT_MIN_RATING, ProfileConfig, b
 BLENDS = ("learned", "none")
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float) -> tuple[np.ndarray, float]:
-    """L2-regularised logistic regression by L-BFGS: min mean(log(1 + exp(-s z))) + l2/2 |w|^2, s = 2y - 1."""
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float | np.ndarray) -> tuple[np.ndarray, float]:
+    """L2-regularised logistic regression by L-BFGS: min mean(log(1 + exp(-s z))) + 1/2 sum(l2 w^2), s = 2y - 1.
+
+    `l2` is one penalty for every weight or one per feature (0 leaves a feature unpenalised).
+    """
     from scipy.optimize import minimize
     from scipy.special import expit, log_expit
 
     x = x.astype(np.float64)
     s = np.where(y > 0, 1.0, -1.0)
     n, d = x.shape
+    penalty = np.broadcast_to(np.asarray(l2, dtype=np.float64), (d,))
 
     def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
         w, b = theta[:d], theta[d]
         z = x @ w + b
-        value = -np.mean(log_expit(s * z)) + 0.5 * l2 * float(w @ w)
+        value = -np.mean(log_expit(s * z)) + 0.5 * float(penalty @ (w * w))
         g = -s * expit(-s * z) / n
-        return value, np.concatenate([x.T @ g + l2 * w, [g.sum()]])
+        return value, np.concatenate([x.T @ g + penalty * w, [g.sum()]])
 
     res = minimize(loss, np.zeros(d + 1), jac=True, method="L-BFGS-B", options={"maxiter": 500})
     return res.x[:d].astype(np.float32), float(res.x[d])
+
+
+def list_ndcg(scores: np.ndarray, labels: np.ndarray, k: int = 10) -> float:
+    """Mean NDCG@k of re-ordering each row's candidates by `scores` (rows: lists; labels: 0/1)."""
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    gains = np.take_along_axis(labels, order, axis=1).astype(np.float64)
+    discounts = 1.0 / np.log2(np.arange(2, order.shape[1] + 2))
+    dcg = gains @ discounts
+    ideal = np.array([discounts[:min(int(n), k)].sum() for n in labels.sum(axis=1)])
+    return float(np.mean(np.divide(dcg, ideal, out=np.zeros_like(dcg), where=ideal > 0)))
+
+
+def retriever_features(scores: np.ndarray, ref_depth: int) -> np.ndarray:
+    """(n_users, n, 2): log(1 + rank) and the retriever score standardised on the list's first `ref_depth`
+    entries (the same reference at training and serving, whatever N is)."""
+    n = scores.shape[1]
+    s = np.where(np.isfinite(scores), scores, np.nan)
+    ref = s[:, :max(1, min(ref_depth, n))]
+    mean = np.nanmean(ref, axis=1, keepdims=True)
+    std = np.nanstd(ref, axis=1, keepdims=True)
+    z = np.nan_to_num((s - mean) / np.where(std > 0, std, 1.0), nan=-10.0)
+    rank = np.broadcast_to(np.log1p(np.arange(n, dtype=np.float64))[None, :], scores.shape)
+    return np.stack([rank, z], axis=2).astype(np.float32)
+
+
+#: penalties tried on the cross-encoder weights (retriever features stay unpenalised); the one with the best
+#: held-out within-list NDCG@10 (2-fold over training users) is kept. Very large = the retriever's order.
+L2_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 1e3)
 
 
 class Rerank(LLMRecommenderMixin, Recommender):
@@ -60,7 +93,7 @@ class Rerank(LLMRecommenderMixin, Recommender):
                  threads: int | None = None, blend: str = "learned", profile_len: int = 5,
                  min_rating: float = DEFAULT_MIN_RATING, item_fields: str = "describe",
                  holdout_frac: float = 0.2, train_users: int = 100, train_candidates: int = 20,
-                 l2: float = 1e-3, batch_size: int = 32, max_length: int = 256, seed: int = 0,
+                 l2: float | None = None, batch_size: int = 32, max_length: int = 256, seed: int = 0,
                  cache_dir: Any = None) -> None:
         super().__init__()
         self._params = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
@@ -81,7 +114,7 @@ class Rerank(LLMRecommenderMixin, Recommender):
         self.holdout_frac = check_fraction("holdout_frac", holdout_frac, self.name)
         self.train_users = check_positive("train_users", train_users, self.name, integer=True)
         self.train_candidates = check_positive("train_candidates", train_candidates, self.name, integer=True)
-        self.l2 = float(l2)
+        self.l2 = None if l2 is None else check_positive("l2", l2, self.name)
         self.batch_size = check_positive("batch_size", batch_size, self.name, integer=True)
         self.max_length = check_positive("max_length", max_length, self.name, integer=True)
         self.seed = int(seed)
@@ -89,7 +122,8 @@ class Rerank(LLMRecommenderMixin, Recommender):
         self.stats: dict[str, Any] = {}
         self.encoder = None
         self.retriever: Recommender | None = None
-        self.rank_weight = 0.0  # head weight of log(1 + retrieval rank), 0 when blend="none"
+        # head weights of the retriever features [log(1 + rank), standardised score]; zero when blend="none"
+        self.retriever_weights = np.zeros(2, dtype=np.float32)
         self._profiles: list[str] = []
         self._item_texts: list[str] = []
 
@@ -130,38 +164,62 @@ class Rerank(LLMRecommenderMixin, Recommender):
         eligible = np.flatnonzero(np.diff(held.indptr) > 0)
         users = np.sort(rng.choice(eligible, size=min(self.train_users, len(eligible)), replace=False))
         depth = min(self.train_candidates, train.n_items)
-        cand = retriever_a.recommend(users, depth).items
-        labels = np.asarray(held[np.repeat(users, depth), cand.ravel()]).ravel() > 0
-        keep_users = labels.reshape(len(users), depth).any(axis=1)
-        self.stats.update({"train_users": int(keep_users.sum()), "train_pairs": int(keep_users.sum() * depth),
+        top = retriever_a.recommend(users, depth)
+        labels = np.asarray(held[np.repeat(users, depth), top.items.ravel()]).reshape(len(users), depth) > 0
+        keep = labels.any(axis=1)  # lists without a positive say nothing about order
+        self.stats.update({"train_users": int(keep.sum()), "train_pairs": int(keep.sum() * depth),
                            "train_positives": int(labels.sum())})
         dim = int(self.encoder.dim)
-        if not keep_users.any():
-            # nothing to learn from: keep the retriever's order (head zero, rank weight -1)
+        if not keep.any():
             self.encoder.set_head(np.zeros(dim, dtype=np.float32), 0.0)
-            self.rank_weight = -1.0
+            self.retriever_weights = np.array([-1.0, 0.0], dtype=np.float32)  # the retriever's own order
             self.stats["head"] = "no positives among retrieved candidates: retriever order kept"
             return
-        users, cand = users[keep_users], cand[keep_users]
-        labels = labels.reshape(-1, depth)[keep_users].ravel()
+        users, cand, labels = users[keep], top.items[keep], labels[keep]
         profiles_a = build_profiles(part_a, train.item_text, train.n_users, self.profile)
         watch = Stopwatch()
         joint = self.encoder.encode_pairs([profiles_a[u] for u in np.repeat(users, depth).tolist()],
                                           [self._item_texts[i] for i in cand.ravel().tolist()], self.batch_size)
         self.stats["encode_train_pairs_s"] = watch()
-        feats = joint
-        if self.blend == "learned":
-            rank = np.tile(np.log1p(np.arange(depth, dtype=np.float32)), len(users))
-            feats = np.concatenate([joint, rank[:, None]], axis=1)
-        mean, std = feats.mean(axis=0), feats.std(axis=0) + 1e-6
-        w, b = fit_logistic((feats - mean) / std, labels, self.l2)
+        feats = joint.reshape(len(users), depth, dim)
+        n_extra = 2 if self.blend == "learned" else 0
+        if n_extra:
+            feats = np.concatenate([feats, retriever_features(top.scores[keep], self.train_candidates)], axis=2)
+        mean = feats.reshape(-1, dim + n_extra).mean(axis=0)
+        std = feats.reshape(-1, dim + n_extra).std(axis=0) + 1e-6
+        x = (feats - mean) / std
+        l2 = self.l2 if self.l2 is not None else self._choose_l2(x, labels, dim, n_extra)
+        penalty = np.concatenate([np.full(dim, l2), np.zeros(n_extra)])
+        w, b = fit_logistic(x.reshape(-1, dim + n_extra), labels.ravel(), penalty)
         # fold the standardisation into the weights: the cross-encoder's own head scores the joint vector
         w_raw = w / std
         b_raw = b - float(mean @ w_raw)
         self.encoder.set_head(w_raw[:dim], b_raw)
-        self.rank_weight = float(w_raw[dim]) if self.blend == "learned" else 0.0
+        self.retriever_weights = np.zeros(2, dtype=np.float32)
+        if n_extra:
+            self.retriever_weights = w_raw[dim:].astype(np.float32)
+        self.stats["l2"] = float(l2)
         self.stats["head"] = "logistic on the pooled joint representation" + (
-            " + log(1 + retrieval rank)" if self.blend == "learned" else "")
+            " + retrieval rank and score (unpenalised)" if n_extra else "")
+
+    def _choose_l2(self, x: np.ndarray, labels: np.ndarray, dim: int, n_extra: int) -> float:
+        """2-fold cross-validation over training users of the penalty on the cross-encoder weights."""
+        folds = np.arange(len(x)) % 2
+        scores = {}
+        for l2 in L2_GRID:
+            penalty = np.concatenate([np.full(dim, l2), np.zeros(n_extra)])
+            held_out = []
+            for f in (0, 1):
+                tr, te = folds != f, folds == f
+                if not tr.any() or not te.any():
+                    continue
+                w, b = fit_logistic(x[tr].reshape(-1, dim + n_extra), labels[tr].ravel(), penalty)
+                held_out.append(list_ndcg(x[te] @ w + b, labels[te]))
+            scores[l2] = float(np.mean(held_out)) if held_out else 0.0
+        self.stats["cv_ndcg_by_l2"] = {f"{k:g}": round(v, 4) for k, v in scores.items()}
+        self.stats["cv_ndcg_retriever_order"] = round(list_ndcg(-np.arange(x.shape[1])[None, :].repeat(len(x), 0)
+                                                                .astype(float), labels), 4)
+        return max(scores, key=lambda k: (scores[k], k))  # ties: the stronger penalty
 
     # ------------------------------------------------------------------------------------ per request
     def candidates(self, users: np.ndarray, depth: int, exclude: sp.csr_matrix | None = None) -> TopK:
@@ -169,13 +227,18 @@ class Rerank(LLMRecommenderMixin, Recommender):
         require(self.retriever is not None, f"{self.name} is not fitted: call fit(train) first")
         return self.retriever.recommend(users, depth, exclude=exclude)
 
-    def rerank_scores(self, users: np.ndarray, cand: np.ndarray) -> np.ndarray:
-        """Stage 2: (n_users, n) head scores of each user's candidates (the per-request transformer work)."""
+    def rerank_scores(self, users: np.ndarray, cand: np.ndarray, cand_scores: np.ndarray) -> np.ndarray:
+        """Stage 2: (n_users, n) head scores of each user's candidates (the per-request transformer work).
+
+        `cand_scores` are the retriever's scores of `cand` (its TopK.scores), used when blend="learned".
+        """
         n = cand.shape[1]
         queries = [self._profiles[u] for u in np.repeat(users, n).tolist()]
         docs = [self._item_texts[i] for i in cand.ravel().tolist()]
         scores = self.encoder.score_pairs(queries, docs, self.batch_size).reshape(len(users), n)
-        return scores + self.rank_weight * np.log1p(np.arange(n, dtype=np.float32))[None, :]
+        if self.blend == "learned":
+            scores = scores + retriever_features(cand_scores, self.train_candidates) @ self.retriever_weights
+        return scores.astype(np.float32)
 
     def recommend(self, users: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> TopK:
         users = np.asarray(users, dtype=np.int64)
@@ -183,7 +246,7 @@ class Rerank(LLMRecommenderMixin, Recommender):
         n = min(self.n_candidates, self.n_items)
         top = self.candidates(users, max(k, n), exclude)
         cand = top.items[:, :n]
-        scores = self.rerank_scores(users, cand)
+        scores = self.rerank_scores(users, cand, top.scores[:, :n])
         order = np.argsort(-scores, axis=1, kind="stable")  # ties keep the retriever's order
         items = np.take_along_axis(cand, order, axis=1)
         ranked = np.take_along_axis(scores, order, axis=1).astype(np.float32)
@@ -210,7 +273,7 @@ class Rerank(LLMRecommenderMixin, Recommender):
     def footprint(self) -> int:
         if self.encoder is None:
             return 0
-        return int(self.encoder.footprint()) + int(self.retriever.footprint()) + int(self.encoder.dim + 2) * 4
+        return int(self.encoder.footprint()) + int(self.retriever.footprint()) + int(self.encoder.dim + 3) * 4
 
     def __repr__(self) -> str:
         return f"Rerank(retriever={self.retriever_name!r}, n_candidates={self.n_candidates}, " \

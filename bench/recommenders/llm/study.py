@@ -149,13 +149,18 @@ def study_rerank(args, split) -> None:
         rec = Rerank(model=args.model, variant=args.variant, threads=args.threads, n_candidates=depth, blend=blend,
                      seed=args.seed).fit(train)
         fit_s = time.perf_counter() - t0
-        cand = rec.candidates(users, depth, exclude).items
+        if min(args.ns) < rec.train_candidates:
+            raise SystemExit(f"--ns must all be >= train_candidates ({rec.train_candidates}) to share one pass")
+        top = rec.candidates(users, depth, exclude)
+        cand = top.items
         retr = _Lists(users, cand).fit(train)
         base = _quality(retr, split, users)
         t0 = time.perf_counter()
-        scores = rec.rerank_scores(users, cand)
+        scores = rec.rerank_scores(users, cand, top.scores)
         pair_s = (time.perf_counter() - t0) / (len(users) * depth)
         for n in args.ns:
+            # the retriever features are standardised on the first train_candidates entries, so for every
+            # N >= train_candidates the first N scores of one depth-max pass are exactly N's scores
             order = np.argsort(-scores[:, :n], axis=1, kind="stable")
             lists = np.concatenate([np.take_along_axis(cand[:, :n], order, axis=1), cand[:, n:]], axis=1)
             quality = _quality(_Lists(users, lists).fit(train), split, users)
