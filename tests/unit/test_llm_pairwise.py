@@ -98,7 +98,7 @@ def test_ranking_excludes_seen_and_reports_stats(interaction, split):
     top = interaction.recommend(np.arange(4), 5)
     seen = split.train_set().matrix()
     assert not np.any(np.asarray(seen[np.repeat(np.arange(4), 5), top.items.ravel()]))
-    for key in ("encode_items_s", "item_matrix_bytes", "train_s", "prep_s", "fit_s"):
+    for key in ("encode_items_s", "item_matrix_bytes", "train_s", "prep_s", "encoder_build_s"):
         assert key in interaction.stats
     assert evaluate_ranking(interaction, split, (5,))["evaluated_users"] > 0
     assert interaction.cost_only

@@ -171,7 +171,6 @@ class Pairwise(LLMRecommenderMixin, ScoringRecommender):
 
     # ------------------------------------------------------------------------------------------ fit
     def fit(self, train: TrainSet) -> "Pairwise":
-        total = Stopwatch()
         self._remember_seen(train)
         inter = train.interactions
         if len(inter) == 0:
@@ -213,7 +212,6 @@ class Pairwise(LLMRecommenderMixin, ScoringRecommender):
         self.item_matrix = np.ascontiguousarray(self.weights.items(g_items))
         self.stats["item_matrix_bytes"] = int(self.item_matrix.nbytes)
         self.stats["head_bytes"] = self.weights.nbytes()
-        self.stats["fit_s"] = total()
         return self
 
     # ------------------------------------------------------------------------------------ per request

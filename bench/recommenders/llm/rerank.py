@@ -134,7 +134,6 @@ class Rerank(LLMRecommenderMixin, Recommender):
 
     # ------------------------------------------------------------------------------------------ fit
     def fit(self, train: TrainSet) -> "Rerank":
-        total = Stopwatch()
         self._remember_seen(train)
         self.stats = {"retriever": self.retriever_name, "blend": self.blend,
                       "candidates_per_request": self.n_candidates, "profile_len": self.profile.max_titles}
@@ -151,7 +150,6 @@ class Rerank(LLMRecommenderMixin, Recommender):
         watch = Stopwatch()
         self._train_head(train)
         self.stats["train_s"] = watch()
-        self.stats["fit_s"] = total()
         return self
 
     def _train_head(self, train: TrainSet) -> None:

@@ -96,7 +96,6 @@ class TwoTower(LLMRecommenderMixin, ScoringRecommender):
 
     # ------------------------------------------------------------------------------------------ fit
     def fit(self, train: TrainSet) -> "TwoTower":
-        total = Stopwatch()
         self._remember_seen(train)
         self.stats = {"mode": self.mode, "dim": self.dim, "profile_len": self.profile.max_titles}
         self._profiles = build_profiles(train.interactions, train.item_text, train.n_users, self.profile)
@@ -129,7 +128,6 @@ class TwoTower(LLMRecommenderMixin, ScoringRecommender):
             self.projection.items(item_emb) if self.projection is not None else item_emb, dtype=np.float32)
         self.stats["item_matrix_bytes"] = int(self.item_matrix.nbytes)
         self.stats["item_matrix_shape"] = list(self.item_matrix.shape)
-        self.stats["fit_s"] = total()
         return self
 
     def _training_pairs(self, train: TrainSet) -> dict[str, Any]:
