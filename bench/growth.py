@@ -137,11 +137,16 @@ def _row(cell: CellResult, metric: str, load: str | None):
     return max(rows, key=lambda m: m.value) if metric.startswith("throughput") else rows[0]
 
 
+#: statuses whose figures are measured: a gated cell (a variant below the quality gate) was measured like
+#: any other; only its cost does not count, and the cost rows are absent from it already
+MEASURED_STATUSES = ("ok", "gated")
+
+
 def scaling_points(run: RunResult, metrics: Iterable[tuple[str, str | None]] = GROWTH_METRICS) -> list[GrowthPoints]:
-    """Every (recommender, variant, metric) with its points over catalogue sizes, ok cells only."""
+    """Every (recommender, variant, metric) with its points over catalogue sizes, measured cells only."""
     curves: dict[tuple[str, str, str], GrowthPoints] = {}
     for cell in run.cells:
-        if cell.status != "ok" or cell.device == "api":
+        if cell.status not in MEASURED_STATUSES or cell.device == "api":
             continue
         n = _n_items(cell)
         if n is None:
@@ -163,11 +168,15 @@ def scaling_points(run: RunResult, metrics: Iterable[tuple[str, str | None]] = G
     return list(curves.values())
 
 
-def _missing_sizes(run: RunResult) -> dict[tuple[str, str], dict[int, str]]:
-    """(recommender, variant) -> {n_items: why no figure} for cells that failed or were gated."""
+#: metrics a gated cell has no figure for (its cost does not count)
+COST_METRICS = ("usd_per_1k_recs",)
+
+
+def _missing_sizes(run: RunResult, statuses: tuple[str, ...]) -> dict[tuple[str, str], dict[int, str]]:
+    """(recommender, variant) -> {n_items: why no figure} for cells with one of these statuses."""
     out: dict[tuple[str, str], dict[int, str]] = {}
     for cell in run.cells:
-        if cell.status == "ok":
+        if cell.status not in statuses:
             continue
         n = _n_items(cell)
         if n is not None:
@@ -176,15 +185,19 @@ def _missing_sizes(run: RunResult) -> dict[tuple[str, str], dict[int, str]]:
 
 
 def fit_run(run: RunResult, metrics: Iterable[tuple[str, str | None]] = GROWTH_METRICS) -> list[GrowthFit]:
-    """A power-law fit per curve of `scaling_points`; curves with one usable point keep fit=None."""
-    missing = _missing_sizes(run)
+    """A power-law fit per curve of `scaling_points`; curves with one usable point keep fit=None.
+
+    `missing` holds the failed sizes of every curve, and for cost curves also the gated sizes."""
+    failed = _missing_sizes(run, ("failed",))
+    failed_or_gated = _missing_sizes(run, ("failed", "gated"))
     fits = []
     for pts in scaling_points(run, metrics):
         try:
             fit = fit_power_law(pts.n_items, pts.values)
         except ConfigError:
             fit = None
-        fits.append(GrowthFit(pts, fit, missing.get((pts.recommender, pts.variant), {})))
+        missing = failed_or_gated if pts.metric in COST_METRICS else failed
+        fits.append(GrowthFit(pts, fit, dict(missing.get((pts.recommender, pts.variant), {}))))
     return fits
 
 
@@ -194,11 +207,11 @@ def catalogue_sizes(run: RunResult) -> list[int]:
 
 
 def has_scaling_dimension(run: RunResult) -> bool:
-    """True when some (recommender, variant) ran ok at MIN_SIZES_FOR_SCALING or more catalogue sizes."""
+    """True when some (recommender, variant) was measured at MIN_SIZES_FOR_SCALING or more catalogue sizes."""
     sizes: dict[tuple[str, str], set[int]] = {}
     for cell in run.cells:
         n = _n_items(cell)
-        if cell.status == "ok" and cell.device != "api" and n is not None:
+        if cell.status in MEASURED_STATUSES and cell.device != "api" and n is not None:
             sizes.setdefault((_recommender_key(cell), cell.variant), set()).add(n)
     return any(len(s) >= MIN_SIZES_FOR_SCALING for s in sizes.values())
 

@@ -75,7 +75,8 @@ def _panel(metric: str, fits: list[GrowthFit], styles, sizes: list[int], out_dir
                   f"{title} against the number of items. Markers: measured cells; solid line: cost = a·n^b fitted "
                   "by least squares on log-log axes over the measured sizes (legend: exponent b, R², points); "
                   "dotted line and hollow markers: that fit extended to larger sizes — projected, not measured; "
-                  "crosses on the top edge: sizes where the recommender failed (reasons in the table).")
+                  "crosses on the top edge: sizes where the recommender failed, or (cost only) was gated below the quality "
+                  "gate — reasons in the table.")
     fig = _figure(11.0, 5.6, layout="constrained")
     ax = fig.add_subplot()
     ax.set_xscale("log")
@@ -107,14 +108,18 @@ def _panel(metric: str, fits: list[GrowthFit], styles, sizes: list[int], out_dir
                     mew=2, ls="", zorder=4, clip_on=False)
             any_failure = True
         label = f"{f.points.key}: {_fit_text(f)}"
-        if f.missing:
-            label += f"; failed at {', '.join(_short_n(m) for m in sorted(f.missing))}"
+        for status in ("failed", "gated"):
+            at = [_short_n(m) for m, why in sorted(f.missing.items()) if why.startswith(status)]
+            if at:
+                label += f"; {status} at {', '.join(at)}"
         handles.append(Line2D([], [], color=colour, marker=marker, lw=1.6, label=label))
     if any_projection:
         handles.append(Line2D([], [], color="0.3", ls=":", marker="o", markerfacecolor="white",
                               label="projected from the fit (not measured)"))
     if any_failure:
-        handles.append(Line2D([], [], color="0.3", ls="", marker="x", mew=2, label="failed at this size"))
+        gated = any(why.startswith("gated") for f in fits for why in f.missing.values())
+        handles.append(Line2D([], [], color="0.3", ls="", marker="x", mew=2,
+                              label="failed" + (" or gated (cost not counted)" if gated else "") + " at this size"))
     ax.set_xticks(sizes, [_short_n(s) for s in sizes])
     ax.minorticks_off()
     ax.set_xlim(min(sizes) / 1.4, largest * 1.4)
@@ -147,9 +152,24 @@ def _rows(fits: list[GrowthFit], sizes: list[int]) -> list[dict]:
                 "measured": f"{_short_n(min(f.points.n_items))}–{_short_n(n_max)}",
                 "at_largest": f"{fmt(f.points.values[-1])} at {_short_n(n_max)}",
                 "projected": f"{fmt(projected[1])} at {_short_n(projected[0])}" if projected else "",
-                "failed": "; ".join(f"{_short_n(n)}: {why}" for n, why in sorted(f.missing.items())),
+                "failed": ", ".join(f"{_short_n(n)} {why.split(':')[0]}" for n, why in sorted(f.missing.items())),
             })
     return rows
+
+
+def _reasons(fits: list[GrowthFit]) -> list[str]:
+    """Each failed or gated (curve, size) once, with its full reason (the table shows only the status)."""
+    seen: dict[tuple[str, int], str] = {}
+    for f in fits:
+        for n, why in sorted(f.missing.items()):
+            seen.setdefault((f.points.key, n), why)
+    return [f"{key} at {n:,} items — {why}" for (key, n), why in sorted(seen.items())]
+
+
+def _html_reasons(reasons: list[str]) -> str:
+    if not reasons:
+        return ""
+    return "<p>Failed or gated sizes:</p><ul>" + "".join(f"<li>{_esc(r)}</li>" for r in reasons) + "</ul>"
 
 
 def _html_table(rows: list[dict]) -> str:
@@ -169,7 +189,7 @@ def _html_table(rows: list[dict]) -> str:
     return "".join(out)
 
 
-def _markdown(rows: list[dict], sizes: list[int]) -> str:
+def _markdown(rows: list[dict], sizes: list[int], reasons: list[str]) -> str:
     lines = [f"Catalogue sizes in this run: {', '.join(f'{s:,}' for s in sizes)} items. "
              "cost = a·n^b fitted on log-log axes; R² needs 3+ points; projected figures extend a fit, never measured.",
              "", "| cost | recommender / variant | b | R² | points | measured sizes | largest measured | projected | failed sizes |",
@@ -179,6 +199,8 @@ def _markdown(rows: list[dict], sizes: list[int]) -> str:
                  "–" if r["r2"] is None else f"{r['r2']:.3f}", str(r["points"]), r["measured"], r["at_largest"],
                  r["projected"] or "–", r["failed"] or "–"]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
+    if reasons:
+        lines += ["", "Failed or gated sizes:", ""] + [f"- {r}" for r in reasons]
     return "\n".join(lines)
 
 
@@ -199,5 +221,6 @@ def section(run: RunResult, views: list[CellView], out_dir: Path) -> Section | N
              "<i>b</i> is the growth exponent (1 linear, 2 quadratic, below 0 falling), R² the share of the "
              "log-variance the line explains (shown from three points on). Dotted extensions are "
              "<b>projected</b> from the fit, not measured.</p>")
-    return Section("scaling", "How cost grows with the catalogue", intro, charts, _html_table(rows),
-                   _markdown(rows, sizes))
+    reasons = _reasons(fits)
+    return Section("scaling", "How cost grows with the catalogue", intro, charts,
+                   _html_table(rows) + _html_reasons(reasons), _markdown(rows, sizes, reasons))
