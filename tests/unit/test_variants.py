@@ -120,3 +120,13 @@ def test_cross_encoder_pairs_and_head(tiny_model, model_cache_dir):
         cross.encode_pairs(q, d[:1])
     with pytest.raises(ConfigError, match="dimensions"):
         cross.set_head(np.ones(5))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not cuda_available(), reason="CUDA is not available on this machine (GPU variants skipped)")
+@pytest.mark.parametrize("variant", ["fp32", "fp16"])
+def test_cuda_variants_agree_with_cpu_fp32(variant, fp32, tiny_model, tiny_texts, model_cache_dir):
+    enc = build_encoder(tiny_model, variant, device="cuda", threads=1, cache_dir=model_cache_dir)
+    assert enc.device == "cuda"
+    cos = (enc.encode(tiny_texts) * fp32.encode(tiny_texts)).sum(axis=1)
+    assert cos.min() > (0.9999 if variant == "fp32" else 0.99)
