@@ -24,7 +24,8 @@ from bench.sizes import BYTES_PER_PARAMETER, GENERATED_TOKENS, OUTPUT_TOKENS_PER
 
 #: what the chart draws, in panel order: (metric, axis label, value formatter)
 PANELS = (("usd_per_1k_recs", "US$ per 1,000 recommendations (offline, log)", usd),
-          ("latency_p50_ms", "single-user p50 latency, ms (log)", lambda x: f"{sig(x)} ms"))
+          ("latency_p50_ms", "single-user p50 latency, ms (log)",
+           lambda x: f"{sig(x / 1e3)} s" if x >= 1e4 else f"{sig(x)} ms"))
 METRIC_TITLES = {"usd_per_1k_recs": "$ / 1k recs (offline)", "latency_p50_ms": "p50 latency (single-stream)",
                  "encode_items_s": "item encoding (one-time)", "footprint_bytes": "static footprint"}
 MODEL_NAMES = {"minilm-cost-only": "MiniLM-L6", "bert-base-cost-only": "BERT-base", "bert-large-cost-only":
@@ -38,7 +39,7 @@ def _fmt(metric: str, value: float) -> str:
     if metric.endswith("_bytes"):
         return mib(value)
     if metric.endswith("_ms"):
-        return f"{sig(value)} ms"
+        return f"{sig(value / 1e3)} s" if value >= 1e4 else f"{sig(value)} ms"
     if metric.endswith("_s"):
         return f"{sig(value)} s"
     return sig(value)
@@ -80,7 +81,7 @@ def size_chart(fits: list[SizeFit], out_dir: Path, memory_total_bytes: int | Non
                 ax.axvspan(max(limit, lo), top, color="0.88", zorder=0)
                 ax.text(max(limit, lo) * 1.08, 0.04, "fp32 weights exceed memory", rotation=90,
                         transform=ax.get_xaxis_transform(), fontsize=7.5, color="0.35", va="bottom", ha="left")
-        for f in mine:
+        for gi, f in enumerate(mine):
             c = colours[_group_name(f)]
             xs = np.array([p.parameters for p in f.points], dtype=float)
             ys = np.array([p.value for p in f.points], dtype=float)
@@ -92,8 +93,12 @@ def size_chart(fits: list[SizeFit], out_dir: Path, memory_total_bytes: int | Non
             for label, size in PROJECT_TO.items():
                 value = f.projections[label]
                 ax.scatter([size], [value], s=70, marker="D", facecolor="white", edgecolor=c, linewidth=1.6, zorder=5)
-                ax.annotate(f"projected {label}: {fmt(value)}", (size, value), xytext=(-6, 7 if j % 2 == 0 else -12),
-                            textcoords="offset points", ha="right", fontsize=7.5, color=c)
+                # the largest size sits at the right edge: its label goes left of the diamond, the others right
+                right_edge = size == max(PROJECT_TO.values())
+                ax.annotate(f"projected {label}: {fmt(value)}", (size, value),
+                            xytext=(-8 if right_edge else 8, 7 if gi % 2 == 0 else -13), textcoords="offset points",
+                            ha="right" if right_edge else "left", fontsize=7.5, color=c, zorder=6,
+                            bbox=dict(boxstyle="round,pad=0.15", facecolor="white", edgecolor="none", alpha=0.85))
             if f is mine[0]:  # every group has the same sizes: name them once
                 for p in f.points:
                     ax.annotate(_short_model(p.model), (p.parameters, p.value), xytext=(5, -11),
