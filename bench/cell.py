@@ -71,6 +71,13 @@ def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop,
     recommender = entry.build(**_constructor_params(entry, spec, settings))
     result.label = "cost-only" if getattr(recommender, "cost_only", False) else "measured"
 
+    # a model whose fit cannot hold in memory (EASE's dense item x item at 100k items) fails here, at once,
+    # with the figures, instead of being killed minutes in
+    from bench.memcheck import check_fit_memory
+    need = check_fit_memory(spec.recommender, dataset.n_users, dataset.n_items, len(split.train))
+    if need is not None:
+        result.add("fit_memory_need_bytes", need, "bytes", label="estimated", flag="analytic pre-check before fit")
+
     # RSS is sampled from a thread outside the timed code; the baseline is taken with the data loaded,
     # so peak_rss_bytes is what the recommender itself adds.
     with RssSampler() as rss:
@@ -96,7 +103,7 @@ def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop,
             pass  # harness probes (noop) rank nothing meaningful: no quality to report
         else:
             phases.start("quality", "evaluating quality (full ranking)")
-            _quality(result, recommender, split, settings)
+            _quality(result, recommender, split, settings, spec)
         _loads(result, recommender, split, exclude, settings, spec, phases)
         _extra_measurements(result, recommender, split, exclude, settings, phases)
         phases.stop()
@@ -138,18 +145,26 @@ def _exclusion(split):
     return seen.tocsr()
 
 
-def _quality(result: CellResult, recommender, split, settings: Settings) -> None:
+def _quality(result: CellResult, recommender, split, settings: Settings, spec: CellSpec) -> None:
     from bench import quality
     users = None
-    if settings.quality_users:
+    sample = settings.quality_users if spec.quality_users is None else spec.quality_users
+    if sample:
         all_users = split.test_users()
         rng = np.random.default_rng(settings.seed)
-        users = np.sort(rng.choice(all_users, size=min(settings.quality_users, len(all_users)), replace=False))
-    figures = quality.evaluate_ranking(recommender, split, ks=settings.ks, part="test", users=users)
+        users = np.sort(rng.choice(all_users, size=min(sample, len(all_users)), replace=False))
+    figures = quality.evaluate_ranking(recommender, split, ks=settings.ks, part="test", users=users,
+                                       cold_items=split.cold_items)
     n_users = int(figures.pop("evaluated_users", 0)) or None
+    n_cold = int(figures.pop("evaluated_cold_users", 0)) or None  # only with cold items (cold-items split)
     flag = "" if users is None else f"sampled users: {n_users}"
     for name, value in figures.items():
-        result.add(name, value, "", n=n_users, flag=flag)
+        result.add(name, value, "", n=n_cold if quality.metric_kind(name) == "cold_user" else n_users, flag=flag)
+    if split.cold_items is not None:  # what the model keeps on items with history, beside the cold ones
+        warm = quality.evaluate_warm(recommender, split, ks=settings.ks, users=users)
+        n_warm = int(warm.pop("evaluated_warm_users", 0)) or None
+        for name, value in warm.items():
+            result.add(name, value, "", n=n_warm, flag=flag)
     if recommender.predicts_ratings:
         for name, value in quality.evaluate_rating(recommender, split, part="test").items():
             result.add(name, value, "rating", n=len(split.test))
@@ -178,7 +193,7 @@ def _loads(result: CellResult, recommender, split, exclude, settings: Settings, 
                         max_count=100_000, max_duration_s=max(10.0, 4 * settings.offline_min_s),
                         warmup_count=2, warmup_s=0.0)
         with EnergyMeter() as energy:
-            off = loads.offline(serve, pool, unit="users", batch_sizes=settings.batch_sizes, rule=rule,
+            off = loads.offline(serve, pool, unit="users", batch_sizes=spec.batch_sizes or settings.batch_sizes, rule=rule,
                                 seed=settings.seed, sync=sync, progress=relay)
         for p in off.points:
             result.timings.append({"load": "offline", "batch_size": p.batch_size, "unit_of_work": off.unit,

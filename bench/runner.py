@@ -125,6 +125,10 @@ def preflight(scenario: Scenario, listener: Listener | None = None) -> None:
         if spec.variant != NO_VARIANT:
             from bench.variants import parse_variant
             parse_variant(spec.variant)
+        if spec.batch_sizes is not None and (not spec.batch_sizes or min(spec.batch_sizes) <= 0):
+            raise ConfigError(f"cell {spec.name}: batch sizes {spec.batch_sizes} must be positive integers")
+        if spec.quality_users is not None and spec.quality_users < 0:
+            raise ConfigError(f"cell {spec.name}: quality_users must be >= 0 (0 = every test user)")
         unknown_loads = set(spec.loads) - set(LOADS)
         if unknown_loads:
             raise ConfigError(f"unknown load(s) {sorted(unknown_loads)} in cell {spec.name}: choose from {', '.join(LOADS)}")

@@ -41,6 +41,11 @@ class CellSpec:
     #: a short tag distinguishing cells of the same recommender with different params (e.g. "n=50")
     tag: str = ""
     loads: tuple[str, ...] = LOADS
+    #: rank a seeded sample of this many test users in this cell (overrides Settings.quality_users; the
+    #: figures then carry the sample size in their flag). For models too slow for a full pass.
+    quality_users: int | None = None
+    #: offline batch sizes for this cell (overrides Settings.batch_sizes), e.g. fewer for a slow model
+    batch_sizes: tuple[int, ...] | None = None
 
     @property
     def name(self) -> str:
