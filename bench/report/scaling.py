@@ -61,10 +61,15 @@ def _fit_text(f: GrowthFit) -> str:
     return f"b = {f.fit.exponent:.2f}, R² = {r2}, {f.fit.n_points} pts"
 
 
+#: a fit is extended to unmeasured sizes only when one power law describes its points this well
+PROJECT_MIN_R2 = 0.9
+
+
 def _beyond(f: GrowthFit, sizes: list[int]) -> list[int]:
     """The run's sizes above this curve's last point where it did not run at all (a failed size is a fact,
-    shown as a cross, not something to project over). Empty unless the fit has three or more points."""
-    if f.fit is None or f.fit.r2 is None:
+    shown as a cross, not something to project over). Empty unless the fit has three or more points and
+    R^2 >= PROJECT_MIN_R2: a line through scattered points (timing noise) says nothing about larger sizes."""
+    if f.fit is None or f.fit.r2 is None or f.fit.r2 < PROJECT_MIN_R2:
         return []
     return [s for s in sizes if s > max(f.points.n_items) and s not in f.missing]
 
@@ -191,7 +196,8 @@ def _html_table(rows: list[dict]) -> str:
 
 def _markdown(rows: list[dict], sizes: list[int], reasons: list[str]) -> str:
     lines = [f"Catalogue sizes in this run: {', '.join(f'{s:,}' for s in sizes)} items. "
-             "cost = a·n^b fitted on log-log axes; R² needs 3+ points; projected figures extend a fit, never measured.",
+             f"cost = a·n^b fitted on log-log axes; R² needs 3+ points; projected figures extend a fit with R² ≥ "
+             f"{PROJECT_MIN_R2:g}, never measured.",
              "", "| cost | recommender / variant | b | R² | points | measured sizes | largest measured | projected | failed sizes |",
              "|---|---|---:|---:|---:|---|---|---|---|"]
     for r in rows:
@@ -220,7 +226,7 @@ def section(run: RunResult, views: list[CellView], out_dir: Path) -> Section | N
              "<code>cost = a · n<sup>b</sup></code> by least squares on log-log axes, per recommender and variant: "
              "<i>b</i> is the growth exponent (1 linear, 2 quadratic, below 0 falling), R² the share of the "
              "log-variance the line explains (shown from three points on). Dotted extensions are "
-             "<b>projected</b> from the fit, not measured.</p>")
+             f"<b>projected</b> from the fit, not measured, and drawn only where R² ≥ {PROJECT_MIN_R2:g}.</p>")
     reasons = _reasons(fits)
     return Section("scaling", "How cost grows with the catalogue", intro, charts,
                    _html_table(rows) + _html_reasons(reasons), _markdown(rows, sizes, reasons))

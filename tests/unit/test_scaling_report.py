@@ -62,3 +62,14 @@ def test_section_draws_one_loglog_png_per_cost_and_tabulates_exponents(run, tmp_
 def test_no_section_without_a_scaling_dimension(tmp_path):
     run = RunResult(run_id="r", scenario={}, provenance={}, cells=[_cell("pop", 1000), _cell("ease", 1000)])
     assert section(run, build_views(run), tmp_path) is None
+
+
+def test_a_fit_that_does_not_describe_its_points_is_not_projected(run, tmp_path):
+    for cell, factor in zip((c for c in run.cells if c.recommender == "llm-two-tower"), (1.0, 6.0, 0.3)):
+        row = cell.metric("throughput_users_per_s")
+        row.value *= factor  # scattered: R^2 well below the projection threshold
+    sec = section(run, build_views(run), tmp_path)
+    lines = sec.markdown.splitlines()
+    noisy = next(line for line in lines if line.startswith("| throughput_users_per_s | llm-two-tower fp32 |"))
+    encode = next(line for line in lines if line.startswith("| encode_items_s | llm-two-tower fp32 |"))
+    assert noisy.split(" | ")[7] == "–" and "at 100k" in encode.split(" | ")[7]
