@@ -45,7 +45,7 @@ def _load(args):
 
 def _numeric_stats(stats: dict[str, Any]) -> dict[str, Any]:
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in stats.items()
-            if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
+            if isinstance(v, (int, float, str, dict)) and not isinstance(v, bool)}
 
 
 def study_two_tower(args, split) -> None:
