@@ -143,6 +143,31 @@ def test_quantile_map_places_cold_items_at_the_cf_score_of_the_same_rank():
     np.testing.assert_allclose(two_rows[1], [1.0, 2.0, 3.0, 1.0, 3.0, 1.0])  # 0.0 beats every warm
 
 
+class _Scores:
+    def __init__(self, table):
+        self.table = np.asarray(table, np.float32)
+
+    def score(self, users):
+        return self.table[np.asarray(users)].copy()
+
+
+def test_quantile_mix_maps_onto_the_users_candidates_not_the_items_they_already_saw():
+    import scipy.sparse as sp
+
+    from bench.recommenders.llm.hybrid import Hybrid
+
+    rec = Hybrid()
+    # warm items 0-3 (0 and 1 seen, with CF's top scores), cold item 4
+    rec.cf, rec.lm = _Scores([[10, 9, 1, 2, 0]]), _Scores([[0.1, 0.2, 0.8, 0.9, 0.85]])
+    rec.warm_, rec.n_items = np.array([True, True, True, True, False]), 5
+    rec._seen = sp.csr_matrix(np.array([[1, 1, 0, 0, 0]], np.float32))
+    top = rec.recommend(np.array([0]), 3)
+    # among the candidates (items 2, 3) the cold item beats one: it takes the lowest candidate CF score (1),
+    # not the 3rd-lowest of all warm items (9, which belongs to a seen item) and so ranks after item 3
+    np.testing.assert_array_equal(top.items[0], [3, 2, 4])
+    np.testing.assert_allclose(top.scores[0], [2, 1, 1])
+
+
 def test_slot_positions_spread_the_cold_share_over_any_cut_off():
     np.testing.assert_array_equal(np.flatnonzero(slot_positions(20, 0.2)), [4, 9, 14, 19])
     assert slot_positions(10, 0.5).sum() == 5

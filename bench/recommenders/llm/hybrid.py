@@ -7,10 +7,12 @@ hybrid fits both on the same training data and treats as *cold* every item with 
 
 How the two are mixed (`mix`):
 - "quantile" (default, a calibrated mix per item): warm items keep their CF score; a cold item gets the
-  CF score found at the same within-user quantile among warm items as its language-model score. If the
-  language model ranks a cold item above r of the user's warm items, it enters the list where CF's r-th
-  lowest warm score sits. The share of cold items in a list then follows the language model's own view
-  of the user, with no weight to tune, and warm items keep CF's order exactly.
+  CF score found at the same within-user quantile among the user's *candidate* warm items (unseen ones:
+  items excluded from the list take no part, else CF's top scores, which belong to the user's own
+  history, would be handed to cold items) as its language-model score. If the language model ranks a
+  cold item above r of those warm items, it enters the list where CF's r-th lowest warm score sits. The
+  share of cold items in a list then follows the language model's own view of the user, with no weight
+  to tune, and warm items keep CF's order exactly.
 - "slots": reserve a share `cold_share` of list positions for cold items (e.g. 0.2: positions 5, 10,
   15, ...), filled by the language model's best cold items; the other positions hold CF's best warm
   items. Positions are fixed, so every cut-off K keeps about that share.
@@ -136,18 +138,30 @@ class Hybrid(LLMRecommenderMixin, ScoringRecommender):
         return (np.asarray(self.cf.score(users), dtype=np.float32),
                 np.asarray(self.lm.score(users), dtype=np.float32))
 
-    def score(self, users: np.ndarray) -> np.ndarray:
-        """Quantile mix: CF for warm items, the language model mapped onto CF's scale for cold ones."""
+    def _quantile_mix(self, users: np.ndarray, seen: sp.csr_matrix | None) -> np.ndarray:
+        """CF for warm items, the language model mapped onto CF's scale for cold ones; excluded (seen) items
+        are moved below every other score first, so only the candidates set the mapping."""
         cf, lm = self._scores(users)
+        if seen is not None:
+            rows = seen[np.asarray(users, dtype=np.int64)]
+            r, c = rows.nonzero()
+            cf[r, c] = cf.min() - 1.0
+            lm[r, c] = lm.min() - 1.0
         return quantile_map(lm, cf, self.warm_)
 
+    def score(self, users: np.ndarray) -> np.ndarray:
+        """The quantile mix with the items seen in fit as the exclusion (they stay scored, lowest)."""
+        return self._quantile_mix(users, self._seen)
+
     def recommend(self, users: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> TopK:
-        if self.mix == "quantile":
-            return super().recommend(users, k, exclude)
         users = np.asarray(users, dtype=np.int64)
         check_k(k, self.n_items)
-        cf, lm = self._scores(users)
         seen = self._seen if exclude is None else exclude
+        if self.mix == "quantile":
+            scores = self._quantile_mix(users, seen)
+            mask_seen(scores, seen, users)
+            return top_k(users, scores, k)
+        cf, lm = self._scores(users)
         mask_seen(cf, seen, users)
         mask_seen(lm, seen, users)
         cf[:, ~self.warm_] = -np.inf
