@@ -67,7 +67,8 @@ def _chart(rows: list[CellView], out_dir: Path) -> Chart:
         ax.set_xscale("log")
         ax.set_xlim(*_log_limits(xs_all, 3.0))
         top = max(ys) if ys else 0.0
-        ax.set_ylim(-0.02 * (top or 1), top * 1.3 if top > 0 else 1)
+        # room under zero: CF cells all sit at 0 on the cold panel and their labels need space around them
+        ax.set_ylim(-0.12 * (top or 1), top * 1.3 if top > 0 else 1)
         ax.axhline(0, color="0.6", lw=0.8)
         if shown:
             labels = [v.name + (" (gated)" if g else "") for v, _, g in shown]
