@@ -13,7 +13,7 @@ from bench.cli import main
 
 DATASET = "synthetic:users=150,items=120,interactions=4000,seed=3"
 FAST = ("seed=0, threads=1, cell_timeout_s={timeout}, batch_sizes=(1, 16), offline_min_s=0.05, offline_min_batches=3, "
-        "stream_min_count=30, stream_min_s=0.05, stream_max_s=0.5, warmup_count=2, server_budget_s=2.0, "
+        "stream_min_count=30, stream_min_s=0.05, stream_max_s=0.5, warmup_count=2, server_budget_s=8.0, "
         "server_requests=30, slo_ms=100.0")
 
 
