@@ -10,12 +10,13 @@ from bench.scenario import CellSpec, Scenario, Settings
 SIZES = (1_000, 3_000, 10_000, 30_000, 100_000)
 CLASSIC = ("pop", "itemknn", "ease", "ials")
 LM_VARIANTS = ("fp32", "onnx-int8")
-#: The two-tower's item tower encodes every item once in fit. Measured here (2 cores shared with other
-#: jobs, MiniLM-L6, synthetic item texts of ~15 tokens): 55 items/s fp32 and 80 items/s onnx-int8, the same
-#: at max_length 128 and 32 (the texts are shorter than either). 100k items would take 20-30 minutes per
-#: variant, 30k 6-9 minutes: beyond this scenario's budget. So the language-model cells run to 10k items,
-#: where the whole catalogue is really encoded (no sampling, no shortcut), and the report extends their
-#: fitted curves to the larger sizes labelled "projected". On a machine with more cores raise it.
+#: The two-tower's item tower encodes every item once in fit. Measured on the 2-core development machine
+#: (MiniLM-L6, synthetic item texts of ~15 tokens, so max_length 128 or 32 makes no difference): 40-55
+#: items/s fp32 and ~80 onnx-int8 with 2 threads while other jobs shared the cores, 160 fp32 and 200
+#: onnx-int8 with 1 thread in a quieter spell. 100k items would take 8-40 minutes per variant, 30k 2.5-12:
+#: beyond this scenario's ~15-20 minute budget. So the language-model cells run to 10k items, where the
+#: whole catalogue is really encoded (no sampling, no shortcut), and the report extends their fitted curves
+#: to the larger sizes, labelled projected. On a machine with more cores, raise it (build(lm_max_items=...)).
 LM_MAX_ITEMS = 10_000
 USERS_PER_ITEM = 0.5
 INTERACTIONS_PER_ITEM = 10  # 20 per user
