@@ -5,6 +5,7 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bench.results import CellResult, RunResult
@@ -46,13 +47,13 @@ class RunDisplay:
             self.done += 1
             took = time.monotonic() - self._cell_started
             style = "green" if message == "ok" else "yellow" if message == "gated" else "red"
-            console.print(f"[{style}]{'✓' if message == 'ok' else '✗'}[/{style}] {spec.name} "
-                          f"[dim]({took:.1f} s)[/dim] {'' if message == 'ok' else message}")
+            console.print(f"[{style}]{'✓' if message == 'ok' else '✗'}[/{style}] {escape(spec.name)} "
+                          f"[dim]({took:.1f} s)[/dim] {'' if message == 'ok' else escape(message)}")
 
     def _update(self, spec: CellSpec, phase: str) -> None:
         if self._status is not None:
             elapsed = time.monotonic() - self._cell_started
-            self._status.update(f"[{self.done + 1}/{self.total}] {spec.name}: {phase} ({elapsed:.0f} s)")
+            self._status.update(f"\\[{self.done + 1}/{self.total}] {escape(spec.name)}: {escape(phase)} ({elapsed:.0f} s)")
 
 
 def _fmt(cell: CellResult, metric: str, load: str | None = None, scale: float = 1.0, digits: int = 4) -> str:
@@ -65,7 +66,10 @@ def _fmt(cell: CellResult, metric: str, load: str | None = None, scale: float = 
 
 def _best(cell: CellResult, metric: str) -> str:
     values = [m.value for m in cell.metrics if m.metric == metric]
-    return f"{max(values):,.0f}" if values else "–"
+    if not values:
+        return "–"
+    best = max(values)
+    return f"{best:,.0f}" if best >= 100 else f"{best:.3g}"
 
 
 def _short_names(cells: list[CellResult]) -> dict[str, str]:
@@ -78,7 +82,10 @@ def _short_names(cells: list[CellResult]) -> dict[str, str]:
 def print_summary(run: RunResult, out_dir: Path) -> None:
     from bench.cost import HOSTED_RECOMMENDER
 
-    cells = [c for c in run.cells if c.recommender != HOSTED_RECOMMENDER]
+    from bench.sizes import SIZE_FIT_RECOMMENDER
+
+    # hosted-API and fitted (size-fit) cells are no measured cells: listed below the table / in the report
+    cells = [c for c in run.cells if c.recommender not in (HOSTED_RECOMMENDER, SIZE_FIT_RECOMMENDER)]
     hosted = [c for c in run.cells if c.recommender == HOSTED_RECOMMENDER]
     shared = {tuple(c.cell.split("/")[i] for i in (0, 1, 4)) for c in cells}
     where = " ".join("/".join(s) for s in shared) if len(shared) == 1 else "several datasets/splits"
@@ -86,11 +93,12 @@ def print_summary(run: RunResult, out_dir: Path) -> None:
     table = Table(title=f"recbench {run.run_id}  ({where})", title_justify="left")
     for col in ("cell", "status", "NDCG@10", "Recall@10", "fit s", "users/s best", "p50 ms", "p99 ms",
                 "QPS@SLO", "RSS MiB", "$/1k recs"):
-        table.add_column(col, justify="left" if col in ("cell", "status") else "right")
+        table.add_column(col, justify="left" if col in ("cell", "status") else "right",
+                         overflow="fold" if col == "cell" else "ellipsis")  # a cell's name is never cut
     names = _short_names(cells)
     for c in cells:
         status = c.status if c.label != "cost-only" else f"{c.status} (cost-only)"
-        table.add_row(names[c.cell], status, _fmt(c, "ndcg@10"), _fmt(c, "recall@10"), _fmt(c, "fit_s", digits=3),
+        table.add_row(escape(names[c.cell]), status, _fmt(c, "ndcg@10"), _fmt(c, "recall@10"), _fmt(c, "fit_s", digits=3),
                       _best(c, "throughput_users_per_s"), _fmt(c, "latency_p50_ms", "single-stream", digits=3),
                       _fmt(c, "latency_p99_ms", "single-stream", digits=3), _fmt(c, "max_qps_at_slo", "server", digits=3),
                       _fmt(c, "peak_rss_bytes", scale=1 / 2**20, digits=3), _fmt(c, "usd_per_1k_recs", digits=3))
@@ -107,7 +115,7 @@ def print_summary(run: RunResult, out_dir: Path) -> None:
                       f"{tokens.value:,.0f} input tokens per request, {tokens.label} count)")
     for c in cells:
         if c.status != "ok":
-            out.print(f"[yellow]{names[c.cell]}: {c.status}: {c.error}[/yellow]")
+            out.print(f"[yellow]{escape(names[c.cell])}: {c.status}: {escape(str(c.error))}[/yellow]")
     out.print(f"results: {out_dir / 'results.json'}  {out_dir / 'results.csv'}")
     if (out_dir / "index.html").exists():
         out.print(f"report:  {out_dir / 'index.html'}")
