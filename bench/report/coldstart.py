@@ -13,7 +13,7 @@ from pathlib import Path
 
 from matplotlib.lines import Line2D
 
-from bench.report.charts import FAMILY_COLOURS, FAMILY_LABELS, Chart, _figure, _log_limits, _save, place_labels
+from bench.report.charts import CLASSIC_SHADES, LLM_SHADES, Chart, _figure, _log_limits, _save
 from bench.report.sections import Section
 from bench.report.view import CellView, num, sig, usd
 from bench.results import RunResult
@@ -41,49 +41,63 @@ def _cost(v: CellView) -> tuple[float | None, bool]:
     return (float(would_be), True) if would_be else (None, False)
 
 
+MARKERS = ["o", "s", "D", "^", "v", "P", "X", "h", "*", "<", ">", "p"]
+
+
+def _styles(rows: list[CellView]) -> dict[str, tuple[str, str]]:
+    """(colour, marker) per cell: classic cells in blues/greens, language-model cells in oranges/reds, each
+    with its own marker, so the legend identifies every point without labels that could sit by the wrong one."""
+    out, counts = {}, {"classic": 0, "llm": 0}
+    for j, v in enumerate(rows):
+        fam = "classic" if v.family == "classic" else "llm"
+        shades = CLASSIC_SHADES if fam == "classic" else LLM_SHADES
+        out[v.name] = (shades[counts[fam] % len(shades)], MARKERS[j % len(MARKERS)])
+        counts[fam] += 1
+    return out
+
+
 def _chart(rows: list[CellView], out_dir: Path) -> Chart:
     chart = Chart("coldstart", "Cold-start: quality on new items vs cost",
                   "Each point is one cell on the cold-items split: its measured US$ per 1,000 recommendations "
                   "(offline load, best batch) against Recall@10 on the held-out cold items (left: items no model "
-                  "saw in training) and on warm items (right: the valid part, items with history). Grey crosses: "
-                  "gated variants (below the quality gate; their cost does not count).")
+                  "saw in training) and on warm items (right: the valid part, items with history). Hollow markers: "
+                  "gated variants (below the quality gate; their cost does not count, drawn at what it would be).")
     pts = [(v, *_cost(v)) for v in rows]
     pts = [(v, c, g) for v, c, g in pts if c is not None]
     if not pts:
         chart.note = "No cell has both cold-item quality and a measured cost: chart skipped."
         return chart
-    fig = _figure(12.5, 6.0)
-    fig.subplots_adjust(left=0.07, right=0.98, top=0.86, bottom=0.2, wspace=0.22)
+    styles = _styles([v for v, _, _ in pts])
+    n_legend_rows = -(-len(pts) // 3)
+    fig = _figure(12.5, 5.6 + 0.28 * n_legend_rows, layout="constrained")
     axes = fig.subplots(1, 2, sharex=True)
     xs_all = [c for _, c, _ in pts]
     for ax, metric, title in ((axes[0], COLD, "cold items (held out of training)"),
                               (axes[1], WARM, "warm items (valid part)")):
         shown = [(v, c, g) for v, c, g in pts if _value(v, metric) is not None]
-        xs = [c for _, c, _ in shown]
         ys = [_value(v, metric) for v, _, _ in shown]
         for (v, c, g), y in zip(shown, ys):
-            ax.scatter(c, y, s=64, marker="X" if g else "o", color="0.55" if g else FAMILY_COLOURS.get(v.family, "0.3"),
-                       edgecolor="white", linewidth=0.8, zorder=3)
+            colour, marker = styles[v.name]
+            ax.scatter(c, y, s=70, marker=marker, facecolor="white" if g else colour, edgecolor=colour,
+                       linewidth=1.6 if g else 0.8, zorder=3)
         ax.set_xscale("log")
         ax.set_xlim(*_log_limits(xs_all, 3.0))
         top = max(ys) if ys else 0.0
-        # room under zero: CF cells all sit at 0 on the cold panel and their labels need space around them
-        ax.set_ylim(-0.12 * (top or 1), top * 1.3 if top > 0 else 1)
+        ax.set_ylim(-0.05 * (top or 1), top * 1.2 if top > 0 else 1)
         ax.axhline(0, color="0.6", lw=0.8)
-        if shown:
-            labels = [v.name + (" (gated)" if g else "") for v, _, g in shown]
-            place_labels(fig, ax, xs, ys, labels, fontsize=8,
-                         colours=["0.4" if g else FAMILY_COLOURS.get(v.family, "0.3") for v, _, g in shown])
         ax.set_title(f"Recall@{K} on {title}", fontsize=11)
         ax.set_xlabel("US$ per 1,000 recommendations (log scale, measured)")
         ax.grid(True, which="major", alpha=0.3)
     axes[0].set_ylabel(f"Recall@{K} (full ranking, higher is better)")
     fig.suptitle(chart.title, fontsize=12)
-    families = sorted({v.family for v, _, _ in pts if v.family in FAMILY_LABELS})
-    handles = [Line2D([], [], marker="o", ls="", color=FAMILY_COLOURS[f], label=FAMILY_LABELS[f]) for f in families]
-    if any(g for _, _, g in pts):
-        handles.append(Line2D([], [], marker="X", ls="", color="0.55", label="gated (cost not counted)"))
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=9, frameon=False)
+    handles = []
+    for v, _, g in pts:
+        colour, marker = styles[v.name]
+        handles.append(Line2D([], [], marker=marker, ls="", markersize=8, color=colour,
+                              markerfacecolor="white" if g else colour, markeredgewidth=1.6 if g else 0.8,
+                              label=f"{v.name} ({'language model' if v.family != 'classic' else 'classic CF'})"
+                                    + (" — gated" if g else "")))
+    fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8.5, frameon=False)
     chart.path = _save(fig, out_dir, "coldstart.png")
     chart.shown = [v.name for v, _, _ in pts]
     return chart
