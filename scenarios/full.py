@@ -16,8 +16,9 @@ cells += [CellSpec(D, S, "llm-two-tower", variant=v, params={"mode": mode}, tag=
           for mode in ("projection", "finetune") for v in ("fp32", "onnx-int8")]
 cells += [CellSpec(D, S, "llm-two-tower", variant="fp32", params={"mode": "projection", "dim": 64},
                    tag="projection-d64", loads=STREAM)]
-# the article's rating model: its concat head and one that can personalise (cached execution; naive is
-# compared on the same pairs by `python -m bench.recommenders.llm.study pairwise`, see README)
+# the article's rating model: its concat head and one that can personalise. Ranked with the cached execution;
+# every pairwise cell also runs the article's naive execution on fixed pairs and records both executions'
+# agreement and their timed cost ratio (execution_max_abs_diff, naive_over_cached_time)
 cells += [CellSpec(D, S, "llm-pairwise", variant=v, params={"head": head}, tag=head, loads=STREAM)
           for head in ("concat", "interaction") for v in ("fp32", "onnx-int8")]
 # re-ranking: cost grows with the number of candidates

@@ -124,3 +124,39 @@ def test_gate_key_ignores_how_the_model_runs_but_not_what_it_computes(tiny):
     c = Pairwise(**tiny, variant="fp32", head="interaction")
     assert a.gate_key() == b.gate_key() != c.gate_key()
     assert a.reference_params()["variant"] == "fp32"
+
+
+def test_run_records_execution_agreement_and_a_timed_cost_ratio(interaction, split):
+    """The cell's extra measurements: both executions on the same pairs, their gap, and what naive costs."""
+    from bench.recommenders.llm.pairwise import AGREEMENT_USERS, EXECUTION_ROUNDS
+
+    rows = {r["metric"]: r for r in interaction.extra_measurements(split.test_users(), 10)}
+    assert rows["execution_max_abs_diff"]["value"] <= 1e-4 and rows["execution_max_abs_diff"]["flag"] == ""
+    n_users = min(AGREEMENT_USERS, len(split.test_users()))
+    assert rows["execution_max_abs_diff"]["n"] == n_users * min(64, split.n_items)
+    naive, cached = rows["naive_pair"]["samples_ms"], rows["cached_pair"]["samples_ms"]
+    assert len(naive) == len(cached) == EXECUTION_ROUNDS
+    assert rows["naive_over_cached_time"]["value"] == pytest.approx(np.median(naive) / np.median(cached))
+    # naive runs two transformer forwards per pair, cached one per user: on 64 items naive must cost more
+    assert rows["naive_over_cached_time"]["value"] > 1.0
+    assert rows["naive_over_cached_flops_full_ranking"]["value"] > split.n_items
+
+
+def test_cell_puts_the_execution_figures_into_the_run_results(tiny, split):
+    """Through the cell: the figures land as metric rows, the timings summarised like every load."""
+    from bench.cell import _extra_measurements
+    from bench.results import CellResult
+    from bench.scenario import Settings
+
+    rec = Pairwise(**tiny, threads=1, head="concat", proj_dim=8, epochs=2).fit(split.train_set())
+    result = CellResult(cell="toy/split/llm-pairwise/fp32", dataset="toy", split="split",
+                        recommender="llm-pairwise", variant="fp32", device="cpu")
+
+    class _Phases:
+        def start(self, *_):
+            pass
+
+    _extra_measurements(result, rec, split, None, Settings(), _Phases())
+    assert result.metric("execution_max_abs_diff").value <= 1e-4
+    assert result.metric("naive_pair_p50_ms", "pairs") is not None
+    assert result.metric("naive_over_cached_time", "pairs").value > 1.0

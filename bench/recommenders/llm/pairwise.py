@@ -32,13 +32,17 @@ from bench.data.dataset import TrainSet
 from bench.errors import ConfigError
 from bench.recommenders.base import ScoringRecommender
 from bench.recommenders.llm.common import (LLMRecommenderMixin, RequestWork, Stopwatch, check_choice,
-                                           check_fraction, check_positive, make_encoder, require)
+                                           check_fraction, check_positive, encoder_flops, make_encoder,
+                                           require)
 from bench.recommenders.llm.profile import (DEFAULT_MIN_RATING, DEFAULT_PROFILE_LEN, ProfileConfig,
                                             build_profiles, holdout_split, item_texts)
 from bench.recommenders.llm.projection import TrainLog
 
 HEADS = ("concat", "interaction")
 EXECUTIONS = ("cached", "naive")
+#: the pairs on which a run compares and times the two executions (see `extra_measurements`)
+AGREEMENT_USERS, AGREEMENT_ITEMS_PER_USER, EXECUTION_ROUNDS = 4, 64, 5
+AGREEMENT_TOLERANCE = 1e-4
 
 
 class _HeadWeights:
@@ -265,6 +269,51 @@ class Pairwise(LLMRecommenderMixin, ScoringRecommender):
         diff = np.abs(naive.astype(np.float64) - cached.astype(np.float64))
         return {"max_abs_diff": float(diff.max(initial=0.0)), "mean_abs_diff": float(diff.mean()) if diff.size else 0.0,
                 "pairs": int(diff.size)}
+
+    def extra_measurements(self, users: np.ndarray, k: int, exclude=None) -> list[dict]:
+        """Both executions on the same fixed pairs, timed and compared: the run's own proof that they agree
+        and what the naive one costs.
+
+        Pairs: the first `AGREEMENT_USERS` of `users`, each with `AGREEMENT_ITEMS_PER_USER` items spread over
+        the catalogue (a ranking request's shape: one user, many candidates). `EXECUTION_ROUNDS` rounds, the
+        two executions alternating within each round after one untimed call of each, so drift in the
+        machine's speed falls on both.
+        """
+        self._check_fitted()
+        users = np.asarray(users, dtype=np.int64)[:AGREEMENT_USERS]
+        require(users.size > 0, f"{self.name}: no users to compare the executions on")
+        per_user = min(AGREEMENT_ITEMS_PER_USER, self.n_items)
+        items = np.linspace(0, self.n_items - 1, per_user).astype(np.int64)
+        pair_users, pair_items = np.repeat(users, per_user), np.tile(items, users.size)
+        n_pairs = int(pair_users.size)
+        # also the warm-up: first-call costs (allocations, kernels) stay out of the timed samples
+        agreement = self.execution_agreement(pair_users, pair_items)
+        times_ms: dict[str, list[float]] = {e: [] for e in EXECUTIONS}
+        for _ in range(EXECUTION_ROUNDS):
+            for execution in EXECUTIONS:
+                t0 = time.perf_counter_ns()
+                self.score_pairs(pair_users, pair_items, execution)
+                times_ms[execution].append((time.perf_counter_ns() - t0) / 1e6 / n_pairs)
+        worst = agreement["max_abs_diff"]
+        where = f"{users.size} users x {per_user} items"
+        ratio = float(np.median(times_ms["naive"]) / np.median(times_ms["cached"]))
+        work = {e: self.request_work(users, e) for e in EXECUTIONS}
+        flops = {e: float(encoder_flops(w.encoder_config, w.token_counts) + 2.0 * w.scoring_macs)
+                 for e, w in work.items()}
+        return [
+            {"metric": "execution_max_abs_diff", "value": worst, "unit": "rating", "n": n_pairs,
+             "flag": "" if worst <= AGREEMENT_TOLERANCE else f"naive and cached differ by more than "
+                                                             f"{AGREEMENT_TOLERANCE:g} on {where}"},
+            {"metric": "execution_mean_abs_diff", "value": agreement["mean_abs_diff"], "unit": "rating",
+             "n": n_pairs},
+            {"metric": "naive_pair", "samples_ms": times_ms["naive"], "load": "pairs", "unit_of_work": "pairs"},
+            {"metric": "cached_pair", "samples_ms": times_ms["cached"], "load": "pairs", "unit_of_work": "pairs"},
+            {"metric": "naive_over_cached_time", "value": ratio, "unit": "ratio", "load": "pairs",
+             "n": EXECUTION_ROUNDS, "flag": f"median time per pair, {where}, interleaved rounds"},
+            # the whole catalogue per user: what ranking with the naive execution would cost (analytic)
+            {"metric": "naive_over_cached_flops_full_ranking", "value": flops["naive"] / flops["cached"],
+             "unit": "ratio", "n": int(users.size), "flag": "analytic FLOPs, every item scored per user"},
+        ]
 
     def request_work(self, users: np.ndarray, execution: str | None = None) -> RequestWork:
         """Transformer forwards and head multiply-adds to score the whole catalogue for `users`."""
