@@ -70,6 +70,9 @@ def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop,
     entry = registry.get(spec.recommender)
     recommender = entry.build(**_constructor_params(entry, spec, settings))
     result.label = "cost-only" if getattr(recommender, "cost_only", False) else "measured"
+    gate_key = getattr(recommender, "gate_key", None)
+    if callable(gate_key):  # "the same model" for the quality gate: every ranking-relevant parameter but the variant
+        result.extras["gate_key"] = gate_key()
 
     # a model whose fit cannot hold in memory (EASE's dense item x item at 100k items) fails here, at once,
     # with the figures, instead of being killed minutes in
@@ -89,7 +92,8 @@ def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop,
             result.label = "cost-only"  # LLM recommenders know whether their weights are random only once fitted
         result.add("fit_s", fit_s, "s", n=1)
         for key, value in (getattr(recommender, "stats", None) or {}).items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
+            # the cell's own figures (fit_s, ...) are measured here: a recommender's stat never duplicates one
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and result.metric(key) is None:
                 result.add(key, value, _unit_of(key), n=1)
         result.add("footprint_bytes", recommender.footprint(), "bytes")
 

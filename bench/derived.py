@@ -55,7 +55,7 @@ def add_harness_overhead(run: RunResult) -> None:
 def apply_quality_gate(run: RunResult, share: float, metric: str = GATE_METRIC) -> None:
     """MLPerf's idea: a variant's cost counts only where it keeps `share` of its fp32 model's quality.
 
-    The reference is the fp32 cell with the same dataset, split, recommender (and tag) and device.
+    The reference is the fp32 cell with the same dataset, split, model (`_gate_key`) and device.
     """
     by_key = {}
     for cell in run.cells:
@@ -81,5 +81,7 @@ def apply_quality_gate(run: RunResult, share: float, metric: str = GATE_METRIC) 
 
 
 def _gate_key(cell: CellResult) -> tuple:
-    recommender = cell.cell.split("/")[2]  # includes the [tag]
-    return cell.dataset, cell.split, recommender, cell.device
+    """The recommender's own gate key where it gave one (its parameters less the variant); else the cell
+    name's recommender part, [tag] included."""
+    model = cell.extras.get("gate_key") or cell.cell.split("/")[2]
+    return cell.dataset, cell.split, model, cell.device

@@ -58,3 +58,19 @@ def test_analytic_flops_follow_the_scoring_shapes():
     assert ease.flops_per_user(users) == 2.0 * nnz * 40 / 3
     ials = IALS(factors=8, iterations=2).fit(train)
     assert ials.flops_per_user(users) == 2.0 * 8 * 40
+
+
+def test_quality_gate_pairs_each_variant_with_the_fp32_cell_of_the_same_model_parameters():
+    """Two fp32 models that differ only in a ranking parameter: each variant is held to its own model's fp32,
+    found by the recommender's gate key, not by cell order or name."""
+    def keyed(variant: str, ndcg: float, key: str) -> CellResult:
+        c = cell("llm-two-tower", variant, ndcg)
+        c.extras["gate_key"] = key
+        return c
+
+    run = RunResult("r", {}, {}, cells=[keyed("fp32", 0.30, "m|dim=64"), keyed("fp32", 0.10, "m|dim=None"),
+                                         keyed("onnx-int8", 0.10, "m|dim=None"), keyed("int8", 0.10, "m|dim=64")])
+    apply_quality_gate(run, 0.99)
+    same, other = run.cells[2], run.cells[3]
+    assert same.status == "ok" and same.extras["quality_gate"]["retained"] == 1.0
+    assert other.status == "gated" and abs(other.extras["quality_gate"]["retained"] - 1 / 3) < 1e-9

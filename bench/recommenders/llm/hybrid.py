@@ -114,7 +114,6 @@ class Hybrid(LLMRecommenderMixin, ScoringRecommender):
         from bench.recommenders import registry
         from bench.recommenders.llm.two_tower import TwoTower
 
-        total = Stopwatch()
         self._remember_seen(train)
         self.warm_ = np.bincount(train.interactions.items, minlength=train.n_items)[:train.n_items] > 0
         watch = Stopwatch()
@@ -126,7 +125,7 @@ class Hybrid(LLMRecommenderMixin, ScoringRecommender):
         self.encoder = self.lm.encoder
         self.stats = {k: self.lm.stats[k] for k in _LM_STATS if k in self.lm.stats}
         self.stats.update({"cf": self.cf_name, "mix": self.mix, "cf_fit_s": cf_fit_s, "lm_fit_s": lm_fit_s,
-                           "n_cold_items_at_fit": int((~self.warm_).sum()), "fit_s": total()})
+                           "n_cold_items_at_fit": int((~self.warm_).sum())})
         if self.mix == "slots":
             self.stats["cold_share"] = self.cold_share
         return self
