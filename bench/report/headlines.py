@@ -27,8 +27,11 @@ def headlines(views: list[CellView]) -> list[Headline]:
             cost_x = v.usd.value / ref.usd.value
             share = v.quality.value / ref.quality.value if ref.quality.value else float("nan")
             text = (f"{v.name} costs {ratio(cost_x)} {ref.name} per 1k recommendations "
-                    f"({usd(v.usd.value)} vs {usd(ref.usd.value)}) at {pct(share)} of its {QUALITY_LABEL} "
-                    f"({sig(v.quality.value)} vs {sig(ref.quality.value)}).")
+                    f"({usd(v.usd.value)} vs {usd(ref.usd.value)}) ")
+            if ref.quality.value:
+                text += f"at {pct(share)} of its {QUALITY_LABEL} ({sig(v.quality.value)} vs {sig(ref.quality.value)})."
+            else:  # e.g. on cold items, which CF has never seen: no share of zero to state
+                text += f"and reaches {QUALITY_LABEL} {sig(v.quality.value)} where {ref.name} scores 0."
             out.append(Headline(text, "llm-vs-classic", {"cost_ratio": cost_x, "quality_share": share,
                                                          "usd": v.usd.value, "ref_usd": ref.usd.value,
                                                          "quality": v.quality.value, "ref_quality": ref.quality.value}))

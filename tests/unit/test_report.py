@@ -168,3 +168,15 @@ def test_main_report_exit_codes(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "not valid JSON" in err and "\n" not in err
     assert main_report(tmp_path / "run", prices_path=tmp_path / "missing.toml") == 2
+
+
+def test_headline_against_a_classic_reference_scoring_zero_states_it_instead_of_a_nan_share():
+    """On cold items CF scores 0: the sentence says so rather than printing 'nan% of its NDCG@10'."""
+    run = make_run()
+    cost.add_costs(run, None, None, 2, hosted=None)
+    for c in run.cells:
+        if c.recommender in ("ease", "pop", "itemknn"):
+            next(m for m in c.metrics if m.metric == "ndcg@10").value = 0.0
+    heads = [h for h in headlines(build_views(run)) if h.kind == "llm-vs-classic"]
+    assert heads and all("nan" not in h.text for h in heads)
+    assert all("where ease scores 0" in h.text for h in heads)
