@@ -174,8 +174,14 @@ def run(scenario: Scenario, options: RunOptions = RunOptions(), listener: Listen
     check_writable(out_dir)
 
     from bench.measure import provenance
+    started = time.perf_counter()
     run = RunResult(run_id=run_id, scenario=scenario.describe(), provenance=provenance.collect(),
                     created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    # how busy the machine was: a reader of any timing needs to know whether other work competed for the cores
+    run.provenance["machine_load"] = {"what": "1-minute load average before the run and after each cell; above "
+                                              "the usable core count, other processes competed for the cores",
+                                      "usable_cores": run.provenance.get("machine", {}).get("usable_cores"),
+                                      "samples": [_load_average()]}
     if options.measure_peak and any(c.loads for c in scenario.cells):  # utilisation needs a throughput
         if listener:
             listener("note", scenario.cells[0], "measuring this machine's peak GEMM FLOP/s and memory bandwidth")
@@ -187,16 +193,25 @@ def run(scenario: Scenario, options: RunOptions = RunOptions(), listener: Listen
             listener("start", spec, "")
         result = run_cell_isolated(spec, scenario.settings, listener)
         run.cells.append(result)
+        run.provenance["machine_load"]["samples"].append(_load_average())
         results_mod.write(run, out_dir)  # valid on disk after every cell, even if the run is interrupted
         if listener:
             listener("done", spec, result.status if result.status != "failed" else f"failed: {result.error}")
 
     _post_process(run, scenario.settings, prices, options)
+    run.provenance["wall_s"] = time.perf_counter() - started  # cells, peaks and post-processing; not the report
     results_mod.write(run, out_dir)
     if options.report:
         from bench.report import write_report
         write_report(run, out_dir, prices=prices)
     return run, out_dir
+
+
+def _load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):  # not every platform has one
+        return None
 
 
 def _machine_peaks(threads: int) -> dict:

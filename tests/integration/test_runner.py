@@ -73,6 +73,10 @@ def test_results_file_validates_and_csv_keeps_the_contract_columns(mixed_run):
     assert len(ndcg) == 1 and 0 < float(ndcg[0]["value"]) <= 1
     # provenance on every row
     assert all(r["code_version"] and r["machine"] and r["packages"] for r in rows)
+    # and on the run: how long it took and how busy the machine was, before the run and after each cell
+    assert data["provenance"]["wall_s"] > 0
+    measured = [c for c in data["cells"] if c["recommender"] not in ("hosted-llm", "size-fit")]  # derived rows
+    assert len(data["provenance"]["machine_load"]["samples"]) == len(measured) + 1
     assert all(r["seed"] == "0" and len(r["data_checksum"]) == 64 for r in rows if r["recommender"] == "ease")
 
 
