@@ -55,16 +55,16 @@ def add_harness_overhead(run: RunResult) -> None:
 def apply_quality_gate(run: RunResult, share: float, metric: str = GATE_METRIC) -> None:
     """MLPerf's idea: a variant's cost counts only where it keeps `share` of its fp32 model's quality.
 
-    The reference is the fp32 cell with the same dataset, split, model (`_gate_key`) and device.
+    The reference is the fp32 cell with the same model (`CellResult.model_key`).
     """
     by_key = {}
     for cell in run.cells:
         if cell.variant == REFERENCE_VARIANT and cell.status == "ok":
-            by_key[_gate_key(cell)] = cell
+            by_key[cell.model_key()] = cell
     for cell in run.cells:
         if cell.status != "ok" or cell.variant in (REFERENCE_VARIANT, NO_VARIANT) or cell.label == "cost-only":
             continue
-        ref = by_key.get(_gate_key(cell))
+        ref = by_key.get(cell.model_key())
         mine, theirs = cell.metric(metric), ref.metric(metric) if ref else None
         if mine is None or theirs is None or not theirs.value:
             cell.extras["quality_gate"] = {"checked": False, "why": f"no fp32 reference {metric} in this run"}
@@ -78,10 +78,3 @@ def apply_quality_gate(run: RunResult, share: float, metric: str = GATE_METRIC) 
             cell.status = "gated"
             cell.error = (f"{metric} {mine.value:.4f} is {retained:.1%} of fp32's {theirs.value:.4f}, "
                           f"below the {share:.0%} quality gate: its cost does not count")
-
-
-def _gate_key(cell: CellResult) -> tuple:
-    """The recommender's own gate key where it gave one (its parameters less the variant); else the cell
-    name's recommender part, [tag] included."""
-    model = cell.extras.get("gate_key") or cell.cell.split("/")[2]
-    return cell.dataset, cell.split, model, cell.device

@@ -73,6 +73,14 @@ class CellResult:
                 return m
         return None
 
+    def model_key(self) -> tuple:
+        """Which cells hold "the same model" under different variants (the quality gate and fp32 comparisons):
+        the recommender's own gate key where it recorded one (its ranking parameters, variant left out), else
+        the cell name's recommender part with its [tag]; plus dataset, split and device."""
+        parts = self.cell.split("/")
+        model = self.extras.get("gate_key") or (parts[2] if len(parts) >= 5 else self.recommender)
+        return self.dataset, self.split, model, self.device
+
     def add(self, metric: str, value: float, unit: str = "", **kw: Any) -> MetricRow:
         row = MetricRow(metric, float(value), unit, **kw)
         if self.label == "cost-only" and row.label == "measured":

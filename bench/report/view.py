@@ -161,9 +161,9 @@ def reference_classic(views: list[CellView]) -> CellView | None:
 def fp32_sibling(v: CellView, views: list[CellView]) -> CellView | None:
     if v.variant in (REFERENCE_VARIANT, NO_VARIANT, "") or v.family == "hosted":
         return None
-    key = (v.cell.dataset, v.cell.split, _rec_name(v.cell), v.cell.device)
+    key = v.cell.model_key()
     for o in views:
-        if o.variant == REFERENCE_VARIANT and (o.cell.dataset, o.cell.split, _rec_name(o.cell), o.cell.device) == key:
+        if o.variant == REFERENCE_VARIANT and o.cell.model_key() == key:
             return o
     return None
 
