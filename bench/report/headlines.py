@@ -18,6 +18,17 @@ class Headline:
 
 
 def headlines(views: list[CellView]) -> list[Headline]:
+    """Comparisons only ever between cells on the same data (dataset and split): a run over several
+    catalogues (scaling) gets one set per catalogue, then one status line for the whole run."""
+    groups: dict[tuple[str, str], list[CellView]] = {}
+    for v in views:
+        groups.setdefault((v.cell.dataset, v.cell.split), []).append(v)
+    out = [h for group in groups.values() for h in _on_one_dataset(group)]
+    status = _status(views)
+    return out + ([status] if status else [])
+
+
+def _on_one_dataset(views: list[CellView]) -> list[Headline]:
     out: list[Headline] = []
     ref = reference_classic(views)
     llm = [v for v in views if v.ok and v.family == "llm" and v.has_quality and v.usd is not None]
@@ -87,7 +98,10 @@ def headlines(views: list[CellView]) -> list[Headline]:
         steps = ", then ".join(f"{v.name} ({usd(v.usd.value)}, {QUALITY_LABEL} {sig(v.quality.value)})" for v in front)
         out.append(Headline(f"Quality-cost frontier, cheapest first: {steps}; every other cell is beaten on both.",
                             "frontier", {f"usd:{v.name}": v.usd.value for v in front}))
+    return out
 
+
+def _status(views: list[CellView]) -> Headline | None:
     failed = [v for v in views if v.cell.status == "failed"]
     gated = [v for v in views if v.cell.status == "gated"]
     if failed or gated:
@@ -97,6 +111,6 @@ def headlines(views: list[CellView]) -> list[Headline]:
         if gated:
             bits.append(f"{len(gated)} {'were' if len(gated) > 1 else 'was'} gated "
                         f"({', '.join(v.name for v in gated)})")
-        out.append(Headline(" and ".join(bits) + ": see Failed and gated cells.", "status",
-                            {"failed": len(failed), "gated": len(gated)}))
-    return out
+        return Headline(" and ".join(bits) + ": see Failed and gated cells.", "status",
+                        {"failed": len(failed), "gated": len(gated)})
+    return None

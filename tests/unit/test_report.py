@@ -180,3 +180,28 @@ def test_headline_against_a_classic_reference_scoring_zero_states_it_instead_of_
     heads = [h for h in headlines(build_views(run)) if h.kind == "llm-vs-classic"]
     assert heads and all("nan" not in h.text for h in heads)
     assert all("where ease scores 0" in h.text for h in heads)
+
+
+def test_headlines_never_compare_cells_across_datasets():
+    """A run over two catalogues (as scaling is): each language-model cell is set against the classic
+    reference on its own data, and each catalogue gets its own frontier."""
+    import copy
+
+    first = make_run()
+    second = copy.deepcopy(first.cells)
+    for c in second:
+        c.dataset = "other"
+        c.cell = c.cell.replace("ml-100k/", "other/")
+        for m in c.metrics:
+            if m.metric == "ndcg@10":
+                m.value *= 0.5
+    run = RunResult(run_id="two", scenario={}, provenance={}, cells=first.cells + second)
+    cost.add_costs(run, None, None, 2, hosted=None)
+    heads = headlines(build_views(run))
+    versus = [h for h in heads if h.kind == "llm-vs-classic"]
+    assert len(versus) >= 2
+    ease_ndcg = {c.dataset: c.metric("ndcg@10").value for c in run.cells if c.recommender == "ease"}
+    for h in versus:  # names carry the dataset: the reference is EASE on the cell's own data
+        own = h.text.split(" ", 1)[0]
+        assert f"{own} ease" in h.text and h.figures["ref_quality"] == ease_ndcg[own]
+    assert sum(h.kind == "frontier" for h in heads) == 2
