@@ -1,0 +1,100 @@
+"""The README's findings: copied results, rendered from those copies alone, and checked against the README."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import cost, findings
+from bench import results as results_mod
+from bench.cli import main
+from bench.errors import BenchError
+from test_report_sample_run import make_run
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _readme(tmp_path: Path, body: str = "") -> Path:
+    path = tmp_path / "README.md"
+    path.write_text(f"# project\n\n## What we found\n\n{findings.START}\n{body}{findings.END}\n\n## After\n",
+                    encoding="utf-8")
+    return path
+
+
+@pytest.fixture()
+def run_dir(tmp_path):
+    run = make_run()
+    cost.add_costs(run, None, None, 2, hosted=None)
+    out = tmp_path / "runs" / run.run_id
+    out.mkdir(parents=True)
+    results_mod.write(run, out)
+    return out
+
+
+def test_stored_copy_drops_raw_samples_keeps_every_metric_and_loads_back(run_dir, tmp_path):
+    original = results_mod.load(run_dir)
+    [path] = findings.store([run_dir], tmp_path / "store")
+    assert path.name == "quick.json"  # named by its scenario: a later run of it replaces this file
+    raw = json.loads(path.read_text())
+    assert all("samples_ms" not in t for c in raw["cells"] for t in c["timings"])
+    assert raw["provenance"]["findings_copy"]["raw_timing_samples_dropped"] > 0
+    copy = results_mod.load(path)
+    assert [(m.metric, m.value) for c in copy.cells for m in c.metrics] == \
+           [(m.metric, m.value) for c in original.cells for m in c.metrics]
+    assert path.stat().st_size < (run_dir / "results.json").stat().st_size / 2
+
+
+def test_readme_block_is_rewritten_from_the_store_and_check_catches_a_hand_edit(run_dir, tmp_path, capsys):
+    readme = _readme(tmp_path, "stale text\n")
+    store = tmp_path / "store"
+    assert main(["findings", str(run_dir), "--store", str(store), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "stale text" not in text and text.startswith("# project") and text.endswith("## After\n")
+    ease = results_mod.load(store / "quick.json").cell("ml-100k/random-8-1-1/ease/none/cpu")
+    quoted = f"| ease | {findings.sig(ease.metric('ndcg@10').value)} |"
+    assert quoted in text  # the table quotes the stored figure
+    assert "reports" not in text.split(findings.START)[0]  # nothing written outside the block
+    assert main(["findings", "--check", "--store", str(store), "--readme", str(readme)]) == 0
+    # a figure changed by hand no longer matches the stored results
+    readme.write_text(text.replace(quoted, "| ease | 0.999 |"))
+    assert main(["findings", "--check", "--store", str(store), "--readme", str(readme)]) == 1
+    assert "differ" in capsys.readouterr().out
+    # and re-rendering with no runs given restores it from the store alone
+    assert main(["findings", "--store", str(store), "--readme", str(readme)]) == 0
+    assert readme.read_text() == text
+
+
+def test_links_in_the_block_are_relative_to_the_readme(run_dir, tmp_path):
+    readme = _readme(tmp_path)
+    assert main(["findings", str(run_dir), "--store", str(tmp_path / "reports" / "findings"),
+                 "--readme", str(readme)]) == 0
+    assert "[`reports/findings/quick.json`](reports/findings/quick.json)" in readme.read_text()
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no markers", "needs exactly one findings block"),
+    ("not results", "not a recbench results file"),
+    ("same scenario twice", "two runs of the same scenario"),
+    ("check with runs", "not both"),
+])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, message, run_dir, tmp_path, capsys):
+    readme = _readme(tmp_path)
+    store = tmp_path / "store"
+    args = ["findings", str(run_dir), "--store", str(store), "--readme", str(readme)]
+    if case == "no markers":
+        readme.write_text("# no block here\n")
+    elif case == "not results":
+        bogus = tmp_path / "bogus.json"
+        bogus.write_text("{}")
+        args[1] = str(bogus)
+    elif case == "same scenario twice":
+        args.insert(2, str(run_dir / "results.json"))
+    else:
+        args.append("--check")
+    before = readme.read_text()
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert readme.read_text() == before
+    assert not store.exists() or not list(store.glob("*.json"))
