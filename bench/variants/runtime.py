@@ -143,8 +143,8 @@ class _Core:
                 "source": self.model.source}
 
 
-class TransformerEncoder:
-    """A `TextEncoder` (bench.variants.base) over any backend."""
+class _Transformer:
+    """What both kinds of transformer share: one model under one variant on one device, and its facts."""
 
     def __init__(self, model: ResolvedModel, backend: Backend, variant: str, device: str, threads: int,
                  max_length: int, preparation: Preparation) -> None:
@@ -167,6 +167,16 @@ class TransformerEncoder:
     def backend(self) -> Backend:
         return self._core.backend
 
+    def footprint(self) -> int:
+        return int(self._core.backend.footprint())
+
+    def config(self) -> dict[str, Any]:
+        return self._core.config()
+
+
+class TransformerEncoder(_Transformer):
+    """A `TextEncoder` (bench.variants.base) over any backend."""
+
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         items = _check_texts(texts)
         return self._core.run_sorted(items, None, _check_batch_size(batch_size))
@@ -178,17 +188,11 @@ class TransformerEncoder:
         ids = self._core.tokenizer(items, truncation=True, max_length=self.max_length)["input_ids"]
         return np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(items))
 
-    def footprint(self) -> int:
-        return int(self._core.backend.footprint())
-
-    def config(self) -> dict[str, Any]:
-        return self._core.config()
-
     def __repr__(self) -> str:
         return f"TransformerEncoder({self.model_name!r}, variant={self.variant!r}, device={self.device!r})"
 
 
-class CrossEncoder:
+class CrossEncoder(_Transformer):
     """A transformer over concatenated pairs ([CLS] q [SEP] d [SEP]) under any variant.
 
     No pretrained cross-encoder exists offline, so this exposes the pooled joint representation
@@ -199,16 +203,7 @@ class CrossEncoder:
 
     def __init__(self, model: ResolvedModel, backend: Backend, variant: str, device: str, threads: int,
                  max_length: int, preparation: Preparation) -> None:
-        self._core = _Core(model, backend, variant, device, threads, max_length, preparation)
-        self.model_name = model.name
-        self.variant = variant
-        self.device = device
-        self.threads = threads
-        self.max_length = max_length
-        self.cost_only = model.cost_only
-        self.preparation = preparation
-        self.resolved_model = model
-        self.dim = int(self._core._facts["hidden"])
+        super().__init__(model, backend, variant, device, threads, max_length, preparation)
         self.head_weight: np.ndarray | None = None
         self.head_bias: float = 0.0
 
@@ -244,12 +239,6 @@ class CrossEncoder:
             return np.zeros(0, dtype=np.int64)
         ids = self._core.tokenizer(q, d, truncation=True, max_length=self.max_length)["input_ids"]
         return np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(q))
-
-    def footprint(self) -> int:
-        return int(self._core.backend.footprint())
-
-    def config(self) -> dict[str, Any]:
-        return self._core.config()
 
     def __repr__(self) -> str:
         return f"CrossEncoder({self.model_name!r}, variant={self.variant!r}, device={self.device!r})"
