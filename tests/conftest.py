@@ -1,6 +1,7 @@
 """Shared fixtures: tiny random-weight transformer models, saved and reloaded through the real loading path.
 
-Model fixtures only (owned by the variants/models work); other shared fixtures belong in their own conftest.
+Model fixtures, and the tiny model's keyword arguments and toy split that the language-model recommender
+tests share.
 """
 from __future__ import annotations
 
@@ -41,3 +42,20 @@ def tiny_texts() -> list[str]:
               "Dead Man Walking (1995) Drama", "Richard III (1995) Drama|War", "Seven (Se7en) (1995) Crime|Thriller"]
     profiles = ["liked recently: " + "; ".join(titles[i:i + 4]) for i in range(0, 7)]
     return titles + profiles + ["", "x"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir, model_cache_dir):
+    """Keyword arguments for a language-model recommender on the shared tiny random BERT, loaded through the
+    `--model PATH` path, with a private model cache; torch on one thread."""
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    return {"model": str(tiny_model_dir), "cache_dir": model_cache_dir}
+
+
+@pytest.fixture(scope="module")
+def toy_llm_split():
+    """The toy split with item texts that the language-model recommender tests fit on."""
+    from bench.recommenders.llm.testing import toy_split
+
+    return toy_split()

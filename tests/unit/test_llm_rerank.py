@@ -10,20 +10,11 @@ from bench.errors import ConfigError  # noqa: E402
 from bench.quality import evaluate_ranking  # noqa: E402
 from bench.recommenders import registry  # noqa: E402
 from bench.recommenders.llm.rerank import Rerank, fit_logistic, list_ndcg, retriever_features  # noqa: E402
-from bench.recommenders.llm.testing import toy_split  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def tiny(tiny_model_dir, model_cache_dir):
-    """The shared 2-layer, 32-wide random BERT (tests/conftest.py), loaded through the `--model PATH` path,
-    with a private model cache."""
-    torch.set_num_threads(1)
-    return {"model": str(tiny_model_dir), "cache_dir": model_cache_dir}
-
-
-@pytest.fixture(scope="module")
-def split():
-    return toy_split()
+def split(toy_llm_split):
+    return toy_llm_split
 
 
 @pytest.fixture(scope="module")
