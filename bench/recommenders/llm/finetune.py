@@ -124,15 +124,7 @@ def finetune_contrastive(resolved: ResolvedModel, profiles: Sequence[str], pair_
         u, v = F.normalize(u, dim=-1), F.normalize(v, dim=-1)
         mask = torch.from_numpy(positives_mask(seen, pair_users[idx], pair_items[idx])).to(u.device)
         offset = log_q[torch.from_numpy(pair_items[idx]).to(device)] if log_q is not None else None
-        loss = info_nce(u, v, cfg.temperature, mask, column_offset=offset)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        log.steps += 1
-        value = float(loss.detach())
-        if log.steps == 1:
-            log.loss_first = value
-        log.loss_last = value
+        log.optimiser_step(opt, info_nce(u, v, cfg.temperature, mask, column_offset=offset))
         if time.perf_counter() - t0 > cfg.budget_s and log.steps < cfg.max_steps:
             log.stopped_by = "time budget"
             break

@@ -62,6 +62,17 @@ class TrainLog:
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def optimiser_step(self, opt, loss) -> None:
+        """One optimiser step on `loss`, counted, with the first and the latest loss kept."""
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        self.steps += 1
+        value = float(loss.detach())
+        if self.steps == 1:
+            self.loss_first = value
+        self.loss_last = value
+
     def as_stats(self, prefix: str) -> dict[str, Any]:
         out = {f"{prefix}_steps": self.steps, f"{prefix}_epochs": round(self.epochs, 3),
                f"{prefix}_loss_first": self.loss_first, f"{prefix}_loss_last": self.loss_last,
@@ -134,15 +145,7 @@ def train_projection(profile_emb: np.ndarray, pair_rows: np.ndarray, pair_users:
                 mask = torch.from_numpy(m)
                 targets = items_t[idx]
                 offset = None
-            loss = info_nce(u, v, cfg.temperature, mask, targets, offset)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            log.steps += 1
-            value = float(loss.detach())
-            if log.steps == 1:
-                log.loss_first = value
-            log.loss_last = value
+            log.optimiser_step(opt, info_nce(u, v, cfg.temperature, mask, targets, offset))
             if time.perf_counter() - t0 > cfg.budget_s:
                 log.stopped_by = "time budget"
                 done = True
