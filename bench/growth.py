@@ -22,6 +22,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from bench.errors import ConfigError
+from bench.powerlaw import fit_log_log
 from bench.results import CellResult, RunResult
 
 #: (metric, load, how to pick the row) drawn against n_items by the report; units come from the rows
@@ -64,18 +65,11 @@ def fit_power_law(n: Sequence[float], y: Sequence[float]) -> PowerFit:
     if n_arr.shape != y_arr.shape or n_arr.ndim != 1:
         raise ConfigError(f"fit_power_law needs two 1-D sequences of equal length, got {n_arr.shape} and {y_arr.shape}")
     ok = np.isfinite(n_arr) & np.isfinite(y_arr) & (n_arr > 0) & (y_arr > 0)
-    x, z = np.log(n_arr[ok]), np.log(y_arr[ok])
-    if np.unique(x).size < 2:
+    if np.unique(n_arr[ok]).size < 2:
         raise ConfigError(f"a growth fit needs positive values at two or more sizes, got {int(ok.sum())} usable "
                           "point(s); run the scenario at more sizes")
-    b, log_a = np.polyfit(x, z, 1)
-    r2 = None
-    if x.size >= 3:
-        residual = z - (log_a + b * x)
-        total = float(((z - z.mean()) ** 2).sum())
-        # all values equal: a flat line explains everything there is to explain
-        r2 = 1.0 - float((residual ** 2).sum()) / total if total > 0 else 1.0
-    return PowerFit(float(b), float(math.exp(log_a)), r2, int(x.size))
+    line = fit_log_log(n_arr[ok], y_arr[ok])
+    return PowerFit(line.exponent, math.exp(line.log_coefficient), line.r2, line.n)
 
 
 @dataclass

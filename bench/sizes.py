@@ -37,6 +37,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from bench.errors import ConfigError
+from bench.powerlaw import fit_log_log
 from bench.results import CellResult, MetricRow, RunResult
 
 SIZE_FIT_RECOMMENDER = "size-fit"
@@ -112,7 +113,7 @@ class PowerLaw:
 
     coefficient: float
     exponent: float
-    r2: float | None  # None when every point has the same value (nothing to explain)
+    r2: float | None  # None with two sizes (a line through two points always fits)
     n: int
     exponent_ci95: tuple[float, float] | None  # None with two points (no degree of freedom left)
     min_parameters: float
@@ -139,23 +140,16 @@ def fit_power_law(parameters: Sequence[float], values: Sequence[float],
     if np.unique(x).size < 2:
         raise ConfigError(f"a size fit needs at least two different model sizes, got {np.unique(x).size}: "
                           "run the scenario with more models")
-    lx, ly = np.log(x / reference), np.log(y)
-    sxx = float(((lx - lx.mean()) ** 2).sum())
-    b = float(((lx - lx.mean()) * (ly - ly.mean())).sum() / sxx)
-    log_a = float(ly.mean() - b * lx.mean())
-    residual = ly - (log_a + b * lx)
-    ss_res = float((residual ** 2).sum())
-    ss_tot = float(((ly - ly.mean()) ** 2).sum())
-    r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else None
+    line = fit_log_log(x / reference, y)
+    b, log_a, n = line.exponent, line.log_coefficient, line.n
     ci = None
-    n = int(x.size)
     if n > 2:
         from scipy.stats import t as student_t
 
-        se = math.sqrt(ss_res / (n - 2) / sxx)
+        se = math.sqrt(line.ss_residual / (n - 2) / line.sxx)
         half = float(student_t.ppf(0.975, n - 2)) * se
         ci = (b - half, b + half)
-    return PowerLaw(coefficient=math.exp(log_a), exponent=b, r2=r2, n=n, exponent_ci95=ci,
+    return PowerLaw(coefficient=math.exp(log_a), exponent=b, r2=line.r2, n=n, exponent_ci95=ci,
                     min_parameters=float(x.min()), max_parameters=float(x.max()), reference=reference)
 
 
