@@ -217,6 +217,12 @@ class OrtBackend:
         self.device = device
         self.threads = threads
         self.providers = self.session.get_providers()
+        if device == "cuda" and "CUDAExecutionProvider" not in self.providers:
+            # ONNX Runtime falls back to CPU silently when the CUDA provider cannot load (CUDA/cuDNN mismatch):
+            # the cell would time the CPU under a cuda label
+            raise BenchError(f"ONNX Runtime could not start its CUDA provider for {file.name} and fell back to "
+                             f"{', '.join(self.providers)}: install the CUDA and cuDNN versions your onnxruntime-gpu "
+                             "release requires, or use --device cpu")
         self.input_names = tuple(i.name for i in self.session.get_inputs())
         self._output = self.session.get_outputs()[0].name
 

@@ -157,3 +157,20 @@ def test_cross_encoder_runs_under_onnx_int8(tiny_model, model_cache_dir):
     assert (eager.encode_pairs(q, d) * ort.encode_pairs(q, d)).sum(axis=1).min() >= 0.999
     q8 = build_cross_encoder(tiny_model, "onnx-int8", threads=1, cache_dir=model_cache_dir)
     assert q8.encode_pairs(q, d).shape == (3, 32)
+
+
+def test_onnx_on_cuda_that_silently_falls_back_to_cpu_is_an_error(tiny_model, model_cache_dir, monkeypatch):
+    """ONNX Runtime drops to the CPU provider without raising when CUDA cannot load: a cell would then time
+    the CPU under a cuda label. The backend checks which providers the session really got."""
+    import onnxruntime as ort
+
+    from bench.variants.onnx import OrtBackend, export_onnx
+
+    file, _ = export_onnx(tiny_model, model_cache_dir)
+    real_session = ort.InferenceSession
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(ort, "InferenceSession",
+                        lambda path, sess_options=None, providers=None: real_session(
+                            path, sess_options=sess_options, providers=["CPUExecutionProvider"]))
+    with pytest.raises(BenchError, match="fell back to CPUExecutionProvider"):
+        OrtBackend(file, "float32", "cuda", threads=1)
