@@ -8,7 +8,8 @@
 # (`pip install -e .` with a CUDA build of torch), `onnxruntime-gpu` in place of `onnxruntime` for the onnx
 # cells (without it they fail with one line and the rest run), and ML-100K in the data cache or a directory
 # named by DATA_FROM (u.data + u.item, the recbole wheel, or ml-100k.zip). RECBENCH_INSTANCE prices the GPU cells
-# as that price-sheet entry (without it GPU cells carry no $ figure).
+# as that price-sheet entry (without it GPU cells carry no $ figure; one H100: p5.48xlarge-per-gpu);
+# RECBENCH_ARGS adds arguments to `recbench run` (e.g. --no-report where only results files come back).
 # The run is stopped with SIGINT at BUDGET_S seconds: results written so far stay valid (one file per cell).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,7 +48,7 @@ echo "== data"
 echo "== recbench run gpu (stopped at ${BUDGET_S} s)"
 status=0
 timeout --signal=INT --kill-after=30 "$BUDGET_S" \
-    "$PY" -m bench run gpu --out "$OUT" ${RECBENCH_INSTANCE:+--instance "$RECBENCH_INSTANCE"} || status=$?
+    "$PY" -m bench run gpu --out "$OUT" ${RECBENCH_INSTANCE:+--instance "$RECBENCH_INSTANCE"} ${RECBENCH_ARGS:-} || status=$?
 case "$status" in
     0) echo "gpu_check: every cell measured" ;;
     1) echo "gpu_check: some cells failed; each failed row says why (results.csv, flag column)" ;;
