@@ -181,9 +181,9 @@ def _pairwise(views: list[CellView]) -> list[str]:
             continue
         flops = v.cell.metric("naive_over_cached_flops_full_ranking")
         rmse = v.cell.metric("rmse")
-        text = (f"{v.name}: the article's naive execution (both towers per pair) and the cached one agree to "
-                f"{diff.value:.1e} (max |Δ| over {diff.n:,} pairs); naive costs {num(ratio.value)}x cached per "
-                f"pair ({ratio.flag})")
+        agree = (f"agree to {diff.value:.1e}" if not diff.flag else f"differ by up to {sig(diff.value)} ({diff.flag})")
+        text = (f"{v.name}: the article's naive execution (both towers per pair) and the cached one {agree} "
+                f"(max |Δ| over {diff.n:,} pairs); naive costs {num(ratio.value)}x cached per pair ({ratio.flag})")
         if flops is not None:
             text += f", {num(flops.value)}x the FLOPs to rank the whole catalogue"
         if rmse is not None:
