@@ -135,11 +135,12 @@ def _header(path: Path, run: RunResult, link_base: str) -> list[str]:
     code = run.provenance.get("code", {}) if isinstance(run.provenance, dict) else {}
     commit = str(code.get("commit") or "unknown")[:10] + (" (uncommitted changes)" if code.get("dirty") else "")
     wall = run.provenance.get("wall_s") if isinstance(run.provenance, dict) else None
-    ok = sum(c.status == "ok" for c in run.cells if c.recommender not in ("hosted-llm", "size-fit"))
-    total = sum(c.recommender not in ("hosted-llm", "size-fit") for c in run.cells)
+    measured = [c for c in run.cells if c.recommender not in ("hosted-llm", "size-fit")]
+    counts = {s: sum(c.status == s for c in measured) for s in ("ok", "gated", "failed")}
+    states = ", ".join(f"{n} {'measured' if s == 'ok' else s}" for s, n in counts.items() if n)
     rel = f"{link_base.rstrip('/')}/{path.name}"
     return [f"Run `{run.run_id}` on {_date(run.created_at)}: {_machine(run)}, {_threads(run)}, {_load(run)}; "
-            f"code `{commit}`; {ok} of {total} cells completed"
+            f"code `{commit}`; {len(measured)} cells ({states})"
             + (f" in {wall / 60:.0f} min" if isinstance(wall, (int, float)) else "") + ". "
             f"Results: [`{rel}`]({rel}) (charts: `recbench report {rel}`).", ""]
 

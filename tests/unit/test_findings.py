@@ -98,3 +98,13 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, message, run_dir,
     assert message in err and len(err.splitlines()) == 1
     assert readme.read_text() == before
     assert not store.exists() or not list(store.glob("*.json"))
+
+
+def test_readme_findings_match_the_committed_results_files():
+    """The README's figures are exactly what `recbench findings` renders from reports/findings/*.json."""
+    store = ROOT / "reports" / "findings"
+    if not list(store.glob("*.json")):
+        pytest.fail("reports/findings/ holds no results: run `recbench findings RUN_DIR...` and commit them")
+    block = findings.render(store, link_base="reports/findings")
+    assert findings.check_readme(ROOT / "README.md", block), \
+        "README findings differ from reports/findings/*.json: run `recbench findings` and commit the README"
