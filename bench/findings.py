@@ -229,9 +229,64 @@ def render(store_dir: str | Path = DEFAULT_STORE, link_base: str | None = None) 
              "`recbench findings --check` (run by the tests) fails if this text and those files disagree. "
              "Times are from a shared, noisy 2-core machine unless stated: read them as ratios within one run, "
              "and the load average beside each run says how busy the machine was."]
-    for path, run in stored_runs(store_dir):
+    runs = stored_runs(store_dir)
+    brief = [line for _, run in runs for line in in_brief(run)]
+    if brief:
+        parts.append("**In brief** (each line from the run it names; details and every cell below):\n\n"
+                     + "\n".join(f"- {line}" for line in brief))
+    for path, run in runs:
         parts.append(render_run(path, run, link_base))
     return "\n".join(p.rstrip() + "\n" for p in parts)
+
+
+def in_brief(run: RunResult) -> list[str]:
+    """At most three sentences a run contributes to the summary: the best and the cheapest language-model
+    cell against the classic reference (on the same test users), the largest compression speed-up that
+    passes the quality gate, and cold-item recall of CF against the language models."""
+    from bench.report.view import fp32_sibling, pct, ratio, reference_classic
+
+    name = (run.scenario or {}).get("name", run.run_id)
+    views = [v for v in build_views(run) if v.ok]
+    out = []
+    ref = reference_classic(views)
+    if ref is not None and ref.quality.value and name != "scaling":
+        llm = [v for v in views if v.family == "llm" and v.has_quality and v.usd is not None
+               and v.quality.n == ref.quality.n]  # the same test users as the reference
+        if llm:
+            best = max(llm, key=lambda v: v.quality.value)
+            cheap = min(llm, key=lambda v: v.usd.value)
+            text = (f"`{name}`: the best language-model recommender on all {ref.quality.n:,} test users, {best.name}, "
+                    f"reaches {QUALITY_LABEL} {sig(best.quality.value)}, {pct(best.quality.value / ref.quality.value)} "
+                    f"of {ref.name}'s {sig(ref.quality.value)}, at {ratio(best.usd.value / ref.usd.value)} its cost "
+                    f"per 1k recommendations ({usd(best.usd.value)} vs {usd(ref.usd.value)})")
+            if cheap is not best:
+                text += (f"; the cheapest, {cheap.name}, costs {ratio(cheap.usd.value / ref.usd.value)} at "
+                         f"{pct(cheap.quality.value / ref.quality.value)} of the quality")
+            out.append(text + ".")
+    speedups = []
+    for v in views:
+        sib = fp32_sibling(v, views)
+        if sib is not None and sib.ok and v.throughput and sib.throughput and v.has_quality and sib.has_quality \
+                and sib.quality.value:
+            speedups.append((v.throughput.value / sib.throughput.value, v, sib))
+    if speedups and name != "scaling":
+        speed, v, sib = max(speedups, key=lambda t: t[0])
+        kept = f"keeping {pct(v.quality.value / sib.quality.value)} of its {QUALITY_LABEL}"
+        if speed > 1:
+            out.append(f"`{name}`: the largest speed-up that passes the quality gate is {v.name}, {ratio(speed)} the "
+                       f"throughput of its fp32 model, {kept}.")
+        else:
+            out.append(f"`{name}`: no variant that passes the quality gate ran faster than its fp32 model; the "
+                       f"closest, {v.name}, ran at {ratio(speed)} its throughput, {kept}.")
+    cold = [(v, row.value) for v in views if (row := v.cell.metric("cold_recall@10")) is not None]
+    cf = [x for v, x in cold if v.family == "classic"]
+    lm = [(v, x) for v, x in cold if v.family == "llm"]
+    if cf and lm:
+        best, x = max(lm, key=lambda t: t[1])
+        cf_text = "0 for every CF recommender" if max(cf) == 0 else f"at most {sig(max(cf))}"
+        out.append(f"`{name}`: on items nobody has interacted with, classic CF's Recall@10 is {cf_text}; "
+                   f"{best.name} reaches {sig(x)}.")
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ README

@@ -100,6 +100,22 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, message, run_dir,
     assert not store.exists() or not list(store.glob("*.json"))
 
 
+
+def test_in_brief_quotes_the_best_and_cheapest_cells_and_the_fastest_variant_that_passes_the_gate():
+    run = make_run()
+    cost.add_costs(run, None, None, 2, hosted=None)
+    lines = findings.in_brief(run)
+    views = {v.name: v for v in findings.build_views(run)}
+    ease, fp32, int8 = views["ease"], views["llm-two-tower fp32"], views["llm-two-tower onnx-int8"]
+    best = max((v for v in (fp32, int8) if v.ok), key=lambda v: v.quality.value)
+    assert lines[0].startswith("`quick`: the best language-model recommender") and best.name in lines[0]
+    assert findings.usd(best.usd.value) in lines[0] and findings.usd(ease.usd.value) in lines[0]
+    speed = int8.throughput.value / fp32.throughput.value
+    assert int8.ok and f"{speed:.1f}x the throughput" in lines[1]
+    # a gated variant is never the one quoted
+    int8.cell.status = "gated"
+    assert not any("largest speed-up" in line and "onnx-int8" in line for line in findings.in_brief(run))
+
 def test_readme_findings_match_the_committed_results_files():
     """The README's figures are exactly what `recbench findings` renders from reports/findings/*.json."""
     store = ROOT / "reports" / "findings"
