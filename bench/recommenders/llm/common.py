@@ -149,6 +149,17 @@ def check_positive(name: str, value: float, model: str, integer: bool = False) -
     return int(value) if integer else float(value)
 
 
+def check_retriever(retriever: str, model: str) -> str:
+    """A two-stage recommender's first stage must not itself be a language model (it would run one per
+    candidate list): unknown names and language-model recommenders fail with one line."""
+    from bench.recommenders import registry
+
+    if registry.get(retriever).family == "llm":
+        raise ConfigError(f"{model}: retriever {retriever!r} is itself a language-model recommender: "
+                          "choose a classic one (pop, itemknn, userknn, biasedmf, ease, ials)")
+    return retriever
+
+
 def check_fraction(name: str, value: float, model: str) -> float:
     try:
         v = float(value)

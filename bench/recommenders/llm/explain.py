@@ -29,7 +29,7 @@ import scipy.sparse as sp
 from bench.data.dataset import TrainSet
 from bench.errors import ConfigError
 from bench.recommenders.base import Recommender, TopK, check_k
-from bench.recommenders.llm.common import Stopwatch, check_positive, require
+from bench.recommenders.llm.common import Stopwatch, check_positive, check_retriever, require
 from bench.recommenders.llm.profile import DEFAULT_MIN_RATING, ProfileConfig, build_profiles, item_title
 
 #: runtimes a decoder runs under here (PyTorch eager); ONNX/int8 variants are encoder exports
@@ -177,16 +177,10 @@ class Explain(Recommender):
                  warmup_requests: int = 2, seed: int = 0, cache_dir: Any = None) -> None:
         super().__init__()
         self._params = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
-        from bench.recommenders import registry
-
-        entry = registry.get(retriever)
-        if entry.family == "llm":
-            raise ConfigError(f"llm-explain: retriever {retriever!r} is itself a language-model recommender: "
-                              "choose a classic one (pop, itemknn, userknn, biasedmf, ease, ials)")
+        self.retriever_name = check_retriever(retriever, self.name)
         if variant not in DECODER_VARIANTS:
             raise ConfigError(f"llm-explain: variant {variant!r} is not available for a decoder: choose one of "
                               f"{', '.join(DECODER_VARIANTS)} (ONNX and int8 variants are encoder exports)")
-        self.retriever_name = retriever
         self.retriever_params = dict(retriever_params or {})
         self.model, self.variant, self.device, self.threads = model, variant, device, threads
         self.new_tokens = check_positive("new_tokens", new_tokens, self.name, integer=True)

@@ -23,10 +23,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from bench.data.dataset import TrainSet
-from bench.errors import ConfigError
 from bench.recommenders.base import Recommender, TopK, check_k
 from bench.recommenders.llm.common import (LLMRecommenderMixin, RequestWork, Stopwatch, check_choice,
-                                           check_fraction, check_positive, make_encoder, require)
+                                           check_fraction, check_positive, check_retriever, make_encoder,
+                                           require)
 from bench.recommenders.llm.profile import (DEFAULT_MIN_RATING, ProfileConfig, build_profiles, holdout_split,
                                             item_texts)
 
@@ -97,13 +97,7 @@ class Rerank(LLMRecommenderMixin, Recommender):
                  cache_dir: Any = None) -> None:
         super().__init__()
         self._params = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
-        from bench.recommenders import registry
-
-        entry = registry.get(retriever)
-        if entry.family == "llm":
-            raise ConfigError(f"llm-rerank: retriever {retriever!r} is itself a language-model recommender: "
-                              "choose a classic one (pop, itemknn, userknn, biasedmf, ease, ials)")
-        self.retriever_name = retriever
+        self.retriever_name = check_retriever(retriever, self.name)
         self.retriever_params = dict(retriever_params or {})
         self.n_candidates = check_positive("n_candidates", n_candidates, self.name, integer=True)
         self.model, self.variant, self.device, self.threads = model, variant, device, threads
