@@ -39,9 +39,8 @@ def render(run: RunResult, views: list[CellView], heads: list[Headline], html_na
         q = "cost-only" if v.cost_only else (sig(v.quality.value) if v.quality else "–")
         p50, p99 = v.latency.get("p50"), v.latency.get("p99")
         p99_txt = "–" if p99 is None else f"{sig(p99.value)}{mark(p99.flag)}"
-        status = v.cell.status if not v.cell.error else f"{v.cell.status}: {v.cell.error}"
         lines.append("| " + " | ".join(_cell(x) for x in [
-            v.name, status, q, num(v.throughput.value) if v.throughput else "–",
+            v.name, v.status_text, q, num(v.throughput.value) if v.throughput else "–",
             f"{sig(p50.value)}{mark(p50.flag)}" if p50 else "–", p99_txt, mib(v.peak_rss.value) if v.peak_rss else "–",
             usd(v.usd.value) if v.usd else "–"]) + " |")
     if footnotes:

@@ -44,6 +44,11 @@ class CellView:
         return self.cell.status == "ok"
 
     @property
+    def status_text(self) -> str:
+        """The cell's status, with the reason where it has one (failed, gated)."""
+        return f"{self.cell.status}: {self.cell.error}" if self.cell.error else self.cell.status
+
+    @property
     def cost_only(self) -> bool:
         return self.cell.label == "cost-only"
 
