@@ -8,12 +8,12 @@ spent on cold items, throughput and the one-time cost.
 """
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
 from matplotlib.lines import Line2D
 
 from bench.report.charts import CLASSIC_SHADES, LLM_SHADES, Chart, _figure, _log_limits, _save
+from bench.report.html import esc
 from bench.report.sections import Section
 from bench.report.view import CellView, num, sig, usd
 from bench.results import RunResult
@@ -22,10 +22,6 @@ K = 10
 COLD, WARM = f"cold_recall@{K}", f"warm_recall@{K}"
 COLUMNS = (("cold Recall@10", COLD), ("cold NDCG@10", f"cold_ndcg@{K}"), ("cold share of top 10", f"cold_share@{K}"),
            ("warm Recall@10", WARM), ("warm NDCG@10", f"warm_ndcg@{K}"))
-
-
-def _esc(x) -> str:
-    return html.escape("" if x is None else str(x), quote=True)
 
 
 def _value(v: CellView, metric: str) -> float | None:
@@ -137,7 +133,7 @@ def section(run: RunResult, views: list[CellView], out_dir: Path) -> Section | N
         f'<th class="text">{h}</th>' if i in text_cols else f"<th>{h}</th>" for i, h in enumerate(HEAD))
         + "</tr></thead><tbody>"]
     for r in table:
-        body.append("<tr>" + "".join(f'<td class="{"text" if i in text_cols else "num"}">{_esc(c)}</td>'
+        body.append("<tr>" + "".join(f'<td class="{"text" if i in text_cols else "num"}">{esc(c)}</td>'
                                      for i, c in enumerate(r)) + "</tr>")
     body.append("</tbody></table></div>")
     md = ["Recall@10 on items held out of training (cold) and on warm items (valid part), against measured cost.", "",

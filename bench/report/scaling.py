@@ -8,7 +8,6 @@ number of points of every fit, and the projected figure at the largest size wher
 """
 from __future__ import annotations
 
-import html
 import math
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from matplotlib.lines import Line2D
 
 from bench.growth import GrowthFit, catalogue_sizes, fit_run, has_scaling_dimension
 from bench.report.charts import CLASSIC_SHADES, LLM_SHADES, Chart, _figure, _save
+from bench.report.html import esc
 from bench.report.sections import Section
 from bench.report.view import CellView, family_of, mib, num, sig, usd
 from bench.results import RunResult
@@ -32,10 +32,6 @@ PANELS: dict[str, tuple[str, str, float, object]] = {
     "usd_per_1k_recs": ("Cost per 1,000 recommendations", "US$ per 1k recs (measured)", 1.0, lambda x: usd(x)),
 }
 MARKERS = ["o", "s", "D", "^", "v", "P", "X", "h", "*", "<"]
-
-
-def _esc(x) -> str:
-    return html.escape("" if x is None else str(x), quote=True)
 
 
 def _styles(fits: list[GrowthFit]) -> dict[str, tuple[str, str]]:
@@ -174,7 +170,7 @@ def _reasons(fits: list[GrowthFit]) -> list[str]:
 def _html_reasons(reasons: list[str]) -> str:
     if not reasons:
         return ""
-    return "<p>Failed or gated sizes:</p><ul>" + "".join(f"<li>{_esc(r)}</li>" for r in reasons) + "</ul>"
+    return "<p>Failed or gated sizes:</p><ul>" + "".join(f"<li>{esc(r)}</li>" for r in reasons) + "</ul>"
 
 
 def _html_table(rows: list[dict]) -> str:
@@ -188,7 +184,7 @@ def _html_table(rows: list[dict]) -> str:
                  "–" if r["r2"] is None else f"{r['r2']:.3f}", str(r["points"]), r["measured"], r["at_largest"],
                  r["projected"] or "–", r["failed"] or "–"]
         out.append("<tr>" + "".join(
-            f'<td class="{"text" if i in (0, 1, 5, 6, 7, 8) else "num"}">{_esc(c)}</td>' for i, c in enumerate(cells))
+            f'<td class="{"text" if i in (0, 1, 5, 6, 7, 8) else "num"}">{esc(c)}</td>' for i, c in enumerate(cells))
             + "</tr>")
     out.append("</tbody></table></div>")
     return "".join(out)
@@ -222,7 +218,7 @@ def section(run: RunResult, views: list[CellView], out_dir: Path) -> Section | N
         if curves:
             charts.append(_panel(metric, curves, styles, sizes, out_dir))
     rows = _rows(fits, sizes)
-    intro = (f"<p>Catalogue sizes: {_esc(', '.join(f'{s:,}' for s in sizes))} items. Each cost is fitted as "
+    intro = (f"<p>Catalogue sizes: {esc(', '.join(f'{s:,}' for s in sizes))} items. Each cost is fitted as "
              "<code>cost = a · n<sup>b</sup></code> by least squares on log-log axes, per recommender and variant: "
              "<i>b</i> is the growth exponent (1 linear, 2 quadratic, below 0 falling), R² the share of the "
              "log-variance the line explains (shown from three points on). Dotted extensions are "
