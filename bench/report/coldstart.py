@@ -13,7 +13,7 @@ from pathlib import Path
 from matplotlib.lines import Line2D
 
 from bench.report.charts import CLASSIC_SHADES, LLM_SHADES, Chart, _figure, _log_limits, _save
-from bench.report.html import esc
+from bench.report.html import _table, esc
 from bench.report.sections import Section
 from bench.report.view import CellView, num, sig, usd
 from bench.results import RunResult
@@ -128,16 +128,9 @@ def section(run: RunResult, views: list[CellView], out_dir: Path) -> Section | N
              "that reads item text can. <i>cold share</i> is the part of each top-10 list spent on cold items; "
              "<i>warm</i> figures come from the valid part (items with history), so a model's gain on new items "
              f"can be set against what it keeps on the rest.{f' Cold figures average over {n_cold:,} test users.' if n_cold else ''}</p>")
-    text_cols = {0, 1}
-    body = ['<div class="scroll"><table><thead><tr>' + "".join(
-        f'<th class="text">{h}</th>' if i in text_cols else f"<th>{h}</th>" for i, h in enumerate(HEAD))
-        + "</tr></thead><tbody>"]
-    for r in table:
-        body.append("<tr>" + "".join(f'<td class="{"text" if i in text_cols else "num"}">{esc(c)}</td>'
-                                     for i, c in enumerate(r)) + "</tr>")
-    body.append("</tbody></table></div>")
+    body = _table(HEAD, [("", [esc(c) for c in r]) for r in table], text_cols=(1,))
     md = ["Recall@10 on items held out of training (cold) and on warm items (valid part), against measured cost.", "",
           "| " + " | ".join(HEAD) + " |", "|---|---|" + "---:|" * (len(HEAD) - 2)]
     md += ["| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |" for r in table]
-    return Section("coldstart", "Cold start: quality on new items against cost", intro, [chart], "".join(body),
+    return Section("coldstart", "Cold start: quality on new items against cost", intro, [chart], body,
                    "\n".join(md))

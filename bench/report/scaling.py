@@ -16,7 +16,7 @@ from matplotlib.lines import Line2D
 
 from bench.growth import GrowthFit, catalogue_sizes, fit_run, has_scaling_dimension
 from bench.report.charts import CLASSIC_SHADES, LLM_SHADES, Chart, _figure, _save
-from bench.report.html import esc
+from bench.report.html import _table, esc
 from bench.report.sections import Section
 from bench.report.view import CellView, family_of, mib, num, sig, usd
 from bench.results import RunResult
@@ -176,18 +176,13 @@ def _html_reasons(reasons: list[str]) -> str:
 def _html_table(rows: list[dict]) -> str:
     head = ["cost", "recommender / variant", "exponent b", "R²", "points", "measured sizes", "largest measured",
             "projected (label: projected)", "failed sizes"]
-    out = ['<div class="scroll"><table><thead><tr>' + "".join(
-        f'<th class="text">{h}</th>' if i in (0, 1, 5, 6, 7, 8) else f"<th>{h}</th>" for i, h in enumerate(head))
-        + "</tr></thead><tbody>"]
+    body = []
     for r in rows:
         cells = [r["metric"], r["curve"], "–" if r["b"] is None else f"{r['b']:.2f}",
                  "–" if r["r2"] is None else f"{r['r2']:.3f}", str(r["points"]), r["measured"], r["at_largest"],
                  r["projected"] or "–", r["failed"] or "–"]
-        out.append("<tr>" + "".join(
-            f'<td class="{"text" if i in (0, 1, 5, 6, 7, 8) else "num"}">{esc(c)}</td>' for i, c in enumerate(cells))
-            + "</tr>")
-    out.append("</tbody></table></div>")
-    return "".join(out)
+        body.append(("", [esc(c) for c in cells]))
+    return _table(head, body, text_cols=(1, 5, 6, 7, 8))
 
 
 def _markdown(rows: list[dict], sizes: list[int], reasons: list[str]) -> str:
