@@ -22,11 +22,24 @@ DPI = 110
 FAMILY_COLOURS = {"classic": "#2c7fb8", "llm": "#e6550d", "hosted": "#756bb1", "test": "#969696", "other": "#636363"}
 INSTANCE_COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"]
 INSTANCE_MARKERS = ["o", "s", "D", "^", "v", "P", "X", "h"]
+SERIES_MARKERS = ["o", "s", "D", "^", "v", "P", "X", "h", "*", "<", ">", "p"]
+
 HOSTED_STYLES = [":", "-.", "--", (0, (1, 3))]
 FAMILY_LABELS = {"classic": "classic CF", "llm": "language-model", "test": "harness test", "other": "other"}
 # distinct hues within each family's colour range, so that CDF lines stay tellable apart
 CLASSIC_SHADES = ["#08519c", "#17becf", "#6baed6", "#2ca02c", "#3f007d", "#9ecae1"]
 LLM_SHADES = ["#e6550d", "#a63603", "#fdae6b", "#cb181d", "#e377c2", "#7f2704"]
+
+
+def family_styles(series: list[tuple[str, bool]]) -> dict[str, tuple[str, str]]:
+    """(colour, marker) per series, given (key, is_classic) in drawing order: classic series in blues/greens,
+    language-model series in oranges/reds, each with its own marker, so a legend identifies every point."""
+    out, counts = {}, {True: 0, False: 0}
+    for j, (key, classic) in enumerate(series):
+        shades = CLASSIC_SHADES if classic else LLM_SHADES
+        out[key] = (shades[counts[classic] % len(shades)], SERIES_MARKERS[j % len(SERIES_MARKERS)])
+        counts[classic] += 1
+    return out
 
 
 @dataclass

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from matplotlib.lines import Line2D
 
-from bench.report.charts import CLASSIC_SHADES, LLM_SHADES, Chart, _figure, _log_limits, _save
+from bench.report.charts import Chart, _figure, _log_limits, _save, family_styles
 from bench.report.html import _table, esc
 from bench.report.sections import Section
 from bench.report.view import CellView, num, sig, usd
@@ -37,19 +37,10 @@ def _cost(v: CellView) -> tuple[float | None, bool]:
     return (float(would_be), True) if would_be else (None, False)
 
 
-MARKERS = ["o", "s", "D", "^", "v", "P", "X", "h", "*", "<", ">", "p"]
-
-
 def _styles(rows: list[CellView]) -> dict[str, tuple[str, str]]:
-    """(colour, marker) per cell: classic cells in blues/greens, language-model cells in oranges/reds, each
-    with its own marker, so the legend identifies every point without labels that could sit by the wrong one."""
-    out, counts = {}, {"classic": 0, "llm": 0}
-    for j, v in enumerate(rows):
-        fam = "classic" if v.family == "classic" else "llm"
-        shades = CLASSIC_SHADES if fam == "classic" else LLM_SHADES
-        out[v.name] = (shades[counts[fam] % len(shades)], MARKERS[j % len(MARKERS)])
-        counts[fam] += 1
-    return out
+    """(colour, marker) per cell, so the legend identifies every point without labels that could sit by the
+    wrong one."""
+    return family_styles([(v.name, v.family == "classic") for v in rows])
 
 
 def _chart(rows: list[CellView], out_dir: Path) -> Chart:

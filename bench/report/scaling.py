@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.lines import Line2D
 
 from bench.growth import GrowthFit, catalogue_sizes, fit_run, has_scaling_dimension
-from bench.report.charts import CLASSIC_SHADES, LLM_SHADES, Chart, _figure, _save
+from bench.report.charts import Chart, _figure, _save, family_styles
 from bench.report.html import _table, esc
 from bench.report.sections import Section
 from bench.report.view import CellView, family_of, mib, num, sig, usd
@@ -31,19 +31,13 @@ PANELS: dict[str, tuple[str, str, float, object]] = {
     "peak_rss_bytes": ("Peak memory", "peak RSS above baseline, MiB", 1024 ** 2, lambda x: mib(x)),
     "usd_per_1k_recs": ("Cost per 1,000 recommendations", "US$ per 1k recs (measured)", 1.0, lambda x: usd(x)),
 }
-MARKERS = ["o", "s", "D", "^", "v", "P", "X", "h", "*", "<"]
-
-
 def _styles(fits: list[GrowthFit]) -> dict[str, tuple[str, str]]:
-    """(colour, marker) per curve key, stable across panels: classic in blues/greens, language models in oranges."""
-    keys = sorted({f.points.key for f in fits}, key=lambda k: (family_of(k.split()[0].split("[")[0]) != "classic", k))
-    out, counts = {}, {"classic": 0, "llm": 0}
-    for j, key in enumerate(keys):
-        fam = "classic" if family_of(key.split()[0].split("[")[0]) == "classic" else "llm"
-        shades = CLASSIC_SHADES if fam == "classic" else LLM_SHADES
-        out[key] = (shades[counts[fam] % len(shades)], MARKERS[j % len(MARKERS)])
-        counts[fam] += 1
-    return out
+    """(colour, marker) per curve key, stable across panels: classic curves first, then language models."""
+    def classic(key: str) -> bool:
+        return family_of(key.split()[0].split("[")[0]) == "classic"
+
+    keys = sorted({f.points.key for f in fits}, key=lambda k: (not classic(k), k))
+    return family_styles([(k, classic(k)) for k in keys])
 
 
 def _short_n(n: float) -> str:
