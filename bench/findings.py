@@ -150,7 +150,7 @@ def _header(path: Path, run: RunResult, link_base: str) -> list[str]:
 def _cells_table(views: list[CellView]) -> list[str]:
     rows = [v for v in views if v.family not in ("hosted", "derived", "test")]
     usual_n = _most_common_n(rows)  # the test-user count most cells share; others say theirs
-    lines = [f"| cell | {QUALITY_LABEL} | Recall@10 | users/s (best batch) | single-user p50 ms | $ / 1k recs | status |",
+    lines = [f"| cell | {QUALITY_LABEL} | Recall@10 | users/s (best batch) | single-user p50 ms | $ / 1k recs (measured) | status |",
              "|---|---:|---:|---:|---:|---:|---|"]
     for v in rows:
         quality = "cost-only" if v.cost_only else (sig(v.quality.value) if v.quality else "–")
