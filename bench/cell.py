@@ -69,6 +69,7 @@ def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop,
 
     entry = registry.get(spec.recommender)
     recommender = entry.build(**_constructor_params(entry, spec, settings))
+    result.params = {**_recorded_params(recommender), **result.params}
     result.label = "cost-only" if getattr(recommender, "cost_only", False) else "measured"
     gate_key = getattr(recommender, "gate_key", None)
     if callable(gate_key):  # "the same model" for the quality gate: every ranking-relevant parameter but the variant
@@ -133,6 +134,23 @@ def _constructor_params(entry, spec: CellSpec, settings: Settings) -> dict[str, 
         if key in accepted and key not in params and not (key == "variant" and value == NO_VARIANT):
             params[key] = value
     return params
+
+
+def _recorded_params(recommender) -> dict[str, Any]:
+    """The recommender's resolved hyper-parameters (defaults included) that a results file can hold as JSON."""
+    get_params = getattr(recommender, "get_params", None)
+    resolved = get_params() if callable(get_params) else {}
+    return {k: v for k, v in resolved.items() if _json_plain(v)}
+
+
+def _json_plain(value: Any) -> bool:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_json_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _json_plain(v) for k, v in value.items())
+    return False
 
 
 def _unit_of(key: str) -> str:

@@ -11,8 +11,12 @@ Rows this module adds to a cell (metric names are stable; labels say how each fi
     usd_per_1k_recs                 measured. load "offline": best offline throughput (batch sweep maximum);
                                     load "server": the highest Poisson rate meeting the p99 SLO. Price of the
                                     instance this machine is mapped to (see "Mapping this machine").
-    one_time_usd                    measured: (fit_s + encode_items_s + prep_s + export_s + quantise_s +
-                                    distil_s, those present) x the mapped hourly price.
+    one_time_usd                    measured: one-time seconds x the mapped hourly price, where one-time
+                                    seconds = fit_s + prep_cached_s. fit_s is the cell's whole fit wall time and
+                                    already holds item encoding (encode_items_s) and every export / quantise /
+                                    distil step done in the cell (prep_s); prep_cached_s is the preparation an
+                                    earlier process made and this cell reused, the only part not in fit_s.
+                                    A cell without fit_s: encode_items_s + prep_s (disjoint parts).
     one_time_usd_per_1k_recs        one_time_usd amortised over `amortise_over_recs` recommendations.
     energy_usd_per_1k_recs          energy per recommendation (J) x the electricity price; label copied from
                                     the energy figure (measured from RAPL/NVML, or estimated).
@@ -77,8 +81,11 @@ HOSTED_OUTPUT = "hosted_output_tokens_per_rec"
 HOSTED_RECOMMENDER = "hosted-llm"
 HOSTED_DEVICE = "api"
 
-#: one-time work, by metric name, priced apart from per-request cost
-ONE_TIME_METRICS = ("fit_s", "encode_items_s", "prep_s", "export_s", "quantise_s", "quantize_s", "distil_s")
+#: one-time work priced apart from per-request cost: the cell's fit time plus preparation reused from the cache
+#: (every other one-time figure, encode_items_s or prep_s made in the cell, is a part of fit_s: never added)
+ONE_TIME_METRICS = ("fit_s", "prep_cached_s")
+#: when a cell has no fit_s: its disjoint one-time parts
+ONE_TIME_PARTS_WITHOUT_FIT = ("encode_items_s", "prep_s")
 #: energy per recommendation in joules (the first present is used)
 ENERGY_METRICS = ("energy_j_per_rec", "energy_j_per_user", "energy_j_per_request")
 FLOPS_METRICS = ("flops_per_rec", "flops_per_user", "flops_per_request")
@@ -319,11 +326,14 @@ def map_machine(prices: PriceSheet, instance: str | None, threads_used: int | No
 
 
 def _threads_of(cell: CellResult, fallback: int | None) -> int | None:
-    """Threads the cell was pinned to (its provenance), else the run-wide figure."""
+    """Threads the cell was pinned to (its provenance), else the run-wide figure.
+
+    The provenance record of bench.measure.threads.pin_threads holds the pinned count under "threads" beside
+    facts about the machine (`logical_cpus`, `affinity_cpus`): only the pinned count is what the cell used.
+    """
     t = cell.provenance.get("threads") if isinstance(cell.provenance, dict) else None
     if isinstance(t, dict):
-        values = [v for v in t.values() if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0]
-        t = max(values) if values else None
+        t = t.get("threads")
     if isinstance(t, (int, float)) and not isinstance(t, bool) and t > 0:
         return int(t)
     return fallback
@@ -677,7 +687,7 @@ def _cell_costs(cell: CellResult, run: RunResult, sheet: PriceSheet, instance: s
                  n=server.n, flag=server.flag)
         record["max_qps_at_slo"] = server.value
 
-    one_time = {m: row.value for m in ONE_TIME_METRICS if (row := _first(cell, (m,))) is not None and row.value >= 0}
+    one_time = one_time_seconds(cell)
     if one_time:
         usd = sum(one_time.values()) * mapping.hourly_usd / 3600.0
         cell.add(ONE_TIME_USD, usd, "usd", flag="one-time: " + " + ".join(one_time))
@@ -695,6 +705,14 @@ def _cell_costs(cell: CellResult, run: RunResult, sheet: PriceSheet, instance: s
     if throughput is not None:
         record["projection"] = _project(cell, run, sheet, mapping, throughput)
     cell.extras["cost"] = record
+
+
+def one_time_seconds(cell: CellResult) -> dict[str, float]:
+    """The one-time figures that add up to a cell's one-time cost, each counted once (see ONE_TIME_METRICS)."""
+    names = ONE_TIME_METRICS if _first(cell, ("fit_s",)) is not None else ONE_TIME_PARTS_WITHOUT_FIT
+    found = {m: row.value for m in names if (row := _first(cell, (m,))) is not None and row.value >= 0}
+    # a zero part (nothing reused from the cache) says nothing: keep it out of the flag, keep the first figure
+    return {m: v for i, (m, v) in enumerate(found.items()) if v > 0 or i == 0}
 
 
 def _gated_record(cell: CellResult, sheet: PriceSheet, instance: str | None, threads: int | None) -> dict[str, Any]:

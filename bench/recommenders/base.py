@@ -4,8 +4,10 @@
 """
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -47,6 +49,18 @@ class Recommender(ABC):
 
     def predict_rating(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         raise NotImplementedError(f"{self.name} does not predict ratings")
+
+    def get_params(self) -> dict[str, Any]:
+        """The resolved hyper-parameters: each `__init__` argument's value as this object holds it (defaults
+        filled in, values checked and converted), read from the attribute of the same name (scikit-learn's
+        convention). Results record these, so a cell says which model it measured, not only what was asked."""
+        params: dict[str, Any] = {}
+        for name, p in inspect.signature(type(self).__init__).parameters.items():
+            if name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or not hasattr(self, name):
+                continue
+            value = getattr(self, name)
+            params[name] = value.item() if isinstance(value, np.generic) else value
+        return params
 
     @abstractmethod
     def footprint(self) -> int:
@@ -95,13 +109,35 @@ def mask_seen(scores: np.ndarray, seen: sp.csr_matrix, users: np.ndarray) -> Non
 
 
 def top_k(users: np.ndarray, scores: np.ndarray, k: int) -> TopK:
-    """Exact top-k per row: argpartition then sort the k winners. Ties break by lower item index."""
-    n = scores.shape[1]
+    """Exact top-k per row, best first; equal scores rank by lower item index (see `top_k_indices`)."""
+    items = top_k_indices(scores, k)
+    return TopK(users=users, items=items, scores=np.take_along_axis(scores, items, axis=1))
+
+
+def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
+    """(n, k) int64 column indices of each row's k largest scores, ordered by (-score, index).
+
+    The order is a total one, so the first k of a top-(k+m) list are exactly the top-k list: a figure at @10
+    never depends on which other cut-offs are evaluated. argpartition alone keeps an arbitrary subset of a
+    tie group that straddles the k-th position; rows where that happens are resolved here by taking the
+    group's lowest indices (vectorised over those rows only: ties at the boundary are rare in float scores).
+    """
+    n_rows, n = scores.shape
+    k = min(k, n)
     if k < n:
         part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        kth = np.take_along_axis(scores, part, axis=1).min(axis=1)  # the k-th largest value of each row
+        at_least = scores >= kth[:, None]
+        straddle = np.flatnonzero(at_least.sum(axis=1) > k)  # rows whose k-th value's tie group is cut
+        if straddle.size:
+            sub, th = scores[straddle], kth[straddle, None]
+            above = sub > th
+            need = k - above.sum(axis=1, keepdims=True)
+            tie = sub == th
+            keep = above | (tie & (np.cumsum(tie, axis=1) <= need))
+            part[straddle] = np.nonzero(keep)[1].reshape(straddle.size, k)
     else:
-        part = np.tile(np.arange(n), (scores.shape[0], 1))
+        part = np.tile(np.arange(n), (n_rows, 1))
     part_scores = np.take_along_axis(scores, part, axis=1)
     order = np.lexsort((part, -part_scores), axis=1)
-    items = np.take_along_axis(part, order, axis=1).astype(np.int64)
-    return TopK(users=users, items=items, scores=np.take_along_axis(part_scores, order, axis=1))
+    return np.take_along_axis(part, order, axis=1).astype(np.int64)

@@ -72,6 +72,7 @@ def _prepare(model, variant, device, threads, distill_texts, cache_dir, distill)
     t0 = time.perf_counter()
     notes: dict = {"threads": threads, "device": device}
     prep_s = 0.0
+    reused_s = 0.0
     file_bytes_extra = 0
     if distilled:
         from bench.variants.distilled import distil
@@ -80,13 +81,26 @@ def _prepare(model, variant, device, threads, distill_texts, cache_dir, distill)
         notes["distil"] = {**distil_prep.notes, "seconds": distil_prep.seconds, "file_bytes": distil_prep.file_bytes}
         notes["teacher"] = resolved.name
         prep_s += distil_prep.seconds
+        reused_s += distil_prep.seconds if distil_prep.notes.get("reused_from_cache") else 0.0
         resolved = student
     backend, run_prep = _build_backend(resolved, runtime, device, threads, cache_dir)
     notes[runtime] = run_prep.notes
     notes["build_s_this_process"] = time.perf_counter() - t0
     prep = Preparation(seconds=prep_s + run_prep.seconds, file_bytes=run_prep.file_bytes + file_bytes_extra,
-                       notes=notes)
+                       notes=notes, reused_s=reused_s + _reused_seconds(run_prep))
     return resolved, backend, canonical_variant(variant), device, threads, prep
+
+
+def _reused_seconds(prep: Preparation) -> float:
+    """Seconds of a runtime's preparation (export, quantise) that were reused from the cache, not redone."""
+    if prep.reused_s:
+        return float(prep.reused_s)
+    notes = prep.notes
+    reused = 0.0
+    for step in ("export", "quantize"):
+        if notes.get(f"{step}_reused_from_cache") and notes.get(f"{step}_s") is not None:
+            reused += float(notes[f"{step}_s"])
+    return reused
 
 
 def build_encoder(model: "str | ResolvedModel" = "minilm", variant: str = "fp32", device: str = "cpu",

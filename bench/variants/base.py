@@ -17,6 +17,9 @@ class Preparation:
     seconds: float = 0.0  # export / quantise / distil wall time
     file_bytes: int = 0  # bytes on disk of what the variant runs (ONNX file, saved student, ...)
     notes: dict[str, Any] = field(default_factory=dict)
+    #: the part of `seconds` made by an earlier process and reused from the cache: it is a real one-time cost
+    #: but, unlike work redone here, not inside the fit time of the cell that reuses it
+    reused_s: float = 0.0
 
 
 class TextEncoder(Protocol):

@@ -119,6 +119,15 @@ def test_cell_threads_from_provenance_set_the_share():
     assert ease.extras["cost"]["share"] == 0.5 and "2 of 4 vCPUs of c7i.xlarge" in ease.extras["cost"]["mapping"]
 
 
+def test_share_is_priced_by_the_pinned_threads_not_the_machines_cpu_count():
+    # the record also says the machine has 16 logical CPUs: a 2-thread cell still pays 2 of 4 vCPUs
+    run = priced(None, threads=None)
+    for c in run.cells:
+        if "cost" in c.extras and "share" in c.extras["cost"]:
+            assert c.provenance["threads"]["logical_cpus"] == 16
+            assert c.extras["cost"]["share"] == 0.5, c.cell
+
+
 def test_cost_interval_comes_from_the_throughput_interval():
     run = priced()
     ease = run.cells[1]
@@ -215,11 +224,31 @@ def test_one_time_costs_are_priced_apart_and_amortised_over_the_stated_volume():
     run = priced(amortise_over_recs=250_000)
     tt8 = run.cells[4]
     hourly = tt8.extras["cost"]["hourly_usd"]
-    one_time = (2.0 + 15.2 + 21.7) * hourly / 3600
+    one_time = 2.0 * hourly / 3600  # fit_s holds its item encoding and the export made in the cell
     assert tt8.metric("one_time_usd").value == pytest.approx(one_time)
     assert tt8.metric("one_time_usd_per_1k_recs").value == pytest.approx(one_time / 250_000 * 1000)
     assert "250,000" in tt8.metric("one_time_usd_per_1k_recs").flag
-    assert tt8.extras["cost"]["one_time_s"] == {"fit_s": 2.0, "encode_items_s": 15.2, "prep_s": 21.7}
+    assert tt8.extras["cost"]["one_time_s"] == {"fit_s": 2.0}
+
+
+def test_one_time_cost_counts_item_encoding_and_preparation_once():
+    # fit 7.99 s of which 4 s item encoding and 3 s export made in the cell: 7.99 s charged, not 14.99 s
+    run = make_run()
+    tt8 = run.cells[4]
+    tt8.metrics = [m for m in tt8.metrics if m.metric not in ("fit_s", "encode_items_s", "prep_s")]
+    tt8.add("fit_s", 7.99, "s", n=1)
+    tt8.add("encode_items_s", 4.0, "s", n=1)
+    tt8.add("prep_s", 3.0, "s", n=1)
+    tt8.add("prep_cached_s", 0.0, "s", n=1)
+    cost.add_costs(run, None, None, 2, hosted=None)
+    hourly = tt8.extras["cost"]["hourly_usd"]
+    assert tt8.metric("one_time_usd").value == pytest.approx(7.99 * hourly / 3600)
+    # the same preparation reused from the cache: not in fit_s, so charged once on top of it
+    tt8.metrics = [m for m in tt8.metrics if m.metric not in ("prep_cached_s",) and not m.metric.startswith("one_time")]
+    tt8.add("prep_cached_s", 3.0, "s", n=1)
+    cost.add_costs(run, None, None, 2, hosted=None)
+    assert tt8.metric("one_time_usd").value == pytest.approx((7.99 + 3.0) * hourly / 3600)
+    assert tt8.extras["cost"]["one_time_s"] == {"fit_s": 7.99, "prep_cached_s": 3.0}
 
 
 def test_energy_cost_keeps_the_energy_figures_label():

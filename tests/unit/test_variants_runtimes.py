@@ -36,6 +36,8 @@ def test_onnx_export_is_reused_from_cache(tiny_model, model_cache_dir):
     again = build_encoder(tiny_model, "onnx", threads=1, cache_dir=model_cache_dir)
     assert again.preparation.notes["onnx"]["export_reused_from_cache"] is True
     assert again.preparation.seconds > 0  # the one-time cost is still reported when reused
+    # ... and said to be made by an earlier process: not part of this process's fit time (cost counts it once)
+    assert again.preparation.reused_s == pytest.approx(again.preparation.seconds)
 
 
 def test_onnx_int8_is_smaller_and_agrees(tiny_model, model_cache_dir, tiny_texts, reference):
@@ -105,6 +107,7 @@ def test_distilled_student_is_reused(tiny_model, model_cache_dir, distil_texts):
     again = build_encoder(tiny_model, "distilled", threads=1, distill_texts=list(reversed(distil_texts)),
                           cache_dir=model_cache_dir, distill=FAST)
     assert again.preparation.notes["distil"]["reused_from_cache"] is True
+    assert again.preparation.reused_s == pytest.approx(again.preparation.seconds)
     assert again.resolved_model.path == first.resolved_model.path
 
 

@@ -5,6 +5,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from bench.errors import ConfigError
+from bench.recommenders.base import top_k_indices
 
 
 def check_positive_int(name: str, value: int, model: str) -> int:
@@ -40,7 +41,8 @@ def cosine_topk_rows(x: sp.csr_matrix, k: int, block_rows: int = 1024) -> sp.csr
 
     Returns an (n x n) float32 CSR whose row r holds r's k neighbours (self-similarity excluded, zero
     similarities dropped). Computed in row blocks so memory stays O(block_rows * n), never O(n^2)
-    at once; inside a block everything is vectorised (argpartition over the block).
+    at once; inside a block everything is vectorised. Equal similarities at the k-th place keep the lower row
+    index (`top_k_indices`), so the model is uniquely defined however the similarities tie.
     """
     n = x.shape[0]
     x = sp.csr_matrix(x, dtype=np.float64)
@@ -57,10 +59,7 @@ def cosine_topk_rows(x: sp.csr_matrix, k: int, block_rows: int = 1024) -> sp.csr
         sim = (xn[start:stop] @ xnt).toarray()
         local = np.arange(stop - start)
         sim[local, local + start] = 0.0  # an item is not its own neighbour
-        if k < n:
-            idx = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-        else:
-            idx = np.tile(np.arange(n), (stop - start, 1))
+        idx = top_k_indices(sim, k)
         vals = np.take_along_axis(sim, idx, axis=1)
         keep = vals > 0
         rows_out.append(np.broadcast_to((local + start)[:, None], idx.shape)[keep])

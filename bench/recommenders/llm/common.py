@@ -79,6 +79,8 @@ class LLMRecommenderMixin:
         self.stats.update({
             "encoder_build_s": build_s,  # loading (and, first time, making) the variant in this process
             "prep_s": float(prep.seconds),  # export / quantise / distil, as measured when it was made
+            # the part of prep_s reused from the cache: the only preparation time not already inside fit_s
+            "prep_cached_s": float(getattr(prep, "reused_s", 0.0)),
             "prep_file_bytes": int(prep.file_bytes),
             "encoder_footprint_bytes": int(self.encoder.footprint()),
             "model_name": self.encoder.model_name,

@@ -35,7 +35,7 @@ from bench.recommenders.llm.common import (LLMRecommenderMixin, RequestWork, Sto
 
 MIXES = ("quantile", "slots")
 #: language-model stats that describe the model or its one-time costs; copied into the hybrid's stats
-_LM_STATS = ("encoder_build_s", "prep_s", "prep_file_bytes", "encoder_footprint_bytes", "model_name", "variant",
+_LM_STATS = ("encoder_build_s", "prep_s", "prep_cached_s", "prep_file_bytes", "encoder_footprint_bytes", "model_name", "variant",
              "device", "cost_only", "encode_items_s", "n_items_encoded", "item_tokens_mean", "item_matrix_bytes",
              "train_s", "mode")
 
