@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from bench.per_user import PerUser
 from bench.results import CellResult
 from bench.scenario import NO_VARIANT, CellSpec, Settings
 
@@ -175,8 +176,11 @@ def _quality(result: CellResult, recommender, split, settings: Settings, spec: C
         all_users = split.test_users()
         rng = np.random.default_rng(settings.seed)
         users = np.sort(rng.choice(all_users, size=min(sample, len(all_users)), replace=False))
-    figures = quality.evaluate_ranking(recommender, split, ks=settings.ks, part="test", users=users,
-                                       cold_items=split.cold_items)
+    figures, evaluated, hits, n_relevant = quality.evaluate_ranking_per_user(
+        recommender, split, ks=settings.ks, part="test", users=users, cold_items=split.cold_items)
+    # what each user's own figures follow from travels with the cell, so that comparisons can be made on the
+    # users two cells share (bench.per_user)
+    result.per_user = PerUser(users=evaluated, hits=hits, n_relevant=n_relevant, part="test").to_dict()
     n_users = int(figures.pop("evaluated_users", 0)) or None
     n_cold = int(figures.pop("evaluated_cold_users", 0)) or None  # only with cold items (cold-items split)
     flag = "" if users is None else f"sampled users: {n_users}"

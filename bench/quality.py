@@ -40,6 +40,8 @@ RANKING_METRICS = ("recall", "ndcg", "hit", "mrr", "precision", "coverage", "avg
 COLD_METRICS = ("cold_recall", "cold_ndcg", "cold_hit", "cold_share")
 #: averaged over users with a cold item in the part (cold_share is over every evaluated user)
 COLD_USER_METRICS = ("cold_recall", "cold_ndcg", "cold_hit")
+#: the ranking metrics each user has a figure of (per_user_metrics), so cells can be compared on shared users
+PER_USER_METRICS = ("recall", "ndcg", "hit", "mrr", "precision")
 WARM_METRICS = ("recall", "ndcg", "hit")
 
 
@@ -114,6 +116,16 @@ def ndcg_at_k(hits: np.ndarray, n_rel: np.ndarray) -> np.ndarray:
     return np.divide(dcg, idcg, out=np.zeros(len(dcg)), where=idcg > 0)
 
 
+def per_user_metrics(hits: np.ndarray, n_rel: np.ndarray, ks: Iterable[int]) -> dict[str, np.ndarray]:
+    """Each row's `recall@K, ndcg@K, hit@K, mrr@K, precision@K` for every K (each K <= hits.shape[1])."""
+    out = {}
+    for k in ks:
+        h = hits[:, :k]
+        out.update({f"recall@{k}": recall_at_k(h, n_rel), f"ndcg@{k}": ndcg_at_k(h, n_rel), f"hit@{k}": hit_at_k(h),
+                    f"mrr@{k}": mrr_at_k(h), f"precision@{k}": precision_at_k(h)})
+    return out
+
+
 def item_coverage(topk_items: np.ndarray, n_items: int) -> float:
     """Share of the catalogue that appears in at least one user's list."""
     return float(np.unique(np.asarray(topk_items)).size / n_items)
@@ -185,6 +197,19 @@ def evaluate_ranking(rec: Recommender, split: Split, ks: Iterable[int] = (10,), 
     With `cold_items` (item ids held out of training), also `cold_recall@K, cold_ndcg@K, cold_hit@K,
     cold_share@K` and `evaluated_cold_users`, from the same ranked lists (see the module docstring).
     """
+    return evaluate_ranking_per_user(rec, split, ks, part, users, batch_size, cold_items)[0]
+
+
+def evaluate_ranking_per_user(rec: Recommender, split: Split, ks: Iterable[int] = (10,), part: str = "test",
+                              users: np.ndarray | None = None, batch_size: int = 256,
+                              cold_items: np.ndarray | None = None
+                              ) -> tuple[dict[str, float], np.ndarray, np.ndarray, np.ndarray]:
+    """`evaluate_ranking`'s figures, plus what each user's own figures follow from: the evaluated user ids
+    (ascending), their (users, max K) hit matrix and their number of relevant items. `per_user_metrics` of
+    the last two gives every user's recall/ndcg/hit/mrr/precision at each K; the figures above are their means.
+
+    Kept so that two cells can be compared on the users they share, paired, instead of mean against mean.
+    """
     ks = check_ks(ks, split.n_items)
     if batch_size <= 0:
         raise ConfigError(f"batch_size={batch_size} is invalid: use a positive integer")
@@ -200,6 +225,7 @@ def evaluate_ranking(rec: Recommender, split: Split, ks: Iterable[int] = (10,), 
     k_max = ks[-1]
     popularity = np.bincount(split.train.items, minlength=split.n_items)
     sums = {f"{m}@{k}": 0.0 for k in ks for m in RANKING_METRICS if m != "coverage"}
+    all_hits, all_n_rel = [], []
     covered = {k: np.zeros(split.n_items, dtype=bool) for k in ks}
     is_cold = cold_mask(cold_items, split.n_items) if cold_items is not None else None
     if is_cold is not None:
@@ -215,13 +241,11 @@ def evaluate_ranking(rec: Recommender, split: Split, ks: Iterable[int] = (10,), 
                                f"{(batch.size, k_max)}: a recommender must return k items per user")
         hits = hit_matrix(items, relevant[batch])
         n_rel = rel_counts[batch]
+        all_hits.append(hits)
+        all_n_rel.append(n_rel)
+        for name, values in per_user_metrics(hits, n_rel, ks).items():
+            sums[name] += values.sum()
         for k in ks:
-            h = hits[:, :k]
-            sums[f"recall@{k}"] += recall_at_k(h, n_rel).sum()
-            sums[f"ndcg@{k}"] += ndcg_at_k(h, n_rel).sum()
-            sums[f"hit@{k}"] += hit_at_k(h).sum()
-            sums[f"mrr@{k}"] += mrr_at_k(h).sum()
-            sums[f"precision@{k}"] += precision_at_k(h).sum()
             sums[f"avgpop@{k}"] += average_popularity(items[:, :k], popularity).sum()
             covered[k][items[:, :k].ravel()] = True
         if is_cold is not None:
@@ -241,7 +265,7 @@ def evaluate_ranking(rec: Recommender, split: Split, ks: Iterable[int] = (10,), 
                 for m in COLD_USER_METRICS:
                     out[f"{m}@{k}"] = float(cold_sums[f"{m}@{k}"] / n_cold)
         out["evaluated_cold_users"] = n_cold
-    return out
+    return out, candidates, np.concatenate(all_hits), np.concatenate(all_n_rel).astype(np.int64)
 
 
 def _add_cold(sums: dict[str, float], cold_hits: np.ndarray, cold_listed: np.ndarray, n_rel_cold: np.ndarray,

@@ -66,6 +66,8 @@ class CellResult:
     memory: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
+    #: each evaluated user's own quality figures, encoded by bench.per_user (empty in older results)
+    per_user: dict[str, Any] = field(default_factory=dict)
 
     def metric(self, name: str, load: str | None = None) -> MetricRow | None:
         for m in self.metrics:

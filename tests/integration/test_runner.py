@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import results
+from bench import per_user, results
 from bench.cli import main
 
 DATASET = "synthetic:users=150,items=120,interactions=4000,seed=3"
@@ -56,6 +56,18 @@ def test_a_raising_and_a_timed_out_cell_become_failed_rows_while_the_others_comp
     assert status["failing"].status == "failed" and "fit raised on purpose" in status["failing"].error
     assert status["sleeping"].status == "failed" and "timed out after 20 s" in status["sleeping"].error
     assert status["ease"].metric("ndcg@10").value > status["pop"].metric("ndcg@10").value
+
+
+def test_each_measured_cell_keeps_its_users_own_figures_whose_means_are_its_quality_rows(mixed_run):
+    _, run_dir = mixed_run
+    run = results.load(run_dir)
+    for name in ("pop", "ease"):
+        cell = next(c for c in run.cells if c.recommender == name)
+        pu = per_user.of_cell(cell)
+        assert pu is not None and pu.n == cell.metric("ndcg@10").n
+        for metric in ("ndcg@10", "recall@10", "hit@10", "mrr@10", "precision@10", "ndcg@20"):
+            assert pu.metric(metric).mean() == pytest.approx(cell.metric(metric).value, abs=1e-12), metric
+    assert all(not c.per_user for c in run.cells if c.status == "failed")
 
 
 def test_results_file_validates_and_csv_keeps_the_contract_columns(mixed_run):

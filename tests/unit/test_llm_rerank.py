@@ -9,7 +9,8 @@ torch = pytest.importorskip("torch")
 from bench.errors import ConfigError  # noqa: E402
 from bench.quality import evaluate_ranking  # noqa: E402
 from bench.recommenders import registry  # noqa: E402
-from bench.recommenders.llm.rerank import Rerank, fit_logistic, list_ndcg, retriever_features  # noqa: E402
+from bench.recommenders.llm.rerank import (Rerank, blend_stats, fit_logistic, list_ndcg,  # noqa: E402
+                                           retriever_features)
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +124,25 @@ def test_list_ndcg_and_retriever_features_by_hand():
 def test_learned_blend_records_its_cross_validated_penalty(rerank):
     assert rerank.stats["l2"] in {float(v) for v in (1e-3, 1e-2, 1e-1, 1.0, 10.0, 1e3)}
     assert set(rerank.stats["cv_ndcg_by_l2"]) and 0 <= rerank.stats["cv_ndcg_retriever_order"] <= 1
+
+
+def test_blend_stats_say_when_the_cross_encoder_reorders_nothing():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((50, 6, 4 + 2))  # 50 lists of 6 candidates, 4 cross-encoder dims + rank and score
+    x[..., 4] = np.log1p(np.arange(6))  # the rank feature, in the retriever's order
+    ignored = blend_stats(x, np.array([0.0, 0.0, 0.0, 0.0, -2.0, 0.0]), dim=4)
+    assert ignored["blend_ce_weight_norm"] == 0.0 and ignored["blend_ce_spread_share"] == 0.0
+    assert ignored["blend_order_kept_share"] == 1.0 and ignored["blend_rank_weight"] == -2.0
+    heard = blend_stats(x, np.array([3.0, 0.0, 0.0, 0.0, -0.1, 0.0]), dim=4)
+    assert heard["blend_ce_weight_norm"] == 3.0 and heard["blend_ce_spread_share"] > 0.9
+    assert heard["blend_order_kept_share"] < 0.1
+
+
+def test_a_fitted_rerank_records_its_blend_weights_and_a_crushing_penalty_silences_the_cross_encoder(
+        rerank, tiny, split):
+    for key in ("blend_ce_weight_norm", "blend_rank_weight", "blend_score_weight", "blend_ce_spread_share",
+                "blend_order_kept_share"):
+        assert isinstance(rerank.stats[key], float), key
+    muted = Rerank(**tiny, threads=1, n_candidates=8, train_candidates=8, train_users=24, l2=1e3).fit(split.train_set())
+    assert muted.stats["blend_ce_weight_norm"] < 1e-3 < rerank.stats["blend_ce_weight_norm"]
+    assert muted.stats["blend_ce_spread_share"] < 1e-3

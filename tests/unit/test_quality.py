@@ -10,9 +10,9 @@ import scipy.sparse as sp
 
 from bench.data.dataset import Dataset, Interactions, ItemText, Split, TrainSet
 from bench.errors import ConfigError
-from bench.quality import (average_popularity, evaluate_ranking, evaluate_rating, hit_at_k, hit_matrix,
-                           item_coverage, mae, mrr_at_k, n_relevant, ndcg_at_k, precision_at_k, recall_at_k,
-                           rmse)
+from bench.quality import (average_popularity, evaluate_ranking, evaluate_ranking_per_user, evaluate_rating,
+                           hit_at_k, hit_matrix, item_coverage, mae, mrr_at_k, n_relevant, ndcg_at_k,
+                           per_user_metrics, precision_at_k, recall_at_k, rmse)
 from bench.recommenders.base import ScoringRecommender
 
 L2_3 = np.log2(3.0)  # discount of rank 2 is 1/log2(3) = 0.63093
@@ -156,6 +156,25 @@ def test_test_part_excludes_train_and_valid_items():
     assert m["coverage@2"] == pytest.approx(0.6)
     # train counts: item0 2, item1 1, item4 1, else 0. user 0 [2, 3] -> 0; user 2 [2, 4] -> 0.5; mean 0.25
     assert m["avgpop@2"] == pytest.approx(0.25)
+
+
+def test_per_user_figures_are_each_evaluated_users_own_and_average_to_the_reported_means():
+    split = _split()
+    rec = Fixed().fit(split.train_set())
+    m, users, hits, n_rel = evaluate_ranking_per_user(rec, split, ks=(1, 2), part="test", batch_size=1)
+    # the same two users as above, ascending: user 0 (both test items hit) and user 2 (hit at rank 2)
+    assert users.tolist() == [0, 2]
+    assert hits.tolist() == [[True, True], [False, True]]
+    assert n_rel.tolist() == [2, 1]
+    per_user = per_user_metrics(hits, n_rel, (1, 2))
+    assert per_user["ndcg@2"] == pytest.approx([1.0, 1 / L2_3])
+    assert per_user["mrr@2"] == pytest.approx([1.0, 0.5])
+    assert per_user["precision@2"] == pytest.approx([1.0, 0.5])
+    assert per_user["hit@1"] == pytest.approx([1.0, 0.0])
+    assert set(per_user) == {f"{name}@{k}" for k in (1, 2) for name in ("recall", "ndcg", "hit", "mrr", "precision")}
+    for name, values in per_user.items():
+        assert values.mean() == pytest.approx(m[name], abs=1e-15)
+    assert m == evaluate_ranking(rec, split, ks=(1, 2), part="test", batch_size=1)
 
 
 def test_valid_part_excludes_only_train_items():

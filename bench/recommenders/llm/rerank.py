@@ -80,6 +80,27 @@ def retriever_features(scores: np.ndarray, ref_depth: int) -> np.ndarray:
     return np.stack([rank, z], axis=2).astype(np.float32)
 
 
+def blend_stats(x: np.ndarray, w: np.ndarray, dim: int) -> dict[str, float]:
+    """What the learned blend chose, on its own (standardised) training lists `x` (lists, depth, dim + extras):
+
+    - blend_ce_weight_norm: L2 norm of the cross-encoder's weights (0 = the language model is ignored)
+    - blend_rank_weight, blend_score_weight: the retriever features' weights (0 with blend="none")
+    - blend_ce_spread_share: the cross-encoder term's share of the blended score's within-list spread
+    - blend_order_kept_share: share of those lists the blend leaves in the retriever's order (1 = it re-orders
+      nothing, so the cell ranks exactly as its retriever does at many times its cost)
+    """
+    ce = x[..., :dim] @ w[:dim]
+    ret = x[..., dim:] @ w[dim:] if x.shape[-1] > dim else np.zeros(x.shape[:2])
+    order = np.argsort(-(ce + ret), axis=1, kind="stable")  # ties keep the retriever's order, as recommend does
+    kept = np.all(order == np.arange(x.shape[1])[None, :], axis=1)
+    spread_ce, spread_ret = float(ce.std(axis=1).mean()), float(ret.std(axis=1).mean())
+    extra = [float(v) for v in w[dim:]] + [0.0, 0.0]
+    return {"blend_ce_weight_norm": float(np.linalg.norm(w[:dim])), "blend_rank_weight": extra[0],
+            "blend_score_weight": extra[1],
+            "blend_ce_spread_share": spread_ce / (spread_ce + spread_ret) if spread_ce + spread_ret > 0 else 0.0,
+            "blend_order_kept_share": float(kept.mean())}
+
+
 #: penalties tried on the cross-encoder weights (retriever features stay unpenalised); the one with the best
 #: held-out within-list NDCG@10 (2-fold over training users) is kept. Very large = the retriever's order.
 L2_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 1e3)
@@ -166,6 +187,8 @@ class Rerank(LLMRecommenderMixin, Recommender):
             self.encoder.set_head(np.zeros(dim, dtype=np.float32), 0.0)
             self.retriever_weights = np.array([-1.0, 0.0], dtype=np.float32)  # the retriever's own order
             self.stats["head"] = "no positives among retrieved candidates: retriever order kept"
+            self.stats.update(blend_ce_weight_norm=0.0, blend_rank_weight=-1.0, blend_score_weight=0.0,
+                              blend_ce_spread_share=0.0, blend_order_kept_share=1.0)
             return
         users, cand, labels = users[keep], top.items[keep], labels[keep]
         profiles_a = build_profiles(part_a, train.item_text, train.n_users, self.profile)
@@ -193,6 +216,8 @@ class Rerank(LLMRecommenderMixin, Recommender):
         self.stats["l2"] = float(l2)
         self.stats["head"] = "logistic on the pooled joint representation" + (
             " + retrieval rank and score (unpenalised)" if n_extra else "")
+        self.stats.update(blend_stats(x, w, dim))
+
 
     def _choose_l2(self, x: np.ndarray, labels: np.ndarray, dim: int, n_extra: int) -> float:
         """2-fold cross-validation over training users of the penalty on the cross-encoder weights."""
