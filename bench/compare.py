@@ -4,7 +4,8 @@ Cells are matched by name. Two kinds of gate:
 
 * hard gates on deterministic figures, which a code change alone moves:
   quality (ndcg@K, recall@K, hit@K, mrr@K, precision@K, coverage@K, quality_retained_vs_fp32; higher is better)
-  within an absolute tolerance; rating error (rmse, mae; lower is better) within an absolute tolerance;
+  within an absolute tolerance, per-user figures compared on the users both runs evaluated, paired, where both
+  files keep them (a drop is a regression only when its bootstrap 95% interval lies below zero); rating error (rmse, mae; lower is better) within an absolute tolerance;
   footprint bytes, FLOPs and bytes per recommendation, and token counts (lower is better) within a relative
   tolerance; a cell that was ok and is now failed or gated.
 * timing gates on the raw samples of both files (every timing with `samples_ms`): one-sided Mann-Whitney U
@@ -57,6 +58,7 @@ class Finding:
     kind: str  # quality | rating | deterministic | timing | status | cell | info
     verdict: str  # ok | regression | warning | improved | changed | info
     detail: str = ""
+    n: int | None = None  # users a quality figure's comparison rests on (paired: those both runs evaluated)
 
     @property
     def delta(self) -> float | None:
@@ -185,6 +187,42 @@ def _gate(cell: str, name: str, kind: str, base: float | None, head: float | Non
                    f"tolerance +{tol.deterministic_rel:.0%}")
 
 
+def _quality(cell: str, name: str, b: CellResult, h: CellResult, b_row: MetricRow, h_row: MetricRow,
+             tol: Tolerances) -> Finding:
+    """A quality figure of the same cell in two runs, on the users both runs evaluated, paired per user where
+    both kept per-user figures (bench.analysis.paired): a drop beyond the tolerance is a regression only when
+    the interval of the paired difference lies below zero, so a different user sample cannot raise a false
+    alarm. Without per-user figures, the means as recorded (the gate as before), said to be unpaired; over
+    different users (sample sizes differ) a drop is only a warning, since sampling alone can move a mean."""
+    from bench.analysis.paired import compare_cells
+    c = compare_cells(h, b, b_row.metric)
+    if c is None or not c.paired:
+        found = _gate(cell, name, "quality", _finite(b_row.value), _finite(h_row.value), tol)
+        if b_row.n != h_row.n:
+            found.detail += f"; unpaired means over different users (n={b_row.n} vs {h_row.n})"
+            if found.verdict == "regression":
+                found.verdict = "warning"
+                found.detail += ": cannot tell a drop from sampling without per-user figures"
+        elif b_row.n:
+            found.n = b_row.n
+        return found
+    if not c.comparable:
+        return Finding(cell, name, c.b, c.a, "quality", "warning", "no user in common between the two runs: not compared",
+                       n=0)
+    users = f"{c.n:,} users both runs evaluated" + ("" if c.same_users else f" (base {c.n_b:,}, head {c.n_a:,})")
+    if c.identical:
+        return Finding(cell, name, c.b, c.a, "quality", "ok", f"identical for each of the {users}", n=c.n)
+    low, high = c.diff_ci95
+    detail = f"paired over the {users}: 95% interval {low:+.4f} to {high:+.4f}; tolerance -{tol.quality_abs:g}"
+    if c.diff < -tol.quality_abs:
+        verdict = "regression" if high < 0 else "warning"
+        if verdict == "warning":
+            detail += ": the drop is not distinguishable from zero over these users"
+    else:
+        verdict = "improved" if c.diff > tol.quality_abs and low > 0 else "ok"
+    return Finding(cell, name, c.b, c.a, "quality", verdict, detail, n=c.n)
+
+
 def _timing(cell: str, name: str, base: list[float], head: list[float], tol: Tolerances, strict: bool) -> Finding:
     from scipy.stats import mannwhitneyu
     b = np.asarray([x for x in base if x is not None], dtype=np.float64)
@@ -260,6 +298,8 @@ def compare(base: RunResult, head: RunResult, tolerances: Tolerances | None = No
                 verdict.findings.append(Finding(name, label, bv, hv, "info", "info"))
             elif b.label == "cost-only" and kind == "quality":
                 continue  # never reported for random-weight models
+            elif kind == "quality" and bv is not None and hv is not None and load == "" and occ == 0:
+                verdict.findings.append(_quality(name, label, b, h, b_rows[key], h_rows[key], tol))
             else:
                 verdict.findings.append(_gate(name, label, kind, bv, hv, tol))
         b_t, h_t = _keyed_timings(b), _keyed_timings(h)

@@ -55,8 +55,14 @@ def add_harness_overhead(run: RunResult) -> None:
 def apply_quality_gate(run: RunResult, share: float, metric: str = GATE_METRIC) -> None:
     """MLPerf's idea: a variant's cost counts only where it keeps `share` of its fp32 model's quality.
 
-    The reference is the fp32 cell with the same model (`CellResult.model_key`).
+    The reference is the fp32 cell with the same model (`CellResult.model_key`). The two are compared on the
+    users both evaluated, paired (bench.analysis.paired): the retained share is the ratio of their means there,
+    with its bootstrap 95% interval. Passed when the whole interval is at or above `share`, gated when it lies
+    below; "not distinguishable" (not gated, and said so) when it straddles `share` or when fp32's own figure is
+    not clear of zero, where a share of noise decides nothing. Without per-user figures the point ratio decides.
     """
+    from bench.analysis.paired import compare_cells, gate_verdict
+
     by_key = {}
     for cell in run.cells:
         if cell.variant == REFERENCE_VARIANT and cell.status == "ok":
@@ -65,16 +71,27 @@ def apply_quality_gate(run: RunResult, share: float, metric: str = GATE_METRIC) 
         if cell.status != "ok" or cell.variant in (REFERENCE_VARIANT, NO_VARIANT) or cell.label == "cost-only":
             continue
         ref = by_key.get(cell.model_key())
-        mine, theirs = cell.metric(metric), ref.metric(metric) if ref else None
-        if mine is None or theirs is None or not theirs.value:
-            cell.extras["quality_gate"] = {"checked": False, "why": f"no fp32 reference {metric} in this run"}
+        c = compare_cells(cell, ref, metric) if ref is not None else None
+        if c is None or not c.comparable or (not c.paired and not c.b):
+            why = f"no fp32 reference {metric} in this run" if c is None or (not c.paired and not c.b) else \
+                f"fp32's {metric} is on other users ({c.n_b}) than this cell's ({c.n_a}) and neither kept per-user figures"
+            cell.extras["quality_gate"] = {"checked": False, "why": why}
             continue
-        retained = mine.value / theirs.value
-        passed = retained >= share
-        cell.extras["quality_gate"] = {"checked": True, "metric": metric, "retained": retained, "required": share,
-                                       "reference_cell": ref.cell, "passed": passed}
-        cell.add("quality_retained_vs_fp32", retained, "ratio", flag="" if passed else f"below the {share:.0%} gate")
-        if not passed:
+        verdict = gate_verdict(c, share)
+        ci = c.ratio_ci95 or (None, None)
+        cell.extras["quality_gate"] = {
+            "checked": True, "metric": metric, "retained": c.ratio, "retained_ci95": c.ratio_ci95,
+            "difference": c.diff, "difference_ci95": c.diff_ci95, "reference_ci95": c.b_ci95, "n": c.n,
+            "paired": c.paired, "required": share, "reference_cell": ref.cell, "verdict": verdict,
+            "passed": {"passed": True, "failed": False}.get(verdict)}
+        flag = {"passed": "", "failed": f"below the {share:.0%} gate",
+                "not distinguishable": f"not distinguishable from the {share:.0%} gate"}[verdict]
+        if verdict == "not distinguishable" and c.b_ci95 is not None and c.b_ci95[0] <= 0:
+            flag = f"fp32's {metric} is not clear of zero: the gate cannot decide"
+        cell.add("quality_retained_vs_fp32", c.ratio, "ratio", n=c.n, ci95_low=ci[0], ci95_high=ci[1], flag=flag,
+                 label="measured")
+        if verdict == "failed":
             cell.status = "gated"
-            cell.error = (f"{metric} {mine.value:.4f} is {retained:.1%} of fp32's {theirs.value:.4f}, "
+            interval = f" (95% interval {ci[0]:.1%}–{ci[1]:.1%}, n={c.n:,})" if c.ratio_ci95 else ""
+            cell.error = (f"{metric} {c.a:.4f} is {c.ratio:.1%} of fp32's {c.b:.4f}{interval} on the same users, "
                           f"below the {share:.0%} quality gate: its cost does not count")

@@ -237,37 +237,45 @@ def render(store_dir: str | Path = DEFAULT_STORE, link_base: str | None = None) 
 
 def in_brief(run: RunResult) -> list[str]:
     """At most three sentences a run contributes to the summary: the best and the cheapest language-model
-    cell against the classic reference (on the same test users), the largest compression speed-up that
-    passes the quality gate, and cold-item recall of CF against the language models."""
-    from bench.report.view import fp32_sibling, pct, ratio, reference_classic
+    cell against the classic reference (each on the users both evaluated, paired where the run kept per-user
+    figures), the largest compression speed-up that passes the quality gate, and cold-item recall of CF against
+    the language models."""
+    from bench.analysis.paired import compare_cells
+    from bench.report.view import QUALITY, fp32_sibling, kept_clause, on_users, pct, ratio, reference_classic
 
     name = (run.scenario or {}).get("name", run.run_id)
     views = [v for v in build_views(run) if v.ok]
     out = []
     ref = reference_classic(views)
     if ref is not None and ref.quality.value and name != "scaling":
-        llm = [v for v in views if v.family == "llm" and v.has_quality and v.usd is not None
-               and v.quality.n == ref.quality.n]  # the same test users as the reference
-        if llm:
-            best = max(llm, key=lambda v: v.quality.value)
-            cheap = min(llm, key=lambda v: v.usd.value)
-            text = (f"`{name}`: the best language-model recommender on all {ref.quality.n:,} test users, {best.name}, "
-                    f"reaches {QUALITY_LABEL} {sig(best.quality.value)}, {pct(best.quality.value / ref.quality.value)} "
-                    f"of {ref.name}'s {sig(ref.quality.value)}, at {ratio(best.usd.value / ref.usd.value)} its cost "
-                    f"per 1k recommendations ({usd(best.usd.value)} vs {usd(ref.usd.value)})")
+        llm = [v for v in views if v.family == "llm" and v.has_quality and v.usd is not None]
+        compared = [(v, c) for v in llm if (c := compare_cells(v.cell, ref.cell, QUALITY)) is not None and c.b]
+        comparable = [(v, c) for v, c in compared if c.comparable]
+        if comparable:
+            best, cb = max(comparable, key=lambda t: t[1].ratio)
+            cheap, cc = min(comparable, key=lambda t: t[0].usd.value)
+            text = (f"`{name}`: the best language-model recommender against {ref.name}, {best.name}, reaches "
+                    f"{pct(cb.ratio)} of its {QUALITY_LABEL} ({sig(cb.a)} vs {sig(cb.b)}){on_users(cb)}, at "
+                    f"{ratio(best.usd.value / ref.usd.value)} its cost per 1k recommendations "
+                    f"({usd(best.usd.value)} vs {usd(ref.usd.value)})")
             if cheap is not best:
                 text += (f"; the cheapest, {cheap.name}, costs {ratio(cheap.usd.value / ref.usd.value)} at "
-                         f"{pct(cheap.quality.value / ref.quality.value)} of the quality")
+                         f"{pct(cc.ratio)} of the quality")
+            apart = [v.name for v, c in compared if not c.comparable]
+            if apart:
+                text += (f" (not compared, evaluated on other users than {ref.name} and without per-user figures: "
+                         f"{', '.join(apart)})")
             out.append(text + ".")
     speedups = []
     for v in views:
         sib = fp32_sibling(v, views)
-        if sib is not None and sib.ok and v.throughput and sib.throughput and v.has_quality and sib.has_quality \
-                and sib.quality.value:
-            speedups.append((v.throughput.value / sib.throughput.value, v, sib))
+        if sib is not None and sib.ok and v.throughput and sib.throughput and v.has_quality and sib.has_quality:
+            c = compare_cells(v.cell, sib.cell, QUALITY)
+            if c is not None and c.comparable and c.b:
+                speedups.append((v.throughput.value / sib.throughput.value, v, c))
     if speedups and name != "scaling":
-        speed, v, sib = max(speedups, key=lambda t: t[0])
-        kept = f"keeping {pct(v.quality.value / sib.quality.value)} of its {QUALITY_LABEL}"
+        speed, v, c = max(speedups, key=lambda t: t[0])
+        kept = kept_clause(c).replace("keeps ", "keeping ", 1)
         if speed > 1:
             out.append(f"`{name}`: the largest speed-up that passes the quality gate is {v.name}, {ratio(speed)} the "
                        f"throughput of its fp32 model, {kept}.")

@@ -16,7 +16,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.transforms import Bbox
 
-from bench.report.view import QUALITY_LABEL, CellView, fp32_sibling, mib, num, pareto_front, sig, usd
+from bench.analysis.paired import compare_cells, frontier
+from bench.report.view import (QUALITY, QUALITY_LABEL, CellView, fp32_sibling, mib, num, reference_classic, sig,
+                               usd)
 
 DPI = 110
 FAMILY_COLOURS = {"classic": "#2c7fb8", "llm": "#e6550d", "hosted": "#756bb1", "test": "#969696", "other": "#636363"}
@@ -113,8 +115,11 @@ def place_labels(fig: Figure, ax, xs, ys, labels, fontsize: float = 8.5, colours
 def quality_vs_cost(views: list[CellView], out_dir: Path, mapping_note: str) -> Chart:
     chart = Chart("quality_vs_cost", f"Quality vs cost: {QUALITY_LABEL} against $ per 1k recommendations",
                   "Each point is one cell: measured cost on this machine (offline load, best batch) and full-ranking "
-                  f"{QUALITY_LABEL}. The dashed line joins the Pareto frontier: no other cell is both cheaper and "
-                  "better. Hosted APIs appear as vertical lines: their cost is estimated, their quality not measured.")
+                  f"{QUALITY_LABEL}. The dashed line joins the Pareto frontier: no cell on it is matched by a cheaper "
+                  "one on the users they share (by the 95% interval of the paired per-user difference). A cell "
+                  "evaluated on a sample of users is drawn hollow, with its reference's figure on the same users "
+                  "(grey bar) beside it. Hosted APIs appear as vertical lines: their cost is estimated, their "
+                  "quality not measured.")
     pts = [v for v in views if v.ok and v.has_quality and v.usd is not None]
     gated = [v for v in views if v.cell.status == "gated" and v.quality is not None
              and v.cell.extras.get("cost", {}).get("would_be_usd_per_1k_recs")]
@@ -138,13 +143,26 @@ def quality_vs_cost(views: list[CellView], out_dir: Path, mapping_note: str) -> 
     ax.set_xscale("log")
     ax.set_xlim(*_log_limits(all_x, 3.0))
     ax.set_ylim(0, max(ys) * 1.22 if max(ys) > 0 else 1)
+    ref = reference_classic(pts)
+    usual_n = max((v.quality.n or 0 for v in pts), default=0)
+    sampled = []
     for v in pts:
-        ax.scatter(v.usd.value, v.quality.value, s=64, color=FAMILY_COLOURS.get(v.family, "0.3"), zorder=3,
-                   edgecolor="white", linewidth=0.8)
+        colour = FAMILY_COLOURS.get(v.family, "0.3")
+        if v.quality.n and v.quality.n < usual_n:
+            sampled.append(v)
+            ax.scatter(v.usd.value, v.quality.value, s=64, facecolor="white", edgecolor=colour, linewidth=1.6, zorder=3)
+        else:
+            ax.scatter(v.usd.value, v.quality.value, s=64, color=colour, zorder=3, edgecolor="white", linewidth=0.8)
+    same_sample = []
+    for v in sampled:  # the reference on the sampled cell's own users, where per-user figures allow it
+        c = compare_cells(v.cell, ref.cell, QUALITY) if ref is not None and v is not ref else None
+        if c is not None and c.paired and c.comparable:
+            same_sample.append(v)
+            ax.plot([v.usd.value / 1.25, v.usd.value * 1.25], [c.b, c.b], color="0.45", lw=2.2, zorder=2)
     for v in gated:
         ax.scatter(v.cell.extras["cost"]["would_be_usd_per_1k_recs"], v.quality.value, s=60, marker="X",
                    color="0.55", zorder=3)
-    front = pareto_front([(v.usd.value, v.quality.value) for v in pts])
+    front = frontier([v.cell for v in pts], [v.usd.value for v in pts], QUALITY).on
     fx, fy = [pts[i].usd.value for i in front], [pts[i].quality.value for i in front]
     ax.plot(fx, fy, ls="--", lw=1.4, color="0.25", zorder=2)
     ax.scatter(fx, fy, s=190, facecolor="none", edgecolor="0.2", linewidth=1.2, zorder=4)
@@ -153,7 +171,8 @@ def quality_vs_cost(views: list[CellView], out_dir: Path, mapping_note: str) -> 
         ax.axvline(x, color=FAMILY_COLOURS["hosted"], ls=HOSTED_STYLES[j % len(HOSTED_STYLES)], lw=1.3, zorder=1)
         ax.text(x, ax.get_ylim()[1] * 0.98, f"{v.variant} ", rotation=90, ha="right", va="top", fontsize=7.5,
                 color=FAMILY_COLOURS["hosted"])
-    labels = [v.name for v in pts] + [f"{v.name} (gated)" for v in gated]
+    labels = [v.name + (f" (n={v.quality.n:,})" if v in sampled else "") for v in pts] + \
+        [f"{v.name} (gated)" for v in gated]
     colours = [FAMILY_COLOURS.get(v.family, "0.3") for v in pts] + ["0.4"] * len(gated)
     place_labels(fig, ax, xs, ys, labels, colours=colours)
     ax.set_xlabel(f"US$ per 1,000 recommendations (log scale) — measured, {mapping_note}")
@@ -165,6 +184,11 @@ def quality_vs_cost(views: list[CellView], out_dir: Path, mapping_note: str) -> 
                for f in ("classic", "llm", "test", "other") if f in families]
     handles.append(Line2D([], [], marker="o", ls="--", color="0.25", markerfacecolor="none", markersize=11,
                           label="Pareto frontier"))
+    if sampled:
+        handles.append(Line2D([], [], marker="o", ls="", color="0.3", markerfacecolor="white",
+                              label="evaluated on a sample of users"))
+    if same_sample:
+        handles.append(Line2D([], [], ls="-", lw=2.2, color="0.45", label=f"{ref.name} on the same sampled users"))
     if gated:
         handles.append(Line2D([], [], marker="X", ls="", color="0.55", label="gated (below quality gate; cost not counted)"))
     if hosted:
@@ -373,8 +397,9 @@ def cost_by_instance(views: list[CellView], out_dir: Path, mapping_note: str) ->
 def variants(views: list[CellView], out_dir: Path) -> Chart:
     chart = Chart("variants", "Variants against fp32: speed-up and quality retained",
                   "Left: best offline throughput of each variant over its fp32 cell (same recommender, data and "
-                  f"device). Right: {QUALITY_LABEL} kept, as a share of fp32's. Grey: gated variants (below the "
-                  "quality gate; their cost does not count).")
+                  f"device). Right: {QUALITY_LABEL} kept, as a share of fp32's on the users both evaluated, with "
+                  "the 95% interval of the paired ratio where the run kept per-user figures. Grey: gated variants "
+                  "(below the quality gate; their cost does not count).")
     pairs = [(v, ref) for v in views if v.cell.status in ("ok", "gated") and (ref := fp32_sibling(v, views)) is not None
              and ref.ok]
     if not pairs:
@@ -382,8 +407,12 @@ def variants(views: list[CellView], out_dir: Path) -> Chart:
         return chart
     names = [v.name + (" (gated)" if v.cell.status == "gated" else "") for v, _ in pairs]
     speed = [v.throughput.value / ref.throughput.value if v.throughput and ref.throughput else np.nan for v, ref in pairs]
-    kept = [v.quality.value / ref.quality.value if v.has_quality and ref.has_quality and ref.quality.value else np.nan
-            for v, ref in pairs]
+    compared = [compare_cells(v.cell, ref.cell, QUALITY) if v.has_quality and ref.has_quality else None
+                for v, ref in pairs]
+    kept = [c.ratio if c is not None and c.comparable and c.b else np.nan for c in compared]
+    # the bootstrap interval of the paired ratio, where both cells kept per-user figures
+    kept_err = [[(c.ratio - c.ratio_ci95[0]) * 100, (c.ratio_ci95[1] - c.ratio) * 100]
+                if c is not None and c.ratio_ci95 is not None else [0.0, 0.0] for c in compared]
     colours = ["0.6" if v.cell.status == "gated" else FAMILY_COLOURS["llm"] for v, _ in pairs]
     fig = _figure(11.5, _rows_height(len(pairs)))
     axes = fig.subplots(1, 2, sharey=True)
@@ -398,7 +427,8 @@ def variants(views: list[CellView], out_dir: Path) -> Chart:
     axes[0].set_xlabel("throughput / fp32 throughput (x, higher is better)")
     axes[0].set_title("speed-up vs fp32", fontsize=11)
     pct = [k * 100 if math.isfinite(k) else np.nan for k in kept]
-    axes[1].barh(y, pct, color=colours, height=0.6)
+    axes[1].barh(y, pct, color=colours, height=0.6, xerr=np.array(kept_err).T,
+                 error_kw=dict(lw=0.8, capsize=2, ecolor="0.3"))
     axes[1].axvline(100, color="0.2", lw=1)
     gate = next((v.cell.extras.get("quality_gate", {}).get("required") for v, _ in pairs
                  if v.cell.extras.get("quality_gate", {}).get("required")), None)

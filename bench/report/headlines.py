@@ -6,14 +6,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bench.report.view import (QUALITY_LABEL, CellView, fp32_sibling, num, pareto_front, pct, ratio,
-                               reference_classic, sig, usd)
+from bench.analysis.blend import blend_choice
+from bench.analysis.paired import compare_cells, frontier
+from bench.report.view import (QUALITY, QUALITY_LABEL, CellView, comparison_figures, fp32_sibling, gate_words,
+                               kept_clause, num, on_users, quality_clause, ratio, reference_classic, share_pct,
+                               short_diff, sig, usd)
 
 
 @dataclass
 class Headline:
     text: str
-    kind: str  # llm-vs-classic | variant | hosted | frontier | status
+    kind: str  # llm-vs-classic | variant | hosted | frontier | blend | status
     figures: dict[str, float] = field(default_factory=dict)
 
 
@@ -36,16 +39,16 @@ def _on_one_dataset(views: list[CellView]) -> list[Headline]:
     if ref is not None:
         for v in llm:
             cost_x = v.usd.value / ref.usd.value
-            share = v.quality.value / ref.quality.value if ref.quality.value else float("nan")
+            c = compare_cells(v.cell, ref.cell, QUALITY)
             text = (f"{v.name} costs {ratio(cost_x)} {ref.name} per 1k recommendations "
                     f"({usd(v.usd.value)} vs {usd(ref.usd.value)}) ")
-            if ref.quality.value:
-                text += f"at {pct(share)} of its {QUALITY_LABEL} ({sig(v.quality.value)} vs {sig(ref.quality.value)})."
-            else:  # e.g. on cold items, which CF has never seen: no share of zero to state
-                text += f"and reaches {QUALITY_LABEL} {sig(v.quality.value)} where {ref.name} scores 0."
-            out.append(Headline(text, "llm-vs-classic", {"cost_ratio": cost_x, "quality_share": share,
-                                                         "usd": v.usd.value, "ref_usd": ref.usd.value,
-                                                         "quality": v.quality.value, "ref_quality": ref.quality.value}))
+            figures = {"cost_ratio": cost_x, "usd": v.usd.value, "ref_usd": ref.usd.value}
+            if c is not None and c.comparable and not c.b:  # e.g. cold items, which CF has never seen
+                text += f"and reaches {QUALITY_LABEL} {sig(c.a)} where {ref.name} scores 0{on_users(c)}."
+            elif c is not None:
+                text += quality_clause(c, ref.name, ref.quality) + "."
+            figures.update(comparison_figures(c))
+            out.append(Headline(text, "llm-vs-classic", figures))
 
     for v in views:
         sib = fp32_sibling(v, views)
@@ -56,14 +59,17 @@ def _on_one_dataset(views: list[CellView]) -> list[Headline]:
         figures = {"speedup": speed, "throughput": v.throughput.value, "ref_throughput": sib.throughput.value}
         text = (f"{v.name} runs at {ratio(speed)} the throughput of fp32 "
                 f"({num(v.throughput.value)} vs {num(sib.throughput.value)} users/s)")
-        if v.has_quality and sib.has_quality and sib.quality.value:
-            kept = v.quality.value / sib.quality.value
-            figures["quality_kept"] = kept
-            text += f" and keeps {pct(kept)} of its {QUALITY_LABEL}"
+        c = compare_cells(v.cell, sib.cell, QUALITY) if v.has_quality and sib.has_quality else None
+        if c is not None and c.b:
+            figures.update(comparison_figures(c), quality_kept=c.ratio)
+            text += f" and {kept_clause(c)}"
         elif v.cost_only:
             text += " (cost-only: quality not reported)"
+        gate = v.cell.extras.get("quality_gate") or {}
         if v.cell.status == "gated":
             text += ": below the quality gate, so its cost does not count."
+        elif gate.get("verdict") == "not distinguishable":
+            text += f": {gate_words(gate)}."
         else:
             text += "."
         out.append(Headline(text, "variant", figures))
@@ -94,11 +100,65 @@ def _on_one_dataset(views: list[CellView]) -> list[Headline]:
 
     pts = [v for v in views if v.ok and v.has_quality and v.usd is not None]
     if len(pts) >= 2:
-        front = [pts[i] for i in pareto_front([(v.usd.value, v.quality.value) for v in pts])]
-        steps = ", then ".join(f"{v.name} ({usd(v.usd.value)}, {QUALITY_LABEL} {sig(v.quality.value)})" for v in front)
-        out.append(Headline(f"Quality-cost frontier, cheapest first: {steps}; every other cell is beaten on both.",
-                            "frontier", {f"usd:{v.name}": v.usd.value for v in front}))
+        out.append(_frontier(pts))
+    out += [h for v in views if v.ok and (h := _blend(v, views)) is not None]
     return out
+
+
+def _frontier(pts: list[CellView]) -> Headline:
+    """Cheapest first; each step says by how much it beats the step before on the users they share."""
+    front = frontier([v.cell for v in pts], [v.usd.value for v in pts], QUALITY)
+    steps, figures = [], {}
+    for k, i in enumerate(front.on):
+        v = pts[i]
+        step = f"{v.name} ({usd(v.usd.value)}, {QUALITY_LABEL} {sig(v.quality.value)}"
+        if k:
+            c = compare_cells(v.cell, pts[front.on[k - 1]].cell, QUALITY)
+            step += f"; {short_diff(c)} over {pts[front.on[k - 1]].name}" if c is not None else ""
+        steps.append(step + ")")
+        figures[f"usd:{v.name}"] = v.usd.value
+    text = f"Quality-cost frontier, cheapest first: {', then '.join(steps)}; every other cell is matched or beaten " \
+           "by a cheaper one on the users they share"
+    compared = [c for _, c in front.beaten_by.values()]
+    text += " (by the 95% interval of the paired per-user difference)" if any(c.paired for c in compared) else \
+        " (unpaired means over the same users: this run kept no per-user figures)"
+    if front.left_out:
+        names = ", ".join(pts[i].name for i in front.left_out)
+        text += (f". Left out, since no cheaper cell was evaluated on the same users and this run kept no per-user "
+                 f"figures to pair them: {names}")
+    return Headline(text + ".", "frontier", figures)
+
+
+def _blend(v: CellView, views: list[CellView]) -> Headline | None:
+    """What a learned re-ranking blend chose, in words; with how it ranks against its retriever's own cell."""
+    choice = blend_choice(v.cell)
+    if choice is None or not v.has_quality:
+        return None
+    retriever = next((o for o in views if o.ok and o.recommender == choice.retriever and o.has_quality
+                      and (o.cell.dataset, o.cell.split, o.cell.device) == (v.cell.dataset, v.cell.split, v.cell.device)),
+                     None)
+    figures: dict[str, float] = {}
+    if choice.recorded:
+        text = (f"{v.name}: the learned blend gives the cross-encoder {share_pct(choice.ce_spread_share)} of the score's "
+                f"spread and leaves {choice.order_kept_share:.0%} of its training lists in {choice.retriever}'s order")
+        figures.update(ce_spread_share=choice.ce_spread_share, order_kept_share=choice.order_kept_share)
+        if choice.keeps_retriever_order:
+            text += f": the blend kept the retriever's order, so the cross-encoder adds nothing to {choice.retriever}"
+    else:
+        text = f"{v.name}: this run did not record what the learned blend chose"
+        if choice.l2 is not None:
+            text += f" (cross-validation put a penalty of {choice.l2:g} on the cross-encoder's weights)"
+    c = compare_cells(v.cell, retriever.cell, QUALITY) if retriever is not None else None
+    if c is not None and c.comparable:
+        figures.update(comparison_figures(c))
+        if c.identical:
+            text += f"; on the {c.n:,} users both evaluated it ranks exactly as {retriever.name} ({QUALITY_LABEL} {sig(c.a)})"
+        else:
+            text += f"; against {retriever.name}: {QUALITY_LABEL} {sig(c.a)} vs {sig(c.b)}{on_users(c)}"
+    elif c is not None:
+        text += (f"; its {QUALITY_LABEL} ({sig(c.a)} on {c.n_a:,} sampled users) cannot be set against "
+                 f"{retriever.name}'s without per-user figures")
+    return Headline(text + ".", "blend", figures)
 
 
 def _status(views: list[CellView]) -> Headline | None:

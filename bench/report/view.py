@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bench import cost
+from bench.analysis.paired import QUALITY, Comparison
 from bench.results import CellResult, MetricRow, RunResult
 from bench.sizes import SIZE_FIT_RECOMMENDER
 
-QUALITY = "ndcg@10"
 QUALITY_LABEL = "NDCG@10"
 NO_VARIANT = "none"
 REFERENCE_VARIANT = "fp32"
@@ -173,15 +173,76 @@ def fp32_sibling(v: CellView, views: list[CellView]) -> CellView | None:
     return None
 
 
-def pareto_front(points: list[tuple[float, float]]) -> list[int]:
-    """Indices of points not dominated under (lower cost, higher quality), ordered by cost."""
-    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
-    front, best = [], -math.inf
-    for i in order:
-        if points[i][1] > best:
-            front.append(i)
-            best = points[i][1]
-    return front
+# ---------------------------------------------------------------- paired comparisons, in words
+# (bench.analysis.paired computes them; these only phrase them, the same way everywhere)
+
+def on_users(c: Comparison | None) -> str:
+    """' on the same 943 users (paired difference ..., 95% interval ...)' and the like: what a difference rests on."""
+    if c is None:
+        return ""
+    if not c.comparable:
+        return f" (not comparable: {c.n_a or '?'} vs {c.n_b or '?'} users, no per-user figures to pair them)"
+    users = (f"the same {c.n:,} users" if c.same_users else f"the {c.n:,} users both evaluated") if c.n else \
+        "the same test users"
+    if not c.paired:
+        return f" on {users} (unpaired)"
+    if c.identical:
+        return f" on {users} (identical for each of them)"
+    low, high = c.diff_ci95
+    return (f" on {users} (paired difference {c.diff:+.4f}, 95% interval {low:+.4f} to {high:+.4f}: "
+            f"{VERDICT_WORDS[c.verdict]})")
+
+
+def short_diff(c: Comparison) -> str:
+    """'+0.0143 (95% interval +0.0080 to +0.0206, n=943)', or the bare difference when unpaired."""
+    if not c.paired or c.diff_ci95 is None:
+        return f"{c.diff:+.4f}"
+    return f"{c.diff:+.4f} (95% interval {c.diff_ci95[0]:+.4f} to {c.diff_ci95[1]:+.4f}, n={c.n:,})"
+
+
+VERDICT_WORDS = {"better": "clearly higher", "worse": "clearly lower", "not distinguishable": "not distinguishable"}
+
+
+def quality_clause(c: Comparison, ref_name: str, ref_row: MetricRow | None) -> str:
+    """'at 104% of its NDCG@10 (0.344 vs 0.344) on the 100 users both evaluated (...); ease on all its 943: 0.330'"""
+    if not c.comparable:
+        return (f"with {QUALITY_LABEL} {sig(c.a)} on {c.n_a or '?'} sampled users, not comparable with {ref_name}'s "
+                f"{sig(c.b)} on {c.n_b or '?'}: different users and no per-user figures to pair them")
+    text = f"at {pct(c.ratio)} of its {QUALITY_LABEL} ({sig(c.a)} vs {sig(c.b)}){on_users(c)}"
+    if c.paired and c.n_b and c.n is not None and c.n < c.n_b and ref_row is not None:
+        text += f"; {ref_name} on all its {c.n_b:,} users: {sig(ref_row.value)}"
+    return text
+
+
+def kept_clause(c: Comparison) -> str:
+    """'keeps 99% of its NDCG@10 (95% interval 98%–100%, n=943)' against an fp32 sibling."""
+    if not c.comparable:
+        return f"its {QUALITY_LABEL} is on other users than fp32's ({c.n_a or '?'} vs {c.n_b or '?'}): not compared"
+    if c.paired and c.identical:
+        return f"keeps {pct(c.ratio)} of its {QUALITY_LABEL} (identical for each of the {c.n:,} users)"
+    if c.paired and c.ratio_ci95 is not None:
+        low, high = c.ratio_ci95
+        return f"keeps {pct(c.ratio)} of its {QUALITY_LABEL} (95% interval {low:.1%}–{high:.1%}, n={c.n:,}, paired)"
+    return f"keeps {pct(c.ratio)} of its {QUALITY_LABEL}{on_users(c)}"
+
+
+def gate_words(gate: dict) -> str:
+    """The quality gate's verdict where it could not decide."""
+    if gate.get("reference_ci95") and gate["reference_ci95"][0] <= 0:
+        return "the quality gate cannot decide, since fp32's own figure is not clear of zero (not distinguishable)"
+    return f"not distinguishable from the {gate.get('required', 0):.0%} quality gate, so its cost counts, with that caveat"
+
+
+def comparison_figures(c: Comparison | None) -> dict[str, float]:
+    """A comparison's numbers for Headline.figures (unformatted)."""
+    if c is None:
+        return {}
+    out = {"quality": c.a, "ref_quality": c.b, "quality_share": c.ratio, "paired": float(c.paired)}
+    if c.n is not None:
+        out["n"] = c.n
+    if c.diff_ci95 is not None:
+        out.update(diff=c.diff, diff_ci95_low=c.diff_ci95[0], diff_ci95_high=c.diff_ci95[1])
+    return out
 
 
 # ---------------------------------------------------------------- formatting
@@ -207,6 +268,13 @@ def usd(x: float | None) -> str:
         mantissa, exponent = f"{x:.2e}".split("e")
         return f"${mantissa}e{int(exponent)}"
     return "$" + sig(x)
+
+
+def share_pct(x: float) -> str:
+    """A share as a percentage that never rounds a small non-zero share to 0 (0.0001 -> '0.01%')."""
+    if x and abs(x) < 0.001:
+        return f"{x * 100:.1g}%"
+    return f"{x:.1%}"
 
 
 def ratio(r: float) -> str:

@@ -11,7 +11,7 @@ from PIL import Image
 from bench import cost
 from bench.report import charts, main_report, write_report
 from bench.report.headlines import headlines
-from bench.report.view import build_views, pareto_front, pct, ratio, sig, usd
+from bench.report.view import build_views, pct, ratio, sig, usd
 from bench.results import RunResult
 from test_report_sample_run import make_run, tiny_split
 
@@ -94,11 +94,6 @@ def test_quality_chart_shows_every_cell_with_quality_and_explains_exclusions(tmp
     with_quality = {v.name for v in views if v.quality is not None and not v.cost_only and v.cell.status != "failed"}
     assert set(chart.shown) == with_quality  # ok cells and the gated one (at the cost it would have had)
     assert "llm-pairwise fp32" in chart.note and "cost-only" in chart.note
-
-
-def test_pareto_front_keeps_only_undominated_points():
-    points = [(1.0, 0.10), (2.0, 0.30), (3.0, 0.20), (4.0, 0.35), (0.5, 0.05), (2.0, 0.25)]
-    assert pareto_front(points) == [4, 0, 1, 3]
 
 
 def test_failed_gated_flagged_and_cost_only_are_shown_as_such(report):

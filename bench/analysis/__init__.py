@@ -1,0 +1,1 @@
+"""Pure functions over results: figures derived from cells after they ran (comparisons, frontier, gate)."""
