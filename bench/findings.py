@@ -21,7 +21,7 @@ from bench.cost import HOSTED_RECOMMENDER
 from bench.errors import BenchError
 from bench.report.headlines import headlines
 from bench.report.markdown import _cell as md_cell
-from bench.report.view import QUALITY_LABEL, CellView, build_views, num, sig, usd
+from bench.report.view import QUALITY_LABEL, CellView, build_views, num, same_sample_note, sig, usd
 from bench.results import RunResult
 from bench.sizes import SIZE_FIT_RECOMMENDER, add_size_figures
 
@@ -156,8 +156,9 @@ def _cells_table(views: list[CellView]) -> list[str]:
         quality = "cost-only" if v.cost_only else (sig(v.quality.value) if v.quality else "–")
         recall = "" if v.cost_only else (sig(v.recall.value) if v.recall else "–")
         n = v.quality.n if v.quality is not None and v.quality.n else None
-        if n and not v.cost_only:
-            quality += f" (n={n:,})" if n != usual_n else ""
+        if n and not v.cost_only and n != usual_n:
+            note = same_sample_note(v, views)
+            quality += f" (n={n:,}; {note})" if note else f" (n={n:,})"
         p50 = v.latency.get("p50")
         lines.append("| " + " | ".join(md_cell(x) for x in [
             v.name, quality, recall, num(v.throughput.value) if v.throughput else "–",

@@ -435,10 +435,11 @@ def variants(views: list[CellView], out_dir: Path) -> Chart:
     if gate:
         axes[1].axvline(gate * 100, color="#cb181d", lw=1, ls="--")
         axes[1].text(gate * 100, len(pairs) - 0.4, f" gate {gate:.0%}", color="#cb181d", fontsize=8, va="bottom")
-    axes[1].set_xlim(0, max([p for p in pct if math.isfinite(p)] + [100]) * 1.2)
-    for yi, p, (v, _) in zip(y, pct, pairs):
+    tops = [p + err[1] for p, err in zip(pct, kept_err)]  # labels go past the interval's end
+    axes[1].set_xlim(0, max([t for t in tops if math.isfinite(t)] + [100]) * 1.2)
+    for yi, p, top, (v, _) in zip(y, pct, tops, pairs):
         text = f"{p:.1f}%" if math.isfinite(p) else ("n/a (cost-only)" if v.cost_only else "n/a")
-        axes[1].text((p if math.isfinite(p) else 0) + 2, yi, text, va="center", fontsize=8.5)
+        axes[1].text((top if math.isfinite(top) else 0) + 2, yi, text, va="center", fontsize=8.5)
     axes[1].set_xlabel(f"{QUALITY_LABEL} / fp32 {QUALITY_LABEL} (%, higher is better)")
     axes[1].set_title("quality retained", fontsize=11)
     axes[0].set_yticks(y, names, fontsize=9)

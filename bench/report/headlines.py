@@ -74,26 +74,34 @@ def _on_one_dataset(views: list[CellView]) -> list[Headline]:
             text += "."
         out.append(Headline(text, "variant", figures))
 
-    # hosted APIs are set against the cheapest language-model cell measured here, else the classic reference
+    # like with like: a hosted API is set against the cheapest local cell doing the same job (re-ranking as many
+    # candidates per request), else against the cheapest language-model cell (else the classic reference), said
+    # to be a different job. Its quality is not measured, so the line compares cost only.
     local = [v for v in views if v.ok and v.family == "llm" and v.usd is not None]
-    cheapest = min(local, key=lambda v: v.usd.value) if local else ref
     for h in (v for v in views if v.family == "hosted" and v.hosted_usd is not None):
         extras = h.cell.extras
         w = extras.get("hosted", {})
+        n_cand = w.get("settings", {}).get("n_candidates")
         exact = extras.get("cost", {}).get("tokenizer_is_providers", False)
         tin = h.cell.metric("hosted_input_tokens_per_rec")
         tout = h.cell.metric("hosted_output_tokens_per_rec")
         figures = {"usd": h.hosted_usd.value}
-        text = (f"A hosted {h.variant} ranking {w.get('settings', {}).get('n_candidates', '?')} candidates per request "
+        text = (f"A hosted {h.variant} ranking {n_cand or '?'} candidates per request "
                 f"would cost {usd(h.hosted_usd.value)} per 1k recommendations")
         if tin is not None and tout is not None:
             figures.update(input_tokens=tin.value, output_tokens=tout.value)
             text += (f" ({num(tin.value)} input + {num(tout.value)} output tokens per request, counted with "
                      f"{w.get('tokenizer', 'a tokenizer')}{'' if exact else ' as an estimate of its own tokenizer'})")
-        if cheapest is not None:
-            r = h.hosted_usd.value / cheapest.usd.value
+        same_job = [v for v in local if (row := v.cell.metric("candidates_per_request")) is not None
+                    and row.value == n_cand]
+        against = min(same_job or local, key=lambda v: v.usd.value) if (same_job or local) else ref
+        if against is not None:
+            r = h.hosted_usd.value / against.usd.value
             figures["ratio_to_local"] = r
-            text += f": {ratio(r)} {cheapest.name} measured here."
+            job = (f", which re-ranks the same {n_cand} candidates per request" if same_job else
+                   " (a different job from ranking a candidate list)")
+            text += (f": {ratio(r)} {against.name} measured here{job}; cost only, the hosted model's quality is not "
+                     "measured.")
         else:
             text += "."
         out.append(Headline(text, "hosted", figures))

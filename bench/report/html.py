@@ -10,7 +10,7 @@ from typing import Any, Iterable
 from bench import cost
 from bench.report.charts import Chart
 from bench.report.headlines import Headline
-from bench.report.view import QUALITY_LABEL, CellView, mib, num, sig, usd
+from bench.report.view import QUALITY_LABEL, CellView, mib, num, same_sample_note, sig, usd
 from bench.results import RunResult
 
 
@@ -86,7 +86,8 @@ def summary_table(views: list[CellView], notes: Footnotes) -> str:
         if v.cost_only:
             q = r = "<small>not reported</small>"
         else:
-            q = sig(v.quality.value) + notes.mark(v.quality.flag) if v.quality else "–"
+            q = sig(v.quality.value) + notes.mark(v.quality.flag) + notes.mark(same_sample_note(v, views)) \
+                if v.quality else "–"
             r = sig(v.recall.value) + notes.mark(v.recall.flag) if v.recall else "–"
         lat = {p: (sig(row.value) + notes.mark(row.flag)) for p, row in v.latency.items()}
         one = "–"

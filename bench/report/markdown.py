@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from bench.report.headlines import Headline
-from bench.report.view import QUALITY_LABEL, CellView, mib, num, sig, usd
+from bench.report.view import QUALITY_LABEL, CellView, mib, num, same_sample_note, sig, usd
 from bench.results import RunResult
 
 
@@ -36,7 +36,7 @@ def render(run: RunResult, views: list[CellView], heads: list[Headline], html_na
     for v in views:
         if v.family in ("hosted", "derived"):
             continue
-        q = "cost-only" if v.cost_only else (sig(v.quality.value) if v.quality else "–")
+        q = "cost-only" if v.cost_only else (sig(v.quality.value) + mark(same_sample_note(v, views)) if v.quality else "–")
         p50, p99 = v.latency.get("p50"), v.latency.get("p99")
         p99_txt = "–" if p99 is None else f"{sig(p99.value)}{mark(p99.flag)}"
         lines.append("| " + " | ".join(_cell(x) for x in [

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bench import cost
-from bench.analysis.paired import QUALITY, Comparison
+from bench.analysis.paired import QUALITY, Comparison, compare_cells
 from bench.results import CellResult, MetricRow, RunResult
 from bench.sizes import SIZE_FIT_RECOMMENDER
 
@@ -224,6 +224,18 @@ def kept_clause(c: Comparison) -> str:
         low, high = c.ratio_ci95
         return f"keeps {pct(c.ratio)} of its {QUALITY_LABEL} (95% interval {low:.1%}–{high:.1%}, n={c.n:,}, paired)"
     return f"keeps {pct(c.ratio)} of its {QUALITY_LABEL}{on_users(c)}"
+
+
+def same_sample_note(v: CellView, views: list[CellView]) -> str:
+    """For a cell evaluated on a sample of users: the classic reference's figure on that same sample, which is
+    what its own figure must be read against ('' for other cells, or where the run kept no per-user figures)."""
+    if v.quality is None or "sampled users" not in (v.quality.flag or "") or not v.has_quality:
+        return ""
+    ref = reference_classic([o for o in views if (o.cell.dataset, o.cell.split) == (v.cell.dataset, v.cell.split)])
+    c = compare_cells(v.cell, ref.cell, QUALITY) if ref is not None and ref is not v else None
+    if c is None or not c.paired or not c.comparable:
+        return ""
+    return f"{ref.name} on the same {c.n:,} users: {sig(c.b)}"
 
 
 def gate_words(gate: dict) -> str:

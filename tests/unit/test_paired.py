@@ -221,3 +221,30 @@ def test_compare_without_per_user_figures_keeps_the_mean_gate_and_says_it_is_unp
                                                    sampled=True)])
     found = next(f for f in compare(head, base).findings if f.metric == "ndcg@10")
     assert found.verdict == "warning" and "unpaired means over different users (n=50 vs 200)" in found.detail
+
+
+def test_reports_and_charts_show_a_sampled_cell_beside_its_reference_on_the_same_users(sampled_run, tmp_path):
+    from bench.report import charts
+    from bench.report import markdown as md
+
+    views = build_views(sampled_run)
+    text = md.render(sampled_run, views, headlines(views))
+    assert f"ease on the same 50 users: {ndcg(EASE_RANKS[SAMPLE]):.3f}" in text
+    chart = charts.quality_vs_cost(views, tmp_path, "test")
+    assert chart.path is not None and chart.path.exists()
+    assert "sampled" in chart.caption.lower() or "sample" in chart.caption
+    variants = charts.variants(views, tmp_path)
+    assert variants.path is not None and variants.path.exists()
+
+
+def test_a_hosted_api_is_set_against_the_local_cell_doing_the_same_job_and_says_it_compares_cost_only(sampled_run):
+    sampled_run.cells[2].add("candidates_per_request", 50.0)  # the fp32 re-ranker re-ranks 50 per request
+    sampled_run.cells.append(make_cell("llm-two-tower", "fp32", ALL, EASE_RANKS, usd=1e-4))  # cheaper, other job
+    hosted = CellResult(cell=f"ml/s/{cost.HOSTED_RECOMMENDER}/gpt-4o-mini/api", dataset="ml", split="s",
+                        recommender=cost.HOSTED_RECOMMENDER, variant="gpt-4o-mini", device="api", label="estimated",
+                        extras={"hosted": {"settings": {"n_candidates": 50}}})
+    hosted.add(cost.HOSTED_USD, 0.3, "USD", label="estimated")
+    sampled_run.cells.append(hosted)
+    line = next(h for h in headlines(build_views(sampled_run)) if h.kind == "hosted")
+    assert "300x llm-rerank fp32 measured here, which re-ranks the same 50 candidates" in line.text
+    assert "quality is not measured" in line.text
