@@ -5,7 +5,8 @@ Cells are matched by name. Two kinds of gate:
 * hard gates on deterministic figures, which a code change alone moves:
   quality (ndcg@K, recall@K, hit@K, mrr@K, precision@K, coverage@K, quality_retained_vs_fp32; higher is better)
   within an absolute tolerance, per-user figures compared on the users both runs evaluated, paired, where both
-  files keep them (a drop is a regression only when its bootstrap 95% interval lies below zero); rating error (rmse, mae; lower is better) within an absolute tolerance;
+  files keep them (a drop is a regression only when its bootstrap 95% interval lies below zero); rating error
+  (rmse, mae; lower is better) within an absolute tolerance;
   footprint bytes, FLOPs and bytes per recommendation, and token counts (lower is better) within a relative
   tolerance; a cell that was ok and is now failed or gated.
 * timing gates on the raw samples of both files (every timing with `samples_ms`): one-sided Mann-Whitney U

@@ -72,15 +72,20 @@ def apply_quality_gate(run: RunResult, share: float, metric: str = GATE_METRIC) 
             continue
         ref = by_key.get(cell.model_key())
         c = compare_cells(cell, ref, metric) if ref is not None else None
-        if c is None or not c.comparable or (not c.paired and not c.b):
-            why = f"no fp32 reference {metric} in this run" if c is None or (not c.paired and not c.b) else \
-                f"fp32's {metric} is on other users ({c.n_b}) than this cell's ({c.n_a}) and neither kept per-user figures"
+        why = None
+        if c is None:
+            why = f"no fp32 reference {metric} in this run"
+        elif not c.comparable:
+            why = f"fp32's {metric} is on other users ({c.n_b}) than this cell's ({c.n_a}), without per-user figures"
+        elif not c.paired and not c.b:
+            why = f"fp32's {metric} is 0 and this run kept no per-user figures: no share to judge"
+        if why:
             cell.extras["quality_gate"] = {"checked": False, "why": why}
             continue
         verdict = gate_verdict(c, share)
         ci = c.ratio_ci95 or (None, None)
         cell.extras["quality_gate"] = {
-            "checked": True, "metric": metric, "retained": c.ratio, "retained_ci95": c.ratio_ci95,
+            "checked": True, "metric": metric, "retained": c.ratio if c.b else None, "retained_ci95": c.ratio_ci95,
             "difference": c.diff, "difference_ci95": c.diff_ci95, "reference_ci95": c.b_ci95, "n": c.n,
             "paired": c.paired, "required": share, "reference_cell": ref.cell, "verdict": verdict,
             "passed": {"passed": True, "failed": False}.get(verdict)}
@@ -88,10 +93,10 @@ def apply_quality_gate(run: RunResult, share: float, metric: str = GATE_METRIC) 
                 "not distinguishable": f"not distinguishable from the {share:.0%} gate"}[verdict]
         if verdict == "not distinguishable" and c.b_ci95 is not None and c.b_ci95[0] <= 0:
             flag = f"fp32's {metric} is not clear of zero: the gate cannot decide"
-        cell.add("quality_retained_vs_fp32", c.ratio, "ratio", n=c.n, ci95_low=ci[0], ci95_high=ci[1], flag=flag,
-                 label="measured")
+        if c.b:  # a share of an fp32 figure of 0 is undefined: the extras say why the gate could not decide
+            cell.add("quality_retained_vs_fp32", c.ratio, "ratio", n=c.n, ci95_low=ci[0], ci95_high=ci[1], flag=flag)
         if verdict == "failed":
             cell.status = "gated"
-            interval = f" (95% interval {ci[0]:.1%}–{ci[1]:.1%}, n={c.n:,})" if c.ratio_ci95 else ""
-            cell.error = (f"{metric} {c.a:.4f} is {c.ratio:.1%} of fp32's {c.b:.4f}{interval} on the same users, "
+            on = f" on the {c.n:,} users both evaluated (95% interval {ci[0]:.1%}–{ci[1]:.1%})" if c.ratio_ci95 else ""
+            cell.error = (f"{metric} {c.a:.4f} is {c.ratio:.1%} of fp32's {c.b:.4f}{on}, "
                           f"below the {share:.0%} quality gate: its cost does not count")

@@ -12,6 +12,8 @@ from typing import Any
 #: below this share of the blended score's within-list spread the cross-encoder cannot move the order much:
 #: the blend is said to keep the retriever's order
 SILENT_SHARE = 0.01
+#: and at or above this share of its training lists left in the retriever's order, the blend kept that order
+KEPT_ORDER_SHARE = 0.99
 
 
 @dataclass(frozen=True)
@@ -24,8 +26,14 @@ class BlendChoice:
     l2: float | None = None
 
     @property
-    def keeps_retriever_order(self) -> bool:
+    def cross_encoder_silent(self) -> bool:
+        """The cross-encoder's weight is (practically) 0: the blend ranks by the retriever's own features."""
         return self.recorded and (self.ce_weight_norm == 0 or (self.ce_spread_share or 0.0) < SILENT_SHARE)
+
+    @property
+    def keeps_retriever_order(self) -> bool:
+        """Silent, and the retriever features' weights leave (almost) every training list in the retriever's order."""
+        return self.cross_encoder_silent and (self.order_kept_share or 0.0) >= KEPT_ORDER_SHARE
 
 
 def _value(cell: Any, name: str) -> float | None:

@@ -151,7 +151,10 @@ def _blend(v: CellView, views: list[CellView]) -> Headline | None:
                 f"spread and leaves {choice.order_kept_share:.0%} of its training lists in {choice.retriever}'s order")
         figures.update(ce_spread_share=choice.ce_spread_share, order_kept_share=choice.order_kept_share)
         if choice.keeps_retriever_order:
-            text += f": the blend kept the retriever's order, so the cross-encoder adds nothing to {choice.retriever}"
+            text += ": the blend kept the retriever's order (the cross-encoder's weight is practically 0)"
+        elif choice.cross_encoder_silent:
+            text += (f": the cross-encoder's weight is practically 0, so the blend re-ranks by {choice.retriever}'s own "
+                     "rank and score only")
     else:
         text = f"{v.name}: this run did not record what the learned blend chose"
         if choice.l2 is not None:
@@ -160,7 +163,8 @@ def _blend(v: CellView, views: list[CellView]) -> Headline | None:
     if c is not None and c.comparable:
         figures.update(comparison_figures(c))
         if c.identical:
-            text += f"; on the {c.n:,} users both evaluated it ranks exactly as {retriever.name} ({QUALITY_LABEL} {sig(c.a)})"
+            text += (f"; for each of the {c.n:,} users both evaluated it scores exactly as {retriever.name} "
+                     f"({QUALITY_LABEL} {sig(c.a)}): the cross-encoder adds nothing there")
         else:
             text += f"; against {retriever.name}: {QUALITY_LABEL} {sig(c.a)} vs {sig(c.b)}{on_users(c)}"
     elif c is not None:

@@ -248,3 +248,21 @@ def test_a_hosted_api_is_set_against_the_local_cell_doing_the_same_job_and_says_
     line = next(h for h in headlines(build_views(sampled_run)) if h.kind == "hosted")
     assert "300x llm-rerank fp32 measured here, which re-ranks the same 50 candidates" in line.text
     assert "quality is not measured" in line.text
+
+
+def test_blend_words_tell_a_kept_order_from_a_reweighted_retriever():
+    from bench.analysis.blend import blend_choice
+
+    def rerank(share: float, kept: float) -> CellResult:
+        c = make_cell("llm-rerank", "fp32", ALL, EASE_RANKS)
+        c.add("blend_ce_spread_share", share)
+        c.add("blend_ce_weight_norm", share)
+        c.add("blend_order_kept_share", kept)
+        return c
+
+    assert blend_choice(rerank(0.0001, 1.0)).keeps_retriever_order
+    reweighted = blend_choice(rerank(0.0001, 0.4))
+    assert reweighted.cross_encoder_silent and not reweighted.keeps_retriever_order
+    heard = blend_choice(rerank(0.3, 0.2))
+    assert not heard.cross_encoder_silent and heard.retriever == "ease"
+    assert blend_choice(make_cell("ease", "none", ALL, EASE_RANKS)) is None
