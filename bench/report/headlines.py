@@ -132,8 +132,7 @@ def _frontier(pts: list[CellView]) -> Headline:
         " (unpaired means over the same users: this run kept no per-user figures)"
     if front.left_out:
         names = ", ".join(pts[i].name for i in front.left_out)
-        text += (f". Left out, since no cheaper cell was evaluated on the same users and this run kept no per-user "
-                 f"figures to pair them: {names}")
+        text += f". Left out, since no cheaper cell can be compared with them on the same users: {names}"
     return Headline(text + ".", "frontier", figures)
 
 

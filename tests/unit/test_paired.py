@@ -266,3 +266,16 @@ def test_blend_words_tell_a_kept_order_from_a_reweighted_retriever():
     heard = blend_choice(rerank(0.3, 0.2))
     assert not heard.cross_encoder_silent and heard.retriever == "ease"
     assert blend_choice(make_cell("ease", "none", ALL, EASE_RANKS)) is None
+
+
+def test_without_per_user_figures_the_frontier_is_the_classic_one_over_the_same_users():
+    """(cost, mean) points as the old Pareto frontier saw them: on it only if above every cheaper point."""
+    points = [(1.0, 0.10), (2.0, 0.30), (3.0, 0.20), (4.0, 0.35), (0.5, 0.05), (2.0, 0.25)]
+    cells = []
+    for i, (_, mean) in enumerate(points):
+        c = CellResult(f"ml/s/r{i}/none/cpu", "ml", "s", f"r{i}", "none", "cpu", provenance={"seed": 0})
+        c.add("ndcg@10", mean, n=200)
+        cells.append(c)
+    front = frontier(cells, [cost_ for cost_, _ in points])
+    assert front.on == [4, 0, 1, 3] and not front.left_out
+    assert front.beaten_by[2][1].verdict == "unpaired" and front.beaten_by[2][1].n == 200
