@@ -193,7 +193,10 @@ def quality_vs_cost(views: list[CellView], out_dir: Path, mapping_note: str) -> 
         handles.append(Line2D([], [], marker="X", ls="", color="0.55", label="gated (below quality gate; cost not counted)"))
     if hosted:
         handles.append(Line2D([], [], ls=":", color=FAMILY_COLOURS["hosted"], label="hosted API (estimated cost)"))
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8.5, frameon=False)
+    # at most four entries a row: the sample and hosted entries would otherwise run off the figure
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 4), fontsize=8.5, frameon=False)
+    if len(handles) > 4:
+        fig.subplots_adjust(bottom=0.22)
     chart.path = _save(fig, out_dir, "quality_vs_cost.png")
     chart.shown = [v.name for v in pts] + [v.name for v in gated]
     chart.note = " ".join(notes)
