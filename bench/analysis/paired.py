@@ -9,7 +9,8 @@ users and one evaluated on all 943 differ by sampling alone, whatever their mode
   (percentile method, users resampled with replacement, the same resample for A and B), and the n it rests on;
 - either did not (results written before per-user figures were kept): the two means as recorded, labelled
   unpaired; they are still comparable when both cells evaluated every test user of the same split (the same
-  users, only no interval), and not comparable when either was evaluated on a sample.
+  users, only no interval), and not comparable when either was evaluated on a sample;
+- cells on other data, another split or another split seed are never comparable.
 
 Pure: results in, numbers out; formatting belongs to the report.
 """
@@ -116,13 +117,17 @@ def _sampled(row) -> bool:
     return SAMPLED_FLAG in (row.flag or "")
 
 
+def _same_split(a, b) -> bool:
+    """The same data, split protocol and split seed (where both record one)."""
+    seed_a, seed_b = (a.provenance or {}).get("seed"), (b.provenance or {}).get("seed")
+    return (a.dataset, a.split) == (b.dataset, b.split) and (seed_a is None or seed_b is None or seed_a == seed_b)
+
+
 def _unpaired(metric: str, a, b, row_a, row_b) -> Comparison:
     """Means as recorded. The same users only when both cells evaluated the same users of the same data, split
     and seed: every test user, or (bench.cell draws its sample from the seed alone) samples of the same size.
     Then the means are comparable, only without an interval; otherwise they are not comparable."""
-    same = (_sampled(row_a) == _sampled(row_b) and row_a.n == row_b.n
-            and (a.dataset, a.split) == (b.dataset, b.split)
-            and (a.provenance or {}).get("seed") == (b.provenance or {}).get("seed"))
+    same = _sampled(row_a) == _sampled(row_b) and row_a.n == row_b.n and _same_split(a, b)
     return Comparison(metric, float(row_a.value), float(row_b.value), row_a.n if same else None, row_a.n, row_b.n,
                       False, same)
 
@@ -150,6 +155,8 @@ def _compare_cells(a: Any, b: Any, metric: str) -> Comparison | None:
     row_a, row_b = a.metric(metric), b.metric(metric)
     if not (_finite(row_a) and _finite(row_b)) or "cost-only" in (a.label, b.label):
         return None
+    if not _same_split(a, b):  # user ids on other data or another split are other evaluations altogether
+        return Comparison(metric, float(row_a.value), float(row_b.value), None, row_a.n, row_b.n, False, False)
     pa, pb = per_user.of_cell(a), per_user.of_cell(b)
     va = pa.metric(metric) if pa is not None else None
     vb = pb.metric(metric) if pb is not None else None

@@ -204,7 +204,8 @@ VERDICT_WORDS = {"better": "clearly higher", "worse": "clearly lower", "not dist
 
 
 def quality_clause(c: Comparison, ref_name: str, ref_row: MetricRow | None) -> str:
-    """'at 104% of its NDCG@10 (0.344 vs 0.344) on the 100 users both evaluated (...); ease on all its 943: 0.330'"""
+    """'at 100% of its NDCG@10 (0.344 vs 0.344) on the 100 users both evaluated (identical for each of them); ease
+    on all its 943 users: 0.330'; or why the two cannot be compared."""
     if not c.comparable:
         return (f"with {QUALITY_LABEL} {sig(c.a)} on {c.n_a or '?'} sampled users, not comparable with {ref_name}'s "
                 f"{sig(c.b)} on {c.n_b or '?'}: different users and no per-user figures to pair them")

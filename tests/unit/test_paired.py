@@ -279,3 +279,13 @@ def test_without_per_user_figures_the_frontier_is_the_classic_one_over_the_same_
     front = frontier(cells, [cost_ for cost_, _ in points])
     assert front.on == [4, 0, 1, 3] and not front.left_out
     assert front.beaten_by[2][1].verdict == "unpaired" and front.beaten_by[2][1].n == 200
+
+
+def test_cells_on_other_data_or_another_split_seed_are_never_compared():
+    here = make_cell("ease", "none", ALL, EASE_RANKS)
+    there = make_cell("ease", "none", ALL, EASE_RANKS)
+    there.dataset = "other"
+    assert not compare_cells(here, there).comparable
+    reseeded = make_cell("ease", "none", ALL, EASE_RANKS)
+    reseeded.provenance["seed"] = 1
+    assert not compare_cells(here, reseeded).comparable
