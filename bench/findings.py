@@ -253,7 +253,7 @@ def in_brief(run: RunResult) -> list[str]:
         compared = [(v, c) for v in llm if (c := compare_cells(v.cell, ref.cell, QUALITY)) is not None and c.b]
         comparable = [(v, c) for v, c in compared if c.comparable]
         if comparable:
-            best, cb = max(comparable, key=lambda t: t[1].ratio)
+            best, cb = max(comparable, key=lambda t: (t[1].ratio, -t[0].usd.value))  # a tie goes to the cheaper
             cheap, cc = min(comparable, key=lambda t: t[0].usd.value)
             text = (f"`{name}`: the best language-model recommender against {ref.name}, {best.name}, reaches "
                     f"{pct(cb.ratio)} of its {QUALITY_LABEL} ({sig(cb.a)} vs {sig(cb.b)}){on_users(cb)}, at "
