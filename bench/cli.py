@@ -5,9 +5,9 @@ import argparse
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
+from typing import NoReturn, Sequence
 
-from bench.errors import BenchError
+from bench.errors import BenchError, ConfigError
 from bench.scenario import SkipScenario
 
 EPILOG = """examples:
@@ -19,8 +19,23 @@ EPILOG = """examples:
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit 2) naming the problem and where help is."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
 def _csv_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _names(text: str) -> list[str]:
+    names = _csv_list(text)
+    if not names:
+        raise argparse.ArgumentTypeError(f"{text!r} names nothing: give comma-separated names, e.g. ease,pop "
+                                         "(see `recbench list`)")
+    return names
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -31,10 +46,10 @@ def _int_list(text: str) -> tuple[int, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="recbench", description="Measure what a language-model recommender costs "
+    parser = _Parser(prog="recbench", description="Measure what a language-model recommender costs "
                                      "beside classic collaborative filtering.", epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = sub.add_parser("run", help="run a scenario and write results.json, results.csv and a report",
                          description="Run every cell of a scenario, each in a fresh process, and write "
@@ -42,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("scenario", nargs="?", default="quick", help="scenario name (see `recbench list`) or path to a .py file (default: quick)")
     run.add_argument("--out", type=Path, default=Path("reports"), help="directory for run folders (default: reports)")
     run.add_argument("--dataset", action="append", help="dataset to use instead of the scenario's (repeat for several): ml-100k, synthetic[:users=..,items=..,interactions=..,seed=..], or a CSV/Parquet path")
-    run.add_argument("--recommenders", type=_csv_list, help="comma-separated recommenders to keep (or add) e.g. ease,pop")
+    run.add_argument("--recommenders", type=_names, help="comma-separated recommenders to keep (or add) e.g. ease,pop")
     run.add_argument("--seed", type=int, help="split and model seed (default: the scenario's, 0)")
     run.add_argument("--threads", type=int, help="threads per cell for torch, ONNX Runtime and BLAS (default: 2)")
     run.add_argument("--device", choices=["cpu", "cuda", "auto"], help="device for language-model cells (default: the scenario's)")
@@ -70,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--markdown", type=Path, help="also write the verdict as Markdown to this file")
 
     data = sub.add_parser("data", help="fetch and verify datasets")
-    data_sub = data.add_subparsers(dest="data_command", metavar="ACTION")
+    data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", parser_class=_Parser)
     fetch = data_sub.add_parser("fetch", help="download (or copy) and verify a dataset into the cache")
     fetch.add_argument("name", help="dataset name, e.g. ml-100k")
     fetch.add_argument("--data-dir", help="cache directory (default: $RECBENCH_DATA_DIR or the user cache)")
@@ -97,6 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    from bench.lifeline import Terminated, terminate_on_signals
+
+    restore = terminate_on_signals()
     try:
         return _dispatch(args, parser)
     except SkipScenario as exc:  # the scenario cannot run here (e.g. no GPU): say so in one line, not an error
@@ -105,9 +123,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BenchError as exc:
         print(f"recbench: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Terminated as exc:  # SIGTERM (timeout, CI cancellation) or SIGHUP: cells stopped, files valid
+        print(f"recbench: terminated by {exc}; the running cell was stopped, results written so far are "
+              "complete and valid", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print("recbench: interrupted; results written so far are complete and valid", file=sys.stderr)
         return 130
+    finally:
+        restore()
 
 
 def _dispatch(args, parser) -> int:
@@ -122,7 +146,7 @@ def _dispatch(args, parser) -> int:
         return main_compare(args.base, args.head, strict_timing=args.strict_timing, markdown_path=args.markdown)
     if args.command == "data":
         if args.data_command != "fetch":
-            parser.parse_args(["data", "--help"])
+            raise ConfigError("`recbench data` needs an action: `recbench data fetch NAME` (see `recbench data --help`)")
         from bench.data import fetch
         path = fetch(args.name, data_dir=args.data_dir, source_dir=args.source_dir)
         print(f"{args.name}: verified, cached at {path}")

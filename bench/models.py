@@ -22,6 +22,7 @@ import os
 import shutil
 import struct
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,28 +106,73 @@ def _hash_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+#: a file whose inode changed less than this long ago is hashed every time, never memoised: a write within the
+#: same coarse clock tick as the memo entry could otherwise leave the change time unchanged (git's "racy clean")
+RACY_WINDOW_S = 2.0
+
+
+def _stat_key(stat: os.stat_result) -> str:
+    # st_ctime_ns moves on every write, truncation, rename-over and utime call, and no user-space call can set
+    # it back: a same-size write that restores the mtime still changes it, so it cannot fool the memo.
+    return f"{stat.st_dev}:{stat.st_ino}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ctime_ns}"
+
+
 def file_sha256(path: Path, cache_dir: Path | None = None) -> str:
-    """sha256 of a file, hashed once: the result is remembered keyed on (path, size, mtime).
+    """sha256 of a file, remembered against the file's identity (device, inode, size, mtime and change time).
 
     A 1.3 GB BERT-large checkpoint takes seconds to hash; a run may resolve it in every fresh cell process.
+    Any write to the file changes its change time (ctime), which no user-space call can restore, so a
+    same-size, same-mtime rewrite is hashed again; files changed within RACY_WINDOW_S are never memoised.
     """
     path = Path(path).resolve()
     stat = path.stat()
-    key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+    key = _stat_key(stat)
     memo_file = (cache_dir or default_cache_dir()) / "sha256-memo.json"
     try:
         memo = json.loads(memo_file.read_text())
+        memo = memo if isinstance(memo, dict) else {}
     except (OSError, ValueError):
         memo = {}
-    if key in memo:
-        return memo[key]
+    entry = memo.get(str(path))
+    if isinstance(entry, dict) and entry.get("stat") == key and isinstance(entry.get("sha256"), str):
+        return entry["sha256"]
     value = _hash_file(path)
-    memo[key] = value
+    after = path.stat()
+    if _stat_key(after) != key or time.time() - after.st_ctime < RACY_WINDOW_S:
+        return value  # written while (or just before) we read it: do not remember
+    memo[str(path)] = {"stat": key, "sha256": value}  # one entry per path: the memo never grows without bound
     try:
         _atomic_write_text(memo_file, json.dumps(memo, indent=0, sort_keys=True))
     except OSError:
         pass  # an unwritable cache costs a re-hash next time, never a failure
     return value
+
+
+#: the manifest key under which recbench records the sha256 of every file it wrote into a cache directory
+FILES_KEY = "files_sha256"
+
+
+def record_files(directory: Path, exclude: tuple[str, ...] = ()) -> dict[str, str]:
+    """sha256 of every regular file in `directory` (not recursive), names in `exclude` left out."""
+    directory = Path(directory)
+    return {p.name: _hash_file(p) for p in sorted(directory.iterdir())
+            if p.is_file() and p.name not in exclude and not p.name.startswith(".")}
+
+
+def check_files(directory: Path, recorded: Any, cache_dir: Path | None = None) -> str | None:
+    """None when every recorded file is present with its recorded sha256; else what is wrong, in a few words.
+
+    A manifest that is missing or malformed counts as wrong: an artefact that cannot be verified is not used.
+    """
+    if not isinstance(recorded, dict) or not recorded:
+        return "no file checksums recorded (written by an older recbench)"
+    for name, expected in sorted(recorded.items()):
+        path = Path(directory) / str(name)
+        if "/" in str(name) or not path.is_file():
+            return f"{name} is missing"
+        if file_sha256(path, cache_dir) != expected:
+            return f"{name} does not match the sha256 recorded when it was written (corrupt or modified)"
+    return None
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -252,10 +298,15 @@ def _architecture_of(config: dict[str, Any]) -> str:
 def resolve_local(directory: Path, name: str | None = None, cache_dir: Path | None = None,
                   source: str = "local", cost_only: bool = False) -> ResolvedModel:
     directory = Path(directory).expanduser().resolve()
+    meta = read_manifest(directory)
+    if FILES_KEY in meta:  # a directory recbench wrote (cost-only, distilled, trained, tiny): verify every file
+        problem = check_files(directory, meta[FILES_KEY], cache_dir)
+        if problem is not None:
+            raise BenchError(f"model directory {directory}: {problem}; delete the directory (recbench rebuilds "
+                             "cached models on next use) or re-save the model")
     config = _validate_dir(directory, str(directory))
     weights = weights_file(directory)
     sha = file_sha256(weights, cache_dir) if weights is not None else _hash_dir_listing(directory)
-    meta = _read_meta(directory)
     return ResolvedModel(name=name or meta.get("name") or directory.name, path=directory, source=source,
                          cost_only=cost_only or bool(meta.get("cost_only")), n_parameters=count_parameters(directory),
                          architecture=_architecture_of(config), weights_sha256=sha,
@@ -327,7 +378,7 @@ def resolve_model(model: str | Path | ResolvedModel = "minilm", cache_dir: Path 
 
 # --------------------------------------------------------------------------------- random-weight models
 
-def _read_meta(directory: Path) -> dict[str, Any]:
+def read_manifest(directory: Path) -> dict[str, Any]:
     try:
         return json.loads((directory / "recbench.json").read_text())
     except (OSError, ValueError):
@@ -353,11 +404,17 @@ def _save_random_model(target: Path, config: Any, seed: int, meta: dict[str, Any
         model.save_pretrained(staging, safe_serialization=True)
         if tokenizer_from is not None:
             copy_tokenizer(tokenizer_from, staging)
-        (staging / "recbench.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+        write_manifest(staging, meta)
         publish_dir(staging, target)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_manifest(directory: Path, meta: dict[str, Any]) -> None:
+    """recbench.json: the model's name and labels plus the sha256 of every file beside it, checked on each use."""
+    manifest = {**meta, FILES_KEY: record_files(directory, exclude=("recbench.json",))}
+    (directory / "recbench.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
 
 
 def publish_dir(staging: Path, target: Path, marker: str = "config.json") -> None:
@@ -390,7 +447,7 @@ def save_model(module: Any, source: ResolvedModel, target: Path, name: str,
         copy_tokenizer(source.path, staging)
         meta = {"name": name, "cost_only": source.cost_only,
                 "notes": {"derived_from": source.name, **(notes or {})}}
-        (staging / "recbench.json").write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
+        write_manifest(staging, meta)
         if target.exists():
             shutil.rmtree(target)  # an explicit save replaces what was there
         publish_dir(staging, target)
@@ -423,11 +480,17 @@ def build_cost_only(name: str, cache_dir: Path | None = None, seed: int = 0) -> 
         # Token counts (and thus cost per text) then follow WordPiece, not GPT-2 BPE: labelled here.
         notes["tokenizer"] = ("MiniLM WordPiece stands in for GPT-2 BPE (no GPT-2 tokenizer offline); "
                               "token counts are WordPiece counts")
-    if not (target / "config.json").is_file() or weights_file(target) is None:
-        meta = {"name": name, "cost_only": True, "seed": seed, "notes": notes}
-        _save_random_model(target, config, seed, meta, tokenizer_dir)
-    resolved = resolve_local(target, name=name, cache_dir=cache_dir, source="cost-only", cost_only=True)
-    return resolved
+    from bench.cache_lock import artefact_lock
+
+    with artefact_lock(target):  # two runs building the same model: one builds, the other finds it
+        problem = check_files(target, read_manifest(target).get(FILES_KEY), cache_dir) \
+            if (target / "config.json").is_file() else "not built yet"
+        if problem is not None:  # absent, half-written, or corrupt since it was written: (re)build it
+            if target.exists():
+                shutil.rmtree(target)
+            meta = {"name": name, "cost_only": True, "seed": seed, "notes": notes}
+            _save_random_model(target, config, seed, meta, tokenizer_dir)
+        return resolve_local(target, name=name, cache_dir=cache_dir, source="cost-only", cost_only=True)
 
 
 def build_tiny_model(directory: Path, layers: int = 2, hidden: int = 32, heads: int = 2, intermediate: int = 64,

@@ -7,6 +7,7 @@ and the results files, rewritten atomically after every cell, stay valid through
 from __future__ import annotations
 
 import datetime as dt
+import math
 import multiprocessing as mp
 import os
 import time
@@ -20,6 +21,9 @@ from bench.errors import BenchError, ConfigError
 from bench.results import CellResult, RunResult
 from bench.scenario import LOADS, NO_VARIANT, CellSpec, Scenario, Settings
 
+#: devices a cell may name
+DEVICES = ("cpu", "cuda")
+
 Listener = Callable[[str, CellSpec, str], None]  # (event, cell, message) for progress display
 
 
@@ -32,26 +36,56 @@ class RunOptions:
     measure_peak: bool = True
 
 
-def _child(spec: CellSpec, settings: Settings, conn) -> None:
+def _child(spec: CellSpec, settings: Settings, conn, parent_pid: int | None = None) -> None:
     """Entry point of a cell's process: sends ("progress", msg)*, then ("result", CellResult) or ("error", ...)."""
+    if parent_pid is not None:
+        from bench.lifeline import die_with_parent
+        die_with_parent(parent_pid)  # a parent killed by SIGKILL must not leave this cell running
+    doing = ["starting"]
+
+    def progress(msg: str) -> None:
+        doing[0] = msg
+        conn.send(("progress", msg))
+
     try:
         # pin threads before numpy/torch are imported, so every library starts with the right pool
         from bench.measure.threads import pin_threads
         pinned = pin_threads(settings.threads)
         from bench.cell import run_cell
-        result = run_cell(spec, settings, progress=lambda msg: conn.send(("progress", msg)), pinned=pinned)
+        result = run_cell(spec, settings, progress=progress, pinned=pinned)
         conn.send(("result", result))
     except BaseException as exc:  # report everything, including MemoryError and KeyboardInterrupt
-        reason = str(exc) if isinstance(exc, BenchError) else f"{exc.__class__.__name__}: {exc}"
-        conn.send(("error", (reason, traceback.format_exc(limit=8))))
+        if isinstance(exc, BenchError):
+            reason = str(exc)
+        elif isinstance(exc, MemoryError):
+            reason = _out_of_memory(exc, doing[0])
+        else:
+            reason = f"{exc.__class__.__name__}: {exc}"
+        try:
+            conn.send(("error", (reason, traceback.format_exc(limit=8))))
+        except OSError:
+            pass  # the parent is gone (its pipe is closed): nobody to tell
     finally:
         conn.close()
+
+
+def _out_of_memory(exc: MemoryError, doing: str) -> str:
+    """What the cell was doing, what it asked for (numpy says; plain Python does not) and what was free."""
+    asked = str(exc).strip() or "the size of the failed allocation was not reported"
+    try:
+        import psutil
+        free = f"; {psutil.virtual_memory().available / 2**30:.1f} GiB was available, the cell held " \
+               f"{psutil.Process().memory_info().rss / 2**30:.1f} GiB"
+    except Exception:  # noqa: BLE001 - the message must come out even if psutil cannot
+        free = ""
+    return (f"out of memory while {doing} ({asked}{free}): use a smaller dataset or model, fewer or smaller "
+            "batch sizes, or a machine with more memory")
 
 
 def run_cell_isolated(spec: CellSpec, settings: Settings, listener: Listener | None = None) -> CellResult:
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(spec, settings, child), name=f"recbench-cell", daemon=True)
+    proc = ctx.Process(target=_child, args=(spec, settings, child, os.getpid()), name="recbench-cell", daemon=True)
     started = time.monotonic()
     proc.start()
     child.close()
@@ -107,25 +141,43 @@ def _failed(spec: CellSpec, reason: str, elapsed: float, traceback_text: str | N
 
 
 def preflight(scenario: Scenario, listener: Listener | None = None) -> None:
-    """Every check that can fail on the user's input, before any cell runs or any file is written.
+    """Every check that can fail on the user's input, before any cell runs or any file is written:
+    settings, names, parameter values (each recommender is constructed, which checks them), devices,
+    datasets (loaded and verified), splits (made, and must leave test users) and batch sizes against memory.
 
     Datasets are loaded (and fetched into the cache, with a progress bar, if needed) once here, so that
     cells only read the verified cache.
     """
     from bench.data import load_dataset
-    from bench.data.splits import SPLITS
+    from bench.data.splits import SPLITS, make_split
     from bench.recommenders import registry
+    from bench.cell import _constructor_params as constructor_params
     from bench.recommenders.base import check_k
+    from bench.scenario import check_name
 
     settings = scenario.settings
+    settings.validate()
+    check_name(scenario.name)  # it names the run folder
     for spec in scenario.cells:
-        registry.get(spec.recommender).check_params(spec.params)
+        entry = registry.get(spec.recommender)
+        entry.check_params(spec.params)
+        _check_finite(spec.params, f"cell {spec.name}: parameter")
+        if spec.device not in DEVICES:
+            raise ConfigError(f"cell {spec.name}: device {spec.device!r} is unknown: use one of {', '.join(DEVICES)}")
+        try:  # constructors check their values and do no work (fitting does): a cheap, complete check
+            entry.build(**constructor_params(entry, spec, settings))
+        except BenchError as exc:
+            raise ConfigError(f"cell {spec.name}: {exc}") from None
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"cell {spec.name}: recommender {spec.recommender} rejected its parameters "
+                              f"({exc}); fix them in the scenario") from None
         if spec.split not in SPLITS:
             raise ConfigError(f"unknown split {spec.split!r} in cell {spec.name}: choose one of {', '.join(SPLITS)}")
         if spec.variant != NO_VARIANT:
             from bench.variants import parse_variant
             parse_variant(spec.variant)
-        if spec.batch_sizes is not None and (not spec.batch_sizes or min(spec.batch_sizes) <= 0):
+        if spec.batch_sizes is not None and (not spec.batch_sizes or min(spec.batch_sizes) <= 0
+                                             or not all(isinstance(b, int) for b in spec.batch_sizes)):
             raise ConfigError(f"cell {spec.name}: batch sizes {spec.batch_sizes} must be positive integers")
         if spec.quality_users is not None and spec.quality_users < 0:
             raise ConfigError(f"cell {spec.name}: quality_users must be >= 0 (0 = every test user)")
@@ -142,6 +194,42 @@ def preflight(scenario: Scenario, listener: Listener | None = None) -> None:
             if protocol == "temporal-loo" and not dataset.has_timestamps:
                 raise ConfigError(f"split temporal-loo needs timestamps and {name} has none: "
                                   "use random-8-1-1 or cold-items")
+            if len(make_split(dataset, protocol, seed=settings.seed).test_users()) == 0:
+                raise ConfigError(f"split {protocol} of {name} leaves no test users (too few interactions per "
+                                  "user): use more data or another split")
+        for spec in (c for c in scenario.cells if c.dataset == name and "offline" in c.loads):
+            _check_batch_memory(spec, spec.batch_sizes or settings.batch_sizes, dataset.n_items)
+
+
+#: bytes one user of a batch takes while its scores over the catalogue are ranked: float32 scores, a float64
+#: working copy and int64 positions from the partial sort
+BYTES_PER_SCORE = 20
+
+
+def _check_batch_memory(spec: CellSpec, batch_sizes: tuple[int, ...], n_items: int) -> None:
+    """A batch must be able to hold its scores over the whole catalogue in the memory this machine has."""
+    import psutil
+
+    available = psutil.virtual_memory().available
+    limit = max(1, available // (BYTES_PER_SCORE * max(n_items, 1)))
+    too_big = [b for b in batch_sizes if b > limit]
+    if too_big:
+        raise ConfigError(f"cell {spec.name}: batch size {max(too_big):,} would need "
+                          f"{max(too_big) * n_items * BYTES_PER_SCORE / 2**30:,.1f} GiB for its scores over "
+                          f"{n_items:,} items and {available / 2**30:.1f} GiB is available: use batch sizes up "
+                          f"to {limit:,}")
+
+
+def _check_finite(value, where: str) -> None:
+    """NaN or infinity anywhere in a parameter (lists and dicts included) is refused before any work."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where} value {value!r} is not a finite number: use a finite value")
+    if isinstance(value, dict):
+        for key, v in value.items():
+            _check_finite(v, f"{where} {key}" if where.endswith("parameter") else f"{where}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _check_finite(v, where)
 
 
 def make_run_id(scenario: Scenario, now: dt.datetime | None = None) -> str:
@@ -191,7 +279,13 @@ def run(scenario: Scenario, options: RunOptions = RunOptions(), listener: Listen
     for spec in scenario.cells:
         if listener:
             listener("start", spec, "")
-        result = run_cell_isolated(spec, scenario.settings, listener)
+        try:
+            result = run_cell_isolated(spec, scenario.settings, listener)
+        except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP: the cell process is already stopped
+            run.cells.append(_failed(spec, f"interrupted ({exc or 'SIGINT'}) before the cell finished; its "
+                                           "figures were not kept", 0.0))
+            results_mod.write(run, out_dir)
+            raise
         run.cells.append(result)
         run.provenance["machine_load"]["samples"].append(_load_average())
         results_mod.write(run, out_dir)  # valid on disk after every cell, even if the run is interrupted

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
-from dataclasses import asdict, dataclass, field, replace
+import math
+import re
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -79,7 +81,22 @@ class Settings:
     data_dir: str | None = None
 
     def validate(self) -> None:
+        for f in fields(self):  # NaN and inf pass every comparison below the wrong way: refuse them first
+            if f.name == "data_dir":
+                continue
+            value = getattr(self, f.name)
+            values = value if isinstance(value, tuple) else (value,)
+            for v in values:
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    raise ConfigError(f"{f.name}={value!r} must be a number; fix the option or the scenario's Settings")
+                if isinstance(v, float) and not math.isfinite(v):
+                    raise ConfigError(f"{f.name}={value!r} must be a finite number; fix the option or the "
+                                      "scenario's Settings")
         checks = [
+            (self.seed >= 0, f"seed={self.seed} must be >= 0"),
+            (self.offline_min_s > 0 and self.offline_min_batches > 0,
+             "offline minimum duration and batch count must be > 0"),
+            (self.warmup_count >= 0, f"warmup_count={self.warmup_count} must be >= 0"),
             (self.k > 0, f"k={self.k} must be a positive integer"),
             (all(k > 0 for k in self.ks), f"ks={self.ks}: every k must be positive"),
             (self.threads > 0, f"threads={self.threads} must be at least 1"),
@@ -169,14 +186,35 @@ def available() -> dict[str, str]:
     return out
 
 
+#: scenario names become file names (run folders, findings): letters, digits, `.`, `_`, `-`, not starting with `.`
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$")
+
+
+def check_name(name: object, what: str = "scenario name") -> str:
+    """`name` if it is safe as one path component; ConfigError otherwise (no separators, no `..`, no absolute)."""
+    if not isinstance(name, str) or not SAFE_NAME.match(name):
+        raise ConfigError(f"{what} {name!r} is not allowed: use letters, digits, '.', '_' and '-' only "
+                          "(it names files and folders)")
+    return name
+
+
+def _locate(name_or_path: str) -> Path:
+    """A path ending in .py runs that file; anything else is a packaged scenario's name, never a path."""
+    if name_or_path.endswith(".py"):
+        path = Path(name_or_path).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"scenario file {name_or_path} does not exist; pass an existing .py file or a name "
+                              f"from `recbench list`")
+        return path
+    choices = ", ".join(available()) or "(none found)"
+    if not SAFE_NAME.match(name_or_path) or not (SCENARIO_DIR / f"{name_or_path}.py").is_file():
+        raise ConfigError(f"unknown scenario {name_or_path!r}: choose one of {choices}, or pass a path to a .py file")
+    return SCENARIO_DIR / f"{name_or_path}.py"
+
+
 def load(name_or_path: str) -> Scenario:
-    """A scenario by name (scenarios/NAME.py) or by path to a .py file."""
-    path = Path(name_or_path)
-    if not (path.suffix == ".py" and path.exists()):
-        path = SCENARIO_DIR / f"{name_or_path}.py"
-        if not path.exists():
-            choices = ", ".join(available()) or "(none found)"
-            raise ConfigError(f"unknown scenario {name_or_path!r}: choose one of {choices}, or pass a path to a .py file")
+    """A scenario by name (one of the packaged scenarios/NAME.py) or by a path ending in .py."""
+    path = _locate(str(name_or_path))
     spec = importlib.util.spec_from_file_location(f"recbench_scenario_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     assert spec.loader is not None
@@ -185,12 +223,32 @@ def load(name_or_path: str) -> Scenario:
     except SkipScenario:
         raise
     except Exception as exc:  # a broken scenario file is the user's to fix: say where
-        raise ConfigError(f"scenario {path} failed to load ({exc.__class__.__name__}: {exc}); fix that file") from None
+        raise ConfigError(f"scenario {path} failed to load ({exc.__class__.__name__}: {_first_line(exc)}); "
+                          "fix that file") from None
     scenario = getattr(module, "SCENARIO", None)
     if scenario is None and hasattr(module, "build"):
-        scenario = module.build()
+        try:
+            scenario = module.build()
+        except SkipScenario:
+            raise
+        except Exception as exc:  # noqa: BLE001 - as for an import error: the file is the user's to fix
+            raise ConfigError(f"scenario {path}: build() raised {exc.__class__.__name__}: {_first_line(exc)}; "
+                              "fix that file") from None
     if not isinstance(scenario, Scenario):
         raise ConfigError(f"scenario {path} defines no SCENARIO (a bench.scenario.Scenario) nor build(); add one")
-    if not scenario.cells:
-        raise ConfigError(f"scenario {path} declares no cells; add at least one CellSpec")
+    if not scenario.cells or not all(isinstance(c, CellSpec) for c in scenario.cells):
+        raise ConfigError(f"scenario {path} declares no cells, or something that is not a CellSpec among them; "
+                          "declare at least one CellSpec")
+    check_name(scenario.name, f"scenario {path}: name")
+    names = [c.name for c in scenario.cells]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise ConfigError(f"scenario {path} declares cell {duplicated[0]} more than once"
+                          f"{f' (and {len(duplicated) - 1} more)' if len(duplicated) > 1 else ''}: give the "
+                          "copies different tags (CellSpec(tag=...)) or drop them")
     return replace(scenario, source=str(path))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else "(no message)"

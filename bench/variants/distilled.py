@@ -26,7 +26,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from bench.errors import ConfigError
-from bench.models import ResolvedModel, copy_tokenizer, default_cache_dir, publish_dir, resolve_local
+from bench.cache_lock import artefact_lock
+from bench.models import (FILES_KEY, ResolvedModel, check_files, copy_tokenizer, default_cache_dir, publish_dir,
+                          read_manifest, resolve_local, write_manifest)
 from bench.variants.base import Preparation
 
 _LAYER_KEY = re.compile(r"^(encoder\.layer\.|h\.|layers\.)(\d+)\.")
@@ -137,13 +139,39 @@ def distil(teacher: ResolvedModel, texts: Sequence[str] | None, settings: "Disti
                           "dataset's item and profile texts")
     texts_sha = _texts_digest(unique)
     target = _student_dir(teacher, texts_sha, settings, cache_dir)
+    # one process trains a given student at a time; a concurrent run waits and then reuses it
+    with artefact_lock(target):
+        cached, problem = _cached_student(target, teacher, cache_dir)
+        if cached is not None:
+            return cached
+        student, prep = _train(teacher, unique, texts_sha, target, settings, device, cache_dir)
+    if problem is not None:
+        prep.notes["rebuilt_because"] = problem
+    return student, prep
+
+
+def _cached_student(target: Path, teacher: ResolvedModel, cache_dir: Path | None
+                    ) -> tuple[tuple[ResolvedModel, Preparation] | None, str | None]:
+    """The cached student if every file still matches the sha256 recorded when it was saved; else why not."""
     meta_file = target / "recbench-distil.json"
-    if meta_file.is_file() and (target / "config.json").is_file():
-        meta = json.loads(meta_file.read_text())
-        student = resolve_local(target, name=meta["name"], cache_dir=cache_dir, source="distilled",
-                                cost_only=teacher.cost_only)
-        return student, Preparation(seconds=meta["distil_s"], file_bytes=meta["file_bytes"],
-                                    notes={**meta, "reused_from_cache": True})
+    if not (meta_file.is_file() and (target / "config.json").is_file()):
+        return None, None
+    problem = check_files(target, read_manifest(target).get(FILES_KEY), cache_dir)
+    if problem is None:
+        try:
+            meta = json.loads(meta_file.read_text())
+            student = resolve_local(target, name=meta["name"], cache_dir=cache_dir, source="distilled",
+                                    cost_only=teacher.cost_only)
+            return (student, Preparation(seconds=meta["distil_s"], file_bytes=meta["file_bytes"],
+                                         notes={**meta, "reused_from_cache": True})), None
+        except (ValueError, KeyError, TypeError) as exc:
+            problem = f"recbench-distil.json is unreadable ({exc.__class__.__name__})"
+    shutil.rmtree(target, ignore_errors=True)  # corrupt: trained again below, never used
+    return None, problem
+
+
+def _train(teacher: ResolvedModel, unique: list[str], texts_sha: str, target: Path, settings: DistilSettings,
+           device: str, cache_dir: Path | None) -> tuple[ResolvedModel, Preparation]:
     import torch
 
     from bench.variants.eager import load_module
@@ -241,10 +269,10 @@ def _save_student(student, teacher: ResolvedModel, target: Path, meta: dict[str,
         student.save_pretrained(staging, safe_serialization=True)
         copy_tokenizer(teacher.path, staging)
         meta["file_bytes"] = int(sum(p.stat().st_size for p in staging.glob("*.safetensors")))
-        (staging / "recbench.json").write_text(json.dumps(
-            {"name": meta["name"], "cost_only": teacher.cost_only,
-             "notes": {"distilled_from": teacher.name, "student_layers": meta["student_layers"]}}, indent=2))
         (staging / "recbench-distil.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+        # recbench.json last: it records the sha256 of every other file, checked before each reuse
+        write_manifest(staging, {"name": meta["name"], "cost_only": teacher.cost_only,
+                                 "notes": {"distilled_from": teacher.name, "student_layers": meta["student_layers"]}})
         publish_dir(staging, target, marker="recbench-distil.json")
     finally:
         if staging.exists():

@@ -7,7 +7,9 @@
   follows the CPU as optimum's AutoQuantizationConfig does: u8/s8 where VNNI exists (avx512_vnni / avx_vnni /
   AMX), u8/u8 on plain AVX2, where u8/s8 can saturate.
 - Files live in a cache directory keyed by the weights' sha256 and the tool versions, so a second cell reuses
-  them; `preparation.seconds` is the export/quantise time measured when they were made.
+  them; `preparation.seconds` is the export/quantise time measured when they were made. Each file's sha256 is
+  recorded when it is written and checked before every use; a mismatch re-makes the file (noted as
+  `*_rebuilt_because`). One lock per export directory keeps concurrent runs from preparing it twice.
 - Sessions: CPUExecutionProvider with intra-op threads pinned (inter-op 1); CUDAExecutionProvider on GPU.
 """
 from __future__ import annotations
@@ -26,7 +28,9 @@ from typing import Any
 import numpy as np
 
 from bench.errors import BenchError
-from bench.models import ResolvedModel, default_cache_dir, publish_dir
+from bench.cache_lock import artefact_lock
+from bench.models import (FILES_KEY, ResolvedModel, check_files, default_cache_dir, file_sha256, publish_dir,
+                          record_files)
 from bench.variants.base import Preparation
 from bench.variants.runtime import mean_pool_np
 
@@ -112,12 +116,33 @@ def _main_export(model: ResolvedModel, output: Path, optimize: str | None) -> No
         hf_logging.set_verbosity(hf_level)
 
 
+def _model_files(directory: Path) -> tuple[str, ...]:
+    """The graph and any external-data files beside it (models over 2 GB): what the fp32 export consists of."""
+    return tuple(sorted(p.name for p in directory.glob("model.onnx*") if p.is_file()))
+
+
 def export_onnx(model: ResolvedModel, cache_dir: Path | None = None) -> tuple[Path, dict[str, Any]]:
-    """The fp32 ONNX file for `model` (exported once, then reused) and its metadata."""
+    """The fp32 ONNX file for `model` (exported once, then reused) and its metadata.
+
+    The export records the sha256 of each file it wrote; every later use checks them (through the memo of
+    bench.models.file_sha256, which no same-size same-mtime rewrite can fool) and re-exports on a mismatch.
+    """
     directory = _export_dir(model, cache_dir)
-    meta = _read_meta(directory)
-    if (directory / "model.onnx").is_file() and meta.get("export_s") is not None:
-        return directory / "model.onnx", {**meta, "reused_from_cache": True}
+    with artefact_lock(directory):
+        meta = _read_meta(directory)
+        problem = "not exported yet"
+        if (directory / "model.onnx").is_file() and meta.get("export_s") is not None:
+            problem = check_files(directory, meta.get(FILES_KEY), cache_dir)
+            if problem is None:
+                return directory / "model.onnx", {**meta, "reused_from_cache": True}
+        path, meta = _export(model, directory)
+    if problem != "not exported yet":
+        meta["rebuilt_because"] = problem  # the cached export was unusable: say so beside the new one
+    return path, meta
+
+
+def _export(model: ResolvedModel, directory: Path) -> tuple[Path, dict[str, Any]]:
+    """Export into a private staging directory and publish it whole (under the caller's lock)."""
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=directory.name + ".tmp"))
     try:
@@ -138,8 +163,12 @@ def export_onnx(model: ResolvedModel, cache_dir: Path | None = None) -> tuple[Pa
         if not (staging / "model.onnx").is_file():
             raise BenchError(f"ONNX export of {model.name} wrote no model.onnx: run this model with --variant fp32")
         meta = {"export_s": export_s, "graph": fusion_note, "versions": _versions(), "model": model.name,
-                "weights_sha256": model.weights_sha256, "exporter": "optimum.exporters.onnx.main_export"}
+                "weights_sha256": model.weights_sha256, "exporter": "optimum.exporters.onnx.main_export",
+                FILES_KEY: {name: sha for name, sha in record_files(staging).items()
+                            if name in _model_files(staging)}}
         _write_meta(staging, meta)
+        if directory.exists():
+            shutil.rmtree(directory)  # a corrupt or half-written export: replaced whole
         publish_dir(staging, directory, marker="recbench-onnx.json")
     finally:
         if staging.exists():
@@ -147,42 +176,78 @@ def export_onnx(model: ResolvedModel, cache_dir: Path | None = None) -> tuple[Pa
     return directory / "model.onnx", {**meta, "reused_from_cache": False}
 
 
-def quantize_onnx(fp32_file: Path) -> tuple[Path, dict[str, Any]]:
-    """Dynamic int8 copy of an exported graph, next to it (made once, then reused)."""
+def _int8_key(target: Path) -> str:
+    return f"sha256[{target.name}]"
+
+
+def quantize_onnx(fp32_file: Path, cache_dir: Path | None = None) -> tuple[Path, dict[str, Any]]:
+    """Dynamic int8 copy of an exported graph, next to it (made once, verified on every use, then reused)."""
     directory = fp32_file.parent
     weight_type = int8_weight_type()
     target = directory / f"model.int8-{weight_type.lower()}.onnx"
-    meta = _read_meta(directory)
     key = f"quantize_s[{weight_type}]"
-    if target.is_file() and meta.get(key) is not None:
-        return target, {"quantize_s": meta[key], "weight_type": weight_type, "reused_from_cache": True}
+    # one lock for the whole export directory: the quantiser reads the fp32 graph and rewrites the shared metadata
+    with artefact_lock(directory):
+        meta = _read_meta(directory)
+        problem = "not quantised yet"
+        if target.is_file() and meta.get(key) is not None:
+            problem = check_files(directory, {target.name: meta.get(_int8_key(target))}
+                                  if meta.get(_int8_key(target)) else None, cache_dir)
+            if problem is None:
+                return target, {"quantize_s": meta[key], "weight_type": weight_type, "reused_from_cache": True}
+        quantize_s = _quantize(fp32_file, target, weight_type)
+        meta = _read_meta(directory)
+        meta[key] = quantize_s
+        meta[_int8_key(target)] = file_sha256(target, cache_dir)
+        _write_meta(directory, meta)
+    out = {"quantize_s": quantize_s, "weight_type": weight_type, "reused_from_cache": False}
+    if problem != "not quantised yet":
+        out["rebuilt_because"] = problem
+    return target, out
+
+
+def _quantize(fp32_file: Path, target: Path, weight_type: str) -> float:
+    """Quantise in a private staging directory, then rename the result into place; returns the seconds taken.
+
+    ONNX Runtime writes a fixed-name `<input>-inferred.onnx` beside its input while it works: the input is
+    linked into the staging directory so that file never lands beside the shared export.
+    """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    tmp = directory / f".{target.name}.{os.getpid()}.tmp.onnx"
-    t0 = time.perf_counter()
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp"))
     root = logging.getLogger()
     root_level = root.level
     try:
-        # quantize_dynamic logs "consider pre-processing" on the root logger: advice for static
-        # (calibrated) quantisation, which this is not
-        root.setLevel(logging.ERROR)
-        # DefaultTensorType: fused contrib ops (Attention, SkipLayerNorm) defeat ONNX shape inference, so the
-        # quantiser must be told their outputs are float.
-        quantize_dynamic(fp32_file, tmp, weight_type=getattr(QuantType, weight_type), per_channel=True,
-                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-    except Exception as exc:  # noqa: BLE001
-        tmp.unlink(missing_ok=True)
-        raise BenchError(f"ONNX Runtime int8 quantisation of {fp32_file} failed ({_one_line(exc)}): use --variant "
-                         "onnx or int8 instead") from None
+        for name in _model_files(fp32_file.parent):
+            _link_or_copy(fp32_file.parent / name, staging / name)
+        tmp = staging / target.name
+        t0 = time.perf_counter()
+        try:
+            # quantize_dynamic logs "consider pre-processing" on the root logger: advice for static
+            # (calibrated) quantisation, which this is not
+            root.setLevel(logging.ERROR)
+            # DefaultTensorType: fused contrib ops (Attention, SkipLayerNorm) defeat ONNX shape inference, so the
+            # quantiser must be told their outputs are float.
+            quantize_dynamic(staging / fp32_file.name, tmp, weight_type=getattr(QuantType, weight_type),
+                             per_channel=True, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        except Exception as exc:  # noqa: BLE001
+            raise BenchError(f"ONNX Runtime int8 quantisation of {fp32_file} failed ({_one_line(exc)}): use "
+                             "--variant onnx or int8 instead") from None
+        finally:
+            root.setLevel(root_level)
+        quantize_s = time.perf_counter() - t0
+        os.replace(tmp, target)
     finally:
-        root.setLevel(root_level)
-    quantize_s = time.perf_counter() - t0
-    os.replace(tmp, target)
-    meta = _read_meta(directory)
-    meta[key] = quantize_s
-    _write_meta(directory, meta)
-    return target, {"quantize_s": quantize_s, "weight_type": weight_type, "reused_from_cache": False}
+        shutil.rmtree(staging, ignore_errors=True)
+    return quantize_s
+
+
+def _link_or_copy(source: Path, link: Path) -> None:
+    try:
+        os.link(source, link)
+    except OSError:  # another filesystem, or no hard links: a copy costs disk, not correctness
+        shutil.copyfile(source, link)
 
 
 class OrtBackend:
@@ -247,14 +312,18 @@ def build_onnx(model: ResolvedModel, quantized: bool, device: str, threads: int,
     notes: dict[str, Any] = {"export_s": export_meta["export_s"], "graph": export_meta["graph"],
                              "export_reused_from_cache": export_meta["reused_from_cache"],
                              "versions": export_meta.get("versions", {}), "threads_intra_op": threads}
+    if export_meta.get("rebuilt_because"):
+        notes["export_rebuilt_because"] = export_meta["rebuilt_because"]
     seconds = float(export_meta["export_s"])
     file = fp32_file
     if quantized:
-        file, q_meta = quantize_onnx(fp32_file)
+        file, q_meta = quantize_onnx(fp32_file, Path(cache_dir) if cache_dir is not None else None)
         seconds += float(q_meta["quantize_s"])
         notes.update({"quantize_s": q_meta["quantize_s"], "weight_type": q_meta["weight_type"], "per_channel": True,
                       "quantize_reused_from_cache": q_meta["reused_from_cache"],
                       "method": "onnxruntime.quantization.quantize_dynamic"})
+        if q_meta.get("rebuilt_because"):
+            notes["quantize_rebuilt_because"] = q_meta["rebuilt_because"]
     t0 = time.perf_counter()
     backend = OrtBackend(file, "int8-dynamic" if quantized else "float32", device, threads)
     notes.update({"session_load_s": time.perf_counter() - t0, "providers": backend.providers, "file": str(file)})
