@@ -15,8 +15,10 @@ Cells are matched by name. Two kinds of gate:
   strict_timing. Timing across different machines is compared only for what it is worth: the verdict says so.
 
 Everything else (throughput and latency summaries, memory peaks, dollars) is shown as information.
-Exit codes: 0 no regression, 1 regression, 2 bad input (unreadable / malformed / newer-schema file, no cell in
-common).
+A measured cell of base that is missing from head is a regression (its figures can no longer be checked);
+derived pseudo-cells (hosted-API estimates, size fits) never count as cells in common.
+Exit codes: 0 no regression, 1 regression, 2 bad input (unreadable / malformed / newer-schema file, no measured
+cell in common).
 """
 from __future__ import annotations
 
@@ -30,8 +32,10 @@ from typing import Any
 
 import numpy as np
 
+from bench.cost import HOSTED_RECOMMENDER
 from bench.errors import BenchError
 from bench.results import CellResult, MetricRow, RunResult
+from bench.sizes import SIZE_FIT_RECOMMENDER
 
 QUALITY_RE = re.compile(r"^(ndcg|recall|hit|mrr|precision|map|coverage)@\d+$")
 HIGHER_BETTER_EXTRA = {"quality_retained_vs_fp32"}
@@ -107,12 +111,14 @@ class Verdict:
 
     def markdown(self, all_rows: bool = False) -> str:
         rows = [f for f in _ordered(self.findings) if all_rows or f.verdict not in ("ok", "info")]
-        lines = [f"## recbench compare: {self.base_run} -> {self.head_run}", "", f"**{self.headline()}**", ""]
-        lines += [f"- {n}" for n in self.notes] + ([""] if self.notes else [])
+        from bench.report.markdown import md_text  # names and errors come from the files: never raw HTML
+        lines = [f"## recbench compare: {md_text(self.base_run)} -> {md_text(self.head_run)}", "",
+                 f"**{md_text(self.headline())}**", ""]
+        lines += [f"- {md_text(n)}" for n in self.notes] + ([""] if self.notes else [])
         if rows:
             lines += ["| cell | figure | base | head | delta | verdict | detail |", "|---|---|---:|---:|---:|---|---|"]
             for f in rows:
-                lines.append("| " + " | ".join(s.replace("|", "\\|") for s in (
+                lines.append("| " + " | ".join(md_text(s) for s in (
                     f.cell, f.metric, _fmt(f.base), _fmt(f.head), _fmt_delta(f), f.verdict, f.detail)) + " |")
         return "\n".join(lines) + "\n"
 
@@ -264,17 +270,26 @@ def compare(base: RunResult, head: RunResult, tolerances: Tolerances | None = No
     base_cells = {c.cell: c for c in base.cells}
     head_cells = {c.cell: c for c in head.cells}
     common = [name for name in base_cells if name in head_cells]
-    if not common:
-        raise BenchError(f"no cell in common between {base.run_id} ({len(base_cells)} cells) and {head.run_id} "
-                         f"({len(head_cells)} cells); compare runs of the same scenario")
-    verdict = Verdict(base.run_id, head.run_id, strict_timing, tol, len(common))
+    # derived cells (hosted-API estimates, size fits) are computed from the measured ones and the price sheet:
+    # two runs that share only those share no measurement
+    measured = [name for name in common if not _derived(base_cells[name])]
+    if not measured:
+        raise BenchError(f"no measured cell in common between {base.run_id} ({_count(base.cells)} measured cells) "
+                         f"and {head.run_id} ({_count(head.cells)}); compare runs of the same scenario")
+    verdict = Verdict(base.run_id, head.run_id, strict_timing, tol, len(measured))
     machine_b, machine_h = _machine_id(base), _machine_id(head)
     if machine_b and machine_h and machine_b != machine_h:
         verdict.notes.append(f"the runs come from different machines ({machine_b} vs {machine_h}): timing "
                              "differences mix code and hardware")
-    for name in base_cells:
-        if name not in head_cells:
-            verdict.findings.append(Finding(name, "cell", None, None, "cell", "warning", "in base, missing in head"))
+    for name, b in base_cells.items():
+        if name in head_cells:
+            continue
+        if _derived(b) or b.status == "failed":
+            why = "derived figures" if _derived(b) else "failed in base"
+            verdict.findings.append(Finding(name, "cell", None, None, "cell", "info", f"{why}; missing in head"))
+        else:  # every gated figure of a cell that ran is gone: dropped from the scenario, or the run stopped early
+            verdict.findings.append(Finding(name, "cell", None, None, "cell", "regression",
+                                            f"{b.status} in base, missing in head: none of its figures can be checked"))
     for name in head_cells:
         if name not in base_cells:
             verdict.findings.append(Finding(name, "cell", None, None, "cell", "info", "new in head"))
@@ -310,6 +325,15 @@ def compare(base: RunResult, head: RunResult, tolerances: Tolerances | None = No
                 verdict.findings.append(_timing(name, _label(f"median ms: {tname}", load, occ), b_t[key], h_t[key], tol,
                                                 strict_timing))
     return verdict
+
+
+def _derived(cell: CellResult) -> bool:
+    """A pseudo-cell computed from other cells (hosted-API cost estimates, model-size fits), not measured."""
+    return cell.recommender in (HOSTED_RECOMMENDER, SIZE_FIT_RECOMMENDER)
+
+
+def _count(cells: list[CellResult]) -> int:
+    return sum(not _derived(c) for c in cells)
 
 
 # ---------------------------------------------------------------- printing

@@ -204,8 +204,9 @@ def parse_prices(data: dict[str, Any], where: str = "price sheet") -> PriceSheet
             if precision not in PRECISIONS:
                 raise ConfigError(f"{where}: {what} peak_gflops has unknown precision {precision!r}; "
                                   f"use {', '.join(PRECISIONS)}")
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ConfigError(f"{where}: {what} peak_gflops.{precision} = {value!r}; it must be a positive number")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise ConfigError(f"{where}: {what} peak_gflops.{precision} = {value!r}; it must be a positive finite "
+                              "number")
             peaks[precision] = float(value)
         hardware[name] = HardwarePrice(name=name, provider=f["provider"], usd_per_hour=f["usd_per_hour"],
                                        vcpus=f["vcpus"], memory_gib=f["memory_gib"], gpu=f["gpu"],
@@ -221,7 +222,7 @@ def parse_prices(data: dict[str, Any], where: str = "price sheet") -> PriceSheet
         hosted[name] = HostedPrice(name=name, **f)
 
     _non_negative(settings, ("energy_usd_per_kwh",), "[settings]", where)
-    if settings["amortise_over_recs"] <= 0:
+    if not 0 < settings["amortise_over_recs"] < math.inf:
         raise ConfigError(f"{where}: [settings] amortise_over_recs = {settings['amortise_over_recs']}; "
                           "it must be a positive number of recommendations")
     if settings["local_default_instance"] not in hardware:

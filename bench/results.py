@@ -7,6 +7,7 @@ after them (add, never rename).
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import math
@@ -16,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.errors import BenchError
+from bench.errors import BenchError, disk_full
 
 SCHEMA_VERSION = 1
 CSV_COLUMNS = ["run_id", "cell", "dataset", "split", "recommender", "variant", "device", "load",
@@ -124,13 +125,83 @@ def to_dict(run: RunResult) -> dict[str, Any]:
     return _clean(asdict(run))
 
 
-def from_dict(data: dict[str, Any], where: str = "results") -> RunResult:
+#: schema versions this recbench reads (an older one would be upgraded here, field by field)
+KNOWN_SCHEMA_VERSIONS = (1,)
+
+_STR, _NUM, _INT, _DICT, _LIST = (str,), (int, float), (int,), (dict,), (list,)
+_OPT = (type(None),)
+#: field -> accepted JSON types, for the run, each cell and each metric row (absent optional fields are fine)
+_RUN_FIELDS = {"run_id": _STR, "scenario": _DICT, "provenance": _DICT, "cells": _LIST, "created_at": _STR,
+               "machine": _DICT}
+_CELL_FIELDS = {"cell": _STR, "dataset": _STR, "split": _STR, "recommender": _STR, "variant": _STR, "device": _STR,
+                "status": _STR, "error": _STR + _OPT, "label": _STR, "params": _DICT, "metrics": _LIST,
+                "timings": _LIST, "memory": _DICT, "provenance": _DICT, "extras": _DICT}
+_METRIC_FIELDS = {"metric": _STR, "value": _NUM + _OPT, "unit": _STR, "load": _STR, "n": _INT + _OPT,
+                  "ci95_low": _NUM + _OPT, "ci95_high": _NUM + _OPT, "flag": _STR, "label": _STR}
+_REQUIRED = {"run": ("run_id", "cells"), "cell": ("cell", "dataset", "split", "recommender", "variant", "device"),
+             "metric": ("metric", "value")}
+_JSON_NAMES = {str: "a string", int: "an integer", float: "a number", dict: "an object", list: "a list",
+               type(None): "null"}
+
+
+def _check_fields(obj: Any, spec: dict[str, tuple], kind: str, at: str, where: str) -> None:
+    if not isinstance(obj, dict):
+        raise BenchError(f"{where}: {at} is {_json_name(obj)}, not an object; {_FIX}")
+    for name in _REQUIRED[kind]:
+        if name not in obj:
+            raise BenchError(f"{where}: {at} has no {name!r}; {_FIX}")
+    for name, value in obj.items():
+        if name not in spec:
+            raise BenchError(f"{where}: {at} has an unknown field {name!r}; {_FIX}")
+        allowed = spec[name]
+        if isinstance(value, bool) or not isinstance(value, allowed):  # JSON true/false is no number
+            expected = " or ".join(dict.fromkeys(_JSON_NAMES[t] for t in allowed))
+            raise BenchError(f"{where}: {at}.{name} is {_json_name(value)}, expected {expected}; {_FIX}")
+
+
+def _json_name(value: Any) -> str:
+    return "a boolean" if isinstance(value, bool) else _JSON_NAMES.get(type(value), type(value).__name__)
+
+
+_FIX = "malformed results file: re-run `recbench run` to produce a valid one"
+
+
+def validate(data: Any, where: str = "results") -> None:
+    """Every field of a results dict has the type the schema gives it; one-line BenchError naming the first that
+    does not. Run before any reader touches the data, so a malformed file never reaches the analysis."""
+    if not isinstance(data, dict):
+        raise BenchError(f"{where}: not a recbench results file (a JSON object is expected); pass a results.json "
+                         "from `recbench run`")
     version = data.get("schema_version")
-    if not isinstance(version, int):
-        raise BenchError(f"{where}: not a recbench results file (no schema_version); pass a results.json from `recbench run`")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise BenchError(f"{where}: not a recbench results file (no integer schema_version); pass a results.json "
+                         "from `recbench run`")
     if version > SCHEMA_VERSION:
         raise BenchError(f"{where}: results schema {version} is newer than this recbench understands "
                          f"({SCHEMA_VERSION}); upgrade recbench")
+    if version not in KNOWN_SCHEMA_VERSIONS:
+        raise BenchError(f"{where}: results schema {version} is not one recbench ever wrote (known: "
+                         f"{', '.join(map(str, KNOWN_SCHEMA_VERSIONS))}); pass a results.json from `recbench run`")
+    _check_fields({k: v for k, v in data.items() if k != "schema_version"}, _RUN_FIELDS, "run", "the file", where)
+    for i, cell in enumerate(data["cells"]):
+        _check_fields(cell, _CELL_FIELDS, "cell", f"cells[{i}]", where)
+        if cell.get("status", "ok") not in STATUSES:
+            raise BenchError(f"{where}: cells[{i}].status is {cell['status']!r}, expected one of "
+                             f"{', '.join(STATUSES)}; {_FIX}")
+        for j, row in enumerate(cell.get("metrics", [])):
+            _check_fields(row, _METRIC_FIELDS, "metric", f"cells[{i}].metrics[{j}]", where)
+        for j, timing in enumerate(cell.get("timings", [])):
+            if not isinstance(timing, dict):
+                raise BenchError(f"{where}: cells[{i}].timings[{j}] is {_json_name(timing)}, not an object; {_FIX}")
+            samples = timing.get("samples_ms")
+            if samples is not None and (not isinstance(samples, list) or any(
+                    isinstance(x, bool) or not isinstance(x, (int, float, type(None))) for x in samples)):
+                raise BenchError(f"{where}: cells[{i}].timings[{j}].samples_ms is not a list of numbers; {_FIX}")
+
+
+def from_dict(data: dict[str, Any], where: str = "results") -> RunResult:
+    validate(data, where)
+    version = data["schema_version"]
     try:
         cells = []
         for c in data["cells"]:
@@ -166,7 +237,27 @@ def _cell_provenance(cell: CellResult) -> dict[str, str]:
             "data_checksum": str(prov.get("data_checksum") or "")}
 
 
+#: a text cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets (OWASP's list)
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+#: columns written by _fmt or as integers: numbers, never formulas (a leading "-" there is a minus sign)
+NUMERIC_COLUMNS = frozenset({"value", "n", "ci95_low", "ci95_high"})
+
+
+def neutralise_formula(text: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula gets a leading single quote (shown as text)."""
+    if isinstance(text, str) and text.startswith(FORMULA_PREFIXES):
+        return "'" + text
+    return text
+
+
 def csv_rows(run: RunResult) -> list[dict[str, Any]]:
+    """results.csv's rows. Text columns are neutralised (neutralise_formula): a dataset file named
+    `=cmd|...csv` must not become a formula in the user's spreadsheet."""
+    return [{k: v if k in NUMERIC_COLUMNS else neutralise_formula(v) for k, v in row.items()}
+            for row in _csv_rows(run)]
+
+
+def _csv_rows(run: RunResult) -> list[dict[str, Any]]:
     rows = []
     run_prov = _run_provenance(run)
     for c in run.cells:
@@ -190,20 +281,33 @@ def _fmt(v: float | None) -> str:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write to a temporary file beside `path`, fsync, then rename over it: readers never see half a file."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """As atomic_write_text, for bytes (chart PNGs). A full disk raises one-line DiskFullError naming the path
+    and the space needed; the previous file, if any, is left as it was."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise disk_full(path, len(data)) from None
+        raise
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are meant to be shared like any written file
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise disk_full(path, len(data)) from None
         raise
 
 

@@ -8,6 +8,7 @@ corrupt copy under its real name.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import socket
@@ -72,6 +73,25 @@ def verify_sha256(path: Path, expected: str, what: str) -> None:
         raise DataError(
             f"{what} {path} is corrupt: sha256 {actual[:16]}... does not match the expected {expected[:16]}...; "
             f"delete it and fetch again (recbench data fetch)")
+
+
+def verify_manifest(folder: Path, fix: str) -> None:
+    """Every file a copy_dir_atomically folder recorded is there with its sha256; DataError naming the first
+    that is not (or a missing manifest) and `fix`."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        raise DataError(f"cached copy {folder} has no readable checksum manifest ({MANIFEST}; made by an older "
+                        f"recbench, or damaged), so it cannot be verified; {fix}") from None
+    if not isinstance(manifest, dict) or not manifest:
+        raise DataError(f"cached copy {folder}: its checksum manifest is malformed; {fix}")
+    for name, expected in sorted(manifest.items()):
+        path = folder / str(name)
+        if "/" in str(name) or not path.is_file():
+            raise DataError(f"cached copy {folder} lacks {name}; {fix}")
+        if sha256_file(path) != expected:
+            raise DataError(f"cached file {path} is corrupt (sha256 differs from the one recorded when it was "
+                            f"copied); {fix}")
 
 
 def _umask_mode(path: Path, mode: int) -> None:
@@ -239,17 +259,25 @@ def copy_file_atomically(source: Path, dest: Path) -> Path:
     return dest
 
 
+#: in a folder made by copy_dir_atomically: the sha256 of each file copied, checked by verify_manifest
+MANIFEST = "recbench-sha256.json"
+
+
 def copy_dir_atomically(sources: list[Path], dest_dir: Path, names: list[str] | None = None) -> Path:
     """Copy files into a fresh folder `dest_dir` (optionally renamed to `names`), replacing any old one.
 
     The folder is built beside `dest_dir` and renamed into place; on failure nothing new is left behind.
+    It holds a manifest (MANIFEST) of every file's sha256, so later uses can prove the copy unchanged.
     """
     dest_dir = Path(dest_dir)
     ensure_dir(dest_dir.parent)
     tmp = Path(tempfile.mkdtemp(dir=dest_dir.parent, prefix=f".{dest_dir.name}.", suffix=".part"))
     try:
+        manifest = {}
         for src, name in zip(sources, names or [Path(p).name for p in sources]):
             shutil.copyfile(src, tmp / name)
+            manifest[name] = sha256_file(tmp / name)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
         _umask_mode(tmp, 0o777)
         if dest_dir.exists():
             _remove_quietly(dest_dir)

@@ -130,13 +130,27 @@ def _numbers(values: pd.Series, role: str, path: Path, what: str, fix: str) -> n
         row = int(np.flatnonzero(bad)[0])
         raise DataError(f"{what} {path} has a missing or non-numeric {role} {str(values.iloc[row])!r} in "
                         f"{_row_label(row, path)}; {fix}")
-    return numeric.to_numpy(dtype=np.float64)
+    out = numeric.to_numpy(dtype=np.float64)
+    # inf, -inf, or a value float32 (how ratings are held) cannot represent: every later figure would be NaN or 0
+    with np.errstate(over="ignore"):
+        bad = ~np.isfinite(out.astype(np.float32))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{what} {path} has a non-finite or out-of-range {role} {str(values.iloc[row])!r} in "
+                        f"{_row_label(row, path)}; {fix} (finite, within +-3.4e38)")
+    return out
 
 
 def _timestamps(values: pd.Series, path: Path, what: str) -> np.ndarray:
     numeric = pd.to_numeric(values, errors="coerce")
     if not numeric.isna().any():
-        return np.rint(numeric.to_numpy(dtype=np.float64)).astype(np.int64)
+        seconds = numeric.to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(seconds) | (np.abs(seconds) > 2 ** 62)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise DataError(f"{what} {path} has a non-finite or out-of-range timestamp {str(values.iloc[row])!r} "
+                            f"in {_row_label(row, path)}; use Unix seconds or ISO-8601 date-times")
+        return np.rint(seconds).astype(np.int64)
     parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
     bad = parsed.isna().to_numpy()
     if bad.any():

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from bench.data.cache import (copy_dir_atomically, copy_file_atomically, download_url, ensure_dir, pip_download, resolve_data_dir,
-                               sha256_file)
+                               sha256_file, verify_manifest)
 from bench.data.checksum import fast_canonical_checksum
 from bench.data.dataset import Dataset, Interactions, ItemText
 from bench.errors import DataError
@@ -291,7 +291,12 @@ def _cached_file(folder: Path) -> Path | None:
                                 f"`recbench data fetch ml-100k`")
             return path
     local = folder / LOCAL_COPY
-    return local if local.is_dir() else None  # a copy of the user's files; read_source verifies its content
+    if not local.is_dir():
+        return None
+    # a copy of the user's files: every file against the sha256 recorded at copy time (item text included,
+    # which the content checksum does not cover), then read_source verifies the interactions
+    verify_manifest(local, f"delete {local} and run `recbench data fetch ml-100k --from DIR` again")
+    return local
 
 
 def locate(data_dir=None, source_dir=None, *, allow_download: bool = True, progress: bool | None = None,

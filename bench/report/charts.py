@@ -5,6 +5,7 @@ left out and why. Cost axes are logarithmic; every axis names its unit.
 """
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from matplotlib.transforms import Bbox
 from bench.analysis.paired import compare_cells, frontier
 from bench.report.view import (QUALITY, QUALITY_LABEL, CellView, fp32_sibling, mib, num, reference_classic, sig,
                                usd)
+from bench.results import atomic_write_bytes
 
 DPI = 110
 FAMILY_COLOURS = {"classic": "#2c7fb8", "llm": "#e6550d", "hosted": "#756bb1", "test": "#969696", "other": "#636363"}
@@ -62,8 +64,11 @@ def _figure(width: float, height: float, layout: str | None = None) -> Figure:
 
 
 def _save(fig: Figure, out_dir: Path, name: str) -> Path:
+    """Rendered in memory, then written atomically: a kill or a full disk never leaves a truncated PNG."""
     path = Path(out_dir) / name
-    fig.savefig(path, dpi=DPI, facecolor="white")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, facecolor="white")
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 

@@ -1,6 +1,7 @@
 """report.md: a short Markdown summary for CI step summaries ($GITHUB_STEP_SUMMARY) and pull-request comments."""
 from __future__ import annotations
 
+import html
 from typing import Iterable
 
 from bench.report.headlines import Headline
@@ -8,18 +9,25 @@ from bench.report.view import QUALITY_LABEL, CellView, mib, num, same_sample_not
 from bench.results import RunResult
 
 
-def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+def md_text(text: object) -> str:
+    """Text from a results file made inert in Markdown: `&`, `<`, `>` become entities (so no HTML tag, comment or
+    entity in a cell name, error or flag is ever interpreted), `|` is escaped (table cells) and line breaks
+    become spaces. Renders as the original characters."""
+    return html.escape(str(text), quote=False).replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+_cell = md_text  # table cells
 
 
 def render(run: RunResult, views: list[CellView], heads: list[Headline], html_name: str = "index.html",
            sections: Iterable[str] = ()) -> str:
     """`sections`: optional Markdown blocks (each with its own heading) placed before the prices."""
-    lines = [f"# recbench report: {run.run_id}", ""]
+    lines = [f"# recbench report: {md_text(run.run_id)}", ""]
     scenario = run.scenario.get("name") if isinstance(run.scenario, dict) else None
     if scenario:
-        lines += [f"Scenario `{scenario}`, {run.created_at}. Full report with charts: `{html_name}`.", ""]
-    lines += ["## Headlines", ""] + [f"- {h.text}" for h in heads] + [""]
+        lines += [f"Scenario {md_text(scenario)}, {md_text(run.created_at)}. Full report with charts: "
+                  f"`{html_name}`.", ""]
+    lines += ["## Headlines", ""] + [f"- {md_text(h.text)}" for h in heads] + [""]
 
     footnotes: list[str] = []
 
@@ -44,7 +52,7 @@ def render(run: RunResult, views: list[CellView], heads: list[Headline], html_na
             f"{sig(p50.value)}{mark(p50.flag)}" if p50 else "–", p99_txt, mib(v.peak_rss.value) if v.peak_rss else "–",
             usd(v.usd.value) if v.usd else "–"]) + " |")
     if footnotes:
-        lines += [""] + [f"\\*{i + 1}: {n}  " for i, n in enumerate(footnotes)]
+        lines += [""] + [f"\\*{i + 1}: {md_text(n)}  " for i, n in enumerate(footnotes)]
     hosted = [v for v in views if v.family == "hosted" and v.hosted_usd is not None]
     if hosted:
         lines += ["", "## Hosted APIs (estimated)", "", "| entry | $ / 1k recs | source, date |", "|---|---:|---|"]
@@ -60,8 +68,9 @@ def render(run: RunResult, views: list[CellView], heads: list[Headline], html_na
         lines += ["", "## Prices used", ""]
         for name, hw in sorted(c.get("hardware", {}).items()):
             if name in used:
-                lines.append(f"- {name}: ${hw['usd_per_hour']:g}/h ({hw.get('source')}, {hw.get('date')})")
-        mapping = (f"mapped with --instance {c['instance']}" if c.get("instance") else
+                lines.append(f"- {md_text(name)}: ${hw['usd_per_hour']:g}/h ({md_text(hw.get('source'))}, "
+                             f"{md_text(hw.get('date'))})")
+        mapping = (f"mapped with --instance {md_text(c['instance'])}" if c.get("instance") else
                    f"per-vCPU share of {c.get('local_default_instance')}")
         lines.append(f"- this machine: {mapping}; projections to other hardware are labelled projected")
     lines.append("")

@@ -135,11 +135,11 @@ def test_cost_only_cells_have_no_quality_gate(base_run, head):
 def test_no_cell_in_common_is_bad_input(base_run, head, tmp_path, capsys):
     for c in head.cells:
         c.cell = "other/" + c.cell
-    with pytest.raises(BenchError, match="no cell in common"):
+    with pytest.raises(BenchError, match="no measured cell in common"):
         compare(base_run, head)
     assert main_compare(_write(base_run, tmp_path / "a"), _write(head, tmp_path / "b")) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error:") and "no cell in common" in err and "\n" not in err
+    assert err.startswith("error:") and "no measured cell in common" in err and "\n" not in err
 
 
 @pytest.mark.parametrize("content, needle", [

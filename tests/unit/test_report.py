@@ -120,7 +120,7 @@ def test_markdown_summary_carries_headlines_and_flags(report):
     assert md.startswith(f"# recbench report: {run.run_id}")
     for h in headlines(build_views(run)):
         assert f"- {h.text}" in md
-    assert "\\*1: n<1000: p99 unreliable" in md
+    assert "\\*1: n&lt;1000: p99 unreliable" in md  # escaped: text from a results file is never raw HTML
     assert "| llm-rerank fp32 | failed: MemoryError" in md
 
 
