@@ -236,9 +236,10 @@ def load(name_or_path: str) -> Scenario:
                               "fix that file") from None
     if not isinstance(scenario, Scenario):
         raise ConfigError(f"scenario {path} defines no SCENARIO (a bench.scenario.Scenario) nor build(); add one")
-    if not scenario.cells or not all(isinstance(c, CellSpec) for c in scenario.cells):
-        raise ConfigError(f"scenario {path} declares no cells, or something that is not a CellSpec among them; "
-                          "declare at least one CellSpec")
+    if not isinstance(scenario.cells, (tuple, list)) or not scenario.cells \
+            or not all(isinstance(c, CellSpec) for c in scenario.cells):
+        raise ConfigError(f"scenario {path}: cells must be a non-empty tuple of CellSpec; declare them as "
+                          "cells=(CellSpec(...), ...)")
     check_name(scenario.name, f"scenario {path}: name")
     names = [c.name for c in scenario.cells]
     duplicated = sorted({n for n in names if names.count(n) > 1})
@@ -246,7 +247,7 @@ def load(name_or_path: str) -> Scenario:
         raise ConfigError(f"scenario {path} declares cell {duplicated[0]} more than once"
                           f"{f' (and {len(duplicated) - 1} more)' if len(duplicated) > 1 else ''}: give the "
                           "copies different tags (CellSpec(tag=...)) or drop them")
-    return replace(scenario, source=str(path))
+    return replace(scenario, cells=tuple(scenario.cells), source=str(path))
 
 
 def _first_line(exc: BaseException) -> str:
