@@ -58,3 +58,21 @@ def recbench_process(args: list[str], cwd: Path, **kw) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "-m", "bench.cli", *args], cwd=cwd, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, **kw)
+
+
+def small_run(cell_name: str = "d/random-8-1-1/ease/none/cpu", dataset: str = "d", error: str | None = None):
+    """A RunResult with one measured EASE cell (quality, throughput, latency with samples) and its provenance."""
+    from bench.results import CellResult, RunResult
+
+    cell = CellResult(cell=cell_name, dataset=dataset, split="random-8-1-1", recommender="ease", variant="none",
+                      device="cpu", status="failed" if error else "ok", error=error)
+    if not error:
+        cell.add("ndcg@10", 0.31, "", n=900)
+        cell.add("footprint_bytes", 1_000_000, "bytes")
+        cell.add("throughput_users_per_s", 5000.0, "users/s", load="offline")
+        cell.add("latency_p99_ms", 2.5, "ms", load="single-stream", n=300)
+        cell.timings.append({"load": "single-stream", "name": "latency", "samples_ms": [1.0 + i / 100 for i in range(50)]})
+    cell.provenance = {"seed": 0, "threads": 1, "data_checksum": "abc"}
+    return RunResult(run_id="rel-20260101T000000Z-0001", scenario={"name": "rel"},
+                     provenance={"machine": {"cpu_model": "test cpu", "usable_cores": 2}}, cells=[cell],
+                     created_at="2026-01-01T00:00:00+00:00")
