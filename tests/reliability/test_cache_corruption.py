@@ -66,14 +66,14 @@ def test_a_file_changed_within_the_racy_window_is_never_memoised(tmp_path, monke
 
 
 def test_corrupt_minilm_weights_are_refused(tmp_path):
-    source = models.minilm_dir()
-    copy = tmp_path / "minilm"
-    shutil.copytree(source, copy)
-    models.resolve_minilm(cache_dir=tmp_path, directory=copy)
-    assert _memoised(tmp_path, copy / "model.safetensors")
-    corrupt_in_place(copy / "model.safetensors")
+    """The check resolve_minilm runs first, on a copy of the real weights (the package's own stay untouched)."""
+    copy = tmp_path / "model.safetensors"
+    shutil.copyfile(models.minilm_dir() / "model.safetensors", copy)
+    models.verify_sha256(copy, models.MINILM_SHA256, tmp_path)
+    assert _memoised(tmp_path, copy)
+    corrupt_in_place(copy)
     with pytest.raises(BenchError, match="checksum mismatch") as info:
-        models.resolve_minilm(cache_dir=tmp_path, directory=copy)
+        models.verify_sha256(copy, models.MINILM_SHA256, tmp_path)
     assert "\n" not in str(info.value)
 
 
