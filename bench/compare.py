@@ -273,7 +273,9 @@ def compare(base: RunResult, head: RunResult, tolerances: Tolerances | None = No
     # derived cells (hosted-API estimates, size fits) are computed from the measured ones and the price sheet:
     # two runs that share only those share no measurement
     measured = [name for name in common if not _derived(base_cells[name])]
-    if not measured:
+    # sharing only derived cells is still the same scenario: base's measured cells are then all missing (a
+    # regression, below); sharing nothing at all, or a base with nothing measured, is nothing to compare
+    if not measured and not (common and _count(base.cells)):
         raise BenchError(f"no measured cell in common between {base.run_id} ({_count(base.cells)} measured cells) "
                          f"and {head.run_id} ({_count(head.cells)}); compare runs of the same scenario")
     verdict = Verdict(base.run_id, head.run_id, strict_timing, tol, len(measured))

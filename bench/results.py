@@ -237,17 +237,23 @@ def _cell_provenance(cell: CellResult) -> dict[str, str]:
             "data_checksum": str(prov.get("data_checksum") or "")}
 
 
-#: a text cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets (OWASP's list)
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+#: a text cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets (OWASP's list, plus
+#: a line feed, which a spreadsheet may strip like the carriage return)
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
 #: columns written by _fmt or as integers: numbers, never formulas (a leading "-" there is a minus sign)
 NUMERIC_COLUMNS = frozenset({"value", "n", "ci95_low", "ci95_high"})
 
 
 def neutralise_formula(text: Any) -> Any:
-    """A text cell that a spreadsheet would run as a formula gets a leading single quote (shown as text)."""
-    if isinstance(text, str) and text.startswith(FORMULA_PREFIXES):
-        return "'" + text
-    return text
+    """A text cell that a spreadsheet would run as a formula gets a leading single quote (shown as text).
+
+    A carriage return inside a field also becomes a line feed: the writer quotes fields holding its own line
+    terminator ("\n") but not a lone "\r", which readers take for the end of the row.
+    """
+    if not isinstance(text, str):
+        return text
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
 
 
 def csv_rows(run: RunResult) -> list[dict[str, Any]]:
