@@ -13,7 +13,7 @@ import json
 import math
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -128,20 +128,34 @@ def to_dict(run: RunResult) -> dict[str, Any]:
 #: schema versions this recbench reads (an older one would be upgraded here, field by field)
 KNOWN_SCHEMA_VERSIONS = (1,)
 
-_STR, _NUM, _INT, _DICT, _LIST = (str,), (int, float), (int,), (dict,), (list,)
-_OPT = (type(None),)
-#: field -> accepted JSON types, for the run, each cell and each metric row (absent optional fields are fine)
-_RUN_FIELDS = {"run_id": _STR, "scenario": _DICT, "provenance": _DICT, "cells": _LIST, "created_at": _STR,
-               "machine": _DICT}
-_CELL_FIELDS = {"cell": _STR, "dataset": _STR, "split": _STR, "recommender": _STR, "variant": _STR, "device": _STR,
-                "status": _STR, "error": _STR + _OPT, "label": _STR, "params": _DICT, "metrics": _LIST,
-                "timings": _LIST, "memory": _DICT, "provenance": _DICT, "extras": _DICT}
-_METRIC_FIELDS = {"metric": _STR, "value": _NUM + _OPT, "unit": _STR, "load": _STR, "n": _INT + _OPT,
-                  "ci95_low": _NUM + _OPT, "ci95_high": _NUM + _OPT, "flag": _STR, "label": _STR}
+_JSON_TYPES = {"str": (str,), "float": (int, float), "int": (int,), "bool": (bool,), "None": (type(None),)}
+
+
+def _accepted(annotation: str) -> tuple[type, ...] | None:
+    """JSON types a dataclass field's annotation allows ("str | None" -> str or null); None = anything."""
+    out: tuple[type, ...] = ()
+    for part in (p.strip() for p in annotation.split("|")):
+        base = part.split("[", 1)[0]
+        if base in ("dict", "list", "tuple"):
+            out += (dict,) if base == "dict" else (list,)
+        elif base == "float":
+            out += _JSON_TYPES["float"] + _JSON_TYPES["None"]  # NaN and infinities are written as null
+        elif base in _JSON_TYPES:
+            out += _JSON_TYPES[base]
+        else:
+            return None  # Any, or a type this reader does not know: not checked here
+    return out
+
+
+def _schema_of(cls: type) -> dict[str, tuple[type, ...] | None]:
+    """Field -> accepted JSON types, read off the dataclass itself, so a field added there is known here."""
+    return {f.name: _accepted(str(f.type)) for f in fields(cls)}
+
+
 _REQUIRED = {"run": ("run_id", "cells"), "cell": ("cell", "dataset", "split", "recommender", "variant", "device"),
              "metric": ("metric", "value")}
 _JSON_NAMES = {str: "a string", int: "an integer", float: "a number", dict: "an object", list: "a list",
-               type(None): "null"}
+               bool: "a boolean", type(None): "null"}
 
 
 def _check_fields(obj: Any, spec: dict[str, tuple], kind: str, at: str, where: str) -> None:
@@ -154,8 +168,10 @@ def _check_fields(obj: Any, spec: dict[str, tuple], kind: str, at: str, where: s
         if name not in spec:
             raise BenchError(f"{where}: {at} has an unknown field {name!r}; {_FIX}")
         allowed = spec[name]
-        if isinstance(value, bool) or not isinstance(value, allowed):  # JSON true/false is no number
-            expected = " or ".join(dict.fromkeys(_JSON_NAMES[t] for t in allowed))
+        if allowed is None:
+            continue
+        if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):  # true is no number
+            expected = " or ".join(dict.fromkeys(_JSON_NAMES[t] for t in allowed if not (t is int and float in allowed)))
             raise BenchError(f"{where}: {at}.{name} is {_json_name(value)}, expected {expected}; {_FIX}")
 
 
@@ -182,14 +198,14 @@ def validate(data: Any, where: str = "results") -> None:
     if version not in KNOWN_SCHEMA_VERSIONS:
         raise BenchError(f"{where}: results schema {version} is not one recbench ever wrote (known: "
                          f"{', '.join(map(str, KNOWN_SCHEMA_VERSIONS))}); pass a results.json from `recbench run`")
-    _check_fields({k: v for k, v in data.items() if k != "schema_version"}, _RUN_FIELDS, "run", "the file", where)
+    _check_fields(data, _schema_of(RunResult), "run", "the file", where)
     for i, cell in enumerate(data["cells"]):
-        _check_fields(cell, _CELL_FIELDS, "cell", f"cells[{i}]", where)
+        _check_fields(cell, _schema_of(CellResult), "cell", f"cells[{i}]", where)
         if cell.get("status", "ok") not in STATUSES:
             raise BenchError(f"{where}: cells[{i}].status is {cell['status']!r}, expected one of "
                              f"{', '.join(STATUSES)}; {_FIX}")
         for j, row in enumerate(cell.get("metrics", [])):
-            _check_fields(row, _METRIC_FIELDS, "metric", f"cells[{i}].metrics[{j}]", where)
+            _check_fields(row, _schema_of(MetricRow), "metric", f"cells[{i}].metrics[{j}]", where)
         for j, timing in enumerate(cell.get("timings", [])):
             if not isinstance(timing, dict):
                 raise BenchError(f"{where}: cells[{i}].timings[{j}] is {_json_name(timing)}, not an object; {_FIX}")
