@@ -1,26 +1,26 @@
-"""scenario -> cells -> one fresh process per cell -> results files.
+"""scenario -> cells -> executor -> results files -> run-level figures -> report.
 
-Each cell runs in a spawned process so that no cell inherits another's warm caches, threads or heap.
-A cell that raises, dies or outlives its timeout becomes a failed row with the reason; the run goes on
-and the results files, rewritten atomically after every cell, stay valid throughout.
+The executor (bench.executors: `local` by default, or `ray`) decides where and how each cell runs in a
+fresh process; the runner does not know which one it drives. A cell that raises, dies or outlives its
+timeout comes back as a failed row with the reason; the run goes on and the results files, rewritten
+atomically after every cell, stay valid throughout, so `--resume RUN_DIR` can finish an interrupted run.
 """
 from __future__ import annotations
 
 import datetime as dt
-import multiprocessing as mp
 import os
 import time
-import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
+from bench import executors
 from bench import results as results_mod
-from bench.errors import BenchError, ConfigError
-from bench.results import CellResult, RunResult
-from bench.scenario import LOADS, NO_VARIANT, CellSpec, Scenario, Settings
-
-Listener = Callable[[str, CellSpec, str], None]  # (event, cell, message) for progress display
+from bench import resume as resume_mod
+from bench.errors import ConfigError
+from bench.executors import CellTask, Listener
+from bench.results import RunResult
+from bench.scenario import LOADS, NO_VARIANT, Scenario, Settings
 
 
 @dataclass(frozen=True)
@@ -28,89 +28,23 @@ class RunOptions:
     out_root: Path = Path("reports")
     prices: Path | None = None
     instance: str | None = None
+    #: node name -> instance, for runs across machines: each node's cells are priced as that instance
+    node_instances: dict[str, str] = field(default_factory=dict)
     report: bool = True
     measure_peak: bool = True
+    #: a name registered in bench.executors, and its options (address, cells_per_node)
+    executor: str = "local"
+    executor_options: dict[str, Any] = field(default_factory=dict)
+    #: an earlier run's directory: run only its missing and failed cells, and complete its files
+    resume: Path | None = None
 
 
-def _child(spec: CellSpec, settings: Settings, conn) -> None:
-    """Entry point of a cell's process: sends ("progress", msg)*, then ("result", CellResult) or ("error", ...)."""
-    try:
-        # pin threads before numpy/torch are imported, so every library starts with the right pool
-        from bench.measure.threads import pin_threads
-        pinned = pin_threads(settings.threads)
-        from bench.cell import run_cell
-        result = run_cell(spec, settings, progress=lambda msg: conn.send(("progress", msg)), pinned=pinned)
-        conn.send(("result", result))
-    except BaseException as exc:  # report everything, including MemoryError and KeyboardInterrupt
-        reason = str(exc) if isinstance(exc, BenchError) else f"{exc.__class__.__name__}: {exc}"
-        conn.send(("error", (reason, traceback.format_exc(limit=8))))
-    finally:
-        conn.close()
-
-
-def run_cell_isolated(spec: CellSpec, settings: Settings, listener: Listener | None = None) -> CellResult:
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(spec, settings, child), name=f"recbench-cell", daemon=True)
-    started = time.monotonic()
-    proc.start()
-    child.close()
-    outcome: tuple[str, object] | None = None
-    deadline = started + settings.cell_timeout_s
-    try:
-        while outcome is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            if parent.poll(min(remaining, 0.5)):
-                try:
-                    kind, payload = parent.recv()
-                except EOFError:
-                    break
-                if kind == "progress":
-                    if listener:
-                        listener("progress", spec, str(payload))
-                else:
-                    outcome = (kind, payload)
-            elif not proc.is_alive() and not parent.poll(0):
-                break
-    finally:
-        if outcome is None and proc.is_alive():
-            proc.kill()
-        proc.join(timeout=10)
-        parent.close()
-    elapsed = time.monotonic() - started
-
-    if outcome is not None and outcome[0] == "result":
-        result = outcome[1]
-        assert isinstance(result, CellResult)
-        result.extras["cell_wall_s"] = elapsed
-        return result
-    if outcome is not None:
-        reason, tb = outcome[1]  # type: ignore[misc]
-        return _failed(spec, str(reason), elapsed, traceback_text=tb)
-    if elapsed >= settings.cell_timeout_s:
-        return _failed(spec, f"timed out after {settings.cell_timeout_s:g} s (raise Settings.cell_timeout_s "
-                             "or --cell-timeout)", elapsed)
-    code = proc.exitcode
-    why = "killed by SIGKILL (out of memory?)" if code == -9 else f"process exited with code {code}"
-    return _failed(spec, f"cell process died without a result: {why}", elapsed)
-
-
-def _failed(spec: CellSpec, reason: str, elapsed: float, traceback_text: str | None = None) -> CellResult:
-    cell = CellResult(cell=spec.name, dataset=spec.dataset, split=spec.split, recommender=spec.recommender,
-                      variant=spec.variant, device=spec.device, status="failed", error=reason, params=dict(spec.params))
-    cell.extras["cell_wall_s"] = elapsed
-    if traceback_text:
-        cell.extras["traceback"] = traceback_text
-    return cell
-
-
-def preflight(scenario: Scenario, listener: Listener | None = None) -> None:
+def preflight(scenario: Scenario, listener: Listener | None = None) -> dict[str, str]:
     """Every check that can fail on the user's input, before any cell runs or any file is written.
 
     Datasets are loaded (and fetched into the cache, with a progress bar, if needed) once here, so that
-    cells only read the verified cache.
+    local cells only read the verified cache. Returns each dataset's checksum: every cell, on whatever node,
+    checks its own copy against it.
     """
     from bench.data import load_dataset
     from bench.data.splits import SPLITS
@@ -132,16 +66,19 @@ def preflight(scenario: Scenario, listener: Listener | None = None) -> None:
         unknown_loads = set(spec.loads) - set(LOADS)
         if unknown_loads:
             raise ConfigError(f"unknown load(s) {sorted(unknown_loads)} in cell {spec.name}: choose from {', '.join(LOADS)}")
+    checksums = {}
     for name in sorted({c.dataset for c in scenario.cells}):
         if listener:
             listener("note", scenario.cells[0], f"checking dataset {name}")
         dataset = load_dataset(name, data_dir=settings.data_dir)
+        checksums[name] = dataset.checksum
         for k in {settings.k, *settings.ks}:
             check_k(k, dataset.n_items)
         for protocol in sorted({c.split for c in scenario.cells if c.dataset == name}):
             if protocol == "temporal-loo" and not dataset.has_timestamps:
                 raise ConfigError(f"split temporal-loo needs timestamps and {name} has none: "
                                   "use random-8-1-1 or cold-items")
+    return checksums
 
 
 def make_run_id(scenario: Scenario, now: dt.datetime | None = None) -> str:
@@ -162,42 +99,73 @@ def check_writable(out_dir: Path) -> None:
 
 
 def run(scenario: Scenario, options: RunOptions = RunOptions(), listener: Listener | None = None) -> tuple[RunResult, Path]:
-    """Execute every cell of the scenario in isolation and write results (and the report) under out_root/run_id."""
+    """Execute every cell of the scenario in isolation and write results (and the report) under out_root/run_id
+    (or, with options.resume, the missing and failed cells of that run, into its directory)."""
     scenario.settings.validate()
     from bench import cost
-    prices = cost.load_prices(options.prices)  # a bad price sheet or instance fails before any work
-    if options.instance:
-        prices.instance(options.instance)
-    preflight(scenario, listener)
-    run_id = make_run_id(scenario)
-    out_dir = Path(options.out_root) / run_id
-    check_writable(out_dir)
-
     from bench.measure import provenance
+    prices = cost.load_prices(options.prices)  # a bad price sheet or instance fails before any work
+    for name in ([options.instance] if options.instance else []) + list(options.node_instances.values()):
+        prices.instance(name)
+    executor = executors.create(options.executor, **options.executor_options)  # e.g. Ray missing: fail now
+    run_provenance = provenance.collect()
+    previous = resume_mod.load(options.resume, scenario, run_provenance["code"]) if options.resume else None
+    checksums = preflight(scenario, listener)
+
+    if previous is not None:
+        resume_mod.check_data(previous.run, checksums)
+        run, out_dir, todo = previous.run, previous.out_dir, previous.todo
+    else:
+        run_id = make_run_id(scenario)
+        out_dir = Path(options.out_root) / run_id
+        todo = list(range(len(scenario.cells)))
+        run = RunResult(run_id=run_id, scenario=scenario.describe(), provenance=run_provenance,
+                        created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+        # how busy the machine was: a reader of any timing needs to know whether other work competed for the cores
+        run.provenance["machine_load"] = {"what": "1-minute load average before the run and after each cell; "
+                                                  "above the usable core count, other processes competed for the cores",
+                                          "usable_cores": run.provenance.get("machine", {}).get("usable_cores"),
+                                          "samples": []}
+    check_writable(out_dir)
     started = time.perf_counter()
-    run = RunResult(run_id=run_id, scenario=scenario.describe(), provenance=provenance.collect(),
-                    created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
-    # how busy the machine was: a reader of any timing needs to know whether other work competed for the cores
-    run.provenance["machine_load"] = {"what": "1-minute load average before the run and after each cell; above "
-                                              "the usable core count, other processes competed for the cores",
-                                      "usable_cores": run.provenance.get("machine", {}).get("usable_cores"),
-                                      "samples": [_load_average()]}
-    if options.measure_peak and any(c.loads for c in scenario.cells):  # utilisation needs a throughput
-        if listener:
-            listener("note", scenario.cells[0], "measuring this machine's peak GEMM FLOP/s and memory bandwidth")
-        run.machine = _machine_peaks(scenario.settings.threads)
-    results_mod.write(run, out_dir)
+    run.provenance["machine_load"]["samples"].append(_load_average())
+    cells = [scenario.cells[i] for i in todo]
+    order = {c.name: i for i, c in enumerate(scenario.cells)}
+    try:
+        # utilisation needs a throughput: measure each node's peaks only when some cell puts a load on it
+        measure_peaks = options.measure_peak and any(c.loads for c in cells)
+        if measure_peaks and listener:
+            listener("note", scenario.cells[0], "measuring the peak GEMM FLOP/s and memory bandwidth of each machine")
+        try:
+            nodes = executor.start(scenario.settings, measure_peaks, listener) if cells else {}
+        except BaseException:
+            if previous is None and not any(out_dir.iterdir()):
+                out_dir.rmdir()  # nothing half-written: a run that never started leaves no folder
+            raise
+        _add_nodes(run, nodes, scenario.settings.threads)
+        if previous is not None:
+            resume_mod.record_session(run, [c.name for c in cells], executor.provenance())
+        else:
+            run.provenance["executor"] = executor.provenance()
+        results_mod.write(run, out_dir)
 
-    for spec in scenario.cells:
-        if listener:
-            listener("start", spec, "")
-        result = run_cell_isolated(spec, scenario.settings, listener)
-        run.cells.append(result)
-        run.provenance["machine_load"]["samples"].append(_load_average())
-        results_mod.write(run, out_dir)  # valid on disk after every cell, even if the run is interrupted
-        if listener:
-            listener("done", spec, result.status if result.status != "failed" else f"failed: {result.error}")
+        for i in todo:
+            spec = scenario.cells[i]
+            executor.submit(CellTask(i, spec, scenario.settings, checksums.get(spec.dataset)))
+        for task, result in executor.completed():
+            run.cells.append(result)
+            run.cells.sort(key=lambda c: order.get(c.cell, len(order)))  # scenario order, whatever finished first
+            run.provenance["machine_load"]["samples"].append(_load_average())
+            results_mod.write(run, out_dir)  # valid on disk after every cell, even if the run is interrupted
+            if listener:
+                listener("done", task.spec, result.status if result.status != "failed" else f"failed: {result.error}")
+        if previous is None:
+            run.provenance["executor"] = executor.provenance()  # with any node that dropped out on the way
+    finally:
+        executor.shutdown()
 
+    # the cells as measured: --resume derives the run-level figures again from these
+    results_mod.write_json(run, out_dir / resume_mod.MEASURED_FILE)
     _post_process(run, scenario.settings, prices, options)
     run.provenance["wall_s"] = time.perf_counter() - started  # cells, peaks and post-processing; not the report
     results_mod.write(run, out_dir)
@@ -207,18 +175,30 @@ def run(scenario: Scenario, options: RunOptions = RunOptions(), listener: Listen
     return run, out_dir
 
 
+def _add_nodes(run: RunResult, nodes: dict[str, dict], threads: int) -> None:
+    """Record each node's machine and peaks under run.machine.nodes; a resumed run keeps the records its earlier
+    cells were measured against, and refuses a node of the same name that is another machine."""
+    known = run.machine.setdefault("nodes", {})
+    run.machine.setdefault("threads", threads)
+    for name, record in nodes.items():
+        old = known.get(name)
+        if old is None:
+            known[name] = record
+            continue
+        then = (old.get("machine") or {}).get("machine_fingerprint")
+        now = (record.get("machine") or {}).get("machine_fingerprint")
+        if then and now and then != now:
+            raise ConfigError(f"cannot resume: node {name!r} of this run was another machine (fingerprint {then}, "
+                              f"now {now}); resume it where it ran, or start a new run")
+        if "peak_gemm" not in old and "peak_gemm" in record:
+            known[name] = {**old, **{k: v for k, v in record.items() if k not in old}}
+
+
 def _load_average() -> float | None:
     try:
         return round(os.getloadavg()[0], 2)
     except (OSError, AttributeError):  # not every platform has one
         return None
-
-
-def _machine_peaks(threads: int) -> dict:
-    from bench.measure import flops
-    peak = flops.measure_peak_flops(threads=threads, seconds=0.5)
-    bandwidth = flops.measure_memory_bandwidth_gbs(size_mb=128, seconds=0.5, threads=threads)
-    return {"peak_gemm": peak, "memory_bandwidth": bandwidth, "threads": threads}
 
 
 def _post_process(run: RunResult, settings: Settings, prices, options: RunOptions) -> None:
@@ -228,6 +208,7 @@ def _post_process(run: RunResult, settings: Settings, prices, options: RunOption
     add_utilisation(run)
     add_harness_overhead(run)
     apply_quality_gate(run, settings.quality_gate)
-    cost.add_costs(run, prices, options.instance, threads_used=settings.threads)
+    cost.add_costs(run, prices, options.instance, threads_used=settings.threads,
+                   node_instances=options.node_instances)
     from bench.sizes import add_size_figures
     add_size_figures(run)  # cost against model size (needs the costs above); nothing when one size ran
