@@ -142,8 +142,8 @@ class RayExecutor:
         if self._listener:
             what = "hardware and peak GEMM FLOP/s and bandwidth" if measure_peaks else "hardware"
             self._listener("note", _NO_CELL, f"probing {len(self._nodes)} Ray node(s): {what}")
-        probe = ray.remote(_probe)
-        refs = {name: probe.options(num_cpus=threads, max_calls=1, max_retries=0, scheduling_strategy=self._on(node),
+        probe = ray.remote(max_calls=1, max_retries=0)(_probe)  # max_calls is a remote() option, not an options() one
+        refs = {name: probe.options(num_cpus=threads, scheduling_strategy=self._on(node),
                                     name=f"recbench-probe:{name}").remote(threads, measure_peaks)
                 for name, node in self._nodes.items()}
         records: dict[str, dict] = {}
@@ -180,7 +180,7 @@ class RayExecutor:
 
     def completed(self) -> Iterator[tuple[CellTask, CellResult]]:
         ray = self._ray
-        remote = ray.remote(_run_on_node)
+        remote = ray.remote(max_calls=1, max_retries=0)(_run_on_node)  # a fresh worker process per cell, no retry
         while self._pending or self._running:
             yield from self._dispatch(remote)
             if not self._running:
@@ -209,8 +209,7 @@ class RayExecutor:
             if not free:
                 continue
             node = min(free, key=lambda n: (n.running, n.name))
-            options = dict(num_cpus=task.settings.threads, max_calls=1, max_retries=0,
-                           scheduling_strategy=self._on(node), name=f"recbench-cell:{task.spec.name}")
+            options = dict(num_cpus=task.settings.threads, scheduling_strategy=self._on(node), name=f"recbench-cell:{task.spec.name}")
             if cuda:
                 options["num_gpus"] = 1
             ref = remote.options(**options).remote(task)
