@@ -158,7 +158,11 @@ def _run(args) -> int:
 
     if args.resume is not None and args.out is not None:
         raise ConfigError("--out and --resume: a resumed run writes into its own directory; drop --out")
-    name = args.scenario or (resumed_scenario(args.resume) if args.resume is not None else "quick")
+    if args.resume is not None:
+        from bench.resume import scenario_of
+        name = args.scenario or scenario_of(args.resume)
+    else:
+        name = args.scenario or "quick"
     sc = scenario_mod.load(name)
     sc = sc.filtered(datasets=args.dataset, recommenders=args.recommenders)
     overrides = {key: value for key, value in {
@@ -200,17 +204,6 @@ def _instances(values: list[str]) -> tuple[str | None, dict[str, str]]:
         else:
             per_node[node] = name
     return default, per_node
-
-
-def resumed_scenario(run_dir: Path) -> str:
-    """The scenario an earlier run ran: its file when it still exists, else its name."""
-    from bench import results
-    try:
-        run = results.load(run_dir)
-    except BenchError as exc:
-        raise ConfigError(f"--resume {run_dir}: {exc}") from None
-    source = str((run.scenario or {}).get("source") or "")
-    return source if source and Path(source).is_file() else str((run.scenario or {}).get("name") or "")
 
 
 def _list() -> int:

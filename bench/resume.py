@@ -37,11 +37,26 @@ def finished(run: RunResult) -> bool:
     return "wall_s" in (run.provenance or {})
 
 
+def _check_dir(run_dir: Path) -> None:
+    if not (Path(run_dir) / "results.json").is_file():
+        raise ConfigError(f"--resume {run_dir}: no results.json there; pass the run directory of a `recbench run`")
+
+
+def scenario_of(run_dir: Path) -> str:
+    """The scenario an earlier run ran: its file when it still exists, else its name."""
+    _check_dir(run_dir)
+    try:
+        run = results_mod.load(run_dir)
+    except BenchError as exc:
+        raise ConfigError(f"--resume {run_dir}: {exc}") from None
+    source = str((run.scenario or {}).get("source") or "")
+    return source if source and Path(source).is_file() else str((run.scenario or {}).get("name") or "")
+
+
 def load(run_dir: Path, scenario: Scenario, code: dict[str, Any]) -> Resumable:
     """The run in `run_dir`, checked against `scenario` and this code version, with the cells left to run."""
     run_dir = Path(run_dir)
-    if not (run_dir / "results.json").is_file():
-        raise ConfigError(f"--resume {run_dir}: no results.json there; pass the run directory of a `recbench run`")
+    _check_dir(run_dir)
     try:
         run = results_mod.load(run_dir)
         if finished(run):  # results.json has derived figures: start again from the cells as measured
