@@ -38,7 +38,9 @@ def _ray_children() -> list[psutil.Process]:
     out = []
     for p in psutil.Process().children(recursive=True):
         try:
-            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE and "ray" in " ".join(p.cmdline()).lower():
+            cmd = " ".join(p.cmdline())
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE and (
+                    "site-packages/ray/" in cmd or cmd.startswith("ray::")):  # Ray's binaries, scripts, workers
                 out.append(p)
         except psutil.Error:
             pass
