@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -135,26 +134,12 @@ def test_ci_through_ray_matches_local_quality_records_nodes_and_never_overlaps_o
     for name in nodes:
         assert on_ray.machine["nodes"][name]["machine"]["machine_fingerprint"]
     assert all(c.provenance["executor"]["cells_per_node"] == 1 for c in measured)
-    assert _intervals_overlap(measured) == []
+    assert _intervals_overlap(measured) == []  # 4 cells on 2 nodes: a node ran cells one after another
+    assert len({c.provenance["cell_pid"] for c in measured}) == 4  # a fresh worker process per cell
     with open(next((tmp_path / "ray").glob("*/results.csv")), newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["recommender"] in ("pop", "itemknn", "ease", "ials")]
     assert rows and all(r["executor"] == "ray" and r["node"] in ("head", "worker") and r["cells_per_node"] == "1"
                         for r in rows)
-
-
-def test_the_one_cell_per_node_rule_holds_with_more_cells_than_nodes(cluster, tmp_path):
-    """Six half-second cells on two nodes, 2 CPUs each (room, for Ray, for two 1-thread cells per node): each node
-    ran its cells one after another, never two at once."""
-    _ensure_worker(cluster)
-    cells = ", ".join(f'CellSpec(D, S, "sleeping", params={{"seconds": 0.5}}, tag="{i}", loads=())' for i in range(6))
-    scenario = load_scenario(str(_write_scenario(tmp_path / "six.py", cells + ",", "six")))
-    run, _ = runner.run(scenario, runner.RunOptions(out_root=tmp_path / "out", report=False, executor="ray",
-                                                    executor_options={"address": cluster.address}))
-    measured = [c for c in run.cells if c.recommender == "sleeping"]
-    assert len(measured) == 6 and all(c.status == "ok" for c in measured)
-    assert {c.provenance["node"] for c in measured} == {"head", "worker"}  # so some node ran several
-    assert _intervals_overlap(measured) == []
-    assert len({c.provenance["cell_pid"] for c in measured}) == 6  # a fresh worker process per cell
 
 
 def test_killing_a_node_mid_cell_fails_that_cell_with_the_reason_and_the_others_finish(cluster, tmp_path):
@@ -187,7 +172,7 @@ def test_killing_a_node_mid_cell_fails_that_cell_with_the_reason_and_the_others_
 
 def test_a_driver_killed_mid_run_is_finished_by_resume_without_measuring_a_cell_twice(cluster, tmp_path):
     _ensure_worker(cluster)
-    cells = ", ".join(f'CellSpec(D, S, "sleeping", params={{"seconds": 2.0}}, tag="{i}", loads=())' for i in range(6))
+    cells = ", ".join(f'CellSpec(D, S, "sleeping", params={{"seconds": 1.5}}, tag="{i}", loads=())' for i in range(4))
     path = _write_scenario(tmp_path / "resume.py", cells + ",", "resume")
     out = tmp_path / "out"
     driver = subprocess.Popen([sys.executable, "-m", "bench", "run", str(path), "--executor", "ray", "--address",
@@ -200,13 +185,13 @@ def test_a_driver_killed_mid_run_is_finished_by_resume_without_measuring_a_cell_
         driver.wait(timeout=30)
     run_dir = before["dir"]
     done_before = {c["cell"]: c["provenance"] for c in before["cells"]}
-    assert 2 <= len(done_before) < 6
+    assert 2 <= len(done_before) < 4
 
     assert main(["run", "--resume", str(run_dir), "--executor", "ray", "--address", cluster.address,
                  "--no-report"]) == 0
     final = results.load(run_dir)
     measured = [c for c in final.cells if c.recommender == "sleeping"]
-    assert len(measured) == 6 and all(c.status == "ok" for c in measured)
+    assert len(measured) == 4 and all(c.status == "ok" for c in measured)
     for c in measured:  # cells measured before the kill are kept as they were, not measured again
         if c.cell in done_before:
             assert c.provenance["cell_started_unix_s"] == done_before[c.cell]["cell_started_unix_s"]
@@ -214,6 +199,7 @@ def test_a_driver_killed_mid_run_is_finished_by_resume_without_measuring_a_cell_
     resumed = final.provenance["resumed"]
     assert len(resumed) == 1 and sorted(resumed[0]["cells"]) == sorted(c.cell for c in measured
                                                                       if c.cell not in done_before)
+    # 1-thread cells on 2-CPU nodes: Ray's own accounting would let two share a node; the executor's rule did not
     assert _intervals_overlap(measured) == []
 
 
