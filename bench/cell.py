@@ -43,10 +43,12 @@ class Phases:
 
 
 def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop,
-             pinned: dict[str, Any] | None = None) -> CellResult:
+             pinned: dict[str, Any] | None = None, expected_checksum: str | None = None) -> CellResult:
     """Measure one cell. Raises on failure; the runner turns exceptions into failed rows.
 
     `pinned` is what bench.measure.threads.pin_threads recorded, when the caller pinned threads already.
+    `expected_checksum` is the run's (the driver's) checksum of the dataset: on a node whose copy differs
+    the cell fails before any measurement, so one run never mixes figures from two datasets.
     """
     if pinned is None:
         from bench.measure.threads import pin_threads
@@ -62,6 +64,11 @@ def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop,
     phases = Phases(progress)
     phases.start("data", "loading data")
     dataset = load_dataset(spec.dataset, data_dir=settings.data_dir)
+    if expected_checksum is not None and dataset.checksum != expected_checksum:
+        from bench.errors import DataError
+        raise DataError(f"dataset {spec.dataset} on this node has checksum {dataset.checksum[:16]}, the run's is "
+                        f"{expected_checksum[:16]}: this node holds other data; re-fetch it here "
+                        f"(`recbench data fetch`) or point --data-dir at the same files")
     split = make_split(dataset, spec.split, seed=settings.seed)
     result.provenance = {"threads": pinned, "seed": settings.seed, "data_checksum": dataset.checksum,
                          "data_source": dataset.source, "n_users": dataset.n_users, "n_items": dataset.n_items,

@@ -14,6 +14,8 @@ EPILOG = """examples:
   recbench run                      # the default scenario (quick) on MovieLens-100K, results under reports/
   recbench run full --out /tmp/r    # every recommender, mode and variant
   recbench run quick --recommenders ease,pop --seed 1
+  recbench run ci --executor ray --address auto   # one Ray task per cell across a cluster's nodes
+  recbench run --resume reports/<run>             # finish an interrupted run: only its missing and failed cells
   recbench report reports/<run>     # rebuild index.html / PNGs / report.md from a results file
   recbench compare BASE HEAD        # regression verdict: exit 0 ok, 1 regression, 2 bad input
 """
@@ -54,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a scenario and write results.json, results.csv and a report",
                          description="Run every cell of a scenario, each in a fresh process, and write "
                                      "OUT/<run_id>/results.{json,csv}, index.html, PNGs and report.md.")
-    run.add_argument("scenario", nargs="?", default="quick", help="scenario name (see `recbench list`) or path to a .py file (default: quick)")
-    run.add_argument("--out", type=Path, default=Path("reports"), help="directory for run folders (default: reports)")
+    run.add_argument("scenario", nargs="?", help="scenario name (see `recbench list`) or path to a .py file (default: quick; with --resume, the run's own)")
+    run.add_argument("--out", type=Path, help="directory for run folders (default: reports)")
     run.add_argument("--dataset", action="append", help="dataset to use instead of the scenario's (repeat for several): ml-100k, synthetic[:users=..,items=..,interactions=..,seed=..], or a CSV/Parquet path")
     run.add_argument("--recommenders", type=_names, help="comma-separated recommenders to keep (or add) e.g. ease,pop")
     run.add_argument("--seed", type=int, help="split and model seed (default: the scenario's, 0)")
@@ -68,8 +70,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quality-users", type=int, help="rank a seeded sample of this many test users (default 0 = all)")
     run.add_argument("--data-dir", help="data cache directory (default: $RECBENCH_DATA_DIR or the user cache)")
     run.add_argument("--prices", type=Path, help="price sheet TOML overriding the built-in one")
-    run.add_argument("--instance", help="instance this machine is priced as (default: a per-vCPU share of c7i.xlarge)")
+    run.add_argument("--instance", action="append", metavar="[NODE=]NAME",
+                     help="instance this machine is priced as (default: a per-vCPU share of c7i.xlarge); on a run "
+                          "across machines, NODE=NAME prices one node (as rows name it); repeat for several")
     run.add_argument("--no-report", action="store_true", help="write results only, no HTML/PNG report")
+    where = run.add_argument_group("where cells run (see docs/cluster.md)")
+    where.add_argument("--executor", default="local", metavar="{local,ray}",
+                       help="local: each cell in a fresh process on this machine, one at a time (default); ray: each "
+                            "cell a Ray task on a node of a Ray cluster (needs pip install 'recbench[ray]')")
+    where.add_argument("--address", help="the Ray cluster: auto (one already running, e.g. `ray start --head`; the "
+                                         "default), ray://HOST:PORT (Ray Client) or HOST:PORT")
+    where.add_argument("--cells-per-node", type=int, metavar="N",
+                       help="timed cells a Ray node runs at once (default 1: a cell never shares its node, so "
+                            "timings stay honest); recorded on every row")
+    where.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                       help="finish the run in RUN_DIR: run only its missing and failed cells and complete its results "
+                            "and report; refused if the scenario, settings or code version differ")
 
     sub.add_parser("list", help="list scenarios, recommenders, datasets, variants and splits")
 
@@ -164,7 +180,14 @@ def _run(args) -> int:
     from bench import runner, scenario as scenario_mod
     from bench.console import RunDisplay, print_summary
 
-    sc = scenario_mod.load(args.scenario)
+    if args.resume is not None and args.out is not None:
+        raise ConfigError("--out and --resume: a resumed run writes into its own directory; drop --out")
+    if args.resume is not None:
+        from bench.resume import scenario_of
+        name = args.scenario or scenario_of(args.resume)
+    else:
+        name = args.scenario or "quick"
+    sc = scenario_mod.load(name)
     sc = sc.filtered(datasets=args.dataset, recommenders=args.recommenders)
     overrides = {key: value for key, value in {
         "seed": args.seed, "threads": args.threads, "k": args.k, "batch_sizes": args.batch_sizes,
@@ -177,13 +200,34 @@ def _run(args) -> int:
         sc = replace(sc, cells=tuple(replace(c, device=device) if c.variant != scenario_mod.NO_VARIANT else c
                                      for c in sc.cells))
     sc.settings.validate()
-    options = runner.RunOptions(out_root=args.out, prices=args.prices, instance=args.instance,
-                                report=not args.no_report)
+    instance, node_instances = _instances(args.instance or [])
+    executor_options = {key: value for key, value in {"address": args.address,
+                                                       "cells_per_node": args.cells_per_node}.items() if value is not None}
+    options = runner.RunOptions(out_root=args.out or Path("reports"), prices=args.prices, instance=instance,
+                                node_instances=node_instances, report=not args.no_report, executor=args.executor,
+                                executor_options=executor_options, resume=args.resume)
     display = RunDisplay(total=len(sc.cells), scenario=sc.name)
     with display:
         run, out_dir = runner.run(sc, options, listener=display.listener)
     print_summary(run, out_dir)
     return 0 if all(c.status != "failed" for c in run.cells) else 1
+
+
+def _instances(values: list[str]) -> tuple[str | None, dict[str, str]]:
+    """--instance NAME (this machine, or every node not named) and --instance NODE=NAME (one node)."""
+    default, per_node = None, {}
+    for value in values:
+        node, sep, name = value.rpartition("=")
+        if not sep:
+            if default is not None:
+                raise ConfigError(f"--instance {default} and --instance {value}: one default instance; name nodes "
+                                  "with --instance NODE=NAME")
+            default = value
+        elif not node or not name:
+            raise ConfigError(f"--instance {value!r}: write NODE=NAME, e.g. --instance 10.0.0.5=c7i.xlarge")
+        else:
+            per_node[node] = name
+    return default, per_node
 
 
 def _list() -> int:

@@ -20,7 +20,7 @@ class RunDisplay:
     def __init__(self, total: int, scenario: str) -> None:
         self.total, self.scenario, self.done = total, scenario, 0
         self._status = None
-        self._cell_started = 0.0
+        self._cell_started: dict[str, float] = {}  # by cell name: an executor may run several cells at once
         self._run_started = time.monotonic()
 
     def __enter__(self) -> "RunDisplay":
@@ -36,8 +36,8 @@ class RunDisplay:
 
     def listener(self, event: str, spec: CellSpec, message: str) -> None:
         if event == "start":
-            self._cell_started = time.monotonic()
-            self._update(spec, "starting a fresh process")
+            self._cell_started[spec.name] = time.monotonic()
+            self._update(spec, message or "starting a fresh process")
         elif event == "progress":
             self._update(spec, message)
         elif event == "note":
@@ -45,14 +45,14 @@ class RunDisplay:
                 self._status.update(f"recbench run {self.scenario}: {message}")
         elif event == "done":
             self.done += 1
-            took = time.monotonic() - self._cell_started
+            took = time.monotonic() - self._cell_started.pop(spec.name, time.monotonic())
             style = "green" if message == "ok" else "yellow" if message == "gated" else "red"
             console.print(f"[{style}]{'✓' if message == 'ok' else '✗'}[/{style}] {escape(spec.name)} "
                           f"[dim]({took:.1f} s)[/dim] {'' if message == 'ok' else escape(message)}")
 
     def _update(self, spec: CellSpec, phase: str) -> None:
         if self._status is not None:
-            elapsed = time.monotonic() - self._cell_started
+            elapsed = time.monotonic() - self._cell_started.get(spec.name, time.monotonic())
             self._status.update(f"\\[{self.done + 1}/{self.total}] {escape(spec.name)}: {escape(phase)} ({elapsed:.0f} s)")
 
 

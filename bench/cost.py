@@ -30,6 +30,8 @@ label "estimated"), with `hosted_input_tokens_per_rec`, `hosted_cached_input_tok
 
 Mapping this machine ("measured" price):
     --instance NAME   the machine is that instance and pays its whole hourly price;
+    --instance NODE=NAME   on a run across machines, the node NODE (as rows name it) is that instance; nodes
+                      not named take --instance NAME, else the default;
     default           a per-vCPU share of the sheet's `local_default_instance` (c7i.xlarge):
                       hourly = price x min(threads_used, vcpus) / vcpus. GPU cells need --instance.
 
@@ -41,8 +43,8 @@ Projection model ("roofline, calibrated on this run"), for cells reporting `flop
     projected s/rec  = bound(P_X, W_X) / e
     projected $/1k   = usd_per_1k_recs(price_X, 1 / projected s/rec)
 
-P_here / W_here are this machine's peak GEMM GFLOP/s and memory bandwidth measured at run start
-(run.machine), else the mapped instance's sheet figures scaled by its share. P_X is the entry's peak for the
+P_here / W_here are the peak GEMM GFLOP/s and memory bandwidth of the machine (node) that ran the cell, measured
+at run start (run.machine_of(cell)), else the mapped instance's sheet figures scaled by its share. P_X is the entry's peak for the
 cell's precision (int8 variants -> int8, fp16/bf16 -> fp16, otherwise fp32; fp32 when the entry lacks that
 precision); multi-GPU entries assume perfect data-parallel scaling. The model assumes the cell reaches the
 same fraction of its roofline on X as here: optimistic where X needs large batches to fill (GPUs) and ignores
@@ -534,9 +536,8 @@ def _cost_ci(hourly: float, rate: MetricRow) -> tuple[float | None, float | None
     return lo, hi
 
 
-def _local_peaks(run: RunResult, mapping: Mapping | None) -> tuple[float | None, float | None, str]:
-    """This machine's fp32 peak FLOP/s and bandwidth (bytes/s) for calibrating projections, and where from."""
-    machine = run.machine or {}
+def _local_peaks(machine: dict[str, Any], mapping: Mapping | None) -> tuple[float | None, float | None, str]:
+    """The cell's machine's fp32 peak FLOP/s and bandwidth (bytes/s) for calibrating projections, and where from."""
     gemm = machine.get("peak_gemm")
     gflops = gemm.get("gflops") if isinstance(gemm, dict) else gemm
     bw = machine.get("memory_bandwidth")
@@ -566,7 +567,7 @@ def _project(cell: CellResult, run: RunResult, prices: PriceSheet, mapping: Mapp
         return {"skipped": "the cell reports no flops_per_rec: nothing to project from"}
     bytes_row = _first(cell, BYTES_METRICS)
     flops, bytes_ = flops_row.value, (bytes_row.value if bytes_row else None)
-    p_here, w_here, peak_from = _local_peaks(run, mapping)
+    p_here, w_here, peak_from = _local_peaks(run.machine_of(cell), mapping)
     if p_here is None:
         return {"skipped": "no peak FLOP/s for this machine (run-start GEMM or sheet figure) to calibrate against"}
     precision = precision_of(cell.variant)
@@ -608,7 +609,7 @@ def _price_record(hw: HardwarePrice) -> dict[str, Any]:
 
 
 def add_costs(run: RunResult, prices: PriceSheet | str | Path | None = None, instance: str | None = None,
-              threads_used: int | None = None, *,
+              threads_used: int | None = None, *, node_instances: dict[str, str] | None = None,
               hosted: Sequence[HostedWorkload] | Literal["auto"] | None = "auto",
               amortise_over_recs: int | None = None, energy_usd_per_kwh: float | None = None) -> None:
     """Append cost rows to every ok cell of `run` (in place) and hosted-API cells; see the module docstring.
@@ -616,11 +617,13 @@ def add_costs(run: RunResult, prices: PriceSheet | str | Path | None = None, ins
     Idempotent: cost rows and hosted cells from an earlier call are replaced, so a report can re-price a run
     with another sheet or instance. `hosted="auto"` reuses the token counts of hosted cells already in the run,
     else builds prompts from each (dataset, split) of the run (needs the data locally; skipped with a note if
-    not); pass workloads explicitly, or None to skip hosted costs.
+    not); pass workloads explicitly, or None to skip hosted costs. `node_instances` maps the nodes of a run
+    across machines (a cell's provenance `node`) to the instance each is; other cells take `instance`.
     """
     sheet = prices if isinstance(prices, PriceSheet) else load_prices(prices)
-    if instance is not None:
-        sheet.instance(instance)  # unknown -> one-line error before any work
+    node_instances = dict(node_instances or {})
+    for name in ([instance] if instance is not None else []) + list(node_instances.values()):
+        sheet.instance(name)  # unknown -> one-line error before any work
     volume = int(amortise_over_recs or sheet.amortise_over_recs)
     if volume <= 0:
         raise ConfigError(f"amortise_over_recs = {volume}; it must be a positive number of recommendations")
@@ -633,11 +636,13 @@ def add_costs(run: RunResult, prices: PriceSheet | str | Path | None = None, ins
     for cell in run.cells:
         cell.metrics[:] = [m for m in cell.metrics if not _is_cost_row(m)]
         cell.extras.pop("cost", None)
+        node = cell.provenance.get("node") if isinstance(cell.provenance, dict) else None
+        mapped = node_instances.get(node, instance) if node else instance  # the node's own price mapping
         if cell.status != "ok":
             if cell.status == "gated":
-                cell.extras["cost"] = _gated_record(cell, sheet, instance, _threads_of(cell, threads_used))
+                cell.extras["cost"] = _gated_record(cell, sheet, mapped, _threads_of(cell, threads_used))
             continue
-        _cell_costs(cell, run, sheet, instance, _threads_of(cell, threads_used), volume, kwh_price)
+        _cell_costs(cell, run, sheet, mapped, _threads_of(cell, threads_used), volume, kwh_price)
 
     notes = []
     if hosted == "auto":
@@ -653,7 +658,8 @@ def add_costs(run: RunResult, prices: PriceSheet | str | Path | None = None, ins
         for entry in sheet.hosted.values():
             run.cells.append(_hosted_cell(w, entry))
     run.provenance["cost"] = {
-        "price_sheet": sheet.path, "instance": instance, "local_default_instance": sheet.local_default_instance,
+        "price_sheet": sheet.path, "instance": instance, "node_instances": node_instances,
+        "local_default_instance": sheet.local_default_instance,
         "threads_used": threads_used, "amortise_over_recs": volume, "energy_usd_per_kwh": kwh_price,
         "energy_source": sheet.energy_source, "energy_date": sheet.energy_date,
         "hardware": {n: {**_price_record(h), "peak_gflops": h.peak_gflops, "mem_bw_gbs": h.mem_bw_gbs,

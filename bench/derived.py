@@ -14,9 +14,10 @@ def _best_throughput(cell: CellResult) -> float | None:
 
 
 def add_utilisation(run: RunResult) -> None:
-    """achieved GFLOP/s = flops_per_rec x best offline throughput; percent of the GEMM peak measured at run start."""
-    peak = (run.machine.get("peak_gemm") or {}).get("gflops")
+    """achieved GFLOP/s = flops_per_rec x best offline throughput; percent of the GEMM peak measured at run start
+    on the node that ran the cell."""
     for cell in run.cells:
+        peak = (run.machine_of(cell).get("peak_gemm") or {}).get("gflops")
         per_rec = cell.metric("flops_per_rec")
         throughput = _best_throughput(cell)
         if cell.status == "failed" or per_rec is None or not throughput:

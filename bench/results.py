@@ -25,7 +25,10 @@ CSV_COLUMNS = ["run_id", "cell", "dataset", "split", "recommender", "variant", "
                # appended columns (stable from schema 1 on)
                "label", "status", "n", "ci95_low", "ci95_high", "flag",
                # provenance on every row, so a row quoted alone still says where it came from
-               "code_version", "seed", "threads", "data_checksum", "machine", "packages"]
+               "code_version", "seed", "threads", "data_checksum", "machine", "packages",
+               # where the cell ran: the executor, the node (machine) it ran on, and how many timed cells that
+               # node was allowed at once (1 unless --cells-per-node)
+               "executor", "node", "cells_per_node"]
 LABELS = ("measured", "estimated", "projected", "cost-only")
 STATUSES = ("ok", "failed", "gated")
 
@@ -104,6 +107,15 @@ class RunResult:
 
     def cell(self, name: str) -> CellResult | None:
         return next((c for c in self.cells if c.cell == name), None)
+
+    def machine_of(self, cell: CellResult) -> dict[str, Any]:
+        """The machine record (hardware, measured peaks) of the node that ran `cell`: `machine.nodes[node]`
+        where the run has per-node records, else the run-wide `machine` (results written before executors)."""
+        nodes = (self.machine or {}).get("nodes")
+        node = (cell.provenance or {}).get("node") if isinstance(cell.provenance, dict) else None
+        if isinstance(nodes, dict) and isinstance(nodes.get(node), dict):
+            return nodes[node]
+        return self.machine or {}
 
 
 # ---------------------------------------------------------------- serialisation
@@ -231,26 +243,39 @@ def from_dict(data: dict[str, Any], where: str = "results") -> RunResult:
         raise BenchError(f"{where}: malformed results file ({exc}); re-run `recbench run` to produce a valid one") from None
 
 
+def code_version(code: dict[str, Any] | None) -> str:
+    """A code version as rows print it: the commit's first 12 hex digits, "-dirty" for uncommitted changes."""
+    code = code or {}
+    return str(code.get("commit") or "unknown")[:12] + ("-dirty" if code.get("dirty") else "")
+
+
+def _machine_text(machine: dict[str, Any]) -> str:
+    return (f"{machine.get('cpu_model', 'unknown')} x{machine.get('usable_cores', '?')} "
+            f"[{machine.get('machine_fingerprint', '')}]")
+
+
 def _run_provenance(run: RunResult) -> dict[str, str]:
     prov = run.provenance or {}
-    code = prov.get("code") or {}
-    commit = str(code.get("commit") or "unknown")[:12]
-    machine = prov.get("machine") or {}
     packages = prov.get("packages") or {}
-    return {"code_version": commit + ("-dirty" if code.get("dirty") else ""),
-            "machine": f"{machine.get('cpu_model', 'unknown')} x{machine.get('usable_cores', '?')} "
-                       f"[{machine.get('machine_fingerprint', '')}]",
+    return {"code_version": code_version(prov.get("code")), "machine": _machine_text(prov.get("machine") or {}),
             "packages": ";".join(f"{k}={v}" for k, v in packages.items() if v)}
 
 
-def _cell_provenance(cell: CellResult) -> dict[str, str]:
+def _cell_provenance(run: RunResult, cell: CellResult) -> dict[str, str]:
     prov = cell.provenance or {}
     threads = prov.get("threads")
     if isinstance(threads, dict):
         threads = threads.get("threads")
-    return {"seed": "" if prov.get("seed") is None else str(prov["seed"]),
-            "threads": "" if threads is None else str(threads),
-            "data_checksum": str(prov.get("data_checksum") or "")}
+    executor = prov.get("executor") if isinstance(prov.get("executor"), dict) else {}
+    out = {"seed": "" if prov.get("seed") is None else str(prov["seed"]),
+           "threads": "" if threads is None else str(threads),
+           "data_checksum": str(prov.get("data_checksum") or ""),
+           "executor": str(executor.get("name") or ""), "node": str(prov.get("node") or ""),
+           "cells_per_node": str(executor.get("cells_per_node") or "")}
+    node_machine = run.machine_of(cell).get("machine")
+    if isinstance(node_machine, dict):  # the node that ran this cell, which on a cluster is not the driver's
+        out["machine"] = _machine_text(node_machine)
+    return out
 
 
 #: a text cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets (OWASP's list, plus
@@ -284,7 +309,7 @@ def _csv_rows(run: RunResult) -> list[dict[str, Any]]:
     run_prov = _run_provenance(run)
     for c in run.cells:
         base = dict(run_id=run.run_id, cell=c.cell, dataset=c.dataset, split=c.split, recommender=c.recommender,
-                    variant=c.variant, device=c.device, **run_prov, **_cell_provenance(c))
+                    variant=c.variant, device=c.device, **{**run_prov, **_cell_provenance(run, c)})
         if c.status == "failed" and not c.metrics:
             rows.append({**base, "load": "", "metric": "status", "value": "", "unit": "", "label": c.label,
                          "status": "failed", "n": "", "ci95_low": "", "ci95_high": "", "flag": c.error or ""})
@@ -333,11 +358,16 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def write_json(run: RunResult, path: Path) -> Path:
+    atomic_write_text(path, json.dumps(to_dict(run), indent=1, sort_keys=False) + "\n")
+    return path
+
+
 def write(run: RunResult, out_dir: Path) -> tuple[Path, Path]:
     """Write results.json and results.csv into out_dir; returns their paths."""
     out_dir = Path(out_dir)
     json_path, csv_path = out_dir / "results.json", out_dir / "results.csv"
-    atomic_write_text(json_path, json.dumps(to_dict(run), indent=1, sort_keys=False) + "\n")
+    write_json(run, json_path)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()

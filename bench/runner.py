@@ -1,30 +1,31 @@
-"""scenario -> cells -> one fresh process per cell -> results files.
+"""scenario -> cells -> executor -> results files -> run-level figures -> report.
 
-Each cell runs in a spawned process so that no cell inherits another's warm caches, threads or heap.
-A cell that raises, dies or outlives its timeout becomes a failed row with the reason; the run goes on
-and the results files, rewritten atomically after every cell, stay valid throughout.
+The executor (bench.executors: `local` by default, or `ray`) decides where and how each cell runs in a
+fresh process; the runner does not know which one it drives. A cell that raises, dies or outlives its
+timeout comes back as a failed row with the reason; the run goes on and the results files, rewritten
+atomically after every cell, stay valid throughout, so `--resume RUN_DIR` can finish an interrupted run.
 """
 from __future__ import annotations
 
 import datetime as dt
 import math
-import multiprocessing as mp
 import os
 import time
-import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
+from bench import executors
 from bench import results as results_mod
+from bench import resume as resume_mod
 from bench.errors import BenchError, ConfigError
-from bench.results import CellResult, RunResult
+from bench.executors import CellTask, Listener
+from bench.executors.base import failed_result
+from bench.results import RunResult
 from bench.scenario import LOADS, NO_VARIANT, CellSpec, Scenario, Settings
 
 #: devices a cell may name
 DEVICES = ("cpu", "cuda")
-
-Listener = Callable[[str, CellSpec, str], None]  # (event, cell, message) for progress display
 
 
 @dataclass(frozen=True)
@@ -32,121 +33,25 @@ class RunOptions:
     out_root: Path = Path("reports")
     prices: Path | None = None
     instance: str | None = None
+    #: node name -> instance, for runs across machines: each node's cells are priced as that instance
+    node_instances: dict[str, str] = field(default_factory=dict)
     report: bool = True
     measure_peak: bool = True
+    #: a name registered in bench.executors, and its options (address, cells_per_node)
+    executor: str = "local"
+    executor_options: dict[str, Any] = field(default_factory=dict)
+    #: an earlier run's directory: run only its missing and failed cells, and complete its files
+    resume: Path | None = None
 
 
-def _child(spec: CellSpec, settings: Settings, conn, parent_pid: int | None = None) -> None:
-    """Entry point of a cell's process: sends ("progress", msg)*, then ("result", CellResult) or ("error", ...)."""
-    if parent_pid is not None:
-        from bench.lifeline import die_with_parent
-        die_with_parent(parent_pid)  # a parent killed by SIGKILL must not leave this cell running
-    doing = ["starting"]
-
-    def progress(msg: str) -> None:
-        doing[0] = msg
-        conn.send(("progress", msg))
-
-    try:
-        # pin threads before numpy/torch are imported, so every library starts with the right pool
-        from bench.measure.threads import pin_threads
-        pinned = pin_threads(settings.threads)
-        from bench.cell import run_cell
-        result = run_cell(spec, settings, progress=progress, pinned=pinned)
-        conn.send(("result", result))
-    except BaseException as exc:  # report everything, including MemoryError and KeyboardInterrupt
-        if isinstance(exc, BenchError):
-            reason = str(exc)
-        elif isinstance(exc, MemoryError):
-            reason = _out_of_memory(exc, doing[0])
-        else:
-            reason = f"{exc.__class__.__name__}: {exc}"
-        try:
-            conn.send(("error", (reason, traceback.format_exc(limit=8))))
-        except OSError:
-            pass  # the parent is gone (its pipe is closed): nobody to tell
-    finally:
-        conn.close()
-
-
-def _out_of_memory(exc: MemoryError, doing: str) -> str:
-    """What the cell was doing, what it asked for (numpy says; plain Python does not) and what was free."""
-    asked = str(exc).strip() or "the size of the failed allocation was not reported"
-    try:
-        import psutil
-        free = f"; {psutil.virtual_memory().available / 2**30:.1f} GiB was available, the cell held " \
-               f"{psutil.Process().memory_info().rss / 2**30:.1f} GiB"
-    except Exception:  # noqa: BLE001 - the message must come out even if psutil cannot
-        free = ""
-    return (f"out of memory while {doing} ({asked}{free}): use a smaller dataset or model, fewer or smaller "
-            "batch sizes, or a machine with more memory")
-
-
-def run_cell_isolated(spec: CellSpec, settings: Settings, listener: Listener | None = None) -> CellResult:
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(spec, settings, child, os.getpid()), name="recbench-cell", daemon=True)
-    started = time.monotonic()
-    proc.start()
-    child.close()
-    outcome: tuple[str, object] | None = None
-    deadline = started + settings.cell_timeout_s
-    try:
-        while outcome is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            if parent.poll(min(remaining, 0.5)):
-                try:
-                    kind, payload = parent.recv()
-                except EOFError:
-                    break
-                if kind == "progress":
-                    if listener:
-                        listener("progress", spec, str(payload))
-                else:
-                    outcome = (kind, payload)
-            elif not proc.is_alive() and not parent.poll(0):
-                break
-    finally:
-        if outcome is None and proc.is_alive():
-            proc.kill()
-        proc.join(timeout=10)
-        parent.close()
-    elapsed = time.monotonic() - started
-
-    if outcome is not None and outcome[0] == "result":
-        result = outcome[1]
-        assert isinstance(result, CellResult)
-        result.extras["cell_wall_s"] = elapsed
-        return result
-    if outcome is not None:
-        reason, tb = outcome[1]  # type: ignore[misc]
-        return _failed(spec, str(reason), elapsed, traceback_text=tb)
-    if elapsed >= settings.cell_timeout_s:
-        return _failed(spec, f"timed out after {settings.cell_timeout_s:g} s (raise Settings.cell_timeout_s "
-                             "or --cell-timeout)", elapsed)
-    code = proc.exitcode
-    why = "killed by SIGKILL (out of memory?)" if code == -9 else f"process exited with code {code}"
-    return _failed(spec, f"cell process died without a result: {why}", elapsed)
-
-
-def _failed(spec: CellSpec, reason: str, elapsed: float, traceback_text: str | None = None) -> CellResult:
-    cell = CellResult(cell=spec.name, dataset=spec.dataset, split=spec.split, recommender=spec.recommender,
-                      variant=spec.variant, device=spec.device, status="failed", error=reason, params=dict(spec.params))
-    cell.extras["cell_wall_s"] = elapsed
-    if traceback_text:
-        cell.extras["traceback"] = traceback_text
-    return cell
-
-
-def preflight(scenario: Scenario, listener: Listener | None = None) -> None:
+def preflight(scenario: Scenario, listener: Listener | None = None) -> dict[str, str]:
     """Every check that can fail on the user's input, before any cell runs or any file is written:
     settings, names, parameter values (each recommender is constructed, which checks them), devices,
     datasets (loaded and verified), splits (made, and must leave test users) and batch sizes against memory.
 
     Datasets are loaded (and fetched into the cache, with a progress bar, if needed) once here, so that
-    cells only read the verified cache.
+    local cells only read the verified cache. Returns each dataset's checksum: every cell, on whatever node,
+    checks its own copy against it.
     """
     from bench.data import load_dataset
     from bench.data.splits import SPLITS, make_split
@@ -184,10 +89,12 @@ def preflight(scenario: Scenario, listener: Listener | None = None) -> None:
         unknown_loads = set(spec.loads) - set(LOADS)
         if unknown_loads:
             raise ConfigError(f"unknown load(s) {sorted(unknown_loads)} in cell {spec.name}: choose from {', '.join(LOADS)}")
+    checksums = {}
     for name in sorted({c.dataset for c in scenario.cells}):
         if listener:
             listener("note", scenario.cells[0], f"checking dataset {name}")
         dataset = load_dataset(name, data_dir=settings.data_dir)
+        checksums[name] = dataset.checksum
         for k in {settings.k, *settings.ks}:
             check_k(k, dataset.n_items)
         for protocol in sorted({c.split for c in scenario.cells if c.dataset == name}):
@@ -199,6 +106,7 @@ def preflight(scenario: Scenario, listener: Listener | None = None) -> None:
                                   "user): use more data or another split")
         for spec in (c for c in scenario.cells if c.dataset == name and "offline" in c.loads):
             _check_batch_memory(spec, spec.batch_sizes or settings.batch_sizes, dataset.n_items)
+    return checksums
 
 
 #: bytes one user of a batch takes while its scores over the catalogue are ranked: float32 scores, a float64
@@ -249,49 +157,117 @@ def check_writable(out_dir: Path) -> None:
                           "choose a writable directory with --out") from None
 
 
+def _check_finite(value, where: str) -> None:
+    """NaN or infinity anywhere in a parameter (lists and dicts included) is refused before any work."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where} value {value!r} is not a finite number: use a finite value")
+    if isinstance(value, dict):
+        for key, v in value.items():
+            _check_finite(v, f"{where} {key}" if where.endswith("parameter") else f"{where}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _check_finite(v, where)
+
+
+def make_run_id(scenario: Scenario, now: dt.datetime | None = None) -> str:
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return f"{scenario.name}-{now.strftime('%Y%m%dT%H%M%SZ')}-{os.getpid() % 10000:04d}"
+
+
+def check_writable(out_dir: Path) -> None:
+    """Fail before any work if results could not be written."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".recbench-write-probe"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"cannot write results to {out_dir} ({exc.strerror or exc}); "
+                          "choose a writable directory with --out") from None
+
+
 def run(scenario: Scenario, options: RunOptions = RunOptions(), listener: Listener | None = None) -> tuple[RunResult, Path]:
-    """Execute every cell of the scenario in isolation and write results (and the report) under out_root/run_id."""
+    """Execute every cell of the scenario in isolation and write results (and the report) under out_root/run_id
+    (or, with options.resume, the missing and failed cells of that run, into its directory)."""
     scenario.settings.validate()
     from bench import cost
-    prices = cost.load_prices(options.prices)  # a bad price sheet or instance fails before any work
-    if options.instance:
-        prices.instance(options.instance)
-    preflight(scenario, listener)
-    run_id = make_run_id(scenario)
-    out_dir = Path(options.out_root) / run_id
-    check_writable(out_dir)
-
     from bench.measure import provenance
+    prices = cost.load_prices(options.prices)  # a bad price sheet or instance fails before any work
+    for name in ([options.instance] if options.instance else []) + list(options.node_instances.values()):
+        prices.instance(name)
+    executor = executors.create(options.executor, **options.executor_options)  # e.g. Ray missing: fail now
+    run_provenance = provenance.collect()
+    previous = resume_mod.load(options.resume, scenario, run_provenance["code"]) if options.resume else None
+    checksums = preflight(scenario, listener)
+
+    if previous is not None:
+        resume_mod.check_data(previous.run, checksums)
+        run, out_dir, todo = previous.run, previous.out_dir, previous.todo
+    else:
+        run_id = make_run_id(scenario)
+        out_dir = Path(options.out_root) / run_id
+        todo = list(range(len(scenario.cells)))
+        run = RunResult(run_id=run_id, scenario=scenario.describe(), provenance=run_provenance,
+                        created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+        # how busy the machine was: a reader of any timing needs to know whether other work competed for the cores
+        run.provenance["machine_load"] = {"what": "1-minute load average before the run and after each cell; "
+                                                  "above the usable core count, other processes competed for the cores",
+                                          "usable_cores": run.provenance.get("machine", {}).get("usable_cores"),
+                                          "samples": []}
+    check_writable(out_dir)
     started = time.perf_counter()
-    run = RunResult(run_id=run_id, scenario=scenario.describe(), provenance=provenance.collect(),
-                    created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
-    # how busy the machine was: a reader of any timing needs to know whether other work competed for the cores
-    run.provenance["machine_load"] = {"what": "1-minute load average before the run and after each cell; above "
-                                              "the usable core count, other processes competed for the cores",
-                                      "usable_cores": run.provenance.get("machine", {}).get("usable_cores"),
-                                      "samples": [_load_average()]}
-    if options.measure_peak and any(c.loads for c in scenario.cells):  # utilisation needs a throughput
-        if listener:
-            listener("note", scenario.cells[0], "measuring this machine's peak GEMM FLOP/s and memory bandwidth")
-        run.machine = _machine_peaks(scenario.settings.threads)
-    results_mod.write(run, out_dir)
+    run.provenance["machine_load"]["samples"].append(_load_average())
+    cells = [scenario.cells[i] for i in todo]
+    order = {c.name: i for i, c in enumerate(scenario.cells)}
+    try:
+        # utilisation needs a throughput: measure each node's peaks only when some cell puts a load on it
+        measure_peaks = options.measure_peak and any(c.loads for c in cells)
+        if measure_peaks and listener:
+            listener("note", scenario.cells[0], "measuring the peak GEMM FLOP/s and memory bandwidth of each machine")
+        running: dict[str, CellSpec] = {}  # cells an executor announced as started and has not returned yet
 
-    for spec in scenario.cells:
-        if listener:
-            listener("start", spec, "")
+        def track(event: str, spec: CellSpec, message: str) -> None:
+            if event == "start":
+                running[spec.name] = spec
+            if listener:
+                listener(event, spec, message)
+
         try:
-            result = run_cell_isolated(spec, scenario.settings, listener)
-        except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP: the cell process is already stopped
-            run.cells.append(_failed(spec, f"interrupted ({exc or 'SIGINT'}) before the cell finished; its "
-                                           "figures were not kept", 0.0))
-            results_mod.write(run, out_dir)
+            nodes = executor.start(scenario.settings, measure_peaks, track) if cells else {}
+        except BaseException:
+            if previous is None and not any(out_dir.iterdir()):
+                out_dir.rmdir()  # nothing half-written: a run that never started leaves no folder
             raise
-        run.cells.append(result)
-        run.provenance["machine_load"]["samples"].append(_load_average())
-        results_mod.write(run, out_dir)  # valid on disk after every cell, even if the run is interrupted
-        if listener:
-            listener("done", spec, result.status if result.status != "failed" else f"failed: {result.error}")
+        _add_nodes(run, nodes, scenario.settings.threads)
+        if previous is not None:
+            resume_mod.record_session(run, [c.name for c in cells], executor.provenance())
+        else:
+            run.provenance["executor"] = executor.provenance()
+        results_mod.write(run, out_dir)
 
+        for i in todo:
+            spec = scenario.cells[i]
+            executor.submit(CellTask(i, spec, scenario.settings, checksums.get(spec.dataset)))
+        try:
+            for task, result in executor.completed():
+                running.pop(task.spec.name, None)
+                _record(run, result, order, out_dir)
+                if listener:
+                    listener("done", task.spec,
+                             result.status if result.status != "failed" else f"failed: {result.error}")
+        except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP: the cell processes are already stopped
+            for spec in running.values():
+                _record(run, failed_result(spec, f"interrupted ({exc or 'SIGINT'}) before the cell finished; "
+                                                 "its figures were not kept (--resume RUN_DIR reruns it)", 0.0),
+                        order, out_dir)
+            raise
+        if previous is None:
+            run.provenance["executor"] = executor.provenance()  # with any node that dropped out on the way
+    finally:
+        executor.shutdown()
+
+    # the cells as measured: --resume derives the run-level figures again from these
+    results_mod.write_json(run, out_dir / resume_mod.MEASURED_FILE)
     _post_process(run, scenario.settings, prices, options)
     run.provenance["wall_s"] = time.perf_counter() - started  # cells, peaks and post-processing; not the report
     results_mod.write(run, out_dir)
@@ -301,18 +277,39 @@ def run(scenario: Scenario, options: RunOptions = RunOptions(), listener: Listen
     return run, out_dir
 
 
+def _record(run: RunResult, result, order: dict[str, int], out_dir: Path) -> None:
+    """Add a finished cell in scenario order (whatever order cells finish in) and rewrite the results files,
+    so they are valid on disk after every cell, even if the run is interrupted."""
+    run.cells.append(result)
+    run.cells.sort(key=lambda c: order.get(c.cell, len(order)))
+    run.provenance["machine_load"]["samples"].append(_load_average())
+    results_mod.write(run, out_dir)
+
+
+def _add_nodes(run: RunResult, nodes: dict[str, dict], threads: int) -> None:
+    """Record each node's machine and peaks under run.machine.nodes; a resumed run keeps the records its earlier
+    cells were measured against, and refuses a node of the same name that is another machine."""
+    known = run.machine.setdefault("nodes", {})
+    run.machine.setdefault("threads", threads)
+    for name, record in nodes.items():
+        old = known.get(name)
+        if old is None:
+            known[name] = record
+            continue
+        then = (old.get("machine") or {}).get("machine_fingerprint")
+        now = (record.get("machine") or {}).get("machine_fingerprint")
+        if then and now and then != now:
+            raise ConfigError(f"cannot resume: node {name!r} of this run was another machine (fingerprint {then}, "
+                              f"now {now}); resume it where it ran, or start a new run")
+        if "peak_gemm" not in old and "peak_gemm" in record:
+            known[name] = {**old, **{k: v for k, v in record.items() if k not in old}}
+
+
 def _load_average() -> float | None:
     try:
         return round(os.getloadavg()[0], 2)
     except (OSError, AttributeError):  # not every platform has one
         return None
-
-
-def _machine_peaks(threads: int) -> dict:
-    from bench.measure import flops
-    peak = flops.measure_peak_flops(threads=threads, seconds=0.5)
-    bandwidth = flops.measure_memory_bandwidth_gbs(size_mb=128, seconds=0.5, threads=threads)
-    return {"peak_gemm": peak, "memory_bandwidth": bandwidth, "threads": threads}
 
 
 def _post_process(run: RunResult, settings: Settings, prices, options: RunOptions) -> None:
@@ -322,6 +319,7 @@ def _post_process(run: RunResult, settings: Settings, prices, options: RunOption
     add_utilisation(run)
     add_harness_overhead(run)
     apply_quality_gate(run, settings.quality_gate)
-    cost.add_costs(run, prices, options.instance, threads_used=settings.threads)
+    cost.add_costs(run, prices, options.instance, threads_used=settings.threads,
+                   node_instances=options.node_instances)
     from bench.sizes import add_size_figures
     add_size_figures(run)  # cost against model size (needs the costs above); nothing when one size ran

@@ -25,9 +25,11 @@ __all__ = ["write_report", "main_report", "Headline", "headlines"]
 
 def _mapping_note(run: RunResult) -> str:
     c = run.provenance.get("cost", {})
+    nodes = c.get("node_instances") or {}
+    per_node = ("; " + ", ".join(f"node {n} as {i}" for n, i in sorted(nodes.items()))) if nodes else ""
     if c.get("instance"):
-        return f"this machine as {c['instance']}"
-    return f"vCPU share of {c.get('local_default_instance', 'the default instance')}"
+        return f"this machine as {c['instance']}" + per_node
+    return f"vCPU share of {c.get('local_default_instance', 'the default instance')}" + per_node
 
 
 def write_report(run: RunResult, out_dir: str | Path, prices: cost.PriceSheet | str | Path | None = None, *,
@@ -48,7 +50,7 @@ def write_report(run: RunResult, out_dir: str | Path, prices: cost.PriceSheet | 
     if prices is not None or instance is not None or amortise_over_recs is not None or not previous:
         previous = previous or {}
         cost.add_costs(run, prices, instance or previous.get("instance"), previous.get("threads_used"),
-                       hosted=hosted, amortise_over_recs=amortise_over_recs)
+                       node_instances=previous.get("node_instances"), hosted=hosted, amortise_over_recs=amortise_over_recs)
     from bench.sizes import add_size_figures
     add_size_figures(run)  # cost against model size, from the costs just (re)computed; nothing with one size
     views = build_views(run)

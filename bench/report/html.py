@@ -278,7 +278,7 @@ def provenance_section(run: RunResult) -> str:
     prov = {k: v for k, v in (run.provenance or {}).items() if k != "cost"}
     per_cell: dict[str, set] = {}
     for c in run.cells:
-        for key in ("data_checksum", "seed", "threads", "data_source"):
+        for key in ("data_checksum", "seed", "threads", "data_source", "node"):
             if isinstance(c.provenance, dict) and key in c.provenance:
                 per_cell.setdefault(key, set()).add(json.dumps(c.provenance[key], sort_keys=True, default=str))
     out = f"<h3>Run</h3>{_kv({'run_id': run.run_id, 'created_at': run.created_at, 'schema_version': run.schema_version, **prov})}"

@@ -126,7 +126,7 @@ def test_a_raising_cell_and_a_timed_out_cell_are_failed_rows_with_their_reasons(
 
 
 def test_out_of_memory_says_what_the_cell_was_doing_and_what_it_asked_for():
-    from bench.runner import _out_of_memory
+    from bench.executors.base import out_of_memory as _out_of_memory
     plain = _out_of_memory(MemoryError(), "fitting")
     assert plain.startswith("out of memory while fitting") and "not reported" in plain and "GiB was available" in plain
     sized = _out_of_memory(MemoryError("Unable to allocate 37.3 GiB for an array with shape (100000, 100000)"),
