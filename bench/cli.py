@@ -184,9 +184,9 @@ def _run(args) -> int:
         raise ConfigError("--out and --resume: a resumed run writes into its own directory; drop --out")
     if args.resume is not None:
         from bench.resume import scenario_of
-        name = args.scenario or scenario_of(args.resume)
+        name = scenario_of(args.resume) if args.scenario is None else args.scenario
     else:
-        name = args.scenario or "quick"
+        name = "quick" if args.scenario is None else args.scenario  # an empty name is refused, not the default
     sc = scenario_mod.load(name)
     sc = sc.filtered(datasets=args.dataset, recommenders=args.recommenders)
     overrides = {key: value for key, value in {
