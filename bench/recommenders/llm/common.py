@@ -29,7 +29,7 @@ class RequestWork:
     encoder_config: dict[str, Any]  # layers, hidden, heads, intermediate, vocab, max_length, variant, ...
     token_counts: np.ndarray  # (n_forwards,) int64
     scoring_macs: int
-    kind: str  # "texts" | "pairs": single-text forwards or query+doc pair forwards
+    kind: str  # "texts" | "pairs" | "sequences": single-text, query+doc pair or item-id sequence forwards
     notes: dict[str, Any] = field(default_factory=dict)
 
     @property
