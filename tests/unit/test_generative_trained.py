@@ -110,12 +110,30 @@ def test_recommendations_exclude_seen_items_or_the_given_exclusion(fitted, train
 
 def test_same_seed_gives_identical_scores_and_another_seed_does_not(train, model_cache_dir, fitted):
     users = np.arange(N_USERS)
-    params = {**TINY, "epochs": 3, "cache_dir": model_cache_dir}
+    params = {**TINY, "epochs": 3, "cache_dir": model_cache_dir, "reuse_trained": False}  # train each time
     a = TrainedGenerative(**params).fit(train).score(users)
     b = TrainedGenerative(**params).fit(train).score(users)
     np.testing.assert_array_equal(a, b)
     c = TrainedGenerative(**{**params, "seed": 1}).fit(train).score(users)
     assert not np.allclose(a, c, atol=1e-3)
+
+
+def test_a_second_fit_reads_the_stored_training_and_a_corrupt_one_is_trained_again(train, tmp_path):
+    params = {**TINY, "epochs": 3, "cache_dir": tmp_path}
+    first = TrainedGenerative(**params).fit(train)
+    second = TrainedGenerative(**params, variant="int8").fit(train)
+    assert first.stats["train_reused_from_cache"] == 0 and second.stats["train_reused_from_cache"] == 1
+    for key in ("train_steps", "train_s", "train_loss_last"):  # the figures of the one training
+        assert second.stats[key] == first.stats[key]
+    np.testing.assert_array_equal(second.item_matrix, first.item_matrix)
+    [stored] = [d for d in (tmp_path / "generative").iterdir() if d.name.startswith("llm-generative-")]
+    weights = stored / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-8] + bytes(8))  # a flipped tail: the checksum no longer matches
+    third = TrainedGenerative(**params).fit(train)
+    assert third.stats["train_reused_from_cache"] == 0
+    np.testing.assert_array_equal(third.score(np.arange(5)), first.score(np.arange(5)))
+    other_seed = TrainedGenerative(**{**params, "seed": 1}).fit(train)
+    assert other_seed.stats["train_reused_from_cache"] == 0
 
 
 @pytest.mark.parametrize("variant", ["bf16", "int8", "onnx", "onnx-int8"])
@@ -213,6 +231,24 @@ def test_flops_count_the_decoder_forward_over_the_history_and_the_catalogue_head
     assert fitted.footprint() > fitted.item_matrix.nbytes
 
 
+def test_mean_scoring_averages_the_next_item_distribution_over_every_history_position(train, fitted,
+                                                                                     model_cache_dir):
+    mean = TrainedGenerative(**TINY, scoring="mean", cache_dir=model_cache_dir).fit(train)
+    assert mean.stats["train_reused_from_cache"] == 1  # how it scores does not change the weights
+    assert mean.gate_key() != fitted.gate_key()  # ... but it changes the ranking
+    user = np.array([7])
+    tokens = mean._inputs[7]
+    hidden = mean.encoder.hidden_states(tokens[None, :], np.ones((1, len(tokens)), dtype=np.int64))[0]
+    logits = hidden @ mean.item_matrix.T + mean.item_bias
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(mean.score(user)[0], np.log(probs.mean(axis=0)), rtol=1e-5, atol=1e-5)
+    # the catalogue head runs at every position instead of the last one
+    n_items, d = mean.item_matrix.shape
+    assert mean.request_work(user).scoring_macs == len(tokens) * n_items * d
+    assert fitted.request_work(user).scoring_macs == n_items * d
+
+
 def test_bad_settings_fail_in_one_line_before_any_work():
     with pytest.raises(ConfigError, match="choose one of fp32"):
         TrainedGenerative(variant="distilled")
@@ -220,6 +256,8 @@ def test_bad_settings_fail_in_one_line_before_any_work():
         TrainedGenerative(hidden=30, heads=4)
     with pytest.raises(ConfigError, match="patience"):
         TrainedGenerative(patience=-1)
+    with pytest.raises(ConfigError, match="scoring"):
+        TrainedGenerative(scoring="first")
     with pytest.raises(ConfigError, match="no parameter"):
         registry.get("llm-generative").build(width=64)
 

@@ -27,7 +27,7 @@ class DecoderShape:
     hidden: int = 64
     layers: int = 2
     heads: int = 2
-    max_len: int = 200  # positions read per user: the most recent max_len history tokens
+    max_len: int = 50  # positions read per user: the most recent max_len history tokens
     dropout: float = 0.2
 
     def config(self, n_items: int):
@@ -42,13 +42,13 @@ class DecoderShape:
 
 @dataclass(frozen=True)
 class NextItemTraining:
-    epochs: int = 200  # upper bound; early stopping usually ends sooner
-    batch_size: int = 64  # windows per step
-    lr: float = 1e-3
+    epochs: int = 40  # upper bound; early stopping usually ends sooner
+    batch_size: int = 32  # windows per step
+    lr: float = 3e-3
     weight_decay: float = 0.0
     #: epochs without a better hold-out NDCG@10 before stopping; 0 = no hold-out, train every epoch
-    patience: int = 5
-    budget_s: float = 240.0
+    patience: int = 3
+    budget_s: float = 300.0
     seed: int = 0
 
 

@@ -58,7 +58,7 @@ def make_encoder(model: Any, variant: str, device: str, threads: int | None, max
 
 
 #: parameters that change cost but not outputs (pairwise's two executions give the same scores)
-RUN_ONLY_PARAMS = frozenset({"variant", "device", "threads", "batch_size", "cache_dir", "execution"})
+RUN_ONLY_PARAMS = frozenset({"variant", "device", "threads", "batch_size", "cache_dir", "execution", "reuse_trained"})
 
 
 class LLMRecommenderMixin:
