@@ -151,12 +151,11 @@ def run_config(facts: dict[str, Any], model: ResolvedModel, backend: Backend, va
             "dtype": backend.dtype, "cost_only": model.cost_only, "source": model.source}
 
 
-class _Transformer:
-    """What both kinds of transformer share: one model under one variant on one device, and its facts."""
+class _ModelRun:
+    """One model under one variant on one device: the facts every wrapper of a backend reports."""
 
-    def __init__(self, model: ResolvedModel, backend: Backend, variant: str, device: str, threads: int,
-                 max_length: int, preparation: Preparation) -> None:
-        self._core = _Core(model, backend, variant, device, threads, max_length, preparation)
+    def __init__(self, model: ResolvedModel, variant: str, device: str, threads: int, max_length: int,
+                 preparation: Preparation, facts: dict[str, Any]) -> None:
         self.model_name = model.name
         self.variant = variant
         self.device = device
@@ -165,7 +164,16 @@ class _Transformer:
         self.cost_only = model.cost_only
         self.preparation = preparation
         self.resolved_model = model
-        self.dim = int(self._core._facts["hidden"])
+        self.dim = int(facts["hidden"])
+
+
+class _Transformer(_ModelRun):
+    """What both kinds of text transformer share: one model under one variant on one device, and its facts."""
+
+    def __init__(self, model: ResolvedModel, backend: Backend, variant: str, device: str, threads: int,
+                 max_length: int, preparation: Preparation) -> None:
+        self._core = _Core(model, backend, variant, device, threads, max_length, preparation)
+        super().__init__(model, variant, device, threads, max_length, preparation, self._core._facts)
 
     @property
     def tokenizer(self):
@@ -252,7 +260,7 @@ class CrossEncoder(_Transformer):
         return f"CrossEncoder({self.model_name!r}, variant={self.variant!r}, device={self.device!r})"
 
 
-class SequenceModel:
+class SequenceModel(_ModelRun):
     """A transformer over token ids its caller makes (no tokenizer, no pooling) under any variant.
 
     For models trained here on ids that are not words, e.g. a next-item decoder whose tokens are catalogue
@@ -262,17 +270,9 @@ class SequenceModel:
 
     def __init__(self, model: ResolvedModel, backend: Backend, variant: str, device: str, threads: int,
                  max_length: int, preparation: Preparation) -> None:
-        self.model = model
         self.backend = backend
-        self.model_name = model.name
-        self.variant = variant
-        self.device = device
-        self.threads = threads
-        self.max_length = max_length
-        self.cost_only = model.cost_only
-        self.preparation = preparation
         self._facts = architecture_facts(model.path, max_length, model.n_parameters)
-        self.dim = int(self._facts["hidden"])
+        super().__init__(model, variant, device, threads, max_length, preparation, self._facts)
 
     def hidden_states(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         """(B, L, dim) float32 for int64 ids (B, L); `attention_mask` is 1 on real tokens, 0 on padding."""
@@ -287,7 +287,7 @@ class SequenceModel:
         return int(self.backend.footprint())
 
     def config(self) -> dict[str, Any]:
-        return run_config(self._facts, self.model, self.backend, self.variant, self.device, self.threads)
+        return run_config(self._facts, self.resolved_model, self.backend, self.variant, self.device, self.threads)
 
     def __repr__(self) -> str:
         return f"SequenceModel({self.model_name!r}, variant={self.variant!r}, device={self.device!r})"

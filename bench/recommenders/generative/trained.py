@@ -55,6 +55,8 @@ GENERATIVE_VARIANTS = ("fp32", "fp16", "bf16", "int8", "onnx", "onnx-int8")
 MODEL_NAME = "llm-generative"
 #: "last": the next-item distribution after the whole history; "mean": its average over every history position
 SCORINGS = ("last", "mean")
+#: users whose per-position catalogue distributions are held at once under scoring="mean"
+MEAN_CHUNK = 32
 
 
 class TrainedGenerative(LLMRecommenderMixin, ScoringRecommender):
@@ -211,8 +213,11 @@ class TrainedGenerative(LLMRecommenderMixin, ScoringRecommender):
             return self.user_vectors(users) @ self.item_matrix.T + self.item_bias
         out = np.empty((len(users), self.item_matrix.shape[0]), dtype=np.float32)
         for rows, hidden, lens in self._forward(users):
-            for j, row in enumerate(rows.tolist()):
-                out[row] = np.log(_softmax(hidden[j, :lens[j]] @ self.item_matrix.T + self.item_bias).mean(axis=0))
+            real = (np.arange(hidden.shape[1])[None, :] < lens[:, None]).astype(np.float32)[:, :, None]
+            for a in range(0, len(rows), MEAN_CHUNK):  # (chunk, L, n_items) at a time bounds the memory
+                probs = _softmax(hidden[a:a + MEAN_CHUNK] @ self.item_matrix.T + self.item_bias)
+                mean = (probs * real[a:a + MEAN_CHUNK]).sum(axis=1) / lens[a:a + MEAN_CHUNK, None]
+                out[rows[a:a + MEAN_CHUNK]] = np.log(mean)
         return out
 
     def history_lengths(self, users: np.ndarray) -> np.ndarray:
