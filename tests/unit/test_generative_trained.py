@@ -262,6 +262,16 @@ def test_bad_settings_fail_in_one_line_before_any_work():
         registry.get("llm-generative").build(width=64)
 
 
+def test_a_model_over_item_ids_cannot_be_distilled_and_rejects_over_long_inputs(fitted):
+    from bench.variants import build_sequence_model
+
+    with pytest.raises(ConfigError, match="distils on texts"):
+        build_sequence_model(fitted.encoder.resolved_model, "distilled+onnx")
+    too_long = np.zeros((1, TINY["max_len"] + 1), dtype=np.int64)
+    with pytest.raises(ConfigError, match="length <= 8"):
+        fitted.encoder.hidden_states(too_long, np.ones_like(too_long))
+
+
 def test_a_cell_through_the_registry_reports_quality_fit_and_the_gate_key(model_cache_dir):
     from bench.cell import run_cell
     from bench.scenario import CellSpec, Settings
