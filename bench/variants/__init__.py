@@ -21,8 +21,8 @@ from bench.variants.device import resolve_device, resolve_threads
 RUNTIMES = ("fp32", "fp16", "bf16", "int8", "onnx", "onnx-int8")
 VARIANTS: list[str] = [*RUNTIMES, "distilled", *(f"distilled+{r}" for r in RUNTIMES if r != "fp32")]
 
-__all__ = ["VARIANTS", "RUNTIMES", "build_encoder", "build_cross_encoder", "parse_variant", "resolve_device",
-           "TextEncoder", "Preparation"]
+__all__ = ["VARIANTS", "RUNTIMES", "build_encoder", "build_cross_encoder", "build_sequence_model", "parse_variant",
+           "resolve_device", "TextEncoder", "Preparation"]
 
 
 def parse_variant(variant: str) -> tuple[bool, str]:
@@ -128,3 +128,20 @@ def build_cross_encoder(model: "str | ResolvedModel" = "minilm", variant: str = 
     resolved, backend, name, device, threads, prep = _prepare(model, variant, device, threads, distill_texts,
                                                               cache_dir, distill)
     return CrossEncoder(resolved, backend, name, device, threads, max_length, prep)
+
+
+def build_sequence_model(model: ResolvedModel, variant: str = "fp32", device: str = "cpu", threads: int | None = None,
+                         max_length: int = 512, cache_dir: Path | None = None):
+    """A `SequenceModel` (token ids in, last-layer hidden states out) for weights trained by a recommender.
+
+    Every runtime applies (fp32, fp16/bf16, int8, onnx, onnx-int8); distillation does not: it learns from
+    texts, and such a model reads ids.
+    """
+    from bench.variants.runtime import SequenceModel
+
+    distilled, _ = parse_variant(variant)
+    if distilled:
+        raise ConfigError(f"variant {variant!r} distils on texts; a model over item ids runs one of "
+                          f"{', '.join(RUNTIMES)}")
+    resolved, backend, name, device, threads, prep = _prepare(model, variant, device, threads, None, cache_dir, None)
+    return SequenceModel(resolved, backend, name, device, threads, max_length, prep)

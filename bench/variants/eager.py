@@ -38,14 +38,25 @@ class TorchBackend:
         self._serialized_footprint = serialized_footprint
         self._footprint: int | None = None
 
+    def _forward(self, batch: dict[str, np.ndarray]):
+        import torch
+
+        inputs = {k: torch.from_numpy(v).to(self.device) for k, v in batch.items() if k in self.input_names}
+        return self.module(**inputs)[0], inputs
+
     def pooled(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         import torch
 
         with torch.inference_mode():
-            inputs = {k: torch.from_numpy(v).to(self.device) for k, v in batch.items()}
-            hidden = self.module(**inputs)[0]
+            hidden, inputs = self._forward(batch)
             pooled = mean_pool_torch(hidden, inputs["attention_mask"])
             return pooled.float().cpu().numpy()
+
+    def hidden_states(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            return self._forward(batch)[0].float().cpu().numpy()
 
     def footprint(self) -> int:
         if self._footprint is None:

@@ -291,12 +291,18 @@ class OrtBackend:
         self.input_names = tuple(i.name for i in self.session.get_inputs())
         self._output = self.session.get_outputs()[0].name
 
-    def pooled(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+    def hidden_states(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         feeds = {k: v for k, v in batch.items() if k in self.input_names}
         if "token_type_ids" in self.input_names and "token_type_ids" not in feeds:
             feeds["token_type_ids"] = np.zeros_like(batch["input_ids"])
-        hidden = self.session.run([self._output], feeds)[0]
-        return mean_pool_np(hidden, batch["attention_mask"])
+        if "position_ids" in self.input_names and "position_ids" not in feeds:
+            # decoder exports take positions explicitly; eager PyTorch counts 0..L-1 itself (right padding)
+            ids = batch["input_ids"]
+            feeds["position_ids"] = np.broadcast_to(np.arange(ids.shape[1], dtype=np.int64), ids.shape).copy()
+        return np.asarray(self.session.run([self._output], feeds)[0], dtype=np.float32)
+
+    def pooled(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        return mean_pool_np(self.hidden_states(batch), batch["attention_mask"])
 
     def footprint(self) -> int:
         # the graph file plus any external-data files (models over 2 GB)

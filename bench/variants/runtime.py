@@ -28,6 +28,9 @@ class Backend(Protocol):
     def pooled(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         """(B, hidden) float32: hidden states mean-pooled over the attention mask, NOT normalised."""
 
+    def hidden_states(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        """(B, L, hidden) float32: the last layer at every position (a decoder's caller picks the positions)."""
+
     def footprint(self) -> int:
         """Static bytes of the model as run (parameters in memory, or the ONNX file)."""
 
@@ -138,17 +141,21 @@ class _Core:
         return l2_normalise(out)
 
     def config(self) -> dict[str, Any]:
-        return {**self._facts, "variant": self.variant, "device": self.device, "threads": self.threads,
-                "runtime": self.backend.runtime, "dtype": self.backend.dtype, "cost_only": self.model.cost_only,
-                "source": self.model.source}
+        return run_config(self._facts, self.model, self.backend, self.variant, self.device, self.threads)
 
 
-class _Transformer:
-    """What both kinds of transformer share: one model under one variant on one device, and its facts."""
+def run_config(facts: dict[str, Any], model: ResolvedModel, backend: Backend, variant: str, device: str,
+               threads: int) -> dict[str, Any]:
+    """Architecture facts plus how this copy runs: what analytic FLOPs and the results' provenance read."""
+    return {**facts, "variant": variant, "device": device, "threads": threads, "runtime": backend.runtime,
+            "dtype": backend.dtype, "cost_only": model.cost_only, "source": model.source}
 
-    def __init__(self, model: ResolvedModel, backend: Backend, variant: str, device: str, threads: int,
-                 max_length: int, preparation: Preparation) -> None:
-        self._core = _Core(model, backend, variant, device, threads, max_length, preparation)
+
+class _ModelRun:
+    """One model under one variant on one device: the facts every wrapper of a backend reports."""
+
+    def __init__(self, model: ResolvedModel, variant: str, device: str, threads: int, max_length: int,
+                 preparation: Preparation, facts: dict[str, Any]) -> None:
         self.model_name = model.name
         self.variant = variant
         self.device = device
@@ -157,7 +164,16 @@ class _Transformer:
         self.cost_only = model.cost_only
         self.preparation = preparation
         self.resolved_model = model
-        self.dim = int(self._core._facts["hidden"])
+        self.dim = int(facts["hidden"])
+
+
+class _Transformer(_ModelRun):
+    """What both kinds of text transformer share: one model under one variant on one device, and its facts."""
+
+    def __init__(self, model: ResolvedModel, backend: Backend, variant: str, device: str, threads: int,
+                 max_length: int, preparation: Preparation) -> None:
+        self._core = _Core(model, backend, variant, device, threads, max_length, preparation)
+        super().__init__(model, variant, device, threads, max_length, preparation, self._core._facts)
 
     @property
     def tokenizer(self):
@@ -242,3 +258,36 @@ class CrossEncoder(_Transformer):
 
     def __repr__(self) -> str:
         return f"CrossEncoder({self.model_name!r}, variant={self.variant!r}, device={self.device!r})"
+
+
+class SequenceModel(_ModelRun):
+    """A transformer over token ids its caller makes (no tokenizer, no pooling) under any variant.
+
+    For models trained here on ids that are not words, e.g. a next-item decoder whose tokens are catalogue
+    items: `hidden_states` gives the last layer at every position and the caller picks the positions it
+    needs (a causal model's last real token). Same backends, same one-time-cost accounting as the encoders.
+    """
+
+    def __init__(self, model: ResolvedModel, backend: Backend, variant: str, device: str, threads: int,
+                 max_length: int, preparation: Preparation) -> None:
+        self.backend = backend
+        self._facts = architecture_facts(model.path, max_length, model.n_parameters)
+        super().__init__(model, variant, device, threads, max_length, preparation, self._facts)
+
+    def hidden_states(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        """(B, L, dim) float32 for int64 ids (B, L); `attention_mask` is 1 on real tokens, 0 on padding."""
+        ids = np.ascontiguousarray(input_ids, dtype=np.int64)
+        if ids.ndim != 2 or ids.shape[1] > self.max_length:
+            raise ConfigError(f"input_ids of shape {ids.shape} do not fit this model: pass (batch, length) with "
+                              f"length <= {self.max_length}")
+        mask = np.ascontiguousarray(attention_mask, dtype=np.int64)
+        return self.backend.hidden_states({"input_ids": ids, "attention_mask": mask})
+
+    def footprint(self) -> int:
+        return int(self.backend.footprint())
+
+    def config(self) -> dict[str, Any]:
+        return run_config(self._facts, self.resolved_model, self.backend, self.variant, self.device, self.threads)
+
+    def __repr__(self) -> str:
+        return f"SequenceModel({self.model_name!r}, variant={self.variant!r}, device={self.device!r})"

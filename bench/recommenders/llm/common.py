@@ -29,7 +29,7 @@ class RequestWork:
     encoder_config: dict[str, Any]  # layers, hidden, heads, intermediate, vocab, max_length, variant, ...
     token_counts: np.ndarray  # (n_forwards,) int64
     scoring_macs: int
-    kind: str  # "texts" | "pairs": single-text forwards or query+doc pair forwards
+    kind: str  # "texts" | "pairs" | "sequences": single-text, query+doc pair or item-id sequence forwards
     notes: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -58,7 +58,7 @@ def make_encoder(model: Any, variant: str, device: str, threads: int | None, max
 
 
 #: parameters that change cost but not outputs (pairwise's two executions give the same scores)
-RUN_ONLY_PARAMS = frozenset({"variant", "device", "threads", "batch_size", "cache_dir", "execution"})
+RUN_ONLY_PARAMS = frozenset({"variant", "device", "threads", "batch_size", "cache_dir", "execution", "reuse_trained"})
 
 
 class LLMRecommenderMixin:

@@ -1,0 +1,1 @@
+"""Decoder (generative) recommenders: causal transformers over item sequences or prompts."""
