@@ -128,6 +128,9 @@ class TrainSet:
     n_users: int
     n_items: int
     item_text: ItemText
+    #: the items that exist at fit time (a replay's catalogue so far); None = the whole catalogue. Indices stay
+    #: dense over the whole catalogue either way; a model that reads item text encodes only these.
+    known_items: np.ndarray | None = None
 
     def matrix(self, binary: bool = True) -> sp.csr_matrix:
         return self.interactions.matrix(self.n_users, self.n_items, binary=binary)

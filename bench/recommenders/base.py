@@ -71,6 +71,14 @@ class Recommender(ABC):
         them; a multiply-add counts 2), or None where no simple count applies. Masking and top-k are not FLOPs."""
         return None
 
+    def absorb_history(self, train: TrainSet) -> None:
+        """Score from (and exclude) `train`'s interactions from now on, without refitting anything else.
+
+        For models that score a user from their history (EASE, ItemKNN) this folds new users and new
+        interactions in for free; the learned weights stay as fitted.
+        """
+        self._remember_seen(train)
+
     def _remember_seen(self, train: TrainSet) -> None:
         self._seen = train.matrix(binary=True)
         self.n_items = train.n_items

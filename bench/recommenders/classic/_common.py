@@ -51,23 +51,48 @@ def cosine_topk_rows(x: sp.csr_matrix, k: int, block_rows: int = 1024) -> sp.csr
     xn = sp.csr_matrix(sp.diags(inv) @ x)
     xnt = sp.csr_matrix(xn.T)
     k = min(k, max(n - 1, 1))
-    rows_out: list[np.ndarray] = []
-    cols_out: list[np.ndarray] = []
-    vals_out: list[np.ndarray] = []
+    blocks = []
     for start in range(0, n, block_rows):  # loop over row blocks, not items
         stop = min(start + block_rows, n)
-        sim = (xn[start:stop] @ xnt).toarray()
-        local = np.arange(stop - start)
-        sim[local, local + start] = 0.0  # an item is not its own neighbour
-        idx = top_k_indices(sim, k)
-        vals = np.take_along_axis(sim, idx, axis=1)
-        keep = vals > 0
-        rows_out.append(np.broadcast_to((local + start)[:, None], idx.shape)[keep])
-        cols_out.append(idx[keep])
-        vals_out.append(vals[keep])
-    rows = np.concatenate(rows_out) if rows_out else np.zeros(0, np.int64)
-    cols = np.concatenate(cols_out) if cols_out else np.zeros(0, np.int64)
-    vals = np.concatenate(vals_out) if vals_out else np.zeros(0)
+        blocks.append(_block_topk((xn[start:stop] @ xnt).toarray(), start, k))
+    return _assemble_topk(blocks, n)
+
+
+def cosine_topk_from_gram(gram: sp.spmatrix | np.ndarray, k: int, block_rows: int = 1024) -> sp.csr_matrix:
+    """What `cosine_topk_rows(x, k)` returns, from the Gram matrix x @ x.T instead of x itself.
+
+    cos(r, s) = G[r, s] / sqrt(G[r, r] G[s, s]). An incremental model keeps G up to date cheaply (a changed row
+    of x changes G by two outer products) and rebuilds the k-neighbour matrix from it without touching x.
+    """
+    dense = not sp.issparse(gram)
+    g = np.asarray(gram, dtype=np.float64) if dense else sp.csr_matrix(gram, dtype=np.float64)
+    n = g.shape[0]
+    diag = np.asarray(g.diagonal(), dtype=np.float64)
+    inv = np.divide(1.0, np.sqrt(diag), out=np.zeros_like(diag), where=diag > 0)
+    k = min(k, max(n - 1, 1))
+    blocks = []
+    for start in range(0, n, block_rows):
+        stop = min(start + block_rows, n)
+        rows = g[start:stop] if dense else g[start:stop].toarray()
+        blocks.append(_block_topk(rows * inv[start:stop, None] * inv[None, :], start, k))
+    return _assemble_topk(blocks, n)
+
+
+def _block_topk(sim: np.ndarray, start: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, cols, values) of each row's k largest positive similarities; `sim` holds rows start.. of the
+    full matrix (modified: the self-similarity is zeroed, an item is not its own neighbour)."""
+    local = np.arange(sim.shape[0])
+    sim[local, local + start] = 0.0
+    idx = top_k_indices(sim, k)
+    vals = np.take_along_axis(sim, idx, axis=1)
+    keep = vals > 0
+    return np.broadcast_to((local + start)[:, None], idx.shape)[keep], idx[keep], vals[keep]
+
+
+def _assemble_topk(blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n: int) -> sp.csr_matrix:
+    rows = np.concatenate([b[0] for b in blocks]) if blocks else np.zeros(0, np.int64)
+    cols = np.concatenate([b[1] for b in blocks]) if blocks else np.zeros(0, np.int64)
+    vals = np.concatenate([b[2] for b in blocks]) if blocks else np.zeros(0)
     out = sp.csr_matrix((vals.astype(np.float32), (rows, cols)), shape=(n, n), dtype=np.float32)
     out.sort_indices()
     return out

@@ -32,6 +32,7 @@ class IALS(ScoringRecommender):
         self.num_threads = check_positive_int("num_threads", num_threads, "IALS")
         self.user_factors_: np.ndarray | None = None
         self.item_factors_: np.ndarray | None = None
+        self._model = None  # implicit's AlternatingLeastSquares once fitted
 
     def fit(self, train: TrainSet) -> "IALS":
         from implicit.cpu.als import AlternatingLeastSquares  # imported here: loading `implicit` is slow
@@ -43,8 +44,35 @@ class IALS(ScoringRecommender):
                                             alpha=self.alpha, iterations=self.iterations,
                                             num_threads=self.num_threads, random_state=self.seed)
             model.fit(self._seen, show_progress=False)
-        self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
-        self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
+        self._model = model  # kept for fold_in (implicit's partial fit updates it in place)
+        self._copy_factors()
+        return self
+
+    def _copy_factors(self) -> None:
+        self.user_factors_ = np.ascontiguousarray(self._model.user_factors, dtype=np.float32)
+        self.item_factors_ = np.ascontiguousarray(self._model.item_factors, dtype=np.float32)
+
+    def fold_in(self, train: TrainSet, users: np.ndarray, items: np.ndarray) -> "IALS":
+        """Absorb `train` (the fitted history plus new interactions) without a full refit.
+
+        `implicit`'s partial fit: first each of `items` (new items) gets the least-squares item factor given
+        the current user factors and its interactions in `train`; then each of `users` (those with new
+        interactions, new users included) gets the least-squares user factor given the item factors. Every
+        other factor stays as fitted. A user's fold-in is exactly one ALS half-step for that user.
+        """
+        require_fitted(self, "user_factors_", "IALS")
+        from threadpoolctl import threadpool_limits
+
+        self._remember_seen(train)
+        items = np.asarray(items, dtype=np.int64)
+        users = np.asarray(users, dtype=np.int64)
+        with threadpool_limits(limits=1, user_api="blas"):
+            if items.size:
+                item_users = self._seen.T.tocsr()[items]
+                self._model.partial_fit_items(items, item_users)
+            if users.size:
+                self._model.partial_fit_users(users, self._seen[users])
+        self._copy_factors()
         return self
 
     def score(self, users: np.ndarray) -> np.ndarray:

@@ -6,7 +6,8 @@ import scipy.sparse as sp
 
 from bench.data.dataset import TrainSet
 from bench.recommenders.base import ScoringRecommender
-from bench.recommenders.classic._common import check_positive_int, cosine_topk_rows, csr_nbytes, require_fitted
+from bench.recommenders.classic._common import (check_positive_int, cosine_topk_from_gram, cosine_topk_rows, csr_nbytes,
+                                                require_fitted)
 
 
 class ItemKNN(ScoringRecommender):
@@ -30,6 +31,13 @@ class ItemKNN(ScoringRecommender):
         # row i of `nbrs` holds item i's k neighbours; scoring needs column i = i's neighbours, so transpose
         nbrs = cosine_topk_rows(sp.csr_matrix(x.T), self.k)
         self.similarity_ = sp.csr_matrix(nbrs.T)
+        return self
+
+    def fit_from_gram(self, train: TrainSet, gram: sp.spmatrix | np.ndarray) -> "ItemKNN":
+        """The same model as fit(train), from the item co-occurrence matrix X^T X of train's binary matrix X
+        (kept up to date incrementally by the caller) instead of X itself."""
+        self._remember_seen(train)
+        self.similarity_ = sp.csr_matrix(cosine_topk_from_gram(gram, self.k).T)
         return self
 
     def score(self, users: np.ndarray) -> np.ndarray:

@@ -93,6 +93,7 @@ class TwoTower(LLMRecommenderMixin, ScoringRecommender):
         self.item_matrix: np.ndarray | None = None  # (n_items, d) float32, rows L2-normalised
         self.projection: Projection | None = None
         self._profiles: list[str] = []
+        self._texts: list[str] = []  # every item's text, as the item tower reads it
 
     # ------------------------------------------------------------------------------------------ fit
     def fit(self, train: TrainSet) -> "TwoTower":
@@ -112,11 +113,17 @@ class TwoTower(LLMRecommenderMixin, ScoringRecommender):
                                     self.cache_dir, distill_texts=texts + [p for p in self._profiles if p])
         self._record_encoder(watch())
 
+        # only the items that exist at fit time (a replay's catalogue so far); the rest stay zero until add_items
+        known = np.arange(train.n_items) if train.known_items is None else np.asarray(train.known_items, np.int64)
+        known_texts = [texts[i] for i in known.tolist()]
         watch = Stopwatch()
-        item_emb = self.encoder.encode(texts, self.batch_size)
+        item_emb = np.zeros((len(texts), int(self.encoder.dim)), dtype=np.float32)
+        if known_texts:
+            item_emb[known] = self.encoder.encode(known_texts, self.batch_size)
         self.stats["encode_items_s"] = watch()
-        self.stats["n_items_encoded"] = len(texts)
-        self.stats["item_tokens_mean"] = float(self.encoder.token_counts(texts).mean()) if texts else 0.0
+        self.stats["n_items_encoded"] = len(known_texts)
+        self.stats["item_tokens_mean"] = float(self.encoder.token_counts(known_texts).mean()) if known_texts else 0.0
+        self._texts = texts
 
         if self.mode == "zero-shot":
             self.projection = pca_projection(item_emb, self.dim) if self.dim else None
@@ -126,6 +133,9 @@ class TwoTower(LLMRecommenderMixin, ScoringRecommender):
             self.projection = ft_projection
         self.item_matrix = np.ascontiguousarray(
             self.projection.items(item_emb) if self.projection is not None else item_emb, dtype=np.float32)
+        unknown = np.ones(len(texts), dtype=bool)
+        unknown[known] = False
+        self.item_matrix[unknown] = 0.0  # not in the catalogue yet: no text has been read for them
         self.stats["item_matrix_bytes"] = int(self.item_matrix.nbytes)
         self.stats["item_matrix_shape"] = list(self.item_matrix.shape)
         return self
@@ -173,6 +183,22 @@ class TwoTower(LLMRecommenderMixin, ScoringRecommender):
         self.stats["train_s"] = log.seconds
         self.stats["finetuned_dir"] = str(out_dir)
         return saved, projection
+
+    # ------------------------------------------------------------------------------- online updates
+    def add_items(self, items: np.ndarray) -> None:
+        """Encode `items` (new in the catalogue) with the fitted towers into the item matrix; every other row
+        is reused as it is."""
+        require(self.encoder is not None, f"{self.name} is not fitted: call fit(train) before add_items")
+        items = np.asarray(items, dtype=np.int64)
+        if items.size:
+            emb = self.encoder.encode([self._texts[i] for i in items.tolist()], self.batch_size)
+            self.item_matrix[items] = self.projection.items(emb) if self.projection is not None else emb
+
+    def update_profiles(self, train: TrainSet) -> None:
+        """Rebuild the profile texts (and the seen items) from `train`, a longer history than fit's; the user
+        tower reads the new texts from the next encode_users call on."""
+        self._remember_seen(train)
+        self._profiles = build_profiles(train.interactions, train.item_text, train.n_users, self.profile)
 
     # ------------------------------------------------------------------------------------ per request
     def encode_users(self, users: np.ndarray) -> np.ndarray:
