@@ -53,6 +53,10 @@ def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop,
     if pinned is None:
         from bench.measure.threads import pin_threads
         pinned = pin_threads(settings.threads)
+    from bench.data.replay import is_replay
+    if is_replay(spec.split):  # an online update strategy over time windows: its own order of work
+        from bench.replay_cell import run_replay_cell
+        return run_replay_cell(spec, settings, progress, pinned, expected_checksum=expected_checksum)
 
     from bench.data import load_dataset
     from bench.data.splits import make_split
@@ -64,11 +68,7 @@ def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop,
     phases = Phases(progress)
     phases.start("data", "loading data")
     dataset = load_dataset(spec.dataset, data_dir=settings.data_dir)
-    if expected_checksum is not None and dataset.checksum != expected_checksum:
-        from bench.errors import DataError
-        raise DataError(f"dataset {spec.dataset} on this node has checksum {dataset.checksum[:16]}, the run's is "
-                        f"{expected_checksum[:16]}: this node holds other data; re-fetch it here "
-                        f"(`recbench data fetch`) or point --data-dir at the same files")
+    check_checksum(spec, dataset, expected_checksum)
     split = make_split(dataset, spec.split, seed=settings.seed)
     result.provenance = {"threads": pinned, "seed": settings.seed, "data_checksum": dataset.checksum,
                          "data_source": dataset.source, "n_users": dataset.n_users, "n_items": dataset.n_items,
@@ -131,6 +131,14 @@ def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop,
     result.add("peak_rss_bytes", mem.peak_rss_bytes, "bytes", n=mem.n_samples,
                flag="" if mem.max_gap_s <= 0.05 else f"sampling gaps up to {mem.max_gap_s * 1e3:.0f} ms")
     return result
+
+
+def check_checksum(spec: CellSpec, dataset, expected_checksum: str | None) -> None:
+    if expected_checksum is not None and dataset.checksum != expected_checksum:
+        from bench.errors import DataError
+        raise DataError(f"dataset {spec.dataset} on this node has checksum {dataset.checksum[:16]}, the run's is "
+                        f"{expected_checksum[:16]}: this node holds other data; re-fetch it here "
+                        f"(`recbench data fetch`) or point --data-dir at the same files")
 
 
 def _constructor_params(entry, spec: CellSpec, settings: Settings) -> dict[str, Any]:

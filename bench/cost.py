@@ -644,6 +644,10 @@ def add_costs(run: RunResult, prices: PriceSheet | str | Path | None = None, ins
             continue
         _cell_costs(cell, run, sheet, mapped, _threads_of(cell, threads_used), volume, kwh_price)
 
+    from bench.online import add_online_figures
+    add_online_figures(run, lambda c: getattr(map_machine(sheet, instance, _threads_of(c, threads_used), c.device),
+                                              "hourly_usd", None))  # replay cells: $ per update, per day
+
     notes = []
     if hosted == "auto":
         workloads = [HostedWorkload.from_extras(c.extras["hosted"]) for c in previous_hosted if "hosted" in c.extras]
@@ -760,7 +764,8 @@ def _hosted_cell(w: HostedWorkload, entry: HostedPrice) -> CellResult:
 
 def _auto_workloads(run: RunResult) -> tuple[list[HostedWorkload], list[str]]:
     """Prompts from the run's own datasets and splits, when the data can be loaded here."""
-    pairs = sorted({(c.dataset, c.split) for c in run.cells if c.status == "ok"})
+    # a replay cell ranks time windows, not a split's test users: no hosted prompt stands for its requests
+    pairs = sorted({(c.dataset, c.split) for c in run.cells if c.status == "ok" and "replay_strategy" not in c.extras})
     settings = (run.scenario or {}).get("settings", {}) if isinstance(run.scenario, dict) else {}
     workloads, notes = [], []
     for dataset_name, protocol in pairs:

@@ -55,7 +55,9 @@ def preflight(scenario: Scenario, listener: Listener | None = None) -> dict[str,
     """
     from bench.data import load_dataset
     from bench.data.splits import SPLITS, make_split
+    from bench.data import replay
     from bench.recommenders import registry
+    from bench.recommenders.online import registry as strategies
     from bench.cell import _constructor_params as constructor_params
     from bench.recommenders.base import check_k
     from bench.scenario import check_name
@@ -64,7 +66,8 @@ def preflight(scenario: Scenario, listener: Listener | None = None) -> dict[str,
     settings.validate()
     check_name(scenario.name)  # it names the run folder
     for spec in scenario.cells:
-        entry = registry.get(spec.recommender)
+        replay_cell = replay.is_replay(spec.split)  # an online strategy on a replay: its own registry and spec
+        entry = (strategies if replay_cell else registry).get(spec.recommender)
         entry.check_params(spec.params)
         _check_finite(spec.params, f"cell {spec.name}: parameter")
         if spec.device not in DEVICES:
@@ -76,7 +79,9 @@ def preflight(scenario: Scenario, listener: Listener | None = None) -> dict[str,
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"cell {spec.name}: recommender {spec.recommender} rejected its parameters "
                               f"({exc}); fix them in the scenario") from None
-        if spec.split not in SPLITS:
+        if replay_cell:
+            replay.parse_spec(spec.split)
+        elif spec.split not in SPLITS:
             raise ConfigError(f"unknown split {spec.split!r} in cell {spec.name}: choose one of {', '.join(SPLITS)}")
         if spec.variant != NO_VARIANT:
             from bench.variants import parse_variant
@@ -98,6 +103,9 @@ def preflight(scenario: Scenario, listener: Listener | None = None) -> dict[str,
         for k in {settings.k, *settings.ks}:
             check_k(k, dataset.n_items)
         for protocol in sorted({c.split for c in scenario.cells if c.dataset == name}):
+            if replay.is_replay(protocol):
+                replay.make_replay(dataset, protocol)  # no timestamps, or too short a timeline: one line now
+                continue
             if protocol == "temporal-loo" and not dataset.has_timestamps:
                 raise ConfigError(f"split temporal-loo needs timestamps and {name} has none: "
                                   "use random-8-1-1 or cold-items")

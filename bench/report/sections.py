@@ -20,6 +20,7 @@ BUILDERS = (
     "bench.report.scaling:section",
     "bench.report.coldstart:section",
     "bench.report.sizes:section",
+    "bench.report.online:section",
 )
 
 

@@ -71,8 +71,9 @@ def family_of(recommender: str) -> str:
     if recommender == SIZE_FIT_RECOMMENDER:
         return "derived"  # figures fitted over other cells (bench.sizes): shown in their own section
     try:
+        from bench.recommenders.online.registry import STRATEGIES
         from bench.recommenders.registry import REGISTRY
-        entry = REGISTRY.get(recommender.split("[")[0])
+        entry = REGISTRY.get(recommender.split("[")[0]) or STRATEGIES.get(recommender.split("[")[0])
         return entry.family if entry else "other"
     except Exception:  # the registry is optional for reading a results file
         return "llm" if recommender.startswith("llm") else "other"

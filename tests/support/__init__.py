@@ -1,0 +1,1 @@
+"""Test doubles and toy data shared by tests (never imported by bench/)."""
