@@ -140,6 +140,12 @@ def print_listing() -> None:
         if e.family != "test":
             t.add_row(e.name, e.family, e.summary)
     out.print(t)
+    from bench.recommenders.online.registry import STRATEGIES
+    t = Table(title="online update strategies (cells on a replay split)", title_justify="left")
+    t.add_column("name"), t.add_column("family"), t.add_column("what it does")
+    for e in STRATEGIES.values():
+        t.add_row(e.name, e.family, e.summary)
+    out.print(t)
     out.print("datasets: " + ", ".join(DATASETS))
-    out.print("splits:   " + ", ".join(SPLITS))
+    out.print("splits:   " + ", ".join(SPLITS) + ", replay[:start=0.5,window_days=7,windows=0] (online strategies)")
     out.print("variants: " + ", ".join(VARIANTS) + "  (composable with +, e.g. distilled+onnx-int8)")

@@ -215,7 +215,7 @@ def render_run(path: Path, run: RunResult, link_base: str) -> str:
     pairwise = _pairwise(views)
     if pairwise:
         lines += pairwise + [""]
-    if name not in ("scaling", "llm_sizes"):  # those two read better as their fitted curves
+    if name not in ("scaling", "llm_sizes") and not online_cells(run):  # these read better as their own sections
         lines += _cells_table(views) + [""]
     lines += _sections(run, views)
     return "\n".join(lines).rstrip() + "\n"
@@ -230,7 +230,7 @@ def render(store_dir: str | Path = DEFAULT_STORE, link_base: str | None = None) 
              "Times are from a shared, noisy 2-core machine unless stated: read them as ratios within one run, "
              "and the load average beside each run says how busy the machine was."]
     runs = stored_runs(store_dir)
-    brief = [line for _, run in runs for line in in_brief(run)]
+    brief = [line for _, run in runs for line in in_brief(run) + online_brief(run)]
     if brief:
         parts.append("**In brief** (each line from the run it names; details and every cell below):\n\n"
                      + "\n".join(f"- {line}" for line in brief))
@@ -294,6 +294,52 @@ def in_brief(run: RunResult) -> list[str]:
         cf_text = "0 for every CF recommender" if max(cf) == 0 else f"at most {sig(max(cf))}"
         out.append(f"`{name}`: on items nobody has interacted with, classic CF's Recall@10 is {cf_text}; "
                    f"{best.name} reaches {sig(x)}.")
+    return out
+
+
+def online_cells(run: RunResult) -> list:
+    """The run's measured replay cells (the `online` scenario's update strategies)."""
+    from bench.online import replay_cells
+    return replay_cells(run)
+
+
+def online_brief(run: RunResult) -> list[str]:
+    """What an online run says in one sentence each, from its derived rows: incremental iALS against its full
+    refit (paired quality difference and cost ratio), the language model on items first seen the window before
+    against the best CF strategy there, and how far a never-updated model falls behind a refitted one."""
+    from bench.online import DIFF, FRESH, NDCG
+    from bench.report.online import _ci, _row
+
+    cells = online_cells(run)
+    if not cells:
+        return []
+    name = (run.scenario or {}).get("name", run.run_id)
+    views = {v.cell.cell: v for v in build_views(run)}
+    by_strategy = {c.extras["replay_strategy"]["name"]: c for c in cells}
+    n_updates = max((len(c.extras.get("replay_steps", [])) - 1 for c in cells), default=0)
+    out = []
+    fold = by_strategy.get("ials-foldin")
+    if fold is not None and (diff := _row(fold, NDCG + DIFF)) is not None:
+        ref = views[fold.extras["online_comparisons"]["reference"]]
+        cost_ratio = _row(fold, "update_usd_ratio_vs_full_update")
+        cost_text = f" at {cost_ratio.value:.2g}x its update cost" if cost_ratio is not None else ""
+        out.append(f"`{name}`: over {n_updates} weekly updates, iALS folding new users and items in differs from "
+                   f"{ref.name} by {_ci(diff)} NDCG@10 (paired over {diff.n:,} (step, user) pairs){cost_text}.")
+    for c in cells:
+        fresh = _row(c, FRESH + "_diff_vs_best_cf")
+        cf = (c.extras.get("online_comparisons") or {}).get("best_cf_on_fresh_items")
+        if fresh is None or cf not in views:
+            continue
+        mine, theirs = _row(c, FRESH), _row(views[cf].cell, FRESH)
+        out.append(f"`{name}`: on items first seen in the week before, {views[c.cell].name} reaches Recall@10 "
+                   f"{sig(mine.value)} against {sig(theirs.value)} for the best CF strategy there, {views[cf].name} "
+                   f"(difference {_ci(fresh)} over {fresh.n:,} (step, user) pairs).")
+    stale = by_strategy.get("stale")
+    early, late = (_row(stale, NDCG + DIFF + "_early"), _row(stale, NDCG + DIFF + "_late")) if stale else (None, None)
+    if early is not None and late is not None:
+        ref = views[stale.extras["online_comparisons"]["reference"]]
+        out.append(f"`{name}`: never updated, {views[stale.cell].name} trails {ref.name} by {_ci(early)} NDCG@10 over "
+                   f"the first half of the updates and {_ci(late)} over the second.")
     return out
 
 

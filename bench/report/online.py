@@ -15,7 +15,7 @@ from bench.online import DIFF, FRESH, NDCG, RECALL, REPLAY_LOAD, is_replay_cell
 from bench.report.charts import Chart, _figure, _log_limits, _save, family_styles
 from bench.report.html import _table, esc
 from bench.report.sections import Section
-from bench.report.view import CellView, mib, num, pareto_front, ratio, sig, usd
+from bench.report.view import CellView, mib, pareto_front, ratio, sig, usd
 from bench.results import CellResult, MetricRow, RunResult
 
 DAY_S = 86_400.0
@@ -41,50 +41,45 @@ def _legend(fig, rows: list[CellView], styles) -> None:
     fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8.5, frameon=False)
 
 
+def _steps_chart(chart: Chart, rows: list[CellView], metric: str, ylabel: str, out_dir: Path, styles,
+                 log: bool = False) -> Chart:
+    """One line per strategy: `metric` at each step (rows with load step=NN)."""
+    drawn = [v for v in rows if _series(v.cell, metric)[0]]
+    if not drawn:
+        chart.note = f"No replay cell carries {metric} per step: chart skipped."
+        return chart
+    fig = _figure(11.5, 5.2 + 0.28 * -(-len(drawn) // 3), layout="constrained")
+    ax = fig.subplots()
+    for v in drawn:
+        xs, ys = _series(v.cell, metric)
+        colour, marker = styles[v.name]
+        ax.plot(xs, ys, color=colour, marker=marker, markersize=5, lw=1.4)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("step (windows absorbed since the initial fit)")
+    ax.set_ylabel(ylabel)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.set_title(chart.title, fontsize=12)
+    _legend(fig, drawn, styles)
+    chart.path = _save(fig, out_dir, f"{chart.key}.png")
+    chart.shown = [v.name for v in drawn]
+    return chart
+
+
 def _quality_chart(rows: list[CellView], out_dir: Path, styles) -> Chart:
     chart = Chart("online_quality", "Quality over time: NDCG@10 of the next window, per strategy",
                   "Each line is one update strategy: after absorbing each window it ranks the whole catalogue for the "
                   "users active in the next one (their earlier items excluded); step 0 is the initial fit. Every "
                   "strategy is judged on the same users and windows.")
-    fig = _figure(11.5, 5.2 + 0.28 * -(-len(rows) // 3), layout="constrained")
-    ax = fig.subplots()
-    for v in rows:
-        xs, ys = _series(v.cell, NDCG)
-        colour, marker = styles[v.name]
-        ax.plot(xs, ys, color=colour, marker=marker, markersize=5, lw=1.4)
-    ax.set_xlabel("step (windows absorbed since the initial fit)")
-    ax.set_ylabel("NDCG@10 on the next window (full ranking)")
-    ax.grid(True, alpha=0.3)
-    ax.set_title(chart.title, fontsize=12)
-    _legend(fig, rows, styles)
-    chart.path = _save(fig, out_dir, "online_quality.png")
-    chart.shown = [v.name for v in rows]
-    return chart
+    return _steps_chart(chart, rows, NDCG, "NDCG@10 on the next window (full ranking)", out_dir, styles)
 
 
 def _cost_chart(rows: list[CellView], out_dir: Path, styles) -> Chart:
     chart = Chart("online_cost", "Cumulative cost of keeping each model fresh",
-                  "US$ spent so far (measured: wall time at this machine's mapped price): the initial fit, then every "
-                  "update. Log scale; a flat line is a strategy that spends nothing between fits.")
-    drawn = [v for v in rows if _series(v.cell, "update_usd_cumulative")[0]]
-    if not drawn:
-        chart.note = "No replay cell carries costs (the run was not priced): chart skipped."
-        return chart
-    fig = _figure(11.5, 5.2 + 0.28 * -(-len(drawn) // 3), layout="constrained")
-    ax = fig.subplots()
-    for v in drawn:
-        xs, ys = _series(v.cell, "update_usd_cumulative")
-        colour, marker = styles[v.name]
-        ax.plot(xs, ys, color=colour, marker=marker, markersize=5, lw=1.4)
-    ax.set_yscale("log")
-    ax.set_xlabel("step (windows absorbed since the initial fit)")
-    ax.set_ylabel("cumulative US$ (initial fit + updates, log scale)")
-    ax.grid(True, which="major", alpha=0.3)
-    ax.set_title(chart.title, fontsize=12)
-    _legend(fig, drawn, styles)
-    chart.path = _save(fig, out_dir, "online_cost.png")
-    chart.shown = [v.name for v in drawn]
-    return chart
+                  "US$ spent so far (measured: wall time at this machine's mapped price): the initial fit at step 0, "
+                  "then every update. Log scale; a flat line is a strategy that spends nothing between fits.")
+    return _steps_chart(chart, rows, "update_usd_cumulative", "cumulative US$ (initial fit + updates, log scale)",
+                        out_dir, styles, log=True)
 
 
 def _frontier_chart(rows: list[CellView], out_dir: Path, styles) -> Chart:

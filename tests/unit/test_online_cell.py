@@ -127,3 +127,17 @@ def test_report_section_draws_the_three_charts(cf_run, tmp_path):
     md = (tmp_path / "report.md").read_text()
     assert "Online updates: what freshness costs" in md
     assert "ials-foldin" in md and "vs refit[ials]" in md
+
+
+def test_findings_say_what_an_online_run_shows(cf_run, tmp_path):
+    from bench import findings, results
+
+    results.write(cf_run, tmp_path / "run")
+    findings.store([tmp_path / "run"], tmp_path / "store")
+    text = findings.render(tmp_path / "store")
+    fold = next(c for c in cf_run.cells if c.recommender == "ials-foldin")
+    diff = fold.metric("ndcg@10_diff_vs_full_update")
+    assert f"iALS folding new users and items in differs from refit[ials] by {diff.value:+.4f}" in text
+    assert "never updated, stale[ease] trails refit[ease]" in text
+    assert "| strategy | NDCG@10 |" in text  # the online table, not the throughput table
+    assert "users/s (best batch)" not in text

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import scipy.sparse as sp
 
 from bench.data.dataset import TrainSet
@@ -29,7 +28,9 @@ REFIT_MODELS = ("ease", "ials", "itemknn")
 
 
 class _Wrapped(Strategy):
-    def __init__(self, model: str, params: dict[str, Any] | None) -> None:
+    """A registry recommender (`model`, built with `params`) whose update is the subclass's."""
+
+    def __init__(self, model: str = "ease", params: dict[str, Any] | None = None) -> None:
         super().__init__()
         if model not in REFIT_MODELS:
             raise ConfigError(f"{self.name}: model={model!r} is not one of {', '.join(REFIT_MODELS)}")
@@ -50,9 +51,6 @@ class Stale(_Wrapped):
     name = "stale"
     updates_history = False
 
-    def __init__(self, model: str = "ease", params: dict[str, Any] | None = None) -> None:
-        super().__init__(model, params)
-
     def update(self, update: Update) -> str:
         return "none"
 
@@ -63,30 +61,19 @@ class Refit(_Wrapped):
     name = "refit"
     full_update = True
 
-    def __init__(self, model: str = "ease", params: dict[str, Any] | None = None) -> None:
-        super().__init__(model, params)
-
     def update(self, update: Update) -> str:
         self.start(update.history)
         return "refit"
 
 
-class IALSFoldIn(Strategy):
+class IALSFoldIn(_Wrapped):
     """iALS with new items and changed users folded in (implicit's partial_fit_items / partial_fit_users)."""
 
     name = "ials-foldin"
-    model_key = "ials"
+    model: IALS
 
     def __init__(self, params: dict[str, Any] | None = None) -> None:
-        super().__init__()
-        self.model: IALS = build_model("ials", params)  # type: ignore[assignment]
-
-    def score_model(self) -> Recommender:
-        return self.model
-
-    def start(self, train: TrainSet) -> None:
-        self.model.fit(train)
-        self._set_catalogue(train)
+        super().__init__("ials", params)
 
     def update(self, update: Update) -> str:
         self.model.fold_in(update.history, update.window.changed_users, update.window.new_items)
@@ -94,21 +81,17 @@ class IALSFoldIn(Strategy):
         return "fold-in"
 
 
-class ItemKNNIncremental(Strategy):
+class ItemKNNIncremental(_Wrapped):
     """ItemKNN whose co-occurrence matrix G = X^T X is updated from the changed users' rows:
     G += X_new[U]^T X_new[U] - X_old[U]^T X_old[U]; the cosine k-neighbours are then re-pruned from G."""
 
     name = "itemknn-incremental"
-    model_key = "itemknn"
+    model: ItemKNN
 
     def __init__(self, params: dict[str, Any] | None = None) -> None:
-        super().__init__()
-        self.model: ItemKNN = build_model("itemknn", params)  # type: ignore[assignment]
+        super().__init__("itemknn", params)
         self.gram: sp.csr_matrix | None = None
         self._x: sp.csr_matrix | None = None
-
-    def score_model(self) -> Recommender:
-        return self.model
 
     def start(self, train: TrainSet) -> None:
         self._x = train.matrix(binary=True)
@@ -132,23 +115,15 @@ class ItemKNNIncremental(Strategy):
         return int(self.model.footprint()) + csr_nbytes(self.gram)
 
 
-class EASEPeriodic(Strategy):
+class EASEPeriodic(_Wrapped):
     """EASE: users fold in for free every window; the item-item weights are refit every `refit_every` windows."""
 
     name = "ease-periodic"
-    model_key = "ease"
+    model: EASE
 
     def __init__(self, refit_every: int = 4, params: dict[str, Any] | None = None) -> None:
-        super().__init__()
+        super().__init__("ease", params)
         self.refit_every = check_positive_int("refit_every", refit_every, self.name)
-        self.model: EASE = build_model("ease", params)  # type: ignore[assignment]
-
-    def score_model(self) -> Recommender:
-        return self.model
-
-    def start(self, train: TrainSet) -> None:
-        self.model.fit(train)
-        self._set_catalogue(train)
 
     def update(self, update: Update) -> str:
         if update.step % self.refit_every == 0:
