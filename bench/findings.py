@@ -38,6 +38,7 @@ TITLES = {
     "scaling": "How cost grows with the catalogue",
     "llm_sizes": "How cost grows with the model",
     "gpu": "On a GPU",
+    "online": "Keeping recommendations fresh: online updates, CF vs a language model (ML-100K replay)",
 }
 #: headline kinds left out per scenario: over several catalogues they repeat per size what the fitted
 #: growth table says once
@@ -308,7 +309,7 @@ def online_brief(run: RunResult) -> list[str]:
     refit (paired quality difference and cost ratio), the language model on items first seen the window before
     against the best CF strategy there, and how far a never-updated model falls behind a refitted one."""
     from bench.online import DIFF, FRESH, NDCG
-    from bench.report.online import _ci, _row
+    from bench.report.online import _ci, _row, fresh_cf_text
 
     cells = online_cells(run)
     if not cells:
@@ -323,17 +324,16 @@ def online_brief(run: RunResult) -> list[str]:
         ref = views[fold.extras["online_comparisons"]["reference"]]
         cost_ratio = _row(fold, "update_usd_ratio_vs_full_update")
         cost_text = f" at {cost_ratio.value:.2g}x its update cost" if cost_ratio is not None else ""
-        out.append(f"`{name}`: over {n_updates} weekly updates, iALS folding new users and items in differs from "
+        out.append(f"`{name}`: over {n_updates} updates, iALS folding new users and items in differs from "
                    f"{ref.name} by {_ci(diff)} NDCG@10 (paired over {diff.n:,} (step, user) pairs){cost_text}.")
     for c in cells:
         fresh = _row(c, FRESH + "_diff_vs_best_cf")
         cf = (c.extras.get("online_comparisons") or {}).get("best_cf_on_fresh_items")
         if fresh is None or cf not in views:
             continue
-        mine, theirs = _row(c, FRESH), _row(views[cf].cell, FRESH)
-        out.append(f"`{name}`: on items first seen in the week before, {views[c.cell].name} reaches Recall@10 "
-                   f"{sig(mine.value)} against {sig(theirs.value)} for the best CF strategy there, {views[cf].name} "
-                   f"(difference {_ci(fresh)} over {fresh.n:,} (step, user) pairs).")
+        out.append(f"`{name}`: on items first seen in the window before, {views[c.cell].name} reaches Recall@10 "
+                   f"{sig(_row(c, FRESH).value)} against {fresh_cf_text(views[cf])} (difference {_ci(fresh)} over "
+                   f"{fresh.n:,} (step, user) pairs).")
     stale = by_strategy.get("stale")
     early, late = (_row(stale, NDCG + DIFF + "_early"), _row(stale, NDCG + DIFF + "_late")) if stale else (None, None)
     if early is not None and late is not None:

@@ -164,11 +164,19 @@ def statements(rows: list[CellView]) -> list[str]:
         mine = _row(v.cell, FRESH)
         if fresh is None or cf is None or mine is None:
             continue
-        theirs = _row(cf.cell, FRESH)
         out.append(f"On items first seen in the window before, {v.name} reaches Recall@10 {sig(mine.value)} against "
-                   f"{sig(theirs.value) if theirs else '–'} for the best CF strategy there ({cf.name}): a difference of "
-                   f"{_ci(fresh)} over {fresh.n:,} (step, user) pairs.")
+                   f"{fresh_cf_text(cf)}: a difference of {_ci(fresh)} over {fresh.n:,} (step, user) pairs.")
     return out
+
+
+def fresh_cf_text(cf: CellView) -> str:
+    """The best classic strategy on fresh items, in words ("0 for every CF strategy" when none recalls any)."""
+    theirs = _row(cf.cell, FRESH)
+    if theirs is None:
+        return f"– for {cf.name}"
+    if theirs.value == 0:
+        return "0 for every CF strategy"
+    return f"{sig(theirs.value)} for the best CF strategy there ({cf.name})"
 
 
 def replay_views(views: list[CellView]) -> list[CellView]:

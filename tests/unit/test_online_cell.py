@@ -141,3 +141,28 @@ def test_findings_say_what_an_online_run_shows(cf_run, tmp_path):
     assert "never updated, stale[ease] trails refit[ease]" in text
     assert "| strategy | NDCG@10 |" in text  # the online table, not the throughput table
     assert "users/s (best batch)" not in text
+
+
+@pytest.mark.parametrize("strategy, split, message", [
+    ("nope", REPLAY, "unknown online strategy 'nope'"),
+    ("refit", "replay:window_days=-1", "window_days=-1 must be positive"),
+    ("refit", "replay:start=0.5,window_days=400", "fewer than 2 windows"),
+])
+def test_bad_replay_cells_fail_before_any_work(data_path, strategy, split, message):
+    from bench.errors import ConfigError
+    from bench.runner import preflight
+    from bench.scenario import Scenario
+
+    scenario = Scenario("x", "", (CellSpec(data_path, split, strategy, loads=()),), Settings(threads=1))
+    with pytest.raises(ConfigError, match=message):
+        preflight(scenario)
+
+
+def test_a_replay_needs_timestamps(tmp_path):
+    from bench.data import load_dataset
+    from bench.data.replay import make_replay
+    from bench.errors import ConfigError
+
+    (tmp_path / "n.csv").write_text("user,item\n1,1\n2,2\n")
+    with pytest.raises(ConfigError, match="needs timestamps"):
+        make_replay(load_dataset(str(tmp_path / "n.csv")), "replay")

@@ -40,8 +40,6 @@ class TwoTowerIncremental(Strategy):
         self.model = build_model("llm-two-tower", self.params)
         self.user_vectors: np.ndarray | None = None  # (n_users, d): zero until a user has a profile
         self._n_users = 0
-        self.n_user_encodes = 0  # profiles encoded so far (for the results)
-        self.n_item_encodes = 0
 
     def score_model(self) -> Recommender:
         return self.model
@@ -50,7 +48,6 @@ class TwoTowerIncremental(Strategy):
         self._n_users = train.n_users
         self.model.fit(train)
         self._set_catalogue(train)
-        self.n_item_encodes += int(self.catalogue.sum())
         self.user_vectors = None
         self._encode_users(np.unique(train.interactions.users).astype(np.int64))
 
@@ -59,7 +56,6 @@ class TwoTowerIncremental(Strategy):
             self.start(update.history)
             return "fine-tuned; every item and profile re-encoded"
         self.model.add_items(update.window.new_items)
-        self.n_item_encodes += int(update.window.new_items.size)
         self._set_catalogue(update.history)
         self.model.update_profiles(update.history)
         self._encode_users(update.window.changed_users)
@@ -70,7 +66,6 @@ class TwoTowerIncremental(Strategy):
             self.user_vectors = np.zeros((self._n_users, self.model.item_matrix.shape[1]), dtype=np.float32)
         if users.size:
             self.user_vectors[users] = self.model.encode_users(users)
-            self.n_user_encodes += int(users.size)
 
     def recommend(self, users: np.ndarray, k: int, exclude: sp.csr_matrix) -> TopK:
         """Cached user vectors against the cached item matrix, over the catalogue."""
