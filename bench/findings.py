@@ -309,7 +309,7 @@ def online_brief(run: RunResult) -> list[str]:
     refit (paired quality difference and cost ratio), the language model on items first seen the window before
     against the best CF strategy there, and how far a never-updated model falls behind a refitted one."""
     from bench.online import DIFF, FRESH, NDCG
-    from bench.report.online import _ci, _row, fresh_cf_text
+    from bench.report.online import diff_text, fresh_cf_text, summary_row
 
     cells = online_cells(run)
     if not cells:
@@ -320,26 +320,26 @@ def online_brief(run: RunResult) -> list[str]:
     n_updates = max((len(c.extras.get("replay_steps", [])) - 1 for c in cells), default=0)
     out = []
     fold = by_strategy.get("ials-foldin")
-    if fold is not None and (diff := _row(fold, NDCG + DIFF)) is not None:
+    if fold is not None and (diff := summary_row(fold, NDCG + DIFF)) is not None:
         ref = views[fold.extras["online_comparisons"]["reference"]]
-        cost_ratio = _row(fold, "update_usd_ratio_vs_full_update")
+        cost_ratio = summary_row(fold, "update_usd_ratio_vs_full_update")
         cost_text = f" at {cost_ratio.value:.2g}x its update cost" if cost_ratio is not None else ""
         out.append(f"`{name}`: over {n_updates} updates, iALS folding new users and items in differs from "
-                   f"{ref.name} by {_ci(diff)} NDCG@10 (paired over {diff.n:,} (step, user) pairs){cost_text}.")
+                   f"{ref.name} by {diff_text(diff)} NDCG@10 (paired over {diff.n:,} (step, user) pairs){cost_text}.")
     for c in cells:
-        fresh = _row(c, FRESH + "_diff_vs_best_cf")
+        fresh = summary_row(c, FRESH + "_diff_vs_best_cf")
         cf = (c.extras.get("online_comparisons") or {}).get("best_cf_on_fresh_items")
         if fresh is None or cf not in views:
             continue
         out.append(f"`{name}`: on items first seen in the window before, {views[c.cell].name} reaches Recall@10 "
-                   f"{sig(_row(c, FRESH).value)} against {fresh_cf_text(views[cf])} (difference {_ci(fresh)} over "
+                   f"{sig(summary_row(c, FRESH).value)} against {fresh_cf_text(views[cf])} (difference {diff_text(fresh)} over "
                    f"{fresh.n:,} (step, user) pairs).")
     stale = by_strategy.get("stale")
-    early, late = (_row(stale, NDCG + DIFF + "_early"), _row(stale, NDCG + DIFF + "_late")) if stale else (None, None)
+    early, late = (summary_row(stale, NDCG + DIFF + "_early"), summary_row(stale, NDCG + DIFF + "_late")) if stale else (None, None)
     if early is not None and late is not None:
         ref = views[stale.extras["online_comparisons"]["reference"]]
-        out.append(f"`{name}`: never updated, {views[stale.cell].name} trails {ref.name} by {_ci(early)} NDCG@10 over "
-                   f"the first half of the updates and {_ci(late)} over the second.")
+        out.append(f"`{name}`: never updated, {views[stale.cell].name} trails {ref.name} by {diff_text(early)} NDCG@10 over "
+                   f"the first half of the updates and {diff_text(late)} over the second.")
     return out
 
 

@@ -21,7 +21,8 @@ from bench.results import CellResult, MetricRow, RunResult
 DAY_S = 86_400.0
 
 
-def _row(cell: CellResult, metric: str, load: str = REPLAY_LOAD) -> MetricRow | None:
+def summary_row(cell: CellResult, metric: str, load: str = REPLAY_LOAD) -> MetricRow | None:
+    """The cell's figure over the whole replay (load "replay"), or None."""
     row = cell.metric(metric, load)
     return row if row is not None and row.value is not None else None
 
@@ -87,7 +88,7 @@ def _frontier_chart(rows: list[CellView], out_dir: Path, styles) -> Chart:
                   "Each point is one strategy over the whole replay: US$ for the initial fit and every update (log "
                   "scale) against NDCG@10 averaged over every (update step, user) pair. The line joins the "
                   "strategies no other beats on both.")
-    pts = [(v, _row(v.cell, "replay_usd_total"), _row(v.cell, NDCG)) for v in rows]
+    pts = [(v, summary_row(v.cell, "replay_usd_total"), summary_row(v.cell, NDCG)) for v in rows]
     pts = [(v, c.value, q.value) for v, c, q in pts if c is not None and q is not None and c.value > 0]
     if not pts:
         chart.note = "No replay cell has both a cost and a quality figure: chart skipped."
@@ -111,7 +112,8 @@ def _frontier_chart(rows: list[CellView], out_dir: Path, styles) -> Chart:
     return chart
 
 
-def _ci(row: MetricRow | None) -> str:
+def diff_text(row: MetricRow | None) -> str:
+    """A signed difference with its 95% interval: "+0.0005 [-0.0051, +0.0064]"."""
     if row is None:
         return "–"
     text = f"{row.value:+.4f}"
@@ -129,14 +131,14 @@ def _table_rows(rows: list[CellView]) -> list[list[str]]:
     out = []
     for v in rows:
         c = v.cell
-        val = lambda m, fmt=sig: fmt(r.value) if (r := _row(c, m)) is not None else "–"  # noqa: E731
-        delay = _row(c, "freshness_delay_s")
-        ratio_row = _row(c, "update_usd_ratio_vs_full_update")
+        val = lambda m, fmt=sig: fmt(r.value) if (r := summary_row(c, m)) is not None else "–"  # noqa: E731
+        delay = summary_row(c, "freshness_delay_s")
+        ratio_row = summary_row(c, "update_usd_ratio_vs_full_update")
         out.append([v.name, val(NDCG), val(RECALL), val(FRESH), val("update_wall_s_total"), val("update_cpu_s_total"),
                     val("update_usd_total", usd), val("update_usd_per_day", usd),
                     "–" if delay is None else sig(delay.value / DAY_S),
                     val("unreflected_event_share", lambda x: f"{x * 100:.1f}%"),
-                    mib(v.peak_rss.value) if v.peak_rss else "–", _ci(_row(c, NDCG + DIFF)),
+                    mib(v.peak_rss.value) if v.peak_rss else "–", diff_text(summary_row(c, NDCG + DIFF)),
                     ratio(ratio_row.value) if ratio_row is not None else "–"])
     return out
 
@@ -147,31 +149,31 @@ def statements(rows: list[CellView]) -> list[str]:
     by_name = {v.cell.cell: v for v in rows}
     for v in rows:
         c = v.cell
-        diff, ratio_row = _row(c, NDCG + DIFF), _row(c, "update_usd_ratio_vs_full_update")
+        diff, ratio_row = summary_row(c, NDCG + DIFF), summary_row(c, "update_usd_ratio_vs_full_update")
         ref = by_name.get((c.extras.get("online_comparisons") or {}).get("reference", ""))
         if diff is None or ref is None:
             continue
-        text = (f"{v.name} vs {ref.name}: NDCG@10 differs by {_ci(diff)} (paired over {diff.n:,} (step, user) pairs)")
+        text = (f"{v.name} vs {ref.name}: NDCG@10 differs by {diff_text(diff)} (paired over {diff.n:,} (step, user) pairs)")
         if ratio_row is not None:
             text += f" at {ratio(ratio_row.value)} its update cost"
-        early, late = _row(c, NDCG + DIFF + "_early"), _row(c, NDCG + DIFF + "_late")
+        early, late = summary_row(c, NDCG + DIFF + "_early"), summary_row(c, NDCG + DIFF + "_late")
         if c.extras["replay_strategy"]["name"] == "stale" and early is not None and late is not None:
-            text += f"; the gap is {_ci(early)} over the first half of the steps and {_ci(late)} over the second"
+            text += f"; the gap is {diff_text(early)} over the first half of the steps and {diff_text(late)} over the second"
         out.append(text + ".")
     for v in rows:
-        fresh = _row(v.cell, FRESH + "_diff_vs_best_cf")
+        fresh = summary_row(v.cell, FRESH + "_diff_vs_best_cf")
         cf = by_name.get((v.cell.extras.get("online_comparisons") or {}).get("best_cf_on_fresh_items", ""))
-        mine = _row(v.cell, FRESH)
+        mine = summary_row(v.cell, FRESH)
         if fresh is None or cf is None or mine is None:
             continue
         out.append(f"On items first seen in the window before, {v.name} reaches Recall@10 {sig(mine.value)} against "
-                   f"{fresh_cf_text(cf)}: a difference of {_ci(fresh)} over {fresh.n:,} (step, user) pairs.")
+                   f"{fresh_cf_text(cf)}: a difference of {diff_text(fresh)} over {fresh.n:,} (step, user) pairs.")
     return out
 
 
 def fresh_cf_text(cf: CellView) -> str:
     """The best classic strategy on fresh items, in words ("0 for every CF strategy" when none recalls any)."""
-    theirs = _row(cf.cell, FRESH)
+    theirs = summary_row(cf.cell, FRESH)
     if theirs is None:
         return f"– for {cf.name}"
     if theirs.value == 0:
