@@ -17,6 +17,8 @@ only; 95% intervals by bootstrap over those pairs (BOOTSTRAP_RESAMPLES, seeded):
     update_usd_ratio_vs_full_update                              this cell's update cost over the reference's
     fresh_recall@10_diff_vs_best_cf                              language-model cells: recall on items first seen
                            in the window before, minus the classic cell best on it, over users who have such items
+Frontier (extras["online_frontier"]): a strategy is on the cost-quality frontier when every cheaper one (initial fit +
+updates) is clearly worse on NDCG@10: the interval of the paired difference above 0 (bench.analysis.paired's rule).
 """
 from __future__ import annotations
 
@@ -51,12 +53,23 @@ def add_online_figures(run: RunResult, hourly_usd_of) -> None:
     """`hourly_usd_of(cell) -> float | None`: the price per hour of the machine share a cell ran on."""
     cells = replay_cells(run)
     for cell in cells:
-        cell.metrics[:] = [m for m in cell.metrics if m.metric not in COST_ROWS + COMPARISON_ROWS]
-        cell.extras.pop("online_comparisons", None)
+        cell.metrics[:] = [m for m in cell.metrics if m.metric not in COST_ROWS]
         hourly = hourly_usd_of(cell)
         if hourly is not None:
             _costs(cell, hourly)
+    add_online_comparisons(run)
+
+
+def add_online_comparisons(run: RunResult) -> None:
+    """The paired comparisons and the frontier, from the cells' per-user figures and cost rows (replaced: reports
+    and findings call this with the current code, as they do the size fits)."""
+    cells = replay_cells(run)
+    for cell in cells:
+        cell.metrics[:] = [m for m in cell.metrics if m.metric not in COMPARISON_ROWS]
+        cell.extras.pop("online_comparisons", None)
+        cell.extras.pop("online_frontier", None)
     _comparisons(cells)
+    _frontier(cells)
 
 
 def _costs(cell: CellResult, hourly: float) -> None:
@@ -164,3 +177,17 @@ def _comparisons(cells: list[CellResult]) -> None:
         if _add_diff(cell, FRESH + "_diff_vs_best_cf", diffs,
                      f"minus {best_cf.cell} (the classic cell best on fresh items), paired by (step, user)"):
             cell.extras.setdefault("online_comparisons", {})["best_cf_on_fresh_items"] = best_cf.cell
+
+
+def _frontier(cells: list[CellResult]) -> None:
+    priced = [c for c in cells if c.metric("replay_usd_total") is not None and c.metric(NDCG, REPLAY_LOAD)]
+    order = sorted(priced, key=lambda c: (c.metric("replay_usd_total").value, -c.metric(NDCG, REPLAY_LOAD).value))
+    for pos, cell in enumerate(order):
+        beaten_by = None
+        for cheaper in order[:pos]:
+            diffs = paired(cell, cheaper, NDCG)
+            if diffs is None or diffs.size == 0 or bootstrap_mean_ci(diffs)[0] <= 0:
+                beaten_by = cheaper.cell  # not clearly better than a cheaper strategy
+                break
+        cell.extras["online_frontier"] = {"on": beaten_by is None, "beaten_by": beaten_by,
+                                          "rule": "every cheaper strategy clearly worse: paired NDCG@10 interval > 0"}

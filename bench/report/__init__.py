@@ -53,6 +53,8 @@ def write_report(run: RunResult, out_dir: str | Path, prices: cost.PriceSheet | 
                        node_instances=previous.get("node_instances"), hosted=hosted, amortise_over_recs=amortise_over_recs)
     from bench.sizes import add_size_figures
     add_size_figures(run)  # cost against model size, from the costs just (re)computed; nothing with one size
+    from bench.online import add_online_comparisons
+    add_online_comparisons(run)  # replay cells: paired comparisons and frontier with the current code
     views = build_views(run)
     note = _mapping_note(run)
     figures = [charts_mod.quality_vs_cost(views, out, note), charts_mod.throughput(views, out),

@@ -15,7 +15,7 @@ from bench.online import DIFF, FRESH, NDCG, RECALL, REPLAY_LOAD, is_replay_cell
 from bench.report.charts import Chart, _figure, _log_limits, _save, family_styles
 from bench.report.html import _table, esc
 from bench.report.sections import Section
-from bench.report.view import CellView, mib, pareto_front, ratio, sig, usd
+from bench.report.view import CellView, mib, ratio, sig, usd
 from bench.results import CellResult, MetricRow, RunResult
 
 DAY_S = 86_400.0
@@ -87,7 +87,7 @@ def _frontier_chart(rows: list[CellView], out_dir: Path, styles) -> Chart:
     chart = Chart("online_frontier", "Update strategies: total cost against mean quality",
                   "Each point is one strategy over the whole replay: US$ for the initial fit and every update (log "
                   "scale) against NDCG@10 averaged over every (update step, user) pair. The line joins the "
-                  "strategies no other beats on both.")
+                  "frontier: strategies every cheaper one is clearly worse than (paired NDCG@10 interval above 0).")
     pts = [(v, summary_row(v.cell, "replay_usd_total"), summary_row(v.cell, NDCG)) for v in rows]
     pts = [(v, c.value, q.value) for v, c, q in pts if c is not None and q is not None and c.value > 0]
     if not pts:
@@ -98,8 +98,8 @@ def _frontier_chart(rows: list[CellView], out_dir: Path, styles) -> Chart:
     for v, c, q in pts:
         colour, marker = styles[v.name]
         ax.scatter(c, q, s=70, marker=marker, color=colour, zorder=3)
-    front = pareto_front([(c, q) for _, c, q in pts])
-    ax.plot([pts[i][1] for i in front], [pts[i][2] for i in front], color="0.5", lw=1, ls="--", zorder=2)
+    front = sorted((c, q) for v, c, q in pts if (v.cell.extras.get("online_frontier") or {}).get("on"))
+    ax.plot([c for c, _ in front], [q for _, q in front], color="0.5", lw=1, ls="--", zorder=2)
     ax.set_xscale("log")
     ax.set_xlim(*_log_limits([c for _, c, _ in pts], 2.0))
     ax.set_xlabel("US$ over the replay: initial fit + updates (log scale, measured)")
@@ -160,6 +160,12 @@ def statements(rows: list[CellView]) -> list[str]:
         if c.extras["replay_strategy"]["name"] == "stale" and early is not None and late is not None:
             text += f"; the gap is {diff_text(early)} over the first half of the steps and {diff_text(late)} over the second"
         out.append(text + ".")
+    on = sorted((summary_row(v.cell, "replay_usd_total").value, v) for v in rows
+                if (v.cell.extras.get("online_frontier") or {}).get("on") and summary_row(v.cell, "replay_usd_total"))
+    if on:
+        out.append("Cost-quality frontier of the update strategies, cheapest first (each clearly better on NDCG@10 "
+                   "than every cheaper strategy, paired): " + ", then ".join(
+                       f"{v.name} ({usd(c)}, NDCG@10 {sig(summary_row(v.cell, NDCG).value)})" for c, v in on) + ".")
     for v in rows:
         fresh = summary_row(v.cell, FRESH + "_diff_vs_best_cf")
         cf = by_name.get((v.cell.extras.get("online_comparisons") or {}).get("best_cf_on_fresh_items", ""))
