@@ -109,6 +109,10 @@ def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop,
         flops = recommender.flops_per_user(split.test_users())
         if flops is not None:
             result.add("flops_per_rec", flops, "FLOP", label="estimated", flag="analytic count over the test users")
+        nbytes = recommender.bytes_per_user(split.test_users()) if hasattr(recommender, "bytes_per_user") else None
+        if nbytes is not None:
+            result.add("bytes_per_rec", nbytes, "bytes", label="estimated",
+                       flag="analytic: model state read by one request alone + its score row")
         exclude = _exclusion(split)
         if result.label == "cost-only":
             progress("skipping quality (cost-only model)")

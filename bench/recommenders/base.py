@@ -71,6 +71,16 @@ class Recommender(ABC):
         them; a multiply-add counts 2), or None where no simple count applies. Masking and top-k are not FLOPs."""
         return None
 
+    def bytes_per_user(self, users: np.ndarray) -> float | None:
+        """Analytic bytes one request moves to and from memory to rank the catalogue for one of these users
+        alone (mean over them): the model state its scoring reads, with no reuse across requests, plus the
+        score row written and read back by masking and top-k. None where no simple count applies."""
+        return None
+
+    def _ranking_bytes(self) -> float:
+        """The float32 score row written by scoring and read back by masking and top-k."""
+        return 2.0 * 4.0 * self.n_items
+
     def _remember_seen(self, train: TrainSet) -> None:
         self._seen = train.matrix(binary=True)
         self.n_items = train.n_items

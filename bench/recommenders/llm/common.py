@@ -103,6 +103,18 @@ class LLMRecommenderMixin:
         total = encoder_flops(work.encoder_config, work.token_counts) + 2.0 * work.scoring_macs
         return float(total / users.size + work.notes.get("extra_flops_per_user", 0.0))
 
+    def bytes_per_user(self, users: np.ndarray) -> float | None:
+        """Analytic bytes of one request alone: the transformer's weights read once per forward pass (a request
+        alone is one batch; batching shares them, which the best offline batch size shows), the fp32
+        scoring operands read once per multiply-add row, and the score row. Activations are left out: for
+        the sequence lengths here they live in cache."""
+        users = np.asarray(users, dtype=np.int64)
+        if self.encoder is None or users.size == 0:
+            return None
+        work = self.request_work(users)
+        scoring = 4.0 * work.scoring_macs / users.size  # each scoring operand element read once, fp32
+        return float(self.encoder.footprint()) + scoring + self._ranking_bytes()
+
     def reference_params(self) -> dict[str, Any]:
         """The parameters of this recommender's fp32 reference (the quality gate's denominator)."""
         params = dict(self.get_params())
