@@ -47,13 +47,15 @@ def wants_distillation(variant: str) -> bool:
 
 def make_encoder(model: Any, variant: str, device: str, threads: int | None, max_length: int,
                  cache_dir: str | Path | None, distill_texts: Sequence[str] | None, cross: bool = False):
-    """Build the TextEncoder (or CrossEncoder) under `variant`; the texts a student distils on only when asked."""
-    from bench.variants import build_cross_encoder, build_encoder
+    """Build the TextEncoder (or CrossEncoder) under `variant`. `distill_texts` are the training texts: a
+    student distils on them, and a static-int8 variant calibrates on them; passed on only when used."""
+    from bench.variants import build_cross_encoder, build_encoder, wants_calibration
 
     build = build_cross_encoder if cross else build_encoder
+    texts = list(distill_texts) if distill_texts is not None else None
     return build(model, variant=variant, device=device, threads=threads, max_length=max_length,
-                 distill_texts=list(distill_texts) if (distill_texts is not None and wants_distillation(variant))
-                 else None,
+                 distill_texts=texts if wants_distillation(variant) else None,
+                 calibration_texts=texts if wants_calibration(variant) else None,
                  cache_dir=Path(cache_dir) if cache_dir is not None else None)
 
 
