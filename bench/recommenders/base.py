@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -16,9 +15,11 @@ from bench.data.dataset import TrainSet
 from bench.errors import ConfigError
 
 
-@dataclass(frozen=True)
-class TopK:
-    """Ranked lists for a batch of users: items[i, j] is user i's j-th best item (dense index)."""
+class TopK(NamedTuple):
+    """Ranked lists for a batch of users: items[i, j] is user i's j-th best item (dense index).
+
+    A NamedTuple: immutable like a frozen dataclass, but built in a fraction of its time, and one is built on
+    every timed request."""
 
     users: np.ndarray  # (n,) int
     items: np.ndarray  # (n, k) int64
