@@ -260,6 +260,41 @@ def throughput(views: list[CellView], out_dir: Path) -> Chart:
     return chart
 
 
+def batch_sweep(views: list[CellView], out_dir: Path) -> Chart:
+    """Throughput against batch size for every cell's offline sweep, as recorded (extras.offline_sweep)."""
+    chart = Chart("batch_sweep", "Offline throughput against batch size",
+                  "Each line is one cell's offline sweep (users per second at each batch size; both axes log). "
+                  "The legend says how the sweep ended: fixed sizes, or the gain or limit that stopped an "
+                  "adaptive sweep.")
+    rows = [v for v in views if v.cell.status in ("ok", "gated") and len((v.cell.extras.get("offline_sweep") or {})
+                                                                       .get("curve", [])) > 1]
+    if not rows:
+        chart.note = "No cell swept more than one batch size in this run: chart skipped."
+        return chart
+    fig = _figure(10.5, 5.2 + 0.2 * math.ceil(len(rows) / 2), layout="constrained")
+    ax = fig.add_subplot()
+    shade_index = {"classic": 0, "llm": 0}
+    for i, v in enumerate(rows):
+        sweep = v.cell.extras["offline_sweep"]
+        xs = [p["batch_size"] for p in sweep["curve"]]
+        ys = [p["throughput_per_s"] for p in sweep["curve"]]
+        shades = CLASSIC_SHADES if v.family == "classic" else LLM_SHADES
+        k = shade_index.get(v.family, 0)
+        shade_index[v.family] = k + 1
+        ax.plot(xs, ys, marker=SERIES_MARKERS[i % len(SERIES_MARKERS)], lw=1.5, color=shades[k % len(shades)],
+                label=f"{v.name}: best {num(max(ys))} /s at {sweep.get('best_batch_size', '?')} ({sweep.get('stopped_by', '')})")
+        chart.shown.append(v.cell.cell)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size, users per call (log scale)")
+    ax.set_ylabel("users per second (log scale)")
+    ax.set_title(chart.title, fontsize=12)
+    ax.grid(True, which="major", alpha=0.3)
+    fig.legend(fontsize=7.5, loc="outside lower center", ncol=1, frameon=False)
+    chart.path = _save(fig, out_dir, "batch_sweep.png")
+    return chart
+
+
 # ---------------------------------------------------------------- latency CDFs
 
 def latency_cdf(views: list[CellView], out_dir: Path) -> Chart:

@@ -140,7 +140,10 @@ class _Core:
     def config(self) -> dict[str, Any]:
         return {**self._facts, "variant": self.variant, "device": self.device, "threads": self.threads,
                 "runtime": self.backend.runtime, "dtype": self.backend.dtype, "cost_only": self.model.cost_only,
-                "source": self.model.source}
+                "source": self.model.source,
+                # the same for every runtime and device, so that their timings compare the same work
+                "tokenisation": {"where": "cpu (Hugging Face fast tokenizer, host process)",
+                                 "in_timed_region": True, "padding": "to the longest text of each batch"}}
 
 
 class _Transformer:
