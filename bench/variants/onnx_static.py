@@ -38,6 +38,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from bench.data.cache import sha256_file
 from bench.errors import BenchError, ConfigError
 from bench.models import ResolvedModel, default_cache_dir, publish_dir
 from bench.variants.base import Preparation
@@ -50,14 +51,6 @@ CALIBRATION_SEED = 0
 FLOAT_MATMULS = ("attention", "ffn-down")
 META = "recbench-static.json"
 FORMAT_VERSION = 1
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def calibration_sample(texts: Sequence[str], n: int = CALIBRATION_TEXTS, seed: int = CALIBRATION_SEED) -> list[str]:
@@ -97,7 +90,7 @@ def _verified(directory: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     file = directory / "model.onnx"
-    if not file.is_file() or meta.get("sha256") != _sha256(file):
+    if not file.is_file() or meta.get("sha256") != sha256_file(file):
         return None
     return meta
 
@@ -131,7 +124,7 @@ def build_static(model: ResolvedModel, calibration_texts: Sequence[str] | None, 
         meta = {"quantize_s": quantize_s, "steps_s": steps, "settings": settings, "model": model.name,
                 "weights_sha256": model.weights_sha256, "n_calibration_texts": len(sample),
                 "calibration_sha256": hashlib.sha256("\n".join(sample).encode()).hexdigest(),
-                "sha256": _sha256(file), "file_bytes": file.stat().st_size,
+                "sha256": sha256_file(file), "file_bytes": file.stat().st_size,
                 "method": "onnxruntime.quantization.quantize_static (QDQ), MinMax calibration"}
         if note:
             meta["rebuilt"] = note
