@@ -89,7 +89,7 @@ class Settings:
 
     def validate(self) -> None:
         for f in fields(self):  # NaN and inf pass every comparison below the wrong way: refuse them first
-            if f.name == "data_dir":
+            if f.name in ("data_dir", "offline_sweep"):  # the two text settings (offline_sweep checked below)
                 continue
             value = getattr(self, f.name)
             values = value if isinstance(value, tuple) else (value,)
