@@ -109,6 +109,10 @@ def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop,
         flops = recommender.flops_per_user(split.test_users())
         if flops is not None:
             result.add("flops_per_rec", flops, "FLOP", label="estimated", flag="analytic count over the test users")
+        nbytes = recommender.bytes_per_user(split.test_users()) if hasattr(recommender, "bytes_per_user") else None
+        if nbytes is not None:
+            result.add("bytes_per_rec", nbytes, "bytes", label="estimated",
+                       flag="analytic: model state read by one request alone + its score row")
         exclude = _exclusion(split)
         if result.label == "cost-only":
             progress("skipping quality (cost-only model)")
@@ -233,9 +237,18 @@ def _loads(result: CellResult, recommender, split, exclude, settings: Settings, 
         rule = StopRule(min_count=settings.offline_min_batches, min_duration_s=settings.offline_min_s,
                         max_count=100_000, max_duration_s=max(10.0, 4 * settings.offline_min_s),
                         warmup_count=2, warmup_s=0.0)
+        sizes = spec.batch_sizes or settings.batch_sizes
+        if settings.offline_sweep == "adaptive" and not spec.batch_sizes:
+            sizes = loads.AdaptiveSweep(min_gain=settings.sweep_min_gain, max_batch=settings.sweep_max_batch,
+                                        time_limit_s=settings.sweep_time_limit_s)
         with EnergyMeter() as energy:
-            off = loads.offline(serve, pool, unit="users", batch_sizes=spec.batch_sizes or settings.batch_sizes, rule=rule,
+            off = loads.offline(serve, pool, unit="users", batch_sizes=sizes, rule=rule,
                                 seed=settings.seed, sync=sync, progress=relay)
+        # the sweep's curve (throughput per batch size) and why it ended, for the report's sweep chart
+        result.extras["offline_sweep"] = {
+            "mode": "adaptive" if isinstance(sizes, loads.AdaptiveSweep) else "fixed", "stopped_by": off.stopped_by,
+            "best_batch_size": off.best_batch_size,
+            "curve": [{"batch_size": p.batch_size, "throughput_per_s": p.throughput_per_s} for p in off.points]}
         for p in off.points:
             result.timings.append({"load": "offline", "batch_size": p.batch_size, "unit_of_work": off.unit,
                                    "throughput_per_s": p.throughput_per_s, **p.latency.to_dict()})

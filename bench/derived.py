@@ -1,6 +1,8 @@
 """Figures derived after the cells ran: utilisation against the machine's measured peak, and the quality gate."""
 from __future__ import annotations
 
+import math
+
 from bench.results import CellResult, RunResult
 from bench.scenario import NO_VARIANT
 
@@ -13,11 +15,24 @@ def _best_throughput(cell: CellResult) -> float | None:
     return max(rows) if rows else None
 
 
+def cell_runtime(variant: str) -> str:
+    """The runtime whose kernels a variant's arithmetic runs on (its int8 peak is that runtime's own)."""
+    return "onnxruntime" if "onnx" in (variant or "").lower() else "torch"
+
+
+def _own_peak(run: RunResult, cell: CellResult) -> tuple[float | None, str, str]:
+    from bench.cost import precision_of
+    from bench.measure.roofline import peak_for
+    precision = precision_of(cell.variant)
+    peak, source = peak_for(run.machine_of(cell) or {}, precision, cell_runtime(cell.variant), cell.device)
+    return peak, source, precision
+
+
 def add_utilisation(run: RunResult) -> None:
-    """achieved GFLOP/s = flops_per_rec x best offline throughput; percent of the GEMM peak measured at run start
-    on the node that ran the cell."""
+    """achieved GFLOP/s = flops_per_rec x best offline throughput; percent of the peak of the cell's own
+    precision measured at run start on the node that ran the cell (an int8 cell against its runtime's int8
+    GEMM, never the fp32 one)."""
     for cell in run.cells:
-        peak = (run.machine_of(cell).get("peak_gemm") or {}).get("gflops")
         per_rec = cell.metric("flops_per_rec")
         throughput = _best_throughput(cell)
         if cell.status == "failed" or per_rec is None or not throughput:
@@ -25,9 +40,41 @@ def add_utilisation(run: RunResult) -> None:
         achieved_gflops = per_rec.value * throughput / 1e9
         cell.add("achieved_gflops", achieved_gflops, "GFLOP/s", load="offline", label="estimated",
                  flag="analytic FLOPs x measured throughput")
+        peak, source, precision = _own_peak(run, cell)
         if peak:
-            cell.add("utilisation_pct_of_peak", 100.0 * achieved_gflops / peak, "%", load="offline",
-                     label="estimated", flag=f"peak {peak:.1f} GFLOP/s from the run-start GEMM")
+            cell.add("utilisation_pct_of_peak", 100.0 * achieved_gflops * 1e9 / peak, "%", load="offline",
+                     label="estimated", flag=f"of {peak / 1e9:.1f} G{'OP' if precision == 'int8' else 'FLOP'}/s: {source}")
+
+
+def add_roofline(run: RunResult) -> None:
+    """Each cell's bound (compute or bandwidth, by arithmetic intensity against the machine balance) and how
+    close its best offline throughput runs to it (`pct_of_bound`), from analytic FLOPs and bytes per request."""
+    from bench.measure.roofline import bandwidth_for, roofline
+    for cell in run.cells:
+        throughput = _best_throughput(cell)
+        flops, nbytes = cell.metric("flops_per_rec"), cell.metric("bytes_per_rec")
+        if cell.status == "failed" or not throughput or nbytes is None:
+            continue
+        peak, peak_source, precision = _own_peak(run, cell)
+        footprint = cell.metric("footprint_bytes")
+        bw, level = bandwidth_for(run.machine_of(cell) or {}, footprint.value if footprint else None)
+        roof = roofline(flops.value if flops else 0.0, nbytes.value, throughput, peak, bw,
+                        peak_source=peak_source, bandwidth_level=level)
+        if roof is None:
+            continue
+        record = {**roof.to_dict(), "precision": precision, "runtime": cell_runtime(cell.variant),
+                  "label": "estimated: analytic FLOPs and bytes per request x measured best offline throughput"}
+        cell.extras["roofline"] = record
+        if math.isfinite(roof.arithmetic_intensity):
+            cell.add("arithmetic_intensity_flop_per_byte", roof.arithmetic_intensity, "FLOP/byte", label="estimated",
+                     flag="analytic")
+        cell.add("achieved_gbs", roof.achieved_bytes_per_s / 1e9, "GB/s", load="offline", label="estimated",
+                 flag="analytic bytes x measured throughput")
+        if roof.bound == "bandwidth":
+            what = f"bandwidth-bound: of {roof.attainable_per_s / 1e9:.1f} GB/s measured ({level} copy)"
+        else:
+            what = f"compute-bound: of {roof.attainable_per_s / 1e9:.1f} G{'OP' if precision == 'int8' else 'FLOP'}/s ({peak_source})"
+        cell.add("pct_of_bound", roof.pct_of_bound, "%", load="offline", label="estimated", flag=what)
 
 
 HARNESS_RECOMMENDER = "noop"

@@ -231,7 +231,8 @@ def run(scenario: Scenario, options: RunOptions = RunOptions(), listener: Listen
         # utilisation needs a throughput: measure each node's peaks only when some cell puts a load on it
         measure_peaks = options.measure_peak and any(c.loads for c in cells)
         if measure_peaks and listener:
-            listener("note", scenario.cells[0], "measuring the peak GEMM FLOP/s and memory bandwidth of each machine")
+            listener("note", scenario.cells[0], "measuring the peak GEMM rates (fp32, int8) and memory "
+                                                "bandwidth of each machine")
         running: dict[str, CellSpec] = {}  # cells an executor announced as started and has not returned yet
 
         def track(event: str, spec: CellSpec, message: str) -> None:
@@ -323,8 +324,9 @@ def _load_average() -> float | None:
 def _post_process(run: RunResult, settings: Settings, prices, options: RunOptions) -> None:
     """Run-level figures that need more than one cell: utilisation, quality gate, cost."""
     from bench import cost
-    from bench.derived import add_harness_overhead, add_utilisation, apply_quality_gate
+    from bench.derived import add_harness_overhead, add_roofline, add_utilisation, apply_quality_gate
     add_utilisation(run)
+    add_roofline(run)
     add_harness_overhead(run)
     apply_quality_gate(run, settings.quality_gate)
     cost.add_costs(run, prices, options.instance, threads_used=settings.threads,

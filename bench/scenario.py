@@ -67,6 +67,13 @@ class Settings:
     #: users whose test items are ranked; 0 = every test user (the headline protocol)
     quality_users: int = 0
     batch_sizes: tuple[int, ...] = (1, 32, 256)
+    #: "fixed": sweep `batch_sizes`; "adaptive": grow the batch 1, 2, 4, ... until throughput gains less than
+    #: `sweep_min_gain` over the previous size, or max batch / time (per cell) / memory stops it. A cell's own
+    #: `batch_sizes` always sweeps those sizes.
+    offline_sweep: str = "fixed"
+    sweep_min_gain: float = 0.05
+    sweep_max_batch: int = 4096
+    sweep_time_limit_s: float = 120.0
     offline_min_s: float = 1.0
     offline_min_batches: int = 3
     stream_min_count: int = 200
@@ -82,7 +89,7 @@ class Settings:
 
     def validate(self) -> None:
         for f in fields(self):  # NaN and inf pass every comparison below the wrong way: refuse them first
-            if f.name == "data_dir":
+            if f.name in ("data_dir", "offline_sweep"):  # the two text settings (offline_sweep checked below)
                 continue
             value = getattr(self, f.name)
             values = value if isinstance(value, tuple) else (value,)
@@ -102,6 +109,9 @@ class Settings:
             (self.threads > 0, f"threads={self.threads} must be at least 1"),
             (self.cell_timeout_s > 0, f"cell timeout {self.cell_timeout_s}s must be > 0"),
             (all(b > 0 for b in self.batch_sizes) and self.batch_sizes, "batch sizes must be positive integers"),
+            (self.offline_sweep in ("fixed", "adaptive"), f"offline_sweep={self.offline_sweep!r}: use fixed or adaptive"),
+            (0 <= self.sweep_min_gain < 10 and self.sweep_max_batch >= 1 and self.sweep_time_limit_s > 0,
+             "adaptive sweep: min gain in [0, 10), max batch >= 1 and time limit > 0"),
             (self.slo_ms > 0, f"SLO {self.slo_ms} ms must be > 0"),
             (self.server_budget_s > 0 and self.server_requests > 0, "server budget and request count must be > 0"),
             (self.stream_min_count > 0 and self.stream_min_s > 0, "single-stream minimum count and duration must be > 0"),

@@ -135,7 +135,17 @@ def node_record(threads: int, measure_peaks: bool) -> dict[str, Any]:
                               "packages": provenance.package_versions(), "threads": threads}
     if measure_peaks:
         from bench.measure import flops
+        from bench.measure.roofline import last_level_cache_bytes
+        # every limit a cell's roofline is measured against: fp32 GEMM, the int8 GEMM of each int8 runtime,
+        # fp16/bf16 GEMM where a GPU is visible, large-array and in-cache memory bandwidth
         record["peak_gemm"] = flops.measure_peak_flops(threads=threads, seconds=0.5)
+        record["peak_int8"] = flops.measure_int8_peak(threads=threads, seconds=0.5)
         record["memory_bandwidth"] = flops.measure_memory_bandwidth_gbs(size_mb=128, seconds=0.5, threads=threads)
+        # 4 MB arrays (8 MB copied) stay in the last-level cache of any server CPU of the last decade
+        record["cache_bandwidth"] = flops.measure_memory_bandwidth_gbs(size_mb=4, seconds=0.5, threads=threads)
+        record["llc_bytes"] = last_level_cache_bytes()
+        cuda = flops.measure_half_peak_cuda()
+        if cuda.get("available", True):
+            record["peak_cuda"] = cuda
         record["peaks_measured_unix_s"] = time.time()
     return record

@@ -228,6 +228,111 @@ def measure_peak_flops(threads: int | None = None, dtype: Any = np.float32, size
             "label": "measured", "method": f"{size}x{size} {dtype} GEMM, 2n^3 FLOPs per call, median of reps"}
 
 
+INT8_RUNTIMES = ("onnxruntime", "torch")
+
+
+def measure_int8_peak(threads: int | None = None, size: int = 1024, seconds: float = 0.5,
+                      runtimes: Sequence[str] = INT8_RUNTIMES) -> dict[str, Any]:
+    """The int8 GEMM rate of the runtimes the int8 variants use, in GOP/s (a multiply-add = 2 ops).
+
+    onnxruntime: a MatMulInteger node (uint8 activations x int8 weights -> int32), the kernel ONNX Runtime's
+    quantised graphs (dynamic and static QDQ) run their linear layers with. torch: a dynamically quantised
+    Linear (fbgemm/onednn: quantise the activations, int8 GEMM, dequantise), what the `int8` variant runs.
+    Each entry is the median of timed reps; `by_runtime[name]["gops"]` is what an int8 cell of that runtime
+    is measured against. Runtimes that are not installed are recorded as unavailable.
+    """
+    size = _checks.count("size", size, 16)
+    seconds = _checks.positive("seconds", seconds)
+    if threads is not None:
+        threads = _checks.count("threads", threads, 1)
+    out: dict[str, Any] = {}
+    if "onnxruntime" in runtimes:
+        out["onnxruntime"] = _ort_int8_rate(size, seconds, threads)
+    if "torch" in runtimes:
+        out["torch"] = _torch_int8_rate(size, seconds, threads)
+    measured = {k: v for k, v in out.items() if v.get("available", True)}
+    return {"by_runtime": out, "gops": max((v["gops"] for v in measured.values()), default=None), "size": size,
+            "threads": threads, "label": "measured",
+            "method": f"{size}x{size} int8 GEMM, 2n^3 ops per call, median of reps"}
+
+
+def _ort_int8_rate(size: int, seconds: float, threads: int | None) -> dict[str, Any]:
+    try:
+        import onnx  # noqa: PLC0415
+        import onnxruntime as ort  # noqa: PLC0415
+        from onnx import TensorProto, helper  # noqa: PLC0415
+    except ImportError as exc:
+        return {"available": False, "reason": f"{exc.name} not installed"}
+    rng = np.random.default_rng(0)
+    weights = rng.integers(-127, 128, size=(size, size), dtype=np.int8)
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["a", "w"], ["y"])], "int8_gemm",
+        [helper.make_tensor_value_info("a", TensorProto.UINT8, [size, size])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, [size, size])],
+        [helper.make_tensor("w", TensorProto.INT8, [size, size], weights.tobytes(), raw=True)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = min(model.ir_version, 9)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or 0
+    opts.inter_op_num_threads = 1
+    session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    a = rng.integers(0, 256, size=(size, size), dtype=np.uint8)
+    rates = _gemm_rates(lambda: session.run(None, {"a": a}), size, seconds)
+    return {**_rate_summary_ops(rates), "kernel": "MatMulInteger u8 x s8 -> s32", "onnxruntime": ort.__version__,
+            "onnx": onnx.__version__}
+
+
+def _torch_int8_rate(size: int, seconds: float, threads: int | None) -> dict[str, Any]:
+    try:
+        import torch  # noqa: PLC0415
+    except ImportError:
+        return {"available": False, "reason": "torch not installed"}
+    import warnings  # noqa: PLC0415
+
+    old = torch.get_num_threads()
+    try:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        with warnings.catch_warnings():  # quantize_dynamic is deprecated in 2.x but is what the variant runs
+            warnings.simplefilter("ignore")
+            linear = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(torch.nn.Linear(size, size)),
+                                                            {torch.nn.Linear}, dtype=torch.qint8)
+        x = torch.from_numpy(np.random.default_rng(1).standard_normal((size, size)).astype(np.float32))
+        with torch.inference_mode():
+            rates = _gemm_rates(lambda: linear(x), size, seconds)
+    finally:
+        torch.set_num_threads(old)
+    return {**_rate_summary_ops(rates), "kernel": f"dynamic quantised Linear ({torch.backends.quantized.engine})",
+            "torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
+def measure_half_peak_cuda(size: int = 4096, seconds: float = 0.5) -> dict[str, Any]:
+    """fp16 and bf16 GEMM rates on the first CUDA device (tensor cores where present), or why not measured."""
+    try:
+        import torch  # noqa: PLC0415
+    except ImportError:
+        return {"available": False, "reason": "torch not installed"}
+    if not torch.cuda.is_available():
+        return {"available": False, "reason": "no CUDA device"}
+    out: dict[str, Any] = {"device": torch.cuda.get_device_name(0), "size": size, "label": "measured"}
+    for name, dtype in (("fp16", torch.float16), ("bf16", torch.bfloat16), ("fp32", torch.float32)):
+        a = torch.randn(size, size, device="cuda", dtype=dtype)
+        b = torch.randn(size, size, device="cuda", dtype=dtype)
+
+        def run() -> None:
+            torch.matmul(a, b)
+            torch.cuda.synchronize()
+
+        out[name] = _rate_summary(_gemm_rates(run, size, seconds))
+    out["gflops"] = out["fp16"]["gflops_median"]
+    return out
+
+
+def _rate_summary_ops(rates: list[float]) -> dict[str, Any]:
+    r = np.asarray(rates)
+    return {"gops": float(np.median(r)), "gops_max": float(r.max()), "reps": int(r.size)}
+
+
 def _rate_summary(rates: list[float]) -> dict[str, Any]:
     r = np.asarray(rates)
     return {"gflops_median": float(np.median(r)), "gflops_max": float(r.max()), "reps": int(r.size)}

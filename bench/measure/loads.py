@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Callable, Sequence
 
@@ -102,6 +103,31 @@ class OfflinePoint:
     flags: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class AdaptiveSweep:
+    """Grow the batch (start, start x factor, ...) until throughput gains less than `min_gain` over the
+    previous size, or a limit stops it: `max_batch`, the sweep's `time_limit_s`, or memory (the process RSS
+    above `memory_limit_bytes`, CUDA memory above `cuda_memory_fraction` of the device, or an out-of-memory
+    error at the next size). `stopped_by` in the result says which."""
+
+    start: int = 1
+    factor: int = 2
+    min_gain: float = 0.05
+    max_batch: int = 4096
+    time_limit_s: float = 120.0
+    memory_limit_bytes: int | None = None
+    cuda_memory_fraction: float = 0.9
+
+    def check(self) -> "AdaptiveSweep":
+        _checks.count("adaptive sweep start", self.start, 1)
+        _checks.count("adaptive sweep factor", self.factor, 2, "grow the batch by 2 or more per step")
+        _checks.count("adaptive sweep max_batch", self.max_batch, self.start)
+        _checks.positive("adaptive sweep time_limit_s", self.time_limit_s)
+        if not 0 <= self.min_gain < 10:
+            raise ConfigError(f"adaptive sweep min_gain={self.min_gain} must be in [0, 10): e.g. 0.05 for 5%")
+        return self
+
+
 @dataclass
 class OfflineResult:
     unit: str
@@ -112,6 +138,8 @@ class OfflineResult:
     cold_first_ms: float | None
     pool_size: int
     load: str = "offline"
+    #: why the sweep ended: "fixed sizes" or, for an adaptive sweep, the gain / limit that stopped it
+    stopped_by: str = "fixed sizes"
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(self)
@@ -138,24 +166,56 @@ class OfflineResult:
         return rows
 
 
-def offline(serve: Serve, pool: Any, *, unit: str = "users", batch_sizes: Sequence[int] = (1, 32, 256),
-            units_per_request: float = 1.0, rule: StopRule | None = None, seed: int = 0, sync: Sync = no_sync,
+def offline(serve: Serve, pool: Any, *, unit: str = "users",
+            batch_sizes: "Sequence[int] | AdaptiveSweep" = (1, 32, 256), units_per_request: float = 1.0,
+            rule: StopRule | None = None, seed: int = 0, sync: Sync = no_sync,
             progress: Progress | None = None, clock: Clock = REAL_CLOCK) -> OfflineResult:
-    """Batch-size sweep. Each batch of b payloads is b * units_per_request units of work.
+    """Batch-size sweep over fixed sizes, or grown by an AdaptiveSweep. Each batch of b payloads is
+    b * units_per_request units of work.
 
     The first call of the sweep is the cold call (reported apart); every batch size gets its own warm-up.
     """
     unit = _check_unit(unit)
     units_per_request = _checks.positive("units_per_request", units_per_request)
-    if isinstance(batch_sizes, (int, np.integer)) or len(batch_sizes) == 0:
-        raise ConfigError(f"batch_sizes must be a non-empty list of integers, got {batch_sizes!r}; e.g. 1,32,256")
-    sizes = [_checks.count("batch size", b, 1, "use 1 or more payloads per batch") for b in batch_sizes]
+    adaptive = batch_sizes.check() if isinstance(batch_sizes, AdaptiveSweep) else None
+    if adaptive is None:
+        if isinstance(batch_sizes, (int, np.integer)) or len(batch_sizes) == 0:
+            raise ConfigError(f"batch_sizes must be a non-empty list of integers, got {batch_sizes!r}; e.g. 1,32,256")
+        sizes = [_checks.count("batch size", b, 1, "use 1 or more payloads per batch") for b in batch_sizes]
     rule = rule or DEFAULT_OFFLINE_RULE
     cycle = PayloadCycle(pool, seed)
+    sweep_start = clock.now_ns()
+    stopped_by = "fixed sizes"
+
+    def next_sizes():
+        nonlocal stopped_by
+        if adaptive is None:
+            yield from sizes
+            return
+        b = adaptive.start
+        while True:
+            yield b
+            prev = points[-2].throughput_per_s if len(points) >= 2 else None
+            gain = points[-1].throughput_per_s / prev - 1.0 if prev else None
+            if gain is not None and gain < adaptive.min_gain:
+                stopped_by = (f"gain {gain:+.1%} from batch {points[-2].batch_size} to {b}, below "
+                              f"{adaptive.min_gain:.0%}")
+                return
+            memory = _memory_limit_hit(adaptive)
+            if memory:
+                stopped_by = memory
+                return
+            if (clock.now_ns() - sweep_start) / 1e9 >= adaptive.time_limit_s:
+                stopped_by = f"time limit {adaptive.time_limit_s:g} s"
+                return
+            if b * adaptive.factor > adaptive.max_batch:
+                stopped_by = f"max batch {adaptive.max_batch}"
+                return
+            b *= adaptive.factor
 
     points: list[OfflinePoint] = []
     cold_first_ms: float | None = None
-    for k, b in enumerate(sizes):
+    for k, b in enumerate(next_sizes()):
         def make_input(i: int, b: int = b) -> np.ndarray:
             return cycle.batch(i, b)
 
@@ -163,8 +223,14 @@ def offline(serve: Serve, pool: Any, *, unit: str = "users", batch_sizes: Sequen
             if progress is not None:
                 progress(ProgressEvent(ev.phase, ev.done, ev.elapsed_s, f"offline bs={b} {ev.message}".strip()))
 
-        rep = measure_repeated(serve, make_input=make_input, sync=sync, cold=(k == 0), clock=clock,
-                               progress=relay if progress else None, **vars(rule))
+        try:
+            rep = measure_repeated(serve, make_input=make_input, sync=sync, cold=(k == 0), clock=clock,
+                                   progress=relay if progress else None, **vars(rule))
+        except (MemoryError, RuntimeError) as exc:  # torch reports CUDA OOM as a RuntimeError subclass
+            if adaptive is None or not points or not _is_out_of_memory(exc):
+                raise
+            stopped_by = f"memory limit: out of memory at batch {b}"
+            break
         if k == 0 and rep.cold_first_ns is not None:
             cold_first_ms = rep.cold_first_ns / 1e6
         lat = rep.summary(name=f"offline batch latency bs={b}")
@@ -184,7 +250,28 @@ def offline(serve: Serve, pool: Any, *, unit: str = "users", batch_sizes: Sequen
     best = max(points, key=lambda p: p.throughput_per_s)
     return OfflineResult(unit=unit, units_per_request=units_per_request, points=points,
                          best_batch_size=best.batch_size, best_throughput_per_s=best.throughput_per_s,
-                         cold_first_ms=cold_first_ms, pool_size=cycle.size)
+                         cold_first_ms=cold_first_ms, pool_size=cycle.size, stopped_by=stopped_by)
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, MemoryError) or "out of memory" in str(exc).lower()
+
+
+def _memory_limit_hit(sweep: AdaptiveSweep) -> str:
+    """Why the next, larger batch must not run ("" when it may): process RSS or CUDA memory near its limit."""
+    if sweep.memory_limit_bytes is not None:
+        import psutil  # noqa: PLC0415
+
+        rss = psutil.Process().memory_info().rss
+        if rss >= sweep.memory_limit_bytes:
+            return f"memory limit: RSS {rss / 2**30:.2f} GiB >= {sweep.memory_limit_bytes / 2**30:.2f} GiB"
+    torch = sys.modules.get("torch")  # only when the cell already uses torch: never imported for this
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        total = torch.cuda.get_device_properties(0).total_memory
+        peak = torch.cuda.max_memory_reserved()
+        if peak >= sweep.cuda_memory_fraction * total:
+            return f"memory limit: CUDA reserved {peak / 2**30:.1f} of {total / 2**30:.1f} GiB"
+    return ""
 
 
 # ---------------------------------------------------------------- single stream

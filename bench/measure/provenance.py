@@ -75,7 +75,24 @@ def _cpuinfo() -> dict[str, Any]:
     except OSError:
         pass
     return {"model": model or platform.processor() or "unknown",
-            "simd": [f for f in _SIMD_FLAGS if f in flags]}
+            "simd": [f for f in _SIMD_FLAGS if f in flags], "vector_int8": vector_int8_features(flags)}
+
+
+#: /proc/cpuinfo flags that decide how fast int8 and half-precision kernels can run on x86 and Arm
+_VECTOR_INT8_FLAGS = ("avx2", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni", "avx512_bf16",
+                      "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16", "asimd", "asimddp", "i8mm", "sve")
+
+
+def vector_int8_features(flags: set[str] | frozenset[str]) -> dict[str, Any]:
+    """The CPU's vector and int8 features: int8 speed-ups depend on them (VNNI does a u8 x s8 multiply-add
+    into int32 in one instruction; without it int8 GEMMs need three; AMX adds tile matrix units)."""
+    has = {f: f in flags for f in _VECTOR_INT8_FLAGS}
+    vnni = [f for f in ("avx512_vnni", "avx_vnni") if has[f]]
+    best = ("AMX-INT8" if has["amx_int8"] else "AVX512-VNNI" if has["avx512_vnni"] else
+            "AVX-VNNI" if has["avx_vnni"] else "AVX512BW" if has["avx512bw"] else "AVX2" if has["avx2"] else
+            "Arm i8mm" if has["i8mm"] else "Arm dot-product" if has["asimddp"] else "none known")
+    return {"flags": has, "avx2": has["avx2"], "avx512": has["avx512f"], "vnni": vnni, "amx": has["amx_int8"],
+            "best_int8_path": best}
 
 
 def _cpu_quota_cores() -> float | None:
@@ -123,7 +140,7 @@ def machine_info() -> dict[str, Any]:
     except (NotImplementedError, OSError, AttributeError):
         pass
     info = {
-        "cpu_model": cpu["model"], "cpu_simd": cpu["simd"], "cpu_max_mhz": freq,
+        "cpu_model": cpu["model"], "cpu_simd": cpu["simd"], "cpu_vector_int8": cpu["vector_int8"], "cpu_max_mhz": freq,
         "physical_cores": psutil.cpu_count(logical=False), "logical_cores": psutil.cpu_count(logical=True),
         "usable_cores": affinity, "cpu_quota_cores": _cpu_quota_cores(),
         "memory_total_bytes": int(psutil.virtual_memory().total), "arch": platform.machine(),

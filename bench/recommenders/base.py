@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -16,9 +15,11 @@ from bench.data.dataset import TrainSet
 from bench.errors import ConfigError
 
 
-@dataclass(frozen=True)
-class TopK:
-    """Ranked lists for a batch of users: items[i, j] is user i's j-th best item (dense index)."""
+class TopK(NamedTuple):
+    """Ranked lists for a batch of users: items[i, j] is user i's j-th best item (dense index).
+
+    A NamedTuple: immutable like a frozen dataclass, but built in a fraction of its time, and one is built on
+    every timed request."""
 
     users: np.ndarray  # (n,) int
     items: np.ndarray  # (n, k) int64
@@ -78,6 +79,16 @@ class Recommender(ABC):
         interactions in for free; the learned weights stay as fitted.
         """
         self._remember_seen(train)
+
+    def bytes_per_user(self, users: np.ndarray) -> float | None:
+        """Analytic bytes one request moves to and from memory to rank the catalogue for one of these users
+        alone (mean over them): the model state its scoring reads, with no reuse across requests, plus the
+        score row written and read back by masking and top-k. None where no simple count applies."""
+        return None
+
+    def _ranking_bytes(self) -> float:
+        """The float32 score row written by scoring and read back by masking and top-k."""
+        return 2.0 * 4.0 * self.n_items
 
     def _remember_seen(self, train: TrainSet) -> None:
         self._seen = train.matrix(binary=True)

@@ -58,7 +58,7 @@ def write_report(run: RunResult, out_dir: str | Path, prices: cost.PriceSheet | 
     views = build_views(run)
     note = _mapping_note(run)
     figures = [charts_mod.quality_vs_cost(views, out, note), charts_mod.throughput(views, out),
-               charts_mod.latency_cdf(views, out), charts_mod.memory(views, out),
+               charts_mod.batch_sweep(views, out), charts_mod.latency_cdf(views, out), charts_mod.memory(views, out),
                charts_mod.cost_by_instance(views, out, note), charts_mod.variants(views, out)]
     heads = headlines(views)
     from bench.report.sections import build_sections

@@ -260,6 +260,55 @@ def throughput(views: list[CellView], out_dir: Path) -> Chart:
     return chart
 
 
+def _series_figure(n_series: int):
+    """A figure for one line per cell, legend below, and a picker of the next distinct shade of a family."""
+    fig = _figure(10.5, 5.2 + 0.2 * math.ceil(n_series / 2), layout="constrained")
+    used = {"classic": 0, "llm": 0}
+
+    def shade(family: str) -> str:
+        shades = CLASSIC_SHADES if family == "classic" else LLM_SHADES
+        k = used.get(family, 0)
+        used[family] = k + 1
+        return shades[k % len(shades)]
+    return fig, fig.add_subplot(), shade
+
+
+def _finish_series(fig: Figure, ax, chart: Chart, xlabel: str, ylabel: str, file: Path, ncol: int) -> None:
+    """Labels, title, grid and the legend below the axes; saves the figure as the chart's file."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(chart.title, fontsize=12)
+    ax.grid(True, which="major", alpha=0.3)
+    fig.legend(fontsize=8 if ncol > 1 else 7.5, loc="outside lower center", ncol=ncol, frameon=False)
+    chart.path = _save(fig, file.parent, file.name)
+
+
+def batch_sweep(views: list[CellView], out_dir: Path) -> Chart:
+    """Throughput against batch size for every cell's offline sweep, as recorded (extras.offline_sweep)."""
+    chart = Chart("batch_sweep", "Offline throughput against batch size",
+                  "Each line is one cell's offline sweep (users per second at each batch size; both axes log). "
+                  "The legend says how the sweep ended: fixed sizes, or the gain or limit that stopped an "
+                  "adaptive sweep.")
+    rows = [v for v in views if v.cell.status in ("ok", "gated") and len((v.cell.extras.get("offline_sweep") or {})
+                                                                       .get("curve", [])) > 1]
+    if not rows:
+        chart.note = "No cell swept more than one batch size in this run: chart skipped."
+        return chart
+    fig, ax, shade = _series_figure(len(rows))
+    for i, v in enumerate(rows):
+        sweep = v.cell.extras["offline_sweep"]
+        xs = [p["batch_size"] for p in sweep["curve"]]
+        ys = [p["throughput_per_s"] for p in sweep["curve"]]
+        ax.plot(xs, ys, marker=SERIES_MARKERS[i % len(SERIES_MARKERS)], lw=1.5, color=shade(v.family),
+                label=f"{v.name}: best {num(max(ys))} /s at {sweep.get('best_batch_size', '?')} ({sweep.get('stopped_by', '')})")
+        chart.shown.append(v.cell.cell)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    _finish_series(fig, ax, chart, "batch size, users per call (log scale)", "users per second (log scale)",
+                   out_dir / "batch_sweep.png", ncol=1)
+    return chart
+
+
 # ---------------------------------------------------------------- latency CDFs
 
 def latency_cdf(views: list[CellView], out_dir: Path) -> Chart:
@@ -270,9 +319,7 @@ def latency_cdf(views: list[CellView], out_dir: Path) -> Chart:
     if not rows:
         chart.note = "No single-stream latency samples in this run: chart skipped."
         return chart
-    fig = _figure(10.5, 5.2 + 0.2 * math.ceil(len(rows) / 2), layout="constrained")
-    ax = fig.add_subplot()
-    shade_index = {"classic": 0, "llm": 0}
+    fig, ax, shade = _series_figure(len(rows))
     all_samples = np.concatenate([v.latency_samples_ms for v in rows])
     for i, v in enumerate(rows):
         s = np.sort(v.latency_samples_ms)
@@ -281,10 +328,7 @@ def latency_cdf(views: list[CellView], out_dir: Path) -> Chart:
         star = "*" if p99 is not None and p99.flag else ""
         p50_txt = sig(p50.value) if p50 else sig(float(np.percentile(s, 50)))
         p99_txt = (sig(p99.value) if p99 else sig(float(np.percentile(s, 99))))
-        shades = CLASSIC_SHADES if v.family == "classic" else LLM_SHADES
-        k = shade_index.get(v.family, 0)
-        shade_index[v.family] = k + 1
-        ax.step(s, y, where="post", lw=1.6, color=shades[k % len(shades)],
+        ax.step(s, y, where="post", lw=1.6, color=shade(v.family),
                 ls="-" if v.family == "classic" else "--" if v.cost_only else "-",
                 label=f"{v.name}: p50 {p50_txt} ms, p99{star} {p99_txt} ms (n={len(s)})")
     ax.set_xscale("log")
@@ -293,12 +337,8 @@ def latency_cdf(views: list[CellView], out_dir: Path) -> Chart:
     for q in (0.5, 0.9, 0.99):
         ax.axhline(q, color="0.7", lw=0.7, ls=":")
         ax.text(ax.get_xlim()[0] * 1.05, q, f" p{q * 100:g}", va="bottom", fontsize=7.5, color="0.4")
-    ax.set_xlabel("latency per request, ms (log scale)")
-    ax.set_ylabel("share of requests at or below")
-    ax.set_title(chart.title, fontsize=12)
-    ax.grid(True, which="major", alpha=0.3)
-    fig.legend(fontsize=8, loc="outside lower center", ncol=2, frameon=False)
-    chart.path = _save(fig, out_dir, "latency_cdf.png")
+    _finish_series(fig, ax, chart, "latency per request, ms (log scale)", "share of requests at or below",
+                   out_dir / "latency_cdf.png", ncol=2)
     if any(v.latency.get("p99") is not None and v.latency["p99"].flag for v in rows):
         chart.note = "* p99 from too few samples to be trusted (see the latency table for each flag)."
     return chart

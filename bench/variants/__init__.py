@@ -4,7 +4,8 @@
     vecs = enc.encode(["Toy Story (1995) Animation|Children's|Comedy"])   # (1, 384), rows L2-normalised
 
 A variant string is one runtime (`fp32`, `fp16`, `bf16`, `int8`, `onnx`, `onnx-int8`), optionally preceded by
-`distilled+` (distil a half-depth student first, then run the student under that runtime); `distilled` alone
+`distilled+` (distil a half-depth student first, then run the student under that runtime); `onnx-int8-static` is
+ONNX Runtime static int8 calibrated on the caller's training texts (`calibration_texts`); `distilled` alone
 means `distilled+fp32`. Each module here is one way of running; `runtime.py` holds what they share.
 """
 from __future__ import annotations
@@ -18,7 +19,9 @@ from bench.models import ResolvedModel, resolve_model
 from bench.variants.base import Preparation, TextEncoder
 from bench.variants.device import resolve_device, resolve_threads
 
-RUNTIMES = ("fp32", "fp16", "bf16", "int8", "onnx", "onnx-int8")
+RUNTIMES = ("fp32", "fp16", "bf16", "int8", "onnx", "onnx-int8", "onnx-int8-static")
+#: runtimes that calibrate on the training texts the caller passes (`calibration_texts`)
+CALIBRATED = ("onnx-int8-static",)
 VARIANTS: list[str] = [*RUNTIMES, "distilled", *(f"distilled+{r}" for r in RUNTIMES if r != "fp32")]
 
 __all__ = ["VARIANTS", "RUNTIMES", "build_encoder", "build_cross_encoder", "build_sequence_model", "parse_variant",
@@ -45,7 +48,8 @@ def canonical_variant(variant: str) -> str:
     return runtime
 
 
-def _build_backend(model: ResolvedModel, runtime: str, device: str, threads: int, cache_dir: Path | None):
+def _build_backend(model: ResolvedModel, runtime: str, device: str, threads: int, cache_dir: Path | None,
+                   calibration_texts: Sequence[str] | None = None, max_length: int = 128):
     if runtime in ("fp32", "fp16", "bf16"):
         from bench.variants.eager import build_eager
 
@@ -54,12 +58,25 @@ def _build_backend(model: ResolvedModel, runtime: str, device: str, threads: int
         from bench.variants.int8 import build_int8
 
         return build_int8(model, device)
+    if runtime == "onnx-int8-static":
+        from bench.variants.onnx_static import build_onnx_static
+
+        return build_onnx_static(model, device, threads, cache_dir, calibration_texts, max_length)
     from bench.variants.onnx import build_onnx
 
     return build_onnx(model, quantized=runtime == "onnx-int8", device=device, threads=threads, cache_dir=cache_dir)
 
 
-def _prepare(model, variant, device, threads, distill_texts, cache_dir, distill):
+def wants_calibration(variant: str) -> bool:
+    """True when the variant's runtime is calibrated on training texts (static quantisation)."""
+    try:
+        return parse_variant(variant)[1] in CALIBRATED
+    except ConfigError:
+        return False
+
+
+def _prepare(model, variant, device, threads, distill_texts, cache_dir, distill, calibration_texts=None,
+             max_length=128):
     """Resolve model/device/threads, distil when asked, build the runtime backend; merge one-time costs."""
     distilled, runtime = parse_variant(variant)
     cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else None
@@ -83,7 +100,7 @@ def _prepare(model, variant, device, threads, distill_texts, cache_dir, distill)
         prep_s += distil_prep.seconds
         reused_s += distil_prep.seconds if distil_prep.notes.get("reused_from_cache") else 0.0
         resolved = student
-    backend, run_prep = _build_backend(resolved, runtime, device, threads, cache_dir)
+    backend, run_prep = _build_backend(resolved, runtime, device, threads, cache_dir, calibration_texts, max_length)
     notes[runtime] = run_prep.notes
     notes["build_s_this_process"] = time.perf_counter() - t0
     prep = Preparation(seconds=prep_s + run_prep.seconds, file_bytes=run_prep.file_bytes + file_bytes_extra,
@@ -105,28 +122,31 @@ def _reused_seconds(prep: Preparation) -> float:
 
 def build_encoder(model: "str | ResolvedModel" = "minilm", variant: str = "fp32", device: str = "cpu",
                   threads: int | None = None, max_length: int = 128, distill_texts: Sequence[str] | None = None,
-                  cache_dir: Path | None = None, distill=None) -> TextEncoder:
+                  cache_dir: Path | None = None, distill=None,
+                  calibration_texts: Sequence[str] | None = None) -> TextEncoder:
     """A TextEncoder for `model` under `variant` on `device`, torch and ONNX Runtime threads pinned to `threads`.
 
     `preparation.seconds` is the one-time cost of making the variant (export, quantise, distil) as measured when
     it was made, even when reused from the cache; `preparation.notes` says what was reused and how long loading
     took in this process. `distill` is an optional `bench.variants.distilled.DistilSettings`.
+    `calibration_texts` (training texts: item texts and user profiles) calibrate `onnx-int8-static`.
     """
     from bench.variants.runtime import TransformerEncoder
 
     resolved, backend, name, device, threads, prep = _prepare(model, variant, device, threads, distill_texts,
-                                                              cache_dir, distill)
+                                                              cache_dir, distill, calibration_texts, max_length)
     return TransformerEncoder(resolved, backend, name, device, threads, max_length, prep)
 
 
 def build_cross_encoder(model: "str | ResolvedModel" = "minilm", variant: str = "fp32", device: str = "cpu",
                         threads: int | None = None, max_length: int = 256,
-                        distill_texts: Sequence[str] | None = None, cache_dir: Path | None = None, distill=None):
+                        distill_texts: Sequence[str] | None = None, cache_dir: Path | None = None, distill=None,
+                        calibration_texts: Sequence[str] | None = None):
     """A CrossEncoder (pairs [CLS] q [SEP] d [SEP]) under `variant`; supply its score head with `set_head`."""
     from bench.variants.runtime import CrossEncoder
 
     resolved, backend, name, device, threads, prep = _prepare(model, variant, device, threads, distill_texts,
-                                                              cache_dir, distill)
+                                                              cache_dir, distill, calibration_texts, max_length)
     return CrossEncoder(resolved, backend, name, device, threads, max_length, prep)
 
 

@@ -141,7 +141,10 @@ class _Core:
         return l2_normalise(out)
 
     def config(self) -> dict[str, Any]:
-        return run_config(self._facts, self.model, self.backend, self.variant, self.device, self.threads)
+        return {**run_config(self._facts, self.model, self.backend, self.variant, self.device, self.threads),
+                # the same for every runtime and device, so that their timings compare the same work
+                "tokenisation": {"where": "cpu (Hugging Face fast tokenizer, host process)",
+                                 "in_timed_region": True, "padding": "to the longest text of each batch"}}
 
 
 def run_config(facts: dict[str, Any], model: ResolvedModel, backend: Backend, variant: str, device: str,

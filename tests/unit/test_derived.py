@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.derived import add_harness_overhead, add_utilisation, apply_quality_gate
+from bench.derived import add_harness_overhead, add_roofline, add_utilisation, apply_quality_gate
 from bench.recommenders.classic.ease import EASE
 from bench.recommenders.classic.ials import IALS
 from bench.recommenders.testing import toy_split
@@ -74,3 +74,68 @@ def test_quality_gate_pairs_each_variant_with_the_fp32_cell_of_the_same_model_pa
     same, other = run.cells[2], run.cells[3]
     assert same.status == "ok" and same.extras["quality_gate"]["retained"] == 1.0
     assert other.status == "gated" and abs(other.extras["quality_gate"]["retained"] - 1 / 3) < 1e-9
+
+
+# ---------------------------------------------------------------- roofline per cell
+
+MACHINE = {"peak_gemm": {"gflops": 40.0, "gflops_max": 100.0, "backend": "numpy"},
+           "peak_int8": {"by_runtime": {"onnxruntime": {"gops": 300.0, "gops_max": 400.0, "kernel": "MatMulInteger"},
+                                        "torch": {"gops": 150.0, "gops_max": 200.0, "kernel": "qlinear"}}},
+           "memory_bandwidth": {"gbs": 10.0}, "cache_bandwidth": {"gbs": 40.0}, "llc_bytes": 32 * 2 ** 20}
+
+
+def test_an_int8_cell_is_measured_against_its_runtimes_int8_peak_not_the_fp32_gemm():
+    # the audit's case: 114 GFLOP/s achieved by an onnx-int8 cell was reported as 114% of a 100 GFLOP/s fp32 peak
+    c = cell("llm-two-tower", "onnx-int8", throughput_users_per_s=57.0, flops_per_rec=2e9)
+    t = cell("llm-two-tower", "int8", throughput_users_per_s=57.0, flops_per_rec=2e9)
+    run = RunResult("r", {}, {}, cells=[c, t], machine=MACHINE)
+    add_utilisation(run)
+    assert abs(c.metric("utilisation_pct_of_peak").value - 28.5) < 1e-9  # of 400 GOP/s (onnxruntime int8)
+    assert abs(t.metric("utilisation_pct_of_peak").value - 57.0) < 1e-9  # of 200 GOP/s (torch int8)
+    assert "int8" in c.metric("utilisation_pct_of_peak").flag
+
+
+def test_an_int8_cell_without_an_int8_peak_gets_no_utilisation_row():
+    c = cell("llm-two-tower", "onnx-int8", throughput_users_per_s=57.0, flops_per_rec=2e9)
+    run = RunResult("r", {}, {}, cells=[c], machine={"peak_gemm": MACHINE["peak_gemm"]})
+    add_utilisation(run)
+    assert c.metric("achieved_gflops") is not None and c.metric("utilisation_pct_of_peak") is None
+
+
+def test_ease_is_bandwidth_bound_and_reports_its_share_of_measured_bandwidth():
+    split = toy_split(n_users=60, n_items=40, seed=1)
+    ease = EASE(l2=10.0).fit(split.train_set())
+    users = np.arange(60)
+    c = cell("ease", "none", throughput_users_per_s=10_000.0, flops_per_rec=ease.flops_per_user(users),
+             bytes_per_rec=ease.bytes_per_user(users), footprint_bytes=float(ease.footprint()))
+    run = RunResult("r", {}, {}, cells=[c], machine=MACHINE)
+    add_roofline(run)
+    roof = c.extras["roofline"]
+    assert roof["bound"] == "bandwidth" and roof["bandwidth_level"] == "cache"  # 6 KB of weights fit in cache
+    assert roof["arithmetic_intensity"] < 0.5  # one multiply-add per 4-byte weight read
+    expected = 100.0 * ease.bytes_per_user(users) * 10_000.0 / 40e9
+    assert abs(c.metric("pct_of_bound").value - expected) < 1e-9
+    assert "bandwidth-bound" in c.metric("pct_of_bound").flag
+
+
+def test_a_transformer_cell_is_compute_bound_against_its_own_precision():
+    c = cell("llm-two-tower", "fp32", throughput_users_per_s=50.0, flops_per_rec=1.6e9, bytes_per_rec=9.2e7,
+             footprint_bytes=9.2e7)
+    run = RunResult("r", {}, {}, cells=[c], machine=MACHINE)
+    add_roofline(run)
+    roof = c.extras["roofline"]
+    assert roof["bound"] == "compute" and roof["bandwidth_level"] == "memory"  # 92 MB > half of a 32 MB LLC
+    assert abs(c.metric("pct_of_bound").value - 80.0) < 1e-9  # 80 GFLOP/s of the 100 GFLOP/s fp32 peak
+
+
+def test_every_classic_model_counts_bytes_per_request():
+    from bench.recommenders.registry import REGISTRY, get
+    split = toy_split(n_users=60, n_items=40, seed=1)
+    users = np.arange(20)
+    for name, entry in REGISTRY.items():
+        if entry.family != "classic":
+            continue
+        rec = get(name).build(**({"iterations": 2, "factors": 8} if name in ("ials", "biasedmf") else {}))
+        rec.fit(split.train_set())
+        nbytes = rec.bytes_per_user(users)
+        assert nbytes is not None and nbytes >= 2 * 4 * 40, name  # at least the score row written and read

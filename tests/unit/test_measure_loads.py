@@ -201,3 +201,52 @@ def test_bad_options_raise_one_line_config_errors_before_any_work(call):
     with pytest.raises(ConfigError) as info:
         call(lambda batch: calls.append(batch))
     assert calls == [] and "\n" not in str(info.value)
+
+
+# ---------------------------------------------------------------- adaptive offline sweep
+
+def _saturating(knee: int, per_call_s: float = 0.0):
+    """A fake serve whose throughput grows linearly with the batch up to `knee`, flat after (fake clock)."""
+    from bench.measure.timer import Clock
+
+    state = {"t": 0}
+
+    def serve(batch) -> None:
+        # a batch of b costs 1 ms up to the knee, then b / knee ms: constant throughput beyond it
+        state["t"] += int(1e6 * max(1.0, len(batch) / knee))
+
+    class Fake(Clock):
+        def now_ns(self) -> int:
+            state["t"] += 1
+            return state["t"]
+    return serve, Fake()
+
+
+def test_adaptive_sweep_doubles_until_the_gain_falls_below_five_percent_and_says_so():
+    from bench.measure.loads import AdaptiveSweep, offline
+
+    serve, clock = _saturating(knee=16)
+    rule = StopRule(min_count=3, min_duration_s=0.0, max_count=10, max_duration_s=60.0, warmup_count=1, warmup_s=0.0)
+    res = offline(serve, np.arange(1000), batch_sizes=AdaptiveSweep(min_gain=0.05), rule=rule, clock=clock)
+    sizes = [p.batch_size for p in res.points]
+    assert sizes == [1, 2, 4, 8, 16, 32]  # 32 gains nothing over 16: the sweep stops there
+    assert res.stopped_by.startswith("gain") and "below 5%" in res.stopped_by
+    assert res.best_batch_size in (16, 32)
+
+
+def test_adaptive_sweep_stops_at_its_limits():
+    from bench.measure.loads import AdaptiveSweep, offline
+
+    serve, clock = _saturating(knee=10_000)
+    rule = StopRule(min_count=3, min_duration_s=0.0, max_count=10, max_duration_s=60.0, warmup_count=1, warmup_s=0.0)
+    res = offline(serve, np.arange(100), batch_sizes=AdaptiveSweep(max_batch=64), rule=rule, clock=clock)
+    assert res.points[-1].batch_size == 64 and res.stopped_by == "max batch 64"
+    res = offline(serve, np.arange(100), batch_sizes=AdaptiveSweep(time_limit_s=0.01), rule=rule, clock=clock)
+    assert res.stopped_by == "time limit 0.01 s" and len(res.points) < 7
+
+    def oom_at_8(batch) -> None:
+        if len(batch) >= 8:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        serve(batch)
+    res = offline(oom_at_8, np.arange(100), batch_sizes=AdaptiveSweep(), rule=rule, clock=clock)
+    assert [p.batch_size for p in res.points] == [1, 2, 4] and res.stopped_by == "memory limit: out of memory at batch 8"

@@ -200,3 +200,21 @@ def test_headlines_never_compare_cells_across_datasets():
         own = h.text.split(" ", 1)[0]
         assert f"{own} ease" in h.text and h.figures["ref_quality"] == ease_ndcg[own]
     assert sum(h.kind == "frontier" for h in heads) == 2
+
+
+def test_the_batch_sweep_chart_draws_each_cells_recorded_curve_and_how_it_ended(tmp_path):
+    from bench.report import charts
+    from bench.report.view import build_views
+    from test_report_sample_run import make_run
+
+    run = make_run()
+    swept = [c for c in run.cells if c.status == "ok" and c.recommender in ("ease", "pop")]
+    for c in swept:
+        c.extras["offline_sweep"] = {"mode": "adaptive", "stopped_by": "gain +2.0% from batch 64 to 128, below 5%",
+                                     "best_batch_size": 128, "curve": [{"batch_size": b, "throughput_per_s": 10.0 * b}
+                                                                        for b in (1, 2, 4, 8)]}
+    chart = charts.batch_sweep(build_views(run), tmp_path)
+    assert chart.path is not None and chart.path.is_file()
+    assert sorted(chart.shown) == sorted(c.cell for c in swept)
+    empty = charts.batch_sweep(build_views(make_run()), tmp_path / "none")
+    assert empty.path is None and "skipped" in empty.note

@@ -75,3 +75,21 @@ def test_toy_split_is_deterministic_and_partitions_each_user(split):
         assert np.all(np.bincount(part.users, minlength=30) == n)
     keys = [set(zip(p.users.tolist(), p.items.tolist())) for p in (split.train, split.valid, split.test)]
     assert not (keys[0] & keys[1]) and not (keys[0] & keys[2]) and not (keys[1] & keys[2])
+
+
+def test_noop_allocates_and_checks_once_per_shape_so_its_timed_call_is_only_the_harness():
+    import numpy as np
+    import pytest
+
+    from bench.errors import ConfigError
+    from bench.recommenders.testing import NoOp, toy_split
+
+    rec = NoOp().fit(toy_split(n_users=30, n_items=50, seed=0).train_set())
+    first = rec.recommend(np.array([3]), 10)
+    again = rec.recommend(np.array([7]), 10)
+    assert again.items is first.items and again.scores is first.scores  # no allocation in the steady state
+    assert again.users.tolist() == [7] and again.items.shape == (1, 10)
+    assert not again.items.flags.writeable  # shared lists cannot be changed by a caller
+    assert rec.recommend(np.arange(4), 10).items.shape == (4, 10)  # another batch size gets its own lists
+    with pytest.raises(ConfigError):
+        rec.recommend(np.array([1]), 51)  # k is still checked, on the first call of each shape

@@ -146,6 +146,12 @@ class BiasedMF(ScoringRecommender):
         require_fitted(self, "item_factors_", "BiasedMF")
         return 2.0 * self.item_factors_.shape[1] * self.item_factors_.shape[0]
 
+    def bytes_per_user(self, users: np.ndarray) -> float:
+        """the item factor matrix + the item biases read once, the user's factor, the score row."""
+        require_fitted(self, "item_factors_", "BiasedMF")
+        return float(self.item_factors_.nbytes + self.item_factors_.itemsize * self.item_factors_.shape[1]) + float(self.item_bias_.nbytes) \
+            + self._ranking_bytes()
+
     def footprint(self) -> int:
         if self.user_factors_ is None:
             return 0

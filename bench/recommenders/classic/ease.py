@@ -75,6 +75,13 @@ class EASE(ScoringRecommender):
         nnz = self._seen[np.asarray(users)].nnz
         return 2.0 * nnz * self.n_items / max(len(users), 1)
 
+    def bytes_per_user(self, users: np.ndarray) -> float:
+        """one float32 row of the item-item weights per history item, the history row, the score row."""
+        require_fitted(self, "weights_", "EASE")
+        hist = self._seen[np.asarray(users)]
+        per_nnz = self.weights_.shape[1] * self.weights_.itemsize + hist.data.itemsize + hist.indices.itemsize
+        return float(hist.nnz) * per_nnz / max(len(users), 1) + self._ranking_bytes()
+
     def footprint(self) -> int:
         """The dense item-item weights plus the user-item history multiplied with them at scoring time."""
         if self.weights_ is None:

@@ -84,6 +84,12 @@ class IALS(ScoringRecommender):
         require_fitted(self, "item_factors_", "IALS")
         return 2.0 * self.item_factors_.shape[1] * self.item_factors_.shape[0]
 
+    def bytes_per_user(self, users: np.ndarray) -> float:
+        """the item factor matrix read once, the user's factor, the score row."""
+        require_fitted(self, "item_factors_", "IALS")
+        return float(self.item_factors_.nbytes + self.item_factors_.itemsize * self.item_factors_.shape[1]) \
+            + self._ranking_bytes()
+
     def footprint(self) -> int:
         """User and item factors. (Scoring needs no history: the user factor already summarises it.)"""
         if self.user_factors_ is None:

@@ -51,6 +51,16 @@ class ItemKNN(ScoringRecommender):
         hist = self._seen[np.asarray(users)]
         return 2.0 * float(row_nnz[hist.indices].sum()) / max(len(users), 1)
 
+    def bytes_per_user(self, users: np.ndarray) -> float:
+        """the neighbour lists (value + index) of every history item, the history row, the score row."""
+        require_fitted(self, "similarity_", "ItemKNN")
+        row_nnz = np.diff(self.similarity_.indptr)
+        hist = self._seen[np.asarray(users)]
+        per_nbr = self.similarity_.data.itemsize + self.similarity_.indices.itemsize
+        per_hist = hist.data.itemsize + hist.indices.itemsize
+        return (float(row_nnz[hist.indices].sum()) * per_nbr + hist.nnz * per_hist) / max(len(users), 1) \
+            + self._ranking_bytes()
+
     def footprint(self) -> int:
         """The sparse similarity matrix plus the user-item history it is multiplied with at scoring time."""
         if self.similarity_ is None:

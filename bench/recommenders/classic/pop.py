@@ -27,5 +27,10 @@ class Pop(ScoringRecommender):
         require_fitted(self, "counts_", "Pop")
         return np.broadcast_to(self.counts_, (len(users), self.counts_.shape[0])).copy()
 
+    def bytes_per_user(self, users: np.ndarray) -> float:
+        """The popularity vector copied into the score row: no arithmetic, all memory traffic."""
+        require_fitted(self, "counts_", "Pop")
+        return float(self.counts_.nbytes) + self._ranking_bytes()
+
     def footprint(self) -> int:
         return 0 if self.counts_ is None else int(self.counts_.nbytes)

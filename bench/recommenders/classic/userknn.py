@@ -33,6 +33,24 @@ class UserKNN(ScoringRecommender):
         require_fitted(self, "neighbours_", "UserKNN")
         return (self.neighbours_[users] @ self._seen).toarray().astype(np.float32, copy=False)
 
+    def flops_per_user(self, users: np.ndarray) -> float:
+        """neighbour row x user-item matrix: 2 x the history items of every neighbour."""
+        require_fitted(self, "neighbours_", "UserKNN")
+        return 2.0 * float(self._neighbour_items(users)) / max(len(users), 1)
+
+    def bytes_per_user(self, users: np.ndarray) -> float:
+        """the neighbour row, every neighbour's history row (value + index), the score row."""
+        require_fitted(self, "neighbours_", "UserKNN")
+        nbrs = self.neighbours_[np.asarray(users)]
+        per_item = self._seen.data.itemsize + self._seen.indices.itemsize
+        per_nbr = nbrs.data.itemsize + nbrs.indices.itemsize
+        return (float(self._neighbour_items(users)) * per_item + nbrs.nnz * per_nbr) / max(len(users), 1) \
+            + self._ranking_bytes()
+
+    def _neighbour_items(self, users: np.ndarray) -> int:
+        row_nnz = np.diff(self._seen.indptr)
+        return int(row_nnz[self.neighbours_[np.asarray(users)].indices].sum())
+
     def footprint(self) -> int:
         """The sparse neighbour matrix plus the user-item matrix the neighbours' items are read from."""
         if self.neighbours_ is None:

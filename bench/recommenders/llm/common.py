@@ -47,13 +47,15 @@ def wants_distillation(variant: str) -> bool:
 
 def make_encoder(model: Any, variant: str, device: str, threads: int | None, max_length: int,
                  cache_dir: str | Path | None, distill_texts: Sequence[str] | None, cross: bool = False):
-    """Build the TextEncoder (or CrossEncoder) under `variant`; the texts a student distils on only when asked."""
-    from bench.variants import build_cross_encoder, build_encoder
+    """Build the TextEncoder (or CrossEncoder) under `variant`. `distill_texts` are the training texts: a
+    student distils on them, and a static-int8 variant calibrates on them; passed on only when used."""
+    from bench.variants import build_cross_encoder, build_encoder, wants_calibration
 
     build = build_cross_encoder if cross else build_encoder
+    texts = list(distill_texts) if distill_texts is not None else None
     return build(model, variant=variant, device=device, threads=threads, max_length=max_length,
-                 distill_texts=list(distill_texts) if (distill_texts is not None and wants_distillation(variant))
-                 else None,
+                 distill_texts=texts if wants_distillation(variant) else None,
+                 calibration_texts=texts if wants_calibration(variant) else None,
                  cache_dir=Path(cache_dir) if cache_dir is not None else None)
 
 
@@ -102,6 +104,18 @@ class LLMRecommenderMixin:
         work = self.request_work(users)
         total = encoder_flops(work.encoder_config, work.token_counts) + 2.0 * work.scoring_macs
         return float(total / users.size + work.notes.get("extra_flops_per_user", 0.0))
+
+    def bytes_per_user(self, users: np.ndarray) -> float | None:
+        """Analytic bytes of one request alone: the transformer's weights read once per forward pass (a request
+        alone is one batch; batching shares them, which the best offline batch size shows), the fp32
+        scoring operands read once per multiply-add row, and the score row. Activations are left out: for
+        the sequence lengths here they live in cache."""
+        users = np.asarray(users, dtype=np.int64)
+        if self.encoder is None or users.size == 0:
+            return None
+        work = self.request_work(users)
+        scoring = 4.0 * work.scoring_macs / users.size  # each scoring operand element read once, fp32
+        return float(self.encoder.footprint()) + scoring + self._ranking_bytes()
 
     def reference_params(self) -> dict[str, Any]:
         """The parameters of this recommender's fp32 reference (the quality gate's denominator)."""

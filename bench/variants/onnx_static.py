@@ -1,0 +1,275 @@
+"""`onnx-int8-static`: ONNX Runtime static (QDQ) int8, calibrated on the dataset's own training texts.
+
+Why static: dynamic int8 (`int8`, `onnx-int8`) picks each activation's scale from the batch it is in, so a
+request's embedding changes with its batch neighbours, and its quality drops. Here every activation scale is
+fixed once, from calibration, so a request's result is the same alone or batched, and the int8 kernels skip
+the per-call quantisation of their inputs.
+
+How the file is made (once per model, calibration sample and tool versions; then reused):
+1. plain ONNX export (optimum `main_export`, no fusions);
+2. graph optimisation before quantising: ONNX Runtime's pre-processing (constant folding, redundant-node
+   removal, ONNX shape inference), so that every MatMul's activation input has a known float type. (Measured
+   on all-MiniLM-L6-v2, 2026-11-29: ONNX Runtime's transformer fusions *before* quantising (SkipLayerNorm,
+   BiasGelu) hide the types of 27 of the 36 linear layers' inputs from the quantiser; those run as weight-only
+   int8 with fp32 arithmetic and the model is no faster than fp32. The same fusions still run: ONNX Runtime
+   applies them when it loads the quantised graph, around the int8 MatMuls.)
+3. static QDQ quantisation of the linear layers (MatMul with a weight): per-channel symmetric int8 weights,
+   asymmetric uint8 activations with ranges from MinMax calibration on `calibration_texts` (the caller passes
+   the train split's item texts and user profiles; a seeded sample of CALIBRATION_TEXTS of them), outputs left
+   in float, so ONNX Runtime runs each as one MatMulIntegerToFloat (u8 x s8 GEMM, int32 accumulation).
+   LayerNorm, GELU, Softmax and the residual adds are never quantised. Measured which MatMuls must stay float
+   (cosine to fp32 embeddings of 32 ML-100K profiles; dynamic onnx-int8 for reference 0.9941): all 36 linear
+   layers int8 0.9917; the FFN down-projections (whose input is the GELU output, with its outliers) in float
+   0.9954 (FLOAT_MATMULS below). Percentile (99.99) calibration instead of MinMax: 0.959 (BERT's outlier
+   activations carry information; clipping them costs more than MinMax's coarser steps). The attention MatMuls (activation x activation) stay float: quantising the
+   softmax output to 8 bits is the classic accuracy loss, and they are a small share of the FLOPs here.
+4. where the CPU lacks VNNI, weights are uint8 as optimum does for AVX2 (u8 x s8 can saturate there).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from bench.data.cache import sha256_file
+from bench.errors import BenchError, ConfigError
+from bench.models import ResolvedModel, default_cache_dir, publish_dir
+from bench.variants.base import Preparation
+
+#: how many training texts calibrate the activation ranges (a seeded sample, profiles and items alike)
+CALIBRATION_TEXTS = 512
+CALIBRATION_BATCH = 32
+CALIBRATION_SEED = 0
+#: linear layers kept in float, by kind (see the module docstring for the measurement)
+FLOAT_MATMULS = ("attention", "ffn-down")
+META = "recbench-static.json"
+FORMAT_VERSION = 1
+
+
+def calibration_sample(texts: Sequence[str], n: int = CALIBRATION_TEXTS, seed: int = CALIBRATION_SEED) -> list[str]:
+    """A seeded sample of the non-empty texts, in their given order (the cache key hashes it)."""
+    pool = [t for t in texts if t and t.strip()]
+    if not pool:
+        raise ConfigError("onnx-int8-static needs calibration texts from the training data, and got none: "
+                          "use a recommender that passes its training texts (llm-two-tower, llm-pairwise, ...) "
+                          "or the variant onnx-int8")
+    if len(pool) <= n:
+        return pool
+    keep = np.sort(np.random.default_rng(seed).choice(len(pool), size=n, replace=False))
+    return [pool[i] for i in keep]
+
+
+def _settings(weight_type: str, max_length: int) -> dict[str, Any]:
+    return {"format": FORMAT_VERSION, "quant_format": "QDQ", "op_types": ["MatMul"], "per_channel": True,
+            "activation_type": "QUInt8", "weights_u8": weight_type != "QInt8", "calibrate_method": "MinMax",
+            "outputs": "float", "float_matmuls": list(FLOAT_MATMULS), "max_length": max_length,
+            "optimise_before_quantising": "onnxruntime.quantization quant_pre_process (basic level, shapes)"}
+
+
+def _static_dir(model: ResolvedModel, sample: list[str], settings: dict[str, Any], cache_dir: Path | None) -> Path:
+    from bench.variants.onnx import _versions
+
+    key = hashlib.sha256(json.dumps({"weights": model.weights_sha256, "settings": settings,
+                                     "calibration": hashlib.sha256("\n".join(sample).encode()).hexdigest(),
+                                     "versions": _versions()}, sort_keys=True).encode()).hexdigest()[:16]
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model.name)
+    return (cache_dir or default_cache_dir()) / "onnx-static" / f"{safe}-{key}"
+
+
+def _verified(directory: Path) -> dict[str, Any] | None:
+    """The artefact's metadata when its file matches the sha256 recorded at build time; None otherwise."""
+    try:
+        meta = json.loads((directory / META).read_text())
+    except (OSError, ValueError):
+        return None
+    file = directory / "model.onnx"
+    if not file.is_file() or meta.get("sha256") != sha256_file(file):
+        return None
+    return meta
+
+
+def build_static(model: ResolvedModel, calibration_texts: Sequence[str] | None, cache_dir: Path | None,
+                 max_length: int = 128) -> tuple[Path, dict[str, Any]]:
+    """The calibrated static-int8 ONNX file for `model` (built once, verified on every use) and its metadata."""
+    from bench.variants.onnx import int8_weight_type
+
+    if calibration_texts is None:
+        raise ConfigError("onnx-int8-static needs calibration texts from the training data: this caller passed "
+                          "none; use the variant onnx-int8, or build it with calibration_texts=...")
+    sample = calibration_sample(calibration_texts)
+    settings = _settings(int8_weight_type(), max_length)
+    directory = _static_dir(model, sample, settings, cache_dir)
+    note = ""
+    if directory.exists():
+        meta = _verified(directory)
+        if meta is not None:
+            return directory / "model.onnx", {**meta, "reused_from_cache": True, "verified_sha256": True}
+        # a corrupted or half-replaced artefact is never run: rebuild it, and say so in the notes
+        note = f"cached artefact at {directory} failed its sha256 check: rebuilt"
+        shutil.rmtree(directory, ignore_errors=True)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=directory.name + ".tmp"))
+    try:
+        t0 = time.perf_counter()
+        steps = _make(model, sample, settings, staging)
+        quantize_s = time.perf_counter() - t0
+        file = staging / "model.onnx"
+        meta = {"quantize_s": quantize_s, "steps_s": steps, "settings": settings, "model": model.name,
+                "weights_sha256": model.weights_sha256, "n_calibration_texts": len(sample),
+                "calibration_sha256": hashlib.sha256("\n".join(sample).encode()).hexdigest(),
+                "sha256": sha256_file(file), "file_bytes": file.stat().st_size,
+                "method": "onnxruntime.quantization.quantize_static (QDQ), MinMax calibration"}
+        if note:
+            meta["rebuilt"] = note
+        (staging / META).write_text(json.dumps(meta, indent=2, sort_keys=True))
+        for leftover in staging.glob("*"):  # intermediate graphs stay out of the published artefact
+            if leftover.name not in ("model.onnx", META):
+                if leftover.is_dir():
+                    shutil.rmtree(leftover, ignore_errors=True)
+                else:
+                    leftover.unlink(missing_ok=True)
+        publish_dir(staging, directory, marker=META)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    meta = _verified(directory)
+    if meta is None:
+        raise BenchError(f"the static int8 model published at {directory} fails its sha256 check: delete that "
+                         "directory and retry")
+    return directory / "model.onnx", {**meta, "reused_from_cache": False, "verified_sha256": True}
+
+
+def _make(model: ResolvedModel, sample: list[str], settings: dict[str, Any], staging: Path) -> dict[str, float]:
+    """Export, optimise, calibrate and quantise into staging/model.onnx; returns each step's seconds."""
+    from bench.variants.onnx import _main_export
+
+    steps: dict[str, float] = {}
+    t = time.perf_counter()
+    export_dir = staging / "export"
+    _main_export(model, export_dir, None)
+    steps["export_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    optimised = staging / "optimised.onnx"
+    _optimise(export_dir / "model.onnx", optimised)
+    steps["optimise_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    _quantise(optimised, staging / "model.onnx", model, sample, settings)
+    steps["calibrate_quantise_s"] = time.perf_counter() - t
+    return steps
+
+
+def _quiet():
+    """ONNX Runtime's optimiser and quantiser log advice on the root logger that users cannot act on."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    return root, level
+
+
+def _optimise(source: Path, target: Path) -> None:
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    root, level = _quiet()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # symbolic shape inference does not complete on optimum's BERT export; ONNX's own does
+            quant_pre_process(str(source), str(target), skip_optimization=False, skip_onnx_shape=False,
+                              skip_symbolic_shape=True)
+    finally:
+        root.setLevel(level)
+
+
+class _Reader:
+    """Calibration batches: tokenised exactly as the encoder tokenises requests."""
+
+    def __init__(self, model: ResolvedModel, texts: list[str], input_names: set[str], max_length: int) -> None:
+        from bench.variants.runtime import load_tokenizer
+
+        tokenizer = load_tokenizer(model.path)
+        self._batches = []
+        for start in range(0, len(texts), CALIBRATION_BATCH):
+            enc = tokenizer(texts[start:start + CALIBRATION_BATCH], padding=True, truncation=True,
+                            max_length=max_length, return_tensors="np")
+            batch = {k: np.asarray(v, dtype=np.int64) for k, v in enc.items() if k in input_names}
+            if "token_type_ids" in input_names and "token_type_ids" not in batch:
+                batch["token_type_ids"] = np.zeros_like(batch["input_ids"])
+            self._batches.append(batch)
+        self._it = iter(self._batches)
+
+    def get_next(self):
+        return next(self._it, None)
+
+    def rewind(self) -> None:
+        self._it = iter(self._batches)
+
+
+def float_matmuls(graph, kinds: Sequence[str] = FLOAT_MATMULS) -> list[str]:
+    """Names of the MatMul nodes to keep in float: "attention" (both inputs activations: scores and context),
+    "ffn-down" (weight taller than wide: the feed-forward down-projection, fed by the GELU output)."""
+    weights = {init.name: tuple(init.dims) for init in graph.initializer}
+    names = []
+    for n in graph.node:
+        if n.op_type != "MatMul":
+            continue
+        shape = next((weights[i] for i in n.input if i in weights), None)
+        if shape is None and "attention" in kinds:
+            names.append(n.name)
+        elif shape is not None and len(shape) == 2 and shape[0] > shape[1] and "ffn-down" in kinds:
+            names.append(n.name)
+    return names
+
+
+def _quantise(source: Path, target: Path, model: ResolvedModel, sample: list[str], settings: dict[str, Any]) -> None:
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    graph = onnx.load(str(source), load_external_data=False).graph
+    exclude = float_matmuls(graph, settings["float_matmuls"])
+    reader = _Reader(model, sample, {i.name for i in graph.input}, settings["max_length"])
+    root, level = _quiet()
+    try:
+        quantize_static(str(source), str(target), reader, quant_format=QuantFormat.QDQ,
+                        op_types_to_quantize=settings["op_types"], per_channel=settings["per_channel"],
+                        activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QUInt8 if settings["weights_u8"] else QuantType.QInt8,
+                        nodes_to_exclude=exclude, calibrate_method=CalibrationMethod.MinMax,
+                        extra_options={"WeightSymmetric": not settings["weights_u8"], "ActivationSymmetric": False,
+                                       # float outputs: one MatMulIntegerToFloat per layer, no requantisation
+                                       "OpTypesToExcludeOutputQuantization": ["MatMul"]})
+    except Exception as exc:  # noqa: BLE001
+        from bench.variants.onnx import _one_line
+        raise BenchError(f"ONNX Runtime static int8 quantisation of {model.name} failed ({_one_line(exc)}): use "
+                         "--variant onnx-int8 instead") from None
+    finally:
+        root.setLevel(level)
+
+
+def build_onnx_static(model: ResolvedModel, device: str, threads: int, cache_dir: Path | None,
+                      calibration_texts: Sequence[str] | None, max_length: int = 128):
+    """(OrtBackend, Preparation) for the static int8 variant on CPU."""
+    from bench.variants.onnx import OrtBackend
+
+    if device != "cpu":
+        raise BenchError("variant onnx-int8-static runs on CPU only: use --device cpu, or --variant onnx or fp16 "
+                         "on CUDA")
+    file, meta = build_static(model, calibration_texts, Path(cache_dir) if cache_dir is not None else None,
+                              max_length)
+    t0 = time.perf_counter()
+    backend = OrtBackend(file, "int8-static", device, threads)
+    notes = {**{k: v for k, v in meta.items() if k != "reused_from_cache"},
+             "quantize_reused_from_cache": meta["reused_from_cache"], "session_load_s": time.perf_counter() - t0,
+             "providers": backend.providers, "file": str(file), "threads_intra_op": threads}
+    return backend, Preparation(seconds=float(meta["quantize_s"]), file_bytes=backend.footprint(), notes=notes,
+                                reused_s=float(meta["quantize_s"]) if meta["reused_from_cache"] else 0.0)
+
+
+__all__ = ["build_onnx_static", "build_static", "calibration_sample", "float_matmuls"]
