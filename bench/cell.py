@@ -75,6 +75,8 @@ def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop,
                          "n_interactions": len(dataset.interactions), "n_train": len(split.train),
                          "n_valid": len(split.valid), "n_test": len(split.test)}
 
+    if spec.settings:
+        result.extras["settings_overrides"] = dict(spec.settings)  # this cell's own stop rules, timeout, ...
     entry = registry.get(spec.recommender)
     recommender = entry.build(**_constructor_params(entry, spec, settings))
     result.params = {**_recorded_params(recommender), **result.params}
@@ -86,7 +88,8 @@ def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop,
     # a model whose fit cannot hold in memory (EASE's dense item x item at 100k items) fails here, at once,
     # with the figures, instead of being killed minutes in
     from bench.memcheck import check_fit_memory
-    need = check_fit_memory(spec.recommender, dataset.n_users, dataset.n_items, len(split.train))
+    need = check_fit_memory(spec.recommender, dataset.n_users, dataset.n_items, len(split.train),
+                            params=spec.params, variant=spec.variant)
     if need is not None:
         result.add("fit_memory_need_bytes", need, "bytes", label="estimated", flag="analytic pre-check before fit")
 
@@ -107,12 +110,16 @@ def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop,
         result.add("footprint_bytes", recommender.footprint(), "bytes")
 
         flops = recommender.flops_per_user(split.test_users())
+        if flops is None and callable(getattr(recommender, "decoder_work", None)):
+            flops = _decoder_flops_per_rec(recommender, split.test_users(), settings.seed)
         if flops is not None:
             result.add("flops_per_rec", flops, "FLOP", label="estimated", flag="analytic count over the test users")
         nbytes = recommender.bytes_per_user(split.test_users()) if hasattr(recommender, "bytes_per_user") else None
         if nbytes is not None:
             result.add("bytes_per_rec", nbytes, "bytes", label="estimated",
                        flag="analytic: model state read by one request alone + its score row")
+        for key, value in (getattr(recommender, "extras", None) or {}).items():
+            result.extras[key] = value  # what the recommender records about itself (architecture, tokenizer)
         exclude = _exclusion(split)
         if result.label == "cost-only":
             progress("skipping quality (cost-only model)")
@@ -171,6 +178,23 @@ def _json_plain(value: Any) -> bool:
     if isinstance(value, dict):
         return all(isinstance(k, str) and _json_plain(v) for k, v in value.items())
     return False
+
+
+#: test users whose requests the analytic decoder FLOPs average over (each needs its candidates and prompts)
+DECODER_FLOPS_USERS = 50
+
+
+def _decoder_flops_per_rec(recommender, users: np.ndarray, seed: int) -> float:
+    """A decoder recommender describes its passes (`decoder_work`); bench.measure.flops counts them."""
+    from bench.measure.flops import decoder_pass_flops
+
+    users = np.asarray(users)
+    if users.size > DECODER_FLOPS_USERS:
+        users = np.sort(np.random.default_rng(seed).choice(users, DECODER_FLOPS_USERS, replace=False))
+    work = recommender.decoder_work(users)
+    passes = np.asarray(work["passes"], dtype=np.float64)
+    total = float(decoder_pass_flops(work["config"], passes[:, 0], passes[:, 1], passes[:, 2]).sum())
+    return total / max(int(work["n_requests"]), 1) + float(work.get("retriever_flops_per_request", 0.0))
 
 
 def _unit_of(key: str) -> str:
@@ -284,7 +308,8 @@ def _extra_measurements(result: CellResult, recommender, split, exclude, setting
     A recommender may define `extra_measurements(users, k, exclude) -> list[dict]`; each dict is either timing
     samples, `{"metric": prefix, "samples_ms": [...], "load": ..., "unit_of_work": ...}`, summarised here like
     every load (n, percentiles with bootstrap intervals, trust flags) into `{prefix}_p50_ms` ... `{prefix}_mean_ms`,
-    or one figure, `{"metric": name, "value": v, "unit": ..., "load": ..., "n": ..., "flag": ...}`.
+    or one figure, `{"metric": name, "value": v, "unit": ..., "load": ..., "n": ..., "flag": ..., "label": ...}`
+    (label "measured" unless an analytic figure says "estimated").
     """
     hook = getattr(recommender, "extra_measurements", None)
     if not callable(hook):
@@ -304,7 +329,7 @@ def _extra_measurements(result: CellResult, recommender, split, exclude, setting
                                               include=("p50", "p90", "p99", "mean")))
         else:
             result.add(item["metric"], item["value"], item.get("unit", ""), load=load, n=item.get("n"),
-                       flag=item.get("flag", ""))
+                       flag=item.get("flag", ""), label=item.get("label", "measured"))
 
 
 def _energy_rows(result: CellResult, energy: dict, off) -> None:

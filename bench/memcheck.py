@@ -5,8 +5,10 @@ Some models need memory that grows faster than the data: EASE holds dense n_item
 taking the cell's process (and sometimes its neighbours) with it. The cell calls `check_fit_memory` before
 `fit`: a size that cannot fit fails at once with the figures, and the run goes on with the other cells.
 
-    fit_memory_bytes(recommender, n_users, n_items, n_interactions) -> int | None   (None: no known bound)
-    check_fit_memory(recommender, n_users, n_items, n_interactions, available_bytes=None)  raises FitMemoryError
+    fit_memory_bytes(recommender, n_users, n_items, n_interactions, params=None, variant="fp32") -> int | None
+    check_fit_memory(recommender, n_users, n_items, n_interactions, available_bytes=None, params=None,
+                     variant="fp32")  raises FitMemoryError
+Decoder LLMs (llm-decoder-rank) need their weights whatever the data: a 7B model in fp32 needs ~28 GiB.
 """
 from __future__ import annotations
 
@@ -41,8 +43,42 @@ NEEDS: dict[str, tuple[Callable[[int, int, int], int], str]] = {
 }
 
 
-def fit_memory_bytes(recommender: str, n_users: int, n_items: int, n_interactions: int) -> int | None:
+#: recommenders that hold a decoder LLM: their need is the model's weights, whatever the data
+DECODER_RECOMMENDERS = ("llm-decoder-rank",)
+#: int8 (dynamic quantisation) builds the fp32 model first, then its quantised copy
+INT8_BUILD_FACTOR = 1.3
+
+
+def decoder_memory(params: dict, variant: str) -> tuple[int, str] | None:
+    """(bytes, why) a decoder's weights need while built and held under `variant`; None for a model whose size
+    is unknown here (a local directory is counted from its checkpoint header)."""
+    from pathlib import Path
+
+    from bench.recommenders.generative.archs import ARCHS, BYTES_PER_ELEMENT, check_variant
+
+    model = str(params.get("model", "qwen2.5-0.5b"))
+    check_variant(variant)
+    if model in ARCHS:
+        n = ARCHS[model].n_parameters()
+    elif (Path(model).expanduser() / "config.json").is_file():
+        from bench.models import count_parameters
+
+        n = count_parameters(Path(model).expanduser())
+    else:
+        return None
+    if variant == "int8":
+        need = int(n * BYTES_PER_ELEMENT["fp32"] * INT8_BUILD_FACTOR)
+        return need, f"{n / 1e9:.2f}B parameters built in fp32 ({_gib(n * 4)}) and quantised to int8 beside it"
+    return int(n * BYTES_PER_ELEMENT[variant]), \
+        f"{n / 1e9:.2f}B parameters x {BYTES_PER_ELEMENT[variant]} bytes in {variant}: the weights alone"
+
+
+def fit_memory_bytes(recommender: str, n_users: int, n_items: int, n_interactions: int,
+                     params: dict | None = None, variant: str = "fp32") -> int | None:
     """Estimated peak bytes of `recommender`'s fit on data of this size, or None when no bound is known."""
+    if recommender in DECODER_RECOMMENDERS:
+        found = decoder_memory(params or {}, variant)
+        return None if found is None else found[0]
     entry = NEEDS.get(recommender)
     return None if entry is None else entry[0](int(n_users), int(n_items), int(n_interactions))
 
@@ -71,15 +107,23 @@ def _gib(n: float) -> str:
 
 
 def check_fit_memory(recommender: str, n_users: int, n_items: int, n_interactions: int,
-                     available_bytes: int | None = None) -> int | None:
+                     available_bytes: int | None = None, params: dict | None = None,
+                     variant: str = "fp32") -> int | None:
     """Raise FitMemoryError (one line: need, available, what to do) when the fit cannot hold in memory.
 
-    Returns the estimated need (None when unknown) so the caller can record it.
+    Returns the estimated need (None when unknown) so the caller can record it. `params` and `variant` size a
+    decoder recommender's model.
     """
-    need = fit_memory_bytes(recommender, n_users, n_items, n_interactions)
+    need = fit_memory_bytes(recommender, n_users, n_items, n_interactions, params, variant)
     if need is None:
         return None
     available = available_memory_bytes() if available_bytes is None else int(available_bytes)
+    if need > HEADROOM * available and recommender in DECODER_RECOMMENDERS:
+        _, why = decoder_memory(params or {}, variant)
+        raise FitMemoryError(
+            f"{recommender} cannot hold {(params or {}).get('model', 'its model')} in {variant} here: it needs "
+            f"about {_gib(need)} ({why}) and {_gib(available)} is available; use a smaller model, bf16 or int8, "
+            "or a machine with more memory")
     if need > HEADROOM * available:
         why = NEEDS[recommender][1]
         raise FitMemoryError(

@@ -198,6 +198,8 @@ def run(scenario: Scenario, options: RunOptions = RunOptions(), listener: Listen
     """Execute every cell of the scenario in isolation and write results (and the report) under out_root/run_id
     (or, with options.resume, the missing and failed cells of that run, into its directory)."""
     scenario.settings.validate()
+    for spec in scenario.cells:  # per-cell overrides are checked before any work too
+        spec.settings_for(scenario.settings).validate()
     from bench import cost
     from bench.measure import provenance
     prices = cost.load_prices(options.prices)  # a bad price sheet or instance fails before any work
@@ -256,7 +258,7 @@ def run(scenario: Scenario, options: RunOptions = RunOptions(), listener: Listen
 
         for i in todo:
             spec = scenario.cells[i]
-            executor.submit(CellTask(i, spec, scenario.settings, checksums.get(spec.dataset)))
+            executor.submit(CellTask(i, spec, spec.settings_for(scenario.settings), checksums.get(spec.dataset)))
         try:
             for task, result in executor.completed():
                 running.pop(task.spec.name, None)

@@ -48,6 +48,18 @@ class CellSpec:
     quality_users: int | None = None
     #: offline batch sizes for this cell (overrides Settings.batch_sizes), e.g. fewer for a slow model
     batch_sizes: tuple[int, ...] | None = None
+    #: Settings fields overridden for this cell alone (e.g. fewer timed batches for a 1.5B decoder)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def settings_for(self, base: "Settings") -> "Settings":
+        """The scenario's Settings with this cell's overrides; an unknown field fails in one line."""
+        if not self.settings:
+            return base
+        unknown = sorted(set(self.settings) - set(Settings.__dataclass_fields__))
+        if unknown:
+            raise ConfigError(f"cell {self.name}: unknown settings override {', '.join(map(repr, unknown))}; "
+                              f"use Settings fields ({', '.join(Settings.__dataclass_fields__)})")
+        return replace(base, **self.settings)
 
     @property
     def name(self) -> str:

@@ -79,7 +79,10 @@ def transformer_parameters(kind: str, layers: int, hidden: int, intermediate: in
 def model_parameters(model: str) -> int | None:
     """Parameters of a named model (the cost-only architectures and MiniLM), None for anything else."""
     from bench.models import COST_ONLY, MINILM_ALIASES
+    from bench.recommenders.generative.archs import ARCHS
 
+    if model in ARCHS:  # decoder architectures from public configs
+        return ARCHS[model].n_parameters()
     name = "minilm-cost-only" if model in MINILM_ALIASES else model
     arch = COST_ONLY.get(name)
     if arch is None:
@@ -180,6 +183,7 @@ class SizeFit:
     fit: PowerLaw
     projections: dict[str, float]  # size label -> projected value
     flags: dict[str, str]  # size label -> why the projection needs care
+    family: str = ""  # decoder architecture family ("llama-style", "gpt2"); "" for encoders
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -191,10 +195,24 @@ def _metric_row(cell: CellResult, metric: str, load: str) -> MetricRow | None:
     return rows[0] if rows else None
 
 
+def model_family(model: object) -> str:
+    """A decoder architecture's family (Llama-style, GPT-2): one fit never mixes families; "" otherwise."""
+    from bench.recommenders.generative.archs import ARCHS
+
+    arch = ARCHS.get(str(model))
+    return arch.family if arch is not None else ""
+
+
+#: parameters that change how a cell is measured (how many requests are timed, what is compared), not the
+#: request it serves: cells differing only in these and the model share one fit
+MEASUREMENT_ONLY_PARAMS = frozenset({"timed_requests", "warmup_requests", "compare_users", "compare_candidates",
+                                     "compare_rounds"})
+
+
 def _group_key(cell: CellResult) -> tuple:
-    params = {k: v for k, v in (cell.params or {}).items() if k != "model"}
+    params = {k: v for k, v in (cell.params or {}).items() if k != "model" and k not in MEASUREMENT_ONLY_PARAMS}
     return (cell.dataset, cell.split, cell.recommender, cell.variant, cell.device,
-            json.dumps(params, sort_keys=True, default=str))
+            json.dumps(params, sort_keys=True, default=str), model_family((cell.params or {}).get("model")))
 
 
 def memory_flag(parameters: float, variant: str, memory_total_bytes: int | None) -> str:
@@ -244,15 +262,17 @@ def size_fits(run: RunResult, metrics: Sequence[tuple[str, str]] = FIT_METRICS,
                 flags[label] = "; ".join(why)
             fits.append(SizeFit(dataset=key[0], split=key[1], recommender=key[2], variant=key[3], device=key[4],
                                 metric=metric, load=load, unit=unit, points=points, fit=fit,
-                                projections=projections, flags=flags))
+                                projections=projections, flags=flags, family=key[6]))
     return fits
 
 
 def _fit_cell(fits: list[SizeFit]) -> CellResult:
     f0 = fits[0]
-    cell = CellResult(cell=f"{f0.dataset}/{f0.split}/{SIZE_FIT_RECOMMENDER}[{f0.recommender}]/{f0.variant}/{f0.device}",
+    tag = f0.recommender + (f" {f0.family}" if f0.family else "")
+    cell = CellResult(cell=f"{f0.dataset}/{f0.split}/{SIZE_FIT_RECOMMENDER}[{tag}]/{f0.variant}/{f0.device}",
                       dataset=f0.dataset, split=f0.split, recommender=SIZE_FIT_RECOMMENDER, variant=f0.variant,
-                      device=f0.device, label="projected", params={"fitted_recommender": f0.recommender})
+                      device=f0.device, label="projected",
+                      params={"fitted_recommender": f0.recommender, **({"family": f0.family} if f0.family else {})})
     for f in fits:
         ci = f.fit.exponent_ci95
         cell.add(f"size_fit_exponent@{f.metric}", f.fit.exponent, "", load=f.load, n=f.fit.n, label="estimated",
@@ -299,7 +319,7 @@ def add_size_figures(run: RunResult) -> list[SizeFit]:
     fits = size_fits(run)
     groups: dict[tuple, list[SizeFit]] = {}
     for f in fits:
-        groups.setdefault((f.dataset, f.split, f.recommender, f.variant, f.device), []).append(f)
+        groups.setdefault((f.dataset, f.split, f.recommender, f.variant, f.device, f.family), []).append(f)
     for members in groups.values():
         run.cells.append(_fit_cell(members))
     return fits

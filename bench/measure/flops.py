@@ -405,3 +405,35 @@ def utilisation(achieved_flops_per_s: float, peak: float | dict[str, Any]) -> fl
     _checks.positive("peak FLOP/s", peak_flops, "measure it with measure_peak_flops() first")
     _checks.non_negative("achieved FLOP/s", achieved_flops_per_s)
     return 100.0 * float(achieved_flops_per_s) / peak_flops
+
+
+# ---------------------------------------------------------------- decoder passes (Llama / Qwen2 / GPT-2)
+
+def decoder_pass_flops(config: dict[str, Any], new_tokens: Any, past_tokens: Any = 0, logits_tokens: Any = 1
+                       ) -> np.ndarray:
+    """FLOPs of decoder forward passes, one value per pass (vectorised over array arguments).
+
+    A pass feeds `new_tokens` tokens after `past_tokens` already in the KV cache and computes logits at
+    `logits_tokens` positions. `config`: layers, hidden H, heads, kv_heads (grouped-query attention; = heads for
+    GPT-2), intermediate I, vocab V, gated_mlp (Llama/Qwen2's SiLU gate: three H x I matrices; GPT-2: two).
+    Per token at 1-based position t, per layer:
+        Q and O projections 4 H^2, K and V projections 4 H (kv_heads x H / heads),
+        MLP 6 H I (gated) or 4 H I, attention scores and weighted sum 4 t H (every query head reads t keys);
+    the LM head 2 H V per position whose logits are computed. With kv_heads = heads and a plain MLP this is
+    the GPT-2 formula of decoder_token_flops.
+    """
+    layers, hidden, heads = (_checks.count(k, int(config[k]), 1) for k in ("layers", "hidden", "heads"))
+    kv_heads = _checks.count("kv_heads", int(config.get("kv_heads", heads)), 1)
+    h, i, v = float(hidden), float(config["intermediate"]), float(config.get("vocab", 0))
+    new = np.asarray(new_tokens, dtype=np.float64)
+    past = np.asarray(past_tokens, dtype=np.float64)
+    logits = np.asarray(logits_tokens, dtype=np.float64)
+    if np.any(new < 0) or np.any(past < 0) or np.any(logits < 0) or np.any(logits > np.maximum(new, 0)):
+        raise ConfigError("decoder passes need new, past and logits token counts >= 0, with logits <= new tokens")
+    if np.any(logits > 0) and not v:
+        raise ConfigError("logit FLOPs need the vocabulary size; set vocab in the decoder config")
+    kv_width = h * kv_heads / heads
+    dense = 4 * h * h + 4 * h * kv_width + (6.0 if config.get("gated_mlp", False) else 4.0) * h * i
+    # positions past+1 .. past+new: their sum is new * past + new (new + 1) / 2
+    position_sum = new * past + new * (new + 1) / 2.0
+    return layers * (new * dense + 4 * h * position_sum) + 2 * h * v * logits

@@ -58,6 +58,8 @@ REGISTRY: dict[str, Entry] = {e.name: e for e in [
           "classic retrieval of top k, then a decoder generates a fixed-length explanation per list"),
     Entry("llm-generative", "bench.recommenders.generative.trained:TrainedGenerative", "llm",
           "a small causal transformer trained here on item sequences: next item over the whole catalogue"),
+    Entry("llm-decoder-rank", "bench.recommenders.generative.rank:DecoderRank", "llm",
+          "classic retrieval of N candidates, a decoder LLM ranks them (pointwise, shared-prefix or listwise)"),
     Entry("noop", "bench.recommenders.testing:NoOp", "test", "does nothing: measures the harness itself"),
     Entry("failing", "bench.recommenders.testing:Failing", "test", "raises in fit: checks failed cells are reported"),
     Entry("sleeping", "bench.recommenders.testing:Sleeping", "test", "sleeps `seconds` in fit: checks timeouts"),

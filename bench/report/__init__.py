@@ -51,6 +51,8 @@ def write_report(run: RunResult, out_dir: str | Path, prices: cost.PriceSheet | 
         previous = previous or {}
         cost.add_costs(run, prices, instance or previous.get("instance"), previous.get("threads_used"),
                        node_instances=previous.get("node_instances"), hosted=hosted, amortise_over_recs=amortise_over_recs)
+    from bench.decoders import add_hosted_same_prompt
+    add_hosted_same_prompt(run)  # from the prices just applied
     from bench.sizes import add_size_figures
     add_size_figures(run)  # cost against model size, from the costs just (re)computed; nothing with one size
     from bench.online import add_online_comparisons

@@ -1,1 +1,2 @@
-"""Decoder (generative) recommenders: causal transformers over item sequences or prompts."""
+"""Decoder (generative) recommenders: causal transformers over item sequences (`llm-generative`, trained here) or
+prompts (`llm-decoder-rank`, decoder-LLM ranking of retriever candidates, cost-only at real architectures)."""

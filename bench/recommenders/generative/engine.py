@@ -1,0 +1,207 @@
+"""A causal decoder run three ways over token ids: pointwise scoring, shared-prefix scoring, greedy generation.
+
+Scoring reads the log-probability of one answer token after each (prefix + suffix) prompt. Pointwise (naive)
+runs every prompt in full; shared-prefix runs the prefix ONCE with a KV cache, then every suffix in one batched
+pass over that cache (the cache expanded along the batch dimension, positions continuing after the prefix, an
+attention mask covering prefix + suffix, suffixes right-padded). Both read the logits of each prompt's last real
+token only (hidden state gathered before the LM head: no logits for padding or earlier positions), so on the same
+pairs they give the same scores up to floating-point summation order.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from bench.errors import ConfigError
+from bench.recommenders.generative.archs import DecoderArch, arch_from_hf_config, check_variant, get_arch, hf_config
+
+VARIANTS = ("fp32", "bf16", "int8")
+_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "int8": "float32"}
+
+
+@dataclass
+class Marks:
+    """perf_counter_ns marks inside one call (the phases a load generator cannot see)."""
+
+    prefill_done_ns: int = 0  # shared-prefix: the prefix pass; generation: the first token
+    end_ns: int = 0
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+class DecoderEngine:
+    """A decoder in eval mode on CPU. `model`: an architecture name from bench.recommenders.generative.archs
+    (built from its public config with seeded random weights: cost-only) or a local model directory saved with
+    `save_pretrained` (its weights as they are)."""
+
+    def __init__(self, model: str, variant: str = "fp32", threads: int | None = None, seed: int = 0) -> None:
+        import torch
+
+        from bench.variants.device import pin_torch_threads, resolve_threads
+
+        if variant not in VARIANTS:
+            raise ConfigError(f"decoder variant {variant!r} is not available: choose one of {', '.join(VARIANTS)}")
+        check_variant(variant)
+        self.variant = variant
+        self.threads = resolve_threads(threads)
+        pin_torch_threads(self.threads)
+        self.notes: dict[str, Any] = {}
+        t0 = time.perf_counter()
+        path = Path(str(model)).expanduser()
+        if path.is_dir():
+            self.module, self.arch, self.cost_only = self._load_dir(path, variant)
+        else:
+            self.arch = get_arch(str(model))
+            self.cost_only = True
+            torch.manual_seed(seed)
+            from transformers import AutoModelForCausalLM
+
+            self.module = AutoModelForCausalLM.from_config(hf_config(self.arch),
+                                                           torch_dtype=getattr(torch, _DTYPES[variant]))
+            self.notes["weights"] = f"random (seed {seed}), built from the public config: cost-only"
+        self.module.eval()
+        self.build_s = time.perf_counter() - t0
+        self.quantise_s = 0.0
+        if variant == "int8":
+            t1 = time.perf_counter()
+            with warnings.catch_warnings():  # deprecated in torch 2.x, still the fast CPU path (bench.variants.int8)
+                warnings.simplefilter("ignore")
+                self.module = torch.ao.quantization.quantize_dynamic(
+                    self.module, {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig},
+                    dtype=torch.qint8)
+            self.quantise_s = time.perf_counter() - t1
+            self.notes["int8"] = ("torch.ao.quantization.quantize_dynamic: every nn.Linear int8 (per-channel "
+                                  "weights, activations quantised per call); embeddings and KV cache fp32")
+        self.base = self.module.base_model
+        self.head = self.module.get_output_embeddings()
+
+    @staticmethod
+    def _load_dir(path: Path, variant: str):
+        import json
+
+        import torch
+        from transformers import AutoConfig, AutoModelForCausalLM
+
+        config = AutoConfig.from_pretrained(path, local_files_only=True)
+        try:
+            meta = json.loads((path / "recbench.json").read_text())
+        except (OSError, ValueError):
+            meta = {}
+        arch = arch_from_hf_config(config, str(meta.get("name") or path.name), str(path))
+        module = AutoModelForCausalLM.from_pretrained(path, local_files_only=True,
+                                                      dtype=getattr(torch, _DTYPES[variant]))
+        return module, arch, bool(meta.get("cost_only", False))
+
+    # ------------------------------------------------------------------------------------------- facts
+    @property
+    def vocab(self) -> int:
+        return self.arch.vocab
+
+    def footprint(self) -> int:
+        """Bytes of the weights as held (quantised Linear layers report their packed int8 weights)."""
+        import io
+
+        import torch
+
+        if self.variant == "int8":
+            buffer = io.BytesIO()
+            torch.save(self.module.state_dict(), buffer)
+            return buffer.getbuffer().nbytes
+        tensors = list(self.module.parameters()) + list(self.module.buffers())
+        return int(sum(t.numel() * t.element_size() for t in tensors))  # tied weights appear once
+
+    def check_length(self, tokens: int, what: str) -> None:
+        if tokens > self.arch.max_positions:
+            raise ConfigError(f"{what} of {tokens} tokens exceeds {self.arch.name}'s {self.arch.max_positions} "
+                              "positions: lower history_len or the number of candidates")
+
+    # ------------------------------------------------------------------------------------------- scoring
+    def _answer_logprobs(self, hidden, last, answer_id: int) -> np.ndarray:
+        import torch
+
+        rows = hidden[torch.arange(hidden.shape[0]), last]  # each prompt's last real token
+        logits = self.head(rows).float()
+        return torch.log_softmax(logits, dim=-1)[:, answer_id].double().numpy()
+
+    def score_pointwise(self, prefix: np.ndarray, suffixes: Sequence[np.ndarray], answer_id: int,
+                        batch_size: int) -> np.ndarray:
+        """Naive: every prompt (prefix + suffix) in full, `batch_size` prompts per right-padded pass."""
+        import torch
+
+        out = np.empty(len(suffixes), dtype=np.float64)
+        with torch.inference_mode():
+            for start in range(0, len(suffixes), batch_size):
+                seqs = [np.concatenate([prefix, s]) for s in suffixes[start:start + batch_size]]
+                ids, mask, last = _right_pad(seqs)
+                positions = torch.arange(ids.shape[1])[None, :].expand(ids.shape[0], -1)
+                hidden = self.base(input_ids=ids, attention_mask=mask, position_ids=positions,
+                                   use_cache=False).last_hidden_state
+                out[start:start + len(seqs)] = self._answer_logprobs(hidden, last, answer_id)
+        return out
+
+    def score_shared_prefix(self, prefix: np.ndarray, suffixes: Sequence[np.ndarray], answer_id: int,
+                            batch_size: int, marks: Marks | None = None) -> np.ndarray:
+        """The prefix once (KV cache), then the suffixes `batch_size` at a time over the cached prefix."""
+        import torch
+        from transformers import DynamicCache
+
+        out = np.empty(len(suffixes), dtype=np.float64)
+        p = int(prefix.size)
+        with torch.inference_mode():
+            cache = DynamicCache()
+            self.base(input_ids=torch.from_numpy(prefix)[None, :], use_cache=True, past_key_values=cache)
+            layers = [(layer.keys, layer.values) for layer in cache.layers]
+            if marks is not None:
+                marks.prefill_done_ns = time.perf_counter_ns()
+            for start in range(0, len(suffixes), batch_size):
+                batch = suffixes[start:start + batch_size]
+                ids, mask, last = _right_pad(batch)
+                b, s = ids.shape
+                # the prefix's keys/values seen by every row: a broadcast view, copied once when the suffix is
+                # appended (so each pass starts from the clean prefix)
+                shared = DynamicCache()
+                for i, (k, v) in enumerate(layers):
+                    shared.update(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1), i)
+                full_mask = torch.cat([torch.ones((b, p), dtype=mask.dtype), mask], dim=1)
+                positions = (p + torch.arange(s))[None, :].expand(b, -1)
+                hidden = self.base(input_ids=ids, attention_mask=full_mask, position_ids=positions,
+                                   past_key_values=shared, use_cache=True).last_hidden_state
+                out[start:start + b] = self._answer_logprobs(hidden, last, answer_id)
+        return out
+
+    # ------------------------------------------------------------------------------------------- generation
+    def generate(self, prompt: np.ndarray, new_tokens: int, marks: Marks | None = None) -> np.ndarray:
+        """Greedy, KV cache, exactly `new_tokens` tokens (no early stop: random weights would stop by chance)."""
+        import torch
+
+        out = np.empty(new_tokens, dtype=np.int64)
+        with torch.inference_mode():
+            step = self.module(input_ids=torch.from_numpy(prompt)[None, :], use_cache=True, logits_to_keep=1)
+            token = step.logits[:, -1, :].argmax(dim=-1)
+            out[0] = int(token)
+            if marks is not None:
+                marks.prefill_done_ns = time.perf_counter_ns()
+            past = step.past_key_values
+            for i in range(1, new_tokens):
+                step = self.module(input_ids=token[:, None], past_key_values=past, use_cache=True)
+                past = step.past_key_values
+                token = step.logits[:, -1, :].argmax(dim=-1)
+                out[i] = int(token)
+        return out
+
+
+def _right_pad(seqs: Sequence[np.ndarray]):
+    """(ids, attention mask, index of each row's last real token), padding on the right with id 0."""
+    import torch
+
+    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+    ids = np.zeros((len(seqs), int(lengths.max())), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for j, s in enumerate(seqs):
+        ids[j, :len(s)] = s
+        mask[j, :len(s)] = 1
+    return torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(lengths - 1)

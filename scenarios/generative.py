@@ -1,0 +1,67 @@
+"""Decoder LLMs ranking EASE's candidates (cost-only, real architectures): pointwise, shared-prefix, listwise; sizes 0.1B-1.5B.
+
+Every decoder is built from its public config with random weights (bench.recommenders.generative.archs): the cost
+is real, the ranking meaningless, so every figure is labelled cost-only and no quality is computed. Prompts are
+real: each ML-100K user's last 10 TRAIN titles and EASE's top-N candidate titles, tokenised with o200k_base
+(the model reads those ids modulo its vocabulary).
+
+- Size curve: shared-prefix ranking of N = 20 candidates by SmolLM-135M, SmolLM2-360M, Qwen2.5-0.5B and
+  Qwen2.5-1.5B (one Llama-style family, fitted), and GPT-2 / GPT-2 medium (their own family), fp32;
+  7B projected from the fit.
+- Candidates: Qwen2.5-0.5B shared-prefix at N = 20, 50, 100; pointwise (one full prompt per candidate) at N = 20;
+  listwise (one prompt with all N, generating a 10-number list) at N = 20, 50, 100.
+- Precision: Qwen2.5-0.5B at N = 50 in bf16 (shared-prefix, listwise) and int8 (PyTorch dynamic, shared-prefix).
+- Shared-prefix against pointwise, on the same (user, candidate) pairs in every shared-prefix cell: score
+  agreement and time ratio; on all 50 candidates of one user at N = 50 for Qwen2.5-0.5B fp32.
+- Qwen2.5-7B in fp32 needs ~28 GiB for its weights: the memory pre-check refuses it at once on a smaller
+  machine, with the figure (the cell fails by design; a 120 s timeout bounds it on a machine that could hold it).
+- EASE alone (the retriever) for reference: quality, throughput, cost.
+
+Request counts are small for big models: each decoder cell serves one user per request (offline batch 1) with
+2 untimed + at least 2 timed requests (3 and 2 s minimum for models up to 0.5B), then 1 untimed + 3 timed
+(2 for 1.5B) single-stream requests for the phase timings; the comparison runs 1 untimed + 2 interleaved
+rounds (1 round for 1.5B, on 4 of its candidates).
+"""
+from bench.scenario import CellSpec, Scenario, Settings
+
+DATASET, SPLIT = "ml-100k", "random-8-1-1"
+RANK = "llm-decoder-rank"
+#: the request every decoder cell serves, apart from model, mode and N
+COMMON = {"retriever": "ease", "history_len": 10, "list_k": 10, "batch_size": 128}
+LOADS = ("offline",)
+SMALL = {"offline_min_batches": 3, "offline_min_s": 2.0}  # up to 0.5B: a few more requests
+LARGE = {"offline_min_batches": 2, "offline_min_s": 0.1}
+
+
+def decoder(model: str, mode: str, n: int, variant: str = "fp32", settings: dict | None = None, **extra) -> CellSpec:
+    params = {"model": model, "mode": mode, "n_candidates": n, **COMMON, **extra}
+    return CellSpec(DATASET, SPLIT, RANK, variant=variant, params=params, tag=f"{model} {mode} n={n}", loads=LOADS,
+                    batch_sizes=(1,), settings=dict(settings or SMALL))
+
+
+cells = [CellSpec(DATASET, SPLIT, "ease", loads=("offline", "single-stream"))]
+# the size curve: shared-prefix at N = 20, fp32
+cells += [decoder(m, "shared-prefix", 20) for m in ("smollm-135m", "smollm2-360m", "qwen2.5-0.5b", "gpt2",
+                                                     "gpt2-medium")]
+cells += [decoder("qwen2.5-1.5b", "shared-prefix", 20, settings=LARGE, timed_requests=2, compare_candidates=4,
+                  compare_rounds=1)]
+# candidates and modes on the ~0.5B decoder
+cells += [decoder("qwen2.5-0.5b", "shared-prefix", 50, settings=LARGE),  # the full naive-vs-shared comparison
+          decoder("qwen2.5-0.5b", "shared-prefix", 100, settings=LARGE, compare_candidates=20),
+          decoder("qwen2.5-0.5b", "pointwise", 20, settings=LARGE, compare_users=0)]
+cells += [decoder("qwen2.5-0.5b", "listwise", n, settings=LARGE) for n in (20, 50, 100)]
+# precision
+cells += [decoder("qwen2.5-0.5b", "shared-prefix", 50, variant=v, settings=LARGE, compare_candidates=10)
+          for v in ("bf16", "int8")]
+cells += [decoder("qwen2.5-0.5b", "listwise", 50, variant="bf16", settings=LARGE)]
+# 7B: refused by the memory pre-check where fp32 weights cannot fit
+cells += [decoder("qwen2.5-7b", "shared-prefix", 20, settings={**LARGE, "cell_timeout_s": 120.0})]
+
+SCENARIO = Scenario(
+    name="generative",
+    description=__doc__,
+    cells=tuple(cells),
+    settings=Settings(seed=0, threads=2, k=10, ks=(10,), batch_sizes=(1, 32, 256), offline_min_s=1.0,
+                      offline_min_batches=3, stream_min_count=100, stream_min_s=1.0, stream_max_s=3.0,
+                      warmup_count=2, cell_timeout_s=900.0),
+)
