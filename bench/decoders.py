@@ -16,6 +16,8 @@ from __future__ import annotations
 from bench.cost import HostedPrice, hosted_usd_per_rec
 from bench.results import CellResult, RunResult
 
+#: the recommender whose cells these figures are about
+RECOMMENDER = "llm-decoder-rank"
 PREFIX = "hosted_same_prompt_usd_per_1k_recs@"
 TOKEN_ROWS = ("api_calls_per_rec", "api_input_tokens_per_rec", "api_prefix_tokens_per_call", "api_output_tokens_per_rec")
 TOKENIZER = "o200k_base"

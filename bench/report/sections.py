@@ -21,6 +21,7 @@ BUILDERS = (
     "bench.report.coldstart:section",
     "bench.report.sizes:section",
     "bench.report.online:section",
+    "bench.report.decoders:section",
 )
 
 

@@ -46,15 +46,16 @@ def _fmt(metric: str, value: float) -> str:
 
 
 def _group_name(f: SizeFit) -> str:
-    return f"{f.recommender} {f.variant}" + (f" ({f.device})" if f.device != "cpu" else "")
+    family = f" {f.family}" if getattr(f, "family", "") else ""
+    return f"{f.recommender}{family} {f.variant}" + (f" ({f.device})" if f.device != "cpu" else "")
 
 
 def _short_model(model: str) -> str:
     return MODEL_NAMES.get(model, Path(model).name or model)
 
 
-def size_chart(fits: list[SizeFit], out_dir: Path, memory_total_bytes: int | None) -> Chart:
-    chart = Chart("size_fit", "Cost against model size: measured, fitted, projected",
+def size_chart(fits: list[SizeFit], out_dir: Path, memory_total_bytes: int | None, name: str = "size_fit") -> Chart:
+    chart = Chart(name, "Cost against model size: measured, fitted, projected",
                   "Log-log. Filled points: measured on this machine (cost-only models: random weights, real cost). "
                   "Solid line: the fitted power law y = a (N/1e8)^b over the measured sizes; dotted: the same law "
                   "extrapolated. Hollow diamonds: projected at 1B and 7B parameters (label projected, never measured). "
@@ -120,7 +121,7 @@ def size_chart(fits: list[SizeFit], out_dir: Path, memory_total_bytes: int | Non
         handles.append(Patch(color="0.88", label="fp32 weights exceed memory"))
     fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8.5, frameon=False)
     fig.suptitle(chart.title, fontsize=12)
-    chart.path = _save(fig, out_dir, "size_fit.png")
+    chart.path = _save(fig, out_dir, f"{name}.png")
     chart.shown = [p.cell for f in fits for p in f.points]
     return chart
 
@@ -199,7 +200,9 @@ def _method(run: RunResult) -> str:
 
 def section(run: RunResult, views: list[CellView], out_dir: Path) -> Section | None:
     """The section (bench.report.sections); None when the run has neither size fits nor a decoder step."""
-    fits = fits_from_run(run)
+    from bench.decoders import RECOMMENDER as DECODER_RANK
+
+    fits = [f for f in fits_from_run(run) if f.recommender != DECODER_RANK]  # the decoder section shows those
     explain = _explain_cells(views)
     if not fits and not explain:
         return None

@@ -61,7 +61,7 @@ class DecoderEngine:
             from transformers import AutoModelForCausalLM
 
             self.module = AutoModelForCausalLM.from_config(hf_config(self.arch),
-                                                           torch_dtype=getattr(torch, _DTYPES[variant]))
+                                                           dtype=getattr(torch, _DTYPES[variant]))
             self.notes["weights"] = f"random (seed {seed}), built from the public config: cost-only"
         self.module.eval()
         self.build_s = time.perf_counter() - t0
@@ -205,3 +205,19 @@ def _right_pad(seqs: Sequence[np.ndarray]):
         ids[j, :len(s)] = s
         mask[j, :len(s)] = 1
     return torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(lengths - 1)
+
+
+def save_random_decoder(directory: Path, arch: DecoderArch, seed: int = 0) -> Path:
+    """A causal LM of `arch` with seeded random weights, written with save_pretrained (plus a recbench.json that
+    names it and marks it cost-only): the local-directory path `DecoderEngine(model=directory)` loads."""
+    import json
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    AutoModelForCausalLM.from_config(hf_config(arch)).save_pretrained(directory, safe_serialization=True)
+    (directory / "recbench.json").write_text(json.dumps({"name": arch.name, "cost_only": True, "seed": seed}))
+    return directory

@@ -231,7 +231,7 @@ class DecoderRank(Recommender):
         require(users.size > 0, f"{self.name}: no users to time requests for")
         for i in range(self.warmup_requests):
             self._timed_request(int(users[i % users.size]), k, exclude)
-        request_ms, first_ms, prefill_ms, tpot_ms, shapes = [], [], [], [], []
+        request_ms, first_ms, prefill_ms, after_ms, tpot_ms, shapes = [], [], [], [], [], []
         prefill_rates, decode_rates = [], []
         for i in range(self.timed_requests):
             user = int(users[i % users.size])
@@ -241,6 +241,7 @@ class DecoderRank(Recommender):
             request_ms.append((marks.end_ns - t0) / 1e6)
             prefill = (marks.prefill_done_ns - t_dec) / 1e6
             prefill_ms.append(prefill)
+            after_ms.append((marks.end_ns - marks.prefill_done_ns) / 1e6)
             if self.mode == "listwise":
                 first_ms.append((marks.prefill_done_ns - t0) / 1e6)
                 prefill_rates.append(shape["prompt"] / (prefill / 1e3))
@@ -277,6 +278,9 @@ class DecoderRank(Recommender):
             {"metric": "api_output_tokens_per_rec", "value": mean["api_output"], "unit": "tokens", "n": n,
              "flag": "one answer token per call" if self.mode != "listwise" else "the k-number list"},
         ]
+        after = {"shared-prefix": "suffix_pass", "listwise": "decode"}.get(self.mode)
+        if after:  # the phase after the prefill: the suffixes over the cached prefix, or the generated tokens
+            rows.append({"metric": after, "samples_ms": after_ms, "load": "single-stream"})
         if tpot_ms:
             rows += [{"metric": "time_per_output_token", "samples_ms": tpot_ms, "load": "single-stream",
                       "unit_of_work": "tokens"},
