@@ -9,18 +9,19 @@ real: each ML-100K user's last 10 TRAIN titles and EASE's top-N candidate titles
   Qwen2.5-1.5B (one Llama-style family, fitted), and GPT-2 / GPT-2 medium (their own family), fp32;
   7B projected from the fit.
 - Candidates: Qwen2.5-0.5B shared-prefix at N = 20, 50, 100; pointwise (one full prompt per candidate) at N = 20;
-  listwise (one prompt with all N, generating a 10-number list) at N = 20, 50, 100.
-- Precision: Qwen2.5-0.5B at N = 50 in bf16 (shared-prefix, listwise) and int8 (PyTorch dynamic, shared-prefix).
+  listwise (one prompt with all N, generating a 10-number list) at N = 20, 50.
+- Precision: Qwen2.5-0.5B shared-prefix at N = 50 in bf16 and int8 (PyTorch dynamic quantisation).
 - Shared-prefix against pointwise, on the same (user, candidate) pairs in every shared-prefix cell: score
-  agreement and time ratio; on all 50 candidates of one user at N = 50 for Qwen2.5-0.5B fp32.
+  agreement and time ratio; on all 50 candidates of one user at N = 50 for Qwen2.5-0.5B fp32 (10 candidates
+  elsewhere, 4 for 1.5B, all 20 for the models below 0.5B).
 - Qwen2.5-7B in fp32 needs ~28 GiB for its weights: the memory pre-check refuses it at once on a smaller
   machine, with the figure (the cell fails by design; a 120 s timeout bounds it on a machine that could hold it).
 - EASE alone (the retriever) for reference: quality, throughput, cost.
 
-Request counts are small for big models: each decoder cell serves one user per request (offline batch 1) with
-2 untimed + at least 2 timed requests (3 and 2 s minimum for models up to 0.5B), then 1 untimed + 3 timed
-(2 for 1.5B) single-stream requests for the phase timings; the comparison runs 1 untimed + 2 interleaved
-rounds (1 round for 1.5B, on 4 of its candidates).
+Request counts are small for big models: each decoder cell serves one user per request (offline batch 1): 2
+untimed requests, then at least 3 timed requests and 2 s for the models below 0.5B, at least 2 (1 for pointwise)
+for the others; then 3 single-stream requests (2 for 1.5B and pointwise) time the phases, and the comparison runs
+2 interleaved rounds (1 for 1.5B) on the warm model.
 """
 from bench.scenario import CellSpec, Scenario, Settings
 
@@ -41,19 +42,19 @@ def decoder(model: str, mode: str, n: int, variant: str = "fp32", settings: dict
 
 cells = [CellSpec(DATASET, SPLIT, "ease", loads=("offline", "single-stream"))]
 # the size curve: shared-prefix at N = 20, fp32
-cells += [decoder(m, "shared-prefix", 20) for m in ("smollm-135m", "smollm2-360m", "qwen2.5-0.5b", "gpt2",
-                                                     "gpt2-medium")]
+cells += [decoder(m, "shared-prefix", 20) for m in ("smollm-135m", "smollm2-360m", "gpt2", "gpt2-medium")]
+cells += [decoder("qwen2.5-0.5b", "shared-prefix", 20, settings=LARGE, compare_candidates=10)]
 cells += [decoder("qwen2.5-1.5b", "shared-prefix", 20, settings=LARGE, timed_requests=2, compare_candidates=4,
                   compare_rounds=1)]
 # candidates and modes on the ~0.5B decoder
 cells += [decoder("qwen2.5-0.5b", "shared-prefix", 50, settings=LARGE),  # the full naive-vs-shared comparison
-          decoder("qwen2.5-0.5b", "shared-prefix", 100, settings=LARGE, compare_candidates=20),
-          decoder("qwen2.5-0.5b", "pointwise", 20, settings=LARGE, compare_users=0)]
-cells += [decoder("qwen2.5-0.5b", "listwise", n, settings=LARGE) for n in (20, 50, 100)]
+          decoder("qwen2.5-0.5b", "shared-prefix", 100, settings=LARGE, compare_candidates=10),
+          decoder("qwen2.5-0.5b", "pointwise", 20, settings={**LARGE, "offline_min_batches": 1}, timed_requests=2,
+                  compare_users=0)]
+cells += [decoder("qwen2.5-0.5b", "listwise", n, settings=LARGE) for n in (20, 50)]
 # precision
 cells += [decoder("qwen2.5-0.5b", "shared-prefix", 50, variant=v, settings=LARGE, compare_candidates=10)
           for v in ("bf16", "int8")]
-cells += [decoder("qwen2.5-0.5b", "listwise", 50, variant="bf16", settings=LARGE)]
 # 7B: refused by the memory pre-check where fp32 weights cannot fit
 cells += [decoder("qwen2.5-7b", "shared-prefix", 20, settings={**LARGE, "cell_timeout_s": 120.0})]
 

@@ -22,8 +22,8 @@ from bench.decoders import RECOMMENDER, hosted_entry
 from bench.report.charts import INSTANCE_COLOURS, INSTANCE_MARKERS, Chart, _figure, _rows_height, _save
 from bench.report.html import Footnotes, _label, _table, esc
 from bench.report.sections import Section
-from bench.report.sizes import size_chart
-from bench.report.view import CellView, mib, num, sig, usd
+from bench.report.sizes import FIT_HEAD, _fit_rows, size_chart
+from bench.report.view import CellView, mib, num, ratio, sig, usd
 from bench.results import MetricRow, RunResult
 from bench.sizes import fits_from_run, parameters_of, size_label
 
@@ -114,7 +114,7 @@ def comparison_chart(cells: list[CellView], out_dir: Path) -> Chart:
         ax.barh(j - 0.18, naive.value, height=0.34, color="#e6550d")
         ax.barh(j + 0.18, shared.value, height=0.34, color="#3182bd")
         diff = _p(v, "execution_max_abs_diff")
-        ax.text(naive.value * 1.08, j - 0.18, f"naive / shared = {num(_p(v, 'naive_over_shared_prefix_time').value)}x"
+        ax.text(naive.value * 1.08, j - 0.18, f"naive / shared = {ratio(_p(v, 'naive_over_shared_prefix_time').value)}"
                 + (f"; max |Δ| {diff.value:.1e}" if diff is not None else ""), va="center", fontsize=8)
     ax.set_yticks(np.arange(len(rows)), [_short(v) for v in rows], fontsize=8.5)
     ax.invert_yaxis()
@@ -196,12 +196,12 @@ def _rows(cells: list[CellView]) -> list[list[str]]:
 def _compare_rows(cells: list[CellView]) -> list[tuple[list[str], str]]:
     out = []
     for v in cells:
-        ratio = _p(v, "naive_over_shared_prefix_time")
-        if ratio is None:
+        time_ratio = _p(v, "naive_over_shared_prefix_time")
+        if time_ratio is None:
             continue
         diff, tokens = _p(v, "execution_max_abs_diff"), _p(v, "naive_over_shared_prefix_tokens")
         out.append(([v.name, str(diff.n) if diff and diff.n else "–", f"{diff.value:.1e}" if diff else "–",
-                     f"{num(ratio.value)}x", str(ratio.n or "–"), f"{num(tokens.value)}x" if tokens else "–"],
+                     ratio(time_ratio.value), str(time_ratio.n or "–"), ratio(tokens.value) if tokens else "–"],
                     diff.flag if diff is not None else ""))
     return out
 
@@ -212,6 +212,13 @@ NOTE = ("Cost-only: every decoder is built from its public config with random we
         "modulo its vocabulary. Pointwise and shared-prefix output no tokens: they read one answer token's "
         "log-probability per candidate, so their TTFT is the whole request. KV cache bytes are analytic "
         "(tokens held x 2 x layers x kv heads x head dim x bytes). * marks a percentile from too few samples.")
+
+
+FIT_METHOD = ("y = a (N / 1e8)^b by least squares on log y against log N, one fit per decoder family (Llama-style "
+              "and GPT-2 apart), mode, N and variant; the bracket is the exponent's 95% interval (Student t, n - 2 "
+              "degrees of freedom). A projection assumes the same family, hardware, threads and request; beyond the "
+              "largest measured size it extrapolates, and a 7B model's fp32 weights alone (28 GB) exceed a 24 GiB "
+              "machine. Projections are never measurements.")
 
 
 def section(run: RunResult, views: list[CellView], out_dir: Path) -> Section | None:
@@ -234,6 +241,21 @@ def section(run: RunResult, views: list[CellView], out_dir: Path) -> Section | N
              f"<p class=\"note\">{esc(NOTE)} {_label('cost-only')}</p>"]
     md = ["| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
     md += ["| " + " | ".join(str(x).replace("|", "\\|") for x in r) + " |" for r in rows] + ["", NOTE, ""]
+    if fits:
+        fit_rows = _fit_rows(fits)
+        fit_notes = Footnotes()
+        parts.append("<h3>Cost against parameters: the fitted power law and its projections</h3>")
+        parts.append(_table(FIT_HEAD, [("ok", [esc(x) for x in cells_[:5]] +
+                                        [f"{esc(x)} {_label('projected')}{fit_notes.mark(flag)}"
+                                         for x, flag in zip(cells_[5:], flags)]) for cells_, flags in fit_rows],
+                            text_cols=(1, 4)))
+        parts.append(fit_notes.html())
+        parts.append(f"<p>{esc(FIT_METHOD)}</p>")
+        md += ["### Cost against parameters (fitted; projections labelled)", "", "| " + " | ".join(FIT_HEAD) + " |",
+               "|" + "---|" * len(FIT_HEAD)]
+        md += ["| " + " | ".join(cells_[:5] + [f"{x} (projected)" for x in cells_[5:]]) + " |"
+               for cells_, _ in fit_rows]
+        md += ["", FIT_METHOD, ""]
     if compare:
         parts.append("<h3>Pointwise against shared-prefix on the same (user, candidate) pairs</h3>")
         parts.append(_table(COMPARE_HEAD, [("ok", [esc(x) for x in r[:2]] + [esc(r[2]) + notes.mark(flag)]
