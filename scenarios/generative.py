@@ -19,8 +19,9 @@ real: each ML-100K user's last 10 TRAIN titles and EASE's top-N candidate titles
 - EASE alone (the retriever) for reference: quality, throughput, cost.
 
 Request counts are small for big models: each decoder cell serves one user per request (offline batch 1): 2
-untimed requests, then at least 3 timed requests and 2 s for the models below 0.5B, at least 2 (1 for pointwise)
-for the others; then 3 single-stream requests (2 for 1.5B and pointwise) time the phases, and the comparison runs
+untimed requests, then at least 3 timed requests and 2 s for the models below 0.5B, at least 2 and 8 s for the
+others (the offline load stops at 4 x its minimum time, at least 10 s, so a slower request is timed once; pointwise
+asks for 1); then 3 single-stream requests (2 for 1.5B and pointwise) time the phases, and the comparison runs
 2 interleaved rounds (1 for 1.5B) on the warm model.
 """
 from bench.scenario import CellSpec, Scenario, Settings
@@ -31,7 +32,8 @@ RANK = "llm-decoder-rank"
 COMMON = {"retriever": "ease", "history_len": 10, "list_k": 10, "batch_size": 128}
 LOADS = ("offline",)
 SMALL = {"offline_min_batches": 3, "offline_min_s": 2.0}  # up to 0.5B: a few more requests
-LARGE = {"offline_min_batches": 2, "offline_min_s": 0.1}
+#: 0.5B and up: at least 2 timed requests and 8 s (the load stops at 32 s, so a slower request is timed once)
+LARGE = {"offline_min_batches": 2, "offline_min_s": 8.0}
 
 
 def decoder(model: str, mode: str, n: int, variant: str = "fp32", settings: dict | None = None, **extra) -> CellSpec:
@@ -49,7 +51,8 @@ cells += [decoder("qwen2.5-1.5b", "shared-prefix", 20, settings=LARGE, timed_req
 # candidates and modes on the ~0.5B decoder
 cells += [decoder("qwen2.5-0.5b", "shared-prefix", 50, settings=LARGE),  # the full naive-vs-shared comparison
           decoder("qwen2.5-0.5b", "shared-prefix", 100, settings=LARGE, compare_candidates=10),
-          decoder("qwen2.5-0.5b", "pointwise", 20, settings={**LARGE, "offline_min_batches": 1}, timed_requests=2,
+          decoder("qwen2.5-0.5b", "pointwise", 20, settings={"offline_min_batches": 1, "offline_min_s": 1.0},
+                  timed_requests=2,
                   compare_users=0)]
 cells += [decoder("qwen2.5-0.5b", "listwise", n, settings=LARGE) for n in (20, 50)]
 # precision
