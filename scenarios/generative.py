@@ -42,24 +42,27 @@ def decoder(model: str, mode: str, n: int, variant: str = "fp32", settings: dict
                     batch_sizes=(1,), settings=dict(settings or SMALL))
 
 
+# most important first (a run cut short keeps them): the retriever, the 7B refusal, the acceptance comparison,
+# then the size curve, the modes, the precisions
 cells = [CellSpec(DATASET, SPLIT, "ease", loads=("offline", "single-stream"))]
-# the size curve: shared-prefix at N = 20, fp32
-cells += [decoder(m, "shared-prefix", 20) for m in ("smollm-135m", "smollm2-360m", "gpt2", "gpt2-medium")]
+# 7B: refused by the memory pre-check where fp32 weights cannot fit
+cells += [decoder("qwen2.5-7b", "shared-prefix", 20, settings={**LARGE, "cell_timeout_s": 120.0})]
+# pointwise against shared-prefix on all 50 candidates of one user
+cells += [decoder("qwen2.5-0.5b", "shared-prefix", 50, settings=LARGE)]
+# the size curve: shared-prefix at N = 20, fp32; a Llama-style family and GPT-2
+cells += [decoder(m, "shared-prefix", 20) for m in ("smollm-135m", "smollm2-360m")]
 cells += [decoder("qwen2.5-0.5b", "shared-prefix", 20, settings=LARGE, compare_candidates=10)]
 cells += [decoder("qwen2.5-1.5b", "shared-prefix", 20, settings=LARGE, timed_requests=2, compare_candidates=4,
                   compare_rounds=1)]
-# candidates and modes on the ~0.5B decoder
-cells += [decoder("qwen2.5-0.5b", "shared-prefix", 50, settings=LARGE),  # the full naive-vs-shared comparison
-          decoder("qwen2.5-0.5b", "shared-prefix", 100, settings=LARGE, compare_candidates=10),
-          decoder("qwen2.5-0.5b", "pointwise", 20, settings={"offline_min_batches": 1, "offline_min_s": 1.0},
-                  timed_requests=2,
-                  compare_users=0)]
+cells += [decoder(m, "shared-prefix", 20) for m in ("gpt2", "gpt2-medium")]
+# modes and candidates on the ~0.5B decoder
 cells += [decoder("qwen2.5-0.5b", "listwise", n, settings=LARGE) for n in (20, 50)]
+cells += [decoder("qwen2.5-0.5b", "pointwise", 20, settings={"offline_min_batches": 1, "offline_min_s": 1.0},
+                  timed_requests=2, compare_users=0),
+          decoder("qwen2.5-0.5b", "shared-prefix", 100, settings=LARGE, compare_candidates=10)]
 # precision
 cells += [decoder("qwen2.5-0.5b", "shared-prefix", 50, variant=v, settings=LARGE, compare_candidates=10)
           for v in ("bf16", "int8")]
-# 7B: refused by the memory pre-check where fp32 weights cannot fit
-cells += [decoder("qwen2.5-7b", "shared-prefix", 20, settings={**LARGE, "cell_timeout_s": 120.0})]
 
 SCENARIO = Scenario(
     name="generative",

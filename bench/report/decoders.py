@@ -62,38 +62,48 @@ def _fmt_ms(row: MetricRow | None) -> str:
 
 def phase_chart(cells: list[CellView], out_dir: Path) -> Chart:
     chart = Chart("decoder_phases", "Where a decoder request's time goes: prefill and what follows",
-                  "Median (p50) milliseconds per request, one request at a time, of each phase: the prefill "
+                  "How the median (p50) milliseconds of each phase share a request, one request at a time: the prefill "
                   "(shared-prefix: the user's history once; listwise: the whole prompt, up to the first token; "
                   "pointwise: every full prompt, which is all its work) and the phase after it (the suffixes over "
-                  "the cached prefix, or the generated tokens). Log scale; cost-only models.")
+                  "the cached prefix, or the generated tokens); the label gives both medians. Cost-only models.")
     rows = [v for v in cells if _p(v, "prefill_p50_ms") is not None]
     if not rows:
         chart.note = "No decoder cell timed its phases: chart skipped."
         return chart
     fig = _figure(10.0, _rows_height(len(rows)), layout="constrained")
     ax = fig.add_subplot(1, 1, 1)
-    y = np.arange(len(rows))
     for j, v in enumerate(rows):
-        first_label, second_label, second = PHASES.get(v.cell.params.get("mode", ""), ("prefill", "", ""))
+        second = PHASES.get(v.cell.params.get("mode", ""), ("", "", ""))[2]
         pre = _p(v, "prefill_p50_ms").value
         after = _p(v, f"{second}_p50_ms") if second else None
-        ax.barh(j, pre, color=PHASE_COLOURS[0], height=0.6)
-        if after is not None:
-            ax.barh(j, after.value, left=pre, color=PHASE_COLOURS[1], height=0.6)
-        total = pre + (after.value if after is not None else 0.0)
-        ax.text(total * 1.05, j, f"{sig(pre)} + {sig(after.value)} ms" if after is not None else f"{sig(pre)} ms",
+        rest = after.value if after is not None else 0.0
+        share = pre / (pre + rest)  # drawn as shares of the two medians; the label gives the milliseconds
+        ax.barh(j, 100 * share, color=PHASE_COLOURS[0], height=0.6)
+        ax.barh(j, 100 * (1 - share), left=100 * share, color=PHASE_COLOURS[1], height=0.6)
+        ax.text(101.5, j, f"{sig(pre)} + {sig(rest)} ms" if after is not None else f"{sig(pre)} ms (all prefill)",
                 va="center", fontsize=8)
-    ax.set_yticks(y, [_short(v) for v in rows], fontsize=8.5)
+    ax.set_xticks(range(0, 101, 20))
+    return _finish(chart, fig, ax, rows, out_dir, "share of the request's decoder time, % (p50 of each phase)",
+                   [Line2D([], [], color=PHASE_COLOURS[0], lw=8, label="prefill"),
+                    Line2D([], [], color=PHASE_COLOURS[1], lw=8, label="suffix pass / decode")],
+                   xlim=(0, 125), log=False,
+                   legend={"loc": "upper center", "bbox_to_anchor": (0.5, -0.12), "ncol": 2, "fontsize": 8.5,
+                           "frameon": False})
+
+
+def _finish(chart: Chart, fig, ax, rows: list[CellView], out_dir: Path, xlabel: str, handles: list,
+            xlim: tuple[float, float] | None = None, legend: dict | None = None, log: bool = True) -> Chart:
+    """What every decoder bar chart ends with: one row per cell (top first), the x axis, legend, file."""
+    ax.set_yticks(np.arange(len(rows)), [_short(v) for v in rows], fontsize=8.5)
     ax.invert_yaxis()
-    ax.set_xscale("log")
-    lo = min(_p(v, "prefill_p50_ms").value for v in rows)
-    ax.set_xlim(lo / 2, ax.get_xlim()[1] * 4)
-    ax.set_xlabel("ms per request, p50 of each phase (log)")
-    ax.legend(handles=[Line2D([], [], color=PHASE_COLOURS[0], lw=8, label="prefill"),
-                       Line2D([], [], color=PHASE_COLOURS[1], lw=8, label="suffix pass / decode")],
-              loc="lower right", fontsize=8.5)
+    if log:
+        ax.set_xscale("log")
+    if xlim is not None:
+        ax.set_xlim(*xlim)
+    ax.set_xlabel(xlabel)
+    ax.legend(handles=handles, **(legend or {"loc": "lower right", "fontsize": 8.5}))
     ax.grid(True, axis="x", alpha=0.3)
-    chart.path = _save(fig, out_dir, "decoder_phases.png")
+    chart.path = _save(fig, out_dir, f"{chart.key}.png")
     chart.shown = [v.cell.cell for v in rows]
     return chart
 
@@ -116,18 +126,11 @@ def comparison_chart(cells: list[CellView], out_dir: Path) -> Chart:
         diff = _p(v, "execution_max_abs_diff")
         ax.text(naive.value * 1.08, j - 0.18, f"naive / shared = {ratio(_p(v, 'naive_over_shared_prefix_time').value)}"
                 + (f"; max |Δ| {diff.value:.1e}" if diff is not None else ""), va="center", fontsize=8)
-    ax.set_yticks(np.arange(len(rows)), [_short(v) for v in rows], fontsize=8.5)
-    ax.invert_yaxis()
     ax.set_xscale("log")
-    ax.set_xlim(ax.get_xlim()[0], ax.get_xlim()[1] * 12)
-    ax.set_xlabel("ms to score one user's compared candidates, median (log)")
-    ax.legend(handles=[Line2D([], [], color="#e6550d", lw=8, label="pointwise: every full prompt"),
-                       Line2D([], [], color="#3182bd", lw=8, label="shared-prefix: history once, suffixes batched")],
-              loc="lower right", fontsize=8.5)
-    ax.grid(True, axis="x", alpha=0.3)
-    chart.path = _save(fig, out_dir, "decoder_naive_vs_shared.png")
-    chart.shown = [v.cell.cell for v in rows]
-    return chart
+    return _finish(chart, fig, ax, rows, out_dir, "ms to score one user's compared candidates, median (log)",
+                   [Line2D([], [], color="#e6550d", lw=8, label="pointwise: every full prompt"),
+                    Line2D([], [], color="#3182bd", lw=8, label="shared-prefix: history once, suffixes batched")],
+                   xlim=(ax.get_xlim()[0], ax.get_xlim()[1] * 12))
 
 
 def hosted_chart(cells: list[CellView], out_dir: Path) -> Chart:
@@ -149,19 +152,13 @@ def hosted_chart(cells: list[CellView], out_dir: Path) -> Chart:
             if row is not None:
                 ax.scatter([row.value], [j], marker=INSTANCE_MARKERS[e % len(INSTANCE_MARKERS)], s=48, zorder=3,
                            color=INSTANCE_COLOURS[e % len(INSTANCE_COLOURS)])
-    ax.set_yticks(np.arange(len(rows)), [_short(v) for v in rows], fontsize=8.5)
-    ax.invert_yaxis()
-    ax.set_xscale("log")
-    ax.set_xlabel("US$ per 1,000 recommendations (log)")
     handles = [Line2D([], [], color="#bdbdbd", lw=8, label="measured here (decoder, cost-only)")]
     handles += [Line2D([], [], ls="", marker=INSTANCE_MARKERS[e % len(INSTANCE_MARKERS)],
                        color=INSTANCE_COLOURS[e % len(INSTANCE_COLOURS)], label=f"{entry}, same request (estimated)")
                 for e, entry in enumerate(entries)]
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8, frameon=False)
-    ax.grid(True, axis="x", alpha=0.3)
-    chart.path = _save(fig, out_dir, "decoder_local_vs_hosted.png")
-    chart.shown = [v.cell.cell for v in rows]
-    return chart
+    return _finish(chart, fig, ax, rows, out_dir, "US$ per 1,000 recommendations (log)", handles,
+                   legend={"loc": "upper center", "bbox_to_anchor": (0.5, -0.12), "ncol": 2, "fontsize": 8,
+                           "frameon": False})
 
 
 # ------------------------------------------------------------------------------------------------ tables
