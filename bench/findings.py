@@ -368,7 +368,7 @@ def _decoder_brief(name: str, views: list[CellView], run: RunResult) -> list[str
         hosted = v.cell.metric(HOSTED_SAME + "gpt-4o-mini")
         if v.usd is not None and hosted is not None:
             text += (f". Served here it costs {usd(v.usd.value)} per 1k recommendations; the same request at "
-                     f"gpt-4o-mini list prices {usd(hosted.value)} ({ratio(hosted.value / v.usd.value)})")
+                     f"gpt-4o-mini list prices {usd(hosted.value)} ({ratio(hosted.value / v.usd.value)} the local figure)")
         out.append(text + ".")
     fits = [c for c in run.cells if c.recommender == SIZE_FIT_RECOMMENDER and c.params.get("fitted_recommender")
             == RECOMMENDER]

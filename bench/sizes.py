@@ -254,8 +254,10 @@ def size_fits(run: RunResult, metrics: Sequence[tuple[str, str]] = FIT_METRICS,
             projections, flags = {}, {}
             for label, size in project_to.items():
                 projections[label] = float(fit.predict(size))
+                where = (f"{size / fit.max_parameters:.1f}x beyond the largest" if size > fit.max_parameters
+                         else "within the measured range (interpolated; not itself measured)")
                 why = [f"power law fitted on {fit.n} sizes ({size_label(fit.min_parameters)}-"
-                       f"{size_label(fit.max_parameters)}); {size / fit.max_parameters:.1f}x beyond the largest"]
+                       f"{size_label(fit.max_parameters)}); {where}"]
                 mem = memory_flag(size, key[3], memory)
                 if mem:
                     why.append(mem)

@@ -68,3 +68,21 @@ def test_a_run_without_decoder_cells_has_no_decoder_section(tmp_path):
     run.cells.append(c)
     index = write_report(run, tmp_path, hosted=None)
     assert 'id="decoders"' not in index.read_text() and not (tmp_path / "decoder_phases.png").exists()
+
+
+def test_findings_quote_the_comparison_the_hosted_price_and_the_exponent_from_the_run():
+    from bench import cost
+    from bench.decoders import add_hosted_same_prompt
+    from bench.findings import in_brief
+    from bench.sizes import add_size_figures
+
+    run = _run()
+    cost.add_costs(run, hosted=None)
+    add_hosted_same_prompt(run)
+    add_size_figures(run)
+    lines = [line for line in in_brief(run) if line.startswith("`generative`")]
+    assert any("8.5x faster than one full prompt per candidate" in line and "agree to 2.0e-06" in line
+               and "gpt-4o-mini list prices" in line for line in lines)
+    # four Llama-style sizes whose cost was built proportional to parameters: exponent 1
+    assert any("grows as parameters^1.00" in line and "4 measured llama-style sizes" in line
+               and "projected to 7B" in line for line in lines)
