@@ -150,7 +150,18 @@ def _header(path: Path, run: RunResult, link_base: str) -> list[str]:
     return [f"Run `{run.run_id}` on {_date(run.created_at)}: {_machine(run)}, {_threads(run)}, {_load(run)}; "
             f"code `{commit}`; {len(measured)} cells ({states})"
             + (f" in {wall / 60:.0f} min" if isinstance(wall, (int, float)) else "") + ". "
-            f"Results: [`{rel}`]({rel}) (charts: `recbench report {rel}`).", ""]
+            f"Results: [`{rel}`]({rel}) (charts: `recbench report {rel}`)." + _cut_short(run), ""]
+
+
+def _cut_short(run: RunResult) -> str:
+    """A run stopped before its last cell says so, and which of its scenario's cells did not run."""
+    cut = run.provenance.get("cut_short") if isinstance(run.provenance, dict) else None
+    if not isinstance(cut, dict):
+        return ""
+    missing = list(cut.get("cells_not_run") or [])
+    names = "; ".join(m.split("/")[2] + " " + m.split("/")[3] if m.count("/") >= 4 else m for m in missing)
+    return (f" **Stopped early** ({cut.get('why', 'no reason recorded')}): {len(missing)} of the scenario's cells "
+            f"did not run" + (f": {names}." if names else "."))
 
 
 def _cells_table(views: list[CellView]) -> list[str]:

@@ -86,3 +86,13 @@ def test_findings_quote_the_comparison_the_hosted_price_and_the_exponent_from_th
     # four Llama-style sizes whose cost was built proportional to parameters: exponent 1
     assert any("grows as parameters^1.00" in line and "4 measured llama-style sizes" in line
                and "projected to 7B" in line for line in lines)
+
+
+def test_a_run_stopped_early_says_so_and_names_the_cells_that_did_not_run():
+    from bench.findings import _cut_short
+
+    run = _run()
+    assert _cut_short(run) == ""
+    run.provenance["cut_short"] = {"why": "deadline", "cells_not_run": ["d/s/llm-decoder-rank[gpt2 x]/fp32/cpu"]}
+    assert _cut_short(run) == " **Stopped early** (deadline): 1 of the scenario's cells did not run: " \
+                              "llm-decoder-rank[gpt2 x] fp32."
