@@ -21,7 +21,7 @@ real: each ML-100K user's last 10 TRAIN titles and EASE's top-N candidate titles
 Request counts are small for big models: each decoder cell serves one user per request (offline batch 1): 2
 untimed requests, then at least 3 timed requests and 2 s for the models below 0.5B, at least 2 and 8 s for the
 others (the offline load stops at 4 x its minimum time, at least 10 s, so a slower request is timed once; pointwise
-asks for 1); then 3 single-stream requests (2 for 1.5B and pointwise) time the phases, and the comparison runs
+asks for 1); then 3 single-stream requests (2 from 0.5B up) time the phases, and the comparison runs
 2 interleaved rounds (1 for 1.5B) on the warm model.
 """
 from bench.scenario import CellSpec, Scenario, Settings
@@ -37,7 +37,9 @@ LARGE = {"offline_min_batches": 2, "offline_min_s": 8.0}
 
 
 def decoder(model: str, mode: str, n: int, variant: str = "fp32", settings: dict | None = None, **extra) -> CellSpec:
-    params = {"model": model, "mode": mode, "n_candidates": n, **COMMON, **extra}
+    # cells with their own (larger-model) settings time 2 single-stream requests, the small ones 3 (the default)
+    params = {"model": model, "mode": mode, "n_candidates": n, **COMMON,
+              **({"timed_requests": 2} if settings is not None else {}), **extra}
     return CellSpec(DATASET, SPLIT, RANK, variant=variant, params=params, tag=f"{model} {mode} n={n}", loads=LOADS,
                     batch_sizes=(1,), settings=dict(settings or SMALL))
 
@@ -52,13 +54,13 @@ cells += [decoder("qwen2.5-0.5b", "shared-prefix", 50, settings=LARGE)]
 # the size curve: shared-prefix at N = 20, fp32; a Llama-style family and GPT-2
 cells += [decoder(m, "shared-prefix", 20) for m in ("smollm-135m", "smollm2-360m")]
 cells += [decoder("qwen2.5-0.5b", "shared-prefix", 20, settings=LARGE, compare_candidates=10)]
-cells += [decoder("qwen2.5-1.5b", "shared-prefix", 20, settings=LARGE, timed_requests=2, compare_candidates=4,
+cells += [decoder("qwen2.5-1.5b", "shared-prefix", 20, settings=LARGE, compare_candidates=4,
                   compare_rounds=1)]
 cells += [decoder(m, "shared-prefix", 20) for m in ("gpt2", "gpt2-medium")]
 # modes and candidates on the ~0.5B decoder
 cells += [decoder("qwen2.5-0.5b", "listwise", n, settings=LARGE) for n in (20, 50)]
 cells += [decoder("qwen2.5-0.5b", "pointwise", 20, settings={"offline_min_batches": 1, "offline_min_s": 1.0},
-                  timed_requests=2, compare_users=0),
+                  compare_users=0),
           decoder("qwen2.5-0.5b", "shared-prefix", 100, settings=LARGE, compare_candidates=10)]
 # precision
 cells += [decoder("qwen2.5-0.5b", "shared-prefix", 50, variant=v, settings=LARGE, compare_candidates=10)

@@ -1,11 +1,11 @@
 """A causal decoder run three ways over token ids: pointwise scoring, shared-prefix scoring, greedy generation.
 
 Scoring reads the log-probability of one answer token after each (prefix + suffix) prompt. Pointwise (naive)
-runs every prompt in full; shared-prefix runs the prefix ONCE with a KV cache, then every suffix in one batched
-pass over that cache (the cache expanded along the batch dimension, positions continuing after the prefix, an
-attention mask covering prefix + suffix, suffixes right-padded). Both read the logits of each prompt's last real
-token only (hidden state gathered before the LM head: no logits for padding or earlier positions), so on the same
-pairs they give the same scores up to floating-point summation order.
+runs every prompt in full, right-padded batches. Shared-prefix runs the prefix ONCE into a KV cache, then packs the
+suffixes into one row over that cache: a block-diagonal causal mask lets each suffix token see the prefix and its
+own suffix only, and positions continue from the prefix for every suffix (M-FALCON's idea), so no prefix is
+copied and no padding is computed. Both read the logits of each prompt's last real token only (the hidden state is
+gathered before the LM head), so on the same pairs they give the same scores up to floating-point summation order.
 """
 from __future__ import annotations
 
@@ -120,10 +120,10 @@ class DecoderEngine:
                               "positions: lower history_len or the number of candidates")
 
     # ------------------------------------------------------------------------------------------- scoring
-    def _answer_logprobs(self, hidden, last, answer_id: int) -> np.ndarray:
+    def _answer_logprobs(self, rows, answer_id: int) -> np.ndarray:
+        """log P(answer) from the hidden states of each prompt's last real token (no logits for other positions)."""
         import torch
 
-        rows = hidden[torch.arange(hidden.shape[0]), last]  # each prompt's last real token
         logits = self.head(rows).float()
         return torch.log_softmax(logits, dim=-1)[:, answer_id].double().numpy()
 
@@ -140,12 +140,19 @@ class DecoderEngine:
                 positions = torch.arange(ids.shape[1])[None, :].expand(ids.shape[0], -1)
                 hidden = self.base(input_ids=ids, attention_mask=mask, position_ids=positions,
                                    use_cache=False).last_hidden_state
-                out[start:start + len(seqs)] = self._answer_logprobs(hidden, last, answer_id)
+                rows = hidden[torch.arange(hidden.shape[0]), last]
+                out[start:start + len(seqs)] = self._answer_logprobs(rows, answer_id)
         return out
 
     def score_shared_prefix(self, prefix: np.ndarray, suffixes: Sequence[np.ndarray], answer_id: int,
                             batch_size: int, marks: Marks | None = None) -> np.ndarray:
-        """The prefix once (KV cache), then the suffixes `batch_size` at a time over the cached prefix."""
+        """The prefix once (KV cache), then up to `batch_size` suffixes per pass over that one cached prefix.
+
+        A pass packs its suffixes into one row, no padding: each suffix token attends to the whole prefix and to
+        the earlier tokens of its own suffix only (a block-diagonal causal mask after the prefix columns), with
+        positions continuing from the prefix for every suffix. The pass appends the suffixes' keys and values to
+        the cache; cropping back to the prefix leaves it clean for the next pass.
+        """
         import torch
         from transformers import DynamicCache
 
@@ -154,23 +161,16 @@ class DecoderEngine:
         with torch.inference_mode():
             cache = DynamicCache()
             self.base(input_ids=torch.from_numpy(prefix)[None, :], use_cache=True, past_key_values=cache)
-            layers = [(layer.keys, layer.values) for layer in cache.layers]
             if marks is not None:
                 marks.prefill_done_ns = time.perf_counter_ns()
             for start in range(0, len(suffixes), batch_size):
                 batch = suffixes[start:start + batch_size]
-                ids, mask, last = _right_pad(batch)
-                b, s = ids.shape
-                # the prefix's keys/values seen by every row: a broadcast view, copied once when the suffix is
-                # appended (so each pass starts from the clean prefix)
-                shared = DynamicCache()
-                for i, (k, v) in enumerate(layers):
-                    shared.update(k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1), i)
-                full_mask = torch.cat([torch.ones((b, p), dtype=mask.dtype), mask], dim=1)
-                positions = (p + torch.arange(s))[None, :].expand(b, -1)
-                hidden = self.base(input_ids=ids, attention_mask=full_mask, position_ids=positions,
-                                   past_key_values=shared, use_cache=True).last_hidden_state
-                out[start:start + b] = self._answer_logprobs(hidden, last, answer_id)
+                ids, mask, positions, last = _packed(batch, p, torch.bfloat16 if self.variant == "bf16"
+                                                     else torch.float32)
+                hidden = self.base(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                                   use_cache=True).last_hidden_state
+                out[start:start + len(batch)] = self._answer_logprobs(hidden[0, last], answer_id)
+                cache.crop(p)
         return out
 
     # ------------------------------------------------------------------------------------------- generation
@@ -192,6 +192,27 @@ class DecoderEngine:
                 token = step.logits[:, -1, :].argmax(dim=-1)
                 out[i] = int(token)
         return out
+
+
+def _packed(suffixes: Sequence[np.ndarray], prefix_len: int, dtype):
+    """One row holding every suffix: ids (1, S), a 4-D additive mask (1, 1, S, prefix_len + S) letting each token
+    see the prefix and its own suffix's earlier tokens, positions (1, S) restarting after the prefix for each
+    suffix, and the index of each suffix's last token."""
+    import torch
+
+    lengths = np.fromiter((len(s) for s in suffixes), dtype=np.int64, count=len(suffixes))
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    total = int(ends[-1])
+    owner = np.repeat(np.arange(len(suffixes)), lengths)  # which suffix each packed token belongs to
+    offset = np.arange(total) - np.repeat(starts, lengths)
+    visible = (owner[:, None] == owner[None, :]) & (offset[:, None] >= offset[None, :])
+    allowed = np.concatenate([np.ones((total, prefix_len), dtype=bool), visible], axis=1)
+    mask = torch.zeros(allowed.shape, dtype=dtype)
+    mask[~torch.from_numpy(allowed)] = torch.finfo(dtype).min
+    ids = torch.from_numpy(np.concatenate(suffixes).astype(np.int64))[None, :]
+    positions = torch.from_numpy(prefix_len + offset)[None, :]
+    return ids, mask[None, None], positions, torch.from_numpy(ends - 1)
 
 
 def _right_pad(seqs: Sequence[np.ndarray]):
