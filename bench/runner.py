@@ -333,5 +333,7 @@ def _post_process(run: RunResult, settings: Settings, prices, options: RunOption
     apply_quality_gate(run, settings.quality_gate)
     cost.add_costs(run, prices, options.instance, threads_used=settings.threads,
                    node_instances=options.node_instances)
+    from bench.decoders import add_hosted_same_prompt
+    add_hosted_same_prompt(run)  # decoder cells' own requests at hosted-API prices
     from bench.sizes import add_size_figures
     add_size_figures(run)  # cost against model size (needs the costs above); nothing when one size ran
