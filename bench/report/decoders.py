@@ -68,10 +68,8 @@ def phase_chart(cells: list[CellView], out_dir: Path) -> Chart:
                   "the cached prefix, or the generated tokens); the label gives both medians. Cost-only models.")
     rows = [v for v in cells if _p(v, "prefill_p50_ms") is not None]
     if not rows:
-        chart.note = "No decoder cell timed its phases: chart skipped."
-        return chart
-    fig = _figure(10.0, _rows_height(len(rows)), layout="constrained")
-    ax = fig.add_subplot(1, 1, 1)
+        return _skip(chart, "No decoder cell timed its phases: chart skipped.")
+    fig, ax = _canvas(len(rows))
     for j, v in enumerate(rows):
         second = PHASES.get(v.cell.params.get("mode", ""), ("", "", ""))[2]
         pre = _p(v, "prefill_p50_ms").value
@@ -89,6 +87,17 @@ def phase_chart(cells: list[CellView], out_dir: Path) -> Chart:
                    xlim=(0, 125), log=False,
                    legend={"loc": "upper center", "bbox_to_anchor": (0.5, -0.12), "ncol": 2, "fontsize": 8.5,
                            "frameon": False})
+
+
+def _skip(chart: Chart, why: str) -> Chart:
+    chart.note = why
+    return chart
+
+
+def _canvas(n_rows: float):
+    """A one-axes figure tall enough for `n_rows` bars."""
+    fig = _figure(10.0, _rows_height(n_rows), layout="constrained")
+    return fig, fig.add_subplot(1, 1, 1)
 
 
 def _finish(chart: Chart, fig, ax, rows: list[CellView], out_dir: Path, xlabel: str, handles: list,
@@ -115,10 +124,8 @@ def comparison_chart(cells: list[CellView], out_dir: Path) -> Chart:
                   "difference between the two (fp32 must stay within 1e-4).")
     rows = [v for v in cells if _p(v, "naive_over_shared_prefix_time") is not None]
     if not rows:
-        chart.note = "No cell compared the two executions: chart skipped."
-        return chart
-    fig = _figure(10.0, _rows_height(len(rows) * 1.6), layout="constrained")
-    ax = fig.add_subplot(1, 1, 1)
+        return _skip(chart, "No cell compared the two executions: chart skipped.")
+    fig, ax = _canvas(len(rows) * 1.6)
     for j, v in enumerate(rows):
         naive, shared = _p(v, "pointwise_request_p50_ms"), _p(v, "shared_prefix_request_p50_ms")
         ax.barh(j - 0.18, naive.value, height=0.34, color="#e6550d")
@@ -141,10 +148,8 @@ def hosted_chart(cells: list[CellView], out_dir: Path) -> Chart:
     rows = [v for v in cells if v.usd is not None]
     entries = sorted({e for v in rows for m in v.cell.metrics if (e := hosted_entry(m.metric))})
     if not rows:
-        chart.note = "No decoder cell has a measured cost: chart skipped."
-        return chart
-    fig = _figure(10.0, _rows_height(len(rows)), layout="constrained")
-    ax = fig.add_subplot(1, 1, 1)
+        return _skip(chart, "No decoder cell has a measured cost: chart skipped.")
+    fig, ax = _canvas(len(rows))
     for j, v in enumerate(rows):
         ax.barh(j, v.usd.value, height=0.55, color="#bdbdbd", edgecolor="#636363")
         for e, entry in enumerate(entries):
