@@ -1,4 +1,4 @@
-"""Decoder LLMs ranking EASE's candidates (cost-only, real architectures): pointwise, shared-prefix, listwise; sizes 0.1B-1.5B.
+"""Decoders as recommenders on ML-100K: decoder LLMs ranking EASE's candidates (cost-only, 0.1B-1.5B; pointwise, shared-prefix, listwise) and the next-item decoder trained here (llm-generative).
 
 Every decoder is built from its public config with random weights (bench.recommenders.generative.archs): the cost
 is real, the ranking meaningless, so every figure is labelled cost-only and no quality is computed. Prompts are
@@ -17,6 +17,8 @@ real: each ML-100K user's last 10 TRAIN titles and EASE's top-N candidate titles
 - Qwen2.5-7B in fp32 needs ~28 GiB for its weights: the memory pre-check refuses it at once on a smaller
   machine, with the figure (the cell fails by design; a 120 s timeout bounds it on a machine that could hold it).
 - EASE alone (the retriever) for reference: quality, throughput, cost.
+- llm-generative, the next-item decoder trained here (real quality): temporal-loo fp32 and random-8-1-1 under
+  fp32, int8, onnx and onnx-int8, beside Pop and EASE on both splits.
 
 Request counts are small for big models: each decoder cell serves one user per request (offline batch 1): 2
 untimed requests, then at least 3 timed requests and 2 s for the models below 0.5B, at least 2 and 8 s for the
@@ -65,6 +67,18 @@ cells += [decoder("qwen2.5-0.5b", "pointwise", 20, settings={"offline_min_batche
 # precision
 cells += [decoder("qwen2.5-0.5b", "shared-prefix", 50, variant=v, settings=LARGE, compare_candidates=10)
           for v in ("bf16", "int8")]
+
+# llm-generative (#10 item 1): a next-item decoder trained here, with real quality, beside Pop and EASE on the same
+# users, on temporal-loo (its natural protocol) and random-8-1-1; fp32 before its variants (the quality gate's
+# reference). One training plus its loads took 280-330 s at load 13-17.
+GEN = {"train_budget_s": 300.0}
+TRAINED_LOADS = ("offline", "single-stream")
+# (EASE on random-8-1-1 is the retriever's cell above)
+cells += [CellSpec(DATASET, split, name, loads=TRAINED_LOADS) for split, name in
+          (("temporal-loo", "pop"), ("temporal-loo", "ease"), (SPLIT, "pop"))]
+cells += [CellSpec(DATASET, "temporal-loo", "llm-generative", variant="fp32", params=GEN, loads=TRAINED_LOADS)]
+cells += [CellSpec(DATASET, SPLIT, "llm-generative", variant=v, params={**GEN, "scoring": "mean"}, tag="mean",
+                   loads=TRAINED_LOADS) for v in ("fp32", "int8", "onnx", "onnx-int8")]
 
 SCENARIO = Scenario(
     name="generative",
