@@ -356,6 +356,7 @@ def online_brief(run: RunResult) -> list[str]:
         ref = views[stale.extras["online_comparisons"]["reference"]]
         out.append(f"`{name}`: never updated, {views[stale.cell].name} trails {ref.name} by {diff_text(early)} NDCG@10 over "
                    f"the first half of the updates and {diff_text(late)} over the second.")
+    return out
 
 
 def _decoder_brief(name: str, views: list[CellView], run: RunResult) -> list[str]:
