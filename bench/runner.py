@@ -165,35 +165,6 @@ def check_writable(out_dir: Path) -> None:
                           "choose a writable directory with --out") from None
 
 
-def _check_finite(value, where: str) -> None:
-    """NaN or infinity anywhere in a parameter (lists and dicts included) is refused before any work."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{where} value {value!r} is not a finite number: use a finite value")
-    if isinstance(value, dict):
-        for key, v in value.items():
-            _check_finite(v, f"{where} {key}" if where.endswith("parameter") else f"{where}.{key}")
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            _check_finite(v, where)
-
-
-def make_run_id(scenario: Scenario, now: dt.datetime | None = None) -> str:
-    now = now or dt.datetime.now(dt.timezone.utc)
-    return f"{scenario.name}-{now.strftime('%Y%m%dT%H%M%SZ')}-{os.getpid() % 10000:04d}"
-
-
-def check_writable(out_dir: Path) -> None:
-    """Fail before any work if results could not be written."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / ".recbench-write-probe"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as exc:
-        raise ConfigError(f"cannot write results to {out_dir} ({exc.strerror or exc}); "
-                          "choose a writable directory with --out") from None
-
-
 def run(scenario: Scenario, options: RunOptions = RunOptions(), listener: Listener | None = None) -> tuple[RunResult, Path]:
     """Execute every cell of the scenario in isolation and write results (and the report) under out_root/run_id
     (or, with options.resume, the missing and failed cells of that run, into its directory)."""
