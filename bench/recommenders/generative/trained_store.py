@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.data.cache import sha256_file
 from bench.models import publish_dir
 
 MARKER = "recbench-generative.json"
@@ -57,16 +58,12 @@ def _version(pkg: str) -> str:
         return "absent"
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def load(directory: Path) -> Trained | None:
     """The stored training, or None when absent, incomplete or failing its checksums (then train again)."""
     try:
         meta = json.loads((directory / MARKER).read_text())
         weights, head = directory / "model.safetensors", directory / "head.npz"
-        if _sha256(weights) != meta["weights_sha256"] or _sha256(head) != meta["head_sha256"]:
+        if sha256_file(weights) != meta["weights_sha256"] or sha256_file(head) != meta["head_sha256"]:
             return None
         with np.load(head) as arrays:
             matrix, bias = arrays["item_matrix"].astype(np.float32), arrays["item_bias"].astype(np.float32)
@@ -82,7 +79,8 @@ def save(body: Any, item_matrix: np.ndarray, item_bias: np.ndarray, stats: dict[
     try:
         body.save_pretrained(staging, safe_serialization=True)
         np.savez(staging / "head.npz", item_matrix=item_matrix, item_bias=item_bias)
-        meta = {"weights_sha256": _sha256(staging / "model.safetensors"), "head_sha256": _sha256(staging / "head.npz"),
+        meta = {"weights_sha256": sha256_file(staging / "model.safetensors"),
+                "head_sha256": sha256_file(staging / "head.npz"),
                 "stats": stats}
         (staging / MARKER).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
         if target.exists() and load(target) is None:
