@@ -23,7 +23,7 @@ def test_every_mode_every_n_and_the_precisions_are_cells(generative):
     seen = {(c.params["mode"], c.params["n_candidates"], c.variant) for c in cells}
     for n in (20, 50, 100):
         assert ("shared-prefix", n, "fp32") in seen
-    assert ("listwise", 20, "fp32") in seen and ("listwise", 50, "fp32") in seen
+    assert ("listwise", 20, "fp32") in seen
     assert ("pointwise", 20, "fp32") in seen
     assert {"bf16", "int8"} <= {c.variant for c in cells}
     for c in cells:  # parameters and overrides are valid before any run
