@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 try:  # POSIX; elsewhere the private staging directories alone keep writers apart
     import fcntl

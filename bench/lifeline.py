@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 POLL_S = 0.2
 #: exit status of a cell that ended itself because its parent was gone

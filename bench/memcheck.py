@@ -12,7 +12,7 @@ Decoder LLMs (llm-decoder-rank) need their weights whatever the data: a 7B model
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import psutil
 

@@ -16,6 +16,7 @@ transformers is imported lazily: resolving the name of a classic-CF run must not
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -141,10 +142,8 @@ def file_sha256(path: Path, cache_dir: Path | None = None) -> str:
     if _stat_key(after) != key or time.time() - after.st_ctime < RACY_WINDOW_S:
         return value  # written while (or just before) we read it: do not remember
     memo[str(path)] = {"stat": key, "sha256": value}  # one entry per path: the memo never grows without bound
-    try:
+    with contextlib.suppress(OSError):  # an unwritable cache costs a re-hash next time, never a failure
         _atomic_write_text(memo_file, json.dumps(memo, indent=0, sort_keys=True))
-    except OSError:
-        pass  # an unwritable cache costs a re-hash next time, never a failure
     return value
 
 

@@ -20,8 +20,9 @@ from __future__ import annotations
 import base64
 import binascii
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -83,7 +84,7 @@ class PerUser:
                 "hits": _encode(np.packbits(hits, axis=1).tobytes())}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], where: str = "per_user") -> "PerUser":
+    def from_dict(cls, data: Mapping[str, Any], where: str = "per_user") -> PerUser:
         if not isinstance(data, Mapping) or data.get("format") != FORMAT:
             got = data.get("format") if isinstance(data, Mapping) else type(data).__name__
             raise BenchError(f"{where}: per-user figures in an unknown format ({got!r}, expected {FORMAT!r}); "

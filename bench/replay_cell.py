@@ -23,8 +23,10 @@ Per-user figures (for paired comparisons) are kept in extras["replay_users"].
 """
 from __future__ import annotations
 
+import functools
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -77,7 +79,7 @@ def run_replay_cell(spec: CellSpec, settings: Settings, progress: Progress, pinn
             train = replay.initial
             phases.start("fit", f"initial fit on {len(train.interactions):,} interactions")
             with RssSampler() as rss:
-                wall, cpu, what = _timed(clock, lambda: strategy.start(train))
+                wall, cpu, what = _timed(clock, functools.partial(strategy.start, train))
             what = "initial fit"
         else:
             update = replay.update(point)
@@ -85,7 +87,7 @@ def run_replay_cell(spec: CellSpec, settings: Settings, progress: Progress, pinn
                                    f"{len(update.window.interactions):,} events, {update.window.new_users.size} new "
                                    f"users, {update.window.new_items.size} new items")
             with RssSampler() as rss:
-                wall, cpu, what = _timed(clock, lambda: strategy.update(update))
+                wall, cpu, what = _timed(clock, functools.partial(strategy.update, update))
             window = update.window.interactions
             pending_items = np.concatenate([pending_items, window.items.astype(np.int64)])
             pending_t = np.concatenate([pending_t, window.timestamps.astype(np.int64)])

@@ -116,7 +116,7 @@ def record_session(run: RunResult, cells: list[str], executor: dict[str, Any]) -
     prov = run.provenance
     previous_wall_s = prov.pop("wall_s", None)  # results.json is "as measured" again until this session ends
     prov.setdefault("resumed", []).append({
-        "at_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "cells": cells,
+        "at_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "cells": cells,
         "executor": executor, "previous_wall_s": previous_wall_s})
 
 

@@ -49,8 +49,8 @@ def ensure_dir(path: Path) -> Path:
     """Create `path` (and parents) and prove it writable, or say how to pick another one."""
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".probe-", delete=True)
-        probe.close()
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".probe-", delete=True):
+            pass
     except OSError as exc:
         raise ConfigError(
             f"data directory {path} cannot be written ({exc.strerror or exc}); "

@@ -24,7 +24,7 @@ class Interactions:
     def __len__(self) -> int:
         return int(self.users.shape[0])
 
-    def subset(self, mask_or_index: np.ndarray) -> "Interactions":
+    def subset(self, mask_or_index: np.ndarray) -> Interactions:
         ts = None if self.timestamps is None else self.timestamps[mask_or_index]
         return Interactions(self.users[mask_or_index], self.items[mask_or_index], self.ratings[mask_or_index], ts)
 
@@ -113,7 +113,7 @@ class Split:
     def n_items(self) -> int:
         return self.dataset.n_items
 
-    def train_set(self) -> "TrainSet":
+    def train_set(self) -> TrainSet:
         return TrainSet(self.train, self.n_users, self.n_items, self.dataset.item_text)
 
     def test_users(self) -> np.ndarray:

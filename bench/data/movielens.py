@@ -21,15 +21,23 @@ import csv
 import io
 import re
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
-from bench.data.cache import (copy_dir_atomically, copy_file_atomically, download_url, ensure_dir, pip_download, resolve_data_dir,
-                               sha256_file, verify_manifest)
+from bench.data.cache import (
+    copy_dir_atomically,
+    copy_file_atomically,
+    download_url,
+    ensure_dir,
+    pip_download,
+    resolve_data_dir,
+    sha256_file,
+    verify_manifest,
+)
 from bench.data.checksum import fast_canonical_checksum
 from bench.data.dataset import Dataset, Interactions, ItemText
 from bench.errors import DataError

@@ -47,7 +47,7 @@ class ReplayConfig:
     def window_s(self) -> int:
         return int(round(self.window_days * DAY_S))
 
-    def validate(self) -> "ReplayConfig":
+    def validate(self) -> ReplayConfig:
         if not 0.0 < self.start < 1.0:
             raise ConfigError(f"replay start={self.start:g} must lie strictly between 0 and 1 (a share of the timeline)")
         if not self.window_days > 0 or self.window_s < 1:

@@ -6,8 +6,8 @@ Each part keeps the dataset's original row order, so a split is a pure function 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -163,12 +163,9 @@ def _unique_pairs(users: np.ndarray, items: np.ndarray, counts: np.ndarray, trut
         if need.sum() == 0:
             return have_u, have_i
         users = np.repeat(np.arange(counts.shape[0]), np.where(need > 0, need * 2 + 2, 0))
-        if round_ < 10:
-            items = _draw_items(users, truth, rng)
-        else:
-            # a heavy user with sharp tastes may have few items left that the model ever picks: fill the
-            # rest uniformly (each draw is new with probability >= 1/2, as a user holds <= half the catalogue)
-            items = rng.integers(n_items, size=users.shape[0])
+        # after 10 rounds, a heavy user with sharp tastes may have few items left that the model ever picks: fill
+        # the rest uniformly (each draw is new with probability >= 1/2, as a user holds <= half the catalogue)
+        items = _draw_items(users, truth, rng) if round_ < 10 else rng.integers(n_items, size=users.shape[0])
     # the caps in _user_counts make this unreachable in practice; fail loudly rather than return short data
     raise ConfigError("synthetic: could not draw enough distinct (user, item) pairs; ask for fewer interactions")
 

@@ -9,7 +9,8 @@ A new executor is one module plus one `register` call: a factory taking the keyw
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from bench.errors import ConfigError
 from bench.executors.base import CellTask, Executor, Listener

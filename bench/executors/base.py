@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import time
 import traceback
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Protocol
 
 from bench.errors import BenchError
 from bench.results import CellResult
@@ -91,7 +92,7 @@ def execute_cell(task: CellTask, progress: Callable[[str], None]) -> tuple[str, 
                           expected_checksum=task.data_checksum)
         stamp_times(result, started, time.time())
         return "result", result
-    except BaseException as exc:  # report everything, including MemoryError and KeyboardInterrupt
+    except BaseException as exc:  # noqa: BLE001 - report everything, including MemoryError and KeyboardInterrupt
         if isinstance(exc, BenchError):
             reason = str(exc)
         elif isinstance(exc, MemoryError):

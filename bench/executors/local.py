@@ -5,14 +5,15 @@ A cell that raises, dies or outlives its timeout becomes a failed row with the r
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from bench.errors import ConfigError
-from bench.executors.base import (CellTask, Listener, execute_cell, failed_result, node_record, stamp_node,
-                                  stamp_times)
+from bench.executors.base import CellTask, Listener, execute_cell, failed_result, node_record, stamp_node, stamp_times
 from bench.results import CellResult
 from bench.scenario import CellSpec, Settings
 
@@ -27,10 +28,8 @@ def _child(task: CellTask, conn, parent_pid: int | None = None) -> None:
         die_with_parent(parent_pid)  # a parent killed by SIGKILL must not leave this cell running
     try:
         outcome = execute_cell(task, progress=lambda msg: conn.send(("progress", msg)))
-        try:
+        with contextlib.suppress(OSError):  # the parent is gone (its pipe is closed): nobody to tell
             conn.send(outcome)
-        except OSError:
-            pass  # the parent is gone (its pipe is closed): nobody to tell
     finally:
         conn.close()
 

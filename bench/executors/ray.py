@@ -16,11 +16,13 @@ more cells; the other cells go on (`recbench run --resume RUN_DIR` reruns the fa
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from bench.errors import ConfigError
 from bench.executors.base import CellTask, Listener, execute_cell, failed_result, node_record, stamp_node, stamp_times
@@ -106,7 +108,7 @@ class RayExecutor:
         try:
             ray.init(address=self.address, namespace="recbench", log_to_driver=False, logging_level=logging.WARNING,
                      configure_logging=False)
-        except Exception as exc:  # ConnectionError, RuntimeError, ValueError, ... depending on the address kind
+        except Exception as exc:  # noqa: BLE001 - ConnectionError, RuntimeError, ValueError, ... by address kind
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
             raise ConfigError(f"cannot connect to a Ray cluster at {self.address} ({first}); start one "
                               "(`ray start --head`, `ray up`, KubeRay) or pass --address ray://HOST:PORT") from None
@@ -152,7 +154,7 @@ class RayExecutor:
             node = self._nodes[name]
             try:
                 record = ray.get(ref, timeout=max(1.0, deadline - time.monotonic()))
-            except Exception as exc:  # a node that cannot run a probe cannot run cells
+            except Exception as exc:  # noqa: BLE001 - a node that cannot run a probe cannot run cells
                 node.usable, node.why_not = False, f"probe failed: {_first_line(exc)}"
                 ray.cancel(ref, force=True)
                 continue
@@ -226,7 +228,7 @@ class RayExecutor:
         task, node = entry.task, entry.node
         try:
             kind, payload, node_id = ray.get(ref)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a lost worker, node or task: the cell fails, the run goes on
             result = failed_result(task.spec, self._failure_reason(entry, exc), time.monotonic() - entry.started_monotonic)
             stamp_times(result, entry.started_unix_s, time.time())  # as seen from the driver
             result.provenance.pop("cell_pid", None)  # the driver's pid says nothing about the cell
@@ -269,7 +271,7 @@ class RayExecutor:
         ref = ray.remote(_ping).options(num_cpus=0, max_retries=0, scheduling_strategy=self._on(node)).remote()
         try:
             return bool(ray.get(ref, timeout=PING_TIMEOUT_S))
-        except Exception:
+        except Exception:  # noqa: BLE001 - any failure to answer means the node is not usable
             ray.cancel(ref, force=True)
             return False
 
@@ -297,10 +299,9 @@ class RayExecutor:
     def shutdown(self) -> None:
         ray = self._ray
         for ref in list(self._running):
-            try:
+            # best effort: a task that already ended or whose node is gone cannot be cancelled, and shutdown goes on
+            with contextlib.suppress(Exception):
                 ray.cancel(ref, force=True)
-            except Exception:
-                pass
         self._running.clear()
         self._pending.clear()
         if self._connected:

@@ -16,6 +16,7 @@ Sources, best first:
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import time
@@ -104,16 +105,16 @@ def _nvml_energy_mj() -> tuple[Any, dict[int, int]] | None:
     try:
         import pynvml  # noqa: PLC0415 - optional
         pynvml.nvmlInit()
-    except Exception:
+    except Exception:  # noqa: BLE001 - no module, no library or no driver: no GPU energy reading
         return None
     readings: dict[int, int] = {}
     try:
         for i in range(pynvml.nvmlDeviceGetCount()):
             try:
                 readings[i] = int(pynvml.nvmlDeviceGetTotalEnergyConsumption(pynvml.nvmlDeviceGetHandleByIndex(i)))
-            except Exception:  # pre-Volta: not supported
+            except Exception:  # noqa: BLE001 - pre-Volta: not supported
                 continue
-    except Exception:
+    except Exception:  # noqa: BLE001 - NVML failing mid-query: no GPU energy reading
         return None
     return (pynvml, readings) if readings else None
 
@@ -144,7 +145,7 @@ class EnergyMeter:
                              "inside the process doing the work (or close the window before it exits)") from None
         return t.user + t.system + getattr(t, "children_user", 0.0) + getattr(t, "children_system", 0.0)
 
-    def __enter__(self) -> "EnergyMeter":
+    def __enter__(self) -> EnergyMeter:
         self._zones = rapl_package_zones(self.rapl_root)
         self._rapl_start = {z: _read_uj(z) for z in self._zones}
         self._nvml = _nvml_energy_mj() if self.gpu else None
@@ -176,10 +177,8 @@ class EnergyMeter:
                         f"gpu:{i}", (mj1 - mj0) / 1e3, "measured",
                         "NVML nvmlDeviceGetTotalEnergyConsumption (whole device)"))
             finally:
-                try:
+                with contextlib.suppress(Exception):  # shutting NVML down is best effort
                     pynvml.nvmlShutdown()
-                except Exception:
-                    pass
         missing = []
         if self.gpu is True and not any(c.domain.startswith("gpu") for c in components):
             missing.append("gpu: not included (NVML total-energy counter unavailable: install nvidia-ml-py, "

@@ -11,6 +11,7 @@ Nothing here imports torch: CUDA figures are read only when the process has alre
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -95,7 +96,7 @@ class RssSampler:
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             return None
 
-    def start(self) -> "RssSampler":
+    def start(self) -> RssSampler:
         if self._thread is not None:
             raise BenchError("RssSampler already started; create a new sampler per measurement window")
         self._hwm_reset = _reset_vmhwm(self.pid)
@@ -160,7 +161,7 @@ class RssSampler:
             raise BenchError("RssSampler.report() before stop(); leave the `with` block first")
         return self._report
 
-    def __enter__(self) -> "RssSampler":
+    def __enter__(self) -> RssSampler:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -206,7 +207,7 @@ def nvml_device_memory(index: int = 0) -> dict[str, Any]:
         return {"available": False, "reason": "pynvml not importable (pip install nvidia-ml-py)"}
     try:
         pynvml.nvmlInit()
-    except Exception as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
+    except Exception as exc:  # noqa: BLE001 - NVMLError_LibraryNotFound, DriverNotLoaded, ...
         return {"available": False, "reason": f"NVML init failed: {exc}"}
     try:
         handle = pynvml.nvmlDeviceGetHandleByIndex(index)
@@ -215,13 +216,11 @@ def nvml_device_memory(index: int = 0) -> dict[str, Any]:
         return {"available": True, "index": index, "name": name.decode() if isinstance(name, bytes) else str(name),
                 "used_bytes": int(info.used), "total_bytes": int(info.total),
                 "method": "NVML nvmlDeviceGetMemoryInfo (whole device, all processes)"}
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any NVML error: reported as unavailable, with why
         return {"available": False, "reason": f"NVML query failed: {exc}"}
     finally:
-        try:
+        with contextlib.suppress(Exception):  # shutting NVML down is best effort
             pynvml.nvmlShutdown()
-        except Exception:
-            pass
 
 
 # ---------------------------------------------------------------- static footprints

@@ -8,8 +8,9 @@ recbench comparison claims). The verdict and both medians are returned as plain 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -28,7 +28,7 @@ _SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512
 
 
 def utc_now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 def git_version(start: str | Path | None = None) -> dict[str, Any]:
@@ -118,7 +118,7 @@ def _gpus() -> list[str]:
     try:
         if torch.cuda.is_available():
             return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    except Exception:
+    except Exception:  # noqa: BLE001 - a broken CUDA set-up means no GPU to record, never a failed run
         pass
     return []
 

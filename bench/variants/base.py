@@ -4,8 +4,9 @@ Recommenders call `encode` / `score_pairs`; variants decide eager vs quantised v
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 

@@ -19,16 +19,26 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from bench.errors import ConfigError
 from bench.cache_lock import artefact_lock
-from bench.models import (FILES_KEY, ResolvedModel, check_files, copy_tokenizer, default_cache_dir, publish_dir,
-                          read_manifest, resolve_local, write_manifest)
+from bench.errors import ConfigError
+from bench.models import (
+    FILES_KEY,
+    ResolvedModel,
+    check_files,
+    copy_tokenizer,
+    default_cache_dir,
+    publish_dir,
+    read_manifest,
+    resolve_local,
+    write_manifest,
+)
 from bench.variants.base import Preparation
 
 _LAYER_KEY = re.compile(r"^(encoder\.layer\.|h\.|layers\.)(\d+)\.")
@@ -107,7 +117,7 @@ def _init_student(teacher_module, n_layers: int):
     from transformers import AutoModel
 
     config = copy.deepcopy(teacher_module.config)
-    teacher_layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer")
+    teacher_layers = getattr(config, "num_hidden_layers", None) or config.n_layer
     if hasattr(config, "num_hidden_layers"):
         config.num_hidden_layers = n_layers
     if hasattr(config, "n_layer"):
@@ -124,7 +134,7 @@ def _init_student(teacher_module, n_layers: int):
     return student, picks, teacher_layers
 
 
-def distil(teacher: ResolvedModel, texts: Sequence[str] | None, settings: "DistilSettings | None" = None,
+def distil(teacher: ResolvedModel, texts: Sequence[str] | None, settings: DistilSettings | None = None,
            device: str = "cpu", cache_dir: Path | None = None) -> tuple[ResolvedModel, Preparation]:
     """Train (or reuse) a student of `teacher` on `texts`; returns it as a local model plus its one-time cost."""
     settings = settings or DistilSettings()
@@ -259,7 +269,7 @@ def _train(teacher: ResolvedModel, unique: list[str], texts_sha: str, target: Pa
 
 def _teacher_depth(module) -> int:
     cfg = module.config
-    return int(getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layer"))
+    return int(getattr(cfg, "num_hidden_layers", None) or cfg.n_layer)
 
 
 def _save_student(student, teacher: ResolvedModel, target: Path, meta: dict[str, Any]) -> None:

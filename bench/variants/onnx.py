@@ -27,10 +27,17 @@ from typing import Any
 
 import numpy as np
 
-from bench.errors import BenchError
 from bench.cache_lock import artefact_lock
-from bench.models import (FILES_KEY, ResolvedModel, check_files, default_cache_dir, file_sha256, publish_dir,
-                          record_files)
+from bench.errors import BenchError
+from bench.models import (
+    FILES_KEY,
+    ResolvedModel,
+    check_files,
+    default_cache_dir,
+    file_sha256,
+    publish_dir,
+    record_files,
+)
 from bench.variants.base import Preparation
 from bench.variants.runtime import mean_pool_np
 

@@ -34,8 +34,9 @@ import shutil
 import tempfile
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -221,9 +222,7 @@ def float_matmuls(graph, kinds: Sequence[str] = FLOAT_MATMULS) -> list[str]:
         if n.op_type != "MatMul":
             continue
         shape = next((weights[i] for i in n.input if i in weights), None)
-        if shape is None and "attention" in kinds:
-            names.append(n.name)
-        elif shape is not None and len(shape) == 2 and shape[0] > shape[1] and "ffn-down" in kinds:
+        if shape is None and "attention" in kinds or shape is not None and len(shape) == 2 and shape[0] > shape[1] and "ffn-down" in kinds:
             names.append(n.name)
     return names
 

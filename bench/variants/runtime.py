@@ -7,9 +7,10 @@ variant for both, and the work timed is the same for every runtime (tokenisation
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -237,7 +238,7 @@ class CrossEncoder(_Transformer):
         q, d = self._pairs(queries, docs)
         return self._core.run_sorted(q, d, _check_batch_size(batch_size))
 
-    def set_head(self, weight: np.ndarray, bias: float = 0.0) -> "CrossEncoder":
+    def set_head(self, weight: np.ndarray, bias: float = 0.0) -> CrossEncoder:
         w = np.asarray(weight, dtype=np.float32).reshape(-1)
         if w.shape[0] != self.dim:
             raise ConfigError(f"score head has {w.shape[0]} weights but the joint representation has {self.dim} "

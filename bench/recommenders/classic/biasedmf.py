@@ -85,7 +85,7 @@ class BiasedMF(ScoringRecommender):
         self.item_factors_: np.ndarray | None = None
         self.rating_range_: tuple[float, float] = (-np.inf, np.inf)
 
-    def fit(self, train: TrainSet) -> "BiasedMF":
+    def fit(self, train: TrainSet) -> BiasedMF:
         self._remember_seen(train)
         inter = train.interactions
         if len(inter) == 0:

@@ -31,7 +31,7 @@ class EASE(ScoringRecommender):
         self.weights_: np.ndarray | None = None
         self._weights_cuda = None  # the torch copy of weights_ on the GPU when device="cuda"
 
-    def fit(self, train: TrainSet) -> "EASE":
+    def fit(self, train: TrainSet) -> EASE:
         self._remember_seen(train)
         if self.device == "cuda":
             return self._fit_cuda()
@@ -45,7 +45,7 @@ class EASE(ScoringRecommender):
         self.weights_ = b.astype(np.float32)
         return self
 
-    def _fit_cuda(self) -> "EASE":
+    def _fit_cuda(self) -> EASE:
         import torch
 
         from bench.variants.device import resolve_device

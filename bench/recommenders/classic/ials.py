@@ -34,7 +34,7 @@ class IALS(ScoringRecommender):
         self.item_factors_: np.ndarray | None = None
         self._model = None  # implicit's AlternatingLeastSquares once fitted
 
-    def fit(self, train: TrainSet) -> "IALS":
+    def fit(self, train: TrainSet) -> IALS:
         from implicit.cpu.als import AlternatingLeastSquares  # imported here: loading `implicit` is slow
         from threadpoolctl import threadpool_limits  # a dependency of `implicit` itself
 
@@ -52,7 +52,7 @@ class IALS(ScoringRecommender):
         self.user_factors_ = np.ascontiguousarray(self._model.user_factors, dtype=np.float32)
         self.item_factors_ = np.ascontiguousarray(self._model.item_factors, dtype=np.float32)
 
-    def fold_in(self, train: TrainSet, users: np.ndarray, items: np.ndarray) -> "IALS":
+    def fold_in(self, train: TrainSet, users: np.ndarray, items: np.ndarray) -> IALS:
         """Absorb `train` (the fitted history plus new interactions) without a full refit.
 
         `implicit`'s partial fit: first each of `items` (new items) gets the least-squares item factor given

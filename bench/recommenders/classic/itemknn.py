@@ -6,8 +6,13 @@ import scipy.sparse as sp
 
 from bench.data.dataset import TrainSet
 from bench.recommenders.base import ScoringRecommender
-from bench.recommenders.classic._common import (check_positive_int, cosine_topk_from_gram, cosine_topk_rows, csr_nbytes,
-                                                require_fitted)
+from bench.recommenders.classic._common import (
+    check_positive_int,
+    cosine_topk_from_gram,
+    cosine_topk_rows,
+    csr_nbytes,
+    require_fitted,
+)
 
 
 class ItemKNN(ScoringRecommender):
@@ -25,7 +30,7 @@ class ItemKNN(ScoringRecommender):
         self.k = check_positive_int("k", k, "ItemKNN")
         self.similarity_: sp.csr_matrix | None = None
 
-    def fit(self, train: TrainSet) -> "ItemKNN":
+    def fit(self, train: TrainSet) -> ItemKNN:
         self._remember_seen(train)
         x = self._seen
         # row i of `nbrs` holds item i's k neighbours; scoring needs column i = i's neighbours, so transpose
@@ -33,7 +38,7 @@ class ItemKNN(ScoringRecommender):
         self.similarity_ = sp.csr_matrix(nbrs.T)
         return self
 
-    def fit_from_gram(self, train: TrainSet, gram: sp.spmatrix | np.ndarray) -> "ItemKNN":
+    def fit_from_gram(self, train: TrainSet, gram: sp.spmatrix | np.ndarray) -> ItemKNN:
         """The same model as fit(train), from the item co-occurrence matrix X^T X of train's binary matrix X
         (kept up to date incrementally by the caller) instead of X itself."""
         self._remember_seen(train)

@@ -17,7 +17,7 @@ class Pop(ScoringRecommender):
         super().__init__()
         self.counts_: np.ndarray | None = None
 
-    def fit(self, train: TrainSet) -> "Pop":
+    def fit(self, train: TrainSet) -> Pop:
         self._remember_seen(train)
         # distinct users per item (the binary matrix), so a repeated event does not count twice
         self.counts_ = np.asarray(self._seen.sum(axis=0), dtype=np.float32).ravel()

@@ -24,7 +24,7 @@ class UserKNN(ScoringRecommender):
         self.k = check_positive_int("k", k, "UserKNN")
         self.neighbours_: sp.csr_matrix | None = None
 
-    def fit(self, train: TrainSet) -> "UserKNN":
+    def fit(self, train: TrainSet) -> UserKNN:
         self._remember_seen(train)
         self.neighbours_ = cosine_topk_rows(self._seen, self.k)
         return self

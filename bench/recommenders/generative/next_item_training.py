@@ -11,8 +11,8 @@ user is h . e_i + b_i with h the last layer at the user's last history position.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -91,7 +91,7 @@ class HoldOut:
 
     @classmethod
     def build(cls, sequences: list[np.ndarray], users: np.ndarray, targets: np.ndarray, max_len: int,
-              bos: int) -> "HoldOut":
+              bos: int) -> HoldOut:
         return cls([history_tokens(sequences[u], max_len, bos) for u in users.tolist()],
                    [sequences[u] for u in users.tolist()], targets)
 

@@ -14,8 +14,8 @@ Three request shapes over one user and N candidates:
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -81,7 +81,7 @@ class PromptBook:
 
     @classmethod
     def build(cls, interactions: Interactions, item_text: ItemText, n_users: int, history_len: int,
-              tokenizer: BpeTokenizer | None = None) -> "PromptBook":
+              tokenizer: BpeTokenizer | None = None) -> PromptBook:
         tok = tokenizer or BpeTokenizer()
         titles = [item_title(item_text, i) for i in range(len(item_text.titles))]
         return cls(tok, titles, histories(interactions, n_users, history_len), int(tok.encode(ANSWER)[0]),
