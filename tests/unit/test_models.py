@@ -99,6 +99,26 @@ def test_checksum_memo_is_keyed_on_size_and_mtime(tmp_path, model_cache_dir):
     assert file_sha256(f, model_cache_dir) != first
 
 
+def test_a_full_disk_while_remembering_a_checksum_still_returns_it(tmp_path, monkeypatch):
+    import errno
+    import hashlib
+    import os
+
+    import bench.models as models
+
+    f = tmp_path / "w.bin"
+    f.write_bytes(b"abc")
+    monkeypatch.setattr(models, "RACY_WINDOW_S", -1.0)  # remember even a file written just now
+
+    def enospc(*_args, **_kw):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", enospc)
+    cache = tmp_path / "cache"
+    assert file_sha256(f, cache) == hashlib.sha256(b"abc").hexdigest()
+    assert [p.name for p in cache.iterdir()] == []  # no memo, half-written or temporary, and no failure either
+
+
 def test_missing_minilm_package_names_the_pip_command(monkeypatch):
     import builtins
 
