@@ -119,7 +119,8 @@ def check_fit_memory(recommender: str, n_users: int, n_items: int, n_interaction
         return None
     available = available_memory_bytes() if available_bytes is None else int(available_bytes)
     if need > HEADROOM * available and recommender in DECODER_RECOMMENDERS:
-        _, why = decoder_memory(params or {}, variant)
+        found = decoder_memory(params or {}, variant)  # not None: `need` came from it
+        why = found[1] if found is not None else "estimated from the model's size"
         raise FitMemoryError(
             f"{recommender} cannot hold {(params or {}).get('model', 'its model')} in {variant} here: it needs "
             f"about {_gib(need)} ({why}) and {_gib(available)} is available; use a smaller model, bf16 or int8, "

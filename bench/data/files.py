@@ -13,6 +13,7 @@ Every problem is one DataError line naming the file, the row or columns, and the
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +53,7 @@ def _separator(path: Path, suffix: str) -> str:
     with open(path, encoding="utf-8", errors="replace") as f:
         header = f.readline()
     counts = {sep: header.count(sep) for sep in ("\t", ",", ";", "|")}
-    best = max(counts, key=counts.get)
+    best = max(counts, key=lambda sep: counts[sep])
     return best if counts[best] else ","
 
 
@@ -81,7 +82,7 @@ def _read_table(path: Path, what: str) -> pd.DataFrame:
 def _find_columns(frame: pd.DataFrame, required: tuple[str, ...], optional: tuple[str, ...],
                   path: Path, what: str) -> dict[str, str]:
     """Map each role to the file's column; DataError naming the missing roles and the columns present."""
-    by_name = {}
+    by_name: dict[str, str] = {}
     for col in frame.columns:
         by_name.setdefault(_normalise(col), col)
     found = {}
@@ -187,7 +188,7 @@ def read_interactions(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndar
     return users[keep], items[keep], ratings[keep].astype(np.float32), ts
 
 
-def read_item_text(path: str | Path, item_ids: np.ndarray) -> ItemText:
+def read_item_text(path: str | os.PathLike[str], item_ids: np.ndarray) -> ItemText:
     """Item text aligned to `item_ids` (the dense catalogue order)."""
     path = Path(path).expanduser()
     what = "item-text file"
@@ -219,7 +220,7 @@ def read_item_text(path: str | Path, item_ids: np.ndarray) -> ItemText:
     return ItemText(titles, years, genres)
 
 
-def load(path: str | Path, items: str | Path | None = None, name: str | None = None) -> Dataset:
+def load(path: str | os.PathLike[str], items: str | os.PathLike[str] | None = None, name: str | None = None) -> Dataset:
     """A Dataset from the user's interactions file (and item-text file); checksum over original ids."""
     path = Path(path).expanduser()
     users, item_col, ratings, ts = read_interactions(path)

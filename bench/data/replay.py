@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -65,7 +66,7 @@ def parse_spec(spec: str) -> ReplayConfig:
     """`replay` or `replay:start=0.5,window_days=7,windows=15` -> ReplayConfig (ConfigError on anything else)."""
     if not is_replay(spec):
         raise ConfigError(f"{spec!r} is not a replay spec: use replay[:start=0.5,window_days=7,windows=0]")
-    values: dict[str, float | int] = {}
+    values: dict[str, Any] = {}  # each key's type is _KEYS[key]
     _, _, rest = spec.partition(":")
     for part in filter(None, (p.strip() for p in rest.split(","))):
         key, sep, raw = part.partition("=")
@@ -131,7 +132,7 @@ class Replay:
 
     @cached_property
     def _times(self) -> np.ndarray:
-        return self.dataset.interactions.timestamps[self.order]
+        return _timestamps(self.dataset)[self.order]
 
     def _before(self, t: int) -> Interactions:
         """Interactions with timestamp < t, in time order."""
@@ -181,7 +182,7 @@ class Replay:
     def _item_first_seen(self) -> np.ndarray:
         inter = self.dataset.interactions
         first = np.full(self.n_items, np.iinfo(np.int64).max, dtype=np.int64)
-        np.minimum.at(first, inter.items.astype(np.int64), inter.timestamps.astype(np.int64))
+        np.minimum.at(first, inter.items.astype(np.int64), _timestamps(self.dataset).astype(np.int64))
         return first
 
     def _first_seen_between(self, lo: int, hi: int) -> np.ndarray:
@@ -197,17 +198,23 @@ class Replay:
                              "new_items": int(w.new_items.size)} for w in self.windows]}
 
 
+def _timestamps(dataset: Dataset) -> np.ndarray:
+    """The dataset's event times; a replay of a dataset without them is refused with what to do."""
+    ts = dataset.interactions.timestamps
+    if ts is None:
+        raise ConfigError(f"a replay needs timestamps and {dataset.name} has none: use a dataset with time stamps")
+    return ts
+
+
 def make_replay(dataset: Dataset, config: ReplayConfig | str = ReplayConfig()) -> Replay:
     """Cut `dataset` into an initial part and fixed windows (see the module docstring)."""
     if isinstance(config, str):
         config = parse_spec(config)
     config.validate()
     inter = dataset.interactions
-    if inter.timestamps is None:
-        raise ConfigError(f"a replay needs timestamps and {dataset.name} has none: use a dataset with time stamps")
+    ts = _timestamps(dataset).astype(np.int64)
     if len(inter) == 0:
         raise ConfigError(f"{dataset.name} has no interactions to replay")
-    ts = inter.timestamps.astype(np.int64)
     order = np.lexsort((np.arange(len(ts)), ts))  # time order; ties keep the file's order
     times = ts[order]
     t_min, t_max = int(times[0]), int(times[-1])

@@ -90,10 +90,10 @@ def temporal_loo(dataset: Dataset, seed: int) -> Split:
     """Per user by timestamp: the last interaction is test, the second-last valid, the rest train.
     Ties in time keep file order (deterministic; the seed is recorded but not needed). A user with two
     interactions gives train + test, with one only train -- so every test user has training history."""
-    if not dataset.has_timestamps:
+    inter = dataset.interactions
+    if inter.timestamps is None:
         raise ConfigError(f"split temporal-loo needs timestamps, which dataset {dataset.name} lacks; "
                           f"use one of: {', '.join(n for n, p in SPLITS.items() if not p.needs_timestamps)}")
-    inter = dataset.interactions
     n = len(inter)
     order = np.lexsort((np.arange(n), inter.timestamps, inter.users))
     rank, size = _group_ranks(inter.users[order])

@@ -120,7 +120,7 @@ def _user_counts(cfg: SyntheticConfig, rng: np.random.Generator) -> np.ndarray:
 
 def _draw_items(users: np.ndarray, truth: SyntheticTruth, rng: np.random.Generator) -> np.ndarray:
     """One item per entry of `users`, from the generative story (vectorised; loops over topics only)."""
-    n = users.shape[0]
+    n = int(users.shape[0])
     n_topics, n_items = truth.topic_items.shape
     # topic z ~ theta_u by inverse CDF; theta rows sum to 1, so one uniform per draw suffices
     # All users' CDFs laid end to end, user u's shifted by u, so one searchsorted serves every row
@@ -242,7 +242,8 @@ def _item_text(primary: np.ndarray, secondary: np.ndarray, rng: np.random.Genera
     topic_year = 1950 + rng.integers(0, 60, size=len(TOPIC_NAMES))
     years = np.clip(np.rint(topic_year[primary] + rng.normal(0.0, 8.0, size=n_i)), 1920, 2024).astype(np.int32)
     first, second = np.minimum(primary, secondary), np.maximum(primary, secondary)
-    genres = [(names[a],) if a == b else (names[a], names[b]) for a, b in zip(first.tolist(), second.tolist())]
+    genres: list[tuple[str, ...]] = [(names[a],) if a == b else (names[a], names[b])
+                                     for a, b in zip(first.tolist(), second.tolist())]
     return ItemText(titles.tolist(), years, genres)
 
 

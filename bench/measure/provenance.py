@@ -63,7 +63,8 @@ def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]
 
 
 def _cpuinfo() -> dict[str, Any]:
-    model, flags = None, set()
+    model: str | None = None
+    flags: set[str] = set()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
@@ -98,8 +99,8 @@ def vector_int8_features(flags: set[str] | frozenset[str]) -> dict[str, Any]:
 def _cpu_quota_cores() -> float | None:
     """CPU limit of the container (cgroup v2 cpu.max or v1 cfs quota), in cores; None when unlimited."""
     try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
-        return None if quota == "max" else int(quota) / int(period)
+        quota_text, period_text = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        return None if quota_text == "max" else int(quota_text) / int(period_text)
     except (OSError, ValueError):
         pass
     try:

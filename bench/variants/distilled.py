@@ -219,7 +219,8 @@ def _train(teacher: ResolvedModel, unique: list[str], texts_sha: str, target: Pa
         return torch.nn.functional.normalize(mean_pool_torch(student(**enc)[0], enc["attention_mask"]), dim=1)
 
     t_train = time.perf_counter()
-    epochs_done, steps, last_loss, stopped_by = 0, 0, float("nan"), "epochs"
+    epochs_done: float = 0
+    steps, last_loss, stopped_by = 0, float("nan"), "epochs"
     for epoch in range(settings.epochs):
         perm = rng.permutation(len(train))
         for start in range(0, len(train), settings.batch_size):

@@ -136,7 +136,7 @@ def export_onnx(model: ResolvedModel, cache_dir: Path | None = None) -> tuple[Pa
     directory = _export_dir(model, cache_dir)
     with artefact_lock(directory):
         meta = _read_meta(directory)
-        problem = "not exported yet"
+        problem: str | None = "not exported yet"
         if (directory / "model.onnx").is_file() and meta.get("export_s") is not None:
             problem = check_files(directory, meta.get(FILES_KEY), cache_dir)
             if problem is None:
@@ -195,7 +195,7 @@ def quantize_onnx(fp32_file: Path, cache_dir: Path | None = None) -> tuple[Path,
     # one lock for the whole export directory: the quantiser reads the fp32 graph and rewrites the shared metadata
     with artefact_lock(directory):
         meta = _read_meta(directory)
-        problem = "not quantised yet"
+        problem: str | None = "not quantised yet"
         if target.is_file() and meta.get(key) is not None:
             problem = check_files(directory, {target.name: meta.get(_int8_key(target))}
                                   if meta.get(_int8_key(target)) else None, cache_dir)
