@@ -1,11 +1,15 @@
 """Small helpers shared by the classic recommenders: parameter checks, byte counts, sparse top-k pruning."""
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
 import scipy.sparse as sp
 
 from bench.errors import ConfigError
 from bench.recommenders.base import top_k_indices
+
+T = TypeVar("T")
 
 
 def check_positive_int(name: str, value: int, model: str) -> int:
@@ -31,9 +35,11 @@ def csr_nbytes(m: sp.spmatrix | None) -> int:
     return int(m.data.nbytes + m.indices.nbytes + m.indptr.nbytes)
 
 
-def require_fitted(obj: object, attr: str, model: str) -> None:
-    if getattr(obj, attr, None) is None:
+def fitted(value: T | None, model: str) -> T:
+    """`value`, a part of `model`'s fitted state; the error saying fit comes first while it is still None."""
+    if value is None:
         raise RuntimeError(f"{model} is not fitted: call fit(train) before scoring")
+    return value
 
 
 def cosine_topk_rows(x: sp.csr_matrix, k: int, block_rows: int = 1024) -> sp.csr_matrix:
@@ -64,8 +70,7 @@ def cosine_topk_from_gram(gram: sp.spmatrix | np.ndarray, k: int, block_rows: in
     cos(r, s) = G[r, s] / sqrt(G[r, r] G[s, s]). An incremental model keeps G up to date cheaply (a changed row
     of x changes G by two outer products) and rebuilds the k-neighbour matrix from it without touching x.
     """
-    dense = not sp.issparse(gram)
-    g = np.asarray(gram, dtype=np.float64) if dense else sp.csr_matrix(gram, dtype=np.float64)
+    g = sp.csr_matrix(gram, dtype=np.float64) if sp.issparse(gram) else np.asarray(gram, dtype=np.float64)
     n = g.shape[0]
     diag = np.asarray(g.diagonal(), dtype=np.float64)
     inv = np.divide(1.0, np.sqrt(diag), out=np.zeros_like(diag), where=diag > 0)
@@ -73,7 +78,7 @@ def cosine_topk_from_gram(gram: sp.spmatrix | np.ndarray, k: int, block_rows: in
     blocks = []
     for start in range(0, n, block_rows):
         stop = min(start + block_rows, n)
-        rows = g[start:stop] if dense else g[start:stop].toarray()
+        rows = g[start:stop] if isinstance(g, np.ndarray) else g[start:stop].toarray()
         blocks.append(_block_topk(rows * inv[start:stop, None] * inv[None, :], start, k))
     return _assemble_topk(blocks, n)
 

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from bench.data.dataset import TrainSet
 from bench.errors import ConfigError
 from bench.recommenders.base import ScoringRecommender
-from bench.recommenders.classic._common import check_non_negative, check_positive_int, require_fitted
+from bench.recommenders.classic._common import check_non_negative, check_positive_int, fitted
 
 
 def _pattern(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -118,42 +118,49 @@ class BiasedMF(ScoringRecommender):
         self.rating_range_ = (float(ratings.min()), float(ratings.max()))
         return self
 
+    def _fitted(self) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(mu, user biases, item biases, user factors, item factors), or the error saying fit comes first."""
+        return (fitted(self.mu_, "BiasedMF"), fitted(self.user_bias_, "BiasedMF"),
+                fitted(self.item_bias_, "BiasedMF"), fitted(self.user_factors_, "BiasedMF"),
+                fitted(self.item_factors_, "BiasedMF"))
+
     def _raw(self, users: np.ndarray) -> np.ndarray:
-        return (self.mu_ + self.user_bias_[users, None] + self.item_bias_[None, :]
-                + self.user_factors_[users] @ self.item_factors_.T)
+        mu, user_bias, item_bias, user_factors, item_factors = self._fitted()
+        return mu + user_bias[users, None] + item_bias[None, :] + user_factors[users] @ item_factors.T
 
     def score(self, users: np.ndarray) -> np.ndarray:
-        require_fitted(self, "user_factors_", "BiasedMF")
         # rank by the unclipped prediction: clipping would tie every item predicted above the top rating
         return np.asarray(self._raw(np.asarray(users, dtype=np.int64)), dtype=np.float32)
 
     def predict_rating(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Predicted rating of each (users[j], items[j]) pair, clipped to the training rating range."""
-        require_fitted(self, "user_factors_", "BiasedMF")
+        mu, user_bias, item_bias, user_factors, item_factors = self._fitted()
         users = np.asarray(users, dtype=np.int64)
         items = np.asarray(items, dtype=np.int64)
         if users.shape != items.shape:
             raise ConfigError(f"BiasedMF.predict_rating: users {users.shape} and items {items.shape} "
                               "must have the same shape: pass one item per user")
-        pred = (self.mu_ + self.user_bias_[users] + self.item_bias_[items]
-                + np.einsum("nf,nf->n", self.user_factors_[users], self.item_factors_[items]))
+        pred = (mu + user_bias[users] + item_bias[items]
+                + np.einsum("nf,nf->n", user_factors[users], item_factors[items]))
         if self.clip:
             pred = np.clip(pred, *self.rating_range_)
         return pred.astype(np.float32)
 
     def flops_per_user(self, users: np.ndarray) -> float:
         """one user factor against every item factor: 2 x factors x n_items."""
-        require_fitted(self, "item_factors_", "BiasedMF")
-        return 2.0 * self.item_factors_.shape[1] * self.item_factors_.shape[0]
+        item_factors = fitted(self.item_factors_, "BiasedMF")
+        return 2.0 * item_factors.shape[1] * item_factors.shape[0]
 
     def bytes_per_user(self, users: np.ndarray) -> float:
         """the item factor matrix + the item biases read once, the user's factor, the score row."""
-        require_fitted(self, "item_factors_", "BiasedMF")
-        return float(self.item_factors_.nbytes + self.item_factors_.itemsize * self.item_factors_.shape[1]) + float(self.item_bias_.nbytes) \
+        item_factors = fitted(self.item_factors_, "BiasedMF")
+        item_bias = fitted(self.item_bias_, "BiasedMF")
+        return float(item_factors.nbytes + item_factors.itemsize * item_factors.shape[1]) + float(item_bias.nbytes) \
             + self._ranking_bytes()
 
     def footprint(self) -> int:
         if self.user_factors_ is None:
             return 0
-        return int(self.user_factors_.nbytes + self.item_factors_.nbytes
-                   + self.user_bias_.nbytes + self.item_bias_.nbytes + np.float32(0).nbytes)
+        _, user_bias, item_bias, user_factors, item_factors = self._fitted()
+        return int(user_factors.nbytes + item_factors.nbytes + user_bias.nbytes + item_bias.nbytes
+                   + np.float32(0).nbytes)

@@ -1,12 +1,18 @@
 """EASE^R (Steck 2019): a closed-form item-item linear model with a zero diagonal."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+import scipy.sparse as sp
 
 from bench.data.dataset import TrainSet
 from bench.errors import ConfigError
 from bench.recommenders.base import ScoringRecommender
-from bench.recommenders.classic._common import check_non_negative, csr_nbytes, require_fitted
+from bench.recommenders.classic._common import check_non_negative, csr_nbytes, fitted
+
+if TYPE_CHECKING:  # torch is imported only for device="cuda"
+    import torch
 
 
 class EASE(ScoringRecommender):
@@ -29,13 +35,13 @@ class EASE(ScoringRecommender):
             raise ConfigError(f"EASE: device={device!r} is unknown: use cpu or cuda")
         self.device = device
         self.weights_: np.ndarray | None = None
-        self._weights_cuda = None  # the torch copy of weights_ on the GPU when device="cuda"
+        self._weights_cuda: torch.Tensor | None = None  # the torch copy of weights_ on the GPU when device="cuda"
 
     def fit(self, train: TrainSet) -> EASE:
         self._remember_seen(train)
         if self.device == "cuda":
             return self._fit_cuda()
-        x = self._seen
+        x = fitted(self._seen, "EASE")
         gram = (x.T @ x).toarray().astype(np.float64)
         # lambda = 0 leaves the Gram matrix singular for any never-seen item; a tiny ridge keeps it solvable
         gram[np.diag_indices_from(gram)] += max(self.l2, 1e-6)
@@ -51,36 +57,41 @@ class EASE(ScoringRecommender):
         from bench.variants.device import resolve_device
 
         resolve_device("cuda")  # no GPU: one line saying so
-        x = self._seen
+        x = fitted(self._seen, "EASE")
         gram = torch.from_numpy((x.T @ x).toarray().astype(np.float64)).to("cuda")
         gram.diagonal().add_(max(self.l2, 1e-6))
         p = torch.linalg.inv(gram)
         b = p / (-torch.diagonal(p))[None, :]
         b.fill_diagonal_(0.0)
-        self._weights_cuda = b.to(torch.float32)
-        self.weights_ = self._weights_cuda.cpu().numpy()
+        weights_cuda = b.to(torch.float32)
+        self._weights_cuda = weights_cuda
+        self.weights_ = weights_cuda.cpu().numpy()
         return self
 
     def score(self, users: np.ndarray) -> np.ndarray:
-        require_fitted(self, "weights_", "EASE")
+        weights, seen = self._fitted()
         if self._weights_cuda is not None:
             import torch
 
-            rows = torch.from_numpy(self._seen[users].toarray().astype(np.float32)).to("cuda")
+            rows = torch.from_numpy(seen[users].toarray().astype(np.float32)).to("cuda")
             return (rows @ self._weights_cuda).cpu().numpy()  # .cpu() waits for the GPU
-        return np.asarray(self._seen[users] @ self.weights_, dtype=np.float32)
+        return np.asarray(seen[users] @ weights, dtype=np.float32)
 
     def flops_per_user(self, users: np.ndarray) -> float:
         """history row (sparse) x dense item-item weights: 2 x nnz(history) x n_items."""
-        nnz = self._seen[np.asarray(users)].nnz
+        nnz = fitted(self._seen, "EASE")[np.asarray(users)].nnz
         return 2.0 * nnz * self.n_items / max(len(users), 1)
 
     def bytes_per_user(self, users: np.ndarray) -> float:
         """one float32 row of the item-item weights per history item, the history row, the score row."""
-        require_fitted(self, "weights_", "EASE")
-        hist = self._seen[np.asarray(users)]
-        per_nnz = self.weights_.shape[1] * self.weights_.itemsize + hist.data.itemsize + hist.indices.itemsize
+        weights, seen = self._fitted()
+        hist = seen[np.asarray(users)]
+        per_nnz = weights.shape[1] * weights.itemsize + hist.data.itemsize + hist.indices.itemsize
         return float(hist.nnz) * per_nnz / max(len(users), 1) + self._ranking_bytes()
+
+    def _fitted(self) -> tuple[np.ndarray, sp.csr_matrix]:
+        """(item-item weights, user-item history), or the error saying fit comes first."""
+        return fitted(self.weights_, "EASE"), fitted(self._seen, "EASE")
 
     def footprint(self) -> int:
         """The dense item-item weights plus the user-item history multiplied with them at scoring time."""

@@ -1,11 +1,13 @@
 """iALS (Hu, Koren & Volinsky 2008) through the `implicit` library's CPU solver."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from bench.data.dataset import TrainSet
 from bench.recommenders.base import ScoringRecommender
-from bench.recommenders.classic._common import check_non_negative, check_positive_int, require_fitted
+from bench.recommenders.classic._common import check_non_negative, check_positive_int, fitted
 
 
 class IALS(ScoringRecommender):
@@ -32,7 +34,7 @@ class IALS(ScoringRecommender):
         self.num_threads = check_positive_int("num_threads", num_threads, "IALS")
         self.user_factors_: np.ndarray | None = None
         self.item_factors_: np.ndarray | None = None
-        self._model = None  # implicit's AlternatingLeastSquares once fitted
+        self._model: Any = None  # implicit's AlternatingLeastSquares once fitted (implicit has no type hints)
 
     def fit(self, train: TrainSet) -> IALS:
         from implicit.cpu.als import AlternatingLeastSquares  # imported here: loading `implicit` is slow
@@ -60,38 +62,44 @@ class IALS(ScoringRecommender):
         interactions, new users included) gets the least-squares user factor given the item factors. Every
         other factor stays as fitted. A user's fold-in is exactly one ALS half-step for that user.
         """
-        require_fitted(self, "user_factors_", "IALS")
+        fitted(self.user_factors_, "IALS")
         from threadpoolctl import threadpool_limits
 
         self._remember_seen(train)
+        seen = fitted(self._seen, "IALS")
         items = np.asarray(items, dtype=np.int64)
         users = np.asarray(users, dtype=np.int64)
         with threadpool_limits(limits=1, user_api="blas"):
             if items.size:
-                item_users = self._seen.T.tocsr()[items]
+                item_users = seen.T.tocsr()[items]
                 self._model.partial_fit_items(items, item_users)
             if users.size:
-                self._model.partial_fit_users(users, self._seen[users])
+                self._model.partial_fit_users(users, seen[users])
         self._copy_factors()
         return self
 
     def score(self, users: np.ndarray) -> np.ndarray:
-        require_fitted(self, "user_factors_", "IALS")
-        return self.user_factors_[users] @ self.item_factors_.T
+        user_factors, item_factors = self._fitted()
+        return user_factors[users] @ item_factors.T
 
     def flops_per_user(self, users: np.ndarray) -> float:
         """one user factor against every item factor: 2 x factors x n_items."""
-        require_fitted(self, "item_factors_", "IALS")
-        return 2.0 * self.item_factors_.shape[1] * self.item_factors_.shape[0]
+        item_factors = fitted(self.item_factors_, "IALS")
+        return 2.0 * item_factors.shape[1] * item_factors.shape[0]
 
     def bytes_per_user(self, users: np.ndarray) -> float:
         """the item factor matrix read once, the user's factor, the score row."""
-        require_fitted(self, "item_factors_", "IALS")
-        return float(self.item_factors_.nbytes + self.item_factors_.itemsize * self.item_factors_.shape[1]) \
+        item_factors = fitted(self.item_factors_, "IALS")
+        return float(item_factors.nbytes + item_factors.itemsize * item_factors.shape[1]) \
             + self._ranking_bytes()
 
     def footprint(self) -> int:
         """User and item factors. (Scoring needs no history: the user factor already summarises it.)"""
         if self.user_factors_ is None:
             return 0
-        return int(self.user_factors_.nbytes + self.item_factors_.nbytes)
+        user_factors, item_factors = self._fitted()
+        return int(user_factors.nbytes + item_factors.nbytes)
+
+    def _fitted(self) -> tuple[np.ndarray, np.ndarray]:
+        """(user factors, item factors), or the error saying fit comes first."""
+        return fitted(self.user_factors_, "IALS"), fitted(self.item_factors_, "IALS")

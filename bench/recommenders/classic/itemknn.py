@@ -11,7 +11,7 @@ from bench.recommenders.classic._common import (
     cosine_topk_from_gram,
     cosine_topk_rows,
     csr_nbytes,
-    require_fitted,
+    fitted,
 )
 
 
@@ -32,7 +32,7 @@ class ItemKNN(ScoringRecommender):
 
     def fit(self, train: TrainSet) -> ItemKNN:
         self._remember_seen(train)
-        x = self._seen
+        x = fitted(self._seen, "ItemKNN")
         # row i of `nbrs` holds item i's k neighbours; scoring needs column i = i's neighbours, so transpose
         nbrs = cosine_topk_rows(sp.csr_matrix(x.T), self.k)
         self.similarity_ = sp.csr_matrix(nbrs.T)
@@ -46,25 +46,29 @@ class ItemKNN(ScoringRecommender):
         return self
 
     def score(self, users: np.ndarray) -> np.ndarray:
-        require_fitted(self, "similarity_", "ItemKNN")
-        return (self._seen[users] @ self.similarity_).toarray().astype(np.float32, copy=False)
+        similarity, seen = self._fitted()
+        return (seen[users] @ similarity).toarray().astype(np.float32, copy=False)
 
     def flops_per_user(self, users: np.ndarray) -> float:
         """history row x sparse neighbour matrix: 2 x the neighbours of every item in the history."""
-        require_fitted(self, "similarity_", "ItemKNN")
-        row_nnz = np.diff(self.similarity_.indptr)
-        hist = self._seen[np.asarray(users)]
+        similarity, seen = self._fitted()
+        row_nnz = np.diff(similarity.indptr)
+        hist = seen[np.asarray(users)]
         return 2.0 * float(row_nnz[hist.indices].sum()) / max(len(users), 1)
 
     def bytes_per_user(self, users: np.ndarray) -> float:
         """the neighbour lists (value + index) of every history item, the history row, the score row."""
-        require_fitted(self, "similarity_", "ItemKNN")
-        row_nnz = np.diff(self.similarity_.indptr)
-        hist = self._seen[np.asarray(users)]
-        per_nbr = self.similarity_.data.itemsize + self.similarity_.indices.itemsize
+        similarity, seen = self._fitted()
+        row_nnz = np.diff(similarity.indptr)
+        hist = seen[np.asarray(users)]
+        per_nbr = similarity.data.itemsize + similarity.indices.itemsize
         per_hist = hist.data.itemsize + hist.indices.itemsize
         return (float(row_nnz[hist.indices].sum()) * per_nbr + hist.nnz * per_hist) / max(len(users), 1) \
             + self._ranking_bytes()
+
+    def _fitted(self) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """(item-item similarity, user-item history), or the error saying fit comes first."""
+        return fitted(self.similarity_, "ItemKNN"), fitted(self._seen, "ItemKNN")
 
     def footprint(self) -> int:
         """The sparse similarity matrix plus the user-item history it is multiplied with at scoring time."""

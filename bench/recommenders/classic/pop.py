@@ -5,7 +5,7 @@ import numpy as np
 
 from bench.data.dataset import TrainSet
 from bench.recommenders.base import ScoringRecommender
-from bench.recommenders.classic._common import require_fitted
+from bench.recommenders.classic._common import fitted
 
 
 class Pop(ScoringRecommender):
@@ -20,17 +20,16 @@ class Pop(ScoringRecommender):
     def fit(self, train: TrainSet) -> Pop:
         self._remember_seen(train)
         # distinct users per item (the binary matrix), so a repeated event does not count twice
-        self.counts_ = np.asarray(self._seen.sum(axis=0), dtype=np.float32).ravel()
+        self.counts_ = np.asarray(fitted(self._seen, "Pop").sum(axis=0), dtype=np.float32).ravel()
         return self
 
     def score(self, users: np.ndarray) -> np.ndarray:
-        require_fitted(self, "counts_", "Pop")
-        return np.broadcast_to(self.counts_, (len(users), self.counts_.shape[0])).copy()
+        counts = fitted(self.counts_, "Pop")
+        return np.broadcast_to(counts, (len(users), counts.shape[0])).copy()
 
     def bytes_per_user(self, users: np.ndarray) -> float:
         """The popularity vector copied into the score row: no arithmetic, all memory traffic."""
-        require_fitted(self, "counts_", "Pop")
-        return float(self.counts_.nbytes) + self._ranking_bytes()
+        return float(fitted(self.counts_, "Pop").nbytes) + self._ranking_bytes()
 
     def footprint(self) -> int:
         return 0 if self.counts_ is None else int(self.counts_.nbytes)

@@ -6,7 +6,7 @@ import scipy.sparse as sp
 
 from bench.data.dataset import TrainSet
 from bench.recommenders.base import ScoringRecommender
-from bench.recommenders.classic._common import check_positive_int, cosine_topk_rows, csr_nbytes, require_fitted
+from bench.recommenders.classic._common import check_positive_int, cosine_topk_rows, csr_nbytes, fitted
 
 
 class UserKNN(ScoringRecommender):
@@ -26,30 +26,34 @@ class UserKNN(ScoringRecommender):
 
     def fit(self, train: TrainSet) -> UserKNN:
         self._remember_seen(train)
-        self.neighbours_ = cosine_topk_rows(self._seen, self.k)
+        self.neighbours_ = cosine_topk_rows(fitted(self._seen, "UserKNN"), self.k)
         return self
 
     def score(self, users: np.ndarray) -> np.ndarray:
-        require_fitted(self, "neighbours_", "UserKNN")
-        return (self.neighbours_[users] @ self._seen).toarray().astype(np.float32, copy=False)
+        neighbours, seen = self._fitted()
+        return (neighbours[users] @ seen).toarray().astype(np.float32, copy=False)
 
     def flops_per_user(self, users: np.ndarray) -> float:
         """neighbour row x user-item matrix: 2 x the history items of every neighbour."""
-        require_fitted(self, "neighbours_", "UserKNN")
         return 2.0 * float(self._neighbour_items(users)) / max(len(users), 1)
 
     def bytes_per_user(self, users: np.ndarray) -> float:
         """the neighbour row, every neighbour's history row (value + index), the score row."""
-        require_fitted(self, "neighbours_", "UserKNN")
-        nbrs = self.neighbours_[np.asarray(users)]
-        per_item = self._seen.data.itemsize + self._seen.indices.itemsize
+        neighbours, seen = self._fitted()
+        nbrs = neighbours[np.asarray(users)]
+        per_item = seen.data.itemsize + seen.indices.itemsize
         per_nbr = nbrs.data.itemsize + nbrs.indices.itemsize
         return (float(self._neighbour_items(users)) * per_item + nbrs.nnz * per_nbr) / max(len(users), 1) \
             + self._ranking_bytes()
 
+    def _fitted(self) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """(neighbour matrix, user-item history), or the error saying fit comes first."""
+        return fitted(self.neighbours_, "UserKNN"), fitted(self._seen, "UserKNN")
+
     def _neighbour_items(self, users: np.ndarray) -> int:
-        row_nnz = np.diff(self._seen.indptr)
-        return int(row_nnz[self.neighbours_[np.asarray(users)].indices].sum())
+        neighbours, seen = self._fitted()
+        row_nnz = np.diff(seen.indptr)
+        return int(row_nnz[neighbours[np.asarray(users)].indices].sum())
 
     def footprint(self) -> int:
         """The sparse neighbour matrix plus the user-item matrix the neighbours' items are read from."""
