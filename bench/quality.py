@@ -100,7 +100,7 @@ def recall_at_k(hits: np.ndarray, n_rel: np.ndarray) -> np.ndarray:
 
 
 def hit_at_k(hits: np.ndarray) -> np.ndarray:
-    return hits.any(axis=1).astype(np.float64)
+    return np.asarray(hits.any(axis=1), dtype=np.float64)
 
 
 def mrr_at_k(hits: np.ndarray) -> np.ndarray:

@@ -65,12 +65,19 @@ class NextItemDecoder(torch.nn.Module):
         # right padding needs no attention mask: under the causal mask it never reaches a real position
         return self.body(input_ids=ids)[0]
 
+    def _item_embeddings(self) -> torch.Tensor:
+        """The first n_items rows of the body's input embedding table (tied to the catalogue head)."""
+        embed_in = self.body.embed_in
+        if not isinstance(embed_in, torch.nn.Embedding):  # GPT-NeoX's; says so to the type checker too
+            raise TypeError(f"the decoder body's embed_in is a {type(embed_in).__name__}, not an Embedding")
+        return embed_in.weight[:self.n_items]
+
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        return hidden @ self.body.embed_in.weight[:self.n_items].T + self.bias
+        return hidden @ self._item_embeddings().T + self.bias
 
     def item_matrix(self) -> tuple[np.ndarray, np.ndarray]:
         """(n_items, hidden) output embeddings and (n_items,) biases, as float32 arrays."""
-        w = self.body.embed_in.weight[:self.n_items].detach().float().numpy().copy()
+        w = self._item_embeddings().detach().float().numpy().copy()
         return w, self.bias.detach().float().numpy().copy()
 
 
@@ -158,7 +165,7 @@ def train_next_item(model: NextItemDecoder, windows: list[Window], cfg: NextItem
                 log.stopped_by = "time budget"
         if log.stopped_by != "epochs":
             break
-    if best_state is not None:
+    if holdout is not None and best_state is not None:  # best_state is only kept when there is a holdout
         model.load_state_dict(best_state)
         log.extra.update({"best_epoch": best_epoch, "holdout_ndcg_at_10": best_score,
                           "holdout_users": len(holdout.targets), "holdout_curve": curve})

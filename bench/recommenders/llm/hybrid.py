@@ -22,16 +22,18 @@ with the item matrix, and (quantile) one sort of each user's scores.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from bench.data.dataset import TrainSet
 from bench.errors import ConfigError
-from bench.recommenders.base import Recommender, ScoringRecommender, TopK, check_k, mask_seen, top_k
-from bench.recommenders.llm.common import (LLMRecommenderMixin, RequestWork, Stopwatch, check_choice,
-                                           check_fraction, require)
+from bench.recommenders.base import ScoringRecommender, TopK, check_k, mask_seen, top_k
+from bench.recommenders.llm.common import LLMRecommenderMixin, RequestWork, Stopwatch, check_choice, check_fraction
+
+if TYPE_CHECKING:  # imported at fit time at run time
+    from bench.recommenders.llm.two_tower import TwoTower
 
 MIXES = ("quantile", "slots")
 #: language-model stats that describe the model or its one-time costs; copied into the hybrid's stats
@@ -104,8 +106,8 @@ class Hybrid(LLMRecommenderMixin, ScoringRecommender):
         self.cold_share = check_fraction("cold_share", cold_share, self.name)
         self.seed = int(seed)
         self.stats: dict[str, Any] = {}
-        self.cf: Recommender | None = None
-        self.lm = None
+        self.cf: ScoringRecommender | None = None
+        self.lm: TwoTower | None = None
         self.encoder = None
         self.warm_: np.ndarray | None = None  # (n_items,) bool: items with at least one training interaction
 
@@ -117,7 +119,11 @@ class Hybrid(LLMRecommenderMixin, ScoringRecommender):
         self._remember_seen(train)
         self.warm_ = np.bincount(train.interactions.items, minlength=train.n_items)[:train.n_items] > 0
         watch = Stopwatch()
-        self.cf = registry.get(self.cf_name).build(**self.cf_params).fit(train)
+        cf = registry.get(self.cf_name).build(**self.cf_params).fit(train)
+        if not isinstance(cf, ScoringRecommender):  # every classic recommender is: the mix needs all its scores
+            raise ConfigError(f"{self.name}: cf={self.cf_name!r} does not score every item: choose one of pop, "
+                              "itemknn, userknn, biasedmf, ease, ials")
+        self.cf = cf
         cf_fit_s = watch()
         watch = Stopwatch()
         self.lm = TwoTower(**self.lm_kwargs).fit(train)
@@ -131,11 +137,17 @@ class Hybrid(LLMRecommenderMixin, ScoringRecommender):
         return self
 
     # ------------------------------------------------------------------------------------ per request
+    def _fitted(self) -> tuple[ScoringRecommender, TwoTower, np.ndarray]:
+        """(CF model, language model, warm-item mask), or the error saying fit comes first."""
+        if self.cf is None or self.lm is None or self.warm_ is None:
+            raise RuntimeError(f"{self.name} is not fitted: call fit(train) first")
+        return self.cf, self.lm, self.warm_
+
     def _scores(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        require(self.cf is not None and self.lm is not None, f"{self.name} is not fitted: call fit(train) first")
+        cf, lm, _ = self._fitted()
         users = np.asarray(users, dtype=np.int64)
-        return (np.asarray(self.cf.score(users), dtype=np.float32),
-                np.asarray(self.lm.score(users), dtype=np.float32))
+        return (np.asarray(cf.score(users), dtype=np.float32),
+                np.asarray(lm.score(users), dtype=np.float32))
 
     def _quantile_mix(self, users: np.ndarray, seen: sp.csr_matrix | None) -> np.ndarray:
         """CF for warm items, the language model mapped onto CF's scale for cold ones; excluded (seen) items
@@ -146,7 +158,7 @@ class Hybrid(LLMRecommenderMixin, ScoringRecommender):
             r, c = rows.nonzero()
             cf[r, c] = cf.min() - 1.0
             lm[r, c] = lm.min() - 1.0
-        return quantile_map(lm, cf, self.warm_)
+        return quantile_map(lm, cf, self._fitted()[2])
 
     def score(self, users: np.ndarray) -> np.ndarray:
         """The quantile mix with the items seen in fit as the exclusion (they stay scored, lowest)."""
@@ -161,19 +173,20 @@ class Hybrid(LLMRecommenderMixin, ScoringRecommender):
             mask_seen(scores, seen, users)
             return top_k(users, scores, k)
         cf, lm = self._scores(users)
+        warm = self._fitted()[2]
         mask_seen(cf, seen, users)
         mask_seen(lm, seen, users)
-        cf[:, ~self.warm_] = -np.inf
-        lm[:, self.warm_] = -np.inf
+        cf[:, ~warm] = -np.inf
+        lm[:, warm] = -np.inf
         slots = slot_positions(k, self.cold_share)
-        n_cold = min(int(slots.sum()), int((~self.warm_).sum()))
+        n_cold = min(int(slots.sum()), int((~warm).sum()))
         n_warm = k - n_cold
-        warm_top = top_k(users, cf, n_warm) if n_warm else None
-        cold_top = top_k(users, lm, n_cold) if n_cold else None
-        if warm_top is None:
-            return cold_top
-        if cold_top is None:
+        if not n_warm:  # k >= 1, so n_cold = k: the language model's cold items alone
+            return top_k(users, lm, n_cold)
+        warm_top = top_k(users, cf, n_warm)
+        if not n_cold:
             return warm_top
+        cold_top = top_k(users, lm, n_cold)
         cold_pos = np.flatnonzero(slots)[:n_cold]
         warm_pos = np.setdiff1d(np.arange(k), cold_pos)
         items = np.empty((len(users), k), dtype=np.int64)
@@ -184,8 +197,9 @@ class Hybrid(LLMRecommenderMixin, ScoringRecommender):
 
     def request_work(self, users: np.ndarray) -> RequestWork:
         """The language model's work (user tower + item product) with CF's scoring FLOPs as extra."""
-        work = self.lm.request_work(users)
-        extra = float(self.cf.flops_per_user(np.asarray(users, dtype=np.int64)) or 0.0)
+        cf, lm, _ = self._fitted()
+        work = lm.request_work(users)
+        extra = float(cf.flops_per_user(np.asarray(users, dtype=np.int64)) or 0.0)
         return RequestWork(n_requests=work.n_requests, encoder_config=work.encoder_config,
                            token_counts=work.token_counts, scoring_macs=work.scoring_macs, kind=work.kind,
                            notes={**work.notes, "cf": self.cf_name, "extra_flops_per_user": extra})
@@ -193,7 +207,8 @@ class Hybrid(LLMRecommenderMixin, ScoringRecommender):
     def footprint(self) -> int:
         if self.lm is None:
             return 0
-        return int(self.cf.footprint()) + int(self.lm.footprint()) + int(self.warm_.nbytes)
+        cf, lm, warm = self._fitted()
+        return int(cf.footprint()) + int(lm.footprint()) + int(warm.nbytes)
 
     def __repr__(self) -> str:
         return f"Hybrid(cf={self.cf_name!r}, variant={self.variant!r}, mode={self.mode!r}, mix={self.mix!r})"

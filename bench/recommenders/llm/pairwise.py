@@ -219,11 +219,15 @@ class Pairwise(LLMRecommenderMixin, ScoringRecommender):
         return self
 
     # ------------------------------------------------------------------------------------ per request
-    def _check_fitted(self) -> None:
-        require(self.weights is not None, f"{self.name} is not fitted: call fit(train) first")
+    def _check_fitted(self) -> tuple[_HeadWeights, np.ndarray]:
+        """(head weights, item matrix), or the error saying fit comes first."""
+        if self.weights is None or self.item_matrix is None:
+            raise RuntimeError(f"{self.name} is not fitted: call fit(train) first")
+        return self.weights, self.item_matrix
 
     def _user_features(self, users: np.ndarray) -> np.ndarray:
-        return self.weights.users(self.encoder.encode([self._profiles[u] for u in users.tolist()], self.batch_size))
+        weights, _ = self._check_fitted()
+        return weights.users(self.encoder.encode([self._profiles[u] for u in users.tolist()], self.batch_size))
 
     def score_pairs(self, users: np.ndarray, items: np.ndarray, execution: str | None = None) -> np.ndarray:
         """Raw model output for each (users[j], items[j]) pair under `execution` (default: this model's).
@@ -231,21 +235,19 @@ class Pairwise(LLMRecommenderMixin, ScoringRecommender):
         naive: the transformer reads the profile and the item text of every pair (no reuse of any result);
         cached: the user tower runs once per distinct user, the item side comes from the item matrix.
         """
-        self._check_fitted()
+        weights, item_matrix = self._check_fitted()
         execution = check_choice("execution", execution or self.execution, EXECUTIONS, self.name)
         users = np.asarray(users, dtype=np.int64).ravel()
         items = np.asarray(items, dtype=np.int64).ravel()
         if users.shape != items.shape:
             raise ConfigError(f"score_pairs needs one item per user: got {users.size} users and {items.size} items")
         if execution == "naive":
-            pu = self.weights.users(self.encoder.encode([self._profiles[u] for u in users.tolist()],
-                                                        self.batch_size))
-            pi = self.weights.items(self.encoder.encode([self._item_texts[i] for i in items.tolist()],
-                                                        self.batch_size))
-            return self.weights.pairs(pu, pi)
+            pu = weights.users(self.encoder.encode([self._profiles[u] for u in users.tolist()], self.batch_size))
+            pi = weights.items(self.encoder.encode([self._item_texts[i] for i in items.tolist()], self.batch_size))
+            return weights.pairs(pu, pi)
         distinct, inverse = np.unique(users, return_inverse=True)
         pu = self._user_features(distinct)
-        return self.weights.pairs(pu[inverse], self.item_matrix[items])
+        return weights.pairs(pu[inverse], item_matrix[items])
 
     def predict_rating(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Predicted ratings, clipped to the train rating range when `clip` (the rating track: RMSE/MAE)."""
@@ -254,13 +256,13 @@ class Pairwise(LLMRecommenderMixin, ScoringRecommender):
 
     def score(self, users: np.ndarray) -> np.ndarray:
         """Every item for each user. cached: user tower once per user + matrix head; naive: n_items pairs each."""
-        self._check_fitted()
+        weights, item_matrix = self._check_fitted()
         users = np.asarray(users, dtype=np.int64)
         if self.execution == "naive":
             n = self.n_items
             flat = self.score_pairs(np.repeat(users, n), np.tile(np.arange(n), len(users)), "naive")
             return flat.reshape(len(users), n)
-        return self.weights.matrix(self._user_features(users), self.item_matrix)
+        return weights.matrix(self._user_features(users), item_matrix)
 
     def execution_agreement(self, users: np.ndarray, items: np.ndarray) -> dict[str, float]:
         """Both executions on the same pairs: their max and mean absolute difference (should be <= 1e-4)."""
@@ -345,9 +347,10 @@ class Pairwise(LLMRecommenderMixin, ScoringRecommender):
     def footprint(self) -> int:
         if self.encoder is None:
             return 0
+        weights, item_matrix = self._check_fitted()
         # naive execution keeps no item matrix: it re-runs the item tower for every pair
-        items = 0 if self.execution == "naive" else int(self.item_matrix.nbytes)
-        return int(self.encoder.footprint()) + items + self.weights.nbytes()
+        items = 0 if self.execution == "naive" else int(item_matrix.nbytes)
+        return int(self.encoder.footprint()) + items + weights.nbytes()
 
     def __repr__(self) -> str:
         return f"Pairwise(model={self.model!r}, variant={self.variant!r}, head={self.head!r}, " \

@@ -103,7 +103,7 @@ class TwoTower(LLMRecommenderMixin, ScoringRecommender):
         texts = item_texts(train.item_text, self.item_fields)
         source: Any = self.model
         ft_projection = None
-        pairs = None
+        pairs: dict[str, Any] = {}  # filled for the modes that train (projection, finetune), which alone read it
         if self.mode in ("projection", "finetune"):
             pairs = self._training_pairs(train)
         if self.mode == "finetune":
@@ -192,7 +192,7 @@ class TwoTower(LLMRecommenderMixin, ScoringRecommender):
         items = np.asarray(items, dtype=np.int64)
         if items.size:
             emb = self.encoder.encode([self._texts[i] for i in items.tolist()], self.batch_size)
-            self.item_matrix[items] = self.projection.items(emb) if self.projection is not None else emb
+            self._fitted_items()[items] = self.projection.items(emb) if self.projection is not None else emb
 
     def update_profiles(self, train: TrainSet) -> None:
         """Rebuild the profile texts (and the seen items) from `train`, a longer history than fit's; the user
@@ -208,8 +208,14 @@ class TwoTower(LLMRecommenderMixin, ScoringRecommender):
         vecs = self.encoder.encode(self.profile_texts(users), self.batch_size)
         return self.projection.users(vecs) if self.projection is not None else vecs
 
+    def _fitted_items(self) -> np.ndarray:
+        """The item matrix, or the error saying fit comes first."""
+        if self.item_matrix is None:
+            raise RuntimeError(f"{self.name} is not fitted: call fit(train) first")
+        return self.item_matrix
+
     def score(self, users: np.ndarray) -> np.ndarray:
-        return self.encode_users(users) @ self.item_matrix.T
+        return self.encode_users(users) @ self._fitted_items().T
 
     def profile_texts(self, users: np.ndarray) -> list[str]:
         """The texts the user tower reads for `users` (built from train interactions in fit)."""
@@ -219,7 +225,7 @@ class TwoTower(LLMRecommenderMixin, ScoringRecommender):
         users = np.asarray(users, dtype=np.int64)
         counts = self.encoder.token_counts(self.profile_texts(users))
         d_enc = int(self.encoder.dim)
-        n_items, d = self.item_matrix.shape
+        n_items, d = self._fitted_items().shape
         proj_macs = d_enc * d if self.projection is not None else 0
         return RequestWork(n_requests=len(users), encoder_config=self.encoder_config(), token_counts=counts,
                            scoring_macs=int(len(users) * (n_items * d + proj_macs)), kind="texts",
@@ -229,7 +235,7 @@ class TwoTower(LLMRecommenderMixin, ScoringRecommender):
         if self.encoder is None:
             return 0
         extra = self.projection.nbytes() if self.projection is not None else 0
-        return int(self.encoder.footprint()) + int(self.item_matrix.nbytes) + extra
+        return int(self.encoder.footprint()) + int(self._fitted_items().nbytes) + extra
 
     def __repr__(self) -> str:
         return f"TwoTower(model={self.model!r}, variant={self.variant!r}, mode={self.mode!r}, dim={self.dim})"

@@ -18,7 +18,7 @@ from bench.data.dataset import TrainSet
 from bench.data.replay import Update
 from bench.errors import ConfigError
 from bench.recommenders.base import Recommender
-from bench.recommenders.classic._common import check_positive_int
+from bench.recommenders.classic._common import check_positive_int, fitted
 from bench.recommenders.classic.ease import EASE
 from bench.recommenders.classic.ials import IALS
 from bench.recommenders.classic.itemknn import ItemKNN
@@ -102,8 +102,8 @@ class ItemKNNIncremental(_Wrapped):
     def update(self, update: Update) -> str:
         users = update.window.changed_users
         x_new = update.history.matrix(binary=True)
-        old, new = self._x[users], x_new[users]
-        self.gram = sp.csr_matrix(self.gram + new.T @ new - old.T @ old)
+        old, new = fitted(self._x, self.name)[users], x_new[users]
+        self.gram = sp.csr_matrix(fitted(self.gram, self.name) + new.T @ new - old.T @ old)
         self.gram.eliminate_zeros()
         self._x = x_new
         self.model.fit_from_gram(update.history, self.gram)

@@ -19,7 +19,8 @@ import scipy.sparse as sp
 from bench.data.dataset import TrainSet
 from bench.data.replay import Update
 from bench.recommenders.base import Recommender, TopK, check_k, mask_seen, top_k
-from bench.recommenders.classic._common import check_positive_int
+from bench.recommenders.classic._common import check_positive_int, fitted
+from bench.recommenders.llm.two_tower import TwoTower
 from bench.recommenders.online.base import Strategy, build_model
 
 #: the initial model: MiniLM fine-tuned on the history (top two layers, then the projection), on a short budget
@@ -37,7 +38,10 @@ class TwoTowerIncremental(Strategy):
         super().__init__()
         self.params = {**DEFAULT_PARAMS, **(params or {}), "variant": variant, "threads": threads, "seed": seed}
         self.retrain_every = int(retrain_every)
-        self.model = build_model("llm-two-tower", self.params)
+        model = build_model("llm-two-tower", self.params)
+        if not isinstance(model, TwoTower):  # the strategy drives the two-tower model's incremental methods
+            raise TypeError(f"{self.name} needs the llm-two-tower recommender, the registry built {type(model)}")
+        self.model: TwoTower = model
         self.user_vectors: np.ndarray | None = None  # (n_users, d): zero until a user has a profile
         self._n_users = 0
 
@@ -63,7 +67,8 @@ class TwoTowerIncremental(Strategy):
 
     def _encode_users(self, users: np.ndarray) -> None:
         if self.user_vectors is None:
-            self.user_vectors = np.zeros((self._n_users, self.model.item_matrix.shape[1]), dtype=np.float32)
+            item_matrix = fitted(self.model.item_matrix, self.model.name)
+            self.user_vectors = np.zeros((self._n_users, item_matrix.shape[1]), dtype=np.float32)
         if users.size:
             self.user_vectors[users] = self.model.encode_users(users)
 
@@ -71,7 +76,7 @@ class TwoTowerIncremental(Strategy):
         """Cached user vectors against the cached item matrix, over the catalogue."""
         users = np.asarray(users, dtype=np.int64)
         check_k(k, self.model.n_items)
-        scores = self.user_vectors[users] @ self.model.item_matrix.T
+        scores = fitted(self.user_vectors, self.name)[users] @ fitted(self.model.item_matrix, self.model.name).T
         mask_seen(scores, self._with_unknown(exclude, users), users)
         return top_k(users, scores, k)
 
