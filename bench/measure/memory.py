@@ -174,17 +174,9 @@ def _torch_if_imported() -> Any:
     return sys.modules.get("torch")
 
 
-def reset_cuda_peak(device: Any = None) -> bool:
-    """Reset torch's CUDA peak counters before a measurement window; False when there is no CUDA torch."""
-    torch = _torch_if_imported()
-    if torch is None or not torch.cuda.is_available():
-        return False
-    torch.cuda.reset_peak_memory_stats(device)
-    return True
-
-
 def cuda_memory(device: Any = None) -> dict[str, Any]:
-    """torch's CUDA allocator peaks since the last reset, or {"available": False, "reason": ...}."""
+    """torch's CUDA allocator peaks since the last torch.cuda.reset_peak_memory_stats (or the process start),
+    or {"available": False, "reason": ...}."""
     torch = _torch_if_imported()
     if torch is None:
         return {"available": False, "reason": "torch not imported in this process"}

@@ -104,20 +104,3 @@ def blas_limits(n: int | None) -> Iterator[None]:
         return
     with threadpoolctl.threadpool_limits(limits=n):
         yield
-
-
-def current_threads() -> dict[str, Any]:
-    """What the pools are set to now (for a provenance snapshot after a cell ran)."""
-    out: dict[str, Any] = {"env": {v: os.environ.get(v) for v in THREAD_ENV_VARS}}
-    try:
-        import threadpoolctl  # noqa: PLC0415
-
-        out["threadpoolctl"] = [{"api": p.get("internal_api"), "num_threads": p.get("num_threads")}
-                                for p in threadpoolctl.threadpool_info()]
-    except ImportError:
-        pass
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        out["torch_num_threads"] = torch.get_num_threads()
-        out["torch_num_interop_threads"] = torch.get_num_interop_threads()
-    return out

@@ -259,16 +259,3 @@ def measure_repeated(fn: Callable[..., Any], *, min_count: int = 100, min_durati
     return RepeatedTiming(samples_ns=np.asarray(samples, dtype=np.int64), cold_first_ns=cold_first_ns,
                           warmup_count=warm_done, warmup_s=warmup_elapsed_s, measure_s=measure_s,
                           stopped_by=stopped_by, rule=rule)
-
-
-def timer_overhead(n: int = 10_000, clock: Clock = REAL_CLOCK) -> TimingSummary:
-    """The per-call cost of the timing loop itself: measure_repeated around a no-op callable.
-
-    Report it next to the cheapest real figure: a latency within a few times this value is harness-bound.
-    """
-    def noop() -> None:
-        return None
-
-    rep = measure_repeated(noop, min_count=n, max_count=n, min_duration_s=0.0, max_duration_s=60.0,
-                           warmup_count=100, warmup_s=0.0, clock=clock)
-    return rep.summary(name="timer overhead (no-op call)")
