@@ -11,9 +11,9 @@ frozen), which roughly halves the backward cost; training stops at `max_steps` o
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

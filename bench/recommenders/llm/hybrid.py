@@ -112,7 +112,7 @@ class Hybrid(LLMRecommenderMixin, ScoringRecommender):
         self.warm_: np.ndarray | None = None  # (n_items,) bool: items with at least one training interaction
 
     # ------------------------------------------------------------------------------------------ fit
-    def fit(self, train: TrainSet) -> "Hybrid":
+    def fit(self, train: TrainSet) -> Hybrid:
         from bench.recommenders import registry
         from bench.recommenders.llm.two_tower import TwoTower
 

@@ -174,7 +174,7 @@ class Pairwise(LLMRecommenderMixin, ScoringRecommender):
         self._rating_range = (-np.inf, np.inf)
 
     # ------------------------------------------------------------------------------------------ fit
-    def fit(self, train: TrainSet) -> "Pairwise":
+    def fit(self, train: TrainSet) -> Pairwise:
         self._remember_seen(train)
         inter = train.interactions
         if len(inter) == 0:

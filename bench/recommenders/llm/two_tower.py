@@ -96,7 +96,7 @@ class TwoTower(LLMRecommenderMixin, ScoringRecommender):
         self._texts: list[str] = []  # every item's text, as the item tower reads it
 
     # ------------------------------------------------------------------------------------------ fit
-    def fit(self, train: TrainSet) -> "TwoTower":
+    def fit(self, train: TrainSet) -> TwoTower:
         self._remember_seen(train)
         self.stats = {"mode": self.mode, "dim": self.dim, "profile_len": self.profile.max_titles}
         self._profiles = build_profiles(train.interactions, train.item_text, train.n_users, self.profile)
