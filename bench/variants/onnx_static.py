@@ -222,7 +222,9 @@ def float_matmuls(graph, kinds: Sequence[str] = FLOAT_MATMULS) -> list[str]:
         if n.op_type != "MatMul":
             continue
         shape = next((weights[i] for i in n.input if i in weights), None)
-        if shape is None and "attention" in kinds or shape is not None and len(shape) == 2 and shape[0] > shape[1] and "ffn-down" in kinds:
+        attention = shape is None  # no weight input: both inputs are activations
+        ffn_down = shape is not None and len(shape) == 2 and shape[0] > shape[1]
+        if (attention and "attention" in kinds) or (ffn_down and "ffn-down" in kinds):
             names.append(n.name)
     return names
 
