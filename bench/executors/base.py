@@ -30,6 +30,9 @@ class CellTask:
     settings: Settings
     #: the driver's checksum of spec.dataset; a node whose copy differs fails the cell with the reason
     data_checksum: str | None = None
+    #: the scenario's plugin modules (bench.plugins): imported in the cell's process before the cell runs,
+    #: since a fresh process holds none of the driver's registrations
+    plugins: tuple[str, ...] = ()
 
 
 class Executor(Protocol):
@@ -86,6 +89,8 @@ def execute_cell(task: CellTask, progress: Callable[[str], None]) -> tuple[str, 
     try:
         from bench.measure.threads import pin_threads
         pinned = pin_threads(task.settings.threads)
+        from bench import plugins
+        plugins.load(task.plugins)
         from bench.cell import run_cell
         result = run_cell(task.spec, task.settings, progress=announce, pinned=pinned,
                           expected_checksum=task.data_checksum)

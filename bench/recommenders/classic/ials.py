@@ -6,6 +6,7 @@ import numpy as np
 from bench.data.dataset import TrainSet
 from bench.recommenders.base import ScoringRecommender
 from bench.recommenders.classic._common import check_non_negative, check_positive_int, require_fitted
+from bench.work import RequestWork
 
 
 class IALS(ScoringRecommender):
@@ -20,6 +21,7 @@ class IALS(ScoringRecommender):
     """
 
     name = "ials"
+    run_context_params = ("seed",)
 
     def __init__(self, factors: int = 128, regularization: float = 10.0, alpha: float = 1.0,
                  iterations: int = 15, seed: int = 0, num_threads: int = 1) -> None:
@@ -79,10 +81,11 @@ class IALS(ScoringRecommender):
         require_fitted(self, "user_factors_", "IALS")
         return self.user_factors_[users] @ self.item_factors_.T
 
-    def flops_per_user(self, users: np.ndarray) -> float:
-        """one user factor against every item factor: 2 x factors x n_items."""
+    def request_work(self, users: np.ndarray) -> RequestWork:
+        """one user factor against every item factor: factors x n_items multiply-adds per user."""
         require_fitted(self, "item_factors_", "IALS")
-        return 2.0 * self.item_factors_.shape[1] * self.item_factors_.shape[0]
+        n_items, factors = self.item_factors_.shape
+        return RequestWork(n_requests=len(users), scoring_macs=len(users) * factors * n_items, kind="scores")
 
     def bytes_per_user(self, users: np.ndarray) -> float:
         """the item factor matrix read once, the user's factor, the score row."""

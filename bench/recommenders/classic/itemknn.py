@@ -8,6 +8,7 @@ from bench.data.dataset import TrainSet
 from bench.recommenders.base import ScoringRecommender
 from bench.recommenders.classic._common import (check_positive_int, cosine_topk_from_gram, cosine_topk_rows, csr_nbytes,
                                                 require_fitted)
+from bench.work import RequestWork
 
 
 class ItemKNN(ScoringRecommender):
@@ -44,12 +45,12 @@ class ItemKNN(ScoringRecommender):
         require_fitted(self, "similarity_", "ItemKNN")
         return (self._seen[users] @ self.similarity_).toarray().astype(np.float32, copy=False)
 
-    def flops_per_user(self, users: np.ndarray) -> float:
-        """history row x sparse neighbour matrix: 2 x the neighbours of every item in the history."""
+    def request_work(self, users: np.ndarray) -> RequestWork:
+        """history row x sparse neighbour matrix: one multiply-add per neighbour of every item in the history."""
         require_fitted(self, "similarity_", "ItemKNN")
         row_nnz = np.diff(self.similarity_.indptr)
         hist = self._seen[np.asarray(users)]
-        return 2.0 * float(row_nnz[hist.indices].sum()) / max(len(users), 1)
+        return RequestWork(n_requests=len(users), scoring_macs=float(row_nnz[hist.indices].sum()), kind="scores")
 
     def bytes_per_user(self, users: np.ndarray) -> float:
         """the neighbour lists (value + index) of every history item, the history row, the score row."""

@@ -32,6 +32,7 @@ from bench.errors import ConfigError
 from bench.recommenders.base import Recommender, ScoringRecommender, TopK, check_k, mask_seen, top_k
 from bench.recommenders.llm.common import (LLMRecommenderMixin, RequestWork, Stopwatch, check_choice,
                                            check_fraction, require)
+from bench.variants.registry import FP32
 
 MIXES = ("quantile", "slots")
 #: language-model stats that describe the model or its one-time costs; copied into the hybrid's stats
@@ -77,9 +78,10 @@ def slot_positions(k: int, share: float) -> np.ndarray:
 
 class Hybrid(LLMRecommenderMixin, ScoringRecommender):
     name = "llm-hybrid"
+    run_context_params = ("variant", "device", "threads", "seed")
 
     def __init__(self, cf: str = "ease", cf_params: dict[str, Any] | None = None, model: Any = "minilm",
-                 variant: str = "fp32", device: str = "cpu", threads: int | None = None, mode: str = "zero-shot",
+                 variant: str = FP32, device: str = "cpu", threads: int | None = None, mode: str = "zero-shot",
                  lm_params: dict[str, Any] | None = None, mix: str = "quantile", cold_share: float = 0.2,
                  seed: int = 0, cache_dir: Any = None) -> None:
         super().__init__()
@@ -183,12 +185,12 @@ class Hybrid(LLMRecommenderMixin, ScoringRecommender):
         return TopK(users=users, items=items, scores=scores)
 
     def request_work(self, users: np.ndarray) -> RequestWork:
-        """The language model's work (user tower + item product) with CF's scoring FLOPs as extra."""
+        """The language model's work (user tower + item product), with CF's scoring as the other model's work."""
         work = self.lm.request_work(users)
-        extra = float(self.cf.flops_per_user(np.asarray(users, dtype=np.int64)) or 0.0)
         return RequestWork(n_requests=work.n_requests, encoder_config=work.encoder_config,
                            token_counts=work.token_counts, scoring_macs=work.scoring_macs, kind=work.kind,
-                           notes={**work.notes, "cf": self.cf_name, "extra_flops_per_user": extra})
+                           notes={**work.notes, "cf": self.cf_name},
+                           other=self.cf.request_work(np.asarray(users, dtype=np.int64)))
 
     def footprint(self) -> int:
         if self.lm is None:
