@@ -6,7 +6,6 @@ The runner (bench.runner) owns process isolation; this module owns the order of 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from typing import Any, Callable
 
 import numpy as np

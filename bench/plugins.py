@@ -18,15 +18,16 @@ cell process (spawned locally or a Ray task) imports them again before its cell 
 has none of the driver's registrations. A plugin that cannot be imported fails the run in one line, before
 any work.
 """
+
 from __future__ import annotations
 
 import hashlib
 import importlib
 import importlib.util
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
-from typing import Iterable
 
 from bench.errors import ConfigError
 
@@ -40,8 +41,7 @@ def _module_name_for(path: Path) -> str:
 def _import_file(text: str) -> ModuleType:
     path = Path(text).expanduser().resolve()
     if not path.is_file():
-        raise ConfigError(f"plugin file {text} does not exist; pass an existing .py file or an importable "
-                          "module name")
+        raise ConfigError(f"plugin file {text} does not exist; pass an existing .py file or an importable module name")
     name = _module_name_for(path)
     if name in sys.modules:
         return sys.modules[name]
@@ -69,8 +69,10 @@ def _import(text: str) -> ModuleType:
         return importlib.import_module(text)
     except ModuleNotFoundError as exc:
         if exc.name is not None and (text == exc.name or text.startswith(exc.name + ".")):
-            raise ConfigError(f"plugin {text!r} is not importable (no module {exc.name!r}): install it, put its "
-                              "folder on PYTHONPATH, or pass the path to its .py file") from None
+            raise ConfigError(
+                f"plugin {text!r} is not importable (no module {exc.name!r}): install it, put its "
+                "folder on PYTHONPATH, or pass the path to its .py file"
+            ) from None
         raise
 
 
@@ -86,11 +88,12 @@ def load(plugins: Iterable[str]) -> list[ModuleType]:
             raise
         except Exception as exc:  # noqa: BLE001 - a broken plugin is the user's to fix: say which and why
             first = (str(exc).strip().splitlines() or ["(no message)"])[0][:200]
-            raise ConfigError(f"plugin {text!r} failed to import ({exc.__class__.__name__}: {first}); fix that "
-                              "module") from None
+            raise ConfigError(
+                f"plugin {text!r} failed to import ({exc.__class__.__name__}: {first}); fix that module"
+            ) from None
     return modules
 
 
 def class_target(cls: type) -> str:
-    """"module:Class" naming `cls` so that another process can import it (for registry entries)."""
+    """ "module:Class" naming `cls` so that another process can import it (for registry entries)."""
     return f"{cls.__module__}:{cls.__qualname__}"

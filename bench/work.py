@@ -6,6 +6,7 @@ also run (a retriever, the CF half of a hybrid). No formula lives here or in the
 count is made in bench.measure.flops (`request_flops`, `work_flops`). This module imports only numpy, so both
 sides can use it without knowing each other.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -53,7 +54,7 @@ class RequestWork:
     decoder: DecoderPasses | None = None
     generation: Generations | None = None
     #: another model's work for the same requests (a retriever's scoring, a hybrid's CF half)
-    other: "RequestWork | None" = None
+    other: RequestWork | None = None
 
     @property
     def forwards_per_request(self) -> float:

@@ -30,7 +30,6 @@ from bench.errors import ConfigError
 from bench.measure import _checks
 from bench.work import RequestWork
 
-
 # ---------------------------------------------------------------- transformer configs
 
 @dataclass(frozen=True)
@@ -79,10 +78,10 @@ def _token_counts(token_counts: Sequence[int] | np.ndarray | int) -> np.ndarray:
     return counts.astype(np.float64)
 
 
-def _encoder_layer_flops(L: np.ndarray, hidden: float, intermediate: float) -> np.ndarray:
+def _encoder_layer_flops(lengths: np.ndarray, hidden: float, intermediate: float) -> np.ndarray:
     """8 L H^2 + 4 L^2 H + 4 L H I per sequence of L tokens, for one layer."""
-    H, I = float(hidden), float(intermediate)
-    return 8 * L * H * H + 4 * L * L * H + 4 * L * H * I
+    h, i = float(hidden), float(intermediate)
+    return 8 * lengths * h * h + 4 * lengths * lengths * h + 4 * lengths * h * i
 
 
 def encoder_flops(config: TransformerConfig, token_counts: Sequence[int] | np.ndarray | int,

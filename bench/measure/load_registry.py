@@ -9,10 +9,12 @@ one `register(MyLoad())` call in that module; a plugin module (see `bench.plugin
 the package. Scenarios name loads per cell (`CellSpec.loads`) and configure them per scenario
 (`Settings.loads[name]`; the packaged loads also read their historical flat `Settings` fields).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -40,7 +42,7 @@ class LoadContext:
     #: waits for the device to finish queued work (a no-op on CPU); called around timed regions
     sync: Callable[[], None] = field(default=lambda: None)
     #: receives progress events on long work
-    progress: "Callable[[ProgressEvent], None] | None" = None
+    progress: Callable[[ProgressEvent], None] | None = None
     device: str = "cpu"
 
 
@@ -48,7 +50,7 @@ class LoadContext:
 class LoadOutput:
     """What one load produced for a cell: rows for results.csv, timing summaries, and named extras."""
 
-    rows: "list[MetricRow]" = field(default_factory=list)
+    rows: list[MetricRow] = field(default_factory=list)
     #: each a dict with at least `load`, `batch_size`, `unit_of_work` and a latency summary
     timings: list[dict[str, Any]] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
@@ -58,10 +60,13 @@ class LoadOutput:
 class Load(Protocol):
     """One way of putting a cell under load."""
 
-    #: the name scenarios use in `CellSpec.loads` and results carry in each row's `load`
-    name: str
-    #: the config dataclass; `config_type()` must give a usable default
-    config_type: type
+    @property
+    def name(self) -> str:
+        """The name scenarios use in `CellSpec.loads` and results carry in each row's `load`."""
+
+    @property
+    def config_type(self) -> type:
+        """The config dataclass; `config_type()` must give a usable default."""
 
     def describe(self, config: Any) -> str:
         """One line announced when the load starts (e.g. "server load: highest rate with p99 <= 100 ms")."""
@@ -78,9 +83,12 @@ _REGISTRY: dict[str, Load] = {}
 
 def register(load: Load) -> Load:
     """Add a load (a plugin module calls this at import); a name already taken by another load fails."""
+    _builtins()  # the packaged loads come first, whoever registers first
     if not isinstance(load, Load):
-        raise ConfigError(f"register() takes an object with the Load protocol (name, config_type, describe, "
-                          f"check, run), got {type(load).__name__}")
+        raise ConfigError(
+            f"register() takes an object with the Load protocol (name, config_type, describe, "
+            f"check, run), got {type(load).__name__}"
+        )
     known = _REGISTRY.get(load.name)
     if known is not None and type(known) is not type(load):
         raise ConfigError(f"load {load.name!r} is already registered; pick another name")

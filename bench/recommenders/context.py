@@ -6,6 +6,7 @@ takes some of the context's fields names them in `run_context_params`; `from_con
 (a value the scenario sets in `params` wins), so the harness never guesses from a signature. A class that
 needs the context some other way overrides `from_context`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -44,7 +45,9 @@ class TakesRunContext:
         """An instance from the scenario's `params` plus the context fields this class declares."""
         unknown = sorted(set(cls.run_context_params) - set(CONTEXT_FIELDS))
         if unknown:
-            raise ConfigError(f"{cls.__name__}.run_context_params names {unknown}: use only {', '.join(CONTEXT_FIELDS)}")
+            raise ConfigError(
+                f"{cls.__name__}.run_context_params names {unknown}: use only {', '.join(CONTEXT_FIELDS)}"
+            )
         given = context.values()
         implied = {k: given[k] for k in cls.run_context_params if k not in params and given[k] is not None}
         return cls(**params, **implied)
@@ -53,6 +56,8 @@ class TakesRunContext:
 def build_in_context(cls: type, params: dict[str, Any], context: RunContext) -> Any:
     """`cls.from_context(params, context)` for a registered class; a class outside the protocol fails in one line."""
     if not (isinstance(cls, type) and issubclass(cls, TakesRunContext)):
-        raise ConfigError(f"{getattr(cls, '__name__', cls)!r} is not a bench Recommender (or online Strategy): "
-                          "subclass bench.recommenders.base.Recommender so that the cell can build it")
+        raise ConfigError(
+            f"{getattr(cls, '__name__', cls)!r} is not a bench Recommender (or online Strategy): "
+            "subclass bench.recommenders.base.Recommender so that the cell can build it"
+        )
     return cls.from_context(params, context)

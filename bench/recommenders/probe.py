@@ -4,6 +4,7 @@ Production scenarios (quick, full) run it under the single-stream load: its p50 
 to every timed call, which the analysis sets beside every cell (harness overhead). It is a measurement
 probe, not a test double, so it ships in the package; the test doubles live in tests/support.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,7 +29,7 @@ class NoOp(Recommender):
         super().__init__()
         self._lists: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
-    def fit(self, train: TrainSet) -> "NoOp":
+    def fit(self, train: TrainSet) -> NoOp:
         self.n_items = train.n_items  # only what check_k needs; no seen matrix is built
         self._lists = {}
         return self

@@ -17,8 +17,8 @@ from typing import Sequence
 
 from bench.errors import ConfigError
 from bench.models import ResolvedModel, resolve_model
-from bench.variants.base import Preparation, TextEncoder
 from bench.variants import registry
+from bench.variants.base import Preparation, TextEncoder
 from bench.variants.device import resolve_device, resolve_threads
 
 #: the registered runtimes and every valid variant string (snapshots at import; plugins add to the registry:

@@ -10,11 +10,13 @@ first, then run the student under that runtime); `distilled` alone means `distil
 
 Builders import their runtime lazily, so that importing this registry never imports torch or ONNX Runtime.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from bench.errors import ConfigError
 
@@ -44,7 +46,7 @@ CUDA = "cuda"
 class BuildRequest:
     """What a variant's builder gets: the resolved model and how the cell runs it."""
 
-    model: "ResolvedModel"
+    model: ResolvedModel
     device: str
     threads: int
     cache_dir: Path | None = None
@@ -77,8 +79,9 @@ class Variant:
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
-            raise ConfigError(f"variant {self.name!r}: precision {self.precision!r} is unknown; use one of "
-                              f"{', '.join(PRECISIONS)}")
+            raise ConfigError(
+                f"variant {self.name!r}: precision {self.precision!r} is unknown; use one of {', '.join(PRECISIONS)}"
+            )
         if not self.peak_precision:
             object.__setattr__(self, "peak_precision", FP16 if self.precision == BF16 else self.precision)
 
@@ -117,7 +120,7 @@ def get(name: str) -> Variant:
 
 
 def parse(variant: str) -> tuple[bool, Variant]:
-    """"distilled+onnx-int8" -> (True, onnx-int8's entry); "int8" -> (False, int8's entry); unknown -> ConfigError."""
+    """ "distilled+onnx-int8" -> (True, onnx-int8's entry); "int8" -> (False, int8's entry); unknown -> ConfigError."""
     text = (variant or "").strip().lower()
     parts = [p.strip() for p in text.split("+")] if text else []
     distilled = bool(parts) and parts[0] == DISTILLED
@@ -170,56 +173,61 @@ def check_device(variant: str, device: str) -> None:
     family = (device or CPU).split(":")[0].strip().lower()
     if family in entry.devices or family == "auto":
         return
-    raise ConfigError(f"variant {variant!r} runs on {' or '.join(entry.devices)} only, not {device!r}: choose "
-                      f"another device or one of the variants for it")
+    raise ConfigError(
+        f"variant {variant!r} runs on {' or '.join(entry.devices)} only, not {device!r}: choose "
+        f"another device or one of the variants for it"
+    )
 
 
 # ---------------------------------------------------------------- the packaged runtimes
 
-def _eager(request: BuildRequest, runtime: str) -> "tuple[Any, Preparation]":
+
+def _eager(request: BuildRequest, runtime: str) -> tuple[Any, Preparation]:
     from bench.variants.eager import build_eager
 
     return build_eager(request.model, runtime, request.device)
 
 
-def _build_fp32(request: BuildRequest) -> "tuple[Any, Preparation]":
+def _build_fp32(request: BuildRequest) -> tuple[Any, Preparation]:
     return _eager(request, FP32)
 
 
-def _build_fp16(request: BuildRequest) -> "tuple[Any, Preparation]":
+def _build_fp16(request: BuildRequest) -> tuple[Any, Preparation]:
     return _eager(request, FP16)
 
 
-def _build_bf16(request: BuildRequest) -> "tuple[Any, Preparation]":
+def _build_bf16(request: BuildRequest) -> tuple[Any, Preparation]:
     return _eager(request, BF16)
 
 
-def _build_int8(request: BuildRequest) -> "tuple[Any, Preparation]":
+def _build_int8(request: BuildRequest) -> tuple[Any, Preparation]:
     from bench.variants.int8 import build_int8
 
     return build_int8(request.model, request.device)
 
 
-def _build_onnx(request: BuildRequest, quantized: bool) -> "tuple[Any, Preparation]":
+def _build_onnx(request: BuildRequest, quantized: bool) -> tuple[Any, Preparation]:
     from bench.variants.onnx import build_onnx
 
-    return build_onnx(request.model, quantized=quantized, device=request.device, threads=request.threads,
-                      cache_dir=request.cache_dir)
+    return build_onnx(
+        request.model, quantized=quantized, device=request.device, threads=request.threads, cache_dir=request.cache_dir
+    )
 
 
-def _build_onnx_fp32(request: BuildRequest) -> "tuple[Any, Preparation]":
+def _build_onnx_fp32(request: BuildRequest) -> tuple[Any, Preparation]:
     return _build_onnx(request, quantized=False)
 
 
-def _build_onnx_int8(request: BuildRequest) -> "tuple[Any, Preparation]":
+def _build_onnx_int8(request: BuildRequest) -> tuple[Any, Preparation]:
     return _build_onnx(request, quantized=True)
 
 
-def _build_onnx_static(request: BuildRequest) -> "tuple[Any, Preparation]":
+def _build_onnx_static(request: BuildRequest) -> tuple[Any, Preparation]:
     from bench.variants.onnx_static import build_onnx_static
 
-    return build_onnx_static(request.model, request.device, request.threads, request.cache_dir,
-                             request.calibration_texts, request.max_length)
+    return build_onnx_static(
+        request.model, request.device, request.threads, request.cache_dir, request.calibration_texts, request.max_length
+    )
 
 
 for _variant in (
@@ -229,7 +237,13 @@ for _variant in (
     Variant(INT8, _build_int8, INT8, (CPU,), summary="PyTorch dynamic int8 of every nn.Linear"),
     Variant(ONNX, _build_onnx_fp32, FP32, (CPU, CUDA), summary="ONNX Runtime, float32 graph"),
     Variant(ONNX_INT8, _build_onnx_int8, INT8, (CPU,), summary="ONNX Runtime dynamic int8"),
-    Variant(ONNX_INT8_STATIC, _build_onnx_static, INT8, (CPU,), calibrates=True,
-            summary="ONNX Runtime static int8 (QDQ), calibrated on the dataset's own texts"),
+    Variant(
+        ONNX_INT8_STATIC,
+        _build_onnx_static,
+        INT8,
+        (CPU,),
+        calibrates=True,
+        summary="ONNX Runtime static int8 (QDQ), calibrated on the dataset's own texts",
+    ),
 ):
     register(_variant)

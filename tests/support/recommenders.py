@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import scipy.sparse as sp
 
 from bench.data.dataset import Dataset, Interactions, ItemText, Split, TrainSet
 from bench.errors import ConfigError
@@ -29,7 +28,7 @@ class Failing(NoOp):
 
     name = "failing"
 
-    def fit(self, train: TrainSet) -> "Failing":
+    def fit(self, train: TrainSet) -> Failing:
         raise RuntimeError("Failing recommender: fit raised on purpose (this test recommender always fails; "
                            "use it only to check that the harness reports failed cells)")
 
@@ -48,7 +47,7 @@ class Sleeping(NoOp):
         if not np.isfinite(self.seconds) or self.seconds < 0:
             raise ConfigError(f"Sleeping: seconds={seconds!r} is invalid: use a finite number >= 0")
 
-    def fit(self, train: TrainSet) -> "Sleeping":
+    def fit(self, train: TrainSet) -> Sleeping:
         time.sleep(self.seconds)
         return super().fit(train)
 
