@@ -245,7 +245,10 @@ def _loads(result: CellResult, recommender, split, exclude, settings: Settings, 
 
     context = load_registry.LoadContext(pool=pool, seed=settings.seed, sync=make_sync(spec.device), progress=relay,
                                         device=spec.device)
-    for name in spec.loads:
+    load_registry.check_names(spec.loads, f"cell {spec.name}")
+    # registry order (offline, single-stream, server, then plugins' loads), whatever order the cell lists them
+    # in: every cell's loads run in the same order, so one load never warms the model for another differently
+    for name in (n for n in load_registry.names() if n in spec.loads):
         load = load_registry.get(name)
         config = settings.load_config(name)
         phases.start(name, load.describe(config))

@@ -42,7 +42,7 @@ class CellSpec:
     params: dict[str, Any] = field(default_factory=dict)
     #: a short tag distinguishing cells of the same recommender with different params (e.g. "n=50")
     tag: str = ""
-    #: names of registered loads (bench.measure.load_registry), run in this order
+    #: names of registered loads (bench.measure.load_registry), run in the registry's order
     loads: tuple[str, ...] = DEFAULT_LOADS
     #: rank a seeded sample of this many test users in this cell (overrides Settings.quality_users; the
     #: figures then carry the sample size in their flag). For models too slow for a full pass.
