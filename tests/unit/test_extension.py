@@ -114,3 +114,20 @@ def test_the_production_registry_holds_the_harness_probe_and_no_test_double():
     names = set(listing.stdout.split())
     assert "noop" in names  # a measurement probe production scenarios (quick, full) use
     assert not names & {"failing", "sleeping", RECOMMENDER}
+
+
+def test_run_plugin_on_the_command_line_registers_in_the_driver_and_in_the_cell_process(tmp_path, capsys):
+    path = tmp_path / "cli_plugin.py"
+    path.write_text(
+        '"""t"""\nfrom bench.scenario import CellSpec, Scenario, Settings\n'
+        f"SCENARIO = Scenario('cliext', 't', (CellSpec({DATASET!r}, 'random-8-1-1', {RECOMMENDER!r}, "
+        f"variant={VARIANT!r}, loads=()),), Settings(threads=1))\n"
+    )
+    out = tmp_path / "out"
+    code = main(["run", str(path), "--plugin", extension.PLUGIN, "--out", str(out), "--no-report"])
+    assert code == 0, capsys.readouterr().err
+    from bench import results
+
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    (cell,) = [c for c in results.load(run_dir / "results.json").cells if c.recommender == RECOMMENDER]
+    assert cell.status == "ok" and cell.metric("ext_score_scale").value == SCALE
