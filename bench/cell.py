@@ -6,41 +6,20 @@ The runner (bench.runner) owns process isolation; this module owns the order of 
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from bench.cell_common import Phases, Progress, check_checksum, run_context
 from bench.per_user import PerUser
 from bench.recommenders.base import PER_REQUEST, Recommender
-from bench.recommenders.context import RunContext
 from bench.results import CellResult
-from bench.scenario import NO_VARIANT, CellSpec, Settings
+from bench.scenario import CellSpec, Settings
 
-Progress = Callable[[str], None]
-
+__all__ = ["run_cell", "run_context", "check_checksum", "Phases", "Progress"]
 
 def _noop(_: str) -> None:
     pass
-
-
-class Phases:
-    """Announces each phase of a cell and records its wall time (so a slow cell says where time went)."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.wall_s: dict[str, float] = {}
-        self._name: str | None = None
-        self._t0 = time.perf_counter()
-
-    def start(self, name: str, message: str | None = None) -> None:
-        self.stop()
-        self._name, self._t0 = name, time.perf_counter()
-        self.progress(message or name)
-
-    def stop(self) -> None:
-        if self._name is not None:
-            self.wall_s[self._name] = self.wall_s.get(self._name, 0.0) + time.perf_counter() - self._t0
-            self._name = None
 
 
 def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop,
@@ -141,20 +120,6 @@ def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop,
     result.add("peak_rss_bytes", mem.peak_rss_bytes, "bytes", n=mem.n_samples,
                flag="" if mem.max_gap_s <= 0.05 else f"sampling gaps up to {mem.max_gap_s * 1e3:.0f} ms")
     return result
-
-
-def check_checksum(spec: CellSpec, dataset, expected_checksum: str | None) -> None:
-    if expected_checksum is not None and dataset.checksum != expected_checksum:
-        from bench.errors import DataError
-        raise DataError(f"dataset {spec.dataset} on this node has checksum {dataset.checksum[:16]}, the run's is "
-                        f"{expected_checksum[:16]}: this node holds other data; re-fetch it here "
-                        f"(`recbench data fetch`) or point --data-dir at the same files")
-
-
-def run_context(spec: CellSpec, settings: Settings) -> RunContext:
-    """How this cell runs its recommender: the one context every recommender (and strategy) is built with."""
-    return RunContext(variant=None if spec.variant == NO_VARIANT else spec.variant, device=spec.device,
-                      threads=settings.threads, seed=settings.seed)
 
 
 def _recorded_params(recommender: Recommender) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from bench.cell import Phases, Progress, check_checksum, run_context
+from bench.cell_common import Phases, Progress, check_checksum, run_context
 from bench.results import CellResult
 from bench.scenario import CellSpec, Settings
 

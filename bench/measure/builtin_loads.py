@@ -1,8 +1,8 @@
 """The packaged loads as `Load`s: offline (batch-size sweep), single-stream, server (SLO search).
 
 Each wraps its engine in bench.measure.loads with a config dataclass and turns the engine's result into
-the rows, timings and extras a cell records. Registered at import (bench.measure.load_registry imports this
-module before answering any lookup).
+the rows, timings and extras a cell records. bench.measure.load_registry names them (PACKAGED) and builds
+them on first use.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ import numpy as np
 
 from bench.errors import ConfigError
 from bench.measure import loads as engines
-from bench.measure.load_registry import OFFLINE, SERVER, SINGLE_STREAM, LoadContext, LoadOutput, register
-from bench.results import MetricRow
+from bench.measure.load_registry import OFFLINE, SERVER, SINGLE_STREAM, LoadContext, LoadOutput
 
 Serve = Callable[[np.ndarray], Any]
 #: how an offline sweep chooses its batch sizes
@@ -139,7 +138,9 @@ def _energy(out: LoadOutput, energy: dict[str, Any], off: engines.OfflineResult,
     if joules is None or not units:
         return
     out.rows.append(
-        MetricRow("energy_j_per_rec", float(joules / units), "J", load=load, label=energy.get("label", "estimated"))
+        engines.MetricRow(
+            "energy_j_per_rec", float(joules / units), "J", load=load, label=energy.get("label", "estimated")
+        )
     )
     # how it was obtained travels with the figure; warm-up calls are in the joules but not in the units
     out.extras["energy_offline"] = {**energy, "scope": "whole offline sweep, warm-up calls included"}
@@ -221,8 +222,3 @@ class ServerLoad:
         summary.pop("at_max", None)  # its latency summary (with raw samples) is already under timings
         out.extras["server_slo_search"] = summary
         return out
-
-
-register(OfflineLoad())
-register(SingleStreamLoad())
-register(ServerLoad())

@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
 from bench.errors import ConfigError
 from bench.measure import _checks
-from bench.work import RequestWork
+
+if TYPE_CHECKING:  # a recommender's work description is plain data (bench.work): read by attribute only
+    from bench.work import RequestWork
 
 # ---------------------------------------------------------------- transformer configs
 
