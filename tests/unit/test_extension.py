@@ -131,3 +131,32 @@ def test_run_plugin_on_the_command_line_registers_in_the_driver_and_in_the_cell_
     (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
     (cell,) = [c for c in results.load(run_dir / "results.json").cells if c.recommender == RECOMMENDER]
     assert cell.status == "ok" and cell.metric("ext_score_scale").value == SCALE
+
+
+def test_a_cell_task_carries_a_file_plugins_config_class_to_a_fresh_process(tmp_path):
+    """A plugin loaded from a .py path has a module name only this process knows; the task imports the plugins
+    in the receiving process before it reads the settings that hold the plugin's classes."""
+    import pickle
+    import shutil
+
+    from bench import plugins
+    from bench.executors.base import CellTask
+
+    copy = tmp_path / "ext_copy.py"
+    shutil.copy(extension.PLUGIN, copy)
+    (module,) = plugins.load([str(copy)])
+    assert module.__name__.startswith("recbench_plugin_")
+    settings = Settings(loads={LOAD: module.BurstConfig(n_bursts=7)})
+    task = CellTask(0, CellSpec(DATASET, "random-8-1-1", RECOMMENDER), settings, plugins=(str(copy),))
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import pickle, sys; t = pickle.loads(sys.stdin.buffer.read()); "
+            f"c = t.settings.loads[{LOAD!r}]; print(type(c).__module__, c.n_bursts)",
+        ],
+        input=pickle.dumps(task),
+        capture_output=True,
+        check=True,
+    )
+    assert child.stdout.decode().split() == [module.__name__, "7"]
