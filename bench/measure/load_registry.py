@@ -23,7 +23,7 @@ from bench.errors import ConfigError
 
 if TYPE_CHECKING:
     from bench.measure.timer import ProgressEvent
-    from bench.results import MetricRow
+    from bench.measure.loads import MetricRow
 
 #: the packaged loads' names (MLPerf LoadGen's words); code refers to them by these constants
 OFFLINE = "offline"
@@ -41,7 +41,7 @@ class LoadContext:
     pool: np.ndarray
     seed: int = 0
     #: waits for the device to finish queued work (a no-op on CPU); called around timed regions
-    sync: Callable[[], None] = field(default=lambda: None)
+    sync: Callable[[], None] = field(default=lambda: None)  # CPU: nothing queued to wait for
     #: receives progress events on long work
     progress: Callable[[ProgressEvent], None] | None = None
     device: str = "cpu"
