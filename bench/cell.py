@@ -6,40 +6,20 @@ The runner (bench.runner) owns process isolation; this module owns the order of 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from bench.cell_common import Phases, Progress, check_checksum, run_context
 from bench.per_user import PerUser
+from bench.recommenders.base import PER_REQUEST, Recommender
 from bench.results import CellResult
-from bench.scenario import NO_VARIANT, CellSpec, Settings
+from bench.scenario import CellSpec, Settings
 
-Progress = Callable[[str], None]
-
+__all__ = ["run_cell", "run_context", "check_checksum", "Phases", "Progress"]
 
 def _noop(_: str) -> None:
     pass
-
-
-class Phases:
-    """Announces each phase of a cell and records its wall time (so a slow cell says where time went)."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-        self.wall_s: dict[str, float] = {}
-        self._name: str | None = None
-        self._t0 = time.perf_counter()
-
-    def start(self, name: str, message: str | None = None) -> None:
-        self.stop()
-        self._name, self._t0 = name, time.perf_counter()
-        self.progress(message or name)
-
-    def stop(self) -> None:
-        if self._name is not None:
-            self.wall_s[self._name] = self.wall_s.get(self._name, 0.0) + time.perf_counter() - self._t0
-            self._name = None
 
 
 def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop,
@@ -78,12 +58,12 @@ def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop,
     if spec.settings:
         result.extras["settings_overrides"] = dict(spec.settings)  # this cell's own stop rules, timeout, ...
     entry = registry.get(spec.recommender)
-    recommender = entry.build(**_constructor_params(entry, spec, settings))
+    recommender: Recommender = entry.build_in(run_context(spec, settings), dict(spec.params))
     result.params = {**_recorded_params(recommender), **result.params}
-    result.label = "cost-only" if getattr(recommender, "cost_only", False) else "measured"
-    gate_key = getattr(recommender, "gate_key", None)
-    if callable(gate_key):  # "the same model" for the quality gate: every ranking-relevant parameter but the variant
-        result.extras["gate_key"] = gate_key()
+    result.label = "cost-only" if recommender.cost_only else "measured"
+    gate_key = recommender.gate_key()
+    if gate_key is not None:  # "the same model" for the quality gate: every ranking-relevant parameter but the variant
+        result.extras["gate_key"] = gate_key
 
     # a model whose fit cannot hold in memory (EASE's dense item x item at 100k items) fails here, at once,
     # with the figures, instead of being killed minutes in
@@ -100,30 +80,28 @@ def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop,
         t0 = time.perf_counter_ns()
         recommender.fit(split.train_set())
         fit_s = (time.perf_counter_ns() - t0) / 1e9
-        if getattr(recommender, "cost_only", False):
+        if recommender.cost_only:
             result.label = "cost-only"  # LLM recommenders know whether their weights are random only once fitted
         result.add("fit_s", fit_s, "s", n=1)
-        for key, value in (getattr(recommender, "stats", None) or {}).items():
+        for key, value in recommender.stats.items():
             # the cell's own figures (fit_s, ...) are measured here: a recommender's stat never duplicates one
             if isinstance(value, (int, float)) and not isinstance(value, bool) and result.metric(key) is None:
                 result.add(key, value, _unit_of(key), n=1)
         result.add("footprint_bytes", recommender.footprint(), "bytes")
 
-        flops = recommender.flops_per_user(split.test_users())
-        if flops is None and callable(getattr(recommender, "decoder_work", None)):
-            flops = _decoder_flops_per_rec(recommender, split.test_users(), settings.seed)
+        flops = _flops_per_rec(recommender, split.test_users(), settings.seed)
         if flops is not None:
             result.add("flops_per_rec", flops, "FLOP", label="estimated", flag="analytic count over the test users")
-        nbytes = recommender.bytes_per_user(split.test_users()) if hasattr(recommender, "bytes_per_user") else None
+        nbytes = recommender.bytes_per_user(split.test_users())
         if nbytes is not None:
             result.add("bytes_per_rec", nbytes, "bytes", label="estimated",
                        flag="analytic: model state read by one request alone + its score row")
-        for key, value in (getattr(recommender, "extras", None) or {}).items():
+        for key, value in recommender.extras.items():
             result.extras[key] = value  # what the recommender records about itself (architecture, tokenizer)
         exclude = _exclusion(split)
         if result.label == "cost-only":
             progress("skipping quality (cost-only model)")
-        elif entry.family == "test":
+        elif recommender.is_probe:
             pass  # harness probes (noop) rank nothing meaningful: no quality to report
         else:
             phases.start("quality", "evaluating quality (full ranking)")
@@ -144,30 +122,9 @@ def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop,
     return result
 
 
-def check_checksum(spec: CellSpec, dataset, expected_checksum: str | None) -> None:
-    if expected_checksum is not None and dataset.checksum != expected_checksum:
-        from bench.errors import DataError
-        raise DataError(f"dataset {spec.dataset} on this node has checksum {dataset.checksum[:16]}, the run's is "
-                        f"{expected_checksum[:16]}: this node holds other data; re-fetch it here "
-                        f"(`recbench data fetch`) or point --data-dir at the same files")
-
-
-def _constructor_params(entry, spec: CellSpec, settings: Settings) -> dict[str, Any]:
-    """Scenario params plus the cell's variant/device/threads/seed where the constructor takes them."""
-    params = dict(spec.params)
-    accepted = entry.parameters()
-    implied = {"variant": spec.variant, "device": spec.device, "threads": settings.threads, "seed": settings.seed}
-    for key, value in implied.items():
-        if key in accepted and key not in params and not (key == "variant" and value == NO_VARIANT):
-            params[key] = value
-    return params
-
-
-def _recorded_params(recommender) -> dict[str, Any]:
+def _recorded_params(recommender: Recommender) -> dict[str, Any]:
     """The recommender's resolved hyper-parameters (defaults included) that a results file can hold as JSON."""
-    get_params = getattr(recommender, "get_params", None)
-    resolved = get_params() if callable(get_params) else {}
-    return {k: v for k, v in resolved.items() if _json_plain(v)}
+    return {k: v for k, v in recommender.get_params().items() if _json_plain(v)}
 
 
 def _json_plain(value: Any) -> bool:
@@ -180,21 +137,17 @@ def _json_plain(value: Any) -> bool:
     return False
 
 
-#: test users whose requests the analytic decoder FLOPs average over (each needs its candidates and prompts)
-DECODER_FLOPS_USERS = 50
-
-
-def _decoder_flops_per_rec(recommender, users: np.ndarray, seed: int) -> float:
-    """A decoder recommender describes its passes (`decoder_work`); bench.measure.flops counts them."""
-    from bench.measure.flops import decoder_pass_flops
+def _flops_per_rec(recommender: Recommender, users: np.ndarray, seed: int) -> float | None:
+    """The recommender describes its requests' work (`request_work`); bench.measure.flops counts it. A model
+    whose description is costly to build (a decoder's prompts) asks for a seeded sample of the users."""
+    from bench.measure.flops import request_flops
 
     users = np.asarray(users)
-    if users.size > DECODER_FLOPS_USERS:
-        users = np.sort(np.random.default_rng(seed).choice(users, DECODER_FLOPS_USERS, replace=False))
-    work = recommender.decoder_work(users)
-    passes = np.asarray(work["passes"], dtype=np.float64)
-    total = float(decoder_pass_flops(work["config"], passes[:, 0], passes[:, 1], passes[:, 2]).sum())
-    return total / max(int(work["n_requests"]), 1) + float(work.get("retriever_flops_per_request", 0.0))
+    limit = recommender.work_sample_users
+    if limit is not None and users.size > limit:
+        users = np.sort(np.random.default_rng(seed).choice(users, limit, replace=False))
+    work = recommender.request_work(users)
+    return None if work is None else request_flops(work)
 
 
 def _unit_of(key: str) -> str:
@@ -241,14 +194,13 @@ def _quality(result: CellResult, recommender, split, settings: Settings, spec: C
 
 def _loads(result: CellResult, recommender, split, exclude, settings: Settings, spec: CellSpec,
            phases: Phases) -> None:
-    from bench.measure import loads
-    from bench.measure.energy import EnergyMeter
-    from bench.measure.timer import StopRule, make_sync
+    """Each of the cell's loads, by name from the load registry, with the scenario's config for it."""
+    from bench.measure import load_registry
+    from bench.measure.timer import make_sync
 
     rng = np.random.default_rng(settings.seed)
     pool = rng.permutation(split.test_users())
     k = min(settings.k, split.n_items)
-    sync = make_sync(spec.device)
 
     def serve(users: np.ndarray):
         return recommender.recommend(users, k, exclude=exclude)
@@ -256,70 +208,40 @@ def _loads(result: CellResult, recommender, split, exclude, settings: Settings, 
     def relay(event) -> None:
         phases.progress(f"{event.message or event.phase} ({event.done} calls)")
 
-    if "offline" in spec.loads:
-        phases.start("offline", "offline load: batch-size sweep")
-        rule = StopRule(min_count=settings.offline_min_batches, min_duration_s=settings.offline_min_s,
-                        max_count=100_000, max_duration_s=max(10.0, 4 * settings.offline_min_s),
-                        warmup_count=2, warmup_s=0.0)
-        sizes = spec.batch_sizes or settings.batch_sizes
-        if settings.offline_sweep == "adaptive" and not spec.batch_sizes:
-            sizes = loads.AdaptiveSweep(min_gain=settings.sweep_min_gain, max_batch=settings.sweep_max_batch,
-                                        time_limit_s=settings.sweep_time_limit_s)
-        with EnergyMeter() as energy:
-            off = loads.offline(serve, pool, unit="users", batch_sizes=sizes, rule=rule,
-                                seed=settings.seed, sync=sync, progress=relay)
-        # the sweep's curve (throughput per batch size) and why it ended, for the report's sweep chart
-        result.extras["offline_sweep"] = {
-            "mode": "adaptive" if isinstance(sizes, loads.AdaptiveSweep) else "fixed", "stopped_by": off.stopped_by,
-            "best_batch_size": off.best_batch_size,
-            "curve": [{"batch_size": p.batch_size, "throughput_per_s": p.throughput_per_s} for p in off.points]}
-        for p in off.points:
-            result.timings.append({"load": "offline", "batch_size": p.batch_size, "unit_of_work": off.unit,
-                                   "throughput_per_s": p.throughput_per_s, **p.latency.to_dict()})
-        result.metrics.extend(off.metric_rows())
-        _energy_rows(result, energy.result(), off)
-    if "single-stream" in spec.loads:
-        phases.start("single-stream", "single-stream load")
-        rule = StopRule(min_count=settings.stream_min_count, min_duration_s=settings.stream_min_s, max_count=100_000,
-                        max_duration_s=settings.stream_max_s, warmup_count=settings.warmup_count, warmup_s=0.0)
-        ss = loads.single_stream(serve, pool, unit="requests", rule=rule, seed=settings.seed, sync=sync,
-                                 progress=relay)
-        result.timings.append({"load": "single-stream", "batch_size": 1, "unit_of_work": ss.unit,
-                               **ss.latency.to_dict()})
-        result.metrics.extend(ss.metric_rows())
-    if "server" in spec.loads:
-        phases.start("server", f"server load: highest Poisson rate with p99 <= {settings.slo_ms:g} ms")
-        sv = loads.server_slo_search(serve, pool, unit="requests", slo_ms=settings.slo_ms,
-                                     budget_s=settings.server_budget_s, min_trial_requests=settings.server_requests,
-                                     seed=settings.seed, sync=sync, progress=relay)
-        if sv.at_max is not None:
-            result.timings.append({"load": "server", "batch_size": 1, "unit_of_work": sv.unit,
-                                   "rate_per_s": sv.at_max.target_rate_per_s, **sv.at_max.latency.to_dict()})
-        result.metrics.extend(sv.metric_rows())
-        summary = sv.to_dict()
-        summary.pop("at_max", None)  # its latency summary (with raw samples) is already under timings
-        result.extras["server_slo_search"] = summary
+    context = load_registry.LoadContext(pool=pool, seed=settings.seed, sync=make_sync(spec.device), progress=relay,
+                                        device=spec.device)
+    load_registry.check_names(spec.loads, f"cell {spec.name}")
+    # registry order (offline, single-stream, server, then plugins' loads), whatever order the cell lists them
+    # in: every cell's loads run in the same order, so one load never warms the model for another differently
+    for name in (n for n in load_registry.names() if n in spec.loads):
+        load = load_registry.get(name)
+        config = settings.load_config(name)
+        phases.start(name, load.describe(config))
+        out = load.run(serve, config, context)
+        result.metrics.extend(out.rows)
+        result.timings.extend(out.timings)
+        result.extras.update(out.extras)
 
 
 def _extra_measurements(result: CellResult, recommender, split, exclude, settings: Settings,
                         phases: Phases) -> None:
     """Figures only the recommender can time, from inside a call (e.g. a decoder's time to first token).
 
-    A recommender may define `extra_measurements(users, k, exclude) -> list[dict]`; each dict is either timing
-    samples, `{"metric": prefix, "samples_ms": [...], "load": ..., "unit_of_work": ...}`, summarised here like
-    every load (n, percentiles with bootstrap intervals, trust flags) into `{prefix}_p50_ms` ... `{prefix}_mean_ms`,
-    or one figure, `{"metric": name, "value": v, "unit": ..., "load": ..., "n": ..., "flag": ..., "label": ...}`
-    (label "measured" unless an analytic figure says "estimated").
+    `Recommender.extra_measurements(users, k, exclude) -> list[dict]` (none by default); each dict is either
+    timing samples, summarised here like every load (n, percentiles with bootstrap intervals, trust flags) into
+    `{prefix}_p50_ms` ... `{prefix}_mean_ms`, or one figure (label "measured" unless an analytic figure says
+    "estimated"). A figure timed one request at a time (`load` PER_REQUEST) is filed under the single-stream load.
     """
-    hook = getattr(recommender, "extra_measurements", None)
-    if not callable(hook):
-        return
+    if type(recommender).extra_measurements is Recommender.extra_measurements:
+        return  # the default measures nothing: no phase to announce
+    from bench.measure.load_registry import SINGLE_STREAM
     from bench.measure.stats import metric_rows, summarize
 
     phases.start("extra", "the recommender's own timings")
     users = np.random.default_rng(settings.seed).permutation(split.test_users())
-    for item in hook(users, min(settings.k, split.n_items), exclude) or []:
+    for item in recommender.extra_measurements(users, min(settings.k, split.n_items), exclude):
         load = str(item.get("load", ""))
+        load = SINGLE_STREAM if load == PER_REQUEST else load
         if "samples_ms" in item:
             summary = summarize(item["samples_ms"], unit="ms", name=item["metric"], seed=settings.seed)
             # "load" of the timing names the figure, so readers of single-stream latency never pick these samples
@@ -328,17 +250,9 @@ def _extra_measurements(result: CellResult, recommender, split, exclude, setting
             result.metrics.extend(metric_rows(summary, prefix=item["metric"], load=load,
                                               include=("p50", "p90", "p99", "mean")))
         else:
+            if "work_ratio" in item:  # an analytic ratio of two described works, counted where FLOPs are counted
+                from bench.measure.flops import work_flops
+                num, den = item["work_ratio"]
+                item = {**item, "value": work_flops(num) / work_flops(den)}
             result.add(item["metric"], item["value"], item.get("unit", ""), load=load, n=item.get("n"),
                        flag=item.get("flag", ""), label=item.get("label", "measured"))
-
-
-def _energy_rows(result: CellResult, energy: dict, off) -> None:
-    """Joules per recommendation over the offline sweep, labelled measured (RAPL/NVML) or estimated."""
-    joules = energy.get("joules")
-    units = sum(p.units for p in off.points)
-    if joules is None or not units:
-        return
-    label = energy.get("label", "estimated")
-    result.add("energy_j_per_rec", joules / units, "J", load="offline", label=label)
-    # how it was obtained travels with the figure; warm-up calls are in the joules but not in the units
-    result.extras["energy_offline"] = {**energy, "scope": "whole offline sweep, warm-up calls included"}

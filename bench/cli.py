@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="instance this machine is priced as (default: a per-vCPU share of c7i.xlarge); on a run "
                           "across machines, NODE=NAME prices one node (as rows name it); repeat for several")
     run.add_argument("--no-report", action="store_true", help="write results only, no HTML/PNG report")
+    run.add_argument("--plugin", action="append", metavar="MODULE",
+                     help="a module name or .py file that registers your own recommenders, variants or loads; "
+                          "imported before the scenario and in every cell process (repeat for several)")
     where = run.add_argument_group("where cells run (see docs/cluster.md)")
     where.add_argument("--executor", default="local", metavar="{local,ray}",
                        help="local: each cell in a fresh process on this machine, one at a time (default); ray: each "
@@ -187,7 +190,11 @@ def _run(args) -> int:
         name = scenario_of(args.resume) if args.scenario is None else args.scenario
     else:
         name = "quick" if args.scenario is None else args.scenario  # an empty name is refused, not the default
+    from bench import plugins
+    extra_plugins = tuple(str(Path(p).resolve()) if p.endswith(".py") else p for p in args.plugin or ())
+    plugins.load(extra_plugins)  # a bad name fails here, in one line, before the scenario is even read
     sc = scenario_mod.load(name)
+    sc = replace(sc, plugins=tuple(dict.fromkeys((*sc.plugins, *extra_plugins))))
     sc = sc.filtered(datasets=args.dataset, recommenders=args.recommenders)
     overrides = {key: value for key, value in {
         "seed": args.seed, "threads": args.threads, "k": args.k, "batch_sizes": args.batch_sizes,

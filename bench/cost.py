@@ -292,12 +292,9 @@ def hosted_usd_per_rec(price: HostedPrice, input_tokens: float, cached_input_tok
 
 def precision_of(variant: str) -> str:
     """The arithmetic precision a variant runs at, for choosing a peak figure."""
-    v = variant.lower()
-    if "int8" in v:
-        return "int8"
-    if "fp16" in v or "bf16" in v:
-        return "fp16"
-    return "fp32"
+    from bench.variants.registry import precision_of as registered_precision  # the variant registry decides
+
+    return registered_precision(variant)
 
 
 # ====================================================================== mapping this machine

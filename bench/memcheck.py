@@ -17,6 +17,7 @@ from collections.abc import Callable
 import psutil
 
 from bench.errors import BenchError
+from bench.variants.registry import FP32, INT8
 
 #: EASE's peak resident bytes per n_items^2 while fitting: the float32 Gram from the sparse product, its
 #: float64 copy, the float64 inverse (LAPACK works on a copy plus an identity right-hand side), the float64
@@ -66,15 +67,15 @@ def decoder_memory(params: dict, variant: str) -> tuple[int, str] | None:
         n = count_parameters(Path(model).expanduser())
     else:
         return None
-    if variant == "int8":
-        need = int(n * BYTES_PER_ELEMENT["fp32"] * INT8_BUILD_FACTOR)
+    if variant == INT8:
+        need = int(n * BYTES_PER_ELEMENT[FP32] * INT8_BUILD_FACTOR)
         return need, f"{n / 1e9:.2f}B parameters built in fp32 ({_gib(n * 4)}) and quantised to int8 beside it"
     return int(n * BYTES_PER_ELEMENT[variant]), \
         f"{n / 1e9:.2f}B parameters x {BYTES_PER_ELEMENT[variant]} bytes in {variant}: the weights alone"
 
 
 def fit_memory_bytes(recommender: str, n_users: int, n_items: int, n_interactions: int,
-                     params: dict | None = None, variant: str = "fp32") -> int | None:
+                     params: dict | None = None, variant: str = FP32) -> int | None:
     """Estimated peak bytes of `recommender`'s fit on data of this size, or None when no bound is known."""
     if recommender in DECODER_RECOMMENDERS:
         found = decoder_memory(params or {}, variant)
@@ -108,7 +109,7 @@ def _gib(n: float) -> str:
 
 def check_fit_memory(recommender: str, n_users: int, n_items: int, n_interactions: int,
                      available_bytes: int | None = None, params: dict | None = None,
-                     variant: str = "fp32") -> int | None:
+                     variant: str = FP32) -> int | None:
     """Raise FitMemoryError (one line: need, available, what to do) when the fit cannot hold in memory.
 
     Returns the estimated need (None when unknown) so the caller can record it. `params` and `variant` size a

@@ -7,7 +7,6 @@ Sources:
 - cost-only encoders/decoders ("bert-base-cost-only", "bert-large-cost-only", "minilm-cost-only",
   "gpt2-small-cost-only"): architecture-equivalent, random weights, saved to a cache directory and reloaded
   through the same local path as any other model. Their quality means nothing and is never reported;
-- `build_tiny_model`: tiny random models for tests, saved and reloaded through the same path.
 
 Every source goes through `load_checked`-style validation (config.json, loadable config, tokenizer), so a bad
 `--model` fails with one line before any measurement starts.
@@ -488,31 +487,3 @@ def build_cost_only(name: str, cache_dir: Path | None = None, seed: int = 0) -> 
             meta = {"name": name, "cost_only": True, "seed": seed, "notes": notes}
             _save_random_model(target, config, seed, meta, tokenizer_dir)
         return resolve_local(target, name=name, cache_dir=cache_dir, source="cost-only", cost_only=True)
-
-
-def build_tiny_model(directory: Path, layers: int = 2, hidden: int = 32, heads: int = 2, intermediate: int = 64,
-                     seed: int = 0, tokenizer: bool = True, kind: str = "bert", name: str = "tiny-bert",
-                     vocab_size: int = 30522, initializer_range: float = 0.02) -> Path:
-    """A tiny random model saved with `save_pretrained` (plus MiniLM's tokenizer unless `tokenizer=False`).
-
-    Tests load it through `resolve_model(path)`, i.e. the same path a user's `--model PATH` takes.
-    A larger `initializer_range` makes every layer change the output a lot (BERT's 0.02 leaves a random
-    model close to its embeddings), which distillation tests need.
-    """
-    directory = Path(directory)
-    if kind == "bert":
-        from transformers import BertConfig
-
-        config = BertConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers,
-                            num_attention_heads=heads, intermediate_size=intermediate, max_position_embeddings=512,
-                            initializer_range=initializer_range)
-    elif kind == "gpt2":
-        from transformers import GPT2Config
-
-        config = GPT2Config(vocab_size=vocab_size, n_layer=layers, n_embd=hidden, n_head=heads, n_inner=intermediate,
-                            n_positions=512, initializer_range=initializer_range)
-    else:
-        raise ConfigError(f"unknown tiny model kind {kind!r}: choose bert or gpt2")
-    meta = {"name": name, "cost_only": True, "seed": seed, "notes": {"weights": "random (seeded), test model"}}
-    _save_random_model(directory, config, seed, meta, minilm_dir() if tokenizer else None)
-    return directory

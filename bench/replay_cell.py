@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.cell import Phases, Progress, check_checksum
+from bench.cell_common import Phases, Progress, check_checksum, run_context
 from bench.results import CellResult
 from bench.scenario import CellSpec, Settings
 
@@ -63,7 +63,7 @@ def run_replay_cell(spec: CellSpec, settings: Settings, progress: Progress, pinn
                          "data_source": dataset.source, "n_users": dataset.n_users, "n_items": dataset.n_items,
                          "n_interactions": len(dataset.interactions)}
     entry = registry.get(spec.recommender)
-    strategy = entry.build(**_constructor_params(entry.parameters(), spec, settings))
+    strategy = entry.build_in(run_context(spec, settings), dict(spec.params))
     result.extras["replay"] = {**replay.describe(), "evaluated_users": [int(t.users.size) for t in targets],
                                "users_fingerprint": _fingerprint(targets)}
     result.extras["replay_strategy"] = strategy.describe()
@@ -123,16 +123,6 @@ def run_replay_cell(spec: CellSpec, settings: Settings, progress: Progress, pinn
     result.extras["replay_users"] = per_user
     result.extras["phase_wall_s"] = phases.wall_s
     return result
-
-
-def _constructor_params(accepted: list[str], spec: CellSpec, settings: Settings) -> dict[str, Any]:
-    params = dict(spec.params)
-    for key, value in {"threads": settings.threads, "seed": settings.seed}.items():
-        if key in accepted and key not in params:
-            params[key] = value
-    if "variant" in accepted and spec.variant != "none" and "variant" not in params:
-        params["variant"] = spec.variant
-    return params
 
 
 def _timed(clock: Clock, work: Callable[[], Any]) -> tuple[float, float, Any]:

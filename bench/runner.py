@@ -22,7 +22,7 @@ from bench.errors import BenchError, ConfigError
 from bench.executors import CellTask, Listener
 from bench.executors.base import failed_result
 from bench.results import RunResult
-from bench.scenario import LOADS, NO_VARIANT, CellSpec, Scenario, Settings
+from bench.scenario import NO_VARIANT, CellSpec, Scenario, Settings
 
 #: devices a cell may name
 DEVICES = ("cpu", "cuda")
@@ -58,7 +58,8 @@ def preflight(scenario: Scenario, listener: Listener | None = None) -> dict[str,
     from bench.data import replay
     from bench.recommenders import registry
     from bench.recommenders.online import registry as strategies
-    from bench.cell import _constructor_params as constructor_params
+    from bench.cell import run_context
+    from bench.measure import load_registry
     from bench.recommenders.base import check_k
     from bench.scenario import check_name
 
@@ -73,7 +74,7 @@ def preflight(scenario: Scenario, listener: Listener | None = None) -> dict[str,
         if spec.device not in DEVICES:
             raise ConfigError(f"cell {spec.name}: device {spec.device!r} is unknown: use one of {', '.join(DEVICES)}")
         try:  # constructors check their values and do no work (fitting does): a cheap, complete check
-            entry.build(**constructor_params(entry, spec, settings))
+            entry.build_in(run_context(spec, settings), dict(spec.params))
         except BenchError as exc:
             raise ConfigError(f"cell {spec.name}: {exc}") from None
         except (TypeError, ValueError) as exc:
@@ -84,16 +85,14 @@ def preflight(scenario: Scenario, listener: Listener | None = None) -> dict[str,
         elif spec.split not in SPLITS:
             raise ConfigError(f"unknown split {spec.split!r} in cell {spec.name}: choose one of {', '.join(SPLITS)}")
         if spec.variant != NO_VARIANT:
-            from bench.variants import parse_variant
-            parse_variant(spec.variant)
+            from bench.variants import registry as variants
+            variants.check_device(spec.variant, spec.device)  # unknown, or not on this device: one line now
         if spec.batch_sizes is not None and (not spec.batch_sizes or min(spec.batch_sizes) <= 0
                                              or not all(isinstance(b, int) for b in spec.batch_sizes)):
             raise ConfigError(f"cell {spec.name}: batch sizes {spec.batch_sizes} must be positive integers")
         if spec.quality_users is not None and spec.quality_users < 0:
             raise ConfigError(f"cell {spec.name}: quality_users must be >= 0 (0 = every test user)")
-        unknown_loads = set(spec.loads) - set(LOADS)
-        if unknown_loads:
-            raise ConfigError(f"unknown load(s) {sorted(unknown_loads)} in cell {spec.name}: choose from {', '.join(LOADS)}")
+        load_registry.check_names(spec.loads, f"cell {spec.name}")
     checksums = {}
     for name in sorted({c.dataset for c in scenario.cells}):
         if listener:
@@ -112,7 +111,7 @@ def preflight(scenario: Scenario, listener: Listener | None = None) -> dict[str,
             if len(make_split(dataset, protocol, seed=settings.seed).test_users()) == 0:
                 raise ConfigError(f"split {protocol} of {name} leaves no test users (too few interactions per "
                                   "user): use more data or another split")
-        for spec in (c for c in scenario.cells if c.dataset == name and "offline" in c.loads):
+        for spec in (c for c in scenario.cells if c.dataset == name and load_registry.OFFLINE in c.loads):
             _check_batch_memory(spec, spec.batch_sizes or settings.batch_sizes, dataset.n_items)
     return checksums
 
@@ -168,6 +167,8 @@ def check_writable(out_dir: Path) -> None:
 def run(scenario: Scenario, options: RunOptions = RunOptions(), listener: Listener | None = None) -> tuple[RunResult, Path]:
     """Execute every cell of the scenario in isolation and write results (and the report) under out_root/run_id
     (or, with options.resume, the missing and failed cells of that run, into its directory)."""
+    from bench import plugins
+    plugins.load(scenario.plugins)  # their recommenders, variants and loads, before anything is checked
     scenario.settings.validate()
     for spec in scenario.cells:  # per-cell overrides are checked before any work too
         spec.settings_for(scenario.settings).validate()
@@ -229,7 +230,8 @@ def run(scenario: Scenario, options: RunOptions = RunOptions(), listener: Listen
 
         for i in todo:
             spec = scenario.cells[i]
-            executor.submit(CellTask(i, spec, spec.settings_for(scenario.settings), checksums.get(spec.dataset)))
+            executor.submit(CellTask(i, spec, spec.settings_for(scenario.settings), checksums.get(spec.dataset),
+                                     plugins=tuple(scenario.plugins)))
         try:
             for task, result in executor.completed():
                 running.pop(task.spec.name, None)

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from bench.errors import BenchError, ConfigError
+from bench.measure.load_registry import DEFAULT_LOADS, OFFLINE, SERVER, SINGLE_STREAM
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
-LOADS = ("offline", "single-stream", "server")
 #: the variant name for recommenders that run no transformer
 NO_VARIANT = "none"
 
@@ -42,7 +42,8 @@ class CellSpec:
     params: dict[str, Any] = field(default_factory=dict)
     #: a short tag distinguishing cells of the same recommender with different params (e.g. "n=50")
     tag: str = ""
-    loads: tuple[str, ...] = LOADS
+    #: names of registered loads (bench.measure.load_registry), run in the registry's order
+    loads: tuple[str, ...] = DEFAULT_LOADS
     #: rank a seeded sample of this many test users in this cell (overrides Settings.quality_users; the
     #: figures then carry the sample size in their flag). For models too slow for a full pass.
     quality_users: int | None = None
@@ -52,14 +53,17 @@ class CellSpec:
     settings: dict[str, Any] = field(default_factory=dict)
 
     def settings_for(self, base: "Settings") -> "Settings":
-        """The scenario's Settings with this cell's overrides; an unknown field fails in one line."""
-        if not self.settings:
-            return base
+        """The scenario's Settings with this cell's overrides; an unknown field fails in one line.
+
+        The cell's own `batch_sizes` always sweep exactly those sizes (an adaptive sweep included)."""
         unknown = sorted(set(self.settings) - set(Settings.__dataclass_fields__))
         if unknown:
             raise ConfigError(f"cell {self.name}: unknown settings override {', '.join(map(repr, unknown))}; "
                               f"use Settings fields ({', '.join(Settings.__dataclass_fields__)})")
-        return replace(base, **self.settings)
+        settings = replace(base, **self.settings) if self.settings else base
+        if self.batch_sizes:
+            settings = replace(settings, batch_sizes=tuple(self.batch_sizes), offline_sweep="fixed")
+        return settings
 
     @property
     def name(self) -> str:
@@ -98,10 +102,23 @@ class Settings:
     #: minimum share of the fp32 model's NDCG@10 a variant must keep for its cost to count (MLPerf's idea)
     quality_gate: float = 0.99
     data_dir: str | None = None
+    #: load name -> its config (the load's `config_type`), for any registered load. The packaged loads
+    #: (offline, single-stream, server) default to the flat fields above, which existing scenarios set.
+    loads: dict[str, Any] = field(default_factory=dict)
+
+    def load_config(self, name: str) -> Any:
+        """The config load `name` runs with in this scenario: `loads[name]`, else the load's default (for the
+        packaged loads, built from the flat fields above)."""
+        from bench.measure import load_registry
+
+        load = load_registry.get(name)
+        if name in self.loads:
+            return self.loads[name]
+        return _packaged_load_config(self, name) or load.config_type()
 
     def validate(self) -> None:
         for f in fields(self):  # NaN and inf pass every comparison below the wrong way: refuse them first
-            if f.name in ("data_dir", "offline_sweep"):  # the two text settings (offline_sweep checked below)
+            if f.name in ("data_dir", "offline_sweep", "loads"):  # text and per-load settings, checked below
                 continue
             value = getattr(self, f.name)
             values = value if isinstance(value, tuple) else (value,)
@@ -113,27 +130,52 @@ class Settings:
                                       "scenario's Settings")
         checks = [
             (self.seed >= 0, f"seed={self.seed} must be >= 0"),
-            (self.offline_min_s > 0 and self.offline_min_batches > 0,
-             "offline minimum duration and batch count must be > 0"),
-            (self.warmup_count >= 0, f"warmup_count={self.warmup_count} must be >= 0"),
             (self.k > 0, f"k={self.k} must be a positive integer"),
             (all(k > 0 for k in self.ks), f"ks={self.ks}: every k must be positive"),
             (self.threads > 0, f"threads={self.threads} must be at least 1"),
             (self.cell_timeout_s > 0, f"cell timeout {self.cell_timeout_s}s must be > 0"),
-            (all(b > 0 for b in self.batch_sizes) and self.batch_sizes, "batch sizes must be positive integers"),
-            (self.offline_sweep in ("fixed", "adaptive"), f"offline_sweep={self.offline_sweep!r}: use fixed or adaptive"),
-            (0 <= self.sweep_min_gain < 10 and self.sweep_max_batch >= 1 and self.sweep_time_limit_s > 0,
-             "adaptive sweep: min gain in [0, 10), max batch >= 1 and time limit > 0"),
-            (self.slo_ms > 0, f"SLO {self.slo_ms} ms must be > 0"),
-            (self.server_budget_s > 0 and self.server_requests > 0, "server budget and request count must be > 0"),
-            (self.stream_min_count > 0 and self.stream_min_s > 0, "single-stream minimum count and duration must be > 0"),
-            (self.stream_max_s >= self.stream_min_s, "single-stream max duration must be >= its minimum duration"),
             (0 < self.quality_gate <= 1, f"quality gate {self.quality_gate} must be in (0, 1]"),
             (self.quality_users >= 0, "quality users must be >= 0 (0 = all test users)"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message + "; fix the option or the scenario's Settings")
+        self._validate_loads()
+
+    def _validate_loads(self) -> None:
+        """Each load checks its own config: the flat fields through the packaged loads, `loads` through theirs."""
+        from bench.measure import load_registry
+
+        if not isinstance(self.loads, dict):
+            raise ConfigError(f"loads={self.loads!r} must map load names to their configs; fix the scenario's "
+                              "Settings")
+        for name in self.loads:
+            load_registry.get(name)  # an unknown name fails in one line
+        for name in load_registry.names():
+            load = load_registry.get(name)
+            config = self.load_config(name)
+            if not isinstance(config, load.config_type):
+                raise ConfigError(f"Settings.loads[{name!r}] is a {type(config).__name__}; load {name!r} takes a "
+                                  f"{load.config_type.__name__}: fix the scenario's Settings")
+            load.check(config)
+
+
+def _packaged_load_config(settings: Settings, name: str) -> Any:
+    """The packaged loads' configs from the flat Settings fields (None for any other load)."""
+    from bench.measure.builtin_loads import OfflineConfig, ServerConfig, SingleStreamConfig
+
+    if name == OFFLINE:
+        return OfflineConfig(batch_sizes=tuple(settings.batch_sizes), sweep=settings.offline_sweep,
+                             min_gain=settings.sweep_min_gain, max_batch=settings.sweep_max_batch,
+                             time_limit_s=settings.sweep_time_limit_s, min_s=settings.offline_min_s,
+                             min_batches=settings.offline_min_batches)
+    if name == SINGLE_STREAM:
+        return SingleStreamConfig(min_count=settings.stream_min_count, min_s=settings.stream_min_s,
+                                  max_s=settings.stream_max_s, warmup_count=settings.warmup_count)
+    if name == SERVER:
+        return ServerConfig(slo_ms=settings.slo_ms, budget_s=settings.server_budget_s,
+                            min_trial_requests=settings.server_requests)
+    return None
 
 
 @dataclass(frozen=True)
@@ -143,10 +185,16 @@ class Scenario:
     cells: tuple[CellSpec, ...]
     settings: Settings = Settings()
     source: str = ""
+    #: modules (names, or paths to .py files) that register the scenario's own recommenders, variants or
+    #: loads; imported in the driver and in every cell process (bench.plugins)
+    plugins: tuple[str, ...] = ()
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "source": self.source,
-                "settings": asdict(self.settings), "cells": [c.name for c in self.cells]}
+        described = {"name": self.name, "description": self.description, "source": self.source,
+                     "settings": asdict(self.settings), "cells": [c.name for c in self.cells]}
+        if self.plugins:
+            described["plugins"] = list(self.plugins)
+        return described
 
     def with_settings(self, **changes: Any) -> "Scenario":
         return replace(self, settings=replace(self.settings, **changes))
@@ -263,6 +311,15 @@ def load(name_or_path: str) -> Scenario:
         raise ConfigError(f"scenario {path}: cells must be a non-empty tuple of CellSpec; declare them as "
                           "cells=(CellSpec(...), ...)")
     check_name(scenario.name, f"scenario {path}: name")
+    if isinstance(scenario.plugins, str) or not all(isinstance(p, str) for p in scenario.plugins):
+        raise ConfigError(f"scenario {path}: plugins must be a tuple of module names or .py paths, e.g. "
+                          "plugins=(\"my_ext\",)")
+    from bench import plugins
+    # a plugin file named relative to the scenario is found from any working directory (and any node)
+    plugin_paths = tuple(str((path.parent / p).resolve()) if p.endswith(".py") and not Path(p).is_absolute()
+                         else p for p in scenario.plugins)
+    scenario = replace(scenario, plugins=plugin_paths)
+    plugins.load(scenario.plugins)  # before anything names what they register
     names = [c.name for c in scenario.cells]
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:

@@ -3,6 +3,7 @@
 If they disagree beyond their noise, no timing this suite prints should be trusted on this machine.
 """
 from __future__ import annotations
+from bench.variants.registry import FP32
 
 PROFILE_TEXTS = [
     "Toy Story (1995). Genres: Animation, Children's, Comedy",
@@ -18,7 +19,7 @@ def main_selfcheck(model: str = "minilm", threads: int = 2, n: int = 40) -> int:
     from bench.measure.peer import peer_check
     from bench.variants import build_encoder
 
-    encoder = build_encoder(model, "fp32", device="cpu", threads=threads)
+    encoder = build_encoder(model, FP32, device="cpu", threads=threads)
     check = peer_check(lambda: encoder.encode(PROFILE_TEXTS, batch_size=len(PROFILE_TEXTS)), n=n)
     print(f"model {encoder.model_name} fp32, batch {len(PROFILE_TEXTS)}, threads {pinned.get('threads')}, n={check.n} each")
     print(f"suite timer : median {check.suite_median_ms:.3f} ms  95% CI [{check.suite_ci95_ms[0]:.3f}, {check.suite_ci95_ms[1]:.3f}]")

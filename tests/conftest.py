@@ -19,7 +19,7 @@ def model_cache_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A 2-layer, 32-wide random BERT with MiniLM's tokenizer, written with save_pretrained."""
-    from bench.models import build_tiny_model
+    from tests.support.models import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-bert", layers=2, hidden=32, heads=2,
                             intermediate=64, seed=0)
@@ -56,6 +56,6 @@ def tiny(tiny_model_dir, model_cache_dir):
 @pytest.fixture(scope="module")
 def toy_llm_split():
     """The toy split with item texts that the language-model recommender tests fit on."""
-    from bench.recommenders.llm.testing import toy_split
+    from tests.support.llm_data import toy_split
 
     return toy_split()

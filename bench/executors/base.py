@@ -8,6 +8,7 @@ start and end times, so a reader can check that no two timed cells shared a node
 from __future__ import annotations
 
 import os
+import pickle
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -31,6 +32,23 @@ class CellTask:
     settings: Settings
     #: the driver's checksum of spec.dataset; a node whose copy differs fails the cell with the reason
     data_checksum: str | None = None
+    #: the scenario's plugin modules (bench.plugins): imported in the cell's process before the cell runs,
+    #: since a fresh process holds none of the driver's registrations
+    plugins: tuple[str, ...] = ()
+
+    def __reduce__(self) -> tuple[Any, tuple[tuple[str, ...], bytes]]:
+        # the settings may hold a plugin's classes (a load's config): the receiving process imports the plugins
+        # before it reads the rest, or a plugin loaded from a .py path could not be found there by name
+        rest = pickle.dumps((self.index, self.spec, self.settings, self.data_checksum))
+        return _rebuild_task, (self.plugins, rest)
+
+
+def _rebuild_task(plugins: tuple[str, ...], rest: bytes) -> CellTask:
+    from bench import plugins as plugin_modules
+
+    plugin_modules.load(plugins)
+    index, spec, settings, data_checksum = pickle.loads(rest)
+    return CellTask(index, spec, settings, data_checksum, plugins=plugins)
 
 
 class Executor(Protocol):
@@ -87,6 +105,8 @@ def execute_cell(task: CellTask, progress: Callable[[str], None]) -> tuple[str, 
     try:
         from bench.measure.threads import pin_threads
         pinned = pin_threads(task.settings.threads)
+        from bench import plugins
+        plugins.load(task.plugins)
         from bench.cell import run_cell
         result = run_cell(task.spec, task.settings, progress=announce, pinned=pinned,
                           expected_checksum=task.data_checksum)

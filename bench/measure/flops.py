@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
 from bench.errors import ConfigError
 from bench.measure import _checks
 
+if TYPE_CHECKING:  # a recommender's work description is plain data (bench.work): read by attribute only
+    from bench.work import RequestWork
 
 # ---------------------------------------------------------------- transformer configs
 
@@ -78,16 +80,27 @@ def _token_counts(token_counts: Sequence[int] | np.ndarray | int) -> np.ndarray:
     return counts.astype(np.float64)
 
 
+def _encoder_layer_flops(lengths: np.ndarray, hidden: float, intermediate: float) -> np.ndarray:
+    """8 L H^2 + 4 L^2 H + 4 L H I per sequence of L tokens, for one layer."""
+    h, i = float(hidden), float(intermediate)
+    return 8 * lengths * h * h + 4 * lengths * lengths * h + 4 * lengths * h * i
+
+
 def encoder_flops(config: TransformerConfig, token_counts: Sequence[int] | np.ndarray | int,
                   pooler: bool = False) -> float:
     """FLOPs of a BERT-like encoder forward over sequences of the given real token counts (sum over them)."""
     L = _token_counts(token_counts)
-    H, I = float(config.hidden), float(config.intermediate)
-    per_layer = 8 * L * H * H + 4 * L * L * H + 4 * L * H * I
+    per_layer = _encoder_layer_flops(L, config.hidden, config.intermediate)
     total = config.layers * float(per_layer.sum())
     if pooler:
-        total += 2 * H * H * L.size
+        total += 2 * float(config.hidden) ** 2 * L.size
     return total
+
+
+def encoder_config_flops(config: Mapping[str, Any], token_counts: Sequence[int] | np.ndarray) -> float:
+    """encoder_flops for an encoder described by a dict (layers, hidden, intermediate), as runtimes report it."""
+    L = np.asarray(token_counts, dtype=np.float64)
+    return float(config["layers"]) * float(_encoder_layer_flops(L, config["hidden"], config["intermediate"]).sum())
 
 
 def decoder_token_flops(config: TransformerConfig, position: int | np.ndarray, logits: bool = True) -> np.ndarray:
@@ -124,6 +137,54 @@ def decoder_generate_flops(config: TransformerConfig, prompt_tokens: int, new_to
     decode = float(decoder_token_flops(config, P + 1 + np.arange(steps), logits=True).sum()) if steps else 0.0
     return {"prefill_flops": prefill, "decode_flops": decode, "total_flops": prefill + decode,
             "prompt_tokens": P, "new_tokens": G}
+
+
+def generation_flops(config: Mapping[str, Any], prompt_tokens: np.ndarray, new_tokens: int) -> np.ndarray:
+    """FLOPs per request of greedy generation with a KV cache, vectorised over prompt lengths (a GPT-2-like
+    decoder described by a dict: layers, hidden, intermediate, vocab).
+
+    Prefill over P prompt tokens plus the last position's logits, then new_tokens - 1 decode steps, each with
+    logits. Per token at position t: layers x (8 H^2 + 4 H I + 4 t H), logits 2 H V: decoder_generate_flops
+    with prefill_logits="last", in closed form over many prompts (a test pins them equal).
+    """
+    p = np.asarray(prompt_tokens, dtype=np.float64)
+    h, i, v, layers = (float(config[k]) for k in ("hidden", "intermediate", "vocab", "layers"))
+    dense = 8 * h * h + 4 * h * i
+    # sum over t = 1..P of (dense + 4 t H) = P dense + 2 H P (P + 1)
+    prefill = layers * (p * dense + 2 * h * p * (p + 1)) + 2 * h * v
+    steps = max(int(new_tokens) - 1, 0)
+    # decode positions t = P+1 .. P+steps: sum of t = steps P + steps (steps + 1) / 2
+    pos_sum = steps * p + steps * (steps + 1) / 2.0
+    decode = layers * (steps * dense + 4 * h * pos_sum) + steps * 2 * h * v
+    return prefill + decode
+
+
+# ---------------------------------------------------------------- a recommender's described work
+
+def work_flops(work: RequestWork) -> float:
+    """FLOPs of the whole batch a RequestWork describes (its `other` model's work not included): encoder
+    forwards, decoder passes, generations, plus 2 per scoring multiply-add."""
+    total = 0.0
+    if work.encoder_config is not None and len(work.token_counts):
+        total += encoder_config_flops(work.encoder_config, work.token_counts)
+    if work.decoder is not None:
+        p = np.asarray(work.decoder.passes, dtype=np.float64)
+        total += float(decoder_pass_flops(work.decoder.config, p[:, 0], p[:, 1], p[:, 2]).sum())
+    if work.generation is not None:
+        g = work.generation
+        total += float(generation_flops(g.config, g.prompt_tokens, g.new_tokens).sum())
+    return total + 2.0 * work.scoring_macs
+
+
+def request_flops(work: RequestWork) -> float:
+    """Analytic FLOPs of one request (mean over the batch described), the `other` model's share included."""
+    if work.generation is not None and work.encoder_config is None and work.decoder is None:
+        g = work.generation  # one generation per request: the mean over the prompts
+        own = float(generation_flops(g.config, g.prompt_tokens, g.new_tokens).mean()) \
+            + 2.0 * work.scoring_macs / max(work.n_requests, 1)
+    else:
+        own = work_flops(work) / max(work.n_requests, 1)
+    return own + (request_flops(work.other) if work.other is not None else 0.0)
 
 
 # ---------------------------------------------------------------- collaborative filtering scoring
@@ -409,7 +470,7 @@ def utilisation(achieved_flops_per_s: float, peak: float | dict[str, Any]) -> fl
 
 # ---------------------------------------------------------------- decoder passes (Llama / Qwen2 / GPT-2)
 
-def decoder_pass_flops(config: dict[str, Any], new_tokens: Any, past_tokens: Any = 0, logits_tokens: Any = 1
+def decoder_pass_flops(config: Mapping[str, Any], new_tokens: Any, past_tokens: Any = 0, logits_tokens: Any = 1
                        ) -> np.ndarray:
     """FLOPs of decoder forward passes, one value per pass (vectorised over array arguments).
 

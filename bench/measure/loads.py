@@ -27,6 +27,7 @@ import numpy as np
 
 from bench.errors import ConfigError
 from bench.measure import _checks
+from bench.measure.load_registry import OFFLINE, SERVER, SINGLE_STREAM
 from bench.measure.stats import TimingSummary, metric_rows as _summary_rows, percentile_name, summarize
 from bench.measure.timer import REAL_CLOCK, Clock, Progress, ProgressEvent, StopRule, Sync, measure_repeated, no_sync
 from bench.results import MetricRow
@@ -137,7 +138,7 @@ class OfflineResult:
     best_throughput_per_s: float
     cold_first_ms: float | None
     pool_size: int
-    load: str = "offline"
+    load: str = OFFLINE
     #: why the sweep ended: "fixed sizes" or, for an adaptive sweep, the gain / limit that stopped it
     stopped_by: str = "fixed sizes"
 
@@ -286,7 +287,7 @@ class SingleStreamResult:
     n: int
     stopped_by: str
     pool_size: int
-    load: str = "single-stream"
+    load: str = SINGLE_STREAM
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(self)
@@ -342,7 +343,7 @@ class ServerResult:
     wakeup_lateness_ms: dict[str, float]  # harness: late starts when the server was idle (p50/p99/max)
     stopped_by: str                  # "all served", "time bound" or "slo missed (early stop)"
     seed: int
-    load: str = "server"
+    load: str = SERVER
     flags: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -526,7 +527,7 @@ class SloSearchResult:
     at_max: ServerResult | None       # the full server result at max_qps_at_slo
     stopped_by: str                   # "converged", "budget", "max_trials", "no rate met"
     elapsed_s: float
-    load: str = "server"
+    load: str = SERVER
     flags: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:

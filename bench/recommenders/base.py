@@ -6,13 +6,23 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from typing import Any, NamedTuple
+from types import MappingProxyType
+from typing import Any, Mapping, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
 
 from bench.data.dataset import TrainSet
 from bench.errors import ConfigError
+from bench.recommenders.context import RunContext, TakesRunContext
+from bench.work import RequestWork
+
+__all__ = ["Recommender", "ScoringRecommender", "TopK", "RunContext", "PER_REQUEST", "check_k", "mask_seen",
+           "top_k", "top_k_indices"]
+
+#: the `load` of an extra measurement timed one request at a time, back to back: the cell files such figures
+#: under the single-stream load (recommenders know no load by name)
+PER_REQUEST = "per-request"
 
 
 class TopK(NamedTuple):
@@ -26,15 +36,54 @@ class TopK(NamedTuple):
     scores: np.ndarray  # (n, k) float32
 
 
-class Recommender(ABC):
+class Recommender(TakesRunContext, ABC):
     """fit(train) -> self; recommend(users, k) -> TopK with seen items excluded; footprint() -> bytes.
 
-    Hyper-parameters go in __init__, work goes in fit (scikit-learn's convention).
+    Hyper-parameters go in __init__, work goes in fit (scikit-learn's convention). The cell builds one as
+    `cls.from_context(params, RunContext(variant, device, threads, seed))`: a constructor that takes any of
+    those four names them in `run_context_params` (bench.recommenders.context).
+
+    Capabilities the cell reads, each with a default here (override what applies):
+    `cost_only` (random weights: report cost, never quality), `gate_key()` (which cells are "the same model"
+    for the quality gate), `stats` (one-time figures of fit, recorded as rows), `extras` (what the model
+    records about itself), `extra_measurements(...)` (figures only the model can time), `request_work` (the
+    analytic work of a batch of requests, which bench.measure.flops counts) and `bytes_per_user`.
     """
 
     name: str = "recommender"
     #: True when predict_rating is meaningful (the rating track: RMSE/MAE)
     predicts_ratings: bool = False
+    #: one-time figures of fit (seconds, bytes, counts) the cell records as result rows; set in fit
+    stats: Mapping[str, Any] = MappingProxyType({})
+    #: harness probes (the `noop` recommender) rank nothing meaningful: the cell reports no quality for them
+    is_probe: bool = False
+    #: describe the work of at most this many (seeded) test users, for models whose description is costly
+    work_sample_users: int | None = None
+
+    @property
+    def cost_only(self) -> bool:
+        """True when the model runs random weights (cost measurement only): quality is never reported."""
+        return False
+
+    @property
+    def extras(self) -> Mapping[str, Any]:
+        """What the recommender records about itself (architecture, tokenizer), copied into the cell's extras."""
+        return MappingProxyType({})
+
+    def gate_key(self) -> str | None:
+        """Identifies "the same model" for the quality gate across variants; None: not gated."""
+        return None
+
+    def extra_measurements(self, users: np.ndarray, k: int, exclude: sp.csr_matrix | None = None
+                           ) -> list[dict[str, Any]]:
+        """Figures only the recommender can time, from inside a call (e.g. a decoder's time to first token).
+
+        Each dict is either timing samples, `{"metric": prefix, "samples_ms": [...], "load": ..., "unit_of_work":
+        ...}` (the cell summarises them like every load), or one figure, `{"metric": name, "value": v, "unit":
+        ..., "load": ..., "n": ..., "flag": ..., "label": ...}`; an analytic ratio of two works gives
+        `"work_ratio": (RequestWork, RequestWork)` in place of `value` (the cell counts their FLOPs). `load`
+        PER_REQUEST files a figure under the single-stream load. None by default."""
+        return []
 
     def __init__(self) -> None:
         self._seen: sp.csr_matrix | None = None
@@ -67,9 +116,10 @@ class Recommender(ABC):
     def footprint(self) -> int:
         """Bytes of the fitted model's static state (parameters, index, similarity matrix)."""
 
-    def flops_per_user(self, users: np.ndarray) -> float | None:
-        """Analytic floating-point operations to score the whole catalogue for one of these users (mean over
-        them; a multiply-add counts 2), or None where no simple count applies. Masking and top-k are not FLOPs."""
+    def request_work(self, users: np.ndarray) -> RequestWork | None:
+        """The analytic work of these users' requests (transformer passes with their real token counts, scoring
+        multiply-adds, another model's share), which bench.measure.flops counts; None where no simple
+        description applies. Masking and top-k are not counted."""
         return None
 
     def absorb_history(self, train: TrainSet) -> None:

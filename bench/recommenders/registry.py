@@ -1,4 +1,5 @@
-"""Name -> recommender factory. A new recommender is one module plus one line here.
+"""Name -> recommender factory. A new recommender is one module plus one line here, or, from outside the
+package, one `register(Entry(...))` call in a plugin module (see bench.plugins).
 
 Factories import lazily so that running classic CF never imports torch.
 """
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.errors import ConfigError
+from bench.recommenders.context import RunContext, build_in_context
 
 
 @dataclass(frozen=True)
@@ -33,9 +35,14 @@ class Entry:
             raise ConfigError(f"recommender {self.name!r} has no parameter {', '.join(map(repr, unknown))}: "
                               f"its parameters are {', '.join(self.parameters()) or '(none)'}")
 
-    def build(self, **params: Any):
+    def build(self, **params: Any) -> Any:
         self.check_params(params)
         return self.cls()(**params)
+
+    def build_in(self, context: RunContext, params: dict[str, Any]) -> Any:
+        """The recommender as a cell runs it: the scenario's params plus the run context's declared fields."""
+        self.check_params(params)
+        return build_in_context(self.cls(), params, context)
 
 
 REGISTRY: dict[str, Entry] = {e.name: e for e in [
@@ -60,10 +67,19 @@ REGISTRY: dict[str, Entry] = {e.name: e for e in [
           "a small causal transformer trained here on item sequences: next item over the whole catalogue"),
     Entry("llm-decoder-rank", "bench.recommenders.generative.rank:DecoderRank", "llm",
           "classic retrieval of N candidates, a decoder LLM ranks them (pointwise, shared-prefix or listwise)"),
-    Entry("noop", "bench.recommenders.testing:NoOp", "test", "does nothing: measures the harness itself"),
-    Entry("failing", "bench.recommenders.testing:Failing", "test", "raises in fit: checks failed cells are reported"),
-    Entry("sleeping", "bench.recommenders.testing:Sleeping", "test", "sleeps `seconds` in fit: checks timeouts"),
+    # a measurement probe, not a test double: production scenarios time the harness with it
+    Entry("noop", "bench.recommenders.probe:NoOp", "test", "does nothing: measures the harness itself"),
 ]}
+
+
+def register(entry: Entry) -> Entry:
+    """Add a recommender (a plugin module calls this at import). Registering the same class again (the plugin
+    imported under another module name) is a no-op; another class under a taken name fails in one line."""
+    known = REGISTRY.get(entry.name)
+    if known is not None and known.target.split(":")[-1] != entry.target.split(":")[-1]:
+        raise ConfigError(f"recommender {entry.name!r} is already registered ({known.target}); pick another name")
+    REGISTRY.setdefault(entry.name, entry)
+    return REGISTRY[entry.name]
 
 
 def get(name: str) -> Entry:

@@ -3,10 +3,11 @@
     enc = build_encoder("minilm", "onnx-int8", device="cpu", threads=2)
     vecs = enc.encode(["Toy Story (1995) Animation|Children's|Comedy"])   # (1, 384), rows L2-normalised
 
-A variant string is one runtime (`fp32`, `fp16`, `bf16`, `int8`, `onnx`, `onnx-int8`), optionally preceded by
-`distilled+` (distil a half-depth student first, then run the student under that runtime); `onnx-int8-static` is
-ONNX Runtime static int8 calibrated on the caller's training texts (`calibration_texts`); `distilled` alone
-means `distilled+fp32`. Each module here is one way of running; `runtime.py` holds what they share.
+A variant string is one runtime registered in `bench.variants.registry` (name -> builder, precision, devices),
+optionally preceded by `distilled+` (distil a half-depth student first, then run the student under that
+runtime); a runtime that calibrates (`onnx-int8-static`) gets the caller's training texts
+(`calibration_texts`); `distilled` alone means `distilled+fp32`. Each module here is one way of running;
+`runtime.py` holds what they share.
 """
 from __future__ import annotations
 
@@ -16,13 +17,14 @@ from typing import Sequence
 
 from bench.errors import ConfigError
 from bench.models import ResolvedModel, resolve_model
+from bench.variants import registry
 from bench.variants.base import Preparation, TextEncoder
 from bench.variants.device import resolve_device, resolve_threads
 
-RUNTIMES = ("fp32", "fp16", "bf16", "int8", "onnx", "onnx-int8", "onnx-int8-static")
-#: runtimes that calibrate on the training texts the caller passes (`calibration_texts`)
-CALIBRATED = ("onnx-int8-static",)
-VARIANTS: list[str] = [*RUNTIMES, "distilled", *(f"distilled+{r}" for r in RUNTIMES if r != "fp32")]
+#: the registered runtimes and every valid variant string (snapshots at import; plugins add to the registry:
+#: ask `registry.names()` / `registry.all_variants()` for the current lists)
+RUNTIMES: tuple[str, ...] = tuple(registry.names())
+VARIANTS: list[str] = registry.all_variants()
 
 __all__ = ["VARIANTS", "RUNTIMES", "build_encoder", "build_cross_encoder", "build_sequence_model", "parse_variant",
            "resolve_device", "TextEncoder", "Preparation"]
@@ -30,49 +32,17 @@ __all__ = ["VARIANTS", "RUNTIMES", "build_encoder", "build_cross_encoder", "buil
 
 def parse_variant(variant: str) -> tuple[bool, str]:
     """"distilled+onnx-int8" -> (True, "onnx-int8"); "int8" -> (False, "int8"); unknown -> ConfigError."""
-    text = (variant or "").strip().lower()
-    parts = [p.strip() for p in text.split("+")] if text else []
-    distilled = bool(parts) and parts[0] == "distilled"
-    rest = parts[1:] if distilled else parts
-    if distilled and not rest:
-        rest = ["fp32"]
-    if len(rest) != 1 or rest[0] not in RUNTIMES:
-        raise ConfigError(f"unknown variant {variant!r}: choose one of {', '.join(VARIANTS)}")
-    return distilled, rest[0]
+    distilled, entry = registry.parse(variant)
+    return distilled, entry.name
 
 
 def canonical_variant(variant: str) -> str:
-    distilled, runtime = parse_variant(variant)
-    if distilled:
-        return "distilled" if runtime == "fp32" else f"distilled+{runtime}"
-    return runtime
-
-
-def _build_backend(model: ResolvedModel, runtime: str, device: str, threads: int, cache_dir: Path | None,
-                   calibration_texts: Sequence[str] | None = None, max_length: int = 128):
-    if runtime in ("fp32", "fp16", "bf16"):
-        from bench.variants.eager import build_eager
-
-        return build_eager(model, runtime, device)
-    if runtime == "int8":
-        from bench.variants.int8 import build_int8
-
-        return build_int8(model, device)
-    if runtime == "onnx-int8-static":
-        from bench.variants.onnx_static import build_onnx_static
-
-        return build_onnx_static(model, device, threads, cache_dir, calibration_texts, max_length)
-    from bench.variants.onnx import build_onnx
-
-    return build_onnx(model, quantized=runtime == "onnx-int8", device=device, threads=threads, cache_dir=cache_dir)
+    return registry.canonical(variant)
 
 
 def wants_calibration(variant: str) -> bool:
     """True when the variant's runtime is calibrated on training texts (static quantisation)."""
-    try:
-        return parse_variant(variant)[1] in CALIBRATED
-    except ConfigError:
-        return False
+    return registry.calibrates(variant)
 
 
 def _prepare(model, variant, device, threads, distill_texts, cache_dir, distill, calibration_texts=None,
@@ -100,7 +70,8 @@ def _prepare(model, variant, device, threads, distill_texts, cache_dir, distill,
         prep_s += distil_prep.seconds
         reused_s += distil_prep.seconds if distil_prep.notes.get("reused_from_cache") else 0.0
         resolved = student
-    backend, run_prep = _build_backend(resolved, runtime, device, threads, cache_dir, calibration_texts, max_length)
+    request = registry.BuildRequest(resolved, device, threads, cache_dir, calibration_texts, max_length)
+    backend, run_prep = registry.get(runtime).build(request)
     notes[runtime] = run_prep.notes
     notes["build_s_this_process"] = time.perf_counter() - t0
     prep = Preparation(seconds=prep_s + run_prep.seconds, file_bytes=run_prep.file_bytes + file_bytes_extra,
@@ -120,7 +91,7 @@ def _reused_seconds(prep: Preparation) -> float:
     return reused
 
 
-def build_encoder(model: "str | ResolvedModel" = "minilm", variant: str = "fp32", device: str = "cpu",
+def build_encoder(model: "str | ResolvedModel" = "minilm", variant: str = registry.FP32, device: str = "cpu",
                   threads: int | None = None, max_length: int = 128, distill_texts: Sequence[str] | None = None,
                   cache_dir: Path | None = None, distill=None,
                   calibration_texts: Sequence[str] | None = None) -> TextEncoder:
@@ -138,7 +109,7 @@ def build_encoder(model: "str | ResolvedModel" = "minilm", variant: str = "fp32"
     return TransformerEncoder(resolved, backend, name, device, threads, max_length, prep)
 
 
-def build_cross_encoder(model: "str | ResolvedModel" = "minilm", variant: str = "fp32", device: str = "cpu",
+def build_cross_encoder(model: "str | ResolvedModel" = "minilm", variant: str = registry.FP32, device: str = "cpu",
                         threads: int | None = None, max_length: int = 256,
                         distill_texts: Sequence[str] | None = None, cache_dir: Path | None = None, distill=None,
                         calibration_texts: Sequence[str] | None = None):
@@ -150,8 +121,8 @@ def build_cross_encoder(model: "str | ResolvedModel" = "minilm", variant: str = 
     return CrossEncoder(resolved, backend, name, device, threads, max_length, prep)
 
 
-def build_sequence_model(model: ResolvedModel, variant: str = "fp32", device: str = "cpu", threads: int | None = None,
-                         max_length: int = 512, cache_dir: Path | None = None):
+def build_sequence_model(model: ResolvedModel, variant: str = registry.FP32, device: str = "cpu",
+                         threads: int | None = None, max_length: int = 512, cache_dir: Path | None = None):
     """A `SequenceModel` (token ids in, last-layer hidden states out) for weights trained by a recommender.
 
     Every runtime applies (fp32, fp16/bf16, int8, onnx, onnx-int8); distillation does not: it learns from
@@ -162,6 +133,6 @@ def build_sequence_model(model: ResolvedModel, variant: str = "fp32", device: st
     distilled, _ = parse_variant(variant)
     if distilled:
         raise ConfigError(f"variant {variant!r} distils on texts; a model over item ids runs one of "
-                          f"{', '.join(RUNTIMES)}")
+                          f"{', '.join(registry.names())}")
     resolved, backend, name, device, threads, prep = _prepare(model, variant, device, threads, None, cache_dir, None)
     return SequenceModel(resolved, backend, name, device, threads, max_length, prep)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bench.recommenders.registry import REGISTRY, get
-from bench.recommenders.testing import toy_split
+from tests.support.recommenders import toy_split
 
 CLASSIC = sorted(name for name, e in REGISTRY.items() if e.family == "classic")
 BATCH_USERS = 256

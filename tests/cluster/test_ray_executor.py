@@ -24,6 +24,7 @@ psutil = pytest.importorskip("psutil")
 from bench import results, runner  # noqa: E402
 from bench.cli import main  # noqa: E402
 from bench.scenario import load as load_scenario  # noqa: E402
+from tests.support.recommenders import PLUGIN  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -88,7 +89,8 @@ def _write_scenario(path: Path, cells: str, name: str) -> Path:
     path.write_text(f'''"""Cluster test scenario."""
 from bench.scenario import CellSpec, Scenario, Settings
 D, S = {DATASET!r}, "random-8-1-1"
-SCENARIO = Scenario(name={name!r}, description="test", cells=({cells}), settings=Settings(seed=0, threads=1))
+SCENARIO = Scenario(name={name!r}, description="test", cells=({cells}), settings=Settings(seed=0, threads=1),
+                    plugins=({PLUGIN!r},))
 ''')
     return path
 

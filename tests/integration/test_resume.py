@@ -15,6 +15,7 @@ import pytest
 
 from bench import results
 from bench.cli import main
+from tests.support.recommenders import PLUGIN
 
 ROOT = Path(__file__).resolve().parents[2]
 DATASET = "synthetic:users=120,items=80,interactions=2500,seed=5"
@@ -24,7 +25,8 @@ def write_scenario(path: Path, cells: str, name: str = "resumable") -> Path:
     path.write_text(f'''"""Resume test scenario."""
 from bench.scenario import CellSpec, Scenario, Settings
 D, S = {DATASET!r}, "random-8-1-1"
-SCENARIO = Scenario(name={name!r}, description="test", cells=({cells}), settings=Settings(seed=0, threads=1))
+SCENARIO = Scenario(name={name!r}, description="test", cells=({cells}), settings=Settings(seed=0, threads=1),
+                    plugins=({PLUGIN!r},))
 ''')
     return path
 

@@ -10,6 +10,7 @@ import pytest
 
 from bench import per_user, results
 from bench.cli import main
+from tests.support.recommenders import PLUGIN
 
 DATASET = "synthetic:users=150,items=120,interactions=4000,seed=3"
 FAST = ("seed=0, threads=1, cell_timeout_s={timeout}, batch_sizes=(1, 16), offline_min_s=0.05, offline_min_batches=3, "
@@ -24,7 +25,7 @@ def write_scenario(tmp_path: Path, cells: str, timeout: float = 120.0, name: str
         from bench.scenario import CellSpec, Scenario, Settings
         D, S = {DATASET!r}, "random-8-1-1"
         SCENARIO = Scenario(name={name!r}, description="test", cells=({cells}),
-                            settings=Settings({FAST.format(timeout=timeout)}))
+                            settings=Settings({FAST.format(timeout=timeout)}), plugins=({PLUGIN!r},))
     '''))
     return path
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.recommenders import PLUGIN
+
 #: small enough that a cell's data load and split take a fraction of a second
 DATASET = "synthetic:users=60,items=50,interactions=1200,seed=1"
 FAST_SETTINGS = ("seed=0, threads=1, batch_sizes=(1, 8), offline_min_s=0.05, offline_min_batches=2, "
@@ -20,8 +22,9 @@ FAST_SETTINGS = ("seed=0, threads=1, batch_sizes=(1, 8), offline_min_s=0.05, off
 def scenario_source(cells: str, name: str = "rel", settings: str = FAST_SETTINGS, prelude: str = "",
                     build: bool = False) -> str:
     body = (f"def build():\n    {prelude or 'pass'}\n    return Scenario(name={name!r}, description='t', "
-            f"cells=tuple([{cells}]), settings=Settings({settings}))\n") if build else (
-        f"{prelude}\nSCENARIO = Scenario(name={name!r}, description='t', cells=tuple([{cells}]), settings=Settings({settings}))\n")
+            f"cells=tuple([{cells}]), settings=Settings({settings}), plugins=({PLUGIN!r},))\n") if build else (
+        f"{prelude}\nSCENARIO = Scenario(name={name!r}, description='t', cells=tuple([{cells}]), settings=Settings({settings}), "
+        f"plugins=({PLUGIN!r},))\n")
     return textwrap.dedent(f'''
         """A reliability-test scenario."""
         import math

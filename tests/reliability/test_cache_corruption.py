@@ -18,6 +18,7 @@ import pytest
 
 from bench import models
 from bench.errors import BenchError, DataError
+from tests.support.models import build_tiny_model
 
 
 def corrupt_in_place(path: Path, length: int = 1 << 20) -> None:
@@ -79,7 +80,7 @@ def test_corrupt_minilm_weights_are_refused(tmp_path):
 
 @pytest.mark.parametrize("victim", ["model.safetensors", "tokenizer.json", "config.json"])
 def test_a_corrupt_file_in_a_model_recbench_saved_is_refused(tmp_path, victim):
-    directory = models.build_tiny_model(tmp_path / "tiny", layers=1, hidden=16, heads=2, intermediate=32)
+    directory = build_tiny_model(tmp_path / "tiny", layers=1, hidden=16, heads=2, intermediate=32)
     models.resolve_model(str(directory), cache_dir=tmp_path)
     corrupt_in_place(directory / victim, length=64)
     with pytest.raises(BenchError, match=f"{victim} does not match") as info:
@@ -102,7 +103,7 @@ def test_a_corrupt_cost_only_model_is_rebuilt(tmp_path, monkeypatch):
 
 @pytest.fixture()
 def tiny(tmp_path):
-    directory = models.build_tiny_model(tmp_path / "tiny", layers=2, hidden=32, heads=2, intermediate=64)
+    directory = build_tiny_model(tmp_path / "tiny", layers=2, hidden=32, heads=2, intermediate=64)
     return models.resolve_model(str(directory), cache_dir=tmp_path / "cache"), tmp_path / "cache"
 
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from bench import models
+from tests.support.models import build_tiny_model
 
 # Only ONNX Runtime's quantiser is imported (not torch): the two processes start fast and race on the same file
 WORKER = textwrap.dedent('''
@@ -26,7 +27,7 @@ WORKER = textwrap.dedent('''
 
 
 def _tiny(tmp_path: Path):
-    directory = models.build_tiny_model(tmp_path / "tiny", layers=1, hidden=16, heads=2, intermediate=32)
+    directory = build_tiny_model(tmp_path / "tiny", layers=1, hidden=16, heads=2, intermediate=32)
     return models.resolve_model(str(directory), cache_dir=tmp_path / "cache"), tmp_path / "cache"
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.measure.fakeclock import FakeClock
+from tests.support.fakeclock import FakeClock
 from bench.recommenders.classic.pop import Pop
 from bench.recommenders.online.base import Strategy
 

@@ -30,3 +30,25 @@ def test_a_classic_cell_records_its_resolved_hyper_parameters(name, params, expe
     result = run_cell(spec, Settings(seed=0, threads=1))
     for key, value in expected.items():
         assert result.params[key] == value, key
+
+
+def _every_entry():
+    from bench.recommenders.online.registry import STRATEGIES
+    return [*REGISTRY.values(), *STRATEGIES.values()]
+
+
+@pytest.mark.parametrize("entry", _every_entry(), ids=lambda e: e.name)
+def test_each_class_declares_exactly_the_run_context_fields_its_constructor_takes(entry):
+    from bench.recommenders.context import CONTEXT_FIELDS
+
+    declared = set(entry.cls().run_context_params)
+    assert declared == set(entry.parameters()) & set(CONTEXT_FIELDS)
+
+
+def test_the_run_context_fills_declared_fields_and_a_scenario_value_wins():
+    from bench.recommenders.context import RunContext
+
+    context = RunContext(variant=None, device="cpu", threads=3, seed=7)
+    assert get("ials").build_in(context, {"factors": 4}).seed == 7
+    assert get("ials").build_in(context, {"factors": 4, "seed": 1}).seed == 1
+    assert get("pop").build_in(context, {}).get_params() == {}  # takes none of them: none is passed

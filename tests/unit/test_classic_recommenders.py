@@ -15,7 +15,7 @@ from bench.recommenders.classic.itemknn import ItemKNN
 from bench.recommenders.classic.pop import Pop
 from bench.recommenders.classic.userknn import UserKNN
 from bench.recommenders.registry import REGISTRY, get
-from bench.recommenders.testing import toy_split
+from tests.support.recommenders import toy_split
 
 CLASSIC = [name for name, e in REGISTRY.items() if e.family == "classic"]
 SMALL = {"ials": {"factors": 16, "iterations": 5}, "biasedmf": {"factors": 8, "iterations": 5}}

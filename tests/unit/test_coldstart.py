@@ -183,7 +183,7 @@ def tiny(tiny_model_dir, model_cache_dir):
 @pytest.fixture(scope="module")
 def toy_cold():
     from bench.data.splits import cold_items
-    from bench.recommenders.llm.testing import toy_split
+    from tests.support.llm_data import toy_split
 
     return cold_items(toy_split(n_users=30, n_items=40).dataset, seed=0, cold_share=0.25)
 
@@ -208,7 +208,9 @@ def test_hybrid_returns_warm_and_cold_items_and_keeps_cf_order_on_warm_ones(tiny
         assert key in rec.stats
     assert "fit_s" not in rec.stats  # the cell measures fit_s itself; a second row would duplicate it
     assert rec.footprint() > rec.cf.footprint()
-    assert rec.flops_per_user(users[:4]) > 0
+    from bench.measure.flops import request_flops
+
+    assert request_flops(rec.request_work(users[:4])) > 0
 
 
 def test_hybrid_slots_put_cold_items_exactly_in_the_reserved_positions(tiny, toy_cold):

@@ -6,8 +6,9 @@ import numpy as np
 from bench.derived import add_harness_overhead, add_roofline, add_utilisation, apply_quality_gate
 from bench.recommenders.classic.ease import EASE
 from bench.recommenders.classic.ials import IALS
-from bench.recommenders.testing import toy_split
+from tests.support.recommenders import toy_split
 from bench.results import CellResult, RunResult
+from bench.measure.flops import request_flops
 
 
 def cell(rec: str, variant: str, ndcg: float | None = None, p50: float | None = None, **metrics: float) -> CellResult:
@@ -55,9 +56,9 @@ def test_analytic_flops_follow_the_scoring_shapes():
     ease = EASE(l2=10.0).fit(train)
     users = np.array([0, 1, 2])
     nnz = train.matrix()[users].nnz
-    assert ease.flops_per_user(users) == 2.0 * nnz * 40 / 3
+    assert request_flops(ease.request_work(users)) == 2.0 * nnz * 40 / 3
     ials = IALS(factors=8, iterations=2).fit(train)
-    assert ials.flops_per_user(users) == 2.0 * 8 * 40
+    assert request_flops(ials.request_work(users)) == 2.0 * 8 * 40
 
 
 def test_quality_gate_pairs_each_variant_with_the_fp32_cell_of_the_same_model_parameters():
@@ -106,7 +107,7 @@ def test_ease_is_bandwidth_bound_and_reports_its_share_of_measured_bandwidth():
     split = toy_split(n_users=60, n_items=40, seed=1)
     ease = EASE(l2=10.0).fit(split.train_set())
     users = np.arange(60)
-    c = cell("ease", "none", throughput_users_per_s=10_000.0, flops_per_rec=ease.flops_per_user(users),
+    c = cell("ease", "none", throughput_users_per_s=10_000.0, flops_per_rec=request_flops(ease.request_work(users)),
              bytes_per_rec=ease.bytes_per_user(users), footprint_bytes=float(ease.footprint()))
     run = RunResult("r", {}, {}, cells=[c], machine=MACHINE)
     add_roofline(run)

@@ -8,8 +8,9 @@ torch = pytest.importorskip("torch")
 
 from bench.errors import ConfigError  # noqa: E402
 from bench.recommenders import registry  # noqa: E402
-from bench.recommenders.llm.explain import Explain, generate_flops  # noqa: E402
-from bench.recommenders.llm.testing import toy_split  # noqa: E402
+from bench.measure.flops import generation_flops, request_flops  # noqa: E402
+from bench.recommenders.llm.explain import Explain  # noqa: E402
+from tests.support.llm_data import toy_split  # noqa: E402
 
 NEW_TOKENS = 5
 
@@ -17,7 +18,7 @@ NEW_TOKENS = 5
 @pytest.fixture(scope="module")
 def tiny_gpt2_dir(tmp_path_factory):
     """A 2-layer, 32-wide random GPT-2 with MiniLM's tokenizer (vocabulary 30,522), saved with save_pretrained."""
-    from bench.models import build_tiny_model
+    from tests.support.models import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-gpt2") / "tiny-gpt2", kind="gpt2", name="tiny-gpt2")
 
@@ -97,12 +98,13 @@ def test_flops_follow_the_measurement_packages_decoder_formula(explain, split):
                             intermediate=facts["intermediate"], vocab=facts["vocab"])
     for p, n in ((1, 1), (7, 1), (13, 5), (40, 32)):
         ref = decoder_generate_flops(cfg, p, n, prefill_logits="last")["total_flops"]
-        assert generate_flops(facts, np.array([p]), n)[0] == pytest.approx(ref, rel=1e-12)
+        assert generation_flops(facts, np.array([p]), n)[0] == pytest.approx(ref, rel=1e-12)
     users = split.test_users()[:5]
     top = explain.retriever.recommend(users, 3)
     lengths = explain.decoder.token_counts(explain.prompts(users, top.items))
-    expected = generate_flops(facts, lengths, NEW_TOKENS).mean() + explain.retriever.flops_per_user(users)
-    assert explain.flops_per_user(users) == pytest.approx(expected)
+    expected = generation_flops(facts, lengths, NEW_TOKENS).mean() \
+        + request_flops(explain.retriever.request_work(users))
+    assert request_flops(explain.request_work(users)) == pytest.approx(expected)
 
 
 def test_cost_only_follows_the_decoders_weights(explain):

@@ -15,7 +15,7 @@ NEW_TOKENS = 4
 
 @pytest.fixture(scope="module")
 def cell(tmp_path_factory, model_cache_dir):
-    from bench.models import build_tiny_model
+    from tests.support.models import build_tiny_model
 
     torch.set_num_threads(1)
     model = build_tiny_model(tmp_path_factory.mktemp("gpt2") / "tiny-gpt2", kind="gpt2", name="tiny-gpt2")

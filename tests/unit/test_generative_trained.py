@@ -15,8 +15,8 @@ from bench.recommenders.generative.item_sequences import (history_tokens, hold_o
 from bench.recommenders.generative.next_item_training import (DecoderShape, NextItemTraining,  # noqa: E402
                                                               build_decoder, train_next_item)
 from bench.recommenders.generative.trained import TrainedGenerative  # noqa: E402
-from bench.recommenders.llm.common import encoder_flops  # noqa: E402
-from bench.recommenders.llm.testing import toy_item_text  # noqa: E402
+from bench.measure.flops import encoder_config_flops, request_flops  # noqa: E402
+from tests.support.llm_data import toy_item_text  # noqa: E402
 
 N_ITEMS, N_USERS, RUN = 20, 60, 6
 #: a tiny decoder that learns the cycle in about a second on one thread
@@ -229,8 +229,8 @@ def test_flops_count_the_decoder_forward_over_the_history_and_the_catalogue_head
     assert (config["layers"], config["hidden"], config["intermediate"]) == (1, 32, 128)
     lengths = fitted.history_lengths(users)
     assert lengths.tolist() == [RUN + 1, RUN + 1]  # BOS + the history
-    per_user = encoder_flops(config, lengths) / 2 + 2 * N_ITEMS * 32
-    assert fitted.flops_per_user(users) == pytest.approx(per_user)
+    per_user = encoder_config_flops(config, lengths) / 2 + 2 * N_ITEMS * 32
+    assert request_flops(fitted.request_work(users)) == pytest.approx(per_user)
     assert fitted.footprint() > fitted.item_matrix.nbytes
 
 

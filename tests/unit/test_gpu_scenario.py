@@ -81,7 +81,7 @@ def test_ease_takes_a_device_and_refuses_unknown_ones():
 @no_cuda
 def test_ease_on_cuda_without_a_gpu_fails_with_one_line():
     from bench.recommenders.classic.ease import EASE
-    from bench.recommenders.llm.testing import toy_train
+    from tests.support.llm_data import toy_train
 
     with pytest.raises(BenchError, match="CUDA is not available"):
         EASE(device="cuda").fit(toy_train())

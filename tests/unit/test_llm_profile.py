@@ -8,7 +8,7 @@ from bench.data.dataset import Interactions
 from bench.errors import ConfigError
 from bench.recommenders.llm.profile import (ProfileConfig, build_profiles, holdout_split, item_title,
                                             recent_liked)
-from bench.recommenders.llm.testing import toy_interactions, toy_item_text
+from tests.support.llm_data import toy_interactions, toy_item_text
 
 
 def _inter(users, items, ratings, ts=None) -> Interactions:

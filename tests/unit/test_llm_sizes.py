@@ -55,7 +55,8 @@ def test_bad_fit_input_is_one_clear_line(n, y, words):
 # ---------------------------------------------------------------- parameter counts
 
 def test_architecture_counts_match_the_saved_checkpoints(tiny_model_dir, tmp_path):
-    from bench.models import build_tiny_model, count_parameters
+    from bench.models import count_parameters
+    from tests.support.models import build_tiny_model
 
     assert transformer_parameters("bert", 2, 32, 64, 30522, 512) == count_parameters(tiny_model_dir)
     gpt2 = build_tiny_model(tmp_path / "gpt2", kind="gpt2", layers=2, hidden=32, heads=2, intermediate=64)

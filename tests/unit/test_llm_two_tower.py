@@ -135,12 +135,12 @@ def test_bad_parameters_fail_with_one_line(tiny):
 
 
 def test_flops_per_user_follows_the_measurement_packages_encoder_formula(tiny, split):
-    from bench.measure.flops import TransformerConfig, encoder_flops
+    from bench.measure.flops import TransformerConfig, encoder_flops, request_flops
 
     rec = _fit(tiny, split, dim=8)
     users = np.array([0, 4, 9])
     work = rec.request_work(users)
     cfg = TransformerConfig(layers=2, hidden=32, heads=2, intermediate=64)
     expected = (encoder_flops(cfg, work.token_counts) + 2 * work.scoring_macs) / 3
-    assert rec.flops_per_user(users) == pytest.approx(expected, rel=1e-9)
+    assert request_flops(rec.request_work(users)) == pytest.approx(expected, rel=1e-9)
     assert work.scoring_macs == 3 * (split.n_items * 8 + 32 * 8)

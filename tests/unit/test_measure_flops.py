@@ -83,3 +83,61 @@ def test_peak_and_bandwidth_microbenchmarks_report_labelled_rates():
     assert bw["gbs"] > 0 and bw["backends"]["numpy"]["triad_gbs"] > 0
     with pytest.raises(ConfigError):
         measure_peak_flops(dtype=np.int32, backends=("numpy",))
+
+
+# ---------------------------------------------------------------- one place for every FLOP count
+# The formulas below are the ones recommenders and the cell used before bench.measure.flops became the only
+# place that counts FLOPs, restated verbatim as oracles: the figures a run reports must not move by one bit.
+
+def _old_encoder_flops(config, token_counts):
+    lengths = np.asarray(token_counts, dtype=np.float64)
+    h, i = float(config["hidden"]), float(config["intermediate"])
+    per_layer = 8 * lengths * h * h + 4 * lengths * lengths * h + 4 * lengths * h * i
+    return float(config["layers"]) * float(per_layer.sum())
+
+
+def _old_generate_flops(facts, prompt_tokens, new_tokens):
+    p = np.asarray(prompt_tokens, dtype=np.float64)
+    h, i, v, layers = (float(facts[k]) for k in ("hidden", "intermediate", "vocab", "layers"))
+    dense = 8 * h * h + 4 * h * i
+    prefill = layers * (p * dense + 2 * h * p * (p + 1)) + 2 * h * v
+    steps = max(int(new_tokens) - 1, 0)
+    pos_sum = steps * p + steps * (steps + 1) / 2.0
+    decode = layers * (steps * dense + 4 * h * pos_sum) + steps * 2 * h * v
+    return prefill + decode
+
+
+MINILM_CONFIG = {"layers": 6, "hidden": 384, "heads": 12, "intermediate": 1536, "vocab": 30522}
+GPT2_FACTS = {"layers": 12, "hidden": 768, "heads": 12, "intermediate": 3072, "vocab": 50257}
+
+
+def test_request_flops_of_an_encoder_work_equal_the_former_recommender_count_bit_for_bit():
+    from bench.measure.flops import encoder_config_flops, request_flops, work_flops
+    from bench.work import RequestWork
+
+    counts = np.array([17, 33, 9, 128, 64], dtype=np.int64)
+    retriever = RequestWork(n_requests=5, scoring_macs=123 * 1682, kind="scores")
+    work = RequestWork(n_requests=5, encoder_config=MINILM_CONFIG, token_counts=counts,
+                       scoring_macs=5 * (1682 * 384), kind="texts", other=retriever)
+    old_total = _old_encoder_flops(MINILM_CONFIG, counts) + 2.0 * work.scoring_macs
+    assert encoder_config_flops(MINILM_CONFIG, counts) == _old_encoder_flops(MINILM_CONFIG, counts)
+    assert work_flops(work) == old_total
+    # the former LLM mixin: total / users + the retriever's flops_per_user (2 x nnz x n_items / users)
+    assert request_flops(work) == old_total / 5 + 2.0 * 123 * 1682 / 5
+
+
+def test_request_flops_of_generations_and_decoder_passes_equal_the_former_counts_bit_for_bit():
+    from bench.measure.flops import decoder_pass_flops, generation_flops, request_flops
+    from bench.work import DecoderPasses, Generations, RequestWork
+
+    prompts = np.array([41, 97, 230], dtype=np.int64)
+    np.testing.assert_array_equal(generation_flops(GPT2_FACTS, prompts, 32), _old_generate_flops(GPT2_FACTS, prompts, 32))
+    explain = RequestWork(n_requests=3, generation=Generations(GPT2_FACTS, prompts, 32), kind="generation")
+    assert request_flops(explain) == float(_old_generate_flops(GPT2_FACTS, prompts, 32).mean())
+    # the former cell's decoder count: sum over passes / requests + the retriever's per request
+    config = {**GPT2_FACTS, "kv_heads": 12, "gated_mlp": False}
+    passes = np.array([[60, 0, 0], [7, 60, 1], [9, 60, 1], [60, 0, 0], [5, 60, 1]], dtype=np.float64)
+    old = float(decoder_pass_flops(config, passes[:, 0], passes[:, 1], passes[:, 2]).sum()) / 2 + 2.0 * 8 * 40
+    ials = RequestWork(n_requests=2, scoring_macs=2 * 8 * 40, kind="scores")
+    work = RequestWork(n_requests=2, decoder=DecoderPasses(config, passes), kind="decoder", other=ials)
+    assert request_flops(work) == old

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bench.errors import ConfigError
-from bench.measure.fakeclock import FakeClock
+from tests.support.fakeclock import FakeClock
 from bench.measure.loads import (PayloadCycle, offline, poisson_arrivals_ns, server, server_slo_search,
                                  single_stream)
 from bench.measure.timer import StopRule

@@ -2,7 +2,7 @@
 import pytest
 
 from bench.errors import ConfigError
-from bench.measure.fakeclock import FakeClock
+from tests.support.fakeclock import FakeClock
 from bench.measure.timer import StopRule, make_sync, measure_repeated, no_sync, time_call
 
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from bench.errors import ConfigError
-from bench.recommenders import testing
+from tests.support import recommenders as testing
 from bench.recommenders.registry import REGISTRY, get
-from bench.recommenders.testing import Failing, NoOp, Sleeping, toy_split
+from tests.support.recommenders import Failing, NoOp, Sleeping, toy_split
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def test_noop_allocates_and_checks_once_per_shape_so_its_timed_call_is_only_the_
     import pytest
 
     from bench.errors import ConfigError
-    from bench.recommenders.testing import NoOp, toy_split
+    from tests.support.recommenders import NoOp, toy_split
 
     rec = NoOp().fit(toy_split(n_users=30, n_items=50, seed=0).train_set())
     first = rec.recommend(np.array([3]), 10)

@@ -12,6 +12,7 @@ from bench.data.dataset import TrainSet
 from bench.errors import ConfigError
 from bench.recommenders.base import ScoringRecommender
 from bench.recommenders.classic._common import check_non_negative, check_positive_int, fitted
+from bench.work import RequestWork
 
 
 def _pattern(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -66,6 +67,7 @@ class BiasedMF(ScoringRecommender):
     """
 
     name = "biasedmf"
+    run_context_params = ("seed",)
     predicts_ratings = True
 
     def __init__(self, factors: int = 4, reg: float = 10.0, reg_bias: float = 2.0, iterations: int = 15,
@@ -146,10 +148,10 @@ class BiasedMF(ScoringRecommender):
             pred = np.clip(pred, *self.rating_range_)
         return pred.astype(np.float32)
 
-    def flops_per_user(self, users: np.ndarray) -> float:
-        """one user factor against every item factor: 2 x factors x n_items."""
-        item_factors = fitted(self.item_factors_, "BiasedMF")
-        return 2.0 * item_factors.shape[1] * item_factors.shape[0]
+    def request_work(self, users: np.ndarray) -> RequestWork:
+        """one user factor against every item factor: factors x n_items multiply-adds per user."""
+        n_items, factors = fitted(self.item_factors_, "BiasedMF").shape
+        return RequestWork(n_requests=len(users), scoring_macs=len(users) * factors * n_items, kind="scores")
 
     def bytes_per_user(self, users: np.ndarray) -> float:
         """the item factor matrix + the item biases read once, the user's factor, the score row."""

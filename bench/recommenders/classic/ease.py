@@ -10,6 +10,7 @@ from bench.data.dataset import TrainSet
 from bench.errors import ConfigError
 from bench.recommenders.base import ScoringRecommender
 from bench.recommenders.classic._common import check_non_negative, csr_nbytes, fitted
+from bench.work import RequestWork
 
 if TYPE_CHECKING:  # torch is imported only for device="cuda"
     import torch
@@ -27,6 +28,7 @@ class EASE(ScoringRecommender):
     """
 
     name = "ease"
+    run_context_params = ("device",)
 
     def __init__(self, l2: float = 400.0, device: str = "cpu") -> None:
         super().__init__()
@@ -77,10 +79,10 @@ class EASE(ScoringRecommender):
             return (rows @ self._weights_cuda).cpu().numpy()  # .cpu() waits for the GPU
         return np.asarray(seen[users] @ weights, dtype=np.float32)
 
-    def flops_per_user(self, users: np.ndarray) -> float:
-        """history row (sparse) x dense item-item weights: 2 x nnz(history) x n_items."""
+    def request_work(self, users: np.ndarray) -> RequestWork:
+        """history row (sparse) x dense item-item weights: nnz(history) x n_items multiply-adds."""
         nnz = fitted(self._seen, "EASE")[np.asarray(users)].nnz
-        return 2.0 * nnz * self.n_items / max(len(users), 1)
+        return RequestWork(n_requests=len(users), scoring_macs=nnz * self.n_items, kind="scores")
 
     def bytes_per_user(self, users: np.ndarray) -> float:
         """one float32 row of the item-item weights per history item, the history row, the score row."""

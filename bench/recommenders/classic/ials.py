@@ -8,6 +8,7 @@ import numpy as np
 from bench.data.dataset import TrainSet
 from bench.recommenders.base import ScoringRecommender
 from bench.recommenders.classic._common import check_non_negative, check_positive_int, fitted
+from bench.work import RequestWork
 
 
 class IALS(ScoringRecommender):
@@ -22,6 +23,7 @@ class IALS(ScoringRecommender):
     """
 
     name = "ials"
+    run_context_params = ("seed",)
 
     def __init__(self, factors: int = 128, regularization: float = 10.0, alpha: float = 1.0,
                  iterations: int = 15, seed: int = 0, num_threads: int = 1) -> None:
@@ -82,10 +84,10 @@ class IALS(ScoringRecommender):
         user_factors, item_factors = self._fitted()
         return user_factors[users] @ item_factors.T
 
-    def flops_per_user(self, users: np.ndarray) -> float:
-        """one user factor against every item factor: 2 x factors x n_items."""
-        item_factors = fitted(self.item_factors_, "IALS")
-        return 2.0 * item_factors.shape[1] * item_factors.shape[0]
+    def request_work(self, users: np.ndarray) -> RequestWork:
+        """one user factor against every item factor: factors x n_items multiply-adds per user."""
+        n_items, factors = fitted(self.item_factors_, "IALS").shape
+        return RequestWork(n_requests=len(users), scoring_macs=len(users) * factors * n_items, kind="scores")
 
     def bytes_per_user(self, users: np.ndarray) -> float:
         """the item factor matrix read once, the user's factor, the score row."""

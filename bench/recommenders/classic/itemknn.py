@@ -13,6 +13,7 @@ from bench.recommenders.classic._common import (
     csr_nbytes,
     fitted,
 )
+from bench.work import RequestWork
 
 
 class ItemKNN(ScoringRecommender):
@@ -49,12 +50,12 @@ class ItemKNN(ScoringRecommender):
         similarity, seen = self._fitted()
         return (seen[users] @ similarity).toarray().astype(np.float32, copy=False)
 
-    def flops_per_user(self, users: np.ndarray) -> float:
-        """history row x sparse neighbour matrix: 2 x the neighbours of every item in the history."""
+    def request_work(self, users: np.ndarray) -> RequestWork:
+        """history row x sparse neighbour matrix: one multiply-add per neighbour of every item in the history."""
         similarity, seen = self._fitted()
         row_nnz = np.diff(similarity.indptr)
         hist = seen[np.asarray(users)]
-        return 2.0 * float(row_nnz[hist.indices].sum()) / max(len(users), 1)
+        return RequestWork(n_requests=len(users), scoring_macs=float(row_nnz[hist.indices].sum()), kind="scores")
 
     def bytes_per_user(self, users: np.ndarray) -> float:
         """the neighbour lists (value + index) of every history item, the history row, the score row."""

@@ -7,6 +7,7 @@ import scipy.sparse as sp
 from bench.data.dataset import TrainSet
 from bench.recommenders.base import ScoringRecommender
 from bench.recommenders.classic._common import check_positive_int, cosine_topk_rows, csr_nbytes, fitted
+from bench.work import RequestWork
 
 
 class UserKNN(ScoringRecommender):
@@ -33,9 +34,9 @@ class UserKNN(ScoringRecommender):
         neighbours, seen = self._fitted()
         return (neighbours[users] @ seen).toarray().astype(np.float32, copy=False)
 
-    def flops_per_user(self, users: np.ndarray) -> float:
-        """neighbour row x user-item matrix: 2 x the history items of every neighbour."""
-        return 2.0 * float(self._neighbour_items(users)) / max(len(users), 1)
+    def request_work(self, users: np.ndarray) -> RequestWork:
+        """neighbour row x user-item matrix: one multiply-add per history item of every neighbour."""
+        return RequestWork(n_requests=len(users), scoring_macs=float(self._neighbour_items(users)), kind="scores")
 
     def bytes_per_user(self, users: np.ndarray) -> float:
         """the neighbour row, every neighbour's history row (value + index), the score row."""

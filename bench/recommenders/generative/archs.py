@@ -13,11 +13,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from bench.errors import ConfigError
+from bench.variants.registry import BF16, FP16, FP32, INT8
 
 #: bytes per parameter (weights) and per cached key/value element, by variant
-BYTES_PER_ELEMENT = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 1}
+BYTES_PER_ELEMENT = {FP32: 4, BF16: 2, FP16: 2, INT8: 1}
 #: int8 (dynamic quantisation) keeps activations and the KV cache in fp32
-KV_BYTES_PER_ELEMENT = {"fp32": 4, "bf16": 2, "fp16": 2, "int8": 4}
+KV_BYTES_PER_ELEMENT = {FP32: 4, BF16: 2, FP16: 2, INT8: 4}
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ class DecoderArch:
 
     def weight_bytes(self, variant: str) -> int:
         """Bytes of the weights under `variant` (int8: dynamic quantisation keeps embeddings in fp32)."""
-        if variant == "int8":
+        if variant == INT8:
             embeddings = self.vocab * self.hidden * 4
             return embeddings + (self.n_parameters() - self.vocab * self.hidden)
         return self.n_parameters() * BYTES_PER_ELEMENT[check_variant(variant)]

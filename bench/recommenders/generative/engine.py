@@ -20,9 +20,10 @@ import numpy as np
 
 from bench.errors import ConfigError
 from bench.recommenders.generative.archs import DecoderArch, arch_from_hf_config, check_variant, get_arch, hf_config
+from bench.variants.registry import BF16, FP32, INT8
 
-VARIANTS = ("fp32", "bf16", "int8")
-_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "int8": "float32"}
+VARIANTS = (FP32, BF16, INT8)
+_DTYPES = {FP32: "float32", BF16: "bfloat16", INT8: "float32"}
 
 
 @dataclass
@@ -39,7 +40,7 @@ class DecoderEngine:
     (built from its public config with seeded random weights: cost-only) or a local model directory saved with
     `save_pretrained` (its weights as they are)."""
 
-    def __init__(self, model: str, variant: str = "fp32", threads: int | None = None, seed: int = 0) -> None:
+    def __init__(self, model: str, variant: str = FP32, threads: int | None = None, seed: int = 0) -> None:
         import torch
 
         from bench.variants.device import pin_torch_threads, resolve_threads
@@ -67,7 +68,7 @@ class DecoderEngine:
         self.module.eval()
         self.build_s = time.perf_counter() - t0
         self.quantise_s = 0.0
-        if variant == "int8":
+        if variant == INT8:
             t1 = time.perf_counter()
             with warnings.catch_warnings():  # deprecated in torch 2.x, still the fast CPU path (bench.variants.int8)
                 warnings.simplefilter("ignore")
@@ -75,7 +76,7 @@ class DecoderEngine:
                     self.module, {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig},
                     dtype=torch.qint8)
             self.quantise_s = time.perf_counter() - t1
-            self.notes["int8"] = ("torch.ao.quantization.quantize_dynamic: every nn.Linear int8 (per-channel "
+            self.notes[INT8] = ("torch.ao.quantization.quantize_dynamic: every nn.Linear int8 (per-channel "
                                   "weights, activations quantised per call); embeddings and KV cache fp32")
         self.base = self.module.base_model
         self.head = self.module.get_output_embeddings()
@@ -108,7 +109,7 @@ class DecoderEngine:
 
         import torch
 
-        if self.variant == "int8":
+        if self.variant == INT8:
             buffer = io.BytesIO()
             torch.save(self.module.state_dict(), buffer)
             return buffer.getbuffer().nbytes
@@ -166,7 +167,7 @@ class DecoderEngine:
                 marks.prefill_done_ns = time.perf_counter_ns()
             for start in range(0, len(suffixes), batch_size):
                 batch = suffixes[start:start + batch_size]
-                ids, mask, positions, last = _packed(batch, p, torch.bfloat16 if self.variant == "bf16"
+                ids, mask, positions, last = _packed(batch, p, torch.bfloat16 if self.variant == BF16
                                                      else torch.float32)
                 hidden = self.base(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
                                    use_cache=True).last_hidden_state

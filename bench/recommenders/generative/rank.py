@@ -30,10 +30,12 @@ import scipy.sparse as sp
 
 from bench.data.dataset import TrainSet
 from bench.errors import ConfigError
-from bench.recommenders.base import Recommender, TopK, check_k
+from bench.recommenders.base import PER_REQUEST, Recommender, TopK, check_k
 from bench.recommenders.generative.engine import VARIANTS, DecoderEngine, Marks
 from bench.recommenders.generative.prompts import TOKENIZER, PromptBook, model_ids
 from bench.recommenders.llm.common import Stopwatch, check_choice, check_positive, check_retriever, require
+from bench.variants.registry import BF16, FP32, INT8
+from bench.work import DecoderPasses, RequestWork
 
 MODES = ("pointwise", "shared-prefix", "listwise")
 SCORING_MODES = ("pointwise", "shared-prefix")
@@ -43,9 +45,12 @@ DEFAULT_MODEL = "qwen2.5-0.5b"
 
 class DecoderRank(Recommender):
     name = "llm-decoder-rank"
+    #: each request's candidates and prompts are built to describe its work: a seeded sample of users suffices
+    work_sample_users = 50
+    run_context_params = ("variant", "device", "threads", "seed")
 
     def __init__(self, model: str = DEFAULT_MODEL, mode: str = "shared-prefix", n_candidates: int = 50,
-                 retriever: str = "ease", retriever_params: dict[str, Any] | None = None, variant: str = "fp32",
+                 retriever: str = "ease", retriever_params: dict[str, Any] | None = None, variant: str = FP32,
                  device: str = "cpu", threads: int | None = None, history_len: int = 10, list_k: int = 10,
                  batch_size: int = 128, timed_requests: int = 3, warmup_requests: int = 0, compare_users: int = 1,
                  compare_candidates: int | None = None, compare_rounds: int = 2, seed: int = 0) -> None:
@@ -192,13 +197,19 @@ class DecoderRank(Recommender):
         return np.vstack([[p, 0, 0], np.stack([s, np.full_like(s, p), np.ones_like(s)], axis=1)])
 
     def decoder_work(self, users: np.ndarray, mode: str | None = None) -> dict[str, Any]:
-        """The decoder passes these users' requests make (for analytic FLOPs in bench.measure.flops)."""
+        """The decoder passes these users' requests make under `mode` (default: this model's own)."""
         self._check_fitted()
         users = np.asarray(users, dtype=np.int64)
         cands = self.candidates(users)
         passes = np.vstack([self._passes(u, cands[j], mode or self.mode) for j, u in enumerate(users.tolist())])
-        return {"config": self.engine.arch.flops_config(), "passes": passes, "n_requests": int(users.size),
-                "retriever_flops_per_request": float(self.retriever.flops_per_user(users) or 0.0)}
+        return {"config": self.engine.arch.flops_config(), "passes": passes, "n_requests": int(users.size)}
+
+    def request_work(self, users: np.ndarray) -> RequestWork:
+        """The decoder passes of these users' requests, plus the retriever's scoring (bench.measure.flops counts)."""
+        work = self.decoder_work(users)
+        return RequestWork(n_requests=work["n_requests"], kind="decoder",
+                           decoder=DecoderPasses(work["config"], np.asarray(work["passes"], dtype=np.float64)),
+                           other=self.retriever.request_work(np.asarray(users, dtype=np.int64)))
 
     def _request_shape(self, user: int, items: np.ndarray) -> dict[str, float]:
         """Token figures of one request: what the decoder processes, and what a hosted API would bill."""
@@ -257,16 +268,16 @@ class DecoderRank(Recommender):
         mean = {key: float(np.mean([s[key] for s in shapes])) for key in shapes[0]}
         per_token = self.engine.arch.kv_bytes_per_token(self.variant)
         rows: list[dict] = [
-            {"metric": "decoder_request", "samples_ms": request_ms, "load": "single-stream"},
-            {"metric": "ttft", "samples_ms": first_ms, "load": "single-stream"},
-            {"metric": "prefill", "samples_ms": prefill_ms, "load": "single-stream"},
+            {"metric": "decoder_request", "samples_ms": request_ms, "load": PER_REQUEST},
+            {"metric": "ttft", "samples_ms": first_ms, "load": PER_REQUEST},
+            {"metric": "prefill", "samples_ms": prefill_ms, "load": PER_REQUEST},
             {"metric": "prompt_tokens_per_rec", "value": mean["prompt"], "unit": "tokens", "n": n,
              "flag": f"tokens the decoder prefills per recommendation ({self.mode}), counted with {TOKENIZER}"},
             {"metric": "output_tokens_per_rec", "value": mean["output"], "unit": "tokens", "n": n,
              "flag": "generated tokens per recommendation" if self.mode == "listwise" else
              f"none generated: one answer-token log-probability read per candidate ({self.n_candidates})"},
             {"metric": "prefill_tokens_per_s", "value": float(np.median(prefill_rates)), "unit": "tokens/s",
-             "load": "single-stream", "n": n, "flag": "median over requests: prompt tokens / prefill time"},
+             "load": PER_REQUEST, "n": n, "flag": "median over requests: prompt tokens / prefill time"},
             {"metric": "kv_cache_bytes_per_rec", "value": mean["kv_tokens"] * per_token, "unit": "bytes", "n": n,
              "label": "estimated", "flag": self._kv_flag(per_token)},
             {"metric": "api_calls_per_rec", "value": mean["api_calls"], "unit": "calls", "n": n,
@@ -280,12 +291,12 @@ class DecoderRank(Recommender):
         ]
         after = {"shared-prefix": "suffix_pass", "listwise": "decode"}.get(self.mode)
         if after:  # the phase after the prefill: the suffixes over the cached prefix, or the generated tokens
-            rows.append({"metric": after, "samples_ms": after_ms, "load": "single-stream"})
+            rows.append({"metric": after, "samples_ms": after_ms, "load": PER_REQUEST})
         if tpot_ms:
-            rows += [{"metric": "time_per_output_token", "samples_ms": tpot_ms, "load": "single-stream",
+            rows += [{"metric": "time_per_output_token", "samples_ms": tpot_ms, "load": PER_REQUEST,
                       "unit_of_work": "tokens"},
                      {"metric": "decode_tokens_per_s", "value": float(np.median(decode_rates)), "unit": "tokens/s",
-                      "load": "single-stream", "n": n, "flag": "median over requests: decode steps / decode time"}]
+                      "load": PER_REQUEST, "n": n, "flag": "median over requests: decode steps / decode time"}]
         if self.mode in SCORING_MODES and self.compare_users and self.compare_candidates:
             rows += self._compare(users, exclude)
         return rows
@@ -333,9 +344,9 @@ class DecoderRank(Recommender):
         ]
 
     def _disagreement(self, where: str) -> str:
-        why = {"bf16": "; bf16 rounds every activation to 8 mantissa bits, and the two executions multiply in "
+        why = {BF16: "; bf16 rounds every activation to 8 mantissa bits, and the two executions multiply in "
                        "different shapes and orders",
-               "int8": "; dynamic int8 quantises activations with a scale computed per call, so a prompt's result "
+               INT8: "; dynamic int8 quantises activations with a scale computed per call, so a prompt's result "
                        "depends on what it is batched with"}.get(self.variant, "")
         return f"pointwise and shared-prefix differ by more than {AGREEMENT_TOLERANCE:g} on {where}{why}"
 

@@ -50,9 +50,10 @@ from bench.errors import ConfigError
 from bench.recommenders.base import ScoringRecommender
 from bench.recommenders.llm.common import (RUN_ONLY_PARAMS, LLMRecommenderMixin, RequestWork, Stopwatch,
                                            check_choice, check_fraction, check_positive, require)
+from bench.variants.registry import BF16, FP16, FP32, INT8, ONNX, ONNX_INT8
 
 #: runtimes a model over item ids runs under (distillation learns from texts: not here)
-GENERATIVE_VARIANTS = ("fp32", "fp16", "bf16", "int8", "onnx", "onnx-int8")
+GENERATIVE_VARIANTS = (FP32, FP16, BF16, INT8, ONNX, ONNX_INT8)
 MODEL_NAME = "llm-generative"
 #: "last": the next-item distribution after the whole history; "mean": its average over every history position
 SCORINGS = ("last", "mean")
@@ -62,8 +63,9 @@ MEAN_CHUNK = 32
 
 class TrainedGenerative(LLMRecommenderMixin, ScoringRecommender):
     name = "llm-generative"
+    run_context_params = ("variant", "device", "threads", "seed")
 
-    def __init__(self, variant: str = "fp32", device: str = "cpu", threads: int | None = None, hidden: int = 64,
+    def __init__(self, variant: str = FP32, device: str = "cpu", threads: int | None = None, hidden: int = 64,
                  layers: int = 2, heads: int = 2, max_len: int = 50, dropout: float = 0.2, epochs: int = 40,
                  train_batch_size: int = 32, lr: float = 3e-3, weight_decay: float = 0.0, patience: int = 3,
                  train_budget_s: float = 300.0, batch_size: int = 256, seed: int = 0,

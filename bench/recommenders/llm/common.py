@@ -1,5 +1,6 @@
 """What the language-model recommenders share: building the encoder, one-time-cost stats, footprint,
-the per-request work description the measurement side turns into FLOPs, and small training utilities.
+the per-request work description (bench.work.RequestWork, which bench.measure.flops counts), and small
+training utilities.
 
 Each LLM recommender keeps `self.stats` (one-time costs, in seconds and bytes, never per-request work),
 `self.encoder` (the TextEncoder or CrossEncoder it runs) and answers `cost_only`, `footprint()` and
@@ -8,54 +9,36 @@ Each LLM recommender keeps `self.stats` (one-time costs, in seconds and bytes, n
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from bench.errors import ConfigError
+from bench.variants.registry import FP32 as REFERENCE_VARIANT
+from bench.work import RequestWork
 
-
-@dataclass(frozen=True)
-class RequestWork:
-    """The work one batch of requests makes a recommender do, for analytic FLOPs (bench.measure owns formulas).
-
-    `token_counts[j]` is the length of the j-th transformer forward (one text, or one query+doc pair) the
-    batch runs; `scoring_macs` counts multiply-adds outside the transformer (dot products, heads).
-    """
-
-    n_requests: int
-    encoder_config: dict[str, Any]  # layers, hidden, heads, intermediate, vocab, max_length, variant, ...
-    token_counts: np.ndarray  # (n_forwards,) int64
-    scoring_macs: int
-    kind: str  # "texts" | "pairs" | "sequences": single-text, query+doc pair or item-id sequence forwards
-    notes: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def forwards_per_request(self) -> float:
-        return len(self.token_counts) / max(self.n_requests, 1)
-
-    @property
-    def tokens_per_request(self) -> float:
-        return float(self.token_counts.sum()) / max(self.n_requests, 1)
+__all__ = ["RequestWork", "LLMRecommenderMixin", "make_encoder", "RUN_ONLY_PARAMS"]
 
 
 def wants_distillation(variant: str) -> bool:
-    return "distilled" in (variant or "").lower()
+    from bench.variants.registry import is_distilled
+
+    return is_distilled(variant)
 
 
 def make_encoder(model: Any, variant: str, device: str, threads: int | None, max_length: int,
                  cache_dir: str | Path | None, distill_texts: Sequence[str] | None, cross: bool = False):
     """Build the TextEncoder (or CrossEncoder) under `variant`. `distill_texts` are the training texts: a
     student distils on them, and a static-int8 variant calibrates on them; passed on only when used."""
-    from bench.variants import build_cross_encoder, build_encoder, wants_calibration
+    from bench.variants import build_cross_encoder, build_encoder
+    from bench.variants.registry import calibrates
 
     build = build_cross_encoder if cross else build_encoder
     texts = list(distill_texts) if distill_texts is not None else None
     return build(model, variant=variant, device=device, threads=threads, max_length=max_length,
                  distill_texts=texts if wants_distillation(variant) else None,
-                 calibration_texts=texts if wants_calibration(variant) else None,
+                 calibration_texts=texts if calibrates(variant) else None,
                  cache_dir=Path(cache_dir) if cache_dir is not None else None)
 
 
@@ -95,16 +78,6 @@ class LLMRecommenderMixin:
         require(self.encoder is not None, f"{getattr(self, 'name', 'recommender')} is not fitted: call fit(train)")
         return dict(self.encoder.config())
 
-    def flops_per_user(self, users: np.ndarray) -> float | None:
-        """Analytic FLOPs per user of one request's work: transformer forwards (from the real token counts)
-        plus the scoring multiply-adds (x 2), plus the retriever's own count where there is one."""
-        users = np.asarray(users, dtype=np.int64)
-        if self.encoder is None or users.size == 0:
-            return None
-        work = self.request_work(users)
-        total = encoder_flops(work.encoder_config, work.token_counts) + 2.0 * work.scoring_macs
-        return float(total / users.size + work.notes.get("extra_flops_per_user", 0.0))
-
     def bytes_per_user(self, users: np.ndarray) -> float | None:
         """Analytic bytes of one request alone: the transformer's weights read once per forward pass (a request
         alone is one batch; batching shares them, which the best offline batch size shows), the fp32
@@ -120,7 +93,7 @@ class LLMRecommenderMixin:
     def reference_params(self) -> dict[str, Any]:
         """The parameters of this recommender's fp32 reference (the quality gate's denominator)."""
         params = dict(self.get_params())
-        params["variant"] = "fp32"
+        params["variant"] = REFERENCE_VARIANT
         return params
 
     def gate_key(self) -> str:
@@ -132,16 +105,6 @@ class LLMRecommenderMixin:
 
     def get_params(self) -> dict[str, Any]:
         return dict(self._params)
-
-
-def encoder_flops(config: dict[str, Any], token_counts: np.ndarray) -> float:
-    """Matrix-product FLOPs of a BERT-like encoder over sequences of these real lengths (multiply-add = 2):
-    per layer 8 L H^2 + 4 L^2 H + 4 L H I. The same convention as bench.measure.flops.encoder_flops (a test
-    pins them equal); restated here because recommenders do not import the measurement package."""
-    lengths = np.asarray(token_counts, dtype=np.float64)
-    h, i = float(config["hidden"]), float(config["intermediate"])
-    per_layer = 8 * lengths * h * h + 4 * lengths * lengths * h + 4 * lengths * h * i
-    return float(config["layers"]) * float(per_layer.sum())
 
 
 def require(condition: bool, message: str) -> None:

@@ -28,12 +28,14 @@ import scipy.sparse as sp
 
 from bench.data.dataset import TrainSet
 from bench.errors import ConfigError
-from bench.recommenders.base import Recommender, TopK, check_k
+from bench.recommenders.base import PER_REQUEST, Recommender, TopK, check_k
 from bench.recommenders.llm.common import Stopwatch, check_positive, check_retriever, require
 from bench.recommenders.llm.profile import DEFAULT_MIN_RATING, ProfileConfig, build_profiles, item_title
+from bench.variants.registry import BF16, FP16, FP32
+from bench.work import Generations, RequestWork
 
 #: runtimes a decoder runs under here (PyTorch eager); ONNX/int8 variants are encoder exports
-DECODER_VARIANTS = ("fp32", "bf16", "fp16")
+DECODER_VARIANTS = (FP32, BF16, FP16)
 DEFAULT_MODEL = "gpt2-small-cost-only"
 PROMPT = ("A user recently liked: {profile}.\nWe recommend: {titles}.\n"
           "In two sentences, explain to the user why these recommendations fit their taste:")
@@ -51,7 +53,7 @@ class Generation:
 class Decoder:
     """A causal language model run greedily with a KV cache, in micro-batches of left-padded prompts."""
 
-    def __init__(self, model: Any, variant: str = "fp32", device: str = "cpu", threads: int | None = None,
+    def __init__(self, model: Any, variant: str = FP32, device: str = "cpu", threads: int | None = None,
                  max_prompt_tokens: int = 256, cache_dir: Any = None) -> None:
         from pathlib import Path
 
@@ -146,31 +148,12 @@ class Decoder:
         return Generation(tokens=out, prompt_tokens=lengths, first_token_ns=marks)
 
 
-def generate_flops(facts: dict[str, Any], prompt_tokens: np.ndarray, new_tokens: int) -> np.ndarray:
-    """FLOPs per request of greedy generation with a KV cache (multiply-add = 2), vectorised over prompt lengths.
-
-    Prefill over P prompt tokens plus the last position's logits, then new_tokens - 1 decode steps, each with
-    logits. Per token at position t: layers x (8 H^2 + 4 H I + 4 t H), logits 2 H V. The same convention as
-    bench.measure.flops.decoder_generate_flops (prefill_logits="last"; a test pins them equal), restated here
-    because recommenders do not import the measurement package.
-    """
-    p = np.asarray(prompt_tokens, dtype=np.float64)
-    h, i, v, layers = (float(facts[k]) for k in ("hidden", "intermediate", "vocab", "layers"))
-    dense = 8 * h * h + 4 * h * i
-    # sum over t = 1..P of (dense + 4 t H) = P dense + 2 H P (P + 1)
-    prefill = layers * (p * dense + 2 * h * p * (p + 1)) + 2 * h * v
-    steps = max(int(new_tokens) - 1, 0)
-    # decode positions t = P+1 .. P+steps: sum of t = steps P + steps (steps + 1) / 2
-    pos_sum = steps * p + steps * (steps + 1) / 2.0
-    decode = layers * (steps * dense + 4 * h * pos_sum) + steps * 2 * h * v
-    return prefill + decode
-
-
 class Explain(Recommender):
     name = "llm-explain"
+    run_context_params = ("variant", "device", "threads", "seed")
 
     def __init__(self, retriever: str = "ease", retriever_params: dict[str, Any] | None = None,
-                 model: Any = DEFAULT_MODEL, variant: str = "fp32", device: str = "cpu", threads: int | None = None,
+                 model: Any = DEFAULT_MODEL, variant: str = FP32, device: str = "cpu", threads: int | None = None,
                  new_tokens: int = 32, list_titles: int = 10, profile_len: int = 5,
                  min_rating: float = DEFAULT_MIN_RATING, max_prompt_tokens: int = 256, batch_size: int = 16,
                  ttft_requests: int = 30, ttft_min_requests: int = 10, ttft_max_s: float = 60.0,
@@ -278,29 +261,30 @@ class Explain(Recommender):
             if i + 1 >= self.ttft_min_requests and time.perf_counter() - started > self.ttft_max_s:
                 break
         n = len(total_ms)
-        rows: list[dict] = [{"metric": "ttft", "samples_ms": ttft_ms, "load": "single-stream",
+        rows: list[dict] = [{"metric": "ttft", "samples_ms": ttft_ms, "load": PER_REQUEST,
                              "unit_of_work": "requests"},
-                            {"metric": "explain_request", "samples_ms": total_ms, "load": "single-stream",
+                            {"metric": "explain_request", "samples_ms": total_ms, "load": PER_REQUEST,
                              "unit_of_work": "requests"}]
         if self.new_tokens > 1:
             # decode steps only: the prefill's token is the first one
             tpot = [(t - f) / (self.new_tokens - 1) for t, f in zip(total_ms, ttft_ms)]
-            rows.append({"metric": "time_per_output_token", "samples_ms": tpot, "load": "single-stream",
+            rows.append({"metric": "time_per_output_token", "samples_ms": tpot, "load": PER_REQUEST,
                          "unit_of_work": "tokens"})
         rows.append({"metric": "output_tokens_per_s", "value": self.new_tokens * n / (sum(total_ms) / 1e3),
-                     "unit": "tokens/s", "load": "single-stream", "n": n,
+                     "unit": "tokens/s", "load": PER_REQUEST, "n": n,
                      "flag": "one request at a time: new tokens / end-to-end request time"})
         return rows
 
-    def flops_per_user(self, users: np.ndarray) -> float | None:
-        """Analytic generation FLOPs per request over these users' real prompts, plus the retriever's scoring."""
+    def request_work(self, users: np.ndarray) -> RequestWork | None:
+        """One generation per request over these users' real prompts, plus the retriever's scoring."""
         users = np.asarray(users, dtype=np.int64)
         if self.decoder is None or users.size == 0:
             return None
         top = self.retriever.recommend(users, min(self.list_titles, self.n_items))
         lengths = self.decoder.token_counts(self.prompts(users, top.items))
-        per_user = float(generate_flops(self.decoder.facts, lengths, self.new_tokens).mean())
-        return per_user + float(self.retriever.flops_per_user(users) or 0.0)
+        return RequestWork(n_requests=int(users.size), kind="generation",
+                           generation=Generations(dict(self.decoder.facts), lengths, self.new_tokens),
+                           other=self.retriever.request_work(users))
 
     def footprint(self) -> int:
         if self.decoder is None:

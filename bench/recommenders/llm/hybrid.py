@@ -31,6 +31,7 @@ from bench.data.dataset import TrainSet
 from bench.errors import ConfigError
 from bench.recommenders.base import ScoringRecommender, TopK, check_k, mask_seen, top_k
 from bench.recommenders.llm.common import LLMRecommenderMixin, RequestWork, Stopwatch, check_choice, check_fraction
+from bench.variants.registry import FP32
 
 if TYPE_CHECKING:  # imported at fit time at run time
     from bench.recommenders.llm.two_tower import TwoTower
@@ -79,9 +80,10 @@ def slot_positions(k: int, share: float) -> np.ndarray:
 
 class Hybrid(LLMRecommenderMixin, ScoringRecommender):
     name = "llm-hybrid"
+    run_context_params = ("variant", "device", "threads", "seed")
 
     def __init__(self, cf: str = "ease", cf_params: dict[str, Any] | None = None, model: Any = "minilm",
-                 variant: str = "fp32", device: str = "cpu", threads: int | None = None, mode: str = "zero-shot",
+                 variant: str = FP32, device: str = "cpu", threads: int | None = None, mode: str = "zero-shot",
                  lm_params: dict[str, Any] | None = None, mix: str = "quantile", cold_share: float = 0.2,
                  seed: int = 0, cache_dir: Any = None) -> None:
         super().__init__()
@@ -196,13 +198,13 @@ class Hybrid(LLMRecommenderMixin, ScoringRecommender):
         return TopK(users=users, items=items, scores=scores)
 
     def request_work(self, users: np.ndarray) -> RequestWork:
-        """The language model's work (user tower + item product) with CF's scoring FLOPs as extra."""
+        """The language model's work (user tower + item product), with CF's scoring as the other model's work."""
         cf, lm, _ = self._fitted()
         work = lm.request_work(users)
-        extra = float(cf.flops_per_user(np.asarray(users, dtype=np.int64)) or 0.0)
         return RequestWork(n_requests=work.n_requests, encoder_config=work.encoder_config,
                            token_counts=work.token_counts, scoring_macs=work.scoring_macs, kind=work.kind,
-                           notes={**work.notes, "cf": self.cf_name, "extra_flops_per_user": extra})
+                           notes={**work.notes, "cf": self.cf_name},
+                           other=cf.request_work(np.asarray(users, dtype=np.int64)))
 
     def footprint(self) -> int:
         if self.lm is None:

@@ -32,11 +32,12 @@ from bench.data.dataset import TrainSet
 from bench.errors import ConfigError
 from bench.recommenders.base import ScoringRecommender
 from bench.recommenders.llm.common import (LLMRecommenderMixin, RequestWork, Stopwatch, check_choice,
-                                           check_fraction, check_positive, encoder_flops, make_encoder,
+                                           check_fraction, check_positive, make_encoder,
                                            require)
 from bench.recommenders.llm.profile import (DEFAULT_MIN_RATING, DEFAULT_PROFILE_LEN, ProfileConfig,
                                             build_profiles, holdout_split, item_texts)
 from bench.recommenders.llm.projection import TrainLog
+from bench.variants.registry import FP32, INT8, precision_of
 
 HEADS = ("concat", "interaction")
 EXECUTIONS = ("cached", "naive")
@@ -136,9 +137,10 @@ def _train_head(f_users: np.ndarray, g_items: np.ndarray, rows: np.ndarray, item
 
 class Pairwise(LLMRecommenderMixin, ScoringRecommender):
     name = "llm-pairwise"
+    run_context_params = ("variant", "device", "threads", "seed")
     predicts_ratings = True
 
-    def __init__(self, model: Any = "minilm", variant: str = "fp32", device: str = "cpu",
+    def __init__(self, model: Any = "minilm", variant: str = FP32, device: str = "cpu",
                  threads: int | None = None, head: str = "concat", execution: str = "cached",
                  proj_dim: int = 64, profile_len: int = DEFAULT_PROFILE_LEN,
                  min_rating: float = DEFAULT_MIN_RATING, item_fields: str = "describe", holdout_frac: float = 0.5,
@@ -299,9 +301,6 @@ class Pairwise(LLMRecommenderMixin, ScoringRecommender):
         worst = agreement["max_abs_diff"]
         where = f"{users.size} users x {per_user} items"
         ratio = float(np.median(times_ms["naive"]) / np.median(times_ms["cached"]))
-        work = {e: self.request_work(users, e) for e in EXECUTIONS}
-        flops = {e: float(encoder_flops(w.encoder_config, w.token_counts) + 2.0 * w.scoring_macs)
-                 for e, w in work.items()}
         return [
             {"metric": "execution_max_abs_diff", "value": worst, "unit": "rating", "n": n_pairs,
              "flag": "" if worst <= AGREEMENT_TOLERANCE else self._disagreement(where)},
@@ -312,13 +311,14 @@ class Pairwise(LLMRecommenderMixin, ScoringRecommender):
             {"metric": "naive_over_cached_time", "value": ratio, "unit": "ratio", "load": "pairs",
              "n": EXECUTION_ROUNDS, "flag": f"median time per pair, {where}, interleaved rounds"},
             # the whole catalogue per user: what ranking with the naive execution would cost (analytic)
-            {"metric": "naive_over_cached_flops_full_ranking", "value": flops["naive"] / flops["cached"],
+            {"metric": "naive_over_cached_flops_full_ranking",
+             "work_ratio": (self.request_work(users, "naive"), self.request_work(users, "cached")),
              "unit": "ratio", "n": int(users.size), "flag": "analytic FLOPs, every item scored per user"},
         ]
 
     def _disagreement(self, where: str) -> str:
         why = ""
-        if "int8" in self.variant:
+        if precision_of(self.variant) == INT8:
             # measured on the real MiniLM: one text alone vs in a batch of three, cosine 0.993 (onnx-int8),
             # 0.966 (int8); fp32 and onnx agree to 1e-7
             why = ("; dynamic int8 quantises activations with a scale computed over each batch, so a text's "

@@ -29,6 +29,7 @@ from bench.recommenders.llm.common import (LLMRecommenderMixin, RequestWork, Sto
                                            require)
 from bench.recommenders.llm.profile import (DEFAULT_MIN_RATING, ProfileConfig, build_profiles, holdout_split,
                                             item_texts)
+from bench.variants.registry import FP32
 
 BLENDS = ("learned", "none")
 
@@ -108,9 +109,10 @@ L2_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 1e3)
 
 class Rerank(LLMRecommenderMixin, Recommender):
     name = "llm-rerank"
+    run_context_params = ("variant", "device", "threads", "seed")
 
     def __init__(self, retriever: str = "ease", retriever_params: dict[str, Any] | None = None,
-                 n_candidates: int = 50, model: Any = "minilm", variant: str = "fp32", device: str = "cpu",
+                 n_candidates: int = 50, model: Any = "minilm", variant: str = FP32, device: str = "cpu",
                  threads: int | None = None, blend: str = "learned", profile_len: int = 5,
                  min_rating: float = DEFAULT_MIN_RATING, item_fields: str = "describe",
                  holdout_frac: float = 0.2, train_users: int = 100, train_candidates: int = 20,
@@ -284,8 +286,8 @@ class Rerank(LLMRecommenderMixin, Recommender):
                                            [self._item_texts[i] for i in cand.ravel().tolist()])
         return RequestWork(n_requests=len(users), encoder_config=self.encoder_config(), token_counts=counts,
                            scoring_macs=int(len(users) * n * (int(self.encoder.dim) + 1)), kind="pairs",
-                           notes={"candidates_per_request": n, "retriever": self.retriever_name,
-                                  "extra_flops_per_user": float(self.retriever.flops_per_user(users) or 0.0)})
+                           notes={"candidates_per_request": n, "retriever": self.retriever_name},
+                           other=self.retriever.request_work(users))
 
     def footprint(self) -> int:
         if self.encoder is None:

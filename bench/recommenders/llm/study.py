@@ -96,9 +96,9 @@ def study_pairwise(args, split) -> None:
             timings[execution] = time.perf_counter() - t0
         one = test_users[:1]
         analytic = {e: rec.request_work(one, e) for e in ("cached", "naive")}
-        from bench.recommenders.llm.common import encoder_flops
+        from bench.measure.flops import work_flops
 
-        flops = {e: encoder_flops(w.encoder_config, w.token_counts) + 2 * w.scoring_macs for e, w in analytic.items()}
+        flops = {e: work_flops(w) for e, w in analytic.items()}
         _emit({"recommender": "llm-pairwise", "head": head, "variant": args.variant,
                "rmse": round(rating["rmse"], 4), "mae": round(rating["mae"], 4),
                "evaluated_ratings": rating["evaluated_ratings"], **ranking,

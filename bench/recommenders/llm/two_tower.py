@@ -38,14 +38,16 @@ from bench.recommenders.llm.profile import (DEFAULT_MIN_RATING, DEFAULT_PROFILE_
                                             build_profiles, holdout_split, item_texts)
 from bench.recommenders.llm.projection import (Projection, ProjectionTraining, identity_projection,
                                                pca_projection, train_projection)
+from bench.variants.registry import FP32
 
 MODES = ("zero-shot", "projection", "finetune")
 
 
 class TwoTower(LLMRecommenderMixin, ScoringRecommender):
     name = "llm-two-tower"
+    run_context_params = ("variant", "device", "threads", "seed")
 
-    def __init__(self, model: Any = "minilm", variant: str = "fp32", device: str = "cpu",
+    def __init__(self, model: Any = "minilm", variant: str = FP32, device: str = "cpu",
                  threads: int | None = None, mode: str = "zero-shot", dim: int | None = None,
                  profile_len: int = DEFAULT_PROFILE_LEN, min_rating: float = DEFAULT_MIN_RATING,
                  item_fields: str = "describe", batch_size: int = 64, max_length: int = 128,

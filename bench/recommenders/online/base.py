@@ -14,9 +14,10 @@ import scipy.sparse as sp
 from bench.data.dataset import TrainSet
 from bench.data.replay import Update
 from bench.recommenders.base import Recommender, TopK
+from bench.recommenders.context import TakesRunContext
 
 
-class Strategy(ABC):
+class Strategy(TakesRunContext, ABC):
     name = "strategy"
     #: "classic" or "llm", as in the recommender registry
     family = "classic"

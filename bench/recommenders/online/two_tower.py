@@ -22,6 +22,7 @@ from bench.recommenders.base import Recommender, TopK, check_k, mask_seen, top_k
 from bench.recommenders.classic._common import check_positive_int, fitted
 from bench.recommenders.llm.two_tower import TwoTower
 from bench.recommenders.online.base import Strategy, build_model
+from bench.variants.registry import FP32
 
 #: the initial model: MiniLM fine-tuned on the history (top two layers, then the projection), on a short budget
 DEFAULT_PARAMS: dict[str, Any] = {"model": "minilm", "mode": "finetune", "train_budget_s": 20.0,
@@ -30,10 +31,11 @@ DEFAULT_PARAMS: dict[str, Any] = {"model": "minilm", "mode": "finetune", "train_
 
 class TwoTowerIncremental(Strategy):
     name = "two-tower-incremental"
+    run_context_params = ("variant", "threads", "seed")
     family = "llm"
     model_key = "llm-two-tower"
 
-    def __init__(self, params: dict[str, Any] | None = None, retrain_every: int = 0, variant: str = "fp32",
+    def __init__(self, params: dict[str, Any] | None = None, retrain_every: int = 0, variant: str = FP32,
                  threads: int | None = None, seed: int = 0) -> None:
         super().__init__()
         self.params = {**DEFAULT_PARAMS, **(params or {}), "variant": variant, "threads": threads, "seed": seed}
@@ -92,6 +94,6 @@ class TwoTowerFinetune(TwoTowerIncremental):
     name = "two-tower-finetune"
     full_update = True
 
-    def __init__(self, params: dict[str, Any] | None = None, retrain_every: int = 5, variant: str = "fp32",
+    def __init__(self, params: dict[str, Any] | None = None, retrain_every: int = 5, variant: str = FP32,
                  threads: int | None = None, seed: int = 0) -> None:
         super().__init__(params, check_positive_int("retrain_every", retrain_every, self.name), variant, threads, seed)

@@ -1,58 +1,26 @@
-"""Recommenders for testing the harness itself, not for recommending, and a toy split to test them on.
+"""Test doubles for the harness itself, registered as a plugin, and a toy split to test recommenders on.
 
-- NoOp measures the harness's own overhead: fit stores nothing but the catalogue size, recommend
-  returns items 0..k-1 for everyone (it does not exclude seen items: excluding would be work).
 - Failing raises in fit, to prove a failed cell is reported and does not take the run down.
 - Sleeping(seconds) sleeps in fit, to prove timeouts and fit timing.
+
+Importing this module registers both (`failing`, `sleeping`, family "test"); a test scenario names it as a
+plugin (`Scenario(plugins=(PLUGIN,))`) so that every cell process registers them too. They are never in
+the production registry.
 """
 from __future__ import annotations
 
 import time
 
 import numpy as np
-import scipy.sparse as sp
 
 from bench.data.dataset import Dataset, Interactions, ItemText, Split, TrainSet
 from bench.errors import ConfigError
-from bench.recommenders.base import Recommender, TopK, check_k
+from bench.plugins import class_target
+from bench.recommenders import registry
+from bench.recommenders.probe import NoOp
 
-
-class NoOp(Recommender):
-    """Does (almost) nothing: a well-formed TopK of items 0..k-1 with zero scores, for every user.
-
-    Its single-stream p50 is what the harness adds to every timed call (clock reads, the serve closure, the
-    call itself), so nothing else may be in it: the lists are allocated and k is checked once per k, outside
-    the timed calls, and a call returns views of them.
-    """
-
-    name = "noop"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._lists: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
-
-    def fit(self, train: TrainSet) -> "NoOp":
-        self.n_items = train.n_items  # only what check_k needs; no seen matrix is built
-        self._lists = {}
-        return self
-
-    def recommend(self, users: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> TopK:
-        lists = self._lists.get((k, len(users)))
-        if lists is None:  # first call for this (k, batch size): not the steady state the probe measures
-            lists = self._allocate(k, len(users))
-        return TopK(users, lists[0], lists[1])
-
-    def _allocate(self, k: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-        check_k(k, self.n_items)
-        items = np.broadcast_to(np.arange(k, dtype=np.int64), (n, k)).copy()
-        scores = np.zeros((n, k), np.float32)
-        items.flags.writeable = False  # shared between calls: callers must not change them
-        scores.flags.writeable = False
-        self._lists[(k, n)] = (items, scores)
-        return items, scores
-
-    def footprint(self) -> int:
-        return 0
+#: this module as a plugin: its file, importable in any process whatever its working directory
+PLUGIN = __file__
 
 
 class Failing(NoOp):
@@ -60,7 +28,7 @@ class Failing(NoOp):
 
     name = "failing"
 
-    def fit(self, train: TrainSet) -> "Failing":
+    def fit(self, train: TrainSet) -> Failing:
         raise RuntimeError("Failing recommender: fit raised on purpose (this test recommender always fails; "
                            "use it only to check that the harness reports failed cells)")
 
@@ -79,7 +47,7 @@ class Sleeping(NoOp):
         if not np.isfinite(self.seconds) or self.seconds < 0:
             raise ConfigError(f"Sleeping: seconds={seconds!r} is invalid: use a finite number >= 0")
 
-    def fit(self, train: TrainSet) -> "Sleeping":
+    def fit(self, train: TrainSet) -> Sleeping:
         time.sleep(self.seconds)
         return super().fit(train)
 
@@ -117,3 +85,8 @@ def toy_split(n_users: int = 200, n_items: int = 120, n_clusters: int = 4, per_u
     part = np.where(pos < n_train, 0, np.where(pos < n_train + n_valid, 1, 2)).ravel()
     return Split("random-8-1-1", seed, ds, inter.subset(part == 0), inter.subset(part == 1),
                  inter.subset(part == 2))
+
+
+for _cls, _summary in ((Failing, "raises in fit: checks failed cells are reported"),
+                       (Sleeping, "sleeps `seconds` in fit: checks timeouts")):
+    registry.register(registry.Entry(_cls.name, class_target(_cls), "test", _summary))
