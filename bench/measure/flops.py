@@ -200,11 +200,6 @@ def sparse_dense_flops(nnz: int, n_cols: int) -> float:
     return 2.0 * nnz * n_cols
 
 
-def sparse_topk_neighbour_flops(nnz: int, k_neighbours: int) -> float:
-    """Sparse rows times a similarity pruned to k neighbours per row (ItemKNN/UserKNN with top-k pruning)."""
-    return 2.0 * nnz * k_neighbours
-
-
 def spgemm_flops(a: Any, b: Any) -> float:
     """Exact FLOPs of sparse A @ sparse B (scipy CSR/CSC/COO): 2 x sum over A's non-zeros (i, k) of nnz(B[k, :]).
     For UserKNN's user-user similarity X_u X^T, pass b = X.T."""
@@ -213,11 +208,6 @@ def spgemm_flops(a: Any, b: Any) -> float:
         raise ConfigError(f"spgemm_flops: shapes {a_coo.shape} and {b_csr.shape} do not multiply")
     row_nnz = np.diff(b_csr.indptr)
     return 2.0 * float(row_nnz[a_coo.col].sum())
-
-
-def dense_matmul_flops(m: int, k: int, n: int) -> float:
-    """(m x k) @ (k x n)."""
-    return 2.0 * m * k * n
 
 
 # ---------------------------------------------------------------- machine peaks

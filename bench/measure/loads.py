@@ -178,8 +178,11 @@ def offline(serve: Serve, pool: Any, *, unit: str = "users",
     """
     unit = _check_unit(unit)
     units_per_request = _checks.positive("units_per_request", units_per_request)
-    adaptive = batch_sizes.check() if isinstance(batch_sizes, AdaptiveSweep) else None
-    if adaptive is None:
+    adaptive: AdaptiveSweep | None = None
+    sizes: list[int] = []
+    if isinstance(batch_sizes, AdaptiveSweep):
+        adaptive = batch_sizes.check()
+    else:
         if isinstance(batch_sizes, (int, np.integer)) or len(batch_sizes) == 0:
             raise ConfigError(f"batch_sizes must be a non-empty list of integers, got {batch_sizes!r}; e.g. 1,32,256")
         sizes = [_checks.count("batch size", b, 1, "use 1 or more payloads per batch") for b in batch_sizes]
@@ -478,7 +481,7 @@ def server(serve: Serve, pool: Any, rate_per_s: float, *, unit: str = "requests"
     idle = np.ones(served, dtype=bool)
     idle[1:] = dones[:served - 1] <= sched[1:served]
     late_ms = (starts[:served][idle] - sched[:served][idle]) / 1e6
-    wakeup = ({"n": int(late_ms.size), "p50_ms": float(np.percentile(late_ms, 50)),
+    wakeup: dict[str, float] = ({"n": int(late_ms.size), "p50_ms": float(np.percentile(late_ms, 50)),
                "p99_ms": float(np.percentile(late_ms, 99)), "max_ms": float(late_ms.max())}
               if late_ms.size else {"n": 0})
     value = latency.p(pct).value_ms

@@ -21,7 +21,8 @@ class Entry:
     family: str  # "classic" | "llm" | "test"
     summary: str
 
-    def cls(self) -> type:
+    def cls(self) -> type[Any]:
+        """The class `target` names (build_in_context checks that it follows the Recommender protocol)."""
         module, name = self.target.split(":")
         return getattr(importlib.import_module(module), name)
 

@@ -23,7 +23,7 @@ scores must agree (max |Δ| <= 1e-4 in fp32) and the ratio of their times is rec
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -41,6 +41,14 @@ MODES = ("pointwise", "shared-prefix", "listwise")
 SCORING_MODES = ("pointwise", "shared-prefix")
 AGREEMENT_TOLERANCE = 1e-4
 DEFAULT_MODEL = "qwen2.5-0.5b"
+
+
+class _Fitted(NamedTuple):
+    """What fit builds, each part known to be there."""
+
+    engine: DecoderEngine
+    retriever: Recommender
+    book: PromptBook
 
 
 class DecoderRank(Recommender):
@@ -124,39 +132,47 @@ class DecoderRank(Recommender):
         return self
 
     # ------------------------------------------------------------------------------------ per request
-    def _check_fitted(self) -> None:
-        require(self.engine is not None, f"{self.name} is not fitted: call fit(train) first")
+    def _check_fitted(self) -> _Fitted:
+        """The decoder, retriever and prompt book fit built, or the error saying fit comes first."""
+        if self.engine is None or self.retriever is None or self.book is None:
+            raise RuntimeError(f"{self.name} is not fitted: call fit(train) first")
+        return _Fitted(self.engine, self.retriever, self.book)
 
     def candidates(self, users: np.ndarray, exclude: sp.csr_matrix | None = None) -> np.ndarray:
         """(len(users), N) the retriever's top N per user, best first."""
-        return self.retriever.recommend(np.asarray(users, dtype=np.int64), self.n_candidates, exclude=exclude).items
+        retriever = self._check_fitted().retriever
+        return retriever.recommend(np.asarray(users, dtype=np.int64), self.n_candidates, exclude=exclude).items
 
     def _prefix(self, user: int) -> np.ndarray:
-        return model_ids(self.book.prefix_ids(user), self.engine.vocab)
+        fit = self._check_fitted()
+        return model_ids(fit.book.prefix_ids(user), fit.engine.vocab)
 
     def _suffixes(self, items: np.ndarray) -> list[np.ndarray]:
-        return [model_ids(self.book.suffix_ids(int(i)), self.engine.vocab) for i in items]
+        fit = self._check_fitted()
+        return [model_ids(fit.book.suffix_ids(int(i)), fit.engine.vocab) for i in items]
 
     def _answer(self) -> int:
-        return int(model_ids(np.array([self.book.answer_id]), self.engine.vocab)[0])
+        fit = self._check_fitted()
+        return int(model_ids(np.array([fit.book.answer_id]), fit.engine.vocab)[0])
 
     def score(self, user: int, items: np.ndarray, mode: str, marks: Marks | None = None) -> np.ndarray:
         """Scores of `items` for `user` under a scoring mode (log P(answer | prompt))."""
-        self._check_fitted()
+        engine = self._check_fitted().engine
         prefix, suffixes = self._prefix(user), self._suffixes(items)
-        self.engine.check_length(prefix.size + max(s.size for s in suffixes), "a pointwise prompt")
+        engine.check_length(prefix.size + max(s.size for s in suffixes), "a pointwise prompt")
         if mode == "pointwise":
-            scores = self.engine.score_pointwise(prefix, suffixes, self._answer(), self.batch_size)
+            scores = engine.score_pointwise(prefix, suffixes, self._answer(), self.batch_size)
             if marks is not None:
                 marks.prefill_done_ns = time.perf_counter_ns()
             return scores
-        return self.engine.score_shared_prefix(prefix, suffixes, self._answer(), self.batch_size, marks)
+        return engine.score_shared_prefix(prefix, suffixes, self._answer(), self.batch_size, marks)
 
     def _listwise(self, user: int, items: np.ndarray, k: int, marks: Marks | None = None) -> np.ndarray:
         """The ranked candidate order: generated ids read as candidate numbers, then the retriever's order."""
-        prompt = model_ids(self.book.listwise_ids(user, items.tolist(), self.list_k), self.engine.vocab)
-        self.engine.check_length(prompt.size + self._new_tokens, "the listwise prompt")
-        generated = self.engine.generate(prompt, self._new_tokens, marks)
+        fit = self._check_fitted()
+        prompt = model_ids(fit.book.listwise_ids(user, items.tolist(), self.list_k), fit.engine.vocab)
+        fit.engine.check_length(prompt.size + self._new_tokens, "the listwise prompt")
+        generated = fit.engine.generate(prompt, self._new_tokens, marks)
         picked = list(dict.fromkeys((generated % len(items)).tolist()))
         rest = [j for j in range(len(items)) if j not in set(picked)]
         return np.asarray(picked + rest, dtype=np.int64)
@@ -185,40 +201,42 @@ class DecoderRank(Recommender):
     # ------------------------------------------------------------------------------------ the work, analytic
     def _passes(self, user: int, items: np.ndarray, mode: str) -> np.ndarray:
         """(n_passes, 3): new tokens, tokens already cached, positions with logits (the LM head's work)."""
+        book = self._check_fitted().book
         if mode == "listwise":
-            prompt = self.book.listwise_ids(user, items.tolist(), self.list_k).size
+            prompt = book.listwise_ids(user, items.tolist(), self.list_k).size
             g = self._new_tokens
             decode = np.stack([np.ones(g - 1), prompt + np.arange(g - 1), np.ones(g - 1)], axis=1)
             return np.vstack([[prompt, 0, 1], decode])
-        p = self.book.prefix_ids(user).size
-        s = np.array([self.book.suffix_ids(int(i)).size for i in items], dtype=np.float64)
+        p = book.prefix_ids(user).size
+        s = np.array([book.suffix_ids(int(i)).size for i in items], dtype=np.float64)
         if mode == "pointwise":
             return np.stack([p + s, np.zeros_like(s), np.ones_like(s)], axis=1)
         return np.vstack([[p, 0, 0], np.stack([s, np.full_like(s, p), np.ones_like(s)], axis=1)])
 
     def decoder_work(self, users: np.ndarray, mode: str | None = None) -> dict[str, Any]:
         """The decoder passes these users' requests make under `mode` (default: this model's own)."""
-        self._check_fitted()
+        engine = self._check_fitted().engine
         users = np.asarray(users, dtype=np.int64)
         cands = self.candidates(users)
         passes = np.vstack([self._passes(u, cands[j], mode or self.mode) for j, u in enumerate(users.tolist())])
-        return {"config": self.engine.arch.flops_config(), "passes": passes, "n_requests": int(users.size)}
+        return {"config": engine.arch.flops_config(), "passes": passes, "n_requests": int(users.size)}
 
     def request_work(self, users: np.ndarray) -> RequestWork:
         """The decoder passes of these users' requests, plus the retriever's scoring (bench.measure.flops counts)."""
         work = self.decoder_work(users)
         return RequestWork(n_requests=work["n_requests"], kind="decoder",
                            decoder=DecoderPasses(work["config"], np.asarray(work["passes"], dtype=np.float64)),
-                           other=self.retriever.request_work(np.asarray(users, dtype=np.int64)))
+                           other=self._check_fitted().retriever.request_work(np.asarray(users, dtype=np.int64)))
 
     def _request_shape(self, user: int, items: np.ndarray) -> dict[str, float]:
         """Token figures of one request: what the decoder processes, and what a hosted API would bill."""
+        book = self._check_fitted().book
         if self.mode == "listwise":
-            prompt = float(self.book.listwise_ids(user, items.tolist(), self.list_k).size)
+            prompt = float(book.listwise_ids(user, items.tolist(), self.list_k).size)
             return {"prompt": prompt, "output": float(self._new_tokens), "kv_tokens": prompt + self._new_tokens,
                     "api_calls": 1.0, "api_input": prompt, "api_prefix": 0.0, "api_output": float(self._new_tokens)}
-        p = float(self.book.prefix_ids(user).size)
-        s = np.array([self.book.suffix_ids(int(i)).size for i in items], dtype=np.float64)
+        p = float(book.prefix_ids(user).size)
+        s = np.array([book.suffix_ids(int(i)).size for i in items], dtype=np.float64)
         n = float(s.size)
         processed = float((p + s).sum()) if self.mode == "pointwise" else p + float(s.sum())
         return {"prompt": processed, "output": 0.0, "kv_tokens": processed, "api_calls": n,
@@ -237,7 +255,7 @@ class DecoderRank(Recommender):
     def extra_measurements(self, users: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> list[dict]:
         """Per-request phases one request at a time (single-stream), the request's token shape, and (scoring
         modes) pointwise against shared-prefix on the same fixed pairs."""
-        self._check_fitted()
+        engine = self._check_fitted().engine
         users = np.asarray(users, dtype=np.int64)
         require(users.size > 0, f"{self.name}: no users to time requests for")
         for i in range(self.warmup_requests):
@@ -266,7 +284,7 @@ class DecoderRank(Recommender):
                 prefill_rates.append(shape["prompt"] / ((marks.end_ns - t_dec) / 1e9))
         n = len(request_ms)
         mean = {key: float(np.mean([s[key] for s in shapes])) for key in shapes[0]}
-        per_token = self.engine.arch.kv_bytes_per_token(self.variant)
+        per_token = engine.arch.kv_bytes_per_token(self.variant)
         rows: list[dict] = [
             {"metric": "decoder_request", "samples_ms": request_ms, "load": PER_REQUEST},
             {"metric": "ttft", "samples_ms": first_ms, "load": PER_REQUEST},
@@ -353,7 +371,8 @@ class DecoderRank(Recommender):
     def footprint(self) -> int:
         if self.engine is None:
             return 0
-        return int(self.engine.footprint()) + int(self.retriever.footprint())
+        fit = self._check_fitted()
+        return int(fit.engine.footprint()) + int(fit.retriever.footprint())
 
     def __repr__(self) -> str:
         return (f"DecoderRank(model={self.model!r}, mode={self.mode!r}, n_candidates={self.n_candidates}, "

@@ -41,7 +41,7 @@ import shutil
 import tempfile
 import weakref
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -51,6 +51,9 @@ from bench.recommenders.base import ScoringRecommender
 from bench.recommenders.llm.common import (RUN_ONLY_PARAMS, LLMRecommenderMixin, RequestWork, Stopwatch,
                                            check_choice, check_fraction, check_positive, require)
 from bench.variants.registry import BF16, FP16, FP32, INT8, ONNX, ONNX_INT8
+
+if TYPE_CHECKING:  # imports torch: loaded when a model is trained, not when the registry lists this one
+    from bench.recommenders.generative.next_item_training import NextItemDecoder
 
 #: runtimes a model over item ids runs under (distillation learns from texts: not here)
 GENERATIVE_VARIANTS = (FP32, FP16, BF16, INT8, ONNX, ONNX_INT8)
@@ -133,7 +136,8 @@ class TrainedGenerative(LLMRecommenderMixin, ScoringRecommender):
                 self._cleanup = weakref.finalize(self, shutil.rmtree, str(scratch), True)
                 target = scratch / "model"
             model, stats = self._train(sequences, train.n_items)
-            trained = trained_store.save(model.body, *model.item_matrix(), stats, target)
+            item_matrix, item_bias = model.item_matrix()
+            trained = trained_store.save(model.body, item_matrix, item_bias, stats, target)
         self.stats = {**trained.stats, "train_reused_from_cache": int(trained.reused)}
         self.item_matrix, self.item_bias = trained.item_matrix, trained.item_bias
 
@@ -159,7 +163,7 @@ class TrainedGenerative(LLMRecommenderMixin, ScoringRecommender):
         root.mkdir(parents=True, exist_ok=True)
         return root
 
-    def _train(self, sequences: list[np.ndarray], n_items: int):
+    def _train(self, sequences: list[np.ndarray], n_items: int) -> tuple[NextItemDecoder, dict[str, Any]]:
         from bench.recommenders.generative.item_sequences import hold_out_last, training_windows
         from bench.recommenders.generative.next_item_training import HoldOut, build_decoder, train_next_item
 
@@ -208,6 +212,12 @@ class TrainedGenerative(LLMRecommenderMixin, ScoringRecommender):
             mask = (np.arange(ids.shape[1])[None, :] < lens[:, None]).astype(np.int64)
             yield rows, self.encoder.hidden_states(ids, mask), lens
 
+    def _head(self) -> tuple[np.ndarray, np.ndarray]:
+        """(item matrix, item bias) of the catalogue head, or the error saying fit comes first."""
+        if self.item_matrix is None or self.item_bias is None:
+            raise RuntimeError(f"{self.name} is not fitted: call fit(train) before recommend")
+        return self.item_matrix, self.item_bias
+
     def user_vectors(self, users: np.ndarray) -> np.ndarray:
         """(n, hidden): the last layer at each user's last history position."""
         out = np.empty((len(users), self.encoder.dim if self.encoder else 0), dtype=np.float32)
@@ -216,13 +226,14 @@ class TrainedGenerative(LLMRecommenderMixin, ScoringRecommender):
         return out
 
     def score(self, users: np.ndarray) -> np.ndarray:
+        item_matrix, item_bias = self._head()
         if self.scoring == "last":
-            return self.user_vectors(users) @ self.item_matrix.T + self.item_bias
-        out = np.empty((len(users), self.item_matrix.shape[0]), dtype=np.float32)
+            return self.user_vectors(users) @ item_matrix.T + item_bias
+        out = np.empty((len(users), item_matrix.shape[0]), dtype=np.float32)
         for rows, hidden, lens in self._forward(users):
             real = (np.arange(hidden.shape[1])[None, :] < lens[:, None]).astype(np.float32)[:, :, None]
             for a in range(0, len(rows), MEAN_CHUNK):  # (chunk, L, n_items) at a time bounds the memory
-                probs = _softmax(hidden[a:a + MEAN_CHUNK] @ self.item_matrix.T + self.item_bias)
+                probs = _softmax(hidden[a:a + MEAN_CHUNK] @ item_matrix.T + item_bias)
                 mean = (probs * real[a:a + MEAN_CHUNK]).sum(axis=1) / lens[a:a + MEAN_CHUNK, None]
                 out[rows[a:a + MEAN_CHUNK]] = np.log(mean)
         return out
@@ -234,7 +245,7 @@ class TrainedGenerative(LLMRecommenderMixin, ScoringRecommender):
 
     def request_work(self, users: np.ndarray) -> RequestWork:
         users = np.asarray(users, dtype=np.int64)
-        n_items, d = self.item_matrix.shape
+        n_items, d = self._head()[0].shape
         lengths = self.history_lengths(users)
         positions = len(users) if self.scoring == "last" else int(lengths.sum())  # head applications
         return RequestWork(n_requests=len(users), encoder_config=self.encoder_config(), token_counts=lengths,
@@ -244,7 +255,8 @@ class TrainedGenerative(LLMRecommenderMixin, ScoringRecommender):
     def footprint(self) -> int:
         if self.encoder is None:
             return 0
-        return int(self.encoder.footprint()) + int(self.item_matrix.nbytes) + int(self.item_bias.nbytes)
+        item_matrix, item_bias = self._head()
+        return int(self.encoder.footprint()) + int(item_matrix.nbytes) + int(item_bias.nbytes)
 
     def __repr__(self) -> str:
         s = self.shape

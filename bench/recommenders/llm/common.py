@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from bench.errors import ConfigError
+from bench.recommenders.base import Recommender
 from bench.variants.registry import FP32 as REFERENCE_VARIANT
 from bench.work import RequestWork
 
@@ -46,11 +47,16 @@ def make_encoder(model: Any, variant: str, device: str, threads: int | None, max
 RUN_ONLY_PARAMS = frozenset({"variant", "device", "threads", "batch_size", "cache_dir", "execution", "reuse_trained"})
 
 
-class LLMRecommenderMixin:
-    """stats / cost_only / footprint bookkeeping shared by TwoTower, Pairwise and Rerank."""
+class LLMRecommenderMixin(Recommender):
+    """stats / cost_only / footprint bookkeeping shared by TwoTower, Pairwise and Rerank.
+
+    A Recommender itself, so its methods can rely on the protocol (name, request_work, the score row's bytes);
+    listed first among a recommender's bases, its methods take precedence, as they did as a plain mixin."""
 
     encoder: Any = None
     stats: dict[str, Any]
+    #: the constructor's arguments as given, set by each recommender's __init__
+    _params: dict[str, Any]
 
     @property
     def cost_only(self) -> bool:
@@ -87,6 +93,8 @@ class LLMRecommenderMixin:
         if self.encoder is None or users.size == 0:
             return None
         work = self.request_work(users)
+        if work is None:  # every language-model recommender describes its work; the protocol allows None
+            return None
         scoring = 4.0 * work.scoring_macs / users.size  # each scoring operand element read once, fp32
         return float(self.encoder.footprint()) + scoring + self._ranking_bytes()
 
@@ -176,12 +184,6 @@ class Stopwatch:
         return time.perf_counter() - self.t0
 
 
-def seed_torch(seed: int) -> None:
-    import torch
-
-    torch.manual_seed(seed)
-
-
 def positives_mask(seen, users: np.ndarray, items: np.ndarray, keep_diagonal: bool = True) -> np.ndarray:
     """(len(users), len(items)) bool: item k is a train positive of user j (false negatives to mask out).
 
@@ -213,13 +215,3 @@ def info_nce(user_vecs, item_vecs, temperature: float, mask=None, targets=None, 
     if targets is None:
         targets = torch.arange(logits.shape[0])
     return F.cross_entropy(logits, targets)
-
-
-def array_bytes(*arrays: Any) -> int:
-    return int(sum(a.nbytes for a in arrays if a is not None))
-
-
-def torch_param_bytes(module: Any) -> int:
-    if module is None:
-        return 0
-    return int(sum(p.numel() * p.element_size() for p in module.parameters()))

@@ -217,6 +217,12 @@ class Explain(Recommender):
         return self
 
     # ------------------------------------------------------------------------------------ per request
+    def _fitted(self) -> tuple[Recommender, Decoder]:
+        """(retriever, decoder), or the error saying fit comes first."""
+        if self.retriever is None or self.decoder is None:
+            raise RuntimeError(f"{self.name} is not fitted: call fit(train) before recommend")
+        return self.retriever, self.decoder
+
     def prompts(self, users: np.ndarray, items: np.ndarray) -> list[str]:
         """One prompt per user: their profile and the titles of their first `list_titles` recommended items."""
         shown = items[:, :self.list_titles]
@@ -226,11 +232,11 @@ class Explain(Recommender):
 
     def _serve(self, users: np.ndarray, k: int, exclude: sp.csr_matrix | None,
                mark_first_token: bool = False) -> tuple[TopK, Generation]:
-        require(self.decoder is not None, f"{self.name} is not fitted: call fit(train) before recommend")
+        retriever, decoder = self._fitted()
         users = np.asarray(users, dtype=np.int64)
         check_k(k, self.n_items)
-        top = self.retriever.recommend(users, k, exclude=exclude)
-        generation = self.decoder.generate(self.prompts(users, top.items), self.new_tokens, self.batch_size,
+        top = retriever.recommend(users, k, exclude=exclude)
+        generation = decoder.generate(self.prompts(users, top.items), self.new_tokens, self.batch_size,
                                            mark_first_token=mark_first_token)
         return top, generation
 
@@ -280,16 +286,18 @@ class Explain(Recommender):
         users = np.asarray(users, dtype=np.int64)
         if self.decoder is None or users.size == 0:
             return None
-        top = self.retriever.recommend(users, min(self.list_titles, self.n_items))
-        lengths = self.decoder.token_counts(self.prompts(users, top.items))
+        retriever, decoder = self._fitted()
+        top = retriever.recommend(users, min(self.list_titles, self.n_items))
+        lengths = decoder.token_counts(self.prompts(users, top.items))
         return RequestWork(n_requests=int(users.size), kind="generation",
-                           generation=Generations(dict(self.decoder.facts), lengths, self.new_tokens),
-                           other=self.retriever.request_work(users))
+                           generation=Generations(dict(decoder.facts), lengths, self.new_tokens),
+                           other=retriever.request_work(users))
 
     def footprint(self) -> int:
         if self.decoder is None:
             return 0
-        return int(self.decoder.footprint()) + int(self.retriever.footprint())
+        retriever, decoder = self._fitted()
+        return int(decoder.footprint()) + int(retriever.footprint())
 
     def __repr__(self) -> str:
         return (f"Explain(retriever={self.retriever_name!r}, model={self.model!r}, variant={self.variant!r}, "

@@ -241,10 +241,15 @@ class Rerank(LLMRecommenderMixin, Recommender):
         return max(scores, key=lambda k: (scores[k], k))  # ties: the stronger penalty
 
     # ------------------------------------------------------------------------------------ per request
+    def _fitted_retriever(self) -> Recommender:
+        """The stage-1 model fit built, or the error saying fit comes first."""
+        if self.retriever is None:
+            raise RuntimeError(f"{self.name} is not fitted: call fit(train) first")
+        return self.retriever
+
     def candidates(self, users: np.ndarray, depth: int, exclude: sp.csr_matrix | None = None) -> TopK:
         """Stage 1: the retriever's top `depth` for `users` (seen items excluded)."""
-        require(self.retriever is not None, f"{self.name} is not fitted: call fit(train) first")
-        return self.retriever.recommend(users, depth, exclude=exclude)
+        return self._fitted_retriever().recommend(users, depth, exclude=exclude)
 
     def rerank_scores(self, users: np.ndarray, cand: np.ndarray, cand_scores: np.ndarray) -> np.ndarray:
         """Stage 2: (n_users, n) head scores of each user's candidates (the per-request transformer work).
@@ -287,12 +292,13 @@ class Rerank(LLMRecommenderMixin, Recommender):
         return RequestWork(n_requests=len(users), encoder_config=self.encoder_config(), token_counts=counts,
                            scoring_macs=int(len(users) * n * (int(self.encoder.dim) + 1)), kind="pairs",
                            notes={"candidates_per_request": n, "retriever": self.retriever_name},
-                           other=self.retriever.request_work(users))
+                           other=self._fitted_retriever().request_work(users))
 
     def footprint(self) -> int:
         if self.encoder is None:
             return 0
-        return int(self.encoder.footprint()) + int(self.retriever.footprint()) + int(self.encoder.dim + 3) * 4
+        retriever = self._fitted_retriever()
+        return int(self.encoder.footprint()) + int(retriever.footprint()) + int(self.encoder.dim + 3) * 4
 
     def __repr__(self) -> str:
         return f"Rerank(retriever={self.retriever_name!r}, n_candidates={self.n_candidates}, " \
