@@ -3,6 +3,7 @@
 If they disagree beyond their noise, no timing this suite prints should be trusted on this machine.
 """
 from __future__ import annotations
+
 from bench.variants.registry import FP32
 
 PROFILE_TEXTS = [

@@ -59,7 +59,3 @@ class RequestWork:
     @property
     def forwards_per_request(self) -> float:
         return len(self.token_counts) / max(self.n_requests, 1)
-
-    @property
-    def tokens_per_request(self) -> float:
-        return float(np.asarray(self.token_counts).sum()) / max(self.n_requests, 1)

@@ -31,7 +31,7 @@ def profile_texts(target_tokens: int = 40) -> tuple[list[str], list[str], str]:
     except Exception as exc:  # noqa: BLE001 - no local data: synthetic stand-in
         print(f"ML-100K not available locally ({exc}); using synthetic profile texts", file=sys.stderr)
         rng = np.random.default_rng(0)
-        words = "star wars fargo contact return of the jedi liar toy story twelve monkeys babe seven".split()
+        words = ["star", "wars", "fargo", "contact", "return", "of", "the", "jedi", "liar", "toy", "story", "twelve", "monkeys", "babe", "seven"]
         items = [" ".join(rng.choice(words, 4)) + f" ({1950 + i % 50})" for i in range(500)]
         return ["liked recently: " + "; ".join(rng.choice(items, 4)) for _ in range(943)], items, "synthetic"
     inter = ds.interactions

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     print("fine-tuning the two-tower once (fp32)...", flush=True)
     fp32 = TwoTower(mode="finetune", variant="fp32", threads=args.threads, seed=0).fit(train)
     saved = fp32.stats["finetuned_dir"]
-    texts = [t for t in fp32.profile_texts(np.arange(train.n_users))] + list(_item_texts(train))
+    texts = list(fp32.profile_texts(np.arange(train.n_users))) + list(_item_texts(train))
 
     print("building onnx-int8-static from the same weights, calibrated on the train texts...", flush=True)
     static = copy.copy(fp32)

@@ -21,8 +21,9 @@ Decoder (GPT-2), causal with a KV cache. A token at 1-based position t attends o
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -50,7 +51,7 @@ class TransformerConfig:
             raise ConfigError(f"hidden size {self.hidden} is not divisible by {self.heads} heads; check the model config")
 
     @classmethod
-    def from_hf(cls, config: Any) -> "TransformerConfig":
+    def from_hf(cls, config: Any) -> TransformerConfig:
         """From a Hugging Face config (BERT-style or GPT-2-style attribute names), without importing transformers."""
         def pick(*names: str, default: Any = None) -> Any:
             for n in names:
@@ -106,12 +107,12 @@ def encoder_config_flops(config: Mapping[str, Any], token_counts: Sequence[int] 
 def decoder_token_flops(config: TransformerConfig, position: int | np.ndarray, logits: bool = True) -> np.ndarray:
     """FLOPs to process one token at 1-based `position` (it attends over `position` cached positions)."""
     t = np.asarray(position, dtype=np.float64)
-    H, I = float(config.hidden), float(config.intermediate)
-    flops = config.layers * (8 * H * H + 4 * H * I + 4 * t * H)
+    h, i = float(config.hidden), float(config.intermediate)
+    flops = config.layers * (8 * h * h + 4 * h * i + 4 * t * h)
     if logits:
         if not config.vocab:
             raise ConfigError("logit FLOPs need the vocabulary size; set TransformerConfig.vocab")
-        flops = flops + 2 * H * config.vocab
+        flops = flops + 2 * h * config.vocab
     return flops
 
 
@@ -370,7 +371,7 @@ def measure_half_peak_cuda(size: int = 4096, seconds: float = 0.5) -> dict[str, 
         a = torch.randn(size, size, device="cuda", dtype=dtype)
         b = torch.randn(size, size, device="cuda", dtype=dtype)
 
-        def run() -> None:
+        def run(a: Any = a, b: Any = b) -> None:  # bound now: each dtype times its own operands
             torch.matmul(a, b)
             torch.cuda.synchronize()
 

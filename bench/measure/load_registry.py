@@ -22,8 +22,8 @@ import numpy as np
 from bench.errors import ConfigError
 
 if TYPE_CHECKING:
-    from bench.measure.timer import ProgressEvent
     from bench.measure.loads import MetricRow
+    from bench.measure.timer import ProgressEvent
 
 #: the packaged loads' names (MLPerf LoadGen's words); code refers to them by these constants
 OFFLINE = "offline"

@@ -20,15 +20,17 @@ from __future__ import annotations
 import math
 import re
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from bench.errors import ConfigError
 from bench.measure import _checks
 from bench.measure.load_registry import OFFLINE, SERVER, SINGLE_STREAM
-from bench.measure.stats import TimingSummary, metric_rows as _summary_rows, percentile_name, summarize
+from bench.measure.stats import TimingSummary, percentile_name, summarize
+from bench.measure.stats import metric_rows as _summary_rows
 from bench.measure.timer import REAL_CLOCK, Clock, Progress, ProgressEvent, StopRule, Sync, measure_repeated, no_sync
 from bench.results import MetricRow
 
@@ -119,7 +121,7 @@ class AdaptiveSweep:
     memory_limit_bytes: int | None = None
     cuda_memory_fraction: float = 0.9
 
-    def check(self) -> "AdaptiveSweep":
+    def check(self) -> AdaptiveSweep:
         _checks.count("adaptive sweep start", self.start, 1)
         _checks.count("adaptive sweep factor", self.factor, 2, "grow the batch by 2 or more per step")
         _checks.count("adaptive sweep max_batch", self.max_batch, self.start)
@@ -168,7 +170,7 @@ class OfflineResult:
 
 
 def offline(serve: Serve, pool: Any, *, unit: str = "users",
-            batch_sizes: "Sequence[int] | AdaptiveSweep" = (1, 32, 256), units_per_request: float = 1.0,
+            batch_sizes: Sequence[int] | AdaptiveSweep = (1, 32, 256), units_per_request: float = 1.0,
             rule: StopRule | None = None, seed: int = 0, sync: Sync = no_sync,
             progress: Progress | None = None, clock: Clock = REAL_CLOCK) -> OfflineResult:
     """Batch-size sweep over fixed sizes, or grown by an AdaptiveSweep. Each batch of b payloads is
@@ -540,7 +542,7 @@ class SloSearchResult:
         """`max_qps_at_slo` (flagged when the deciding trial's percentile is untrustworthy or the search
         did not converge) plus the server rows at that rate."""
         at = self.at_max
-        own = [f for f in self.flags]
+        own = list(self.flags)
         if at is not None:
             pf = at.latency.p(self.percentile).flag
             if pf:

@@ -19,8 +19,9 @@ vectorised (see `bootstrap` for how percentiles are resampled exactly at O(n_res
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -102,10 +103,6 @@ class TimingSummary:
         return self.p(90).value_ms
 
     @property
-    def p95_ms(self) -> float:
-        return self.p(95).value_ms
-
-    @property
     def p99_ms(self) -> float:
         return self.p(99).value_ms
 
@@ -130,7 +127,7 @@ class TimingSummary:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TimingSummary":
+    def from_dict(cls, data: dict[str, Any]) -> TimingSummary:
         """Inverse of to_dict (JSON nulls come back as NaN)."""
         def num(v: Any) -> float:
             return float("nan") if v is None else float(v)

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -90,7 +91,7 @@ class Recommender(TakesRunContext, ABC):
         self.n_items = 0
 
     @abstractmethod
-    def fit(self, train: TrainSet) -> "Recommender":
+    def fit(self, train: TrainSet) -> Recommender:
         ...
 
     @abstractmethod

@@ -12,8 +12,8 @@ runtime); a runtime that calibrates (`onnx-int8-static`) gets the caller's train
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from bench.errors import ConfigError
 from bench.models import ResolvedModel, resolve_model
@@ -91,7 +91,7 @@ def _reused_seconds(prep: Preparation) -> float:
     return reused
 
 
-def build_encoder(model: "str | ResolvedModel" = "minilm", variant: str = registry.FP32, device: str = "cpu",
+def build_encoder(model: str | ResolvedModel = "minilm", variant: str = registry.FP32, device: str = "cpu",
                   threads: int | None = None, max_length: int = 128, distill_texts: Sequence[str] | None = None,
                   cache_dir: Path | None = None, distill=None,
                   calibration_texts: Sequence[str] | None = None) -> TextEncoder:
@@ -109,7 +109,7 @@ def build_encoder(model: "str | ResolvedModel" = "minilm", variant: str = regist
     return TransformerEncoder(resolved, backend, name, device, threads, max_length, prep)
 
 
-def build_cross_encoder(model: "str | ResolvedModel" = "minilm", variant: str = registry.FP32, device: str = "cpu",
+def build_cross_encoder(model: str | ResolvedModel = "minilm", variant: str = registry.FP32, device: str = "cpu",
                         threads: int | None = None, max_length: int = 256,
                         distill_texts: Sequence[str] | None = None, cache_dir: Path | None = None, distill=None,
                         calibration_texts: Sequence[str] | None = None):

@@ -23,6 +23,7 @@ psutil = pytest.importorskip("psutil")
 
 from bench import results, runner  # noqa: E402
 from bench.cli import main  # noqa: E402
+from bench.errors import BenchError  # noqa: E402
 from bench.scenario import load as load_scenario  # noqa: E402
 from tests.support.recommenders import PLUGIN  # noqa: E402
 
@@ -104,7 +105,7 @@ def _intervals_overlap(cells) -> list[tuple[str, str]]:
     clashes = []
     for spans in by_node.values():
         spans.sort()
-        for (s1, e1, a), (s2, e2, b) in zip(spans, spans[1:]):
+        for (_, e1, a), (s2, _, b) in zip(spans, spans[1:]):
             if s2 < e1:
                 clashes.append((a, b))
     return clashes
@@ -114,7 +115,7 @@ def test_ci_through_ray_matches_local_quality_records_nodes_and_never_overlaps_o
     try:
         from bench.data import load_dataset
         load_dataset("ml-100k", allow_download=False, progress=False)
-    except Exception as exc:
+    except BenchError as exc:
         pytest.skip(f"MovieLens-100K not cached (recbench data fetch ml-100k): {exc}")
     _ensure_worker(cluster)
     assert main(["run", "ci", "--out", str(tmp_path / "local"), "--no-report"]) == 0

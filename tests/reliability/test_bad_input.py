@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import assert_one_line_exit_2, recbench_process, run_folders
 
 from bench.cli import main
-from conftest import assert_one_line_exit_2, recbench_process, run_folders
 
 EASE_CELL = "CellSpec(D, S, 'ease', loads=())"
 OFFLINE_CELL = "CellSpec(D, S, 'pop', loads=('offline',))"

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import recbench_process, run_folders
 
 from bench import results
 from bench.cli import main
-from conftest import recbench_process, run_folders
 
 #: the acceptance bound: no cell process may be alive this long after its parent died
 ORPHAN_GRACE_S = 2.0
@@ -182,6 +182,7 @@ def test_a_full_disk_during_the_report_is_one_line_and_leaves_no_partial_png(tmp
 def test_charts_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
     """A kill while a chart is being written (here: the write raising) leaves no PNG rather than a truncated one."""
     from conftest import small_run
+
     from bench.report import write_report
 
     def interrupted(*_a, **_k):

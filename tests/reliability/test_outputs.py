@@ -6,13 +6,13 @@ import csv
 import io
 
 import pytest
+from conftest import small_run
 
 from bench import results
 from bench.cli import main
 from bench.compare import compare
 from bench.cost import HOSTED_RECOMMENDER
 from bench.results import CellResult
-from conftest import small_run
 
 EVIL = "<script>alert(1)</script><!--|x"
 
@@ -117,9 +117,10 @@ def test_markdown_outputs_escape_names_and_errors(tmp_path):
 
 def test_a_run_folder_is_always_inside_out(tmp_path, capsys):
     """Whatever the scenario is called, its run folder is a child of --out (unsafe names are refused)."""
-    from bench.runner import RunOptions, run as run_scenario
-    from bench.scenario import CellSpec, Scenario, Settings
     from bench.errors import ConfigError
+    from bench.runner import RunOptions
+    from bench.runner import run as run_scenario
+    from bench.scenario import CellSpec, Scenario, Settings
     cells = (CellSpec("synthetic:users=40,items=30,interactions=600,seed=1", "random-8-1-1", "noop", loads=()),)
     for name in ("../../outside", "/tmp/outside", "a/b"):
         with pytest.raises(ConfigError, match="not allowed"):

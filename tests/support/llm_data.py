@@ -16,7 +16,7 @@ def toy_item_text(n_items: int, seed: int = 0) -> ItemText:
     rng = np.random.default_rng(seed)
     titles = [f"{_WORDS[rng.integers(len(_WORDS))]} {_WORDS[rng.integers(len(_WORDS))]} {i}" for i in range(n_items)]
     years = rng.integers(1950, 2000, size=n_items).astype(np.int32)
-    genres = [tuple(sorted(set(_GENRES[g] for g in rng.integers(len(_GENRES), size=2)))) for _ in range(n_items)]
+    genres = [tuple(sorted({_GENRES[g] for g in rng.integers(len(_GENRES), size=2)})) for _ in range(n_items)]
     return ItemText(titles=[f"{t} ({y})" for t, y in zip(titles, years)], years=years, genres=genres)
 
 

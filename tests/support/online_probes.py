@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from tests.support.fakeclock import FakeClock
 from bench.recommenders.classic.pop import Pop
 from bench.recommenders.online.base import Strategy
+from tests.support.fakeclock import FakeClock
 
 CLOCK = FakeClock()
 FIT_S, UPDATE_S, RECOMMEND_S = 5.0, 1.0, 1000.0

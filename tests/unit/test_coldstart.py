@@ -12,7 +12,6 @@ from bench.recommenders import registry
 from bench.recommenders.base import ScoringRecommender
 from bench.recommenders.llm.hybrid import quantile_map, slot_positions
 
-
 # ---------------------------------------------------------------- cold metrics, checked by hand
 
 def _inter(pairs):
@@ -41,7 +40,7 @@ class Fixed(ScoringRecommender):
                        [0, 0, 0.9, 0, 0.8, 0.1],     # test list (1,3,0 excluded): [2, 4]
                        [0, 0.95, 0.1, 0.9, 0.8, 0.05]], np.float32)  # test [3, 4]; valid (0 excluded) [1, 3]
 
-    def fit(self, train: TrainSet) -> "Fixed":
+    def fit(self, train: TrainSet) -> Fixed:
         self._remember_seen(train)
         return self
 
@@ -97,7 +96,7 @@ class GenreProfile(ScoringRecommender):
 
     name = "genre-profile"
 
-    def fit(self, train: TrainSet) -> "GenreProfile":
+    def fit(self, train: TrainSet) -> GenreProfile:
         self._remember_seen(train)
         names = sorted({g for gs in train.item_text.genres for g in gs})
         self.item_genres = np.zeros((train.n_items, len(names)), np.float32)

@@ -6,6 +6,7 @@ import pytest
 
 from bench import quality
 from bench.data import load_dataset, make_split
+from bench.errors import BenchError
 from bench.recommenders import registry
 
 pytestmark = pytest.mark.slow
@@ -22,7 +23,7 @@ def minilm(model_cache_dir):
     from bench.models import resolve_model
     try:
         return resolve_model("minilm", cache_dir=model_cache_dir)
-    except Exception as exc:  # the weights ship in a pip package; without it there is nothing to test
+    except BenchError as exc:  # the weights ship in a pip package; without it there is nothing to test
         pytest.skip(f"MiniLM weights not available: {exc}")
 
 

@@ -7,8 +7,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from bench.errors import ConfigError  # noqa: E402
-from bench.recommenders import registry  # noqa: E402
 from bench.measure.flops import generation_flops, request_flops  # noqa: E402
+from bench.recommenders import registry  # noqa: E402
 from bench.recommenders.llm.explain import Explain  # noqa: E402
 from tests.support.llm_data import toy_split  # noqa: E402
 

@@ -9,13 +9,16 @@ torch = pytest.importorskip("torch")
 
 from bench.data.dataset import Interactions, TrainSet  # noqa: E402
 from bench.errors import ConfigError  # noqa: E402
-from bench.recommenders import registry  # noqa: E402
-from bench.recommenders.generative.item_sequences import (history_tokens, hold_out_last, training_windows,  # noqa: E402
-                                                          user_sequences)
-from bench.recommenders.generative.next_item_training import (DecoderShape, NextItemTraining,  # noqa: E402
-                                                              build_decoder, train_next_item)
-from bench.recommenders.generative.trained import TrainedGenerative  # noqa: E402
 from bench.measure.flops import encoder_config_flops, request_flops  # noqa: E402
+from bench.recommenders import registry  # noqa: E402
+from bench.recommenders.generative.item_sequences import history_tokens, hold_out_last, training_windows, user_sequences  # noqa: E402
+from bench.recommenders.generative.next_item_training import (  # noqa: E402
+    DecoderShape,
+    NextItemTraining,
+    build_decoder,
+    train_next_item,
+)
+from bench.recommenders.generative.trained import TrainedGenerative  # noqa: E402
 from tests.support.llm_data import toy_item_text  # noqa: E402
 
 N_ITEMS, N_USERS, RUN = 20, 60, 6

@@ -6,8 +6,7 @@ import pytest
 
 from bench.data.dataset import Interactions
 from bench.errors import ConfigError
-from bench.recommenders.llm.profile import (ProfileConfig, build_profiles, holdout_split, item_title,
-                                            recent_liked)
+from bench.recommenders.llm.profile import ProfileConfig, build_profiles, holdout_split, item_title, recent_liked
 from tests.support.llm_data import toy_interactions, toy_item_text
 
 

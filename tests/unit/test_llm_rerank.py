@@ -9,8 +9,7 @@ torch = pytest.importorskip("torch")
 from bench.errors import ConfigError  # noqa: E402
 from bench.quality import evaluate_ranking  # noqa: E402
 from bench.recommenders import registry  # noqa: E402
-from bench.recommenders.llm.rerank import (Rerank, blend_stats, fit_logistic, list_ndcg,  # noqa: E402
-                                           retriever_features)
+from bench.recommenders.llm.rerank import Rerank, blend_stats, fit_logistic, list_ndcg, retriever_features  # noqa: E402
 
 
 @pytest.fixture(scope="module")

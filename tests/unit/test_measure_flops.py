@@ -4,17 +4,25 @@ import pytest
 import scipy.sparse as sp
 
 from bench.errors import ConfigError
-from bench.measure.flops import (TransformerConfig, decoder_generate_flops, dense_scoring_flops, encoder_flops,
-                                 measure_memory_bandwidth_gbs, measure_peak_flops, sparse_dense_flops, spgemm_flops,
-                                 utilisation)
+from bench.measure.flops import (
+    TransformerConfig,
+    decoder_generate_flops,
+    dense_scoring_flops,
+    encoder_flops,
+    measure_memory_bandwidth_gbs,
+    measure_peak_flops,
+    sparse_dense_flops,
+    spgemm_flops,
+    utilisation,
+)
 
 TINY = TransformerConfig(layers=2, hidden=4, heads=2, intermediate=8)
 
 
-def encoder_layer_by_shapes(L, H, heads, I):
-    """Every matrix product of a BERT layer as (m, k, n), summed at 2 m k n."""
+def encoder_layer_by_shapes(L, H, heads, F):
+    """Every matrix product of a BERT layer as (m, k, n), summed at 2 m k n (F: the feed-forward width)."""
     d = H // heads
-    shapes = [(L, H, H)] * 3 + [(L, d, L)] * heads + [(L, L, d)] * heads + [(L, H, H), (L, H, I), (L, I, H)]
+    shapes = [(L, H, H)] * 3 + [(L, d, L)] * heads + [(L, L, d)] * heads + [(L, H, H), (L, H, F), (L, F, H)]
     return sum(2 * m * k * n for m, k, n in shapes)
 
 

@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 
 from bench.errors import ConfigError
-from tests.support.fakeclock import FakeClock
-from bench.measure.loads import (PayloadCycle, offline, poisson_arrivals_ns, server, server_slo_search,
-                                 single_stream)
+from bench.measure.loads import PayloadCycle, offline, poisson_arrivals_ns, server, server_slo_search, single_stream
 from bench.measure.timer import StopRule
+from tests.support.fakeclock import FakeClock
 
 POOL = np.arange(100)
 QUICK = StopRule(min_count=20, min_duration_s=0.0, max_count=1000, max_duration_s=60.0, warmup_count=2, warmup_s=0)

@@ -2,8 +2,8 @@
 import pytest
 
 from bench.errors import ConfigError
-from tests.support.fakeclock import FakeClock
 from bench.measure.timer import StopRule, make_sync, measure_repeated, no_sync, time_call
+from tests.support.fakeclock import FakeClock
 
 
 def costly(clock, ms=1.0, cold_ms=None):

@@ -6,8 +6,7 @@ import shutil
 import pytest
 
 from bench.errors import BenchError, ConfigError
-from bench.models import (MINILM_SHA256, count_parameters, file_sha256, minilm_dir, resolve_minilm,
-                          resolve_model)
+from bench.models import MINILM_SHA256, count_parameters, file_sha256, minilm_dir, resolve_minilm, resolve_model
 from tests.support.models import build_tiny_model
 
 

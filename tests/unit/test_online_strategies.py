@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 import pytest
 
 from bench.data.replay import ReplayConfig, make_replay

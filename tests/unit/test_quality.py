@@ -10,9 +10,23 @@ import scipy.sparse as sp
 
 from bench.data.dataset import Dataset, Interactions, ItemText, Split, TrainSet
 from bench.errors import ConfigError
-from bench.quality import (average_popularity, evaluate_ranking, evaluate_ranking_per_user, evaluate_rating,
-                           hit_at_k, hit_matrix, item_coverage, mae, mrr_at_k, n_relevant, ndcg_at_k,
-                           per_user_metrics, precision_at_k, recall_at_k, rmse)
+from bench.quality import (
+    average_popularity,
+    evaluate_ranking,
+    evaluate_ranking_per_user,
+    evaluate_rating,
+    hit_at_k,
+    hit_matrix,
+    item_coverage,
+    mae,
+    mrr_at_k,
+    n_relevant,
+    ndcg_at_k,
+    per_user_metrics,
+    precision_at_k,
+    recall_at_k,
+    rmse,
+)
 from bench.recommenders.base import ScoringRecommender
 
 L2_3 = np.log2(3.0)  # discount of rank 2 is 1/log2(3) = 0.63093
@@ -125,7 +139,7 @@ class Fixed(ScoringRecommender):
     name = "fixed"
     predicts_ratings = True
 
-    def fit(self, train: TrainSet) -> "Fixed":
+    def fit(self, train: TrainSet) -> Fixed:
         self._remember_seen(train)
         return self
 

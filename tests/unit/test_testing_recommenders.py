@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from bench.errors import ConfigError
-from tests.support import recommenders as testing
 from bench.recommenders.registry import REGISTRY, get
+from tests.support import recommenders as testing
 from tests.support.recommenders import Failing, NoOp, Sleeping, toy_split
 
 

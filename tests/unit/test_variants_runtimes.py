@@ -114,8 +114,8 @@ def test_distilled_student_is_reused(tiny_model, model_cache_dir, distil_texts):
 def test_distillation_moves_student_towards_teacher(tmp_path, model_cache_dir, distil_texts):
     """Training must improve agreement over the layer-copy initialisation (no learning vs learning)."""
     from bench.models import resolve_model
-    from tests.support.models import build_tiny_model
     from bench.variants.distilled import distil
+    from tests.support.models import build_tiny_model
 
     # large init: the dropped teacher layer really changes the output, so the student has something to learn
     tiny_model = resolve_model(str(build_tiny_model(tmp_path / "strong", initializer_range=0.5, seed=1)),

@@ -42,7 +42,7 @@ def test_static_int8_runs_int8_matmuls_and_keeps_the_chosen_ones_in_float(tiny_m
                         calibration_texts=CALIBRATION)
     notes = enc.preparation.notes["onnx-int8-static"]
     graph = onnx.load(notes["file"]).graph
-    quantised = [n for n in graph.node if n.op_type == "MatMul" and any("DequantizeLinear" == p.op_type
+    quantised = [n for n in graph.node if n.op_type == "MatMul" and any(p.op_type == "DequantizeLinear"
                  for p in graph.node if p.output and p.output[0] in n.input)]
     assert quantised, "no MatMul reads a dequantised input: nothing was quantised"
     assert not any(n.op_type in ("QuantizeLinear",) and any(o.op_type in ("LayerNormalization", "Softmax")

@@ -106,7 +106,7 @@ class DecoderRank(Recommender):
         return {"decoder": {k: self.stats[k] for k in keys}}
 
     # ------------------------------------------------------------------------------------------ fit
-    def fit(self, train: TrainSet) -> "DecoderRank":
+    def fit(self, train: TrainSet) -> DecoderRank:
         from bench.recommenders import registry
 
         self._remember_seen(train)

@@ -48,8 +48,16 @@ import numpy as np
 from bench.data.dataset import TrainSet
 from bench.errors import ConfigError
 from bench.recommenders.base import ScoringRecommender
-from bench.recommenders.llm.common import (RUN_ONLY_PARAMS, LLMRecommenderMixin, RequestWork, Stopwatch,
-                                           check_choice, check_fraction, check_positive, require)
+from bench.recommenders.llm.common import (
+    RUN_ONLY_PARAMS,
+    LLMRecommenderMixin,
+    RequestWork,
+    Stopwatch,
+    check_choice,
+    check_fraction,
+    check_positive,
+    require,
+)
 from bench.variants.registry import BF16, FP16, FP32, INT8, ONNX, ONNX_INT8
 
 if TYPE_CHECKING:  # imports torch: loaded when a model is trained, not when the registry lists this one
@@ -116,7 +124,7 @@ class TrainedGenerative(LLMRecommenderMixin, ScoringRecommender):
         self._inputs: list[np.ndarray] = []  # per user: the history tokens the model reads
 
     # ------------------------------------------------------------------------------------------ fit
-    def fit(self, train: TrainSet) -> "TrainedGenerative":
+    def fit(self, train: TrainSet) -> TrainedGenerative:
         from bench.recommenders.generative import trained_store
         from bench.recommenders.generative.item_sequences import history_tokens, user_sequences
         from bench.variants.device import pin_torch_threads, resolve_threads

@@ -9,8 +9,9 @@ Each LLM recommender keeps `self.stats` (one-time costs, in seconds and bytes, n
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

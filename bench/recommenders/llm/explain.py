@@ -197,7 +197,7 @@ class Explain(Recommender):
         return dict(self._params)
 
     # ------------------------------------------------------------------------------------------ fit
-    def fit(self, train: TrainSet) -> "Explain":
+    def fit(self, train: TrainSet) -> Explain:
         from bench.recommenders import registry
 
         self._remember_seen(train)

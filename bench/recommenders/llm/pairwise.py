@@ -31,11 +31,24 @@ import numpy as np
 from bench.data.dataset import TrainSet
 from bench.errors import ConfigError
 from bench.recommenders.base import ScoringRecommender
-from bench.recommenders.llm.common import (LLMRecommenderMixin, RequestWork, Stopwatch, check_choice,
-                                           check_fraction, check_positive, make_encoder,
-                                           require)
-from bench.recommenders.llm.profile import (DEFAULT_MIN_RATING, DEFAULT_PROFILE_LEN, ProfileConfig,
-                                            build_profiles, holdout_split, item_texts)
+from bench.recommenders.llm.common import (
+    LLMRecommenderMixin,
+    RequestWork,
+    Stopwatch,
+    check_choice,
+    check_fraction,
+    check_positive,
+    make_encoder,
+    require,
+)
+from bench.recommenders.llm.profile import (
+    DEFAULT_MIN_RATING,
+    DEFAULT_PROFILE_LEN,
+    ProfileConfig,
+    build_profiles,
+    holdout_split,
+    item_texts,
+)
 from bench.recommenders.llm.projection import TrainLog
 from bench.variants.registry import FP32, INT8, precision_of
 

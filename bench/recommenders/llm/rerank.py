@@ -24,11 +24,17 @@ import scipy.sparse as sp
 
 from bench.data.dataset import TrainSet
 from bench.recommenders.base import Recommender, TopK, check_k
-from bench.recommenders.llm.common import (LLMRecommenderMixin, RequestWork, Stopwatch, check_choice,
-                                           check_fraction, check_positive, check_retriever, make_encoder,
-                                           require)
-from bench.recommenders.llm.profile import (DEFAULT_MIN_RATING, ProfileConfig, build_profiles, holdout_split,
-                                            item_texts)
+from bench.recommenders.llm.common import (
+    LLMRecommenderMixin,
+    RequestWork,
+    Stopwatch,
+    check_choice,
+    check_fraction,
+    check_positive,
+    check_retriever,
+    make_encoder,
+)
+from bench.recommenders.llm.profile import DEFAULT_MIN_RATING, ProfileConfig, build_profiles, holdout_split, item_texts
 from bench.variants.registry import FP32
 
 BLENDS = ("learned", "none")
@@ -150,7 +156,7 @@ class Rerank(LLMRecommenderMixin, Recommender):
         return registry.get(self.retriever_name).build(**self.retriever_params)
 
     # ------------------------------------------------------------------------------------------ fit
-    def fit(self, train: TrainSet) -> "Rerank":
+    def fit(self, train: TrainSet) -> Rerank:
         self._remember_seen(train)
         self.stats = {"retriever": self.retriever_name, "blend": self.blend,
                       "candidates_per_request": self.n_candidates, "profile_len": self.profile.max_titles}

@@ -31,13 +31,32 @@ import numpy as np
 
 from bench.data.dataset import TrainSet
 from bench.recommenders.base import ScoringRecommender
-from bench.recommenders.llm.common import (LLMRecommenderMixin, RequestWork, Stopwatch, check_choice,
-                                           check_fraction, check_positive, make_encoder, require)
+from bench.recommenders.llm.common import (
+    LLMRecommenderMixin,
+    RequestWork,
+    Stopwatch,
+    check_choice,
+    check_fraction,
+    check_positive,
+    make_encoder,
+    require,
+)
 from bench.recommenders.llm.finetune import FinetuneConfig, finetune_contrastive
-from bench.recommenders.llm.profile import (DEFAULT_MIN_RATING, DEFAULT_PROFILE_LEN, ProfileConfig,
-                                            build_profiles, holdout_split, item_texts)
-from bench.recommenders.llm.projection import (Projection, ProjectionTraining, identity_projection,
-                                               pca_projection, train_projection)
+from bench.recommenders.llm.profile import (
+    DEFAULT_MIN_RATING,
+    DEFAULT_PROFILE_LEN,
+    ProfileConfig,
+    build_profiles,
+    holdout_split,
+    item_texts,
+)
+from bench.recommenders.llm.projection import (
+    Projection,
+    ProjectionTraining,
+    identity_projection,
+    pca_projection,
+    train_projection,
+)
 from bench.variants.registry import FP32
 
 MODES = ("zero-shot", "projection", "finetune")
