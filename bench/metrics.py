@@ -149,6 +149,11 @@ def is_derived(name: str, load: str = "") -> bool:
     return m.derived_loads is None or load in m.derived_loads
 
 
+def suffix(name: str, prefix: str) -> str | None:
+    """The part of a family member's name after its prefix (an instance, a hosted entry); None if not a member."""
+    return name[len(prefix):] if name.startswith(prefix) and len(name) > len(prefix) else None
+
+
 def better(name: str) -> Better | None:
     """"higher", "lower" or "none" (no direction); None for a name the catalogue does not know."""
     m = lookup(name)

@@ -474,6 +474,19 @@ def upgrade_1_to_2(data: dict[str, Any]) -> dict[str, Any]:
             "derived": {"pricing": pricing, "cells": per_cell, "hosted": hosted, "size_fits": size_fits}}
 
 
+def pricing_record(run: RunResult) -> dict[str, Any]:
+    """The run's pricing as a plain record ({} when no cost was computed), for tables that print its fields."""
+    return asdict(run.derived.pricing) if run.derived.pricing is not None else {}
+
+
+def best_throughput(cell: CellResult) -> MetricRow | None:
+    """The offline load's best `throughput_users_per_s` row (the batch-sweep maximum): what cost, utilisation and
+    the roofline are computed from, and what reports show as a cell's throughput."""
+    rows = [m for m in cell.metrics if m.metric == metrics_catalogue.THROUGHPUT and m.load in ("offline", "")
+            and m.value is not None and math.isfinite(m.value) and m.value > 0]
+    return max(rows, key=lambda m: m.value) if rows else None
+
+
 # ---------------------------------------------------------------- cells with their derived figures
 
 def with_derived(run: RunResult) -> RunResult:

@@ -18,7 +18,7 @@ from bench.growth import GrowthFit, catalogue_sizes, fit_run, has_scaling_dimens
 from bench.report.charts import Chart, _figure, _save, family_styles
 from bench.report.html import _table, esc
 from bench.report.sections import Section
-from bench.report.view import CellView, family_of, mib, num, sig, usd
+from bench.report.view import CellView, mib, num, sig, usd
 from bench.results import RunResult
 
 #: metric -> (title, axis label, value transform for the axis, formatter for tables)
@@ -31,10 +31,11 @@ PANELS: dict[str, tuple[str, str, float, object]] = {
     "peak_rss_bytes": ("Peak memory", "peak RSS above baseline, MiB", 1024 ** 2, lambda x: mib(x)),
     "usd_per_1k_recs": ("Cost per 1,000 recommendations", "US$ per 1k recs (measured)", 1.0, lambda x: usd(x)),
 }
-def _styles(fits: list[GrowthFit]) -> dict[str, tuple[str, str]]:
-    """(colour, marker) per curve key, stable across panels: classic curves first, then language models."""
+def _styles(fits: list[GrowthFit], families: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """(colour, marker) per curve key, stable across panels: classic curves first, then language models.
+    `families`: recommender -> family, as the run's cells record them."""
     def classic(key: str) -> bool:
-        return family_of(key.split()[0].split("[")[0]) == "classic"
+        return families.get(key.split()[0].split("[")[0]) == "classic"
 
     keys = sorted({f.points.key for f in fits}, key=lambda k: (not classic(k), k))
     return family_styles([(k, classic(k)) for k in keys])
@@ -200,7 +201,7 @@ def section(run: RunResult, views: list[CellView], out_dir: Path) -> Section | N
         return None
     sizes = catalogue_sizes(run)
     fits = fit_run(run)
-    styles = _styles(fits)
+    styles = _styles(fits, {c.recommender: c.family for c in run.cells})
     charts = []
     for metric in PANELS:
         curves = [f for f in fits if f.points.metric == metric]

@@ -19,7 +19,7 @@ from bench.report.html import Footnotes, _label, _table, esc
 from bench.report.sections import Section
 from bench.report.view import CellView, mib, num, sig, usd
 from bench.results import RunResult
-from bench.sizes import BYTES_PER_PARAMETER, GENERATED_TOKENS, OUTPUT_TOKENS_PER_S, PROJECT_TO, SizeFit, \
+from bench.sizes import BYTES_PER_PARAMETER, DECODER_RANK, GENERATED_TOKENS, OUTPUT_TOKENS_PER_S, PROJECT_TO, SizeFit, \
     fits_from_run, parameters_of, size_label
 
 #: what the chart draws, in panel order: (metric, axis label, value formatter)
@@ -200,7 +200,6 @@ def _method(run: RunResult) -> str:
 
 def section(run: RunResult, views: list[CellView], out_dir: Path) -> Section | None:
     """The section (bench.report.sections); None when the run has neither size fits nor a decoder step."""
-    from bench.decoders import RECOMMENDER as DECODER_RANK
 
     fits = [f for f in fits_from_run(run) if f.recommender != DECODER_RANK]  # the decoder section shows those
     explain = _explain_cells(views)
