@@ -501,8 +501,11 @@ def with_derived(run: RunResult) -> RunResult:
         if d is None:
             cells.append(cell)
             continue
+        # rows of a derived kind already on the cell (left by an analysis function run on it in place) give way
+        # to the derived section's, so merging never shows a figure twice
+        measured = [m for m in cell.metrics if not metrics_catalogue.is_derived(m.metric, m.load)]
         extras = {**cell.extras, **{k: getattr(d, k) for k in DERIVED_RECORDS if getattr(d, k) is not None}}
-        cells.append(replace(cell, metrics=[*cell.metrics, *d.metrics], extras=extras,
+        cells.append(replace(cell, metrics=[*measured, *d.metrics], extras=extras,
                              status=d.status or cell.status, error=d.error if d.status else cell.error))
     return replace(run, cells=cells, derived=replace(run.derived, cells={}))
 

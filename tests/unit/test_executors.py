@@ -10,7 +10,7 @@ import pytest
 
 from bench import executors, results
 from bench.cli import _instances, main
-from bench.derived import add_utilisation
+from bench.analysis.cells import add_utilisation
 from bench.errors import ConfigError
 from bench.executors.base import CellTask
 from bench.executors.local import LocalExecutor, run_cell_isolated

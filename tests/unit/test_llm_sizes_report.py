@@ -7,9 +7,10 @@ import pytest
 
 from bench.report import write_report
 from bench.results import CellResult, MetricRow, RunResult
-from bench.sizes import SIZE_FIT_RECOMMENDER
+from bench.results import SIZE_FIT_RECOMMENDER
 
 from test_llm_sizes import _run  # noqa: E402  (same directory: the synthetic size run)
+from tests.support.analysed import analysed
 
 pytest.importorskip("matplotlib")
 
@@ -33,7 +34,7 @@ def _explain_cell() -> CellResult:
 def test_a_size_run_gets_the_chart_the_fit_table_and_labelled_projections(tmp_path):
     run = _run()
     run.cells.append(_explain_cell())
-    index = write_report(run, tmp_path, hosted=None)
+    index = write_report(analysed(run), tmp_path)
     html = index.read_text()
     md = (tmp_path / "report.md").read_text()
     assert (tmp_path / "size_fit.png").stat().st_size > 10_000
@@ -54,7 +55,7 @@ def test_a_run_without_sizes_or_a_decoder_has_no_size_section(tmp_path):
                    variant="none", device="cpu")
     c.metrics.append(MetricRow("throughput_users_per_s", 1000.0, "users/s", load="offline", n=5))
     run.cells.append(c)
-    index = write_report(run, tmp_path, hosted=None)
+    index = write_report(analysed(run), tmp_path)
     assert 'id="model-size"' not in index.read_text()
     assert not (tmp_path / "size_fit.png").exists()
     assert "## Model size" not in (tmp_path / "report.md").read_text()

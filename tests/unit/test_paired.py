@@ -13,7 +13,7 @@ import pytest
 from bench import cost
 from bench.analysis.paired import compare_arrays, compare_cells, frontier, gate_verdict
 from bench.compare import compare
-from bench.derived import apply_quality_gate
+from bench.analysis.cells import apply_quality_gate
 from bench.findings import in_brief
 from bench.per_user import PerUser
 from bench.quality import per_user_metrics
