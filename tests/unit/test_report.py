@@ -15,6 +15,8 @@ from bench.report.view import build_views, pct, ratio, sig, usd
 from bench.results import RunResult
 from test_report_sample_run import make_run, tiny_split
 
+from tests.support.analysed import analysed
+
 
 @pytest.fixture(scope="module")
 def workload():
@@ -83,7 +85,7 @@ def test_variant_and_hosted_headlines(report):
     assert "quality gate" in gated.text
     hosted = [h for h in heads if h.kind == "hosted"]
     assert len(hosted) == 3
-    mini = next(c for c in run.cells if c.variant == "gpt-4o-mini")
+    mini = next(h for h in run.derived.hosted if h.entry == "gpt-4o-mini")
     assert usd(mini.metric("hosted_usd_per_1k_recs").value) in next(h.text for h in hosted if "gpt-4o-mini" in h.text)
 
 
@@ -129,7 +131,7 @@ def test_classic_only_run_skips_the_variant_chart_with_a_note(tmp_path):
     full = make_run()
     run = RunResult(run_id="classic", scenario={}, provenance={}, cells=[c for c in full.cells if c.variant == "none"],
                     machine=full.machine)
-    index = write_report(run, tmp_path)
+    index = write_report(analysed(run, threads_used=2), tmp_path)
     text = index.read_text()
     assert "No variant with an fp32 reference in this run" in text
     assert not (tmp_path / "variants.png").exists()
@@ -171,7 +173,7 @@ def test_report_command_exit_codes(tmp_path, capsys):
     capsys.readouterr()
     assert main(["report", str(tmp_path / "bad.json")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error:") and "not valid JSON" in err and "\n" not in err
+    assert "error:" in err and "not valid JSON" in err and "\n" not in err
     assert main(["report", str(tmp_path / "run"), "--prices", str(tmp_path / "missing.toml")]) == 2
 
 
