@@ -64,7 +64,7 @@ def preflight(scenario: Scenario, listener: Listener | None = None) -> dict[str,
     from bench.cell import run_context
     from bench.measure import load_registry
     from bench.recommenders.base import check_k
-    from bench.scenario import check_name
+    from bench.names import check_name
 
     settings = scenario.settings
     settings.validate()
