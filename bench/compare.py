@@ -334,7 +334,8 @@ def compare(base: RunResult, head: RunResult, tolerances: Tolerances | None = No
 def _units(run: RunResult) -> dict[str, Unit]:
     """Every cell of the run with its derived rows, then its hosted-API lines and size fits, by name."""
     units: dict[str, Unit] = {c.cell: c for c in with_derived(run).cells}
-    for entry in [*run.derived.hosted, *run.derived.size_fits]:
+    entries: list[HostedLine | SizeFitGroup] = [*run.derived.hosted, *run.derived.size_fits]
+    for entry in entries:
         units[entry.name] = entry
     return units
 

@@ -63,7 +63,6 @@ from typing import Any, Callable, Literal, Sequence
 import numpy as np
 
 from bench.errors import BenchError, ConfigError
-# metric names this module writes (and strips before recomputing, so add_costs is idempotent)
 from bench.metrics import (ENERGY_PER_1K, HOSTED_CACHED, HOSTED_INPUT, HOSTED_OUTPUT, HOSTED_USD, ONE_TIME_PER_1K,
                            ONE_TIME_USD, PROJECTED_PREFIX, USD_PER_1K)
 from bench.results import (HOSTED_DEVICE, HOSTED_RECOMMENDER, CellResult, HostedLine, MetricRow, Pricing, RunResult,
@@ -72,6 +71,8 @@ from bench.results import (HOSTED_DEVICE, HOSTED_RECOMMENDER, CellResult, Hosted
 DEFAULT_PRICES = "prices.toml"  # package data of `bench`
 PRICE_SHEET_SCHEMA = 1
 PRECISIONS = ("fp32", "fp16", "int8")
+# the metric names this module writes (and strips before recomputing, so add_costs is idempotent) are
+# bench.metrics' USD_PER_1K, PROJECTED_PREFIX, ONE_TIME_USD, ONE_TIME_PER_1K, ENERGY_PER_1K and the HOSTED_* names
 
 #: one-time work priced apart from per-request cost: the cell's fit time plus preparation reused from the cache
 #: (every other one-time figure, encode_items_s or prep_s made in the cell, is a part of fit_s: never added)

@@ -14,19 +14,24 @@ def print_listing() -> None:
 
     out = Console(highlight=False)
     t = Table(title="scenarios", title_justify="left")
-    t.add_column("name"), t.add_column("what it measures")
+    t.add_column("name")
+    t.add_column("what it measures")
     for name, doc in scenario.available().items():
         t.add_row(name, doc)
     out.print(t)
     t = Table(title="recommenders", title_justify="left")
-    t.add_column("name"), t.add_column("family"), t.add_column("what it is")
+    t.add_column("name")
+    t.add_column("family")
+    t.add_column("what it is")
     for e in REGISTRY.values():
         if e.family != "test":
             t.add_row(e.name, e.family, e.summary)
     out.print(t)
     from bench.recommenders.online.registry import STRATEGIES
     t = Table(title="online update strategies (cells on a replay split)", title_justify="left")
-    t.add_column("name"), t.add_column("family"), t.add_column("what it does")
+    t.add_column("name")
+    t.add_column("family")
+    t.add_column("what it does")
     for e in STRATEGIES.values():
         t.add_row(e.name, e.family, e.summary)
     out.print(t)

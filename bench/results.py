@@ -28,8 +28,8 @@ from bench import metrics as metrics_catalogue
 from bench.errors import BenchError, disk_full
 from bench.measure.row import MetricRow
 
-__all__ = ["MetricRow", "CellResult", "RunResult", "Derived", "CellDerived", "HostedLine", "SizeFitGroup", "Pricing",
-           "load", "write", "write_json", "from_dict", "to_dict", "with_derived", "split_derived"]
+__all__ = ["CellDerived", "CellResult", "Derived", "HostedLine", "MetricRow", "Pricing", "RunResult", "SizeFitGroup",
+           "from_dict", "load", "split_derived", "to_dict", "with_derived", "write", "write_json"]
 
 SCHEMA_VERSION = 2
 CSV_COLUMNS = ["run_id", "cell", "dataset", "split", "recommender", "variant", "device", "load",
@@ -298,7 +298,7 @@ _JSON_NAMES = {str: "a string", int: "an integer", float: "a number", dict: "an 
                bool: "a boolean", type(None): "null"}
 
 
-def _check_fields(obj: Any, spec: dict[str, tuple], kind: str, at: str, where: str) -> None:
+def _check_fields(obj: Any, spec: dict[str, tuple[type, ...] | None], kind: str, at: str, where: str) -> None:
     if not isinstance(obj, dict):
         raise BenchError(f"{where}: {at} is {_json_name(obj)}, not an object; {_FIX}")
     for name in _REQUIRED[kind]:
@@ -452,7 +452,8 @@ def upgrade_1_to_2(data: dict[str, Any]) -> dict[str, Any]:
                               "model": fit.get("model", ""), "assumptions": fit.get("assumptions", ""),
                               "fits": fit.get("fits", [])})
             continue
-        measured, derived_rows = [], []
+        measured: list[dict[str, Any]] = []
+        derived_rows: list[dict[str, Any]] = []
         for row in cell.get("metrics", []):
             is_derived = metrics_catalogue.is_derived(row["metric"], row.get("load", ""))
             (derived_rows if is_derived else measured).append(row)
@@ -551,7 +552,7 @@ def _cell_provenance(run: RunResult, cell: CellResult) -> dict[str, str]:
     threads = prov.get("threads")
     if isinstance(threads, dict):
         threads = threads.get("threads")
-    executor = prov.get("executor") if isinstance(prov.get("executor"), dict) else {}
+    executor: dict[str, Any] = prov["executor"] if isinstance(prov.get("executor"), dict) else {}
     out = {"seed": "" if prov.get("seed") is None else str(prov["seed"]),
            "threads": "" if threads is None else str(threads),
            "data_checksum": str(prov.get("data_checksum") or ""),

@@ -29,8 +29,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from bench.errors import ConfigError
-from bench.powerlaw import fit_log_log
 from bench.metrics import OUTPUT_TOKENS_PER_S
+from bench.powerlaw import fit_log_log
 from bench.results import CellResult, RunResult
 
 __all__ = ["OUTPUT_TOKENS_PER_S", "PowerLaw", "SizeFit", "SizePoint", "fit_power_law", "fits_from_run",

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from bench.cost import HostedPrice, hosted_usd_per_rec
 from bench.metrics import HOSTED_SAME_PROMPT_PREFIX
-from bench.sizes import DECODER_RANK
 from bench.results import CellResult, RunResult
+from bench.sizes import DECODER_RANK
 
 #: the recommender whose cells these figures are about
 RECOMMENDER = DECODER_RANK

@@ -10,8 +10,9 @@ bench.analysis.sizes, bench.online) work on a copy of its cells, and what they a
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Literal
 
 from bench import cost
 from bench.analysis.cells import add_harness_overhead, add_roofline, add_utilisation, apply_quality_gate

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from bench.metrics import OUTPUT_TOKENS_PER_S
 from bench.results import SIZE_FIT_RECOMMENDER, CellResult, MetricRow, RunResult, SizeFitGroup, best_throughput
