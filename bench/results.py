@@ -117,25 +117,12 @@ class CellDerived:
     online_frontier: dict[str, Any] | None = None
 
 
-@dataclass
-class HostedLine:
-    """A hosted LLM doing the run's job on one dataset/split: prompts counted with a real tokenizer x one price
-    entry. An estimate beside the measured cells, never a cell."""
+class _Entry:
+    """What a derived entry shares with a cell for compare and the CSV: rows, and always "ok" with no error and
+    no timings."""
 
-    #: the key its rows carry in results.csv and compare ("DATASET/SPLIT/hosted-llm/ENTRY/api"), stable from schema 1
-    name: str
-    dataset: str
-    split: str
-    #: the price sheet's hosted entry
-    entry: str
-    label: str = "estimated"
-    metrics: list[MetricRow] = field(default_factory=list)
-    #: the prompts' token counts and settings (bench.cost.HostedWorkload's fields)
-    workload: dict[str, Any] = field(default_factory=dict)
-    #: the price entry and how the tokens were billed
-    cost: dict[str, Any] = field(default_factory=dict)
+    metrics: list[MetricRow]
 
-    # read like a cell by compare and the CSV: a derived entry is always "ok", with no error and no timings
     @property
     def status(self) -> str:
         return "ok"
@@ -153,7 +140,26 @@ class HostedLine:
 
 
 @dataclass
-class SizeFitGroup:
+class HostedLine(_Entry):
+    """A hosted LLM doing the run's job on one dataset/split: prompts counted with a real tokenizer x one price
+    entry. An estimate beside the measured cells, never a cell."""
+
+    #: the key its rows carry in results.csv and compare ("DATASET/SPLIT/hosted-llm/ENTRY/api"), stable from schema 1
+    name: str
+    dataset: str
+    split: str
+    #: the price sheet's hosted entry
+    entry: str
+    label: str = "estimated"
+    metrics: list[MetricRow] = field(default_factory=list)
+    #: the prompts' token counts and settings (bench.cost.HostedWorkload's fields)
+    workload: dict[str, Any] = field(default_factory=dict)
+    #: the price entry and how the tokens were billed
+    cost: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SizeFitGroup(_Entry):
     """Power laws of cost against model size over the cells of one group that differ only in their model
     (bench.sizes): exponents, R^2 and projections to larger models, labelled estimated / projected."""
 
@@ -172,21 +178,6 @@ class SizeFitGroup:
     assumptions: str = ""
     #: bench.sizes.SizeFit records: points, fit, projections, flags
     fits: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def status(self) -> str:
-        return "ok"
-
-    @property
-    def error(self) -> str | None:
-        return None
-
-    @property
-    def timings(self) -> list[dict[str, Any]]:
-        return []
-
-    def metric(self, name: str, load: str | None = None) -> MetricRow | None:
-        return next((m for m in self.metrics if m.metric == name and (load is None or m.load == load)), None)
 
 
 @dataclass
