@@ -209,6 +209,9 @@ class Derived:
     cells: dict[str, CellDerived] = field(default_factory=dict)
     hosted: list[HostedLine] = field(default_factory=list)
     size_fits: list[SizeFitGroup] = field(default_factory=list)
+    #: how each cost grows with the catalogue (bench.growth.GrowthFit records), for runs over several catalogue
+    #: sizes; None in a file from before schema 2, whose fits a reader makes from its cells
+    growth: list[dict[str, Any]] | None = None
 
 
 @dataclass
@@ -403,7 +406,8 @@ def _derived_from_dict(d: dict[str, Any]) -> Derived:
     return Derived(pricing=Pricing(**d["pricing"]) if d.get("pricing") is not None else None,
                    cells={name: CellDerived(**_rows(e)) for name, e in (d.get("cells") or {}).items()},
                    hosted=[HostedLine(**_rows(e)) for e in d.get("hosted", [])],
-                   size_fits=[SizeFitGroup(**_rows(e)) for e in d.get("size_fits", [])])
+                   size_fits=[SizeFitGroup(**_rows(e)) for e in d.get("size_fits", [])],
+                   growth=d.get("growth"))
 
 
 # ---------------------------------------------------------------- schema 1 -> 2

@@ -18,6 +18,7 @@ from bench import cost
 from bench.analysis.cells import add_harness_overhead, add_roofline, add_utilisation, apply_quality_gate
 from bench.analysis.decoders import add_hosted_same_prompt
 from bench.analysis.sizes import add_size_figures
+from bench.growth import fit_run, has_scaling_dimension, to_records
 from bench.results import Derived, RunResult, split_derived
 
 #: the quality gate's share when a results file does not say which one its run used (Settings' default)
@@ -54,9 +55,11 @@ def derive(run: RunResult, options: AnalysisOptions) -> Derived:
                    amortise_over_recs=options.amortise_over_recs)
     add_hosted_same_prompt(scratch)  # decoder cells' own requests at the hosted prices just applied
     add_size_figures(scratch)  # cost against model size: needs the costs above; nothing when one size ran
+    # cost against catalogue size, from the cells as readers see them (with cost rows and the gate's status)
+    growth = to_records(fit_run(scratch)) if has_scaling_dimension(scratch) else []
     _, per_cell = split_derived(scratch.cells)
     return Derived(pricing=scratch.derived.pricing, cells=per_cell, hosted=scratch.derived.hosted,
-                   size_fits=scratch.derived.size_fits)
+                   size_fits=scratch.derived.size_fits, growth=growth)
 
 
 def reprice(run: RunResult, prices: cost.PriceSheet, instance: str | None = None,

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.lines import Line2D
 
-from bench.growth import GrowthFit, catalogue_sizes, fit_run, has_scaling_dimension
+from bench.growth import GrowthFit, catalogue_sizes, fits_of, has_scaling_dimension
 from bench.report.charts import Chart, _figure, _save, family_styles
 from bench.report.html import _table, esc
 from bench.report.sections import Section
@@ -200,7 +200,7 @@ def section(run: RunResult, views: list[CellView], out_dir: Path) -> Section | N
     if not has_scaling_dimension(run):
         return None
     sizes = catalogue_sizes(run)
-    fits = fit_run(run)
+    fits = fits_of(run)
     styles = _styles(fits, {c.recommender: c.family for c in run.cells})
     charts = []
     for metric in PANELS:
