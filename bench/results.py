@@ -55,7 +55,7 @@ class CellResult:
     device: str
     status: str = "ok"
     error: str | None = None
-    #: the recommender's family as its registry gives it: classic | llm | test ("" for a cell that failed to start)
+    #: the recommender's family as its registry gives it: classic | llm | test ("" when no registry knows it)
     family: str = ""
     #: "measured" for real models; "cost-only" for random-weight models whose quality is never reported
     label: str = "measured"

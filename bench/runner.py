@@ -267,10 +267,21 @@ def run(scenario: Scenario, options: RunOptions = RunOptions(), listener: Listen
 def _record(run: RunResult, result, order: dict[str, int], out_dir: Path) -> None:
     """Add a finished cell in scenario order (whatever order cells finish in) and rewrite the results files,
     so they are valid on disk after every cell, even if the run is interrupted."""
+    if not result.family:  # a cell whose process died before it said: its registry entry's family
+        result.family = _family(result.recommender, result.split)
     run.cells.append(result)
     run.cells.sort(key=lambda c: order.get(c.cell, len(order)))
     run.provenance["machine_load"]["samples"].append(_load_average())
     results_mod.write(run, out_dir)
+
+
+def _family(recommender: str, split: str) -> str:
+    from bench.data import replay
+    from bench.recommenders import registry
+    from bench.recommenders.online import registry as strategies
+    entries = strategies.STRATEGIES if replay.is_replay(split) else registry.REGISTRY
+    entry = entries.get(recommender)
+    return entry.family if entry is not None else ""
 
 
 def _add_nodes(run: RunResult, nodes: dict[str, dict], threads: int) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 from bench import metrics
 from bench.analysis.paired import QUALITY, Comparison, compare_cells
 from bench.results import (HOSTED_DEVICE, HOSTED_RECOMMENDER, CellResult, HostedLine, MetricRow, RunResult,
-                           best_throughput)
+                           best_throughput, with_derived)
 
 QUALITY_LABEL = "NDCG@10"
 NO_VARIANT = "none"
@@ -89,8 +89,9 @@ def _rec_name(cell: CellResult) -> str:
 
 
 def build_views(run: RunResult) -> list[CellView]:
-    """One view per cell (each with its derived rows: pass `bench.results.with_derived(run)`), then one per
-    hosted-API line of the derived section."""
+    """One view per cell, with its derived rows (bench.results.with_derived), then one per hosted-API line of the
+    run's derived section."""
+    run = with_derived(run)
     measured = run.cells
     hosted = [hosted_as_cell(line) for line in run.derived.hosted]
     vary = {attr: len({getattr(c, attr) for c in measured or hosted}) > 1 for attr in ("dataset", "split", "device")}
