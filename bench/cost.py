@@ -25,8 +25,9 @@ Rows this module adds to a cell (metric names are stable; labels say how each fi
                                     `usd_per_1k_recs` never mixes a projection into measurements.
 
 Hosted-API equivalents are lines of the run's derived section (bench.results.HostedLine, one per dataset/split
-and hosted price entry, label "estimated"; results.csv names them recommender "hosted-llm", device "api"), with `hosted_input_tokens_per_rec`, `hosted_cached_input_tokens_per_rec`,
-`hosted_output_tokens_per_rec` (counted with a real tokenizer on real prompts) and `hosted_usd_per_1k_recs`.
+and hosted price entry, label "estimated"; results.csv names them recommender "hosted-llm", device "api"), with
+`hosted_input_tokens_per_rec`, `hosted_cached_input_tokens_per_rec`, `hosted_output_tokens_per_rec` (counted
+with a real tokenizer on real prompts) and `hosted_usd_per_1k_recs`.
 
 Mapping this machine ("measured" price):
     --instance NAME   the machine is that instance and pays its whole hourly price;

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from bench.errors import ConfigError
+from bench.metrics import USD_PER_1K
 from bench.powerlaw import fit_log_log
 from bench.results import CellResult, RunResult
 
@@ -33,7 +34,7 @@ GROWTH_METRICS: tuple[tuple[str, str | None], ...] = (
     ("encode_items_s", None),
     ("throughput_users_per_s", "offline"),
     ("peak_rss_bytes", None),
-    ("usd_per_1k_recs", "offline"),
+    (USD_PER_1K, "offline"),
 )
 #: a run has a scaling dimension when one (recommender, variant) ran on at least this many catalogue sizes
 MIN_SIZES_FOR_SCALING = 3
@@ -165,7 +166,7 @@ def scaling_points(run: RunResult, metrics: Iterable[tuple[str, str | None]] = G
 
 
 #: metrics a gated cell has no figure for (its cost does not count)
-COST_METRICS = ("usd_per_1k_recs",)
+COST_METRICS = (USD_PER_1K,)
 
 
 def _missing_sizes(run: RunResult, statuses: tuple[str, ...]) -> dict[tuple[str, str], dict[int, str]]:

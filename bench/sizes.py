@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from bench.errors import ConfigError
-from bench.metrics import OUTPUT_TOKENS_PER_S
+from bench.metrics import OUTPUT_TOKENS_PER_S, USD_PER_1K
 from bench.powerlaw import fit_log_log
 from bench.results import CellResult, RunResult
 
@@ -41,7 +41,7 @@ DECODER_RANK = "llm-decoder-rank"
 REFERENCE_PARAMETERS = 1e8
 #: (metric, load) fitted against parameters; load "" matches rows without a load
 FIT_METRICS: tuple[tuple[str, str], ...] = (
-    ("usd_per_1k_recs", "offline"),
+    (USD_PER_1K, "offline"),
     ("latency_p50_ms", "single-stream"),
     ("encode_items_s", ""),
     ("footprint_bytes", ""),

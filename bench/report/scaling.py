@@ -15,6 +15,7 @@ import numpy as np
 from matplotlib.lines import Line2D
 
 from bench.growth import GrowthFit, catalogue_sizes, fits_of, has_scaling_dimension
+from bench.metrics import USD_PER_1K
 from bench.report.charts import Chart, _figure, _save, family_styles
 from bench.report.html import _table, esc
 from bench.report.sections import Section
@@ -29,7 +30,7 @@ PANELS: dict[str, tuple[str, str, float, object]] = {
     "throughput_users_per_s": ("Online throughput", "users / s (offline load, best batch)", 1.0,
                                lambda x: f"{num(x)} /s"),
     "peak_rss_bytes": ("Peak memory", "peak RSS above baseline, MiB", 1024 ** 2, lambda x: mib(x)),
-    "usd_per_1k_recs": ("Cost per 1,000 recommendations", "US$ per 1k recs (measured)", 1.0, lambda x: usd(x)),
+    USD_PER_1K: ("Cost per 1,000 recommendations", "US$ per 1k recs (measured)", 1.0, lambda x: usd(x)),
 }
 def _styles(fits: list[GrowthFit], families: dict[str, str]) -> dict[str, tuple[str, str]]:
     """(colour, marker) per curve key, stable across panels: classic curves first, then language models.

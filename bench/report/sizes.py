@@ -14,6 +14,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, NullFormatter
 
+from bench.metrics import USD_PER_1K
 from bench.report.charts import INSTANCE_COLOURS, Chart, _figure, _save
 from bench.report.html import Footnotes, _label, _table, esc
 from bench.report.sections import Section
@@ -23,10 +24,10 @@ from bench.sizes import BYTES_PER_PARAMETER, DECODER_RANK, GENERATED_TOKENS, OUT
     fits_from_run, parameters_of, size_label
 
 #: what the chart draws, in panel order: (metric, axis label, value formatter)
-PANELS = (("usd_per_1k_recs", "US$ per 1,000 recommendations (offline, log)", usd),
+PANELS = ((USD_PER_1K, "US$ per 1,000 recommendations (offline, log)", usd),
           ("latency_p50_ms", "single-user p50 latency, ms (log)",
            lambda x: f"{sig(x / 1e3)} s" if x >= 1e4 else f"{sig(x)} ms"))
-METRIC_TITLES = {"usd_per_1k_recs": "$ / 1k recs (offline)", "latency_p50_ms": "p50 latency (single-stream)",
+METRIC_TITLES = {USD_PER_1K: "$ / 1k recs (offline)", "latency_p50_ms": "p50 latency (single-stream)",
                  "encode_items_s": "item encoding (one-time)", "footprint_bytes": "static footprint"}
 MODEL_NAMES = {"minilm-cost-only": "MiniLM-L6", "bert-base-cost-only": "BERT-base", "bert-large-cost-only":
                "BERT-large", "gpt2-small-cost-only": "GPT-2 small", "minilm": "MiniLM-L6"}
