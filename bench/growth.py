@@ -26,7 +26,7 @@ import numpy as np
 from bench.errors import ConfigError
 from bench.metrics import USD_PER_1K
 from bench.powerlaw import fit_log_log
-from bench.results import CellResult, RunResult
+from bench.results import CellResult, MetricRow, RunResult
 
 #: (metric, load, how to pick the row) drawn against n_items by the report; units come from the rows
 GROWTH_METRICS: tuple[tuple[str, str | None], ...] = (
@@ -125,7 +125,7 @@ def _recommender_key(cell: CellResult) -> str:
     return parts[2] if len(parts) >= 5 else cell.recommender  # keeps a [tag]
 
 
-def _row(cell: CellResult, metric: str, load: str | None):
+def _row(cell: CellResult, metric: str, load: str | None) -> MetricRow | None:
     rows = [m for m in cell.metrics if m.metric == metric and (load is None or m.load in (load, ""))
             and m.value is not None and math.isfinite(m.value)]
     if not rows:
