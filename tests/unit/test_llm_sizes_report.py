@@ -6,8 +6,7 @@ import re
 import pytest
 
 from bench.report import write_report
-from bench.results import CellResult, MetricRow, RunResult
-from bench.results import SIZE_FIT_RECOMMENDER
+from bench.results import SIZE_FIT_RECOMMENDER, CellResult, MetricRow, RunResult
 
 from test_llm_sizes import _run  # noqa: E402  (same directory: the synthetic size run)
 from tests.support.analysed import analysed
@@ -43,7 +42,7 @@ def test_a_size_run_gets_the_chart_the_fit_table_and_labelled_projections(tmp_pa
     assert "1.10" in html and "0.90" in html  # the fitted exponents of fp32 and onnx-int8
     assert "## Model size" in md and "(projected)" in md and "Explanation step" in md
     assert "TTFT p50 ms" in html and "210 [189–231]" in html
-    # the derived cell has its own section, not a row of dashes in the cell tables
+    # the size fits have their own section, not a row of dashes in the cell tables
     summary = html.split('id="summary"')[1].split('id="charts"')[0]
     assert SIZE_FIT_RECOMMENDER not in summary
     assert not re.search(r"^\| [^|]*size-fit", md, flags=re.M)

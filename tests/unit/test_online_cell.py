@@ -11,8 +11,8 @@ from bench.replay_cell import run_replay_cell
 from bench.results import RunResult
 from bench.scenario import CellSpec, Settings
 from tests.support import online_probes
-from tests.support.timelines import random_timeline, write_csv
 from tests.support.analysed import analysed
+from tests.support.timelines import random_timeline, write_csv
 
 REPLAY = "replay:start=0.5,window_days=2"
 CF = [("stale", {"model": "ease"}), ("refit", {"model": "ease"}), ("refit", {"model": "ials"}),
