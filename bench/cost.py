@@ -64,10 +64,27 @@ from typing import Any, Callable, Literal, Sequence
 import numpy as np
 
 from bench.errors import BenchError, ConfigError
-from bench.metrics import (ENERGY_PER_1K, HOSTED_CACHED, HOSTED_INPUT, HOSTED_OUTPUT, HOSTED_USD, ONE_TIME_PER_1K,
-                           ONE_TIME_USD, PROJECTED_PREFIX, USD_PER_1K)
-from bench.results import (HOSTED_DEVICE, HOSTED_RECOMMENDER, CellResult, HostedLine, MetricRow, Pricing, RunResult,
-                           best_throughput)
+from bench.metrics import (
+    ENERGY_PER_1K,
+    HOSTED_CACHED,
+    HOSTED_INPUT,
+    HOSTED_OUTPUT,
+    HOSTED_USD,
+    ONE_TIME_PER_1K,
+    ONE_TIME_USD,
+    PROJECTED_PREFIX,
+    USD_PER_1K,
+)
+from bench.results import (
+    HOSTED_DEVICE,
+    HOSTED_RECOMMENDER,
+    CellResult,
+    HostedLine,
+    MetricRow,
+    Pricing,
+    RunResult,
+    best_throughput,
+)
 
 DEFAULT_PRICES = "prices.toml"  # package data of `bench`
 PRICE_SHEET_SCHEMA = 1

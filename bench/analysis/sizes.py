@@ -18,8 +18,17 @@ from collections.abc import Sequence
 
 from bench.metrics import OUTPUT_TOKENS_PER_S
 from bench.results import SIZE_FIT_RECOMMENDER, CellResult, MetricRow, RunResult, SizeFitGroup, best_throughput
-from bench.sizes import (BYTES_PER_PARAMETER, FIT_METRICS, GENERATED_TOKENS, PROJECT_TO, SizeFit, SizePoint,
-                         fit_power_law, parameters_of, size_label)
+from bench.sizes import (
+    BYTES_PER_PARAMETER,
+    FIT_METRICS,
+    GENERATED_TOKENS,
+    PROJECT_TO,
+    SizeFit,
+    SizePoint,
+    fit_power_law,
+    parameters_of,
+    size_label,
+)
 
 
 def _metric_row(cell: CellResult, metric: str, load: str) -> MetricRow | None:

@@ -11,8 +11,16 @@ import numpy as np
 
 from bench import metrics
 from bench.analysis.paired import QUALITY, Comparison, compare_cells
-from bench.results import (HOSTED_DEVICE, HOSTED_RECOMMENDER, CellResult, HostedLine, MetricRow, RunResult,
-                           best_throughput, with_derived)
+from bench.results import (
+    HOSTED_DEVICE,
+    HOSTED_RECOMMENDER,
+    CellResult,
+    HostedLine,
+    MetricRow,
+    RunResult,
+    best_throughput,
+    with_derived,
+)
 
 QUALITY_LABEL = "NDCG@10"
 NO_VARIANT = "none"
