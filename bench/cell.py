@@ -58,6 +58,7 @@ def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop,
     if spec.settings:
         result.extras["settings_overrides"] = dict(spec.settings)  # this cell's own stop rules, timeout, ...
     entry = registry.get(spec.recommender)
+    result.family = entry.family
     recommender: Recommender = entry.build_in(run_context(spec, settings), dict(spec.params))
     result.params = {**_recorded_params(recommender), **result.params}
     result.label = "cost-only" if recommender.cost_only else "measured"

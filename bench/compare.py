@@ -15,8 +15,10 @@ Cells are matched by name. Two kinds of gate:
   strict_timing. Timing across different machines is compared only for what it is worth: the verdict says so.
 
 Everything else (throughput and latency summaries, memory peaks, dollars) is shown as information.
-A measured cell of base that is missing from head is a regression (its figures can no longer be checked);
-derived pseudo-cells (hosted-API estimates, size fits) never count as cells in common.
+A measured cell of base that is missing from head is a regression (its figures can no longer be checked). Each
+cell is compared with its derived rows (cost, quality retained, ...) and the gate's status; the run's hosted-API
+lines and size fits are compared like cells, under the names results.csv gives them, but never count as measured
+cells in common. Files of any known schema compare alike (schema 1 is upgraded on read).
 Exit codes: 0 no regression, 1 regression, 2 bad input (unreadable / malformed / newer-schema file, no measured
 cell in common).
 """
@@ -24,7 +26,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,16 +33,17 @@ from typing import Any
 
 import numpy as np
 
-from bench.cost import HOSTED_RECOMMENDER
+from bench import metrics
 from bench.errors import BenchError
-from bench.results import CellResult, MetricRow, RunResult
-from bench.sizes import SIZE_FIT_RECOMMENDER
+from bench.results import CellResult, HostedLine, MetricRow, RunResult, SizeFitGroup, with_derived
 
-QUALITY_RE = re.compile(r"^(ndcg|recall|hit|mrr|precision|map|coverage)@\d+$")
-HIGHER_BETTER_EXTRA = {"quality_retained_vs_fp32"}
+#: a cell, or a derived entry compared like one (the same figures: status, label, metrics, timings)
+Unit = CellResult | HostedLine | SizeFitGroup
+
+HIGHER_BETTER_EXTRA = {metrics.QUALITY_RETAINED}
 RATING_METRICS = {"rmse", "mae"}
-DETERMINISTIC_METRICS = {"footprint_bytes", "flops_per_rec", "flops_per_user", "flops_per_request", "bytes_per_rec",
-                         "bytes_per_user", "bytes_per_request"}
+DETERMINISTIC_METRICS = {metrics.FOOTPRINT, metrics.FLOPS_PER_REC, "flops_per_user", "flops_per_request",
+                         metrics.BYTES_PER_REC, "bytes_per_user", "bytes_per_request"}
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,7 @@ class Verdict:
 # ---------------------------------------------------------------- comparison
 
 def _kind(metric: str) -> str:
-    if QUALITY_RE.match(metric) or metric in HIGHER_BETTER_EXTRA:
+    if metrics.is_quality(metric) or metric in HIGHER_BETTER_EXTRA:
         return "quality"
     if metric in RATING_METRICS:
         return "rating"
@@ -135,7 +137,7 @@ def _kind(metric: str) -> str:
     return "info"
 
 
-def _keyed_rows(cell: CellResult) -> dict[tuple[str, str, int], MetricRow]:
+def _keyed_rows(cell: Unit) -> dict[tuple[str, str, int], MetricRow]:
     """(metric, load, occurrence): a metric may repeat within a load (e.g. one throughput row per batch size)."""
     seen: dict[tuple[str, str], int] = {}
     out = {}
@@ -147,7 +149,7 @@ def _keyed_rows(cell: CellResult) -> dict[tuple[str, str, int], MetricRow]:
     return out
 
 
-def _keyed_timings(cell: CellResult) -> dict[tuple[str, str, int], list[float]]:
+def _keyed_timings(cell: Unit) -> dict[tuple[str, str, int], list[float]]:
     seen: dict[tuple[str, str], int] = {}
     out = {}
     for t in cell.timings:
@@ -267,10 +269,9 @@ def _machine_id(run: RunResult) -> str | None:
 def compare(base: RunResult, head: RunResult, tolerances: Tolerances | None = None,
             strict_timing: bool = False) -> Verdict:
     tol = tolerances or Tolerances()
-    base_cells = {c.cell: c for c in base.cells}
-    head_cells = {c.cell: c for c in head.cells}
+    base_cells, head_cells = _units(base), _units(head)
     common = [name for name in base_cells if name in head_cells]
-    # derived cells (hosted-API estimates, size fits) are computed from the measured ones and the price sheet:
+    # derived entries (hosted-API estimates, size fits) are computed from the measured cells and the price sheet:
     # two runs that share only those share no measurement
     measured = [name for name in common if not _derived(base_cells[name])]
     # sharing only derived cells is still the same scenario: base's measured cells are then all missing (a
@@ -316,7 +317,8 @@ def compare(base: RunResult, head: RunResult, tolerances: Tolerances | None = No
                 verdict.findings.append(Finding(name, label, bv, hv, "info", "info"))
             elif b.label == "cost-only" and kind == "quality":
                 continue  # never reported for random-weight models
-            elif kind == "quality" and bv is not None and hv is not None and load == "" and occ == 0:
+            elif (kind == "quality" and bv is not None and hv is not None and load == "" and occ == 0
+                  and isinstance(b, CellResult) and isinstance(h, CellResult)):
                 verdict.findings.append(_quality(name, label, b, h, b_rows[key], h_rows[key], tol))
             else:
                 verdict.findings.append(_gate(name, label, kind, bv, hv, tol))
@@ -329,13 +331,22 @@ def compare(base: RunResult, head: RunResult, tolerances: Tolerances | None = No
     return verdict
 
 
-def _derived(cell: CellResult) -> bool:
-    """A pseudo-cell computed from other cells (hosted-API cost estimates, model-size fits), not measured."""
-    return cell.recommender in (HOSTED_RECOMMENDER, SIZE_FIT_RECOMMENDER)
+def _units(run: RunResult) -> dict[str, Unit]:
+    """Every cell of the run with its derived rows, then its hosted-API lines and size fits, by name."""
+    units: dict[str, Unit] = {c.cell: c for c in with_derived(run).cells}
+    entries: list[HostedLine | SizeFitGroup] = [*run.derived.hosted, *run.derived.size_fits]
+    for entry in entries:
+        units[entry.name] = entry
+    return units
+
+
+def _derived(unit: Unit) -> bool:
+    """A derived entry computed from other cells (a hosted-API cost estimate, a model-size fit), not measured."""
+    return isinstance(unit, (HostedLine, SizeFitGroup))
 
 
 def _count(cells: list[CellResult]) -> int:
-    return sum(not _derived(c) for c in cells)
+    return len(cells)
 
 
 # ---------------------------------------------------------------- printing

@@ -1,15 +1,19 @@
-"""Terminal output: live progress while a run works, a summary table at the end, and `recbench list`."""
+"""Terminal output: live progress while a run works, and a summary table at the end (`recbench list`: bench.listing)."""
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from bench.results import CellResult, RunResult
-from bench.scenario import CellSpec
+from bench import metrics
+from bench.results import CellResult, RunResult, pricing_record, with_derived
+
+if TYPE_CHECKING:
+    from bench.scenario import CellSpec
 
 console = Console(stderr=True, highlight=False)
 
@@ -80,13 +84,9 @@ def _short_names(cells: list[CellResult]) -> dict[str, str]:
 
 
 def print_summary(run: RunResult, out_dir: Path) -> None:
-    from bench.cost import HOSTED_RECOMMENDER
-
-    from bench.sizes import SIZE_FIT_RECOMMENDER
-
-    # hosted-API and fitted (size-fit) cells are no measured cells: listed below the table / in the report
-    cells = [c for c in run.cells if c.recommender not in (HOSTED_RECOMMENDER, SIZE_FIT_RECOMMENDER)]
-    hosted = [c for c in run.cells if c.recommender == HOSTED_RECOMMENDER]
+    run = with_derived(run)  # each cell with its derived rows ($/1k recs) and the gate's status
+    cells = run.cells
+    hosted = run.derived.hosted  # listed below the table
     shared = {tuple(c.cell.split("/")[i] for i in (0, 1, 4)) for c in cells}
     where = " ".join("/".join(s) for s in shared) if len(shared) == 1 else "several datasets/splits"
     out = Console(highlight=False, width=max(140, Console().width))
@@ -101,17 +101,17 @@ def print_summary(run: RunResult, out_dir: Path) -> None:
         table.add_row(escape(names[c.cell]), status, _fmt(c, "ndcg@10"), _fmt(c, "recall@10"), _fmt(c, "fit_s", digits=3),
                       _best(c, "throughput_users_per_s"), _fmt(c, "latency_p50_ms", "single-stream", digits=3),
                       _fmt(c, "latency_p99_ms", "single-stream", digits=3), _fmt(c, "max_qps_at_slo", "server", digits=3),
-                      _fmt(c, "peak_rss_bytes", scale=1 / 2**20, digits=3), _fmt(c, "usd_per_1k_recs", digits=3))
+                      _fmt(c, "peak_rss_bytes", scale=1 / 2**20, digits=3), _fmt(c, metrics.USD_PER_1K, digits=3))
     out.print(table)
-    mapping = (run.provenance.get("cost") or {})
+    mapping = pricing_record(run)
     out.print("[dim]* a figure flagged as not to be trusted as is (e.g. a p99 from too few samples; see the flag "
               "column of results.csv). $/1k recs: measured throughput x "
               f"{mapping.get('instance') or 'a per-vCPU share of ' + str(mapping.get('local_default_instance'))} "
               "price (see the report for the price source and date).[/dim]")
-    for c in hosted:
-        usd, tokens = c.metric("hosted_usd_per_1k_recs"), c.metric("hosted_input_tokens_per_rec")
+    for line in hosted:
+        usd, tokens = line.metric(metrics.HOSTED_USD), line.metric(metrics.HOSTED_INPUT)
         if usd is not None and tokens is not None:
-            out.print(f"hosted API {c.variant}: ${usd.value:.4g} per 1k recommendations ({usd.label}; "
+            out.print(f"hosted API {line.entry}: ${usd.value:.4g} per 1k recommendations ({usd.label}; "
                       f"{tokens.value:,.0f} input tokens per request, {tokens.label} count)")
     for c in cells:
         if c.status != "ok":
@@ -119,33 +119,3 @@ def print_summary(run: RunResult, out_dir: Path) -> None:
     out.print(f"results: {out_dir / 'results.json'}  {out_dir / 'results.csv'}")
     if (out_dir / "index.html").exists():
         out.print(f"report:  {out_dir / 'index.html'}")
-
-
-def print_listing() -> None:
-    from bench import scenario
-    from bench.data import DATASETS
-    from bench.data.splits import SPLITS
-    from bench.recommenders.registry import REGISTRY
-    from bench.variants import VARIANTS
-
-    out = Console(highlight=False)
-    t = Table(title="scenarios", title_justify="left")
-    t.add_column("name"), t.add_column("what it measures")
-    for name, doc in scenario.available().items():
-        t.add_row(name, doc)
-    out.print(t)
-    t = Table(title="recommenders", title_justify="left")
-    t.add_column("name"), t.add_column("family"), t.add_column("what it is")
-    for e in REGISTRY.values():
-        if e.family != "test":
-            t.add_row(e.name, e.family, e.summary)
-    out.print(t)
-    from bench.recommenders.online.registry import STRATEGIES
-    t = Table(title="online update strategies (cells on a replay split)", title_justify="left")
-    t.add_column("name"), t.add_column("family"), t.add_column("what it does")
-    for e in STRATEGIES.values():
-        t.add_row(e.name, e.family, e.summary)
-    out.print(t)
-    out.print("datasets: " + ", ".join(DATASETS))
-    out.print("splits:   " + ", ".join(SPLITS) + ", replay[:start=0.5,window_days=7,windows=0] (online strategies)")
-    out.print("variants: " + ", ".join(VARIANTS) + "  (composable with +, e.g. distilled+onnx-int8)")

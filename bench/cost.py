@@ -24,9 +24,10 @@ Rows this module adds to a cell (metric names are stable; labels say how each fi
                                     A different metric name from the measured one, so that filtering the CSV on
                                     `usd_per_1k_recs` never mixes a projection into measurements.
 
-Hosted-API equivalents are cells of their own (recommender "hosted-llm", variant = the price entry, device "api",
-label "estimated"), with `hosted_input_tokens_per_rec`, `hosted_cached_input_tokens_per_rec`,
-`hosted_output_tokens_per_rec` (counted with a real tokenizer on real prompts) and `hosted_usd_per_1k_recs`.
+Hosted-API equivalents are lines of the run's derived section (bench.results.HostedLine, one per dataset/split
+and hosted price entry, label "estimated"; results.csv names them recommender "hosted-llm", device "api"), with
+`hosted_input_tokens_per_rec`, `hosted_cached_input_tokens_per_rec`, `hosted_output_tokens_per_rec` (counted
+with a real tokenizer on real prompts) and `hosted_usd_per_1k_recs`.
 
 Mapping this machine ("measured" price):
     --instance NAME   the machine is that instance and pays its whole hourly price;
@@ -53,7 +54,6 @@ host overheads, PCIe and kernel-launch latency. Figures from it are always label
 from __future__ import annotations
 
 import math
-import re
 import tomllib
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -64,24 +64,33 @@ from typing import Any, Callable, Literal, Sequence
 import numpy as np
 
 from bench.errors import BenchError, ConfigError
-from bench.results import CellResult, MetricRow, RunResult
+from bench.metrics import (
+    ENERGY_PER_1K,
+    HOSTED_CACHED,
+    HOSTED_INPUT,
+    HOSTED_OUTPUT,
+    HOSTED_USD,
+    ONE_TIME_PER_1K,
+    ONE_TIME_USD,
+    PROJECTED_PREFIX,
+    USD_PER_1K,
+)
+from bench.results import (
+    HOSTED_DEVICE,
+    HOSTED_RECOMMENDER,
+    CellResult,
+    HostedLine,
+    MetricRow,
+    Pricing,
+    RunResult,
+    best_throughput,
+)
 
 DEFAULT_PRICES = "prices.toml"  # package data of `bench`
 PRICE_SHEET_SCHEMA = 1
 PRECISIONS = ("fp32", "fp16", "int8")
-
-# metric names this module writes (and strips before recomputing, so add_costs is idempotent)
-USD_PER_1K = "usd_per_1k_recs"
-PROJECTED_PREFIX = "projected_usd_per_1k_recs@"
-ONE_TIME_USD = "one_time_usd"
-ONE_TIME_PER_1K = "one_time_usd_per_1k_recs"
-ENERGY_PER_1K = "energy_usd_per_1k_recs"
-HOSTED_USD = "hosted_usd_per_1k_recs"
-HOSTED_INPUT = "hosted_input_tokens_per_rec"
-HOSTED_CACHED = "hosted_cached_input_tokens_per_rec"
-HOSTED_OUTPUT = "hosted_output_tokens_per_rec"
-HOSTED_RECOMMENDER = "hosted-llm"
-HOSTED_DEVICE = "api"
+# the metric names this module writes (and strips before recomputing, so add_costs is idempotent) are
+# bench.metrics' USD_PER_1K, PROJECTED_PREFIX, ONE_TIME_USD, ONE_TIME_PER_1K, ENERGY_PER_1K and the HOSTED_* names
 
 #: one-time work priced apart from per-request cost: the cell's fit time plus preparation reused from the cache
 #: (every other one-time figure, encode_items_s or prep_s made in the cell, is a part of fit_s: never added)
@@ -513,13 +522,6 @@ def _first(cell: CellResult, names: Sequence[str]) -> MetricRow | None:
     return None
 
 
-def best_throughput(cell: CellResult) -> MetricRow | None:
-    """The offline load's best `throughput_users_per_s` row (the batch-sweep maximum)."""
-    rows = [m for m in cell.metrics if m.metric == "throughput_users_per_s" and m.load in ("offline", "")
-            and m.value is not None and math.isfinite(m.value) and m.value > 0]
-    return max(rows, key=lambda m: m.value) if rows else None
-
-
 def _server_rate(cell: CellResult) -> MetricRow | None:
     rows = [m for m in cell.metrics if m.metric == "max_qps_at_slo" and m.value is not None
             and math.isfinite(m.value) and m.value > 0]
@@ -609,13 +611,15 @@ def add_costs(run: RunResult, prices: PriceSheet | str | Path | None = None, ins
               threads_used: int | None = None, *, node_instances: dict[str, str] | None = None,
               hosted: Sequence[HostedWorkload] | Literal["auto"] | None = "auto",
               amortise_over_recs: int | None = None, energy_usd_per_kwh: float | None = None) -> None:
-    """Append cost rows to every ok cell of `run` (in place) and hosted-API cells; see the module docstring.
+    """Append cost rows to every ok cell of `run` (in place), and set the run's hosted-API lines and pricing
+    (`run.derived.hosted`, `run.derived.pricing`); see the module docstring.
 
-    Idempotent: cost rows and hosted cells from an earlier call are replaced, so a report can re-price a run
-    with another sheet or instance. `hosted="auto"` reuses the token counts of hosted cells already in the run,
-    else builds prompts from each (dataset, split) of the run (needs the data locally; skipped with a note if
-    not); pass workloads explicitly, or None to skip hosted costs. `node_instances` maps the nodes of a run
-    across machines (a cell's provenance `node`) to the instance each is; other cells take `instance`.
+    Idempotent: cost rows and hosted lines from an earlier call are replaced, so a run can be re-priced with another
+    sheet or instance. `hosted="auto"` reuses the token counts of the hosted lines already in the run, else builds
+    prompts from each (dataset, split) of the run (needs the data locally; skipped with a note if not: only the
+    run itself does this, see bench.analysis); pass workloads explicitly, or None to skip hosted costs.
+    `node_instances` maps the nodes of a run across machines (a cell's provenance `node`) to the instance each is;
+    other cells take `instance`.
     """
     sheet = prices if isinstance(prices, PriceSheet) else load_prices(prices)
     node_instances = dict(node_instances or {})
@@ -628,8 +632,6 @@ def add_costs(run: RunResult, prices: PriceSheet | str | Path | None = None, ins
     if kwh_price < 0:
         raise ConfigError(f"energy price {kwh_price} $/kWh is negative; pass a price >= 0")
 
-    previous_hosted = [c for c in run.cells if c.recommender == HOSTED_RECOMMENDER]
-    run.cells[:] = [c for c in run.cells if c.recommender != HOSTED_RECOMMENDER]
     for cell in run.cells:
         cell.metrics[:] = [m for m in cell.metrics if not _is_cost_row(m)]
         cell.extras.pop("cost", None)
@@ -645,29 +647,32 @@ def add_costs(run: RunResult, prices: PriceSheet | str | Path | None = None, ins
     add_online_figures(run, lambda c: getattr(map_machine(sheet, instance, _threads_of(c, threads_used), c.device),
                                               "hourly_usd", None))  # replay cells: $ per update, per day
 
-    notes = []
+    notes: list[str] = []
     if hosted == "auto":
-        workloads = [HostedWorkload.from_extras(c.extras["hosted"]) for c in previous_hosted if "hosted" in c.extras]
-        workloads = list({(w.dataset, w.split): w for w in workloads}.values())
+        workloads = previous_workloads(run)
         if not workloads:
             workloads, notes = _auto_workloads(run)
     else:
         workloads = list(hosted or [])
         if hosted is None:
             notes.append("hosted-API costs not computed (disabled)")
-    for w in workloads:
-        for entry in sheet.hosted.values():
-            run.cells.append(_hosted_cell(w, entry))
-    run.provenance["cost"] = {
-        "price_sheet": sheet.path, "instance": instance, "node_instances": node_instances,
-        "local_default_instance": sheet.local_default_instance,
-        "threads_used": threads_used, "amortise_over_recs": volume, "energy_usd_per_kwh": kwh_price,
-        "energy_source": sheet.energy_source, "energy_date": sheet.energy_date,
-        "hardware": {n: {**_price_record(h), "peak_gflops": h.peak_gflops, "mem_bw_gbs": h.mem_bw_gbs,
-                         "peak_source": h.peak_source} for n, h in sheet.hardware.items()},
-        "hosted": {n: asdict(h) for n, h in sheet.hosted.items()},
-        "notes": notes,
-    }
+    run.derived.hosted = [_hosted_line(w, entry) for w in workloads for entry in sheet.hosted.values()]
+    run.derived.pricing = Pricing(
+        price_sheet=sheet.path, instance=instance, node_instances=node_instances,
+        local_default_instance=sheet.local_default_instance,
+        threads_used=threads_used, amortise_over_recs=volume, energy_usd_per_kwh=kwh_price,
+        energy_source=sheet.energy_source, energy_date=sheet.energy_date,
+        hardware={n: {**_price_record(h), "peak_gflops": h.peak_gflops, "mem_bw_gbs": h.mem_bw_gbs,
+                      "peak_source": h.peak_source} for n, h in sheet.hardware.items()},
+        hosted={n: asdict(h) for n, h in sheet.hosted.items()},
+        notes=notes)
+
+
+def previous_workloads(run: RunResult) -> list[HostedWorkload]:
+    """The hosted-API workloads (prompt token counts) a run's hosted lines were priced from, one per dataset/split:
+    re-pricing reuses them instead of building prompts again."""
+    workloads = [HostedWorkload.from_extras(line.workload) for line in run.derived.hosted if line.workload]
+    return list({(w.dataset, w.split): w for w in workloads}.values())
 
 
 def _cell_costs(cell: CellResult, run: RunResult, sheet: PriceSheet, instance: str | None,
@@ -734,7 +739,7 @@ def _gated_record(cell: CellResult, sheet: PriceSheet, instance: str | None, thr
     return record
 
 
-def _hosted_cell(w: HostedWorkload, entry: HostedPrice) -> CellResult:
+def _hosted_line(w: HostedWorkload, entry: HostedPrice) -> HostedLine:
     inputs = np.asarray(w.input_tokens, dtype=np.float64)
     outputs = np.asarray(w.output_tokens, dtype=np.float64)
     cached = (entry.usd_per_1m_cached_input_tokens is not None and w.prefix_tokens >= entry.min_cached_prefix_tokens)
@@ -742,21 +747,21 @@ def _hosted_cell(w: HostedWorkload, entry: HostedPrice) -> CellResult:
     exact = entry.tokenizer == w.tokenizer
     tok_label = "measured" if exact else "estimated"
     tok_flag = "" if exact else f"counted with {w.tokenizer}, an estimate of {entry.provider}'s tokenizer"
-    cell = CellResult(cell=f"{w.dataset}/{w.split}/{HOSTED_RECOMMENDER}/{entry.name}/{HOSTED_DEVICE}",
-                      dataset=w.dataset, split=w.split, recommender=HOSTED_RECOMMENDER, variant=entry.name,
-                      device=HOSTED_DEVICE, label="estimated")
-    cell.add(HOSTED_INPUT, inputs.mean(), "tokens", n=len(inputs), ci95_low=float(np.percentile(inputs, 2.5)),
-             ci95_high=float(np.percentile(inputs, 97.5)), label=tok_label, flag=tok_flag)
-    cell.add(HOSTED_CACHED, cached_tokens, "tokens", n=len(inputs), label=tok_label, flag=tok_flag)
-    cell.add(HOSTED_OUTPUT, outputs.mean(), "tokens", n=len(outputs), label=tok_label, flag=tok_flag)
     per_rec = hosted_usd_per_rec(entry, inputs, cached_tokens, outputs) * 1000.0  # per 1k, one value per prompt
-    cell.add(HOSTED_USD, float(per_rec.mean()), "usd", n=len(per_rec), ci95_low=float(np.percentile(per_rec, 2.5)),
-             ci95_high=float(np.percentile(per_rec, 97.5)), label="estimated",
-             flag=f"{entry.model} list prices ({entry.date}); tokens by {w.tokenizer}")
-    cell.extras["hosted"] = w.to_extras()
-    cell.extras["cost"] = {"price": asdict(entry), "tokenizer_is_providers": exact, "cached_prefix_billed": cached,
-                           "interval": "2.5-97.5th percentile over prompts (spread, not a CI of the mean)"}
-    return cell
+    rows = [
+        MetricRow(HOSTED_INPUT, float(inputs.mean()), "tokens", n=len(inputs),
+                  ci95_low=float(np.percentile(inputs, 2.5)), ci95_high=float(np.percentile(inputs, 97.5)),
+                  label=tok_label, flag=tok_flag),
+        MetricRow(HOSTED_CACHED, cached_tokens, "tokens", n=len(inputs), label=tok_label, flag=tok_flag),
+        MetricRow(HOSTED_OUTPUT, float(outputs.mean()), "tokens", n=len(outputs), label=tok_label, flag=tok_flag),
+        MetricRow(HOSTED_USD, float(per_rec.mean()), "usd", n=len(per_rec),
+                  ci95_low=float(np.percentile(per_rec, 2.5)), ci95_high=float(np.percentile(per_rec, 97.5)),
+                  label="estimated", flag=f"{entry.model} list prices ({entry.date}); tokens by {w.tokenizer}")]
+    return HostedLine(name=f"{w.dataset}/{w.split}/{HOSTED_RECOMMENDER}/{entry.name}/{HOSTED_DEVICE}",
+                      dataset=w.dataset, split=w.split, entry=entry.name, label="estimated", metrics=rows,
+                      workload=w.to_extras(),
+                      cost={"price": asdict(entry), "tokenizer_is_providers": exact, "cached_prefix_billed": cached,
+                            "interval": "2.5-97.5th percentile over prompts (spread, not a CI of the mean)"})
 
 
 def _auto_workloads(run: RunResult) -> tuple[list[HostedWorkload], list[str]]:
@@ -779,13 +784,3 @@ def _auto_workloads(run: RunResult) -> tuple[list[HostedWorkload], list[str]]:
             notes.append(f"hosted-API cost for {dataset_name}/{protocol} skipped: {exc.__class__.__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else ''}")
     return workloads, notes
-
-
-def cost_rows(cell: CellResult) -> list[MetricRow]:
-    """The cost rows of a cell (for tables)."""
-    return [m for m in cell.metrics if _is_cost_row(m) or m.metric == HOSTED_USD]
-
-
-def projected_instance(metric: str) -> str | None:
-    m = re.fullmatch(re.escape(PROJECTED_PREFIX) + r"(.+)", metric)
-    return m.group(1) if m else None

@@ -2,7 +2,8 @@
 
     fit_power_law(n, y) -> PowerFit                      one curve (b, a, R^2, number of points)
     scaling_points(run, metrics=GROWTH_METRICS) -> list[GrowthPoints]   per (recommender, variant, metric)
-    fit_run(run) -> list[GrowthFit]                      the fits the report draws and tabulates
+    fit_run(run) -> list[GrowthFit]                      the fits (bench.analysis records them in the results)
+    fits_of(run) -> list[GrowthFit]                      the recorded fits, which the report draws and tabulates
 
 A straight line through (log n, log y) has slope b, the growth exponent: b = 1 is linear in the catalogue,
 b = 2 quadratic (e.g. a dense item x item model), b = 0 flat, b < 0 falls with n (throughput). R^2 is the
@@ -16,14 +17,16 @@ the cell from the dataset it loaded, so any dataset family that varies in size c
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
 from bench.errors import ConfigError
+from bench.metrics import USD_PER_1K
 from bench.powerlaw import fit_log_log
-from bench.results import CellResult, RunResult
+from bench.results import CellResult, MetricRow, RunResult
 
 #: (metric, load, how to pick the row) drawn against n_items by the report; units come from the rows
 GROWTH_METRICS: tuple[tuple[str, str | None], ...] = (
@@ -31,7 +34,7 @@ GROWTH_METRICS: tuple[tuple[str, str | None], ...] = (
     ("encode_items_s", None),
     ("throughput_users_per_s", "offline"),
     ("peak_rss_bytes", None),
-    ("usd_per_1k_recs", "offline"),
+    (USD_PER_1K, "offline"),
 )
 #: a run has a scaling dimension when one (recommender, variant) ran on at least this many catalogue sizes
 MIN_SIZES_FOR_SCALING = 3
@@ -122,7 +125,7 @@ def _recommender_key(cell: CellResult) -> str:
     return parts[2] if len(parts) >= 5 else cell.recommender  # keeps a [tag]
 
 
-def _row(cell: CellResult, metric: str, load: str | None):
+def _row(cell: CellResult, metric: str, load: str | None) -> MetricRow | None:
     rows = [m for m in cell.metrics if m.metric == metric and (load is None or m.load in (load, ""))
             and m.value is not None and math.isfinite(m.value)]
     if not rows:
@@ -163,7 +166,7 @@ def scaling_points(run: RunResult, metrics: Iterable[tuple[str, str | None]] = G
 
 
 #: metrics a gated cell has no figure for (its cost does not count)
-COST_METRICS = ("usd_per_1k_recs",)
+COST_METRICS = (USD_PER_1K,)
 
 
 def _missing_sizes(run: RunResult, statuses: tuple[str, ...]) -> dict[tuple[str, str], dict[int, str]]:
@@ -193,6 +196,23 @@ def fit_run(run: RunResult, metrics: Iterable[tuple[str, str | None]] = GROWTH_M
         missing = failed_or_gated if pts.metric in COST_METRICS else failed
         fits.append(GrowthFit(pts, fit, dict(missing.get((pts.recommender, pts.variant), {}))))
     return fits
+
+
+def to_records(fits: list[GrowthFit]) -> list[dict[str, Any]]:
+    """The fits as plain records, for the results file's derived section."""
+    return [asdict(f) for f in fits]
+
+
+def from_records(records: list[dict[str, Any]]) -> list[GrowthFit]:
+    """The fits a results file recorded (JSON turned the sizes of `missing` into strings: back to integers)."""
+    return [GrowthFit(points=GrowthPoints(**r["points"]), fit=PowerFit(**r["fit"]) if r.get("fit") else None,
+                      missing={int(n): why for n, why in (r.get("missing") or {}).items()}) for r in records]
+
+
+def fits_of(run: RunResult) -> list[GrowthFit]:
+    """The run's growth fits as its analysis step recorded them; a file from before they were recorded (schema 1)
+    has them made from its cells here, by the same function."""
+    return from_records(run.derived.growth) if run.derived.growth is not None else fit_run(run)
 
 
 def catalogue_sizes(run: RunResult) -> list[int]:

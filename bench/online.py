@@ -61,8 +61,8 @@ def add_online_figures(run: RunResult, hourly_usd_of) -> None:
 
 
 def add_online_comparisons(run: RunResult) -> None:
-    """The paired comparisons and the frontier, from the cells' per-user figures and cost rows (replaced: reports
-    and findings call this with the current code, as they do the size fits)."""
+    """The paired comparisons and the frontier, from the cells' per-user figures and cost rows (replaced, so that
+    re-pricing a run derives them again)."""
     cells = replay_cells(run)
     for cell in cells:
         cell.metrics[:] = [m for m in cell.metrics if m.metric not in COMPARISON_ROWS]

@@ -63,6 +63,7 @@ def run_replay_cell(spec: CellSpec, settings: Settings, progress: Progress, pinn
                          "data_source": dataset.source, "n_users": dataset.n_users, "n_items": dataset.n_items,
                          "n_interactions": len(dataset.interactions)}
     entry = registry.get(spec.recommender)
+    result.family = entry.family
     strategy = entry.build_in(run_context(spec, settings), dict(spec.params))
     result.extras["replay"] = {**replay.describe(), "evaluated_users": [int(t.users.size) for t in targets],
                                "users_fingerprint": _fingerprint(targets)}

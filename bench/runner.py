@@ -13,7 +13,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench import executors
 from bench import results as results_mod
@@ -23,6 +23,9 @@ from bench.executors import CellTask, Listener
 from bench.executors.base import failed_result
 from bench.results import RunResult
 from bench.scenario import NO_VARIANT, CellSpec, Scenario, Settings
+
+if TYPE_CHECKING:
+    from bench.cost import PriceSheet
 
 #: devices a cell may name
 DEVICES = ("cpu", "cuda")
@@ -61,7 +64,7 @@ def preflight(scenario: Scenario, listener: Listener | None = None) -> dict[str,
     from bench.cell import run_context
     from bench.measure import load_registry
     from bench.recommenders.base import check_k
-    from bench.scenario import check_name
+    from bench.names import check_name
 
     settings = scenario.settings
     settings.validate()
@@ -257,17 +260,28 @@ def run(scenario: Scenario, options: RunOptions = RunOptions(), listener: Listen
     results_mod.write(run, out_dir)
     if options.report:
         from bench.report import write_report
-        write_report(run, out_dir, prices=prices)
+        write_report(run, out_dir)
     return run, out_dir
 
 
 def _record(run: RunResult, result, order: dict[str, int], out_dir: Path) -> None:
     """Add a finished cell in scenario order (whatever order cells finish in) and rewrite the results files,
     so they are valid on disk after every cell, even if the run is interrupted."""
+    if not result.family:  # a cell whose process died before it said: its registry entry's family
+        result.family = _family(result.recommender, result.split)
     run.cells.append(result)
     run.cells.sort(key=lambda c: order.get(c.cell, len(order)))
     run.provenance["machine_load"]["samples"].append(_load_average())
     results_mod.write(run, out_dir)
+
+
+def _family(recommender: str, split: str) -> str:
+    from bench.data import replay
+    from bench.recommenders import registry
+    from bench.recommenders.online import registry as strategies
+    entries = strategies.STRATEGIES if replay.is_replay(split) else registry.REGISTRY
+    entry = entries.get(recommender)
+    return entry.family if entry is not None else ""
 
 
 def _add_nodes(run: RunResult, nodes: dict[str, dict], threads: int) -> None:
@@ -296,17 +310,11 @@ def _load_average() -> float | None:
         return None
 
 
-def _post_process(run: RunResult, settings: Settings, prices, options: RunOptions) -> None:
-    """Run-level figures that need more than one cell: utilisation, quality gate, cost."""
-    from bench import cost
-    from bench.derived import add_harness_overhead, add_roofline, add_utilisation, apply_quality_gate
-    add_utilisation(run)
-    add_roofline(run)
-    add_harness_overhead(run)
-    apply_quality_gate(run, settings.quality_gate)
-    cost.add_costs(run, prices, options.instance, threads_used=settings.threads,
-                   node_instances=options.node_instances)
-    from bench.decoders import add_hosted_same_prompt
-    add_hosted_same_prompt(run)  # decoder cells' own requests at hosted-API prices
-    from bench.sizes import add_size_figures
-    add_size_figures(run)  # cost against model size (needs the costs above); nothing when one size ran
+def _post_process(run: RunResult, settings: Settings, prices: PriceSheet, options: RunOptions) -> None:
+    """The run's derived section, computed once from its cells (bench.analysis): cost, hosted-API lines (prompts
+    built from the run's own datasets, here, so that no reader ever needs the data), size fits, utilisation,
+    roofline, harness overhead and the quality gate."""
+    from bench.analysis.derive import AnalysisOptions, derive
+    run.derived = derive(run, AnalysisOptions(prices=prices, instance=options.instance,
+                                              node_instances=dict(options.node_instances),
+                                              threads_used=settings.threads, quality_gate=settings.quality_gate))

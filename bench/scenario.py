@@ -8,13 +8,13 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import math
-import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from bench.errors import BenchError, ConfigError
 from bench.measure.load_registry import DEFAULT_LOADS, OFFLINE, SERVER, SINGLE_STREAM
+from bench.names import SAFE_NAME, check_name
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 #: the variant name for recommenders that run no transformer
@@ -257,17 +257,6 @@ def available() -> dict[str, str]:
 
 
 #: scenario names become file names (run folders, findings): letters, digits, `.`, `_`, `-`, not starting with `.`
-SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$")
-
-
-def check_name(name: object, what: str = "scenario name") -> str:
-    """`name` if it is safe as one path component; ConfigError otherwise (no separators, no `..`, no absolute)."""
-    if not isinstance(name, str) or not SAFE_NAME.match(name):
-        raise ConfigError(f"{what} {name!r} is not allowed: use letters, digits, '.', '_' and '-' only "
-                          "(it names files and folders)")
-    return name
-
-
 def _locate(name_or_path: str) -> Path:
     """A path ending in .py runs that file; anything else is a packaged scenario's name, never a path."""
     if name_or_path.endswith(".py"):

@@ -15,21 +15,13 @@ int8 1). A projection whose weights exceed this machine's memory is flagged: it 
 Beyond the largest measured size the exponent is an extrapolation (real 1B-7B models change shape, and memory
 bandwidth rather than arithmetic bounds them), so the flag says how far beyond.
 
-What this module adds to a run (idempotent: its earlier rows and cells are replaced):
-- one derived cell per group with at least two sizes: recommender `size-fit`, tag = the fitted recommender,
-  label `projected`, with rows
-      size_fit_exponent@{metric}          b, with its 95% interval (label estimated)
-      size_fit_r2@{metric}                R^2 of the log-log fit (label estimated)
-      size_projected_{metric}@{1B,7B}     a * (N/1e8)^b (label projected)
-  and the measured points in extras["size_fit"];
-- on a cell reporting `new_tokens_per_rec` (a generating recommender): `output_tokens_per_s` for the offline load,
-  its best throughput x the tokens each recommendation generates.
-Metric names never start with `projected_usd_per_1k_recs@` (the hardware projections of bench.cost), so the two
-kinds of projection never mix.
+This module holds the model (parameter counts, the power law, the records of a fit) and reads fits back from a
+results file; bench.analysis.sizes fits them over a run's cells, once, at the end of the run. Size-fit metric names
+never start with `projected_usd_per_1k_recs@` (the hardware projections of bench.cost), so the two kinds of
+projection never mix.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
@@ -37,14 +29,19 @@ from typing import Any, Sequence
 import numpy as np
 
 from bench.errors import ConfigError
+from bench.metrics import OUTPUT_TOKENS_PER_S, USD_PER_1K
 from bench.powerlaw import fit_log_log
-from bench.results import CellResult, MetricRow, RunResult
+from bench.results import CellResult, RunResult
 
-SIZE_FIT_RECOMMENDER = "size-fit"
+__all__ = ["OUTPUT_TOKENS_PER_S", "PowerLaw", "SizeFit", "SizePoint", "fit_power_law", "fits_from_run",
+           "model_parameters", "parameters_of", "size_label"]
+
+#: the decoder-LLM ranking recommender, whose fits and cells the report shows in a section of their own
+DECODER_RANK = "llm-decoder-rank"
 REFERENCE_PARAMETERS = 1e8
 #: (metric, load) fitted against parameters; load "" matches rows without a load
 FIT_METRICS: tuple[tuple[str, str], ...] = (
-    ("usd_per_1k_recs", "offline"),
+    (USD_PER_1K, "offline"),
     ("latency_p50_ms", "single-stream"),
     ("encode_items_s", ""),
     ("footprint_bytes", ""),
@@ -53,7 +50,6 @@ PROJECT_TO: dict[str, float] = {"1B": 1e9, "7B": 7e9}
 BYTES_PER_PARAMETER = {"fp32": 4, "fp16": 2, "int8": 1}
 FIT_PREFIXES = ("size_fit_exponent@", "size_fit_r2@", "size_projected_")
 GENERATED_TOKENS = "new_tokens_per_rec"
-OUTPUT_TOKENS_PER_S = "output_tokens_per_s"
 
 
 # ====================================================================== parameter counts
@@ -189,151 +185,11 @@ class SizeFit:
         return asdict(self)
 
 
-def _metric_row(cell: CellResult, metric: str, load: str) -> MetricRow | None:
-    rows = [m for m in cell.metrics if m.metric == metric and (m.load == load or not load)
-            and m.value is not None and math.isfinite(m.value) and m.value > 0]
-    return rows[0] if rows else None
-
-
-def model_family(model: object) -> str:
-    """A decoder architecture's family (Llama-style, GPT-2): one fit never mixes families; "" otherwise."""
-    from bench.recommenders.generative.archs import ARCHS
-
-    arch = ARCHS.get(str(model))
-    return arch.family if arch is not None else ""
-
-
-#: parameters that change how a cell is measured (how many requests are timed, what is compared), not the
-#: request it serves: cells differing only in these and the model share one fit
-MEASUREMENT_ONLY_PARAMS = frozenset({"timed_requests", "warmup_requests", "compare_users", "compare_candidates",
-                                     "compare_rounds"})
-
-
-def _group_key(cell: CellResult) -> tuple:
-    params = {k: v for k, v in (cell.params or {}).items() if k != "model" and k not in MEASUREMENT_ONLY_PARAMS}
-    return (cell.dataset, cell.split, cell.recommender, cell.variant, cell.device,
-            json.dumps(params, sort_keys=True, default=str), model_family((cell.params or {}).get("model")))
-
-
-def memory_flag(parameters: float, variant: str, memory_total_bytes: int | None) -> str:
-    from bench.cost import precision_of
-
-    precision = precision_of(variant)
-    need = parameters * BYTES_PER_PARAMETER[precision]
-    if memory_total_bytes and need > memory_total_bytes:
-        return (f"{precision} weights alone need {need / 1e9:.1f} GB, more than this machine's "
-                f"{memory_total_bytes / 2**30:.1f} GiB: could not run here")
-    return ""
-
-
-def size_fits(run: RunResult, metrics: Sequence[tuple[str, str]] = FIT_METRICS,
-              project_to: dict[str, float] = PROJECT_TO) -> list[SizeFit]:
-    """Every (group, metric) with at least two model sizes, fitted and projected."""
-    memory = ((run.provenance or {}).get("machine") or {}).get("memory_total_bytes")
-    groups: dict[tuple, list[tuple[CellResult, int]]] = {}
-    for cell in run.cells:
-        if cell.status != "ok" or cell.recommender == SIZE_FIT_RECOMMENDER:
-            continue
-        n = parameters_of(cell)
-        if n is not None:
-            groups.setdefault(_group_key(cell), []).append((cell, n))
-    fits = []
-    for key, members in groups.items():
-        if len({n for _, n in members}) < 2:
-            continue
-        for metric, load in metrics:
-            points = []
-            for cell, n in sorted(members, key=lambda m: m[1]):
-                row = _metric_row(cell, metric, load)
-                if row is not None:
-                    points.append(SizePoint(cell.cell, str(cell.params.get("model", "")), n, row.value, row.label))
-            if len({p.parameters for p in points}) < 2:
-                continue
-            fit = fit_power_law([p.parameters for p in points], [p.value for p in points])
-            unit = next((m.unit for c, _ in members for m in c.metrics if m.metric == metric), "")
-            projections, flags = {}, {}
-            for label, size in project_to.items():
-                projections[label] = float(fit.predict(size))
-                where = (f"{size / fit.max_parameters:.1f}x beyond the largest" if size > fit.max_parameters
-                         else "within the measured range (interpolated; not itself measured)")
-                why = [f"power law fitted on {fit.n} sizes ({size_label(fit.min_parameters)}-"
-                       f"{size_label(fit.max_parameters)}); {where}"]
-                mem = memory_flag(size, key[3], memory)
-                if mem:
-                    why.append(mem)
-                flags[label] = "; ".join(why)
-            fits.append(SizeFit(dataset=key[0], split=key[1], recommender=key[2], variant=key[3], device=key[4],
-                                metric=metric, load=load, unit=unit, points=points, fit=fit,
-                                projections=projections, flags=flags, family=key[6]))
-    return fits
-
-
-def _fit_cell(fits: list[SizeFit]) -> CellResult:
-    f0 = fits[0]
-    tag = f0.recommender + (f" {f0.family}" if f0.family else "")
-    cell = CellResult(cell=f"{f0.dataset}/{f0.split}/{SIZE_FIT_RECOMMENDER}[{tag}]/{f0.variant}/{f0.device}",
-                      dataset=f0.dataset, split=f0.split, recommender=SIZE_FIT_RECOMMENDER, variant=f0.variant,
-                      device=f0.device, label="projected",
-                      params={"fitted_recommender": f0.recommender, **({"family": f0.family} if f0.family else {})})
-    for f in fits:
-        ci = f.fit.exponent_ci95
-        cell.add(f"size_fit_exponent@{f.metric}", f.fit.exponent, "", load=f.load, n=f.fit.n, label="estimated",
-                 ci95_low=ci[0] if ci else None, ci95_high=ci[1] if ci else None,
-                 flag="" if f.fit.n > 3 else f"{f.fit.n} sizes: {f.fit.n - 2} degree(s) of freedom, a rough exponent")
-        if f.fit.r2 is not None:
-            cell.add(f"size_fit_r2@{f.metric}", f.fit.r2, "", load=f.load, n=f.fit.n, label="estimated",
-                     flag="" if f.fit.n > 2 else "two points: any line fits exactly")
-        for label, value in f.projections.items():
-            cell.add(f"size_projected_{f.metric}@{label}", value, f.unit, load=f.load, label="projected",
-                     flag=f.flags[label])
-    cell.extras["size_fit"] = {
-        "model": "y = a * (N / 1e8)^b, least squares in log-log space; N = transformer parameters",
-        "assumptions": ("same architecture family, hardware, runtime, threads and request shape; memory permitting "
-                        "(weights need N x 4 bytes in fp32, 2 in fp16/bf16, 1 in int8)"),
-        "fits": [f.to_dict() for f in fits]}
-    return cell
-
-
-def _add_generation_rates(run: RunResult) -> None:
-    """output_tokens_per_s (offline) = best offline throughput x new tokens per recommendation."""
-    from bench.cost import best_throughput
-
-    for cell in run.cells:
-        tokens = cell.metric(GENERATED_TOKENS)
-        if cell.status == "failed" or tokens is None or not tokens.value:
-            continue
-        cell.metrics[:] = [m for m in cell.metrics if not (m.metric == OUTPUT_TOKENS_PER_S and m.load == "offline")]
-        throughput = best_throughput(cell)
-        if throughput is None:
-            continue
-        scale = tokens.value
-        cell.metrics.append(MetricRow(
-            OUTPUT_TOKENS_PER_S, throughput.value * scale, "tokens/s", load="offline", n=throughput.n,
-            ci95_low=throughput.ci95_low * scale if throughput.ci95_low else None,
-            ci95_high=throughput.ci95_high * scale if throughput.ci95_high else None,
-            flag=f"best offline throughput x {scale:g} new tokens per recommendation", label=throughput.label))
-
-
-def add_size_figures(run: RunResult) -> list[SizeFit]:
-    """Replace this module's rows and cells in `run` with fresh ones (see the module docstring)."""
-    run.cells[:] = [c for c in run.cells if c.recommender != SIZE_FIT_RECOMMENDER]
-    _add_generation_rates(run)
-    fits = size_fits(run)
-    groups: dict[tuple, list[SizeFit]] = {}
-    for f in fits:
-        groups.setdefault((f.dataset, f.split, f.recommender, f.variant, f.device, f.family), []).append(f)
-    for members in groups.values():
-        run.cells.append(_fit_cell(members))
-    return fits
-
-
 def fits_from_run(run: RunResult) -> list[SizeFit]:
-    """The fits recorded in a run's size-fit cells (for reports of a results file)."""
+    """The fits recorded in a run's derived section (for reports of a results file)."""
     out = []
-    for cell in run.cells:
-        if cell.recommender != SIZE_FIT_RECOMMENDER:
-            continue
-        for d in cell.extras.get("size_fit", {}).get("fits", []):
+    for group in run.derived.size_fits:
+        for d in group.fits:
             fit = PowerLaw(**{**d["fit"], "exponent_ci95": tuple(d["fit"]["exponent_ci95"])
                               if d["fit"].get("exponent_ci95") else None})
             out.append(SizeFit(**{**d, "points": [SizePoint(**p) for p in d["points"]], "fit": fit}))

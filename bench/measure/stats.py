@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from bench.errors import BenchError, ConfigError
-from bench.results import MetricRow
+from bench.measure.row import MetricRow
 
 MIN_TAIL_SAMPLES = 10
 NOISY_CV = 0.25

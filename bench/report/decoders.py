@@ -17,14 +17,15 @@ from pathlib import Path
 import numpy as np
 from matplotlib.lines import Line2D
 
-from bench.decoders import PREFIX as HOSTED_PREFIX
-from bench.decoders import RECOMMENDER, hosted_entry
+from bench.metrics import HOSTED_SAME_PROMPT_PREFIX as HOSTED_PREFIX
+from bench.metrics import suffix
 from bench.report.charts import INSTANCE_COLOURS, INSTANCE_MARKERS, Chart, _figure, _rows_height, _save
 from bench.report.html import Footnotes, _label, _table, esc
 from bench.report.sections import Section
 from bench.report.sizes import FIT_HEAD, _fit_rows, size_chart
 from bench.report.view import CellView, mib, num, ratio, sig, usd
 from bench.results import MetricRow, RunResult
+from bench.sizes import DECODER_RANK as RECOMMENDER
 from bench.sizes import fits_from_run, parameters_of, size_label
 
 __all__ = ["section"]
@@ -146,7 +147,7 @@ def hosted_chart(cells: list[CellView], out_dir: Path) -> Chart:
                   "throughput x this machine's price share; cost-only model). Markers: that cell's very request "
                   "(same prompts, same calls, o200k_base token counts) at each hosted API's list prices (estimated).")
     rows = [v for v in cells if v.usd is not None]
-    entries = sorted({e for v in rows for m in v.cell.metrics if (e := hosted_entry(m.metric))})
+    entries = sorted({e for v in rows for m in v.cell.metrics if (e := suffix(m.metric, HOSTED_PREFIX))})
     if not rows:
         return _skip(chart, "No decoder cell has a measured cost: chart skipped.")
     fig, ax = _canvas(len(rows))

@@ -7,11 +7,11 @@ import json
 from importlib import resources
 from typing import Any, Iterable
 
-from bench import cost
+from bench import metrics
 from bench.report.charts import Chart
 from bench.report.headlines import Headline
 from bench.report.view import QUALITY_LABEL, CellView, mib, num, same_sample_note, sig, usd
-from bench.results import RunResult
+from bench.results import RunResult, pricing_record
 
 
 def esc(x: Any) -> str:
@@ -132,7 +132,7 @@ def cost_table(views: list[CellView]) -> str:
     for v in views:
         if not v.ok or v.family in ("hosted", "derived"):
             continue
-        energy = v.cell.metric(cost.ENERGY_PER_1K)
+        energy = v.cell.metric(metrics.ENERGY_PER_1K)
         e = f"{usd(energy.value)} {_label(energy.label)}" if energy else "–"
         cells = [esc(v.name), usd(v.usd.value) if v.usd else "–", usd(v.usd_server.value) if v.usd_server else "–", e]
         cells += [usd(v.projected[i].value) if i in v.projected else "–" for i in instances]
@@ -155,7 +155,7 @@ def hosted_section(views: list[CellView]) -> str:
         price = v.cell.extras.get("cost", {}).get("price", {})
         w = v.cell.extras.get("hosted", {})
         exact = v.cell.extras.get("cost", {}).get("tokenizer_is_providers")
-        tin, tc, tout = (v.cell.metric(m) for m in (cost.HOSTED_INPUT, cost.HOSTED_CACHED, cost.HOSTED_OUTPUT))
+        tin, tc, tout = (v.cell.metric(m) for m in (metrics.HOSTED_INPUT, metrics.HOSTED_CACHED, metrics.HOSTED_OUTPUT))
         rows.append(("ok", [esc(v.variant), num(tin.value) if tin else "–", num(tc.value) if tc else "–",
                             num(tout.value) if tout else "–",
                             esc(w.get("tokenizer", "")) + ("" if exact else " <small>(estimate for this provider)</small>"),
@@ -194,7 +194,7 @@ def chart_html(chart: Chart) -> str:
 
 
 def method_section(run: RunResult) -> str:
-    c = run.provenance.get("cost", {})
+    c = pricing_record(run)
     amortise = c.get("amortise_over_recs")
     return f"""
 <p><b>Measured cost</b>: <code>usd_per_1k_recs = hourly_price / (3600 × recs_per_second) × 1000</code>, with this
@@ -215,7 +215,7 @@ to the cell's energy per recommendation, keeping that figure's label.</p>"""
 
 
 def _mapping_text(run: RunResult) -> str:
-    c = run.provenance.get("cost", {})
+    c = pricing_record(run)
     if c.get("instance"):
         return f"{c['instance']} (--instance): its whole hourly price"
     default = c.get("local_default_instance", "the default instance")
@@ -223,7 +223,7 @@ def _mapping_text(run: RunResult) -> str:
 
 
 def prices_section(run: RunResult, views: list[CellView]) -> str:
-    c = run.provenance.get("cost", {})
+    c = pricing_record(run)
     if not c:
         return '<p class="note">No costs were computed for this run.</p>'
     used_hw = {v.cell.extras.get("cost", {}).get("instance") for v in views} | {i for v in views for i in v.projected}
@@ -275,7 +275,7 @@ def _kv(d: dict[str, Any]) -> str:
 
 
 def provenance_section(run: RunResult) -> str:
-    prov = {k: v for k, v in (run.provenance or {}).items() if k != "cost"}
+    prov = dict(run.provenance or {})
     per_cell: dict[str, set] = {}
     for c in run.cells:
         for key in ("data_checksum", "seed", "threads", "data_source", "node"):

@@ -6,7 +6,7 @@ from typing import Iterable
 
 from bench.report.headlines import Headline
 from bench.report.view import QUALITY_LABEL, CellView, mib, num, same_sample_note, sig, usd
-from bench.results import RunResult
+from bench.results import RunResult, pricing_record
 
 
 def md_text(text: object) -> str:
@@ -62,7 +62,7 @@ def render(run: RunResult, views: list[CellView], heads: list[Headline], html_na
                          f"{_cell(price.get('source', ''))}, {_cell(price.get('date', ''))} |")
     for block in sections:
         lines += ["", block.rstrip()]
-    c = run.provenance.get("cost", {})
+    c = pricing_record(run)
     if c:
         used = {v.cell.extras.get("cost", {}).get("instance") for v in views}
         lines += ["", "## Prices used", ""]

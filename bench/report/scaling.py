@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 from matplotlib.lines import Line2D
 
-from bench.growth import GrowthFit, catalogue_sizes, fit_run, has_scaling_dimension
+from bench.growth import GrowthFit, catalogue_sizes, fits_of, has_scaling_dimension
+from bench.metrics import USD_PER_1K
 from bench.report.charts import Chart, _figure, _save, family_styles
 from bench.report.html import _table, esc
 from bench.report.sections import Section
-from bench.report.view import CellView, family_of, mib, num, sig, usd
+from bench.report.view import CellView, mib, num, sig, usd
 from bench.results import RunResult
 
 #: metric -> (title, axis label, value transform for the axis, formatter for tables)
@@ -29,12 +30,13 @@ PANELS: dict[str, tuple[str, str, float, object]] = {
     "throughput_users_per_s": ("Online throughput", "users / s (offline load, best batch)", 1.0,
                                lambda x: f"{num(x)} /s"),
     "peak_rss_bytes": ("Peak memory", "peak RSS above baseline, MiB", 1024 ** 2, lambda x: mib(x)),
-    "usd_per_1k_recs": ("Cost per 1,000 recommendations", "US$ per 1k recs (measured)", 1.0, lambda x: usd(x)),
+    USD_PER_1K: ("Cost per 1,000 recommendations", "US$ per 1k recs (measured)", 1.0, lambda x: usd(x)),
 }
-def _styles(fits: list[GrowthFit]) -> dict[str, tuple[str, str]]:
-    """(colour, marker) per curve key, stable across panels: classic curves first, then language models."""
+def _styles(fits: list[GrowthFit], families: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """(colour, marker) per curve key, stable across panels: classic curves first, then language models.
+    `families`: recommender -> family, as the run's cells record them."""
     def classic(key: str) -> bool:
-        return family_of(key.split()[0].split("[")[0]) == "classic"
+        return families.get(key.split()[0].split("[")[0]) == "classic"
 
     keys = sorted({f.points.key for f in fits}, key=lambda k: (not classic(k), k))
     return family_styles([(k, classic(k)) for k in keys])
@@ -199,8 +201,8 @@ def section(run: RunResult, views: list[CellView], out_dir: Path) -> Section | N
     if not has_scaling_dimension(run):
         return None
     sizes = catalogue_sizes(run)
-    fits = fit_run(run)
-    styles = _styles(fits)
+    fits = fits_of(run)
+    styles = _styles(fits, {c.recommender: c.family for c in run.cells})
     charts = []
     for metric in PANELS:
         curves = [f for f in fits if f.points.metric == metric]

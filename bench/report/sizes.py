@@ -14,19 +14,20 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, NullFormatter
 
+from bench.metrics import USD_PER_1K
 from bench.report.charts import INSTANCE_COLOURS, Chart, _figure, _save
 from bench.report.html import Footnotes, _label, _table, esc
 from bench.report.sections import Section
 from bench.report.view import CellView, mib, num, sig, usd
 from bench.results import RunResult
-from bench.sizes import BYTES_PER_PARAMETER, GENERATED_TOKENS, OUTPUT_TOKENS_PER_S, PROJECT_TO, SizeFit, \
+from bench.sizes import BYTES_PER_PARAMETER, DECODER_RANK, GENERATED_TOKENS, OUTPUT_TOKENS_PER_S, PROJECT_TO, SizeFit, \
     fits_from_run, parameters_of, size_label
 
 #: what the chart draws, in panel order: (metric, axis label, value formatter)
-PANELS = (("usd_per_1k_recs", "US$ per 1,000 recommendations (offline, log)", usd),
+PANELS = ((USD_PER_1K, "US$ per 1,000 recommendations (offline, log)", usd),
           ("latency_p50_ms", "single-user p50 latency, ms (log)",
            lambda x: f"{sig(x / 1e3)} s" if x >= 1e4 else f"{sig(x)} ms"))
-METRIC_TITLES = {"usd_per_1k_recs": "$ / 1k recs (offline)", "latency_p50_ms": "p50 latency (single-stream)",
+METRIC_TITLES = {USD_PER_1K: "$ / 1k recs (offline)", "latency_p50_ms": "p50 latency (single-stream)",
                  "encode_items_s": "item encoding (one-time)", "footprint_bytes": "static footprint"}
 MODEL_NAMES = {"minilm-cost-only": "MiniLM-L6", "bert-base-cost-only": "BERT-base", "bert-large-cost-only":
                "BERT-large", "gpt2-small-cost-only": "GPT-2 small", "minilm": "MiniLM-L6"}
@@ -200,7 +201,6 @@ def _method(run: RunResult) -> str:
 
 def section(run: RunResult, views: list[CellView], out_dir: Path) -> Section | None:
     """The section (bench.report.sections); None when the run has neither size fits nor a decoder step."""
-    from bench.decoders import RECOMMENDER as DECODER_RANK
 
     fits = [f for f in fits_from_run(run) if f.recommender != DECODER_RANK]  # the decoder section shows those
     explain = _explain_cells(views)

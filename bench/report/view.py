@@ -9,10 +9,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bench import cost
+from bench import metrics
 from bench.analysis.paired import QUALITY, Comparison, compare_cells
-from bench.results import CellResult, MetricRow, RunResult
-from bench.sizes import SIZE_FIT_RECOMMENDER
+from bench.results import (
+    HOSTED_DEVICE,
+    HOSTED_RECOMMENDER,
+    CellResult,
+    HostedLine,
+    MetricRow,
+    RunResult,
+    best_throughput,
+    with_derived,
+)
 
 QUALITY_LABEL = "NDCG@10"
 NO_VARIANT = "none"
@@ -65,18 +73,18 @@ class CellView:
         return self.cell.variant
 
 
-def family_of(recommender: str) -> str:
-    if recommender == cost.HOSTED_RECOMMENDER:
-        return "hosted"
-    if recommender == SIZE_FIT_RECOMMENDER:
-        return "derived"  # figures fitted over other cells (bench.sizes): shown in their own section
-    try:
-        from bench.recommenders.online.registry import STRATEGIES
-        from bench.recommenders.registry import REGISTRY
-        entry = REGISTRY.get(recommender.split("[")[0]) or STRATEGIES.get(recommender.split("[")[0])
-        return entry.family if entry else "other"
-    except Exception:  # the registry is optional for reading a results file
-        return "llm" if recommender.startswith("llm") else "other"
+def family_of(cell: CellResult) -> str:
+    """classic | llm | test as the results record it (from the recommender's registry entry when the cell ran);
+    "other" for a cell without one (it failed before its recommender was built)."""
+    return cell.family or "other"
+
+
+def hosted_as_cell(line: HostedLine) -> CellResult:
+    """A hosted-API line drawn with the same machinery as cells (tables, charts, headlines): a view of the run's
+    derived section for rendering only, never one of its cells."""
+    return CellResult(cell=line.name, dataset=line.dataset, split=line.split, recommender=HOSTED_RECOMMENDER,
+                      variant=line.entry, device=HOSTED_DEVICE, label=line.label, family="hosted",
+                      metrics=list(line.metrics), extras={"hosted": line.workload, "cost": line.cost})
 
 
 def _finite(row: MetricRow | None) -> MetricRow | None:
@@ -89,12 +97,17 @@ def _rec_name(cell: CellResult) -> str:
 
 
 def build_views(run: RunResult) -> list[CellView]:
-    cells = run.cells
-    measured = [c for c in cells if c.recommender != cost.HOSTED_RECOMMENDER] or cells
-    vary = {attr: len({getattr(c, attr) for c in measured}) > 1 for attr in ("dataset", "split", "device")}
+    """One view per cell, with its derived rows (bench.results.with_derived), then one per hosted-API line of the
+    run's derived section."""
+    run = with_derived(run)
+    measured = run.cells
+    hosted = [hosted_as_cell(line) for line in run.derived.hosted]
+    vary = {attr: len({getattr(c, attr) for c in measured or hosted}) > 1 for attr in ("dataset", "split", "device")}
+    vary_hosted = {"dataset": len({c.dataset for c in hosted}) > 1, "split": False}
     views = []
-    for c in cells:
-        if c.recommender == cost.HOSTED_RECOMMENDER:
+    for c in [*measured, *hosted]:
+        is_hosted = c.family == "hosted"
+        if is_hosted:
             name = f"hosted {c.variant}"
         else:
             bits = [_rec_name(c)]
@@ -103,18 +116,17 @@ def build_views(run: RunResult) -> list[CellView]:
             if vary["device"]:
                 bits.append(c.device)
             name = " ".join(bits)
-        vary_here = vary if c.recommender != cost.HOSTED_RECOMMENDER else \
-            {"dataset": len({x.dataset for x in cells if x.recommender == cost.HOSTED_RECOMMENDER}) > 1, "split": False}
+        vary_here = vary_hosted if is_hosted else vary
         prefix = "/".join(getattr(c, a) for a in ("dataset", "split") if vary_here[a])
         if prefix:
             name = f"{prefix} {name}"
-        v = CellView(cell=c, name=name, family=family_of(c.recommender))
+        v = CellView(cell=c, name=name, family=family_of(c))
         v.quality = _finite(c.metric(QUALITY))
         v.recall = _finite(c.metric("recall@10"))
-        v.throughput = cost.best_throughput(c)
-        v.usd = _finite(c.metric(cost.USD_PER_1K, load="offline"))
-        v.usd_server = _finite(c.metric(cost.USD_PER_1K, load="server"))
-        v.hosted_usd = _finite(c.metric(cost.HOSTED_USD))
+        v.throughput = best_throughput(c)
+        v.usd = _finite(c.metric(metrics.USD_PER_1K, load="offline"))
+        v.usd_server = _finite(c.metric(metrics.USD_PER_1K, load="server"))
+        v.hosted_usd = _finite(c.metric(metrics.HOSTED_USD))
         for p in ("p50", "p90", "p99"):
             row = _finite(c.metric(f"latency_{p}_ms", load="single-stream") or c.metric(f"latency_{p}_ms"))
             if row is not None:
@@ -122,10 +134,10 @@ def build_views(run: RunResult) -> list[CellView]:
         v.latency_samples_ms = latency_samples(c)
         v.peak_rss = _finite(c.metric("peak_rss_bytes"))
         v.footprint = _finite(c.metric("footprint_bytes"))
-        v.one_time_usd = _finite(c.metric(cost.ONE_TIME_USD))
-        v.one_time_per_1k = _finite(c.metric(cost.ONE_TIME_PER_1K))
+        v.one_time_usd = _finite(c.metric(metrics.ONE_TIME_USD))
+        v.one_time_per_1k = _finite(c.metric(metrics.ONE_TIME_PER_1K))
         for m in c.metrics:
-            inst = cost.projected_instance(m.metric)
+            inst = metrics.suffix(m.metric, metrics.PROJECTED_PREFIX)
             if inst and _finite(m):
                 v.projected[inst] = m
         views.append(v)

@@ -88,8 +88,16 @@ def test_results_file_validates_and_csv_keeps_the_contract_columns(mixed_run):
     assert all(r["code_version"] and r["machine"] and r["packages"] for r in rows)
     # and on the run: how long it took and how busy the machine was, before the run and after each cell
     assert data["provenance"]["wall_s"] > 0
-    measured = [c for c in data["cells"] if c["recommender"] not in ("hosted-llm", "size-fit")]  # derived rows
-    assert len(data["provenance"]["machine_load"]["samples"]) == len(measured) + 1
+    assert len(data["provenance"]["machine_load"]["samples"]) == len(data["cells"]) + 1
+    # cells are measured cells only, each with its family; what was derived from them lives in `derived`
+    # (the sleeping cell's process was killed at its timeout: the runner records its family from the registry)
+    assert {c["recommender"]: c["family"] for c in data["cells"]} == {"pop": "classic", "ease": "classic",
+                                                                      "failing": "test", "sleeping": "test"}
+    assert data["derived"]["pricing"]["local_default_instance"] and "cost" not in data["provenance"]
+    ease = next(c for c in data["cells"] if c["recommender"] == "ease")
+    assert not any(m["metric"] == "usd_per_1k_recs" for m in ease["metrics"])
+    assert any(m["metric"] == "usd_per_1k_recs" for m in data["derived"]["cells"][ease["cell"]]["metrics"])
+    assert any(r["metric"] == "usd_per_1k_recs" and r["recommender"] == "ease" for r in rows)  # the CSV as before
     assert all(r["seed"] == "0" and len(r["data_checksum"]) == 64 for r in rows if r["recommender"] == "ease")
 
 

@@ -11,17 +11,14 @@ from conftest import small_run
 from bench import results
 from bench.cli import main
 from bench.compare import compare
-from bench.cost import HOSTED_RECOMMENDER
-from bench.results import CellResult
+from bench.results import HOSTED_RECOMMENDER, HostedLine, MetricRow
 
 EVIL = "<script>alert(1)</script><!--|x"
 
 
-def _hosted(cell_name: str = f"d/random-8-1-1/{HOSTED_RECOMMENDER}/gpt-4o-mini/api") -> CellResult:
-    cell = CellResult(cell=cell_name, dataset="d", split="random-8-1-1", recommender=HOSTED_RECOMMENDER,
-                      variant="gpt-4o-mini", device="api", label="estimated")
-    cell.add("hosted_input_tokens", 120.0, "tokens", label="estimated")
-    return cell
+def _hosted(name: str = f"d/random-8-1-1/{HOSTED_RECOMMENDER}/gpt-4o-mini/api") -> HostedLine:
+    return HostedLine(name=name, dataset="d", split="random-8-1-1", entry="gpt-4o-mini", label="estimated",
+                      metrics=[MetricRow("hosted_input_tokens", 120.0, "tokens", label="estimated")])
 
 
 def _two_cells():
@@ -52,15 +49,14 @@ def test_a_cell_that_failed_in_base_may_disappear(tmp_path):
     assert compare(base, head).exit_code == 0
 
 
-def test_derived_cells_do_not_count_as_cells_in_common(tmp_path, capsys):
+def test_derived_entries_do_not_count_as_cells_in_common(tmp_path, capsys):
     base, head = small_run(), small_run()
-    base.cells.append(_hosted())
-    head.cells = [_hosted()]  # the measured cell is gone; only the price-sheet estimate is left
-    verdict = compare(base, head)  # the same scenario (a derived cell in common), every measured cell gone
+    base.derived.hosted.append(_hosted())
+    head.cells, head.derived.hosted = [], [_hosted()]  # the measured cell is gone; only the price-sheet estimate is left
+    verdict = compare(base, head)  # the same scenario (a derived entry in common), every measured cell gone
     assert verdict.cells_compared == 0 and verdict.exit_code == 1
     assert [f.cell for f in verdict.regressions] == [base.cells[0].cell]
-    base.cells = [c for c in base.cells if c.recommender == HOSTED_RECOMMENDER]
-    head.cells = [_hosted()]
+    base.cells = []
     results.write(base, tmp_path / "b")
     results.write(head, tmp_path / "h")
     code = main(["compare", str(tmp_path / "b"), str(tmp_path / "h")])
@@ -68,9 +64,9 @@ def test_derived_cells_do_not_count_as_cells_in_common(tmp_path, capsys):
     assert code == 2 and "no measured cell in common" in err and len(err.strip().splitlines()) == 1
 
 
-def test_a_derived_cell_missing_from_head_is_not_a_regression():
+def test_a_derived_entry_missing_from_head_is_not_a_regression():
     base, head = small_run(), small_run()
-    base.cells.append(_hosted())
+    base.derived.hosted.append(_hosted())
     assert compare(base, head).exit_code == 0
 
 

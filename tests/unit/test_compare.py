@@ -35,7 +35,9 @@ def _write(run, path):
 
 
 def _metric(run, cell, metric, load=None):
-    return run.cell(cell).metric(metric, load)
+    """A cell's figure, or a hosted-API line's (derived entries are compared under the same names)."""
+    unit = run.cell(cell) or next(h for h in run.derived.hosted if h.name == cell)
+    return unit.metric(metric, load)
 
 
 def test_a_run_compared_with_itself_exits_0(base_run, tmp_path, capsys):
@@ -135,6 +137,8 @@ def test_cost_only_cells_have_no_quality_gate(base_run, head):
 def test_no_cell_in_common_is_bad_input(base_run, head, tmp_path, capsys):
     for c in head.cells:
         c.cell = "other/" + c.cell
+    for h in head.derived.hosted:
+        h.name = "other/" + h.name
     with pytest.raises(BenchError, match="no measured cell in common"):
         compare(base_run, head)
     assert main_compare(_write(base_run, tmp_path / "a"), _write(head, tmp_path / "b")) == 2
@@ -176,3 +180,28 @@ def test_verdict_files_for_ci(base_run, head, tmp_path):
 def test_different_machines_are_noted(base_run, head):
     head.provenance["machine"] = {**head.provenance["machine"], "machine_fingerprint": "ffff0000ffff0000"}
     assert any("different machines" in n for n in compare(base_run, head).notes)
+
+
+# ---------------------------------------------------------------- schema 1 and 2 compare alike
+
+SCHEMA_1_FILES = ["reports/baselines/ci/results.json", "reports/findings/generative.json",
+                  "reports/findings/llm_sizes.json", "reports/findings/gpu.json"]
+
+
+@pytest.mark.parametrize("path", SCHEMA_1_FILES)
+def test_a_schema_1_file_and_its_schema_2_rewrite_give_the_same_verdict_and_findings(path, tmp_path):
+    """The committed files are schema 1 (pseudo-cells, derived rows inside cells): upgraded on read and written
+    back as schema 2, each compares against the original exactly as the original compares against itself."""
+    from pathlib import Path
+    source = Path(__file__).resolve().parents[2] / path
+    assert json.loads(source.read_text())["schema_version"] == 1
+    old = results.load(source)
+    new_path = results.write_json(old, tmp_path / "results.json")
+    data = json.loads(new_path.read_text())
+    assert data["schema_version"] == 2 and "cost" not in data["provenance"]
+    assert not {c["recommender"] for c in data["cells"]} & {"hosted-llm", "size-fit"}
+    new = results.load(new_path)
+    reference = compare(old, old).to_dict()
+    assert reference["findings"]  # not vacuous: figures were compared
+    assert compare(old, new).to_dict() == reference
+    assert compare(new, old).to_dict() == reference

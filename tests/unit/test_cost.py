@@ -7,7 +7,7 @@ import tomllib
 import numpy as np
 import pytest
 
-from bench import cost
+from bench import cost, results
 from bench.errors import BenchError
 from test_report_sample_run import make_run, tiny_split
 
@@ -143,7 +143,8 @@ def test_failed_and_gated_cells_get_no_cost_and_gated_says_why():
     run = priced()
     failed = next(c for c in run.cells if c.status == "failed")
     gated = next(c for c in run.cells if c.status == "gated")
-    assert not cost.cost_rows(failed) and not cost.cost_rows(gated)
+    for cell in (failed, gated):
+        assert not [m for m in cell.metrics if m.metric.startswith(("usd_per_1k", "one_time_usd", "projected_usd"))]
     assert "gated" in gated.extras["cost"]["skipped"]
 
 
@@ -290,13 +291,14 @@ def test_minilm_wordpiece_counter_is_the_real_tokenizer():
     assert counter.count([text])[0] == len(tok.encode(text, add_special_tokens=False, truncation=False)) > 512
 
 
-def test_hosted_cells_price_tokens_at_the_sheets_rates(workload):
+def test_hosted_lines_price_tokens_at_the_sheets_rates(workload):
     run = priced(hosted=[workload])
-    hosted = [c for c in run.cells if c.recommender == "hosted-llm"]
+    hosted = run.derived.hosted  # derived entries beside the cells, never cells
+    assert all(c.recommender != "hosted-llm" for c in run.cells)
     sheet = cost.load_prices()
-    assert {c.variant for c in hosted} == set(sheet.hosted)
+    assert {c.entry for c in hosted} == set(sheet.hosted)
     for c in hosted:
-        entry = sheet.hosted[c.variant]
+        entry = sheet.hosted[c.entry]
         inputs, outputs = np.array(workload.input_tokens), np.array(workload.output_tokens)
         expected = ((inputs * entry.usd_per_1m_input_tokens + outputs * entry.usd_per_1m_output_tokens) / 1e6
                     * 1000).mean()  # the instruction prefix is shorter than any provider's cache minimum
@@ -306,8 +308,8 @@ def test_hosted_cells_price_tokens_at_the_sheets_rates(workload):
         assert c.metric("hosted_cached_input_tokens_per_rec").value == 0
         exact = entry.tokenizer == workload.tokenizer
         assert c.metric("hosted_input_tokens_per_rec").label == ("measured" if exact else "estimated")
-        assert c.label == "estimated" and c.device == "api"
-    assert next(c for c in hosted if c.variant == "gpt-4o-mini").metric("hosted_input_tokens_per_rec").flag == ""
+        assert c.label == "estimated" and c.name == f"{workload.dataset}/{workload.split}/hosted-llm/{c.entry}/api"
+    assert next(c for c in hosted if c.entry == "gpt-4o-mini").metric("hosted_input_tokens_per_rec").flag == ""
 
 
 def test_cached_prefix_is_billed_at_the_cached_rate(tmp_path, workload):
@@ -316,7 +318,7 @@ def test_cached_prefix_is_billed_at_the_cached_rate(tmp_path, workload):
     path.write_text(text)
     run = make_run()
     cost.add_costs(run, path, None, 2, hosted=[workload])
-    mini = next(c for c in run.cells if c.variant == "gpt-4o-mini")
+    mini = next(c for c in run.derived.hosted if c.entry == "gpt-4o-mini")
     inputs, outputs = np.array(workload.input_tokens), np.array(workload.output_tokens)
     p = workload.prefix_tokens
     expected = (((inputs - p) * 0.15 + p * 0.075 + outputs * 0.60) / 1e6 * 1000).mean()
@@ -326,15 +328,16 @@ def test_cached_prefix_is_billed_at_the_cached_rate(tmp_path, workload):
 
 def test_repricing_reuses_the_counted_tokens(workload):
     run = priced(hosted=[workload])
-    first = {c.cell: c.metric("hosted_usd_per_1k_recs").value for c in run.cells if c.recommender == "hosted-llm"}
+    first = {c.name: c.metric("hosted_usd_per_1k_recs").value for c in run.derived.hosted}
     cost.add_costs(run, None, None, 2)  # hosted="auto": the earlier counts are reused, not rebuilt
-    again = {c.cell: c.metric("hosted_usd_per_1k_recs").value for c in run.cells if c.recommender == "hosted-llm"}
-    assert first == again
+    again = {c.name: c.metric("hosted_usd_per_1k_recs").value for c in run.derived.hosted}
+    assert len(first) == 3 and first == again
 
 
-def test_price_record_lands_in_provenance():
+def test_price_record_lands_in_the_derived_pricing():
     run = priced("g5.xlarge")
-    record = run.provenance["cost"]
+    assert run.derived.pricing is not None and "cost" not in run.provenance
+    record = results.pricing_record(run)
     assert record["instance"] == "g5.xlarge" and record["hardware"]["g5.xlarge"]["source"]
     assert record["amortise_over_recs"] == 1_000_000
     assert tomllib.loads(_sheet_text())["settings"]["local_default_instance"] == record["local_default_instance"]

@@ -223,7 +223,7 @@ def test_a_local_decoder_directory_is_sized_from_its_checkpoint(tiny_decoders):
 
 def test_the_same_request_is_priced_at_hosted_rates_with_a_cached_prefix_only_when_long_enough():
     from bench.cost import HostedPrice
-    from bench.decoders import same_prompt_usd_per_rec
+    from bench.analysis.decoders import same_prompt_usd_per_rec
 
     price = HostedPrice("x", "p", "m", usd_per_1m_input_tokens=1.0, usd_per_1m_output_tokens=4.0, source="s",
                         date="d", usd_per_1m_cached_input_tokens=0.1, min_cached_prefix_tokens=1000)
@@ -237,7 +237,7 @@ def test_the_same_request_is_priced_at_hosted_rates_with_a_cached_prefix_only_wh
 
 def test_size_fits_never_mix_decoder_families_and_ignore_measurement_only_parameters():
     from bench.results import CellResult, RunResult
-    from bench.sizes import add_size_figures
+    from bench.analysis.sizes import add_size_figures
 
     run = RunResult(run_id="r", scenario={"name": "generative"}, provenance={})
     for model, extra in (("smollm-135m", {}), ("qwen2.5-0.5b", {}), ("qwen2.5-1.5b", {"compare_candidates": 4}),
@@ -253,5 +253,5 @@ def test_size_fits_never_mix_decoder_families_and_ignore_measurement_only_parame
     fits = {f.family: f for f in add_size_figures(run) if f.metric == "usd_per_1k_recs"}
     assert set(fits) == {"llama-style", "gpt2"}
     assert fits["llama-style"].fit.n == 3 and fits["llama-style"].fit.exponent == pytest.approx(1.0)
-    assert {c.cell for c in run.cells if c.recommender == "size-fit"} == {
+    assert {g.name for g in run.derived.size_fits} == {
         "d/s/size-fit[llm-decoder-rank llama-style]/fp32/cpu", "d/s/size-fit[llm-decoder-rank gpt2]/fp32/cpu"}

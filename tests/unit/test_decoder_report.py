@@ -6,6 +6,7 @@ import pytest
 from bench.recommenders.generative.archs import ARCHS
 from bench.report import write_report
 from bench.results import CellResult, MetricRow, RunResult
+from tests.support.analysed import analysed
 
 pytest.importorskip("matplotlib")
 
@@ -48,7 +49,7 @@ def _run() -> RunResult:
 def test_decoder_cells_get_their_section_with_four_charts_and_the_tables(tmp_path):
     from bench import cost
 
-    index = write_report(_run(), tmp_path, prices=cost.default_prices_path(), hosted=None)
+    index = write_report(analysed(_run(), prices=cost.default_prices_path()), tmp_path)
     html = index.read_text()
     assert 'id="decoders"' in html
     for name in ("decoder_size_fit", "decoder_phases", "decoder_naive_vs_shared", "decoder_local_vs_hosted"):
@@ -66,15 +67,15 @@ def test_a_run_without_decoder_cells_has_no_decoder_section(tmp_path):
     c = CellResult(cell="d/s/pop/none/cpu", dataset="d", split="s", recommender="pop", variant="none", device="cpu")
     c.metrics.append(MetricRow("throughput_users_per_s", 1000.0, "users/s", load="offline", n=5))
     run.cells.append(c)
-    index = write_report(run, tmp_path, hosted=None)
+    index = write_report(analysed(run), tmp_path)
     assert 'id="decoders"' not in index.read_text() and not (tmp_path / "decoder_phases.png").exists()
 
 
 def test_findings_quote_the_comparison_the_hosted_price_and_the_exponent_from_the_run():
     from bench import cost
-    from bench.decoders import add_hosted_same_prompt
+    from bench.analysis.decoders import add_hosted_same_prompt
     from bench.findings import in_brief
-    from bench.sizes import add_size_figures
+    from bench.analysis.sizes import add_size_figures
 
     run = _run()
     cost.add_costs(run, hosted=None)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.derived import add_harness_overhead, add_roofline, add_utilisation, apply_quality_gate
+from bench.analysis.cells import add_harness_overhead, add_roofline, add_utilisation, apply_quality_gate
 from bench.recommenders.classic.ease import EASE
 from bench.recommenders.classic.ials import IALS
 from tests.support.recommenders import toy_split

@@ -10,7 +10,7 @@ import pytest
 
 from bench import executors, results
 from bench.cli import _instances, main
-from bench.derived import add_utilisation
+from bench.analysis.cells import add_utilisation
 from bench.errors import ConfigError
 from bench.executors.base import CellTask
 from bench.executors.local import LocalExecutor, run_cell_isolated
@@ -126,7 +126,7 @@ def test_utilisation_and_cost_use_the_peaks_and_price_of_the_node_that_ran_the_c
     assert fast.extras["cost"]["instance"] == "g5.xlarge" and fast.extras["cost"]["share"] == 1.0
     assert slow.extras["cost"]["instance"] == "c7i.xlarge" and slow.extras["cost"]["share"] == 0.5
     assert fast.metric("usd_per_1k_recs").value == pytest.approx(1.006 / 3600)
-    assert run.provenance["cost"]["node_instances"] == {"fast": "g5.xlarge"}
+    assert run.derived.pricing is not None and run.derived.pricing.node_instances == {"fast": "g5.xlarge"}
 
 
 def test_rows_name_the_node_and_its_machine_not_the_drivers():

@@ -55,7 +55,7 @@ def test_generation_figures_and_flops_are_recorded(cell):
     assert cell.metric("new_tokens_per_rec").value == NEW_TOKENS
     assert cell.metric("flops_per_rec").value > 0 and cell.metric("flops_per_rec").label == "estimated"
     from bench.results import RunResult
-    from bench.sizes import add_size_figures
+    from bench.analysis.sizes import add_size_figures
 
     run = RunResult(run_id="r", scenario={}, provenance={}, cells=[cell])
     add_size_figures(run)

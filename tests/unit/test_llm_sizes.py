@@ -9,8 +9,8 @@ import pytest
 from bench import cost
 from bench.errors import ConfigError
 from bench.results import CellResult, MetricRow, RunResult
-from bench.sizes import (SIZE_FIT_RECOMMENDER, add_size_figures, fit_power_law, fits_from_run, model_parameters,
-                         transformer_parameters)
+from bench.analysis.sizes import add_size_figures
+from bench.sizes import fit_power_law, fits_from_run, model_parameters, transformer_parameters
 
 GIB = 2**30
 
@@ -111,7 +111,8 @@ def test_each_variant_gets_its_own_fit_with_the_exponent_it_was_built_with():
     assert by[("onnx-int8", "usd_per_1k_recs")].fit.exponent == pytest.approx(0.9)
     assert by[("fp32", "footprint_bytes")].fit.exponent == pytest.approx(1.0)
     assert all(len(f.points) == 3 for f in fits)  # the max_length=512 cell stayed out
-    derived = [c for c in run.cells if c.recommender == SIZE_FIT_RECOMMENDER]
+    derived = run.derived.size_fits  # derived entries of the run, not cells
+    assert all(m.metric != "size_fit_exponent@usd_per_1k_recs" for c in run.cells for m in c.metrics)
     assert sorted(c.variant for c in derived) == ["fp32", "onnx-int8"]
     fp32 = next(c for c in derived if c.variant == "fp32")
     row = fp32.metric("size_fit_exponent@usd_per_1k_recs")
@@ -121,7 +122,7 @@ def test_each_variant_gets_its_own_fit_with_the_exponent_it_was_built_with():
 def test_projections_are_labelled_projected_and_never_named_like_measured_or_hardware_rows():
     run = _run()
     add_size_figures(run)
-    fp32 = next(c for c in run.cells if c.recommender == SIZE_FIT_RECOMMENDER and c.variant == "fp32")
+    fp32 = next(g for g in run.derived.size_fits if g.variant == "fp32")
     for size, n in (("1B", 1e9), ("7B", 7e9)):
         row = fp32.metric(f"size_projected_usd_per_1k_recs@{size}")
         assert row.label == "projected" and row.unit == "usd"
@@ -130,13 +131,13 @@ def test_projections_are_labelled_projected_and_never_named_like_measured_or_har
         assert m.metric != "usd_per_1k_recs" and not m.metric.startswith(cost.PROJECTED_PREFIX)
         assert (m.label == "projected") == m.metric.startswith("size_projected_")
     # measured cells gained no projected row
-    assert all(m.label != "projected" for c in run.cells if c.recommender != SIZE_FIT_RECOMMENDER for m in c.metrics)
+    assert all(m.label != "projected" for c in run.cells for m in c.metrics)
 
 
 def test_a_7b_fp32_projection_says_it_would_not_fit_this_machines_memory_and_int8_does_not():
     run = _run(memory_bytes=24 * GIB)
     add_size_figures(run)
-    cells = {c.variant: c for c in run.cells if c.recommender == SIZE_FIT_RECOMMENDER}
+    cells = {g.variant: g for g in run.derived.size_fits}
     assert "28.0 GB" in cells["fp32"].metric("size_projected_usd_per_1k_recs@7B").flag
     assert "could not run here" in cells["fp32"].metric("size_projected_usd_per_1k_recs@7B").flag
     assert "could not run here" not in cells["fp32"].metric("size_projected_usd_per_1k_recs@1B").flag
@@ -147,9 +148,13 @@ def test_a_7b_fp32_projection_says_it_would_not_fit_this_machines_memory_and_int
 def test_adding_twice_or_after_repricing_replaces_instead_of_duplicating():
     run = _run()
     add_size_figures(run)
-    first = [(c.cell, m.metric, m.value) for c in run.cells for m in c.metrics]
+    def rows() -> list[tuple[str, str, float]]:
+        return ([(c.cell, m.metric, m.value) for c in run.cells for m in c.metrics]
+                + [(g.name, m.metric, m.value) for g in run.derived.size_fits for m in g.metrics])
+
+    first = rows()
     add_size_figures(run)
-    assert [(c.cell, m.metric, m.value) for c in run.cells for m in c.metrics] == first
+    assert rows() == first
     assert len(fits_from_run(run)) == 6  # 2 variants x 3 metrics (no encode_items_s rows in this run)
     restored = fits_from_run(run)[0]
     assert restored.fit.predict(1e9) == pytest.approx(restored.projections["1B"])
@@ -158,7 +163,7 @@ def test_adding_twice_or_after_repricing_replaces_instead_of_duplicating():
 def test_one_size_per_group_gives_no_fit_cell():
     run = RunResult(run_id="r", scenario={}, provenance={})
     run.cells.append(_cell("bert-base-cost-only", "fp32", 0.1, 10.0))
-    assert add_size_figures(run) == [] and len(run.cells) == 1
+    assert add_size_figures(run) == [] and len(run.cells) == 1 and run.derived.size_fits == []
 
 
 def test_a_generating_cell_gets_offline_output_tokens_per_s_from_its_best_throughput():

@@ -6,10 +6,10 @@ import re
 import pytest
 
 from bench.report import write_report
-from bench.results import CellResult, MetricRow, RunResult
-from bench.sizes import SIZE_FIT_RECOMMENDER
+from bench.results import SIZE_FIT_RECOMMENDER, CellResult, MetricRow, RunResult
 
 from test_llm_sizes import _run  # noqa: E402  (same directory: the synthetic size run)
+from tests.support.analysed import analysed
 
 pytest.importorskip("matplotlib")
 
@@ -33,7 +33,7 @@ def _explain_cell() -> CellResult:
 def test_a_size_run_gets_the_chart_the_fit_table_and_labelled_projections(tmp_path):
     run = _run()
     run.cells.append(_explain_cell())
-    index = write_report(run, tmp_path, hosted=None)
+    index = write_report(analysed(run), tmp_path)
     html = index.read_text()
     md = (tmp_path / "report.md").read_text()
     assert (tmp_path / "size_fit.png").stat().st_size > 10_000
@@ -42,7 +42,7 @@ def test_a_size_run_gets_the_chart_the_fit_table_and_labelled_projections(tmp_pa
     assert "1.10" in html and "0.90" in html  # the fitted exponents of fp32 and onnx-int8
     assert "## Model size" in md and "(projected)" in md and "Explanation step" in md
     assert "TTFT p50 ms" in html and "210 [189–231]" in html
-    # the derived cell has its own section, not a row of dashes in the cell tables
+    # the size fits have their own section, not a row of dashes in the cell tables
     summary = html.split('id="summary"')[1].split('id="charts"')[0]
     assert SIZE_FIT_RECOMMENDER not in summary
     assert not re.search(r"^\| [^|]*size-fit", md, flags=re.M)
@@ -54,7 +54,7 @@ def test_a_run_without_sizes_or_a_decoder_has_no_size_section(tmp_path):
                    variant="none", device="cpu")
     c.metrics.append(MetricRow("throughput_users_per_s", 1000.0, "users/s", load="offline", n=5))
     run.cells.append(c)
-    index = write_report(run, tmp_path, hosted=None)
+    index = write_report(analysed(run), tmp_path)
     assert 'id="model-size"' not in index.read_text()
     assert not (tmp_path / "size_fit.png").exists()
     assert "## Model size" not in (tmp_path / "report.md").read_text()

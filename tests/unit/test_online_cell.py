@@ -11,6 +11,7 @@ from bench.replay_cell import run_replay_cell
 from bench.results import RunResult
 from bench.scenario import CellSpec, Settings
 from tests.support import online_probes
+from tests.support.analysed import analysed
 from tests.support.timelines import random_timeline, write_csv
 
 REPLAY = "replay:start=0.5,window_days=2"
@@ -121,7 +122,7 @@ def test_online_figures_are_idempotent(cf_run):
 
 def test_report_section_draws_the_three_charts(cf_run, tmp_path):
     from bench.report import write_report
-    write_report(cf_run, tmp_path, hosted=None)
+    write_report(analysed(cf_run), tmp_path)
     for name in ("online_quality.png", "online_cost.png", "online_frontier.png"):
         assert (tmp_path / name).stat().st_size > 1000
     md = (tmp_path / "report.md").read_text()

@@ -13,13 +13,14 @@ import pytest
 from bench import cost
 from bench.analysis.paired import compare_arrays, compare_cells, frontier, gate_verdict
 from bench.compare import compare
-from bench.derived import apply_quality_gate
+from bench.analysis.cells import apply_quality_gate
 from bench.findings import in_brief
 from bench.per_user import PerUser
 from bench.quality import per_user_metrics
 from bench.report.headlines import headlines
 from bench.report.view import build_views
-from bench.results import CellResult, RunResult
+from bench.metrics import HOSTED_USD
+from bench.results import CellResult, HostedLine, MetricRow, RunResult
 
 K = 10
 
@@ -32,7 +33,7 @@ def make_cell(rec: str, variant: str, users, ranks, usd: float | None = None, sa
     hits[np.flatnonzero(ranks), ranks[ranks > 0] - 1] = True
     n_rel = np.ones(users.size, dtype=np.int64)
     c = CellResult(cell=f"ml/s/{rec}/{variant}/cpu", dataset="ml", split="s", recommender=rec, variant=variant,
-                   device="cpu", provenance={"seed": 0})
+                   device="cpu", provenance={"seed": 0}, family="llm" if rec.startswith("llm") else "classic")
     flag = f"sampled users: {users.size}" if sampled else ""
     for name, values in per_user_metrics(hits, n_rel, (K,)).items():
         c.add(name, float(values.mean()), n=int(users.size), flag=flag)
@@ -240,11 +241,9 @@ def test_reports_and_charts_show_a_sampled_cell_beside_its_reference_on_the_same
 def test_a_hosted_api_is_set_against_the_local_cell_doing_the_same_job_and_says_it_compares_cost_only(sampled_run):
     sampled_run.cells[2].add("candidates_per_request", 50.0)  # the fp32 re-ranker re-ranks 50 per request
     sampled_run.cells.append(make_cell("llm-two-tower", "fp32", ALL, EASE_RANKS, usd=1e-4))  # cheaper, other job
-    hosted = CellResult(cell=f"ml/s/{cost.HOSTED_RECOMMENDER}/gpt-4o-mini/api", dataset="ml", split="s",
-                        recommender=cost.HOSTED_RECOMMENDER, variant="gpt-4o-mini", device="api", label="estimated",
-                        extras={"hosted": {"settings": {"n_candidates": 50}}})
-    hosted.add(cost.HOSTED_USD, 0.3, "USD", label="estimated")
-    sampled_run.cells.append(hosted)
+    sampled_run.derived.hosted.append(HostedLine(
+        name="ml/s/hosted-llm/gpt-4o-mini/api", dataset="ml", split="s", entry="gpt-4o-mini",
+        workload={"settings": {"n_candidates": 50}}, metrics=[MetricRow(HOSTED_USD, 0.3, "USD", label="estimated")]))
     line = next(h for h in headlines(build_views(sampled_run)) if h.kind == "hosted")
     assert "300x llm-rerank fp32 measured here, which re-ranks the same 50 candidates" in line.text
     assert "quality is not measured" in line.text

@@ -9,11 +9,13 @@ import pytest
 from PIL import Image
 
 from bench import cost
-from bench.report import charts, main_report, write_report
+from bench.report import charts, write_report
 from bench.report.headlines import headlines
 from bench.report.view import build_views, pct, ratio, sig, usd
 from bench.results import RunResult
 from test_report_sample_run import make_run, tiny_split
+
+from tests.support.analysed import analysed
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +27,8 @@ def workload():
 def report(tmp_path_factory, workload):
     out = tmp_path_factory.mktemp("report")
     run = make_run()
-    index = write_report(run, out, hosted=[workload])
+    cost.add_costs(run, None, None, 2, hosted=[workload])  # what the run's analysis step leaves
+    index = write_report(run, out)
     return run, index, index.read_text(encoding="utf-8")
 
 
@@ -82,7 +85,7 @@ def test_variant_and_hosted_headlines(report):
     assert "quality gate" in gated.text
     hosted = [h for h in heads if h.kind == "hosted"]
     assert len(hosted) == 3
-    mini = next(c for c in run.cells if c.variant == "gpt-4o-mini")
+    mini = next(h for h in run.derived.hosted if h.entry == "gpt-4o-mini")
     assert usd(mini.metric("hosted_usd_per_1k_recs").value) in next(h.text for h in hosted if "gpt-4o-mini" in h.text)
 
 
@@ -128,7 +131,7 @@ def test_classic_only_run_skips_the_variant_chart_with_a_note(tmp_path):
     full = make_run()
     run = RunResult(run_id="classic", scenario={}, provenance={}, cells=[c for c in full.cells if c.variant == "none"],
                     machine=full.machine)
-    index = write_report(run, tmp_path, hosted=None)
+    index = write_report(analysed(run, threads_used=2), tmp_path)
     text = index.read_text()
     assert "No variant with an fp32 reference in this run" in text
     assert not (tmp_path / "variants.png").exists()
@@ -137,32 +140,41 @@ def test_classic_only_run_skips_the_variant_chart_with_a_note(tmp_path):
 
 def test_empty_run_still_renders_with_notes(tmp_path):
     run = RunResult(run_id="empty", scenario={}, provenance={}, cells=[])
-    text = write_report(run, tmp_path, hosted=None).read_text()
+    text = write_report(run, tmp_path).read_text()
     assert "chart skipped" in text and not IMG.findall(text)
 
 
 def test_report_reprices_with_another_instance(tmp_path, workload):
-    run = make_run()
-    cost.add_costs(run, None, None, 2, hosted=[workload])  # as `recbench run` leaves it
-    write_report(run, tmp_path / "b", instance="g5.xlarge")
-    ease = run.cell("ml-100k/random-8-1-1/ease/none/cpu")
-    assert ease.metric("usd_per_1k_recs", load="offline").value == pytest.approx(1.006 / (3600 * 8200.0) * 1000)
-    assert "g5.xlarge (--instance)" in (tmp_path / "b" / "index.html").read_text()
-    assert sum(c.recommender == "hosted-llm" for c in run.cells) == 3  # token counts carried over, not duplicated
-
-
-def test_main_report_exit_codes(tmp_path, capsys):
     from bench import results
+    from bench.analysis.derive import AnalysisOptions, derive
+    run = make_run()
+    run.derived = derive(run, AnalysisOptions(cost.load_prices(), threads_used=2, quality_gate=0.95,
+                                              hosted=[workload]))  # as `recbench run` leaves it
+    results.write(run, tmp_path / "a")
+    from bench.cli import main
+    assert main(["report", str(tmp_path / "a"), "--out", str(tmp_path / "b"), "--instance", "g5.xlarge"]) == 0
+    assert "g5.xlarge (--instance)" in (tmp_path / "b" / "index.html").read_text()
+    md = (tmp_path / "b" / "report.md").read_text()
+    assert usd(1.006 / (3600 * 8200.0) * 1000) in md  # ease's best offline throughput at g5.xlarge's price
+    stored = results.load(tmp_path / "a")
+    assert stored.derived.pricing is not None and stored.derived.pricing.instance is None  # the file is not changed
+    assert len(stored.derived.hosted) == 3  # token counts carried over, not duplicated
+
+
+def test_report_command_exit_codes(tmp_path, capsys):
+    from bench import results
+    from bench.cli import main
     run = make_run()
     cost.add_costs(run, None, None, 2, hosted=None)
     results.write(run, tmp_path / "run")
-    assert main_report(tmp_path / "run", tmp_path / "out") == 0
+    assert main(["report", str(tmp_path / "run"), "--out", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "index.html").is_file()
     (tmp_path / "bad.json").write_text('{"schema_version": 1, "run_id": "x", "cel')
-    assert main_report(tmp_path / "bad.json") == 2
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "bad.json")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error:") and "not valid JSON" in err and "\n" not in err
-    assert main_report(tmp_path / "run", prices_path=tmp_path / "missing.toml") == 2
+    assert "error:" in err and "not valid JSON" in err and "\n" not in err
+    assert main(["report", str(tmp_path / "run"), "--prices", str(tmp_path / "missing.toml")]) == 2
 
 
 def test_headline_against_a_classic_reference_scoring_zero_states_it_instead_of_a_nan_share():

@@ -14,6 +14,7 @@ import pytest
 from bench import cost
 from bench.report import write_report
 from test_report_sample_run import make_run, tiny_split
+from tests.support.analysed import analysed
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install chromium)")
@@ -40,7 +41,7 @@ def _chromium(args: list[str], tmp: Path) -> subprocess.CompletedProcess:
 def page(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("chromium-report")
     workload = cost.hosted_workload(tiny_split(), n_prompts=6, history_len=5, n_candidates=12)
-    return write_report(make_run(), out, hosted=[workload])
+    return write_report(analysed(make_run(), threads_used=2, hosted=[workload]), out)
 
 
 def test_every_image_shows_in_headless_chromium(page, tmp_path):

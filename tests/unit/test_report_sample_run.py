@@ -18,6 +18,7 @@ def _cell(rec: str, variant: str, *, label: str = "measured", status: str = "ok"
           family_seed: int = 0) -> CellResult:
     return CellResult(cell=f"{DATASET}/{SPLIT}/{rec}/{variant}/cpu", dataset=DATASET, split=SPLIT, recommender=rec,
                       variant=variant, device="cpu", status=status, error=error, label=label,
+                      family="llm" if rec.startswith("llm") else "test" if rec == "noop" else "classic",
                       provenance={"threads": {"threads": 2, "logical_cpus": 16, "affinity_cpus": 16,  # pin_threads' record
                                               "torch_num_threads": 2, "ort_intra_op_threads": 2}, "seed": 0,
                                   "data_checksum": "0f3c9a" + "0" * 58})

@@ -73,3 +73,24 @@ def test_a_fit_that_does_not_describe_its_points_is_not_projected(run, tmp_path)
     noisy = next(line for line in lines if line.startswith("| throughput_users_per_s | llm-two-tower fp32 |"))
     encode = next(line for line in lines if line.startswith("| encode_items_s | llm-two-tower fp32 |"))
     assert noisy.split(" | ")[7] == "–" and "at 100k" in encode.split(" | ")[7]
+
+
+def test_the_analysis_step_records_the_growth_fits_and_the_report_draws_those(run, tmp_path):
+    """Computed once, at the end of a run: the fits travel in results.json, and the section shows what was
+    recorded (a changed record shows up), not a fit of its own."""
+    from bench import results
+    from bench.growth import fit_run
+    from tests.support.analysed import analysed
+
+    analysed(run, threads_used=2)
+    path = results.write_json(run, tmp_path / "results.json")
+    stored = results.load(path)
+    assert stored.derived.growth  # recorded in the file
+    shown = results.with_derived(stored)
+    assert {(r["points"]["recommender"], r["points"]["metric"]) for r in stored.derived.growth} == \
+        {(f.points.recommender, f.points.metric) for f in fit_run(shown)}
+    record = next(r for r in stored.derived.growth if r["points"]["recommender"] == "pop"
+                  and r["points"]["metric"] == "fit_s")
+    record["fit"]["exponent"] = 1.23
+    sec = section(shown, build_views(shown), tmp_path)
+    assert sec is not None and "| fit_s | pop | 1.23 |" in sec.markdown

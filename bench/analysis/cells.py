@@ -1,9 +1,12 @@
-"""Figures derived after the cells ran: utilisation against the machine's measured peak, and the quality gate."""
+"""Per-cell figures derived after the cells ran: utilisation and roofline against the machine's measured peaks,
+the harness's own overhead, and the quality gate. Each function adds its rows (and records) to the cells of the
+run it is given; bench.analysis.derive runs them on a copy and files what they add under the run's `derived`."""
 from __future__ import annotations
 
 import math
 
-from bench.results import CellResult, RunResult
+from bench.metrics import QUALITY_RETAINED
+from bench.results import CellResult, RunResult, best_throughput
 from bench.scenario import NO_VARIANT
 
 GATE_METRIC = "ndcg@10"
@@ -11,8 +14,8 @@ REFERENCE_VARIANT = "fp32"
 
 
 def _best_throughput(cell: CellResult) -> float | None:
-    rows = [m.value for m in cell.metrics if m.metric == "throughput_users_per_s" and m.value]
-    return max(rows) if rows else None
+    row = best_throughput(cell)
+    return row.value if row is not None else None
 
 
 def cell_runtime(variant: str) -> str:
@@ -142,7 +145,7 @@ def apply_quality_gate(run: RunResult, share: float, metric: str = GATE_METRIC) 
         if verdict == "not distinguishable" and c.b_ci95 is not None and c.b_ci95[0] <= 0:
             flag = f"fp32's {metric} is not clear of zero: the gate cannot decide"
         if c.b:  # a share of an fp32 figure of 0 is undefined: the extras say why the gate could not decide
-            cell.add("quality_retained_vs_fp32", c.ratio, "ratio", n=c.n, ci95_low=ci[0], ci95_high=ci[1], flag=flag)
+            cell.add(QUALITY_RETAINED, c.ratio, "ratio", n=c.n, ci95_low=ci[0], ci95_high=ci[1], flag=flag)
         if verdict == "failed":
             cell.status = "gated"
             on = f" on the {c.n:,} users both evaluated (95% interval {ci[0]:.1%}–{ci[1]:.1%})" if c.ratio_ci95 else ""

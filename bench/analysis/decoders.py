@@ -9,22 +9,24 @@ with o200k_base on the real prompts. Each hosted entry of the run's price sheet 
 where `cached` is the shared prefix of every call but the first, when the provider caches prefixes that long
 (its `min_cached_prefix_tokens`) and has a cached-input price. Beside the cell's measured `usd_per_1k_recs`,
 this is "this decoder on this hardware vs that API for the same prompt", from one run. Reads the prices the
-run was costed with (run.provenance["cost"]["hosted"]), so re-pricing a run re-prices these rows too.
+run was costed with (run.derived.pricing.hosted), so re-pricing a run re-prices these rows too.
 """
 from __future__ import annotations
 
 from bench.cost import HostedPrice, hosted_usd_per_rec
+from bench.metrics import HOSTED_SAME_PROMPT_PREFIX
 from bench.results import CellResult, RunResult
+from bench.sizes import DECODER_RANK
 
 #: the recommender whose cells these figures are about
-RECOMMENDER = "llm-decoder-rank"
-PREFIX = "hosted_same_prompt_usd_per_1k_recs@"
+RECOMMENDER = DECODER_RANK
+PREFIX = HOSTED_SAME_PROMPT_PREFIX
 TOKEN_ROWS = ("api_calls_per_rec", "api_input_tokens_per_rec", "api_prefix_tokens_per_call", "api_output_tokens_per_rec")
 TOKENIZER = "o200k_base"
 
 
 def _prices(run: RunResult) -> list[HostedPrice]:
-    hosted = ((run.provenance or {}).get("cost") or {}).get("hosted") or {}
+    hosted = run.derived.pricing.hosted if run.derived.pricing is not None else {}
     return [HostedPrice(**entry) for entry in hosted.values()]
 
 
@@ -60,6 +62,3 @@ def add_hosted_same_prompt(run: RunResult) -> None:
         if cell.status == "ok" and prices:
             _cell_rows(cell, prices)
 
-
-def hosted_entry(metric: str) -> str | None:
-    return metric[len(PREFIX):] if metric.startswith(PREFIX) else None
