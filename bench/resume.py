@@ -17,7 +17,7 @@ from typing import Any
 from bench import results as results_mod
 from bench.errors import BenchError, ConfigError
 from bench.results import RunResult
-from bench.scenario import Scenario
+from bench.scenario import SCENARIO_DIR, Scenario
 
 #: beside results.json: the cells before run-level figures were derived (written when the cells are done)
 MEASURED_FILE = "measured.json"
@@ -43,14 +43,18 @@ def _check_dir(run_dir: Path) -> None:
 
 
 def scenario_of(run_dir: Path) -> str:
-    """The scenario an earlier run ran: its file when it still exists, else its name."""
+    """The scenario an earlier run ran: a packaged scenario by its name (wherever this install keeps it), a
+    user's file by its path while it still exists, else the name."""
     _check_dir(run_dir)
     try:
         run = results_mod.load(run_dir)
     except BenchError as exc:
         raise ConfigError(f"--resume {run_dir}: {exc}") from None
-    source = str((run.scenario or {}).get("source") or "")
-    return source if source and Path(source).is_file() else str((run.scenario or {}).get("name") or "")
+    name = str((run.scenario or {}).get("name") or "")
+    source = Path(str((run.scenario or {}).get("source") or ""))
+    if source.parent.resolve() == SCENARIO_DIR and source.stem == name:
+        return name
+    return str(source) if source.name and source.is_file() else name
 
 
 def load(run_dir: Path, scenario: Scenario, code: dict[str, Any]) -> Resumable:

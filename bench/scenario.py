@@ -1,7 +1,7 @@
 """Scenarios declare a matrix of cells and their settings; the runner executes them.
 
-A scenario is a Python module (in `scenarios/` or any path) exposing `SCENARIO: Scenario` or
-`def build() -> Scenario`.
+A scenario is a Python module exposing `SCENARIO: Scenario` or `def build() -> Scenario`: one of the packaged
+`bench/scenarios/NAME.py`, run by name (they ship inside the wheel), or any file, run by its path.
 """
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from bench.errors import BenchError, ConfigError
 from bench.measure.load_registry import DEFAULT_LOADS, OFFLINE, SERVER, SINGLE_STREAM
 from bench.names import SAFE_NAME, check_name
 
-SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+#: the packaged scenarios (inside the package, so a non-editable install finds them by name too)
+SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 #: the variant name for recommenders that run no transformer
 NO_VARIANT = "none"
 
@@ -272,7 +273,7 @@ def _locate(name_or_path: str) -> Path:
 
 
 def load(name_or_path: str) -> Scenario:
-    """A scenario by name (one of the packaged scenarios/NAME.py) or by a path ending in .py."""
+    """A scenario by name (one of the packaged bench/scenarios/NAME.py) or by a path ending in .py."""
     path = _locate(str(name_or_path))
     spec = importlib.util.spec_from_file_location(f"recbench_scenario_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One short GPU check that fits a 10-minute window: recbench's `gpu` scenario (scenarios/gpu.py) on ML-100K.
+# One short GPU check that fits a 10-minute window: recbench's `gpu` scenario (bench/scenarios/gpu.py) on ML-100K.
 #
 #   scripts/gpu_check.sh                 # results under reports/gpu/<run_id>/
 #   OUT=/tmp/r BUDGET_S=480 RECBENCH_INSTANCE=g5.xlarge scripts/gpu_check.sh

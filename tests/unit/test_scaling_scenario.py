@@ -1,4 +1,4 @@
-"""scenarios/scaling.py: its matrix, its size validation, and the memory pre-check that fails EASE cleanly."""
+"""bench/scenarios/scaling.py: its matrix, its size validation, and the memory pre-check that fails EASE cleanly."""
 from __future__ import annotations
 
 import importlib.util
