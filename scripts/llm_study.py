@@ -1,13 +1,16 @@
 """Quality study of the language-model recommenders on a real dataset, outside the runner.
 
-    python -m bench.recommenders.llm.study two-tower [--modes zero-shot projection finetune] [--dim 64]
-    python -m bench.recommenders.llm.study pairwise [--pairs-users 1 --pairs-items 100]
-    python -m bench.recommenders.llm.study rerank [--users 100] [--ns 20 50 100]
+    .venv/bin/python scripts/llm_study.py two-tower [--modes zero-shot projection finetune] [--dim 64]
+    .venv/bin/python scripts/llm_study.py pairwise [--pairs-users 1 --pairs-items 100]
+    .venv/bin/python scripts/llm_study.py rerank [--users 100] [--ns 20 50 100]
 
 Prints one JSON object per line: the figures behind the LLM issue's acceptance items (trained vs zero-shot
 two-tower, pairwise RMSE/MAE per head and naive/cached agreement and cost ratio, rerank by N against its
 retriever). Quality is full ranking with train and valid items excluded (bench.quality). Timings here
 are single wall-clock readings for orientation (labelled); the runner's loads are the measured figures.
+
+A study tool, not part of the package: it uses the package (`pip install -e .` or the .venv of `./dev setup`)
+and the package never imports it.
 """
 from __future__ import annotations
 
@@ -20,22 +23,26 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from bench.data.dataset import Split, TrainSet
+from bench.measure.flops import work_flops
+from bench.quality import evaluate_rating, evaluate_ranking, part_and_exclusion
 from bench.recommenders.base import Recommender, TopK
+from bench.recommenders.llm.pairwise import Pairwise
+from bench.recommenders.llm.rerank import Rerank
+from bench.recommenders.llm.two_tower import TwoTower
 
 
 def _emit(record: dict[str, Any]) -> None:
     print(json.dumps(record, default=lambda o: o.item() if hasattr(o, "item") else str(o)), flush=True)
 
 
-def _quality(rec: Recommender, split, users=None) -> dict[str, float]:
-    from bench.quality import evaluate_ranking
-
+def _quality(rec: Recommender, split: Split, users: np.ndarray | None = None) -> dict[str, float]:
     q = evaluate_ranking(rec, split, (10,), part="test", users=users)
     return {k: round(float(q[k]), 4) for k in ("ndcg@10", "recall@10", "hit@10")} | {
         "evaluated_users": int(q["evaluated_users"])}
 
 
-def _load(args):
+def _load(args: argparse.Namespace) -> Split:
     from bench.data import load_dataset
     from bench.data.splits import make_split
 
@@ -48,14 +55,12 @@ def _numeric_stats(stats: dict[str, Any]) -> dict[str, Any]:
             if isinstance(v, (int, float, str, dict)) and not isinstance(v, bool)}
 
 
-def study_two_tower(args, split) -> None:
-    from bench.recommenders.llm.two_tower import TwoTower
-
+def study_two_tower(args: argparse.Namespace, split: Split) -> None:
     train = split.train_set()
     for mode in args.modes:
         t0 = time.perf_counter()
         rec = TwoTower(model=args.model, variant=args.variant, threads=args.threads, mode=mode, dim=args.dim,
-                       seed=args.seed, train_budget_s=args.train_budget_s).fit(train)
+                       seed=args.seed, train_budget_s=args.train_budget_s, cache_dir=args.cache_dir).fit(train)
         fit_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         quality = _quality(rec, split)
@@ -64,16 +69,13 @@ def study_two_tower(args, split) -> None:
                "stats": _numeric_stats(rec.stats)})
 
 
-def study_pairwise(args, split) -> None:
-    from bench.quality import evaluate_rating
-    from bench.recommenders.llm.pairwise import Pairwise
-
+def study_pairwise(args: argparse.Namespace, split: Split) -> None:
     train = split.train_set()
     rng = np.random.default_rng(args.seed)
     for head in args.heads:
         t0 = time.perf_counter()
         rec = Pairwise(model=args.model, variant=args.variant, threads=args.threads, head=head,
-                       seed=args.seed).fit(train)
+                       seed=args.seed, cache_dir=args.cache_dir).fit(train)
         fit_s = time.perf_counter() - t0
         rating = evaluate_rating(rec, split)
         ranking = _quality(rec, split)
@@ -96,8 +98,6 @@ def study_pairwise(args, split) -> None:
             timings[execution] = time.perf_counter() - t0
         one = test_users[:1]
         analytic = {e: rec.request_work(one, e) for e in ("cached", "naive")}
-        from bench.measure.flops import work_flops
-
         flops = {e: work_flops(w) for e, w in analytic.items()}
         _emit({"recommender": "llm-pairwise", "head": head, "variant": args.variant,
                "rmse": round(rating["rmse"], 4), "mae": round(rating["mae"], 4),
@@ -122,11 +122,11 @@ class _Lists(Recommender):
         self._row = {int(u): j for j, u in enumerate(users.tolist())}
         self._items = items
 
-    def fit(self, train):
+    def fit(self, train: TrainSet) -> "_Lists":
         self._remember_seen(train)
         return self
 
-    def recommend(self, users, k, exclude: sp.csr_matrix | None = None) -> TopK:
+    def recommend(self, users: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> TopK:
         rows = np.array([self._row[int(u)] for u in users])
         items = self._items[rows, :k]
         return TopK(np.asarray(users), items, -np.tile(np.arange(k, dtype=np.float32), (len(users), 1)))
@@ -135,10 +135,7 @@ class _Lists(Recommender):
         return 0
 
 
-def study_rerank(args, split) -> None:
-    from bench.quality import part_and_exclusion
-    from bench.recommenders.llm.rerank import Rerank
-
+def study_rerank(args: argparse.Namespace, split: Split) -> None:
     train = split.train_set()
     rng = np.random.default_rng(args.seed)
     users = np.sort(rng.choice(split.test_users(), size=min(args.users, len(split.test_users())), replace=False))
@@ -147,7 +144,7 @@ def study_rerank(args, split) -> None:
     for blend in args.blends:
         t0 = time.perf_counter()
         rec = Rerank(model=args.model, variant=args.variant, threads=args.threads, n_candidates=depth, blend=blend,
-                     seed=args.seed).fit(train)
+                     seed=args.seed, cache_dir=args.cache_dir).fit(train)
         fit_s = time.perf_counter() - t0
         if min(args.ns) < rec.train_candidates:
             raise SystemExit(f"--ns must all be >= train_candidates ({rec.train_candidates}) to share one pass")
@@ -172,8 +169,8 @@ def study_rerank(args, split) -> None:
                    "fit_s_wall": round(fit_s, 2), "stats": _numeric_stats(rec.stats)})
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.recommenders.llm.study", description=__doc__,
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scripts/llm_study.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("which", choices=("two-tower", "pairwise", "rerank"))
     parser.add_argument("--dataset", default="ml-100k")
@@ -192,7 +189,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=100, help="rerank: test users sampled (seeded)")
     parser.add_argument("--ns", type=int, nargs="+", default=[20, 50, 100])
     parser.add_argument("--blends", nargs="+", default=["learned"])
-    args = parser.parse_args(argv)
+    parser.add_argument("--cache-dir", default=None,
+                        help="where exported/distilled models are cached (default: recbench's cache directory)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     split = _load(args)
     {"two-tower": study_two_tower, "pairwise": study_pairwise, "rerank": study_rerank}[args.which](args, split)
     return 0
