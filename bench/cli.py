@@ -112,14 +112,19 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--data-dir", help="cache directory (default: $RECBENCH_DATA_DIR or the user cache)")
     fetch.add_argument("--from", dest="source_dir", help="a directory already holding the files (u.data/u.item or ml-100k.inter/.item)")
 
-    fin = sub.add_parser("findings", help="store runs under reports/findings/ and rewrite the README's findings from them",
+    fin = sub.add_parser("findings", help="store runs under reports/findings/ and rewrite docs/findings.md and the "
+                                          "README's in-brief from them",
                          description="Copy each run's results (raw timing samples dropped) to STORE/<scenario>.json "
-                                     "and rewrite the README's findings block from the stored files alone. With no "
-                                     "runs, re-render from what is stored. --check: exit 1 if the README differs.")
+                                     "and rewrite, from the stored files alone, the full findings block of "
+                                     "docs/findings.md and the short in-brief block of the README. With no runs, "
+                                     "re-render from what is stored. --check: exit 1 if either file differs.")
     fin.add_argument("runs", nargs="*", help="run directories (or results.json files) of `recbench run`, one per scenario")
-    fin.add_argument("--readme", default="README.md", help="the file holding the findings block (default: README.md)")
+    fin.add_argument("--doc", default="docs/findings.md",
+                     help="the file holding the full findings block (default: docs/findings.md)")
+    fin.add_argument("--readme", default="README.md", help="the file holding the in-brief block (default: README.md)")
     fin.add_argument("--store", default="reports/findings", help="where the results are kept (default: reports/findings)")
-    fin.add_argument("--check", action="store_true", help="only check that the README matches the stored results")
+    fin.add_argument("--check", action="store_true",
+                     help="only check that docs/findings.md and the README match the stored results")
 
     sc = sub.add_parser("selfcheck", help="time one MiniLM forward with the suite's timer and a plain loop; they must agree")
     sc.add_argument("--model", default="minilm")
@@ -174,7 +179,7 @@ def _dispatch(args, parser) -> int:
         return 0
     if args.command == "findings":
         from bench.findings import main_findings
-        return main_findings(args.runs, args.readme, args.store, args.check)
+        return main_findings(args.runs, args.readme, args.doc, args.store, args.check)
     if args.command == "selfcheck":
         from bench.selfcheck import main_selfcheck
         return main_selfcheck(args.model, args.threads)

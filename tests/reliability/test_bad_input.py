@@ -30,9 +30,10 @@ def _run(tmp_path, capsys, *argv: str) -> tuple[int, str, list]:
 
 @pytest.fixture()
 def readme(tmp_path):
-    from bench.findings import END, START
+    """A file holding both generated blocks, passed as `--readme` and as `--doc`."""
+    from bench.findings import BRIEF_END, BRIEF_START, END, START
     path = tmp_path / "README.md"
-    path.write_text(f"# x\n\n{START}\n{END}\n")
+    path.write_text(f"# x\n\n{START}\n{END}\n\n{BRIEF_START}\n{BRIEF_END}\n")
     return path
 
 
@@ -203,7 +204,7 @@ def test_malformed_results_file_is_one_line_for_every_reader(tmp_path, capsys, r
     good.write_text(json.dumps(_results()))
     bad.write_text(json.dumps(_results(**overrides)))
     for argv in (["compare", str(good), str(bad)], ["compare", str(bad), str(good)], ["report", str(bad)],
-                 ["findings", str(bad), "--store", str(tmp_path / "store"), "--readme", str(readme)]):
+                 ["findings", str(bad), "--store", str(tmp_path / "store"), "--readme", str(readme), "--doc", str(readme)]):
         code = cli(argv)
         err = capsys.readouterr().err
         assert_one_line_exit_2(code, err, needle)
@@ -223,7 +224,7 @@ def test_findings_refuses_a_scenario_name_that_is_a_path(tmp_path, capsys, readm
     for name in ("../../escaped", "/tmp/escaped", "a/b", "..", ".hidden"):
         bad = tmp_path / "bad.json"
         bad.write_text(json.dumps(_results(**{"scenario": {"name": name}})))
-        code = cli(["findings", str(bad), "--store", str(store), "--readme", str(readme)])
+        code = cli(["findings", str(bad), "--store", str(store), "--readme", str(readme), "--doc", str(readme)])
         assert_one_line_exit_2(code, capsys.readouterr().err, "not allowed")
     assert not store.exists() and not (tmp_path / "escaped.json").exists() and not Path("/tmp/escaped.json").exists()
 

@@ -1,4 +1,5 @@
-"""The README's findings: copied results, rendered from those copies alone, and checked against the README."""
+"""The findings: copied results, rendered from those copies alone into docs/findings.md (in full) and the README
+(in brief), and checked against both."""
 from __future__ import annotations
 
 import json
@@ -16,10 +17,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _readme(tmp_path: Path, body: str = "") -> Path:
-    path = tmp_path / "README.md"
+    """docs/findings.md with its full findings block, and README.md with its in-brief block."""
+    (tmp_path / "docs").mkdir(exist_ok=True)
+    (tmp_path / "README.md").write_text(f"# project\n\n## In brief\n\n{findings.BRIEF_START}\n{body}"
+                                        f"{findings.BRIEF_END}\n\n## After\n", encoding="utf-8")
+    path = tmp_path / "docs" / "findings.md"
     path.write_text(f"# project\n\n## What we found\n\n{findings.START}\n{body}{findings.END}\n\n## After\n",
                     encoding="utf-8")
     return path
+
+
+def _targets(doc: Path) -> list[str]:
+    return ["--doc", str(doc), "--readme", str(doc.parent.parent / "README.md")]
 
 
 @pytest.fixture()
@@ -45,35 +54,43 @@ def test_stored_copy_drops_raw_samples_keeps_every_metric_and_loads_back(run_dir
     assert path.stat().st_size < (run_dir / "results.json").stat().st_size / 2
 
 
-def test_readme_block_is_rewritten_from_the_store_and_check_catches_a_hand_edit(run_dir, tmp_path, capsys):
-    readme = _readme(tmp_path, "stale text\n")
+def test_both_blocks_are_rewritten_from_the_store_and_check_catches_a_hand_edit_in_either(run_dir, tmp_path, capsys):
+    doc = _readme(tmp_path, "stale text\n")
+    readme = tmp_path / "README.md"
     store = tmp_path / "store"
-    assert main(["findings", str(run_dir), "--store", str(store), "--readme", str(readme)]) == 0
-    text = readme.read_text()
-    assert "stale text" not in text and text.startswith("# project") and text.endswith("## After\n")
+    assert main(["findings", str(run_dir), "--store", str(store), *_targets(doc)]) == 0
+    text, brief = doc.read_text(), readme.read_text()
+    for written in (text, brief):
+        assert "stale text" not in written and written.startswith("# project") and written.endswith("## After\n")
     ease = results_mod.load(store / "quick.json").cell("ml-100k/random-8-1-1/ease/none/cpu")
     quoted = f"| ease | {findings.sig(ease.metric('ndcg@10').value)} |"
     assert quoted in text  # the table quotes the stored figure
     assert "reports" not in text.split(findings.START)[0]  # nothing written outside the block
-    assert main(["findings", "--check", "--store", str(store), "--readme", str(readme)]) == 0
-    # a figure changed by hand no longer matches the stored results
-    readme.write_text(text.replace(quoted, "| ease | 0.999 |"))
-    assert main(["findings", "--check", "--store", str(store), "--readme", str(readme)]) == 1
-    assert "differ" in capsys.readouterr().out
-    # and re-rendering with no runs given restores it from the store alone
-    assert main(["findings", "--store", str(store), "--readme", str(readme)]) == 0
-    assert readme.read_text() == text
+    # the README holds the in-brief sentences alone, the same ones docs/findings.md opens with
+    lines = findings.in_brief(results_mod.load(store / "quick.json"))
+    assert lines and all(f"- {line}\n" in brief and f"- {line}\n" in text for line in lines)
+    assert quoted not in brief
+    assert main(["findings", "--check", "--store", str(store), *_targets(doc)]) == 0
+    # a figure changed by hand, in either file, no longer matches the stored results
+    for path, edited in ((doc, text.replace(quoted, "| ease | 0.999 |")), (readme, brief.replace("- `quick`", "- `quack`"))):
+        path.write_text(edited)
+        assert main(["findings", "--check", "--store", str(store), *_targets(doc)]) == 1
+        assert f"{path}: its" in capsys.readouterr().out
+        # and re-rendering with no runs given restores it from the store alone
+        assert main(["findings", "--store", str(store), *_targets(doc)]) == 0
+    assert doc.read_text() == text and readme.read_text() == brief
 
 
-def test_links_in_the_block_are_relative_to_the_readme(run_dir, tmp_path):
-    readme = _readme(tmp_path)
-    assert main(["findings", str(run_dir), "--store", str(tmp_path / "reports" / "findings"),
-                 "--readme", str(readme)]) == 0
-    assert "[`reports/findings/quick.json`](reports/findings/quick.json)" in readme.read_text()
+def test_links_in_the_block_are_relative_to_the_findings_page(run_dir, tmp_path):
+    doc = _readme(tmp_path)
+    assert main(["findings", str(run_dir), "--store", str(tmp_path / "reports" / "findings"), *_targets(doc)]) == 0
+    assert "[`../reports/findings/quick.json`](../reports/findings/quick.json)" in doc.read_text()
 
 
 @pytest.mark.parametrize("case, message", [
     ("no markers", "needs exactly one findings block"),
+    ("no brief markers", "needs exactly one in-brief block"),
+    ("no readme", "no such file; pass --readme"),
     ("not results", "not a recbench results file"),
     ("same scenario twice", "two runs of the same scenario"),
     ("check with runs", "not both"),
@@ -81,9 +98,13 @@ def test_links_in_the_block_are_relative_to_the_readme(run_dir, tmp_path):
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, message, run_dir, tmp_path, capsys):
     readme = _readme(tmp_path)
     store = tmp_path / "store"
-    args = ["findings", str(run_dir), "--store", str(store), "--readme", str(readme)]
+    args = ["findings", str(run_dir), "--store", str(store), *_targets(readme)]
     if case == "no markers":
         readme.write_text("# no block here\n")
+    elif case == "no brief markers":
+        (tmp_path / "README.md").write_text("# no block here\n")
+    elif case == "no readme":
+        (tmp_path / "README.md").unlink()
     elif case == "not results":
         bogus = tmp_path / "bogus.json"
         bogus.write_text("{}")
@@ -96,7 +117,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, message, run_dir,
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
-    assert readme.read_text() == before
+    assert readme.read_text() == before  # nothing written
     assert not store.exists() or not list(store.glob("*.json"))
 
 
@@ -116,11 +137,13 @@ def test_in_brief_quotes_the_best_and_cheapest_cells_and_the_fastest_variant_tha
     int8.cell.status = "gated"
     assert not any("largest speed-up" in line and "onnx-int8" in line for line in findings.in_brief(run))
 
-def test_readme_findings_match_the_committed_results_files():
-    """The README's figures are exactly what `recbench findings` renders from reports/findings/*.json."""
+@pytest.mark.parametrize("target", [findings.findings_doc(ROOT / "docs" / "findings.md"),
+                                    findings.readme_brief(ROOT / "README.md")], ids=["docs/findings.md", "README.md"])
+def test_committed_findings_match_the_committed_results_files(target):
+    """docs/findings.md and the README's in-brief are exactly what `recbench findings` renders from
+    reports/findings/*.json."""
     store = ROOT / "reports" / "findings"
     if not list(store.glob("*.json")):
         pytest.fail("reports/findings/ holds no results: run `recbench findings RUN_DIR...` and commit them")
-    block = findings.render(store, link_base="reports/findings")
-    assert findings.check_readme(ROOT / "README.md", block), \
-        "README findings differ from reports/findings/*.json: run `recbench findings` and commit the README"
+    assert target.matches(target.rendered(store)), \
+        f"{target.path.name} differs from reports/findings/*.json: run `recbench findings` and commit it"
