@@ -14,9 +14,9 @@ import datetime as dt
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 from bench import results as results_mod
 from bench.errors import BenchError

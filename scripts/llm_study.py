@@ -25,7 +25,7 @@ import scipy.sparse as sp
 
 from bench.data.dataset import Split, TrainSet
 from bench.measure.flops import work_flops
-from bench.quality import evaluate_rating, evaluate_ranking, part_and_exclusion
+from bench.quality import evaluate_ranking, evaluate_rating, part_and_exclusion
 from bench.recommenders.base import Recommender, TopK
 from bench.recommenders.llm.pairwise import Pairwise
 from bench.recommenders.llm.rerank import Rerank
@@ -122,7 +122,7 @@ class _Lists(Recommender):
         self._row = {int(u): j for j, u in enumerate(users.tolist())}
         self._items = items
 
-    def fit(self, train: TrainSet) -> "_Lists":
+    def fit(self, train: TrainSet) -> _Lists:
         self._remember_seen(train)
         return self
 

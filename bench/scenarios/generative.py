@@ -27,6 +27,8 @@ others (the offline load stops at 4 x its minimum time, at least 10 s, so a slow
 asks for 1); then 3 single-stream requests (2 from 0.5B up) time the phases, and the comparison runs
 2 interleaved rounds (1 for 1.5B and the N = 50 acceptance cell) on the warm model.
 """
+from typing import Any
+
 from bench.scenario import CellSpec, Scenario, Settings
 
 DATASET, SPLIT = "ml-100k", "random-8-1-1"
@@ -39,7 +41,8 @@ SMALL = {"offline_min_batches": 3, "offline_min_s": 2.0}  # up to 0.5B: a few mo
 LARGE = {"offline_min_batches": 2, "offline_min_s": 8.0}
 
 
-def decoder(model: str, mode: str, n: int, variant: str = "fp32", settings: dict | None = None, **extra) -> CellSpec:
+def decoder(model: str, mode: str, n: int, variant: str = "fp32", settings: dict[str, Any] | None = None,
+            **extra: Any) -> CellSpec:
     # cells with their own (larger-model) settings time 2 single-stream requests, the small ones 3 (the default)
     params = {"model": model, "mode": mode, "n_candidates": n, **COMMON,
               **({"timed_requests": 2} if settings is not None else {}), **extra}

@@ -8,8 +8,8 @@ import pytest
 
 import bench
 from bench import results as results_mod
-from bench.resume import scenario_of
 from bench.results import RunResult
+from bench.resume import scenario_of
 from bench.scenario import SCENARIO_DIR, Scenario, SkipScenario, available, load
 
 PACKAGED = ("ci", "coldstart", "full", "generative", "gpu", "llm_sizes", "online", "quick", "scaling")
