@@ -27,7 +27,7 @@ from bench.errors import BenchError  # noqa: E402
 from bench.scenario import load as load_scenario  # noqa: E402
 from tests.support.recommenders import PLUGIN  # noqa: E402
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
 ROOT = Path(__file__).resolve().parents[2]
 DATASET = "synthetic:users=120,items=80,interactions=2500,seed=5"

@@ -9,8 +9,13 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from bench import models
 from tests.support.models import build_tiny_model
+
+#: real processes racing on one cache: left out of the fast default set (`./dev test`), run by `--all` and CI
+pytestmark = pytest.mark.kill
 
 # Only ONNX Runtime's quantiser is imported (not torch): the two processes start fast and race on the same file
 WORKER = textwrap.dedent('''

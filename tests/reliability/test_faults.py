@@ -71,6 +71,7 @@ def long_run(tmp_path, write_scenario):
                 k.kill()
 
 
+@pytest.mark.kill
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGHUP])
 def test_no_cell_outlives_its_parent(long_run, sig):
     proc, kids, out = long_run
@@ -93,6 +94,7 @@ def test_no_cell_outlives_its_parent(long_run, sig):
         assert "Traceback" not in err and f"terminated by {sig.name}" in err
 
 
+@pytest.mark.kill
 def test_a_cell_killed_from_outside_is_a_failed_row_and_the_run_goes_on(tmp_path, write_scenario):
     cells = f"{LONG_CELL}, CellSpec(D, S, 'noop', loads=())"
     out = tmp_path / "out"
