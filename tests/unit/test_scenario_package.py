@@ -17,7 +17,7 @@ PACKAGED = ("ci", "coldstart", "full", "generative", "gpu", "llm_sizes", "online
 
 def test_scenario_directory_is_a_subpackage_of_bench_so_the_wheel_ships_it() -> None:
     package_dir = Path(bench.__file__).resolve().parent
-    assert SCENARIO_DIR == package_dir / "scenarios"
+    assert package_dir / "scenarios" == SCENARIO_DIR
     # an __init__.py makes setuptools' package discovery (include = ["bench*"]) take the folder into the wheel
     assert (SCENARIO_DIR / "__init__.py").is_file()
 
