@@ -13,7 +13,7 @@ and by what feeds them, never by node names.
   moving part of the channel's range into the (per-channel quantised) weight. The division is a constant Mul
   on the int8 branch only (the residual keeps X), so every scale stays fixed and a request's result still
   does not depend on its batch. (Folding the Mul into a per-channel QuantizeLinear was measured and
-  rejected: ONNX Runtime 1.32's per-axis QuantizeLinear on CPU is a scalar loop, half of the run time on
+  rejected: ONNX Runtime 1.32's per-axis QuantizeLinear on CPU took half of the profiled run time on
   MiniLM, where the Mul plus the per-tensor QuantizeLinear cost about 5%.)
 - `float_residuals`: ONNX Runtime's QDQ quantiser replaces a quantised tensor by its dequantised copy for
   every consumer, so the residual Add after a LayerNorm would carry the 8-bit rounding error into every later
