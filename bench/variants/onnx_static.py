@@ -13,17 +13,38 @@ How the file is made (once per model, calibration sample and tool versions; then
    BiasGelu) hide the types of 27 of the 36 linear layers' inputs from the quantiser; those run as weight-only
    int8 with fp32 arithmetic and the model is no faster than fp32. The same fusions still run: ONNX Runtime
    applies them when it loads the quantised graph, around the int8 MatMuls.)
-3. static QDQ quantisation of the linear layers (MatMul with a weight): per-channel symmetric int8 weights,
+3. SmoothQuant on the int8 layers of SMOOTH_MATMULS (bench.variants.static_graph.smooth): per input channel,
+   divide the activation and multiply the weight by s_c = amax_c^0.5 / wmax_c^0.5, so that LayerNorm's
+   outlier channels stop eating the 8 bits of a per-tensor activation scale (the float result is unchanged);
+4. static QDQ quantisation of the linear layers not in FLOAT_MATMULS: per-channel symmetric int8 weights,
    asymmetric uint8 activations with ranges from MinMax calibration on `calibration_texts` (the caller passes
    the train split's item texts and user profiles; a seeded sample of CALIBRATION_TEXTS of them), outputs left
    in float, so ONNX Runtime runs each as one MatMulIntegerToFloat (u8 x s8 GEMM, int32 accumulation).
-   LayerNorm, GELU, Softmax and the residual adds are never quantised. Measured which MatMuls must stay float
-   (cosine to fp32 embeddings of 32 ML-100K profiles; dynamic onnx-int8 for reference 0.9941): all 36 linear
-   layers int8 0.9917; the FFN down-projections (whose input is the GELU output, with its outliers) in float
-   0.9954 (FLOAT_MATMULS below). Percentile (99.99) calibration instead of MinMax: 0.959 (BERT's outlier
-   activations carry information; clipping them costs more than MinMax's coarser steps). The attention MatMuls (activation x activation) stay float: quantising the
-   softmax output to 8 bits is the classic accuracy loss, and they are a small share of the FLOPs here.
-4. where the CPU lacks VNNI, weights are uint8 as optimum does for AVX2 (u8 x s8 can saturate there).
+   LayerNorm, GELU, Softmax and the residual adds are never quantised, and they read float tensors: the
+   quantiser's dequantised copy of a LayerNorm output is given to the int8 MatMuls only (float_residuals).
+5. where the CPU lacks VNNI, weights are uint8 as optimum does for AVX2 (u8 x s8 can saturate there).
+
+Which layers stay float, measured (2026-11-29, a two-tower fine-tuned 150 steps on ML-100K random-8-1-1;
+NDCG@10 over all 943 test users relative to the same model in fp32, and the cosine of the projected user
+vectors; the per-user NDCG ratio moves by about half a percent between configurations whose vectors differ
+less than 1e-3, so only differences above that mean anything):
+- every linear layer int8: 91.4% (cosine 0.990 before projection), 97.5% with float residuals;
+- attention-out and FFN-down only: 99.7% / 99.2%; query/key/value only 99.4%; FFN-up only 99.2%;
+- with float residuals and SmoothQuant, query/key/value + attention-out int8 99.5%, FFN-up + attention-out
+  int8 100.5% (chosen: FLOAT_MATMULS), query/key/value + FFN-up + attention-out int8 98.5%;
+- SmoothQuant on the FFN-down input (the GELU output) made it worse (91.9% with all layers int8);
+- Percentile (99.99) calibration instead of MinMax: cosine 0.959 (outliers carry information).
+The attention products (activation x activation) stay float: quantising the softmax output to 8 bits is
+the classic accuracy loss. Speed is the other side of this trade and is modest: on a 2-core AVX-512 VNNI Xeon
+every-layer int8 reached 1.43x [1.36, 1.49] PyTorch fp32's offline throughput (load 2) at 97.5% of its
+NDCG@10; the chosen layers, which keep quality, run 42% of the linear FLOPs in int8: 1.24x [1.03, 1.48] at
+load 6-8 and 1.49x [1.30, 1.72] at load 4-5, not measured quiet. Load flatters every ONNX Runtime path
+against PyTorch (every-layer int8: 1.43x at load 2, 1.68-1.82x at load 4-8; ONNX Runtime fp32 0.92x at load
+2, 1.19-1.26x at load 4-8), so only a quiet run says what the chosen layers give.
+The rest of the time is not in the GEMMs (profile of one 32 x 91-token batch, every layer int8: int8 MatMuls
+33%, Softmax 14%, BiasGelu 12%, SkipLayerNorm 11%, float attention MatMuls 8%, Add 7%, Transpose 5%,
+QuantizeLinear 4%): the same elementwise work fp32 does, so int8 GEMMs alone cannot reach 1.5x there.
+(ONNX Runtime fp32 was not a faster baseline: 0.92x [0.89, 0.96] PyTorch fp32 at load 2.)
 """
 from __future__ import annotations
 
@@ -34,7 +55,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,15 +65,20 @@ from bench.data.cache import sha256_file
 from bench.errors import BenchError, ConfigError
 from bench.models import ResolvedModel, default_cache_dir, publish_dir
 from bench.variants.base import Preparation
+from bench.variants.static_graph import KINDS, float_residuals, matmul_kinds, smooth
 
 #: how many training texts calibrate the activation ranges (a seeded sample, profiles and items alike)
 CALIBRATION_TEXTS = 512
 CALIBRATION_BATCH = 32
 CALIBRATION_SEED = 0
-#: linear layers kept in float, by kind (see the module docstring for the measurement)
-FLOAT_MATMULS = ("attention", "ffn-down")
+#: linear layers kept in float, by kind (bench.variants.static_graph.KINDS; the module docstring has the measurement)
+FLOAT_MATMULS = ("attention", "qkv", "ffn-down")
+#: int8 linear layers whose input is smoothed (SmoothQuant), and the migration strength alpha
+SMOOTH_MATMULS = ("ffn-up",)
+SMOOTH_ALPHA = 0.5
 META = "recbench-static.json"
-FORMAT_VERSION = 1
+#: 2: SmoothQuant, float residuals, MatMul kinds told apart (the file changed for the same settings)
+FORMAT_VERSION = 2
 
 
 def calibration_sample(texts: Sequence[str], n: int = CALIBRATION_TEXTS, seed: int = CALIBRATION_SEED) -> list[str]:
@@ -72,6 +98,7 @@ def _settings(weight_type: str, max_length: int) -> dict[str, Any]:
     return {"format": FORMAT_VERSION, "quant_format": "QDQ", "op_types": ["MatMul"], "per_channel": True,
             "activation_type": "QUInt8", "weights_u8": weight_type != "QInt8", "calibrate_method": "MinMax",
             "outputs": "float", "float_matmuls": list(FLOAT_MATMULS), "max_length": max_length,
+            "smooth_matmuls": list(SMOOTH_MATMULS), "smooth_alpha": SMOOTH_ALPHA, "residuals": "float",
             "optimise_before_quantising": "onnxruntime.quantization quant_pre_process (basic level, shapes)"}
 
 
@@ -120,14 +147,16 @@ def build_static(model: ResolvedModel, calibration_texts: Sequence[str] | None, 
     staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=directory.name + ".tmp"))
     try:
         t0 = time.perf_counter()
-        steps = _make(model, sample, settings, staging)
+        steps, edits = _make(model, sample, settings, staging)
         quantize_s = time.perf_counter() - t0
         file = staging / "model.onnx"
-        meta = {"quantize_s": quantize_s, "steps_s": steps, "settings": settings, "model": model.name,
+        meta = {"quantize_s": quantize_s, "steps_s": steps, "graph_edits": edits, "settings": settings,
+                "model": model.name,
                 "weights_sha256": model.weights_sha256, "n_calibration_texts": len(sample),
                 "calibration_sha256": hashlib.sha256("\n".join(sample).encode()).hexdigest(),
                 "sha256": sha256_file(file), "file_bytes": file.stat().st_size,
-                "method": "onnxruntime.quantization.quantize_static (QDQ), MinMax calibration"}
+                "method": "SmoothQuant, then onnxruntime.quantization.quantize_static (QDQ), MinMax "
+                          "calibration; float residuals"}
         if note:
             meta["rebuilt"] = note
         (staging / META).write_text(json.dumps(meta, indent=2, sort_keys=True))
@@ -148,8 +177,10 @@ def build_static(model: ResolvedModel, calibration_texts: Sequence[str] | None, 
     return directory / "model.onnx", {**meta, "reused_from_cache": False, "verified_sha256": True}
 
 
-def _make(model: ResolvedModel, sample: list[str], settings: dict[str, Any], staging: Path) -> dict[str, float]:
-    """Export, optimise, calibrate and quantise into staging/model.onnx; returns each step's seconds."""
+def _make(model: ResolvedModel, sample: list[str], settings: dict[str, Any], staging: Path,
+          ) -> tuple[dict[str, float], dict[str, int]]:
+    """Export, optimise, smooth, calibrate and quantise into staging/model.onnx; returns each step's seconds
+    and what the graph edits changed."""
     from bench.variants.onnx import _main_export
 
     steps: dict[str, float] = {}
@@ -162,9 +193,9 @@ def _make(model: ResolvedModel, sample: list[str], settings: dict[str, Any], sta
     _optimise(export_dir / "model.onnx", optimised)
     steps["optimise_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    _quantise(optimised, staging / "model.onnx", model, sample, settings)
+    edits = _quantise(optimised, staging / "model.onnx", model, sample, settings)
     steps["calibrate_quantise_s"] = time.perf_counter() - t
-    return steps
+    return steps, edits
 
 
 def _quiet():
@@ -213,45 +244,77 @@ class _Reader:
         self._it = iter(self._batches)
 
 
-def float_matmuls(graph, kinds: Sequence[str] = FLOAT_MATMULS) -> list[str]:
-    """Names of the MatMul nodes to keep in float: "attention" (both inputs activations: scores and context),
-    "ffn-down" (weight taller than wide: the feed-forward down-projection, fed by the GELU output)."""
-    weights = {init.name: tuple(init.dims) for init in graph.initializer}
-    names = []
-    for n in graph.node:
-        if n.op_type != "MatMul":
-            continue
-        shape = next((weights[i] for i in n.input if i in weights), None)
-        attention = shape is None  # no weight input: both inputs are activations
-        ffn_down = shape is not None and len(shape) == 2 and shape[0] > shape[1]
-        if (attention and "attention" in kinds) or (ffn_down and "ffn-down" in kinds):
-            names.append(n.name)
-    return names
+def float_matmuls(graph: Any, kinds: Sequence[str] = FLOAT_MATMULS) -> list[str]:
+    """Names of the MatMul nodes to keep in float, by kind (bench.variants.static_graph.matmul_kinds):
+    "attention" (both inputs activations), "qkv", "attention-out", "ffn-up", "ffn-down"."""
+    unknown = set(kinds) - set(KINDS)
+    if unknown:
+        raise ConfigError(f"unknown MatMul kinds {sorted(unknown)}: choose from {', '.join(KINDS)}")
+    return [name for name, kind in matmul_kinds(graph).items() if kind in kinds]
 
 
-def _quantise(source: Path, target: Path, model: ResolvedModel, sample: list[str], settings: dict[str, Any]) -> None:
+def _channel_absmax(reader: _Reader) -> Callable[[Any, list[str]], dict[str, np.ndarray]]:
+    """Per-channel |max| of chosen tensors over the calibration batches, run on the float graph."""
+    def measure(model: Any, tensors: list[str]) -> dict[str, np.ndarray]:
+        import onnx
+        import onnxruntime as ort
+
+        probe = onnx.ModelProto()
+        probe.CopyFrom(model)
+        for name in tensors:
+            probe.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        amax: dict[str, np.ndarray] = {}
+        reader.rewind()
+        while (batch := reader.get_next()) is not None:
+            for name, value in zip(tensors, session.run(tensors, batch)):
+                channel = np.abs(value).reshape(-1, value.shape[-1]).max(axis=0)
+                amax[name] = np.maximum(amax[name], channel) if name in amax else channel
+        reader.rewind()
+        return amax
+    return measure
+
+
+def _quantise(source: Path, target: Path, model: ResolvedModel, sample: list[str], settings: dict[str, Any],
+              ) -> dict[str, int]:
+    """SmoothQuant, calibrate and quantise `source` into `target`, then give the residual path its float
+    tensors back; returns what each graph edit changed."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    graph = onnx.load(str(source), load_external_data=False).graph
-    exclude = float_matmuls(graph, settings["float_matmuls"])
-    reader = _Reader(model, sample, {i.name for i in graph.input}, settings["max_length"])
+    graph_model = onnx.load(str(source))
+    exclude = float_matmuls(graph_model.graph, settings["float_matmuls"])
+    reader = _Reader(model, sample, {i.name for i in graph_model.graph.input}, settings["max_length"])
+    edits = {"float_matmuls": len(exclude)}
+    edits["smoothed_tensors"] = smooth(graph_model, settings["smooth_matmuls"], settings["smooth_alpha"],
+                                       _channel_absmax(reader))
+    smoothed = source.with_name("smoothed.onnx")
+    onnx.save(graph_model, str(smoothed))
     root, level = _quiet()
     try:
-        quantize_static(str(source), str(target), reader, quant_format=QuantFormat.QDQ,
-                        op_types_to_quantize=settings["op_types"], per_channel=settings["per_channel"],
-                        activation_type=QuantType.QUInt8,
-                        weight_type=QuantType.QUInt8 if settings["weights_u8"] else QuantType.QInt8,
-                        nodes_to_exclude=exclude, calibrate_method=CalibrationMethod.MinMax,
-                        extra_options={"WeightSymmetric": not settings["weights_u8"], "ActivationSymmetric": False,
-                                       # float outputs: one MatMulIntegerToFloat per layer, no requantisation
-                                       "OpTypesToExcludeOutputQuantization": ["MatMul"]})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_static(str(smoothed), str(target), reader, quant_format=QuantFormat.QDQ,
+                            op_types_to_quantize=settings["op_types"], per_channel=settings["per_channel"],
+                            activation_type=QuantType.QUInt8,
+                            weight_type=QuantType.QUInt8 if settings["weights_u8"] else QuantType.QInt8,
+                            nodes_to_exclude=exclude, calibrate_method=CalibrationMethod.MinMax,
+                            extra_options={"WeightSymmetric": not settings["weights_u8"],
+                                           "ActivationSymmetric": False,
+                                           # float outputs: one MatMulIntegerToFloat per layer, no requantisation
+                                           "OpTypesToExcludeOutputQuantization": ["MatMul"]})
     except Exception as exc:  # noqa: BLE001
         from bench.variants.onnx import _one_line
         raise BenchError(f"ONNX Runtime static int8 quantisation of {model.name} failed ({_one_line(exc)}): use "
                          "--variant onnx-int8 instead") from None
     finally:
         root.setLevel(level)
+    quantised = onnx.load(str(target))
+    edits["residual_inputs_made_float"] = float_residuals(quantised.graph)
+    onnx.save(quantised, str(target))
+    return edits
 
 
 def build_onnx_static(model: ResolvedModel, device: str, threads: int, cache_dir: Path | None,
