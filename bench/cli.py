@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import NoReturn, Sequence
+from typing import NoReturn
 
 from bench.errors import BenchError, ConfigError
 from bench.scenario import SkipScenario
@@ -44,7 +45,7 @@ def _int_list(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(part) for part in _csv_list(text))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers (e.g. 1,32,256)")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers (e.g. 1,32,256)") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -187,7 +188,8 @@ def _dispatch(args, parser) -> int:
 
 
 def _run(args) -> int:
-    from bench import runner, scenario as scenario_mod
+    from bench import runner
+    from bench import scenario as scenario_mod
     from bench.console import RunDisplay, print_summary
 
     if args.resume is not None and args.out is not None:

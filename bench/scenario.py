@@ -8,9 +8,10 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from bench.errors import BenchError, ConfigError
 from bench.measure.load_registry import DEFAULT_LOADS, OFFLINE, SERVER, SINGLE_STREAM
@@ -53,7 +54,7 @@ class CellSpec:
     #: Settings fields overridden for this cell alone (e.g. fewer timed batches for a 1.5B decoder)
     settings: dict[str, Any] = field(default_factory=dict)
 
-    def settings_for(self, base: "Settings") -> "Settings":
+    def settings_for(self, base: Settings) -> Settings:
         """The scenario's Settings with this cell's overrides; an unknown field fails in one line.
 
         The cell's own `batch_sizes` always sweep exactly those sizes (an adaptive sweep included)."""
@@ -197,10 +198,10 @@ class Scenario:
             described["plugins"] = list(self.plugins)
         return described
 
-    def with_settings(self, **changes: Any) -> "Scenario":
+    def with_settings(self, **changes: Any) -> Scenario:
         return replace(self, settings=replace(self.settings, **changes))
 
-    def filtered(self, datasets: Sequence[str] | None = None, recommenders: Sequence[str] | None = None) -> "Scenario":
+    def filtered(self, datasets: Sequence[str] | None = None, recommenders: Sequence[str] | None = None) -> Scenario:
         cells = self.cells
         if datasets:
             # --dataset swaps the dataset of every cell (same matrix on the user's data)
@@ -276,13 +277,14 @@ def load(name_or_path: str) -> Scenario:
     """A scenario by name (one of the packaged bench/scenarios/NAME.py) or by a path ending in .py."""
     path = _locate(str(name_or_path))
     spec = importlib.util.spec_from_file_location(f"recbench_scenario_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"scenario {path} cannot be imported as a Python module; give a .py file")
     module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
     try:
         spec.loader.exec_module(module)
     except SkipScenario:
         raise
-    except Exception as exc:  # a broken scenario file is the user's to fix: say where
+    except Exception as exc:  # noqa: BLE001 - a broken scenario file is the user's to fix: say where
         raise ConfigError(f"scenario {path} failed to load ({exc.__class__.__name__}: {_first_line(exc)}); "
                           "fix that file") from None
     scenario = getattr(module, "SCENARIO", None)
