@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bench import metrics
+from bench.measure.load_registry import SERVER, SINGLE_STREAM
 from bench.results import CellResult, RunResult, pricing_record, with_derived
 
 if TYPE_CHECKING:
@@ -99,8 +100,8 @@ def print_summary(run: RunResult, out_dir: Path) -> None:
     for c in cells:
         status = c.status if c.label != "cost-only" else f"{c.status} (cost-only)"
         table.add_row(escape(names[c.cell]), status, _fmt(c, "ndcg@10"), _fmt(c, "recall@10"), _fmt(c, "fit_s", digits=3),
-                      _best(c, "throughput_users_per_s"), _fmt(c, "latency_p50_ms", "single-stream", digits=3),
-                      _fmt(c, "latency_p99_ms", "single-stream", digits=3), _fmt(c, "max_qps_at_slo", "server", digits=3),
+                      _best(c, "throughput_users_per_s"), _fmt(c, "latency_p50_ms", SINGLE_STREAM, digits=3),
+                      _fmt(c, "latency_p99_ms", SINGLE_STREAM, digits=3), _fmt(c, "max_qps_at_slo", SERVER, digits=3),
                       _fmt(c, "peak_rss_bytes", scale=1 / 2**20, digits=3), _fmt(c, metrics.USD_PER_1K, digits=3))
     out.print(table)
     mapping = pricing_record(run)

@@ -64,6 +64,7 @@ from typing import Any, Callable, Literal, Sequence
 import numpy as np
 
 from bench.errors import BenchError, ConfigError
+from bench.measure.load_registry import OFFLINE, SERVER
 from bench.metrics import (
     ENERGY_PER_1K,
     HOSTED_CACHED,
@@ -85,10 +86,12 @@ from bench.results import (
     RunResult,
     best_throughput,
 )
+from bench.variants.registry import FP16, FP32, INT8, precision_of
 
 DEFAULT_PRICES = "prices.toml"  # package data of `bench`
 PRICE_SHEET_SCHEMA = 1
-PRECISIONS = ("fp32", "fp16", "int8")
+#: the precisions a price sheet's peak_gflops may name (bf16 work is held against the fp16 peak: precision_of)
+PRECISIONS = (FP32, FP16, INT8)
 # the metric names this module writes (and strips before recomputing, so add_costs is idempotent) are
 # bench.metrics' USD_PER_1K, PROJECTED_PREFIX, ONE_TIME_USD, ONE_TIME_PER_1K, ENERGY_PER_1K and the HOSTED_* names
 
@@ -297,13 +300,6 @@ def hosted_usd_per_rec(price: HostedPrice, input_tokens: float, cached_input_tok
     if cached_rate is not None:
         usd += cached_input_tokens * cached_rate
     return usd / 1e6
-
-
-def precision_of(variant: str) -> str:
-    """The arithmetic precision a variant runs at, for choosing a peak figure."""
-    from bench.variants.registry import precision_of as registered_precision  # the variant registry decides
-
-    return registered_precision(variant)
 
 
 # ====================================================================== mapping this machine
@@ -544,10 +540,10 @@ def _local_peaks(machine: dict[str, Any], mapping: Mapping | None) -> tuple[floa
     if isinstance(gflops, (int, float)) and gflops > 0:
         bw_bytes = float(gbs) * 1e9 if isinstance(gbs, (int, float)) and gbs > 0 else None
         return float(gflops) * 1e9, bw_bytes, "this machine's GEMM peak and bandwidth measured at run start"
-    if mapping is not None and mapping.price.peak_gflops.get("fp32"):
+    if mapping is not None and mapping.price.peak_gflops.get(FP32):
         p = mapping.price
         bw_bytes = p.mem_bw_gbs * 1e9 * mapping.share if p.mem_bw_gbs else None
-        return p.peak_gflops["fp32"] * 1e9 * mapping.share, bw_bytes, \
+        return p.peak_gflops[FP32] * 1e9 * mapping.share, bw_bytes, \
             f"{p.name} sheet peak x share {mapping.share:g} (no run-start measurement)"
     return None, None, "no peak figure for this machine"
 
@@ -573,9 +569,9 @@ def _project(cell: CellResult, run: RunResult, prices: PriceSheet, mapping: Mapp
     # the run-start GEMM is fp32: scale it to the cell's precision by the mapped instance's sheet ratio
     ratio_note = ""
     sheet_peaks = mapping.price.peak_gflops if mapping is not None else {}
-    if precision != "fp32" and precision in sheet_peaks and "fp32" in sheet_peaks:
-        p_here *= sheet_peaks[precision] / sheet_peaks["fp32"]
-        ratio_note = f"; {precision} peak here = fp32 peak x {sheet_peaks[precision] / sheet_peaks['fp32']:.3g} ({mapping.instance} sheet ratio)"
+    if precision != FP32 and precision in sheet_peaks and FP32 in sheet_peaks:
+        p_here *= sheet_peaks[precision] / sheet_peaks[FP32]
+        ratio_note = f"; {precision} peak here = {FP32} peak x {sheet_peaks[precision] / sheet_peaks[FP32]:.3g} ({mapping.instance} sheet ratio)"
     measured_s = 1.0 / throughput.value
     raw_efficiency = _bound_s(flops, bytes_, p_here, w_here) / measured_s
     efficiency = min(1.0, raw_efficiency)
@@ -584,14 +580,14 @@ def _project(cell: CellResult, run: RunResult, prices: PriceSheet, mapping: Mapp
     for hw in prices.hardware.values():
         if not hw.peak_gflops or (mapping is not None and mapping.share == 1.0 and hw.name == mapping.instance):
             continue  # the mapped instance is measured, never projected
-        used = precision if precision in hw.peak_gflops else "fp32"
+        used = precision if precision in hw.peak_gflops else FP32
         if used not in hw.peak_gflops:
             continue
         bw = hw.mem_bw_gbs * 1e9 if hw.mem_bw_gbs else None
         s_per_rec = _bound_s(flops, bytes_, hw.peak_gflops[used] * 1e9, bw) / efficiency
         recs_per_s = 1.0 / s_per_rec
         usd = usd_per_1k_recs(hw.usd_per_hour, recs_per_s)
-        cell.add(PROJECTED_PREFIX + hw.name, usd, "usd", load="offline", label="projected",
+        cell.add(PROJECTED_PREFIX + hw.name, usd, "usd", load=OFFLINE, label="projected",
                  flag=f"roofline model, {efficiency:.1%} of roofline as measured here, {used} peak")
         targets[hw.name] = {"recs_per_s": recs_per_s, "usd_per_1k_recs": usd, "precision": used,
                             "peak_gflops": hw.peak_gflops[used], "mem_bw_gbs": hw.mem_bw_gbs,
@@ -689,14 +685,14 @@ def _cell_costs(cell: CellResult, run: RunResult, sheet: PriceSheet, instance: s
     throughput = best_throughput(cell)
     if throughput is not None:
         lo, hi = _cost_ci(mapping.hourly_usd, throughput)
-        cell.add(USD_PER_1K, usd_per_1k_recs(mapping.hourly_usd, throughput.value), "usd", load="offline",
+        cell.add(USD_PER_1K, usd_per_1k_recs(mapping.hourly_usd, throughput.value), "usd", load=OFFLINE,
                  n=throughput.n, ci95_low=lo, ci95_high=hi, flag=throughput.flag)
         record["throughput_users_per_s"] = throughput.value
     else:
         record["no_throughput"] = "no offline throughput_users_per_s: no per-request cost"
     server = _server_rate(cell)
     if server is not None:
-        cell.add(USD_PER_1K, usd_per_1k_recs(mapping.hourly_usd, server.value), "usd", load="server",
+        cell.add(USD_PER_1K, usd_per_1k_recs(mapping.hourly_usd, server.value), "usd", load=SERVER,
                  n=server.n, flag=server.flag)
         record["max_qps_at_slo"] = server.value
 

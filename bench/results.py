@@ -26,6 +26,7 @@ from typing import Any
 
 from bench import metrics as metrics_catalogue
 from bench.errors import BenchError, disk_full
+from bench.measure.load_registry import OFFLINE
 from bench.measure.row import MetricRow
 
 __all__ = ["CellDerived", "CellResult", "Derived", "HostedLine", "MetricRow", "Pricing", "RunResult", "SizeFitGroup",
@@ -478,7 +479,7 @@ def pricing_record(run: RunResult) -> dict[str, Any]:
 def best_throughput(cell: CellResult) -> MetricRow | None:
     """The offline load's best `throughput_users_per_s` row (the batch-sweep maximum): what cost, utilisation and
     the roofline are computed from, and what reports show as a cell's throughput."""
-    rows = [m for m in cell.metrics if m.metric == metrics_catalogue.THROUGHPUT and m.load in ("offline", "")
+    rows = [m for m in cell.metrics if m.metric == metrics_catalogue.THROUGHPUT and m.load in (OFFLINE, "")
             and m.value is not None and math.isfinite(m.value) and m.value > 0]
     return max(rows, key=lambda m: m.value) if rows else None
 

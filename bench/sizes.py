@@ -29,9 +29,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from bench.errors import ConfigError
+from bench.measure.load_registry import OFFLINE, SINGLE_STREAM
 from bench.metrics import OUTPUT_TOKENS_PER_S, USD_PER_1K
 from bench.powerlaw import fit_log_log
 from bench.results import CellResult, RunResult
+from bench.variants.registry import FP16, FP32, INT8
 
 __all__ = ["OUTPUT_TOKENS_PER_S", "PowerLaw", "SizeFit", "SizePoint", "fit_power_law", "fits_from_run",
            "model_parameters", "parameters_of", "size_label"]
@@ -41,13 +43,14 @@ DECODER_RANK = "llm-decoder-rank"
 REFERENCE_PARAMETERS = 1e8
 #: (metric, load) fitted against parameters; load "" matches rows without a load
 FIT_METRICS: tuple[tuple[str, str], ...] = (
-    (USD_PER_1K, "offline"),
-    ("latency_p50_ms", "single-stream"),
+    (USD_PER_1K, OFFLINE),
+    ("latency_p50_ms", SINGLE_STREAM),
     ("encode_items_s", ""),
     ("footprint_bytes", ""),
 )
 PROJECT_TO: dict[str, float] = {"1B": 1e9, "7B": 7e9}
-BYTES_PER_PARAMETER = {"fp32": 4, "fp16": 2, "int8": 1}
+#: bytes a weight takes at each peak precision (bf16 variants are held at fp16's: precision_of)
+BYTES_PER_PARAMETER = {FP32: 4, FP16: 2, INT8: 1}
 FIT_PREFIXES = ("size_fit_exponent@", "size_fit_r2@", "size_projected_")
 GENERATED_TOKENS = "new_tokens_per_rec"
 

@@ -16,6 +16,7 @@ import json
 import math
 from collections.abc import Sequence
 
+from bench.measure.load_registry import OFFLINE
 from bench.metrics import OUTPUT_TOKENS_PER_S
 from bench.results import SIZE_FIT_RECOMMENDER, CellResult, MetricRow, RunResult, SizeFitGroup, best_throughput
 from bench.sizes import (
@@ -29,6 +30,7 @@ from bench.sizes import (
     parameters_of,
     size_label,
 )
+from bench.variants.registry import precision_of
 
 
 def _metric_row(cell: CellResult, metric: str, load: str) -> MetricRow | None:
@@ -58,8 +60,6 @@ def _group_key(cell: CellResult) -> tuple:
 
 
 def memory_flag(parameters: float, variant: str, memory_total_bytes: int | None) -> str:
-    from bench.cost import precision_of
-
     precision = precision_of(variant)
     need = parameters * BYTES_PER_PARAMETER[precision]
     if memory_total_bytes and need > memory_total_bytes:
@@ -142,13 +142,13 @@ def _add_generation_rates(run: RunResult) -> None:
         tokens = cell.metric(GENERATED_TOKENS)
         if cell.status == "failed" or tokens is None or not tokens.value:
             continue
-        cell.metrics[:] = [m for m in cell.metrics if not (m.metric == OUTPUT_TOKENS_PER_S and m.load == "offline")]
+        cell.metrics[:] = [m for m in cell.metrics if not (m.metric == OUTPUT_TOKENS_PER_S and m.load == OFFLINE)]
         throughput = best_throughput(cell)
         if throughput is None:
             continue
         scale = tokens.value
         cell.metrics.append(MetricRow(
-            OUTPUT_TOKENS_PER_S, throughput.value * scale, "tokens/s", load="offline", n=throughput.n,
+            OUTPUT_TOKENS_PER_S, throughput.value * scale, "tokens/s", load=OFFLINE, n=throughput.n,
             ci95_low=throughput.ci95_low * scale if throughput.ci95_low else None,
             ci95_high=throughput.ci95_high * scale if throughput.ci95_high else None,
             flag=f"best offline throughput x {scale:g} new tokens per recommendation", label=throughput.label))

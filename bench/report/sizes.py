@@ -14,6 +14,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, NullFormatter
 
+from bench.measure.load_registry import OFFLINE, SINGLE_STREAM
 from bench.metrics import USD_PER_1K
 from bench.report.charts import INSTANCE_COLOURS, Chart, _figure, _save
 from bench.report.html import Footnotes, _label, _table, esc
@@ -22,6 +23,7 @@ from bench.report.view import CellView, mib, num, sig, usd
 from bench.results import RunResult
 from bench.sizes import BYTES_PER_PARAMETER, DECODER_RANK, GENERATED_TOKENS, OUTPUT_TOKENS_PER_S, PROJECT_TO, SizeFit, \
     fits_from_run, parameters_of, size_label
+from bench.variants.registry import FP32
 
 #: what the chart draws, in panel order: (metric, axis label, value formatter)
 PANELS = ((USD_PER_1K, "US$ per 1,000 recommendations (offline, log)", usd),
@@ -78,10 +80,10 @@ def size_chart(fits: list[SizeFit], out_dir: Path, memory_total_bytes: int | Non
         lo = min(p.parameters for f in mine for p in f.points) / 1.8
         ax.set_xlim(lo, top)
         if memory_total_bytes:
-            limit = memory_total_bytes / BYTES_PER_PARAMETER["fp32"]
+            limit = memory_total_bytes / BYTES_PER_PARAMETER[FP32]
             if limit < top:
                 ax.axvspan(max(limit, lo), top, color="0.88", zorder=0)
-                ax.text(max(limit, lo) * 1.08, 0.04, "fp32 weights exceed memory", rotation=90,
+                ax.text(max(limit, lo) * 1.08, 0.04, f"{FP32} weights exceed memory", rotation=90,
                         transform=ax.get_xaxis_transform(), fontsize=7.5, color="0.35", va="bottom", ha="left")
         for gi, f in enumerate(mine):
             c = colours[_group_name(f)]
@@ -119,7 +121,7 @@ def size_chart(fits: list[SizeFit], out_dir: Path, memory_total_bytes: int | Non
     handles += [Line2D([], [], color="0.3", ls=":", label="fit extrapolated"),
                 Line2D([], [], color="0.3", marker="D", markerfacecolor="white", ls="", label="projected (not measured)")]
     if memory_total_bytes:
-        handles.append(Patch(color="0.88", label="fp32 weights exceed memory"))
+        handles.append(Patch(color="0.88", label=f"{FP32} weights exceed memory"))
     fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8.5, frameon=False)
     fig.suptitle(chart.title, fontsize=12)
     chart.path = _save(fig, out_dir, f"{name}.png")
@@ -159,8 +161,8 @@ def _explain_rows(views: list[CellView]) -> list[list[str]]:
         c = v.cell
         n = c.metric("ttft_p50_ms")
         params = parameters_of(c)
-        single = c.metric(OUTPUT_TOKENS_PER_S, load="single-stream")
-        offline = c.metric(OUTPUT_TOKENS_PER_S, load="offline")
+        single = c.metric(OUTPUT_TOKENS_PER_S, load=SINGLE_STREAM)
+        offline = c.metric(OUTPUT_TOKENS_PER_S, load=OFFLINE)
         flops = c.metric("flops_per_rec")
         rows.append([
             v.name, f"{_short_model(str(c.params.get('model', '')))} {size_label(params) if params else ''}".strip(),

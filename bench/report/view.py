@@ -11,6 +11,7 @@ import numpy as np
 
 from bench import metrics
 from bench.analysis.paired import QUALITY, Comparison, compare_cells
+from bench.measure.load_registry import OFFLINE, SERVER, SINGLE_STREAM
 from bench.results import (
     HOSTED_DEVICE,
     HOSTED_RECOMMENDER,
@@ -21,10 +22,11 @@ from bench.results import (
     best_throughput,
     with_derived,
 )
+from bench.variants.registry import FP32
 
 QUALITY_LABEL = "NDCG@10"
 NO_VARIANT = "none"
-REFERENCE_VARIANT = "fp32"
+REFERENCE_VARIANT = FP32
 PREFERRED_CLASSIC = "ease"  # the classic reference of headline comparisons when present
 
 
@@ -124,11 +126,11 @@ def build_views(run: RunResult) -> list[CellView]:
         v.quality = _finite(c.metric(QUALITY))
         v.recall = _finite(c.metric("recall@10"))
         v.throughput = best_throughput(c)
-        v.usd = _finite(c.metric(metrics.USD_PER_1K, load="offline"))
-        v.usd_server = _finite(c.metric(metrics.USD_PER_1K, load="server"))
+        v.usd = _finite(c.metric(metrics.USD_PER_1K, load=OFFLINE))
+        v.usd_server = _finite(c.metric(metrics.USD_PER_1K, load=SERVER))
         v.hosted_usd = _finite(c.metric(metrics.HOSTED_USD))
         for p in ("p50", "p90", "p99"):
-            row = _finite(c.metric(f"latency_{p}_ms", load="single-stream") or c.metric(f"latency_{p}_ms"))
+            row = _finite(c.metric(f"latency_{p}_ms", load=SINGLE_STREAM) or c.metric(f"latency_{p}_ms"))
             if row is not None:
                 v.latency[p] = row
         v.latency_samples_ms = latency_samples(c)
@@ -155,7 +157,7 @@ def latency_samples(cell: CellResult) -> np.ndarray | None:
     """Raw single-stream latencies (ms): the warm timing with the most samples."""
     best = None
     for t in cell.timings:
-        if not isinstance(t, dict) or t.get("load") != "single-stream" or "cold" in str(t.get("name", "")):
+        if not isinstance(t, dict) or t.get("load") != SINGLE_STREAM or "cold" in str(t.get("name", "")):
             continue
         samples = t.get("samples_ms")
         if samples and (best is None or len(samples) > len(best)):
