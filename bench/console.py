@@ -28,7 +28,7 @@ class RunDisplay:
         self._cell_started: dict[str, float] = {}  # by cell name: an executor may run several cells at once
         self._run_started = time.monotonic()
 
-    def __enter__(self) -> "RunDisplay":
+    def __enter__(self) -> RunDisplay:
         self._status = console.status(f"recbench run {self.scenario}: starting")
         self._status.__enter__()
         return self

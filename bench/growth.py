@@ -117,7 +117,7 @@ def _n_items_from_name(dataset: str) -> int | None:
     from bench.data.synthetic import parse_spec
     try:
         return parse_spec(dataset).n_items
-    except Exception:
+    except ConfigError:  # a malformed spec names no size
         return None
 
 

@@ -18,8 +18,7 @@ from matplotlib.patches import Patch
 from matplotlib.transforms import Bbox
 
 from bench.analysis.paired import compare_cells, frontier
-from bench.report.view import (QUALITY, QUALITY_LABEL, CellView, fp32_sibling, mib, num, reference_classic, sig,
-                               usd)
+from bench.report.view import QUALITY, QUALITY_LABEL, CellView, fp32_sibling, mib, num, reference_classic, sig, usd
 from bench.results import atomic_write_bytes
 
 DPI = 110
@@ -321,7 +320,7 @@ def latency_cdf(views: list[CellView], out_dir: Path) -> Chart:
         return chart
     fig, ax, shade = _series_figure(len(rows))
     all_samples = np.concatenate([v.latency_samples_ms for v in rows])
-    for i, v in enumerate(rows):
+    for v in rows:
         s = np.sort(v.latency_samples_ms)
         y = np.arange(1, len(s) + 1) / len(s)
         p50, p99 = v.latency.get("p50"), v.latency.get("p99")

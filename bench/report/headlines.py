@@ -8,9 +8,24 @@ from dataclasses import dataclass, field
 
 from bench.analysis.blend import blend_choice
 from bench.analysis.paired import compare_cells, frontier
-from bench.report.view import (QUALITY, QUALITY_LABEL, CellView, comparison_figures, fp32_sibling, gate_words,
-                               kept_clause, num, on_users, quality_clause, ratio, reference_classic, share_pct,
-                               short_diff, sig, usd)
+from bench.report.view import (
+    QUALITY,
+    QUALITY_LABEL,
+    CellView,
+    comparison_figures,
+    fp32_sibling,
+    gate_words,
+    kept_clause,
+    num,
+    on_users,
+    quality_clause,
+    ratio,
+    reference_classic,
+    share_pct,
+    short_diff,
+    sig,
+    usd,
+)
 
 
 @dataclass

@@ -4,8 +4,9 @@ from __future__ import annotations
 import base64
 import html
 import json
+from collections.abc import Iterable
 from importlib import resources
-from typing import Any, Iterable
+from typing import Any
 
 from bench import metrics
 from bench.report.charts import Chart

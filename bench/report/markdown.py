@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import html
-from typing import Iterable
+from collections.abc import Iterable
 
 from bench.report.headlines import Headline
 from bench.report.view import QUALITY_LABEL, CellView, mib, num, same_sample_note, sig, usd

@@ -7,6 +7,7 @@ bootstrap intervals, cost ratios), put into words. Renders rows only; computes n
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from matplotlib.lines import Line2D
@@ -127,17 +128,21 @@ HEAD = ["strategy", "NDCG@10", "Recall@10", "fresh Recall@10", "update wall s (t
         "Δ NDCG@10 vs full update [95% CI]", "update cost vs full update"]
 
 
+def _value(cell: CellResult, metric: str, fmt: Callable[[float], str] = sig) -> str:
+    row = summary_row(cell, metric)
+    return fmt(row.value) if row is not None else "–"
+
+
 def _table_rows(rows: list[CellView]) -> list[list[str]]:
     out = []
     for v in rows:
         c = v.cell
-        val = lambda m, fmt=sig: fmt(r.value) if (r := summary_row(c, m)) is not None else "–"  # noqa: E731
         delay = summary_row(c, "freshness_delay_s")
         ratio_row = summary_row(c, "update_usd_ratio_vs_full_update")
-        out.append([v.name, val(NDCG), val(RECALL), val(FRESH), val("update_wall_s_total"), val("update_cpu_s_total"),
-                    val("update_usd_total", usd), val("update_usd_per_day", usd),
-                    "–" if delay is None else sig(delay.value / DAY_S),
-                    val("unreflected_event_share", lambda x: f"{x * 100:.1f}%"),
+        out.append([v.name, _value(c, NDCG), _value(c, RECALL), _value(c, FRESH), _value(c, "update_wall_s_total"),
+                    _value(c, "update_cpu_s_total"), _value(c, "update_usd_total", usd),
+                    _value(c, "update_usd_per_day", usd), "–" if delay is None else sig(delay.value / DAY_S),
+                    _value(c, "unreflected_event_share", lambda x: f"{x * 100:.1f}%"),
                     mib(v.peak_rss.value) if v.peak_rss else "–", diff_text(summary_row(c, NDCG + DIFF)),
                     ratio(ratio_row.value) if ratio_row is not None else "–"])
     return out

@@ -8,7 +8,6 @@ number of points of every fit, and the projected figure at the largest size wher
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np

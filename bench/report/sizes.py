@@ -21,8 +21,17 @@ from bench.report.html import Footnotes, _label, _table, esc
 from bench.report.sections import Section
 from bench.report.view import CellView, mib, num, sig, usd
 from bench.results import RunResult
-from bench.sizes import BYTES_PER_PARAMETER, DECODER_RANK, GENERATED_TOKENS, OUTPUT_TOKENS_PER_S, PROJECT_TO, SizeFit, \
-    fits_from_run, parameters_of, size_label
+from bench.sizes import (
+    BYTES_PER_PARAMETER,
+    DECODER_RANK,
+    GENERATED_TOKENS,
+    OUTPUT_TOKENS_PER_S,
+    PROJECT_TO,
+    SizeFit,
+    fits_from_run,
+    parameters_of,
+    size_label,
+)
 from bench.variants.registry import FP32
 
 #: what the chart draws, in panel order: (metric, axis label, value formatter)

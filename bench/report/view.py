@@ -320,10 +320,7 @@ def pct(x: float) -> str:
 def num(x: float | None, unit: str = "") -> str:
     if x is None or not math.isfinite(x):
         return "n/a"
-    if abs(x) >= 1000:
-        s = f"{x:,.0f}"
-    else:
-        s = sig(x)
+    s = f"{x:,.0f}" if abs(x) >= 1000 else sig(x)
     return f"{s} {unit}".strip()
 
 
