@@ -14,23 +14,23 @@ Schema history (read by `load`, older files upgraded on read):
 from __future__ import annotations
 
 import csv
-import errno
 import io
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from bench import metrics as metrics_catalogue
-from bench.errors import BenchError, disk_full
+from bench.atomic_io import atomic_write_bytes, atomic_write_text
+from bench.errors import BenchError
 from bench.measure.load_registry import OFFLINE
 from bench.measure.row import MetricRow
 
+#: atomic_write_text / atomic_write_bytes are bench.atomic_io's, re-exported for the callers that import them from here
 __all__ = ["CellDerived", "CellResult", "Derived", "HostedLine", "MetricRow", "Pricing", "RunResult", "SizeFitGroup",
-           "from_dict", "load", "split_derived", "to_dict", "with_derived", "write", "write_json"]
+           "atomic_write_bytes", "atomic_write_text", "from_dict", "load", "split_derived", "to_dict", "with_derived",
+           "write", "write_json"]
 
 SCHEMA_VERSION = 2
 CSV_COLUMNS = ["run_id", "cell", "dataset", "split", "recommender", "variant", "device", "load",
@@ -620,38 +620,6 @@ def _fmt(v: float | None) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return ""
     return repr(float(v))
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, fsync, then rename over it: readers never see half a file."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """As atomic_write_text, for bytes (chart PNGs). A full disk raises one-line DiskFullError naming the path
-    and the space needed; the previous file, if any, is left as it was."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise disk_full(path, len(data)) from None
-        raise
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are meant to be shared like any written file
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise disk_full(path, len(data)) from None
-        raise
 
 
 def write_json(run: RunResult, path: Path) -> Path:
