@@ -50,6 +50,9 @@ FIT_METRICS: tuple[tuple[str, str], ...] = (
     ("footprint_bytes", ""),
 )
 PROJECT_TO: dict[str, float] = {"1B": 1e9, "7B": 7e9}
+#: the fewest model sizes a fit is projected from: through two points any line fits exactly, so their exponent is
+#: reported (flagged as rough) but projects nothing
+MIN_SIZES_TO_PROJECT = 3
 #: bytes a weight takes at each peak precision (bf16 variants are held at fp16's: precision_of)
 BYTES_PER_PARAMETER = {FP32: 4, FP16: 2, INT8: 1}
 FIT_PREFIXES = ("size_fit_exponent@", "size_fit_r2@", "size_projected_")
@@ -189,12 +192,21 @@ class SizeFit:
         return asdict(self)
 
 
+def sizes_of(points: Sequence[SizePoint]) -> int:
+    """How many different model sizes the points measure."""
+    return len({p.parameters for p in points})
+
+
 def fits_from_run(run: RunResult) -> list[SizeFit]:
-    """The fits recorded in a run's derived section (for reports of a results file)."""
+    """The fits recorded in a run's derived section (for reports of a results file). A fit over fewer than
+    MIN_SIZES_TO_PROJECT sizes comes back without projections, also from a file written before that rule."""
     out = []
     for group in run.derived.size_fits:
         for d in group.fits:
             fit = PowerLaw(**{**d["fit"], "exponent_ci95": tuple(d["fit"]["exponent_ci95"])
                               if d["fit"].get("exponent_ci95") else None})
-            out.append(SizeFit(**{**d, "points": [SizePoint(**p) for p in d["points"]], "fit": fit}))
+            f = SizeFit(**{**d, "points": [SizePoint(**p) for p in d["points"]], "fit": fit})
+            if sizes_of(f.points) < MIN_SIZES_TO_PROJECT:
+                f.projections, f.flags = {}, {}
+            out.append(f)
     return out

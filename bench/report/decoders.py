@@ -22,7 +22,7 @@ from bench.metrics import suffix
 from bench.report.charts import INSTANCE_COLOURS, INSTANCE_MARKERS, Chart, _figure, _rows_height, _save
 from bench.report.html import Footnotes, _label, _table, esc
 from bench.report.sections import Section
-from bench.report.sizes import FIT_HEAD, _fit_rows, size_chart
+from bench.report.sizes import FIT_HEAD, NOT_PROJECTED_NOTE, _fit_rows, projection_html, projection_md, size_chart
 from bench.report.view import CellView, mib, num, ratio, sig, usd
 from bench.results import MetricRow, RunResult
 from bench.sizes import DECODER_RANK as RECOMMENDER
@@ -221,7 +221,7 @@ FIT_METHOD = ("y = a (N / 1e8)^b by least squares on log y against log N, one fi
               "and GPT-2 apart), mode, N and variant; the bracket is the exponent's 95% interval (Student t, n - 2 "
               "degrees of freedom). A projection assumes the same family, hardware, threads and request; beyond the "
               "largest measured size it extrapolates, and a 7B model's fp32 weights alone (28 GB) exceed a 24 GiB "
-              "machine. Projections are never measurements.")
+              f"machine. Projections are never measurements. {NOT_PROJECTED_NOTE}")
 
 
 def section(run: RunResult, views: list[CellView], out_dir: Path) -> Section | None:
@@ -249,14 +249,14 @@ def section(run: RunResult, views: list[CellView], out_dir: Path) -> Section | N
         fit_notes = Footnotes()
         parts.append("<h3>Cost against parameters: the fitted power law and its projections</h3>")
         parts.append(_table(FIT_HEAD, [("ok", [esc(x) for x in cells_[:5]] +
-                                        [f"{esc(x)} {_label('projected')}{fit_notes.mark(flag)}"
-                                         for x, flag in zip(cells_[5:], flags)]) for cells_, flags in fit_rows],
+                                        [projection_html(x, flag, fit_notes) for x, flag in zip(cells_[5:], flags)])
+                                       for cells_, flags in fit_rows],
                             text_cols=(1, 4)))
         parts.append(fit_notes.html())
         parts.append(f"<p>{esc(FIT_METHOD)}</p>")
         md += ["### Cost against parameters (fitted; projections labelled)", "", "| " + " | ".join(FIT_HEAD) + " |",
                "|" + "---|" * len(FIT_HEAD)]
-        md += ["| " + " | ".join(cells_[:5] + [f"{x} (projected)" for x in cells_[5:]]) + " |"
+        md += ["| " + " | ".join(cells_[:5] + [projection_md(x) for x in cells_[5:]]) + " |"
                for cells_, _ in fit_rows]
         md += ["", FIT_METHOD, ""]
     if compare:

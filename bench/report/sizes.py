@@ -25,6 +25,7 @@ from bench.sizes import (
     BYTES_PER_PARAMETER,
     DECODER_RANK,
     GENERATED_TOKENS,
+    MIN_SIZES_TO_PROJECT,
     OUTPUT_TOKENS_PER_S,
     PROJECT_TO,
     SizeFit,
@@ -71,7 +72,8 @@ def size_chart(fits: list[SizeFit], out_dir: Path, memory_total_bytes: int | Non
                   "Log-log. Filled points: measured on this machine (cost-only models: random weights, real cost). "
                   "Solid line: the fitted power law y = a (N/1e8)^b over the measured sizes; dotted: the same law "
                   "extrapolated. Hollow diamonds: projected at 1B and 7B parameters (label projected, never measured). "
-                  "Shaded: sizes whose fp32 weights alone exceed this machine's memory.")
+                  "Shaded: sizes whose fp32 weights alone exceed this machine's memory. A fit over fewer than "
+                  f"{MIN_SIZES_TO_PROJECT} sizes is drawn over its measured sizes only.")
     panels = [(m, label, fmt) for m, label, fmt in PANELS if any(f.metric == m for f in fits)]
     if not panels:
         chart.note = "No cost or latency fit against model size in this run: chart skipped."
@@ -101,10 +103,11 @@ def size_chart(fits: list[SizeFit], out_dir: Path, memory_total_bytes: int | Non
             ax.scatter(xs, ys, s=46, color=c, zorder=4, edgecolor="white", linewidth=0.7)
             inside = np.geomspace(f.fit.min_parameters, f.fit.max_parameters, 40)
             ax.plot(inside, f.fit.predict(inside), color=c, lw=1.6, zorder=3)
-            beyond = np.geomspace(f.fit.max_parameters, max(PROJECT_TO.values()), 40)
-            ax.plot(beyond, f.fit.predict(beyond), color=c, lw=1.3, ls=":", zorder=3)
-            for label, size in PROJECT_TO.items():
-                value = f.projections[label]
+            if f.projections:  # a fit over too few sizes is drawn over its measured range only
+                beyond = np.geomspace(f.fit.max_parameters, max(PROJECT_TO.values()), 40)
+                ax.plot(beyond, f.fit.predict(beyond), color=c, lw=1.3, ls=":", zorder=3)
+            for label, value in f.projections.items():
+                size = PROJECT_TO[label]
                 ax.scatter([size], [value], s=70, marker="D", facecolor="white", edgecolor=c, linewidth=1.6, zorder=5)
                 # the largest size sits at the right edge: its label goes left of the diamond, the others right
                 right_edge = size == max(PROJECT_TO.values())
@@ -138,6 +141,22 @@ def size_chart(fits: list[SizeFit], out_dir: Path, memory_total_bytes: int | Non
     return chart
 
 
+#: a fit table's projection cell for a fit over too few sizes to project from
+NOT_PROJECTED = "–"
+NOT_PROJECTED_NOTE = (f"A fit over fewer than {MIN_SIZES_TO_PROJECT} sizes projects nothing ({NOT_PROJECTED}): any "
+                      "line fits two points, so its exponent is shown, flagged as rough, and never extended.")
+
+
+def projection_html(text: str, flag: str, notes: Footnotes) -> str:
+    """A fit table's projection cell in HTML: labelled projected, with its flag as a footnote."""
+    return esc(text) if text == NOT_PROJECTED else f"{esc(text)} {_label('projected')}{notes.mark(flag)}"
+
+
+def projection_md(text: str, mark: str = "") -> str:
+    """A fit table's projection cell in Markdown: labelled projected, with a footnote mark when given."""
+    return text if text == NOT_PROJECTED else f"{text} (projected){mark}"
+
+
 def _fit_rows(fits: list[SizeFit]) -> list[tuple[list[str], list[str]]]:
     """Per fit: the row's text cells and, per projection, the flag saying what it assumes."""
     rows = []
@@ -147,7 +166,8 @@ def _fit_rows(fits: list[SizeFit]) -> list[tuple[list[str], list[str]]]:
         r2 = "n/a" if f.fit.r2 is None else f"{f.fit.r2:.3f}"
         sizes = ", ".join(f"{_short_model(p.model)} {size_label(p.parameters)}" for p in f.points)
         rows.append(([_group_name(f), METRIC_TITLES.get(f.metric, f.metric), b, r2, sizes,
-                      *(_fmt(f.metric, f.projections[label]) for label in PROJECT_TO)],
+                      *(_fmt(f.metric, f.projections[label]) if label in f.projections else NOT_PROJECTED
+                        for label in PROJECT_TO)],
                      [f.flags.get(label, "") for label in PROJECT_TO]))
     return rows
 
@@ -207,7 +227,7 @@ def _method(run: RunResult) -> str:
             f"permitting: weights alone take N x 4 bytes in fp32 (7B: 28 GB), 2 in fp16/bf16, 1 in int8 (7B: 7 GB), "
             f"against this machine's {mem}. Beyond the largest measured size the law is an extrapolation: real "
             "1B-7B models change shape and become memory-bandwidth bound, so read projections as an order of "
-            "magnitude, never as measurements.")
+            f"magnitude, never as measurements. {NOT_PROJECTED_NOTE}")
 
 
 def section(run: RunResult, views: list[CellView], out_dir: Path) -> Section | None:
@@ -224,8 +244,8 @@ def section(run: RunResult, views: list[CellView], out_dir: Path) -> Section | N
         fit_rows = _fit_rows(fits)
         notes = Footnotes()
         html_parts.append(_table(FIT_HEAD, [("ok", [esc(x) for x in cells[:5]] +
-                                             [f"{esc(x)} {_label('projected')}{notes.mark(flag)}"
-                                              for x, flag in zip(cells[5:], flags)]) for cells, flags in fit_rows],
+                                             [projection_html(x, flag, notes) for x, flag in zip(cells[5:], flags)])
+                                            for cells, flags in fit_rows],
                                  text_cols=(1, 4)))
         html_parts.append(notes.html())
         html_parts.append(f"<p>{esc(_method(run))}</p>")
@@ -237,7 +257,8 @@ def section(run: RunResult, views: list[CellView], out_dir: Path) -> Section | N
             return f"\\*{md_notes.index(flag) + 1}"
 
         md += ["| " + " | ".join(FIT_HEAD) + " |", "|" + "---|" * len(FIT_HEAD)]
-        md += ["| " + " | ".join(cells[:5] + [f"{x} (projected){mark(flag)}" for x, flag in zip(cells[5:], flags)])
+        md += ["| " + " | ".join(cells[:5] + [projection_md(x, mark(flag) if x != NOT_PROJECTED else "")
+                                              for x, flag in zip(cells[5:], flags)])
                + " |" for cells, flags in fit_rows]
         md += [""] + [f"\\*{i + 1}: {n}  " for i, n in enumerate(md_notes)] + ["", _method(run), ""]
     if explain:
