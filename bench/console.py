@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.status import Status
 from rich.markup import escape
 from rich.table import Table
 
@@ -24,13 +25,14 @@ class RunDisplay:
 
     def __init__(self, total: int, scenario: str) -> None:
         self.total, self.scenario, self.done = total, scenario, 0
-        self._status = None
+        self._status: Status | None = None
         self._cell_started: dict[str, float] = {}  # by cell name: an executor may run several cells at once
         self._run_started = time.monotonic()
 
     def __enter__(self) -> RunDisplay:
-        self._status = console.status(f"recbench run {self.scenario}: starting")
-        self._status.__enter__()
+        status = console.status(f"recbench run {self.scenario}: starting")
+        status.__enter__()
+        self._status = status
         return self
 
     def __exit__(self, *exc) -> None:

@@ -60,7 +60,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
@@ -105,6 +105,10 @@ ONE_TIME_PARTS_WITHOUT_FIT = ("encode_items_s", "prep_s")
 ENERGY_METRICS = ("energy_j_per_rec", "energy_j_per_user", "energy_j_per_request")
 FLOPS_METRICS = ("flops_per_rec", "flops_per_user", "flops_per_request")
 BYTES_METRICS = ("bytes_per_rec", "bytes_per_user", "bytes_per_request")
+
+
+#: a figure per request, or an array of them (one per prompt)
+FloatOrArray = TypeVar("FloatOrArray", float, np.ndarray)
 
 
 # ====================================================================== price sheet
@@ -292,9 +296,10 @@ def usd_per_1k_recs(hourly_usd: float, recs_per_s: float) -> float:
     return hourly_usd / (3600.0 * recs_per_s) * 1000.0
 
 
-def hosted_usd_per_rec(price: HostedPrice, input_tokens: float, cached_input_tokens: float,
-                       output_tokens: float) -> float:
-    """Tokens per request x per-token prices; `cached_input_tokens` is the part of the input billed as cached."""
+def hosted_usd_per_rec(price: HostedPrice, input_tokens: FloatOrArray, cached_input_tokens: float,
+                       output_tokens: FloatOrArray) -> FloatOrArray:
+    """Tokens per request x per-token prices; `cached_input_tokens` is the part of the input billed as cached.
+    Token counts may be arrays (one per prompt): the result is then one price per prompt."""
     cached_rate = price.usd_per_1m_cached_input_tokens
     uncached = input_tokens - (cached_input_tokens if cached_rate is not None else 0.0)
     usd = uncached * price.usd_per_1m_input_tokens + output_tokens * price.usd_per_1m_output_tokens
@@ -570,7 +575,7 @@ def _project(cell: CellResult, run: RunResult, prices: PriceSheet, mapping: Mapp
     # the run-start GEMM is fp32: scale it to the cell's precision by the mapped instance's sheet ratio
     ratio_note = ""
     sheet_peaks = mapping.price.peak_gflops if mapping is not None else {}
-    if precision != FP32 and precision in sheet_peaks and FP32 in sheet_peaks:
+    if mapping is not None and precision != FP32 and precision in sheet_peaks and FP32 in sheet_peaks:
         p_here *= sheet_peaks[precision] / sheet_peaks[FP32]
         ratio_note = f"; {precision} peak here = {FP32} peak x {sheet_peaks[precision] / sheet_peaks[FP32]:.3g} ({mapping.instance} sheet ratio)"
     measured_s = 1.0 / throughput.value

@@ -76,6 +76,19 @@ class CellResult:
                 return m
         return None
 
+    def row(self, name: str, load: str | None = None) -> MetricRow:
+        """The row `metric` finds, for a caller that selected this cell for having it: a missing row is a bug
+        there, raised as a LookupError naming the cell, the figure and the load."""
+        row = self.metric(name, load)
+        if row is None:
+            at = f" at load {load!r}" if load is not None else ""
+            raise LookupError(f"cell {self.cell!r} has no {name!r} row{at}")
+        return row
+
+    def value(self, name: str, load: str | None = None) -> float:
+        """`row(name, load).value`: the figure of a row the caller relies on being there."""
+        return self.row(name, load).value
+
     def model_key(self) -> tuple:
         """Which cells hold "the same model" under different variants (the quality gate and fp32 comparisons):
         the recommender's own gate key where it recorded one (its ranking parameters, variant left out), else

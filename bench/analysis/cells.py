@@ -88,8 +88,8 @@ def add_harness_overhead(run: RunResult) -> None:
     results say by how much the harness is not negligible for that cell.
     """
     noop = next((c for c in run.cells if c.recommender == HARNESS_RECOMMENDER and c.status == "ok"), None)
-    base = noop.metric("latency_p50_ms", SINGLE_STREAM) if noop else None
-    if base is None:
+    base = noop.metric("latency_p50_ms", SINGLE_STREAM) if noop is not None else None
+    if noop is None or base is None:
         return
     noop.add("harness_overhead_per_call_ms", base.value, "ms", load=SINGLE_STREAM, n=base.n)
     for cell in run.cells:
@@ -128,7 +128,7 @@ def apply_quality_gate(run: RunResult, share: float, metric: str = GATE_METRIC) 
             why = f"fp32's {metric} is on other users ({c.n_b}) than this cell's ({c.n_a}), without per-user figures"
         elif not c.paired and not c.b:
             why = f"fp32's {metric} is 0 and this run kept no per-user figures: no share to judge"
-        if why:
+        if ref is None or c is None or why:  # c is None exactly when there is no reference: `why` says so
             cell.extras["quality_gate"] = {"checked": False, "why": why}
             continue
         verdict = gate_verdict(c, share)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
@@ -28,6 +29,11 @@ QUALITY_LABEL = "NDCG@10"
 NO_VARIANT = "none"
 REFERENCE_VARIANT = FP32
 PREFERRED_CLASSIC = "ease"  # the classic reference of headline comparisons when present
+
+
+#: the figures a view holds as one row each (CellView.row)
+Figure = Literal["quality", "recall", "throughput", "usd", "usd_server", "hosted_usd", "peak_rss", "footprint",
+                 "one_time_usd", "one_time_per_1k"]
 
 
 @dataclass
@@ -69,6 +75,14 @@ class CellView:
     @property
     def recommender(self) -> str:
         return self.cell.recommender
+
+    def row(self, figure: Figure) -> MetricRow:
+        """One of the view's figures, for a caller that selected views having it (`v.usd is not None`,
+        `v.has_quality`): a missing one is a bug there, raised as a LookupError naming the view and the figure."""
+        row = getattr(self, figure)
+        if not isinstance(row, MetricRow):
+            raise LookupError(f"{self.name}: no {figure} figure")
+        return row
 
     @property
     def variant(self) -> str:
@@ -175,7 +189,7 @@ def reference_classic(views: list[CellView]) -> CellView | None:
     preferred = [v for v in classic if v.recommender == PREFERRED_CLASSIC]
     if preferred:
         return preferred[0]
-    return max(classic, key=lambda v: v.quality.value) if classic else None
+    return max(classic, key=lambda v: v.row("quality").value) if classic else None
 
 
 def fp32_sibling(v: CellView, views: list[CellView]) -> CellView | None:
@@ -203,6 +217,7 @@ def on_users(c: Comparison | None) -> str:
         return f" on {users} (unpaired)"
     if c.identical:
         return f" on {users} (identical for each of them)"
+    assert c.diff_ci95 is not None  # a comparable paired comparison rests on n > 0 users: it has its interval
     low, high = c.diff_ci95
     return (f" on {users} (paired difference {c.diff:+.4f}, 95% interval {low:+.4f} to {high:+.4f}: "
             f"{VERDICT_WORDS[c.verdict]})")
@@ -249,7 +264,7 @@ def same_sample_note(v: CellView, views: list[CellView]) -> str:
         return ""
     ref = reference_classic([o for o in views if (o.cell.dataset, o.cell.split) == (v.cell.dataset, v.cell.split)])
     c = compare_cells(v.cell, ref.cell, QUALITY) if ref is not None and ref is not v else None
-    if c is None or not c.paired or not c.comparable:
+    if ref is None or c is None or not c.paired or not c.comparable:
         return ""
     return f"{ref.name} on the same {c.n:,} users: {sig(c.b)}"
 
