@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.status import Status
 from rich.markup import escape
+from rich.status import Status
 from rich.table import Table
 
 from bench import metrics

@@ -72,7 +72,7 @@ def _save(fig: Figure, out_dir: Path, name: str) -> Path:
     return path
 
 
-def _rows_height(n: int) -> float:
+def _rows_height(n: float) -> float:
     return max(3.2, 0.42 * n + 1.8)
 
 

@@ -73,7 +73,7 @@ def phase_chart(cells: list[CellView], out_dir: Path) -> Chart:
     fig, ax = _canvas(len(rows))
     for j, v in enumerate(rows):
         second = PHASES.get(v.cell.params.get("mode", ""), ("", "", ""))[2]
-        pre = _p(v, "prefill_p50_ms").value
+        pre = v.cell.value("prefill_p50_ms")
         after = _p(v, f"{second}_p50_ms") if second else None
         rest = after.value if after is not None else 0.0
         share = pre / (pre + rest)  # drawn as shares of the two medians; the label gives the milliseconds
@@ -128,11 +128,11 @@ def comparison_chart(cells: list[CellView], out_dir: Path) -> Chart:
         return _skip(chart, "No cell compared the two executions: chart skipped.")
     fig, ax = _canvas(len(rows) * 1.6)
     for j, v in enumerate(rows):
-        naive, shared = _p(v, "pointwise_request_p50_ms"), _p(v, "shared_prefix_request_p50_ms")
+        naive, shared = v.cell.row("pointwise_request_p50_ms"), v.cell.row("shared_prefix_request_p50_ms")
         ax.barh(j - 0.18, naive.value, height=0.34, color="#e6550d")
         ax.barh(j + 0.18, shared.value, height=0.34, color="#3182bd")
         diff = _p(v, "execution_max_abs_diff")
-        ax.text(naive.value * 1.08, j - 0.18, f"naive / shared = {ratio(_p(v, 'naive_over_shared_prefix_time').value)}"
+        ax.text(naive.value * 1.08, j - 0.18, f"naive / shared = {ratio(v.cell.value('naive_over_shared_prefix_time'))}"
                 + (f"; max |Δ| {diff.value:.1e}" if diff is not None else ""), va="center", fontsize=8)
     ax.set_xscale("log")
     return _finish(chart, fig, ax, rows, out_dir, "ms to score one user's compared candidates, median (log)",
@@ -147,12 +147,12 @@ def hosted_chart(cells: list[CellView], out_dir: Path) -> Chart:
                   "throughput x this machine's price share; cost-only model). Markers: that cell's very request "
                   "(same prompts, same calls, o200k_base token counts) at each hosted API's list prices (estimated).")
     rows = [v for v in cells if v.usd is not None]
-    entries = sorted({e for v in rows for m in v.cell.metrics if (e := suffix(m.metric, HOSTED_PREFIX))})
+    entries = sorted({name for v in rows for m in v.cell.metrics if (name := suffix(m.metric, HOSTED_PREFIX))})
     if not rows:
         return _skip(chart, "No decoder cell has a measured cost: chart skipped.")
     fig, ax = _canvas(len(rows))
     for j, v in enumerate(rows):
-        ax.barh(j, v.usd.value, height=0.55, color="#bdbdbd", edgecolor="#636363")
+        ax.barh(j, v.row("usd").value, height=0.55, color="#bdbdbd", edgecolor="#636363")
         for e, entry in enumerate(entries):
             row = v.cell.metric(HOSTED_PREFIX + entry)
             if row is not None:

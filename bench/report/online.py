@@ -89,8 +89,8 @@ def _frontier_chart(rows: list[CellView], out_dir: Path, styles) -> Chart:
                   "Each point is one strategy over the whole replay: US$ for the initial fit and every update (log "
                   "scale) against NDCG@10 averaged over every (update step, user) pair. The line joins the "
                   "frontier: strategies every cheaper one is clearly worse than (paired NDCG@10 interval above 0).")
-    pts = [(v, summary_row(v.cell, "replay_usd_total"), summary_row(v.cell, NDCG)) for v in rows]
-    pts = [(v, c.value, q.value) for v, c, q in pts if c is not None and q is not None and c.value > 0]
+    found = [(v, summary_row(v.cell, "replay_usd_total"), summary_row(v.cell, NDCG)) for v in rows]
+    pts = [(v, c.value, q.value) for v, c, q in found if c is not None and q is not None and c.value > 0]
     if not pts:
         chart.note = "No replay cell has both a cost and a quality figure: chart skipped."
         return chart
@@ -165,12 +165,12 @@ def statements(rows: list[CellView]) -> list[str]:
         if c.extras["replay_strategy"]["name"] == "stale" and early is not None and late is not None:
             text += f"; the gap is {diff_text(early)} over the first half of the steps and {diff_text(late)} over the second"
         out.append(text + ".")
-    on = sorted((summary_row(v.cell, "replay_usd_total").value, v) for v in rows
-                if (v.cell.extras.get("online_frontier") or {}).get("on") and summary_row(v.cell, "replay_usd_total"))
+    on = sorted(((total.value, v) for v in rows if (v.cell.extras.get("online_frontier") or {}).get("on")
+                 and (total := summary_row(v.cell, "replay_usd_total")) is not None), key=lambda t: t[0])
     if on:
         out.append("Cost-quality frontier of the update strategies, cheapest first (each clearly better on NDCG@10 "
                    "than every cheaper strategy, paired): " + ", then ".join(
-                       f"{v.name} ({usd(c)}, NDCG@10 {sig(summary_row(v.cell, NDCG).value)})" for c, v in on) + ".")
+                       f"{v.name} ({usd(c)}, NDCG@10 {sig(v.cell.value(NDCG, REPLAY_LOAD))})" for c, v in on) + ".")
     for v in rows:
         fresh = summary_row(v.cell, FRESH + "_diff_vs_best_cf")
         cf = by_name.get((v.cell.extras.get("online_comparisons") or {}).get("best_cf_on_fresh_items", ""))

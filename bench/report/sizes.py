@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.artist import Artist
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, NullFormatter
@@ -129,7 +130,7 @@ def size_chart(fits: list[SizeFit], out_dir: Path, memory_total_bytes: int | Non
         ax.set_ylabel(ylabel)
         ax.set_title(METRIC_TITLES.get(metric, metric), fontsize=10.5)
         ax.grid(True, which="major", alpha=0.3)
-    handles = [Line2D([], [], color=colours[g], lw=1.6, marker="o", label=g) for g in groups]
+    handles: list[Artist] = [Line2D([], [], color=colours[g], lw=1.6, marker="o", label=g) for g in groups]
     handles += [Line2D([], [], color="0.3", ls=":", label="fit extrapolated"),
                 Line2D([], [], color="0.3", marker="D", markerfacecolor="white", ls="", label="projected (not measured)")]
     if memory_total_bytes:
@@ -195,7 +196,7 @@ def _explain_rows(views: list[CellView]) -> list[list[str]]:
         flops = c.metric("flops_per_rec")
         rows.append([
             v.name, f"{_short_model(str(c.params.get('model', '')))} {size_label(params) if params else ''}".strip(),
-            f"{c.metric(GENERATED_TOKENS).value:g}", str(n.n) if n and n.n else "–",
+            f"{c.value(GENERATED_TOKENS):g}", str(n.n) if n and n.n else "–",
             _pct(v, "ttft", "p50"), _pct(v, "ttft", "p90"), _pct(v, "ttft", "p99"),
             _pct(v, "time_per_output_token", "p50"),
             num(single.value) if single else "–", num(offline.value) if offline else "–",
