@@ -32,7 +32,7 @@ PREFERRED_CLASSIC = "ease"  # the classic reference of headline comparisons when
 
 
 #: the figures a view holds as one row each (CellView.row)
-Figure = Literal["quality", "recall", "throughput", "usd", "usd_server", "hosted_usd", "peak_rss", "footprint",
+FigureName = Literal["quality", "recall", "throughput", "usd", "usd_server", "hosted_usd", "peak_rss", "footprint",
                  "one_time_usd", "one_time_per_1k"]
 
 
@@ -76,7 +76,7 @@ class CellView:
     def recommender(self) -> str:
         return self.cell.recommender
 
-    def row(self, figure: Figure) -> MetricRow:
+    def row(self, figure: FigureName) -> MetricRow:
         """One of the view's figures, for a caller that selected views having it (`v.usd is not None`,
         `v.has_quality`): a missing one is a bug there, raised as a LookupError naming the view and the figure."""
         row = getattr(self, figure)
