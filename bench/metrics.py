@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from bench.measure.load_registry import OFFLINE
+
 Better = Literal["higher", "lower", "none"]
 
 
@@ -100,7 +102,7 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric(QUALITY_RETAINED, "ratio", "higher", "NDCG@10 retained against fp32", derived=True),
     # generation rate: measured single-stream by a cell, derived for the offline load
     Metric(OUTPUT_TOKENS_PER_S, "tokens/s", "higher", "generated tokens per second", derived=True,
-           derived_loads=("offline",)),
+           derived_loads=(OFFLINE,)),
     # size fits (bench.sizes)
     Metric(SIZE_FIT_EXPONENT_PREFIX, "", "none", "power-law exponent against parameters", derived=True, prefix=True),
     Metric(SIZE_FIT_R2_PREFIX, "", "higher", "R^2 of the log-log size fit", derived=True, prefix=True),

@@ -169,7 +169,7 @@ def _comparisons(cells: list[CellResult]) -> None:
     classic = [c for c in cells if c.extras["replay_strategy"].get("family") == "classic" and c.metric(FRESH)]
     if not classic:
         return
-    best_cf = max(classic, key=lambda c: c.metric(FRESH).value)
+    best_cf = max(classic, key=lambda c: c.value(FRESH))
     for cell in cells:
         if cell.extras["replay_strategy"].get("family") != "llm":
             continue
@@ -181,7 +181,7 @@ def _comparisons(cells: list[CellResult]) -> None:
 
 def _frontier(cells: list[CellResult]) -> None:
     priced = [c for c in cells if c.metric("replay_usd_total") is not None and c.metric(NDCG, REPLAY_LOAD)]
-    order = sorted(priced, key=lambda c: (c.metric("replay_usd_total").value, -c.metric(NDCG, REPLAY_LOAD).value))
+    order = sorted(priced, key=lambda c: (c.value("replay_usd_total"), -c.value(NDCG, REPLAY_LOAD)))
     for pos, cell in enumerate(order):
         beaten_by = None
         for cheaper in order[:pos]:

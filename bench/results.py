@@ -14,22 +14,23 @@ Schema history (read by `load`, older files upgraded on read):
 from __future__ import annotations
 
 import csv
-import errno
 import io
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from bench import metrics as metrics_catalogue
-from bench.errors import BenchError, disk_full
+from bench.atomic_io import atomic_write_bytes, atomic_write_text
+from bench.errors import BenchError
+from bench.measure.load_registry import OFFLINE
 from bench.measure.row import MetricRow
 
+#: atomic_write_text / atomic_write_bytes are bench.atomic_io's, re-exported for the callers that import them from here
 __all__ = ["CellDerived", "CellResult", "Derived", "HostedLine", "MetricRow", "Pricing", "RunResult", "SizeFitGroup",
-           "from_dict", "load", "split_derived", "to_dict", "with_derived", "write", "write_json"]
+           "atomic_write_bytes", "atomic_write_text", "from_dict", "load", "split_derived", "to_dict", "with_derived",
+           "write", "write_json"]
 
 SCHEMA_VERSION = 2
 CSV_COLUMNS = ["run_id", "cell", "dataset", "split", "recommender", "variant", "device", "load",
@@ -74,6 +75,19 @@ class CellResult:
             if m.metric == name and (load is None or m.load == load):
                 return m
         return None
+
+    def row(self, name: str, load: str | None = None) -> MetricRow:
+        """The row `metric` finds, for a caller that selected this cell for having it: a missing row is a bug
+        there, raised as a LookupError naming the cell, the figure and the load."""
+        row = self.metric(name, load)
+        if row is None:
+            at = f" at load {load!r}" if load is not None else ""
+            raise LookupError(f"cell {self.cell!r} has no {name!r} row{at}")
+        return row
+
+    def value(self, name: str, load: str | None = None) -> float:
+        """`row(name, load).value`: the figure of a row the caller relies on being there."""
+        return self.row(name, load).value
 
     def model_key(self) -> tuple:
         """Which cells hold "the same model" under different variants (the quality gate and fp32 comparisons):
@@ -478,7 +492,7 @@ def pricing_record(run: RunResult) -> dict[str, Any]:
 def best_throughput(cell: CellResult) -> MetricRow | None:
     """The offline load's best `throughput_users_per_s` row (the batch-sweep maximum): what cost, utilisation and
     the roofline are computed from, and what reports show as a cell's throughput."""
-    rows = [m for m in cell.metrics if m.metric == metrics_catalogue.THROUGHPUT and m.load in ("offline", "")
+    rows = [m for m in cell.metrics if m.metric == metrics_catalogue.THROUGHPUT and m.load in (OFFLINE, "")
             and m.value is not None and math.isfinite(m.value) and m.value > 0]
     return max(rows, key=lambda m: m.value) if rows else None
 
@@ -619,38 +633,6 @@ def _fmt(v: float | None) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return ""
     return repr(float(v))
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, fsync, then rename over it: readers never see half a file."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """As atomic_write_text, for bytes (chart PNGs). A full disk raises one-line DiskFullError naming the path
-    and the space needed; the previous file, if any, is left as it was."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise disk_full(path, len(data)) from None
-        raise
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are meant to be shared like any written file
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise disk_full(path, len(data)) from None
-        raise
 
 
 def write_json(run: RunResult, path: Path) -> Path:

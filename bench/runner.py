@@ -56,15 +56,14 @@ def preflight(scenario: Scenario, listener: Listener | None = None) -> dict[str,
     local cells only read the verified cache. Returns each dataset's checksum: every cell, on whatever node,
     checks its own copy against it.
     """
-    from bench.data import load_dataset
-    from bench.data.splits import SPLITS, make_split
-    from bench.data import replay
-    from bench.recommenders import registry
-    from bench.recommenders.online import registry as strategies
     from bench.cell import run_context
+    from bench.data import load_dataset, replay
+    from bench.data.splits import SPLITS, make_split
     from bench.measure import load_registry
-    from bench.recommenders.base import check_k
     from bench.names import check_name
+    from bench.recommenders import registry
+    from bench.recommenders.base import check_k
+    from bench.recommenders.online import registry as strategies
 
     settings = scenario.settings
     settings.validate()
@@ -151,7 +150,7 @@ def _check_finite(value, where: str) -> None:
 
 
 def make_run_id(scenario: Scenario, now: dt.datetime | None = None) -> str:
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     return f"{scenario.name}-{now.strftime('%Y%m%dT%H%M%SZ')}-{os.getpid() % 10000:04d}"
 
 
@@ -193,7 +192,7 @@ def run(scenario: Scenario, options: RunOptions = RunOptions(), listener: Listen
         out_dir = Path(options.out_root) / run_id
         todo = list(range(len(scenario.cells)))
         run = RunResult(run_id=run_id, scenario=scenario.describe(), provenance=run_provenance,
-                        created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+                        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
         # how busy the machine was: a reader of any timing needs to know whether other work competed for the cores
         run.provenance["machine_load"] = {"what": "1-minute load average before the run and after each cell; "
                                                   "above the usable core count, other processes competed for the cores",

@@ -23,15 +23,18 @@ projection never mix.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from bench.errors import ConfigError
+from bench.measure.load_registry import OFFLINE, SINGLE_STREAM
 from bench.metrics import OUTPUT_TOKENS_PER_S, USD_PER_1K
 from bench.powerlaw import fit_log_log
 from bench.results import CellResult, RunResult
+from bench.variants.registry import FP16, FP32, INT8
 
 __all__ = ["OUTPUT_TOKENS_PER_S", "PowerLaw", "SizeFit", "SizePoint", "fit_power_law", "fits_from_run",
            "model_parameters", "parameters_of", "size_label"]
@@ -41,13 +44,17 @@ DECODER_RANK = "llm-decoder-rank"
 REFERENCE_PARAMETERS = 1e8
 #: (metric, load) fitted against parameters; load "" matches rows without a load
 FIT_METRICS: tuple[tuple[str, str], ...] = (
-    (USD_PER_1K, "offline"),
-    ("latency_p50_ms", "single-stream"),
+    (USD_PER_1K, OFFLINE),
+    ("latency_p50_ms", SINGLE_STREAM),
     ("encode_items_s", ""),
     ("footprint_bytes", ""),
 )
 PROJECT_TO: dict[str, float] = {"1B": 1e9, "7B": 7e9}
-BYTES_PER_PARAMETER = {"fp32": 4, "fp16": 2, "int8": 1}
+#: the fewest model sizes a fit is projected from: through two points any line fits exactly, so their exponent is
+#: reported (flagged as rough) but projects nothing
+MIN_SIZES_TO_PROJECT = 3
+#: bytes a weight takes at each peak precision (bf16 variants are held at fp16's: precision_of)
+BYTES_PER_PARAMETER = {FP32: 4, FP16: 2, INT8: 1}
 FIT_PREFIXES = ("size_fit_exponent@", "size_fit_r2@", "size_projected_")
 GENERATED_TOKENS = "new_tokens_per_rec"
 
@@ -185,12 +192,21 @@ class SizeFit:
         return asdict(self)
 
 
+def sizes_of(points: Sequence[SizePoint]) -> int:
+    """How many different model sizes the points measure."""
+    return len({p.parameters for p in points})
+
+
 def fits_from_run(run: RunResult) -> list[SizeFit]:
-    """The fits recorded in a run's derived section (for reports of a results file)."""
+    """The fits recorded in a run's derived section (for reports of a results file). A fit over fewer than
+    MIN_SIZES_TO_PROJECT sizes comes back without projections, also from a file written before that rule."""
     out = []
     for group in run.derived.size_fits:
         for d in group.fits:
             fit = PowerLaw(**{**d["fit"], "exponent_ci95": tuple(d["fit"]["exponent_ci95"])
                               if d["fit"].get("exponent_ci95") else None})
-            out.append(SizeFit(**{**d, "points": [SizePoint(**p) for p in d["points"]], "fit": fit}))
+            f = SizeFit(**{**d, "points": [SizePoint(**p) for p in d["points"]], "fit": fit})
+            if sizes_of(f.points) < MIN_SIZES_TO_PROJECT:
+                f.projections, f.flags = {}, {}
+            out.append(f)
     return out

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import math
 
+from bench.measure.load_registry import OFFLINE, SINGLE_STREAM
 from bench.metrics import QUALITY_RETAINED
 from bench.results import CellResult, RunResult, best_throughput
 from bench.scenario import NO_VARIANT
+from bench.variants.registry import FP32, INT8, kernels_of, precision_of
 
 GATE_METRIC = "ndcg@10"
-REFERENCE_VARIANT = "fp32"
+REFERENCE_VARIANT = FP32
 
 
 def _best_throughput(cell: CellResult) -> float | None:
@@ -18,16 +20,12 @@ def _best_throughput(cell: CellResult) -> float | None:
     return row.value if row is not None else None
 
 
-def cell_runtime(variant: str) -> str:
-    """The runtime whose kernels a variant's arithmetic runs on (its int8 peak is that runtime's own)."""
-    return "onnxruntime" if "onnx" in (variant or "").lower() else "torch"
-
-
 def _own_peak(run: RunResult, cell: CellResult) -> tuple[float | None, str, str]:
-    from bench.cost import precision_of
+    """The peak of the cell's own precision on its node, run by its variant's own kernels (an int8 cell meets its
+    runtime's int8 GEMM)."""
     from bench.measure.roofline import peak_for
     precision = precision_of(cell.variant)
-    peak, source = peak_for(run.machine_of(cell) or {}, precision, cell_runtime(cell.variant), cell.device)
+    peak, source = peak_for(run.machine_of(cell) or {}, precision, kernels_of(cell.variant), cell.device)
     return peak, source, precision
 
 
@@ -41,12 +39,12 @@ def add_utilisation(run: RunResult) -> None:
         if cell.status == "failed" or per_rec is None or not throughput:
             continue
         achieved_gflops = per_rec.value * throughput / 1e9
-        cell.add("achieved_gflops", achieved_gflops, "GFLOP/s", load="offline", label="estimated",
+        cell.add("achieved_gflops", achieved_gflops, "GFLOP/s", load=OFFLINE, label="estimated",
                  flag="analytic FLOPs x measured throughput")
         peak, source, precision = _own_peak(run, cell)
         if peak:
-            cell.add("utilisation_pct_of_peak", 100.0 * achieved_gflops * 1e9 / peak, "%", load="offline",
-                     label="estimated", flag=f"of {peak / 1e9:.1f} G{'OP' if precision == 'int8' else 'FLOP'}/s: {source}")
+            cell.add("utilisation_pct_of_peak", 100.0 * achieved_gflops * 1e9 / peak, "%", load=OFFLINE,
+                     label="estimated", flag=f"of {peak / 1e9:.1f} G{'OP' if precision == INT8 else 'FLOP'}/s: {source}")
 
 
 def add_roofline(run: RunResult) -> None:
@@ -65,19 +63,19 @@ def add_roofline(run: RunResult) -> None:
                         peak_source=peak_source, bandwidth_level=level)
         if roof is None:
             continue
-        record = {**roof.to_dict(), "precision": precision, "runtime": cell_runtime(cell.variant),
+        record = {**roof.to_dict(), "precision": precision, "runtime": kernels_of(cell.variant),
                   "label": "estimated: analytic FLOPs and bytes per request x measured best offline throughput"}
         cell.extras["roofline"] = record
         if math.isfinite(roof.arithmetic_intensity):
             cell.add("arithmetic_intensity_flop_per_byte", roof.arithmetic_intensity, "FLOP/byte", label="estimated",
                      flag="analytic")
-        cell.add("achieved_gbs", roof.achieved_bytes_per_s / 1e9, "GB/s", load="offline", label="estimated",
+        cell.add("achieved_gbs", roof.achieved_bytes_per_s / 1e9, "GB/s", load=OFFLINE, label="estimated",
                  flag="analytic bytes x measured throughput")
         if roof.bound == "bandwidth":
             what = f"bandwidth-bound: of {roof.attainable_per_s / 1e9:.1f} GB/s measured ({level} copy)"
         else:
-            what = f"compute-bound: of {roof.attainable_per_s / 1e9:.1f} G{'OP' if precision == 'int8' else 'FLOP'}/s ({peak_source})"
-        cell.add("pct_of_bound", roof.pct_of_bound, "%", load="offline", label="estimated", flag=what)
+            what = f"compute-bound: of {roof.attainable_per_s / 1e9:.1f} G{'OP' if precision == INT8 else 'FLOP'}/s ({peak_source})"
+        cell.add("pct_of_bound", roof.pct_of_bound, "%", load=OFFLINE, label="estimated", flag=what)
 
 
 HARNESS_RECOMMENDER = "noop"
@@ -90,16 +88,16 @@ def add_harness_overhead(run: RunResult) -> None:
     results say by how much the harness is not negligible for that cell.
     """
     noop = next((c for c in run.cells if c.recommender == HARNESS_RECOMMENDER and c.status == "ok"), None)
-    base = noop.metric("latency_p50_ms", "single-stream") if noop else None
-    if base is None:
+    base = noop.metric("latency_p50_ms", SINGLE_STREAM) if noop is not None else None
+    if noop is None or base is None:
         return
-    noop.add("harness_overhead_per_call_ms", base.value, "ms", load="single-stream", n=base.n)
+    noop.add("harness_overhead_per_call_ms", base.value, "ms", load=SINGLE_STREAM, n=base.n)
     for cell in run.cells:
-        p50 = cell.metric("latency_p50_ms", "single-stream")
+        p50 = cell.metric("latency_p50_ms", SINGLE_STREAM)
         if cell is noop or cell.status == "failed" or p50 is None or not p50.value:
             continue
         pct = 100.0 * base.value / p50.value
-        cell.add("harness_overhead_pct", pct, "%", load="single-stream",
+        cell.add("harness_overhead_pct", pct, "%", load=SINGLE_STREAM,
                  flag="" if pct < 1.0 else f"harness overhead {pct:.2g}% of this cell's single-user p50 (over 1%)")
 
 
@@ -130,7 +128,7 @@ def apply_quality_gate(run: RunResult, share: float, metric: str = GATE_METRIC) 
             why = f"fp32's {metric} is on other users ({c.n_b}) than this cell's ({c.n_a}), without per-user figures"
         elif not c.paired and not c.b:
             why = f"fp32's {metric} is 0 and this run kept no per-user figures: no share to judge"
-        if why:
+        if ref is None or c is None or why:  # c is None exactly when there is no reference: `why` says so
             cell.extras["quality_gate"] = {"checked": False, "why": why}
             continue
         verdict = gate_verdict(c, share)

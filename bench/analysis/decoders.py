@@ -40,9 +40,9 @@ def same_prompt_usd_per_rec(price: HostedPrice, calls: float, input_tokens: floa
 
 
 def _cell_rows(cell: CellResult, prices: list[HostedPrice]) -> None:
-    values = {name: cell.metric(name) for name in TOKEN_ROWS}
-    if any(row is None for row in values.values()):
-        return
+    if any(cell.metric(name) is None for name in TOKEN_ROWS):
+        return  # not a decoder cell that counted its request's tokens
+    values = {name: cell.row(name) for name in TOKEN_ROWS}
     calls, inputs, prefix, outputs = (values[name].value for name in TOKEN_ROWS)
     for price in prices:
         usd, cached = same_prompt_usd_per_rec(price, calls, inputs, prefix, outputs)

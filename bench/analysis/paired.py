@@ -17,9 +17,10 @@ Pure: results in, numbers out; formatting belongs to the report.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -160,7 +161,7 @@ def _compare_cells(a: Any, b: Any, metric: str) -> Comparison | None:
     pa, pb = per_user.of_cell(a), per_user.of_cell(b)
     va = pa.metric(metric) if pa is not None else None
     vb = pb.metric(metric) if pb is not None else None
-    if va is None or vb is None:
+    if pa is None or pb is None or va is None or vb is None:
         return _unpaired(metric, a, b, row_a, row_b)
     return compare_arrays(metric, pa.users, va, pb.users, vb)
 

@@ -5,7 +5,9 @@ What this adds to a run (idempotent: its earlier rows and groups are replaced):
   sizes, label `projected`, with rows
       size_fit_exponent@{metric}          b, with its 95% interval (label estimated)
       size_fit_r2@{metric}                R^2 of the log-log fit (label estimated)
-      size_projected_{metric}@{1B,7B}     a * (N/1e8)^b (label projected)
+      size_projected_{metric}@{1B,7B}     a * (N/1e8)^b (label projected), only from fits over at least
+                                          MIN_SIZES_TO_PROJECT sizes (any line fits two points), flagged
+                                          interpolated or how far beyond the measured range
   and the measured points in its `fits`;
 - on a cell reporting `new_tokens_per_rec` (a generating recommender): `output_tokens_per_s` for the offline load,
   its best throughput x the tokens each recommendation generates.
@@ -16,19 +18,23 @@ import json
 import math
 from collections.abc import Sequence
 
+from bench.measure.load_registry import OFFLINE
 from bench.metrics import OUTPUT_TOKENS_PER_S
 from bench.results import SIZE_FIT_RECOMMENDER, CellResult, MetricRow, RunResult, SizeFitGroup, best_throughput
 from bench.sizes import (
     BYTES_PER_PARAMETER,
     FIT_METRICS,
     GENERATED_TOKENS,
+    MIN_SIZES_TO_PROJECT,
     PROJECT_TO,
     SizeFit,
     SizePoint,
     fit_power_law,
     parameters_of,
     size_label,
+    sizes_of,
 )
+from bench.variants.registry import precision_of
 
 
 def _metric_row(cell: CellResult, metric: str, load: str) -> MetricRow | None:
@@ -58,8 +64,6 @@ def _group_key(cell: CellResult) -> tuple:
 
 
 def memory_flag(parameters: float, variant: str, memory_total_bytes: int | None) -> str:
-    from bench.cost import precision_of
-
     precision = precision_of(variant)
     need = parameters * BYTES_PER_PARAMETER[precision]
     if memory_total_bytes and need > memory_total_bytes:
@@ -70,7 +74,8 @@ def memory_flag(parameters: float, variant: str, memory_total_bytes: int | None)
 
 def size_fits(run: RunResult, metrics: Sequence[tuple[str, str]] = FIT_METRICS,
               project_to: dict[str, float] = PROJECT_TO) -> list[SizeFit]:
-    """Every (group, metric) with at least two model sizes, fitted and projected."""
+    """Every (group, metric) with at least two model sizes, fitted; projected where it has at least
+    MIN_SIZES_TO_PROJECT."""
     memory = ((run.provenance or {}).get("machine") or {}).get("memory_total_bytes")
     groups: dict[tuple, list[tuple[CellResult, int]]] = {}
     for cell in run.cells:
@@ -89,15 +94,20 @@ def size_fits(run: RunResult, metrics: Sequence[tuple[str, str]] = FIT_METRICS,
                 row = _metric_row(cell, metric, load)
                 if row is not None:
                     points.append(SizePoint(cell.cell, str(cell.params.get("model", "")), n, row.value, row.label))
-            if len({p.parameters for p in points}) < 2:
+            if sizes_of(points) < 2:
                 continue
             fit = fit_power_law([p.parameters for p in points], [p.value for p in points])
             unit = next((m.unit for c, _ in members for m in c.metrics if m.metric == metric), "")
             projections, flags = {}, {}
-            for label, size in project_to.items():
+            targets = project_to if sizes_of(points) >= MIN_SIZES_TO_PROJECT else {}
+            for label, size in targets.items():
                 projections[label] = float(fit.predict(size))
-                where = (f"{size / fit.max_parameters:.1f}x beyond the largest" if size > fit.max_parameters
-                         else "within the measured range (interpolated; not itself measured)")
+                if size > fit.max_parameters:
+                    where = f"{size / fit.max_parameters:.1f}x beyond the largest"
+                elif size < fit.min_parameters:
+                    where = f"{fit.min_parameters / size:.1f}x below the smallest"
+                else:
+                    where = "within the measured range (interpolated; not itself measured)"
                 why = [f"power law fitted on {fit.n} sizes ({size_label(fit.min_parameters)}-"
                        f"{size_label(fit.max_parameters)}); {where}"]
                 mem = memory_flag(size, key[3], memory)
@@ -142,13 +152,13 @@ def _add_generation_rates(run: RunResult) -> None:
         tokens = cell.metric(GENERATED_TOKENS)
         if cell.status == "failed" or tokens is None or not tokens.value:
             continue
-        cell.metrics[:] = [m for m in cell.metrics if not (m.metric == OUTPUT_TOKENS_PER_S and m.load == "offline")]
+        cell.metrics[:] = [m for m in cell.metrics if not (m.metric == OUTPUT_TOKENS_PER_S and m.load == OFFLINE)]
         throughput = best_throughput(cell)
         if throughput is None:
             continue
         scale = tokens.value
         cell.metrics.append(MetricRow(
-            OUTPUT_TOKENS_PER_S, throughput.value * scale, "tokens/s", load="offline", n=throughput.n,
+            OUTPUT_TOKENS_PER_S, throughput.value * scale, "tokens/s", load=OFFLINE, n=throughput.n,
             ci95_low=throughput.ci95_low * scale if throughput.ci95_low else None,
             ci95_high=throughput.ci95_high * scale if throughput.ci95_high else None,
             flag=f"best offline throughput x {scale:g} new tokens per recommendation", label=throughput.label))

@@ -9,6 +9,7 @@ import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -18,8 +19,7 @@ from matplotlib.patches import Patch
 from matplotlib.transforms import Bbox
 
 from bench.analysis.paired import compare_cells, frontier
-from bench.report.view import (QUALITY, QUALITY_LABEL, CellView, fp32_sibling, mib, num, reference_classic, sig,
-                               usd)
+from bench.report.view import QUALITY, QUALITY_LABEL, CellView, fp32_sibling, mib, num, reference_classic, sig, usd
 from bench.results import atomic_write_bytes
 
 DPI = 110
@@ -57,7 +57,7 @@ class Chart:
     shown: list[str] = field(default_factory=list)
 
 
-def _figure(width: float, height: float, layout: str | None = None) -> Figure:
+def _figure(width: float, height: float, layout: Literal["constrained", "compressed", "tight"] | None = None) -> Figure:
     fig = Figure(figsize=(width, height), dpi=DPI, layout=layout)
     FigureCanvasAgg(fig)
     return fig
@@ -72,7 +72,7 @@ def _save(fig: Figure, out_dir: Path, name: str) -> Path:
     return path
 
 
-def _rows_height(n: int) -> float:
+def _rows_height(n: float) -> float:
     return max(3.2, 0.42 * n + 1.8)
 
 
@@ -84,7 +84,10 @@ def _log_limits(values: list[float], pad: float = 2.5) -> tuple[float, float]:
 def place_labels(fig: Figure, ax, xs, ys, labels, fontsize: float = 8.5, colours=None) -> None:
     """Greedy label placement: try offsets around each point, growing outwards, and keep the first spot that
     stays inside the axes and overlaps no marker and no label already placed (leader lines when moved far)."""
-    renderer = fig.canvas.get_renderer()
+    canvas = fig.canvas
+    if not isinstance(canvas, FigureCanvasAgg):  # _figure gives every figure an Agg canvas; any other gets one
+        canvas = FigureCanvasAgg(fig)
+    renderer = canvas.get_renderer()
     axbox = ax.get_window_extent(renderer)
     pts = ax.transData.transform(np.column_stack([xs, ys]))
     r = 6.0
@@ -142,41 +145,42 @@ def quality_vs_cost(views: list[CellView], out_dir: Path, mapping_note: str) -> 
     fig = _figure(10.5, 6.4)
     fig.subplots_adjust(left=0.09, right=0.97, top=0.91, bottom=0.19)
     ax = fig.add_subplot()
-    xs = [v.usd.value for v in pts] + [v.cell.extras["cost"]["would_be_usd_per_1k_recs"] for v in gated]
-    ys = [v.quality.value for v in pts] + [v.quality.value for v in gated]
-    all_x = xs + [v.hosted_usd.value for v in hosted]
+    xs = [v.row("usd").value for v in pts] + [v.cell.extras["cost"]["would_be_usd_per_1k_recs"] for v in gated]
+    ys = [v.row("quality").value for v in pts] + [v.row("quality").value for v in gated]
+    all_x = xs + [v.row("hosted_usd").value for v in hosted]
     ax.set_xscale("log")
     ax.set_xlim(*_log_limits(all_x, 3.0))
     ax.set_ylim(0, max(ys) * 1.22 if max(ys) > 0 else 1)
     ref = reference_classic(pts)
-    usual_n = max((v.quality.n or 0 for v in pts), default=0)
+    usual_n = max((v.row("quality").n or 0 for v in pts), default=0)
     sampled = []
     for v in pts:
         colour = FAMILY_COLOURS.get(v.family, "0.3")
-        if v.quality.n and v.quality.n < usual_n:
+        quality, cost = v.row("quality"), v.row("usd").value
+        if quality.n and quality.n < usual_n:
             sampled.append(v)
-            ax.scatter(v.usd.value, v.quality.value, s=64, facecolor="white", edgecolor=colour, linewidth=1.6, zorder=3)
+            ax.scatter(cost, quality.value, s=64, facecolor="white", edgecolor=colour, linewidth=1.6, zorder=3)
         else:
-            ax.scatter(v.usd.value, v.quality.value, s=64, color=colour, zorder=3, edgecolor="white", linewidth=0.8)
+            ax.scatter(cost, quality.value, s=64, color=colour, zorder=3, edgecolor="white", linewidth=0.8)
     same_sample = []
     for v in sampled:  # the reference on the sampled cell's own users, where per-user figures allow it
         c = compare_cells(v.cell, ref.cell, QUALITY) if ref is not None and v is not ref else None
         if c is not None and c.paired and c.comparable:
             same_sample.append(v)
-            ax.plot([v.usd.value / 1.25, v.usd.value * 1.25], [c.b, c.b], color="0.45", lw=2.2, zorder=2)
+            ax.plot([v.row("usd").value / 1.25, v.row("usd").value * 1.25], [c.b, c.b], color="0.45", lw=2.2, zorder=2)
     for v in gated:
-        ax.scatter(v.cell.extras["cost"]["would_be_usd_per_1k_recs"], v.quality.value, s=60, marker="X",
+        ax.scatter(v.cell.extras["cost"]["would_be_usd_per_1k_recs"], v.row("quality").value, s=60, marker="X",
                    color="0.55", zorder=3)
-    front = frontier([v.cell for v in pts], [v.usd.value for v in pts], QUALITY).on
-    fx, fy = [pts[i].usd.value for i in front], [pts[i].quality.value for i in front]
+    front = frontier([v.cell for v in pts], [v.row("usd").value for v in pts], QUALITY).on
+    fx, fy = [pts[i].row("usd").value for i in front], [pts[i].row("quality").value for i in front]
     ax.plot(fx, fy, ls="--", lw=1.4, color="0.25", zorder=2)
     ax.scatter(fx, fy, s=190, facecolor="none", edgecolor="0.2", linewidth=1.2, zorder=4)
     for j, v in enumerate(hosted):
-        x = v.hosted_usd.value
+        x = v.row("hosted_usd").value
         ax.axvline(x, color=FAMILY_COLOURS["hosted"], ls=HOSTED_STYLES[j % len(HOSTED_STYLES)], lw=1.3, zorder=1)
         ax.text(x, ax.get_ylim()[1] * 0.98, f"{v.variant} ", rotation=90, ha="right", va="top", fontsize=7.5,
                 color=FAMILY_COLOURS["hosted"])
-    labels = [v.name + (f" (n={v.quality.n:,})" if v in sampled else "") for v in pts] + \
+    labels = [v.name + (f" (n={v.row('quality').n:,})" if v in sampled else "") for v in pts] + \
         [f"{v.name} (gated)" for v in gated]
     colours = [FAMILY_COLOURS.get(v.family, "0.3") for v in pts] + ["0.4"] * len(gated)
     place_labels(fig, ax, xs, ys, labels, colours=colours)
@@ -192,7 +196,7 @@ def quality_vs_cost(views: list[CellView], out_dir: Path, mapping_note: str) -> 
     if sampled:
         handles.append(Line2D([], [], marker="o", ls="", color="0.3", markerfacecolor="white",
                               label="evaluated on a sample of users"))
-    if same_sample:
+    if same_sample and ref is not None:
         handles.append(Line2D([], [], ls="-", lw=2.2, color="0.45", label=f"{ref.name} on the same sampled users"))
     if gated:
         handles.append(Line2D([], [], marker="X", ls="", color="0.55", label="gated (below quality gate; cost not counted)"))
@@ -234,12 +238,14 @@ def throughput(views: list[CellView], out_dir: Path) -> Chart:
     if not rows:
         chart.note = "No offline throughput in this run: chart skipped."
         return chart
-    rows.sort(key=lambda v: (v.family != "classic", -v.throughput.value))
-    vals = [v.throughput.value for v in rows]
+    rows.sort(key=lambda v: (v.family != "classic", -v.row("throughput").value))
+    rates = [v.row("throughput") for v in rows]
+    vals = [r.value for r in rates]
+    lows, highs = [r.ci95_low for r in rates], [r.ci95_high for r in rates]
     errs = None
-    if all(v.throughput.ci95_low is not None and v.throughput.ci95_high is not None for v in rows):
-        errs = np.array([[max(0.0, v.throughput.value - v.throughput.ci95_low) for v in rows],
-                         [max(0.0, v.throughput.ci95_high - v.throughput.value) for v in rows]])
+    if all(x is not None for x in lows + highs):
+        errs = np.array([[max(0.0, r.value - lo) for r, lo in zip(rates, lows) if lo is not None],
+                         [max(0.0, hi - r.value) for r, hi in zip(rates, highs) if hi is not None]])
     fig = _figure(10.5, _rows_height(len(rows)))
     ax = fig.add_subplot()
     _bars(ax, [v.name for v in rows], vals, [FAMILY_COLOURS.get(v.family, "0.4") for v in rows], errs,
@@ -321,7 +327,9 @@ def latency_cdf(views: list[CellView], out_dir: Path) -> Chart:
         return chart
     fig, ax, shade = _series_figure(len(rows))
     all_samples = np.concatenate([v.latency_samples_ms for v in rows])
-    for i, v in enumerate(rows):
+    for v in rows:
+        if v.latency_samples_ms is None:  # rows hold only views with samples
+            continue
         s = np.sort(v.latency_samples_ms)
         y = np.arange(1, len(s) + 1) / len(s)
         p50, p99 = v.latency.get("p50"), v.latency.get("p99")
@@ -397,13 +405,13 @@ def cost_by_instance(views: list[CellView], out_dir: Path, mapping_note: str) ->
         return chart
     instances = sorted({i for v in rows for i in v.projected})
     values = [v.usd.value for v in rows if v.usd is not None] + [m.value for v in rows for m in v.projected.values()] \
-        + [v.hosted_usd.value for v in hosted]
+        + [v.row("hosted_usd").value for v in hosted]
     n_legend_rows = math.ceil((1 + len(instances) + len(hosted)) / 3)
     fig = _figure(11.5, _rows_height(max(len(rows), 3)) + 0.25 * n_legend_rows, layout="constrained")
     ax = fig.add_subplot()
     y = np.arange(len(rows))
     for yi, v in zip(y, rows):
-        ax.axhline(yi, color="0.92", lw=0.8, zorder=0)
+        ax.axhline(float(yi), color="0.92", lw=0.8, zorder=0)
         if v.usd is not None:
             ax.scatter(v.usd.value, yi, s=70, color="black", zorder=4)
         for k, inst in enumerate(instances):
@@ -414,9 +422,9 @@ def cost_by_instance(views: list[CellView], out_dir: Path, mapping_note: str) ->
     ax.set_xscale("log")
     ax.set_xlim(*_log_limits(values, 3.0))
     for j, v in enumerate(hosted):
-        ax.axvline(v.hosted_usd.value, color=FAMILY_COLOURS["hosted"], ls=HOSTED_STYLES[j % len(HOSTED_STYLES)],
+        ax.axvline(v.row("hosted_usd").value, color=FAMILY_COLOURS["hosted"], ls=HOSTED_STYLES[j % len(HOSTED_STYLES)],
                    lw=1.6, zorder=2)
-        ax.text(v.hosted_usd.value, -0.45, f"{v.variant} ", rotation=90, ha="right", va="top", fontsize=7.5,
+        ax.text(v.row("hosted_usd").value, -0.45, f"{v.variant} ", rotation=90, ha="right", va="top", fontsize=7.5,
                 color=FAMILY_COLOURS["hosted"])
     if rows:
         ax.set_yticks(y, [v.name + (" (cost-only)" if v.cost_only else "") for v in rows], fontsize=9)
@@ -431,7 +439,7 @@ def cost_by_instance(views: list[CellView], out_dir: Path, mapping_note: str) ->
                        markeredgecolor=INSTANCE_COLOURS[k % len(INSTANCE_COLOURS)], markeredgewidth=1.4,
                        label=f"projected: {inst}") for k, inst in enumerate(instances)]
     handles += [Line2D([], [], ls=HOSTED_STYLES[j % len(HOSTED_STYLES)], lw=1.6, color=FAMILY_COLOURS["hosted"],
-                       label=f"hosted {v.variant}: {usd(v.hosted_usd.value)} (estimated)") for j, v in enumerate(hosted)]
+                       label=f"hosted {v.variant}: {usd(v.row('hosted_usd').value)} (estimated)") for j, v in enumerate(hosted)]
     fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
     chart.path = _save(fig, out_dir, "cost_by_instance.png")
     missing = [v.name for v in rows if not v.projected]

@@ -49,8 +49,8 @@ def _chart(rows: list[CellView], out_dir: Path) -> Chart:
                   "(offline load, best batch) against Recall@10 on the held-out cold items (left: items no model "
                   "saw in training) and on warm items (right: the valid part, items with history). Hollow markers: "
                   "gated variants (below the quality gate; their cost does not count, drawn at what it would be).")
-    pts = [(v, *_cost(v)) for v in rows]
-    pts = [(v, c, g) for v, c, g in pts if c is not None]
+    costs = [(v, *_cost(v)) for v in rows]
+    pts = [(v, c, g) for v, c, g in costs if c is not None]
     if not pts:
         chart.note = "No cell has both cold-item quality and a measured cost: chart skipped."
         return chart
@@ -61,9 +61,9 @@ def _chart(rows: list[CellView], out_dir: Path) -> Chart:
     xs_all = [c for _, c, _ in pts]
     for ax, metric, title in ((axes[0], COLD, "cold items (held out of training)"),
                               (axes[1], WARM, "warm items (valid part)")):
-        shown = [(v, c, g) for v, c, g in pts if _value(v, metric) is not None]
-        ys = [_value(v, metric) for v, _, _ in shown]
-        for (v, c, g), y in zip(shown, ys):
+        shown = [(v, c, g, y) for v, c, g in pts if (y := _value(v, metric)) is not None]
+        ys = [y for _, _, _, y in shown]
+        for v, c, g, y in shown:
             colour, marker = styles[v.name]
             ax.scatter(c, y, s=70, marker=marker, facecolor="white" if g else colour, edgecolor=colour,
                        linewidth=1.6 if g else 0.8, zorder=3)
@@ -95,7 +95,7 @@ def _table_rows(rows: list[CellView]) -> list[list[str]]:
     for v in rows:
         cost, gated = _cost(v)
         cells = [v.name, v.cell.status]
-        cells += ["–" if _value(v, m) is None else sig(_value(v, m)) for _, m in COLUMNS]
+        cells += ["–" if (value := _value(v, m)) is None else sig(value) for _, m in COLUMNS]
         cells += [num(v.throughput.value) if v.throughput else "–",
                   ("–" if cost is None else usd(cost) + (" (would be; gated)" if gated else "")),
                   usd(v.one_time_usd.value) if v.one_time_usd else "–"]

@@ -22,7 +22,7 @@ from bench.metrics import suffix
 from bench.report.charts import INSTANCE_COLOURS, INSTANCE_MARKERS, Chart, _figure, _rows_height, _save
 from bench.report.html import Footnotes, _label, _table, esc
 from bench.report.sections import Section
-from bench.report.sizes import FIT_HEAD, _fit_rows, size_chart
+from bench.report.sizes import FIT_HEAD, NOT_PROJECTED_NOTE, _fit_rows, projection_html, projection_md, size_chart
 from bench.report.view import CellView, mib, num, ratio, sig, usd
 from bench.results import MetricRow, RunResult
 from bench.sizes import DECODER_RANK as RECOMMENDER
@@ -73,7 +73,7 @@ def phase_chart(cells: list[CellView], out_dir: Path) -> Chart:
     fig, ax = _canvas(len(rows))
     for j, v in enumerate(rows):
         second = PHASES.get(v.cell.params.get("mode", ""), ("", "", ""))[2]
-        pre = _p(v, "prefill_p50_ms").value
+        pre = v.cell.value("prefill_p50_ms")
         after = _p(v, f"{second}_p50_ms") if second else None
         rest = after.value if after is not None else 0.0
         share = pre / (pre + rest)  # drawn as shares of the two medians; the label gives the milliseconds
@@ -128,11 +128,11 @@ def comparison_chart(cells: list[CellView], out_dir: Path) -> Chart:
         return _skip(chart, "No cell compared the two executions: chart skipped.")
     fig, ax = _canvas(len(rows) * 1.6)
     for j, v in enumerate(rows):
-        naive, shared = _p(v, "pointwise_request_p50_ms"), _p(v, "shared_prefix_request_p50_ms")
+        naive, shared = v.cell.row("pointwise_request_p50_ms"), v.cell.row("shared_prefix_request_p50_ms")
         ax.barh(j - 0.18, naive.value, height=0.34, color="#e6550d")
         ax.barh(j + 0.18, shared.value, height=0.34, color="#3182bd")
         diff = _p(v, "execution_max_abs_diff")
-        ax.text(naive.value * 1.08, j - 0.18, f"naive / shared = {ratio(_p(v, 'naive_over_shared_prefix_time').value)}"
+        ax.text(naive.value * 1.08, j - 0.18, f"naive / shared = {ratio(v.cell.value('naive_over_shared_prefix_time'))}"
                 + (f"; max |Δ| {diff.value:.1e}" if diff is not None else ""), va="center", fontsize=8)
     ax.set_xscale("log")
     return _finish(chart, fig, ax, rows, out_dir, "ms to score one user's compared candidates, median (log)",
@@ -147,12 +147,12 @@ def hosted_chart(cells: list[CellView], out_dir: Path) -> Chart:
                   "throughput x this machine's price share; cost-only model). Markers: that cell's very request "
                   "(same prompts, same calls, o200k_base token counts) at each hosted API's list prices (estimated).")
     rows = [v for v in cells if v.usd is not None]
-    entries = sorted({e for v in rows for m in v.cell.metrics if (e := suffix(m.metric, HOSTED_PREFIX))})
+    entries = sorted({name for v in rows for m in v.cell.metrics if (name := suffix(m.metric, HOSTED_PREFIX))})
     if not rows:
         return _skip(chart, "No decoder cell has a measured cost: chart skipped.")
     fig, ax = _canvas(len(rows))
     for j, v in enumerate(rows):
-        ax.barh(j, v.usd.value, height=0.55, color="#bdbdbd", edgecolor="#636363")
+        ax.barh(j, v.row("usd").value, height=0.55, color="#bdbdbd", edgecolor="#636363")
         for e, entry in enumerate(entries):
             row = v.cell.metric(HOSTED_PREFIX + entry)
             if row is not None:
@@ -221,7 +221,7 @@ FIT_METHOD = ("y = a (N / 1e8)^b by least squares on log y against log N, one fi
               "and GPT-2 apart), mode, N and variant; the bracket is the exponent's 95% interval (Student t, n - 2 "
               "degrees of freedom). A projection assumes the same family, hardware, threads and request; beyond the "
               "largest measured size it extrapolates, and a 7B model's fp32 weights alone (28 GB) exceed a 24 GiB "
-              "machine. Projections are never measurements.")
+              f"machine. Projections are never measurements. {NOT_PROJECTED_NOTE}")
 
 
 def section(run: RunResult, views: list[CellView], out_dir: Path) -> Section | None:
@@ -249,14 +249,14 @@ def section(run: RunResult, views: list[CellView], out_dir: Path) -> Section | N
         fit_notes = Footnotes()
         parts.append("<h3>Cost against parameters: the fitted power law and its projections</h3>")
         parts.append(_table(FIT_HEAD, [("ok", [esc(x) for x in cells_[:5]] +
-                                        [f"{esc(x)} {_label('projected')}{fit_notes.mark(flag)}"
-                                         for x, flag in zip(cells_[5:], flags)]) for cells_, flags in fit_rows],
+                                        [projection_html(x, flag, fit_notes) for x, flag in zip(cells_[5:], flags)])
+                                       for cells_, flags in fit_rows],
                             text_cols=(1, 4)))
         parts.append(fit_notes.html())
         parts.append(f"<p>{esc(FIT_METHOD)}</p>")
         md += ["### Cost against parameters (fitted; projections labelled)", "", "| " + " | ".join(FIT_HEAD) + " |",
                "|" + "---|" * len(FIT_HEAD)]
-        md += ["| " + " | ".join(cells_[:5] + [f"{x} (projected)" for x in cells_[5:]]) + " |"
+        md += ["| " + " | ".join(cells_[:5] + [projection_md(x) for x in cells_[5:]]) + " |"
                for cells_, _ in fit_rows]
         md += ["", FIT_METHOD, ""]
     if compare:

@@ -8,9 +8,24 @@ from dataclasses import dataclass, field
 
 from bench.analysis.blend import blend_choice
 from bench.analysis.paired import compare_cells, frontier
-from bench.report.view import (QUALITY, QUALITY_LABEL, CellView, comparison_figures, fp32_sibling, gate_words,
-                               kept_clause, num, on_users, quality_clause, ratio, reference_classic, share_pct,
-                               short_diff, sig, usd)
+from bench.report.view import (
+    QUALITY,
+    QUALITY_LABEL,
+    CellView,
+    comparison_figures,
+    fp32_sibling,
+    gate_words,
+    kept_clause,
+    num,
+    on_users,
+    quality_clause,
+    ratio,
+    reference_classic,
+    share_pct,
+    short_diff,
+    sig,
+    usd,
+)
 
 
 @dataclass
@@ -38,11 +53,12 @@ def _on_one_dataset(views: list[CellView]) -> list[Headline]:
 
     if ref is not None:
         for v in llm:
-            cost_x = v.usd.value / ref.usd.value
+            v_usd, ref_usd = v.row("usd").value, ref.row("usd").value
+            cost_x = v_usd / ref_usd
             c = compare_cells(v.cell, ref.cell, QUALITY)
             text = (f"{v.name} costs {ratio(cost_x)} {ref.name} per 1k recommendations "
-                    f"({usd(v.usd.value)} vs {usd(ref.usd.value)}) ")
-            figures = {"cost_ratio": cost_x, "usd": v.usd.value, "ref_usd": ref.usd.value}
+                    f"({usd(v_usd)} vs {usd(ref_usd)}) ")
+            figures = {"cost_ratio": cost_x, "usd": v_usd, "ref_usd": ref_usd}
             if c is not None and c.comparable and not c.b:  # e.g. cold items, which CF has never seen
                 text += f"and reaches {QUALITY_LABEL} {sig(c.a)} where {ref.name} scores 0{on_users(c)}."
             elif c is not None:
@@ -85,18 +101,19 @@ def _on_one_dataset(views: list[CellView]) -> list[Headline]:
         exact = extras.get("cost", {}).get("tokenizer_is_providers", False)
         tin = h.cell.metric("hosted_input_tokens_per_rec")
         tout = h.cell.metric("hosted_output_tokens_per_rec")
-        figures = {"usd": h.hosted_usd.value}
+        h_usd = h.row("hosted_usd").value
+        figures = {"usd": h_usd}
         text = (f"A hosted {h.variant} ranking {n_cand or '?'} candidates per request "
-                f"would cost {usd(h.hosted_usd.value)} per 1k recommendations")
+                f"would cost {usd(h_usd)} per 1k recommendations")
         if tin is not None and tout is not None:
             figures.update(input_tokens=tin.value, output_tokens=tout.value)
             text += (f" ({num(tin.value)} input + {num(tout.value)} output tokens per request, counted with "
                      f"{w.get('tokenizer', 'a tokenizer')}{'' if exact else ' as an estimate of its own tokenizer'})")
         same_job = [v for v in local if (row := v.cell.metric("candidates_per_request")) is not None
                     and row.value == n_cand]
-        against = min(same_job or local, key=lambda v: v.usd.value) if (same_job or local) else ref
+        against = min(same_job or local, key=lambda v: v.row("usd").value) if (same_job or local) else ref
         if against is not None:
-            r = h.hosted_usd.value / against.usd.value
+            r = h_usd / against.row("usd").value
             figures["ratio_to_local"] = r
             job = (f", which re-ranks the same {n_cand} candidates per request" if same_job else
                    " (a different job from ranking a candidate list)")
@@ -109,22 +126,22 @@ def _on_one_dataset(views: list[CellView]) -> list[Headline]:
     pts = [v for v in views if v.ok and v.has_quality and v.usd is not None]
     if len(pts) >= 2:
         out.append(_frontier(pts))
-    out += [h for v in views if v.ok and (h := _blend(v, views)) is not None]
+    out += [blend for v in views if v.ok and (blend := _blend(v, views)) is not None]
     return out
 
 
 def _frontier(pts: list[CellView]) -> Headline:
     """Cheapest first; each step says by how much it beats the step before on the users they share."""
-    front = frontier([v.cell for v in pts], [v.usd.value for v in pts], QUALITY)
+    front = frontier([v.cell for v in pts], [v.row("usd").value for v in pts], QUALITY)
     steps, figures = [], {}
     for k, i in enumerate(front.on):
         v = pts[i]
-        step = f"{v.name} ({usd(v.usd.value)}, {QUALITY_LABEL} {sig(v.quality.value)}"
+        step = f"{v.name} ({usd(v.row('usd').value)}, {QUALITY_LABEL} {sig(v.row('quality').value)}"
         if k:
             c = compare_cells(v.cell, pts[front.on[k - 1]].cell, QUALITY)
             step += f"; {short_diff(c)} over {pts[front.on[k - 1]].name}" if c is not None else ""
         steps.append(step + ")")
-        figures[f"usd:{v.name}"] = v.usd.value
+        figures[f"usd:{v.name}"] = v.row("usd").value
     text = f"Quality-cost frontier, cheapest first: {', then '.join(steps)}; every other cell is matched or beaten " \
            "by a cheaper one on the users they share"
     compared = [c for _, c in front.beaten_by.values()]
@@ -145,10 +162,13 @@ def _blend(v: CellView, views: list[CellView]) -> Headline | None:
                       and (o.cell.dataset, o.cell.split, o.cell.device) == (v.cell.dataset, v.cell.split, v.cell.device)),
                      None)
     figures: dict[str, float] = {}
-    if choice.recorded:
-        text = (f"{v.name}: the learned blend gives the cross-encoder {share_pct(choice.ce_spread_share)} of the score's "
-                f"spread and leaves {choice.order_kept_share:.0%} of its training lists in {choice.retriever}'s order")
-        figures.update(ce_spread_share=choice.ce_spread_share, order_kept_share=choice.order_kept_share)
+    share, kept = choice.ce_spread_share, choice.order_kept_share
+    if share is not None:  # recorded (runs from before the blend's weights were recorded have no share)
+        text = f"{v.name}: the learned blend gives the cross-encoder {share_pct(share)} of the score's spread"
+        figures["ce_spread_share"] = share
+        if kept is not None:
+            text += f" and leaves {kept:.0%} of its training lists in {choice.retriever}'s order"
+            figures["order_kept_share"] = kept
         if choice.keeps_retriever_order:
             text += ": the blend kept the retriever's order (the cross-encoder's weight is practically 0)"
         elif choice.cross_encoder_silent:
@@ -159,14 +179,14 @@ def _blend(v: CellView, views: list[CellView]) -> Headline | None:
         if choice.l2 is not None:
             text += f" (cross-validation put a penalty of {choice.l2:g} on the cross-encoder's weights)"
     c = compare_cells(v.cell, retriever.cell, QUALITY) if retriever is not None else None
-    if c is not None and c.comparable:
+    if retriever is not None and c is not None and c.comparable:
         figures.update(comparison_figures(c))
         if c.identical:
             text += (f"; for each of the {c.n:,} users both evaluated it scores exactly as {retriever.name} "
                      f"({QUALITY_LABEL} {sig(c.a)}): the cross-encoder adds nothing there")
         else:
             text += f"; against {retriever.name}: {QUALITY_LABEL} {sig(c.a)} vs {sig(c.b)}{on_users(c)}"
-    elif c is not None:
+    elif retriever is not None and c is not None:
         text += (f"; its {QUALITY_LABEL} ({sig(c.a)} on {c.n_a:,} sampled users) cannot be set against "
                  f"{retriever.name}'s without per-user figures")
     return Headline(text + ".", "blend", figures)

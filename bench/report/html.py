@@ -4,8 +4,9 @@ from __future__ import annotations
 import base64
 import html
 import json
+from collections.abc import Iterable
 from importlib import resources
-from typing import Any, Iterable
+from typing import Any
 
 from bench import metrics
 from bench.report.charts import Chart
@@ -79,7 +80,8 @@ def _status(v: CellView) -> str:
 def summary_table(views: list[CellView], notes: Footnotes) -> str:
     head = ["cell", "status", QUALITY_LABEL, "Recall@10", "users/s", "p50 ms", "p99 ms",
             "peak RSS", "footprint", "$/1k recs offline", "$/1k recs at SLO", "one-time $ (amortised $/1k)"]
-    rows, reasons = [], {}
+    rows: list[tuple[str, list[str]]] = []
+    reasons: dict[int, str] = {}
     for v in views:
         if v.family in ("hosted", "derived"):
             continue

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import html
-from typing import Iterable
+from collections.abc import Iterable
 
 from bench.report.headlines import Headline
 from bench.report.view import QUALITY_LABEL, CellView, mib, num, same_sample_note, sig, usd
@@ -58,7 +58,7 @@ def render(run: RunResult, views: list[CellView], heads: list[Headline], html_na
         lines += ["", "## Hosted APIs (estimated)", "", "| entry | $ / 1k recs | source, date |", "|---|---:|---|"]
         for v in hosted:
             price = v.cell.extras.get("cost", {}).get("price", {})
-            lines.append(f"| {_cell(v.variant)} | {usd(v.hosted_usd.value)} | "
+            lines.append(f"| {_cell(v.variant)} | {usd(v.row('hosted_usd').value)} | "
                          f"{_cell(price.get('source', ''))}, {_cell(price.get('date', ''))} |")
     for block in sections:
         lines += ["", block.rstrip()]

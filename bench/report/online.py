@@ -7,6 +7,7 @@ bootstrap intervals, cost ratios), put into words. Renders rows only; computes n
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from matplotlib.lines import Line2D
@@ -88,8 +89,8 @@ def _frontier_chart(rows: list[CellView], out_dir: Path, styles) -> Chart:
                   "Each point is one strategy over the whole replay: US$ for the initial fit and every update (log "
                   "scale) against NDCG@10 averaged over every (update step, user) pair. The line joins the "
                   "frontier: strategies every cheaper one is clearly worse than (paired NDCG@10 interval above 0).")
-    pts = [(v, summary_row(v.cell, "replay_usd_total"), summary_row(v.cell, NDCG)) for v in rows]
-    pts = [(v, c.value, q.value) for v, c, q in pts if c is not None and q is not None and c.value > 0]
+    found = [(v, summary_row(v.cell, "replay_usd_total"), summary_row(v.cell, NDCG)) for v in rows]
+    pts = [(v, c.value, q.value) for v, c, q in found if c is not None and q is not None and c.value > 0]
     if not pts:
         chart.note = "No replay cell has both a cost and a quality figure: chart skipped."
         return chart
@@ -127,17 +128,21 @@ HEAD = ["strategy", "NDCG@10", "Recall@10", "fresh Recall@10", "update wall s (t
         "Δ NDCG@10 vs full update [95% CI]", "update cost vs full update"]
 
 
+def _value(cell: CellResult, metric: str, fmt: Callable[[float], str] = sig) -> str:
+    row = summary_row(cell, metric)
+    return fmt(row.value) if row is not None else "–"
+
+
 def _table_rows(rows: list[CellView]) -> list[list[str]]:
     out = []
     for v in rows:
         c = v.cell
-        val = lambda m, fmt=sig: fmt(r.value) if (r := summary_row(c, m)) is not None else "–"  # noqa: E731
         delay = summary_row(c, "freshness_delay_s")
         ratio_row = summary_row(c, "update_usd_ratio_vs_full_update")
-        out.append([v.name, val(NDCG), val(RECALL), val(FRESH), val("update_wall_s_total"), val("update_cpu_s_total"),
-                    val("update_usd_total", usd), val("update_usd_per_day", usd),
-                    "–" if delay is None else sig(delay.value / DAY_S),
-                    val("unreflected_event_share", lambda x: f"{x * 100:.1f}%"),
+        out.append([v.name, _value(c, NDCG), _value(c, RECALL), _value(c, FRESH), _value(c, "update_wall_s_total"),
+                    _value(c, "update_cpu_s_total"), _value(c, "update_usd_total", usd),
+                    _value(c, "update_usd_per_day", usd), "–" if delay is None else sig(delay.value / DAY_S),
+                    _value(c, "unreflected_event_share", lambda x: f"{x * 100:.1f}%"),
                     mib(v.peak_rss.value) if v.peak_rss else "–", diff_text(summary_row(c, NDCG + DIFF)),
                     ratio(ratio_row.value) if ratio_row is not None else "–"])
     return out
@@ -160,12 +165,12 @@ def statements(rows: list[CellView]) -> list[str]:
         if c.extras["replay_strategy"]["name"] == "stale" and early is not None and late is not None:
             text += f"; the gap is {diff_text(early)} over the first half of the steps and {diff_text(late)} over the second"
         out.append(text + ".")
-    on = sorted((summary_row(v.cell, "replay_usd_total").value, v) for v in rows
-                if (v.cell.extras.get("online_frontier") or {}).get("on") and summary_row(v.cell, "replay_usd_total"))
+    on = sorted(((total.value, v) for v in rows if (v.cell.extras.get("online_frontier") or {}).get("on")
+                 and (total := summary_row(v.cell, "replay_usd_total")) is not None), key=lambda t: t[0])
     if on:
         out.append("Cost-quality frontier of the update strategies, cheapest first (each clearly better on NDCG@10 "
                    "than every cheaper strategy, paired): " + ", then ".join(
-                       f"{v.name} ({usd(c)}, NDCG@10 {sig(summary_row(v.cell, NDCG).value)})" for c, v in on) + ".")
+                       f"{v.name} ({usd(c)}, NDCG@10 {sig(v.cell.value(NDCG, REPLAY_LOAD))})" for c, v in on) + ".")
     for v in rows:
         fresh = summary_row(v.cell, FRESH + "_diff_vs_best_cf")
         cf = by_name.get((v.cell.extras.get("online_comparisons") or {}).get("best_cf_on_fresh_items", ""))

@@ -8,7 +8,7 @@ number of points of every fit, and the projected figure at the largest size wher
 """
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ from bench.report.view import CellView, mib, num, sig, usd
 from bench.results import RunResult
 
 #: metric -> (title, axis label, value transform for the axis, formatter for tables)
-PANELS: dict[str, tuple[str, str, float, object]] = {
+PANELS: dict[str, tuple[str, str, float, Callable[[float], str]]] = {
     "fit_s": ("Fit time", "fit time, s (one-time)", 1.0, lambda x: f"{sig(x)} s"),
     "encode_items_s": ("Item encoding (two-tower item tower)", "item encoding time, s (one-time)", 1.0,
                        lambda x: f"{sig(x)} s"),
@@ -140,7 +140,7 @@ def _rows(fits: list[GrowthFit], sizes: list[int]) -> list[dict]:
             fmt = PANELS[metric][3]
             n_max = max(f.points.n_items)
             beyond = _beyond(f, sizes)
-            projected = (beyond[-1], float(f.fit.predict(beyond[-1]))) if beyond else None
+            projected = (beyond[-1], float(f.fit.predict(beyond[-1]))) if beyond and f.fit is not None else None
             rows.append({
                 "metric": metric, "curve": f.points.key,
                 "b": None if f.fit is None else f.fit.exponent,

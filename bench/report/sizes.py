@@ -10,18 +10,31 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.artist import Artist
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, NullFormatter
 
+from bench.measure.load_registry import OFFLINE, SINGLE_STREAM
 from bench.metrics import USD_PER_1K
 from bench.report.charts import INSTANCE_COLOURS, Chart, _figure, _save
 from bench.report.html import Footnotes, _label, _table, esc
 from bench.report.sections import Section
 from bench.report.view import CellView, mib, num, sig, usd
 from bench.results import RunResult
-from bench.sizes import BYTES_PER_PARAMETER, DECODER_RANK, GENERATED_TOKENS, OUTPUT_TOKENS_PER_S, PROJECT_TO, SizeFit, \
-    fits_from_run, parameters_of, size_label
+from bench.sizes import (
+    BYTES_PER_PARAMETER,
+    DECODER_RANK,
+    GENERATED_TOKENS,
+    MIN_SIZES_TO_PROJECT,
+    OUTPUT_TOKENS_PER_S,
+    PROJECT_TO,
+    SizeFit,
+    fits_from_run,
+    parameters_of,
+    size_label,
+)
+from bench.variants.registry import FP32
 
 #: what the chart draws, in panel order: (metric, axis label, value formatter)
 PANELS = ((USD_PER_1K, "US$ per 1,000 recommendations (offline, log)", usd),
@@ -60,7 +73,8 @@ def size_chart(fits: list[SizeFit], out_dir: Path, memory_total_bytes: int | Non
                   "Log-log. Filled points: measured on this machine (cost-only models: random weights, real cost). "
                   "Solid line: the fitted power law y = a (N/1e8)^b over the measured sizes; dotted: the same law "
                   "extrapolated. Hollow diamonds: projected at 1B and 7B parameters (label projected, never measured). "
-                  "Shaded: sizes whose fp32 weights alone exceed this machine's memory.")
+                  "Shaded: sizes whose fp32 weights alone exceed this machine's memory. A fit over fewer than "
+                  f"{MIN_SIZES_TO_PROJECT} sizes is drawn over its measured sizes only.")
     panels = [(m, label, fmt) for m, label, fmt in PANELS if any(f.metric == m for f in fits)]
     if not panels:
         chart.note = "No cost or latency fit against model size in this run: chart skipped."
@@ -78,10 +92,10 @@ def size_chart(fits: list[SizeFit], out_dir: Path, memory_total_bytes: int | Non
         lo = min(p.parameters for f in mine for p in f.points) / 1.8
         ax.set_xlim(lo, top)
         if memory_total_bytes:
-            limit = memory_total_bytes / BYTES_PER_PARAMETER["fp32"]
+            limit = memory_total_bytes / BYTES_PER_PARAMETER[FP32]
             if limit < top:
                 ax.axvspan(max(limit, lo), top, color="0.88", zorder=0)
-                ax.text(max(limit, lo) * 1.08, 0.04, "fp32 weights exceed memory", rotation=90,
+                ax.text(max(limit, lo) * 1.08, 0.04, f"{FP32} weights exceed memory", rotation=90,
                         transform=ax.get_xaxis_transform(), fontsize=7.5, color="0.35", va="bottom", ha="left")
         for gi, f in enumerate(mine):
             c = colours[_group_name(f)]
@@ -90,10 +104,11 @@ def size_chart(fits: list[SizeFit], out_dir: Path, memory_total_bytes: int | Non
             ax.scatter(xs, ys, s=46, color=c, zorder=4, edgecolor="white", linewidth=0.7)
             inside = np.geomspace(f.fit.min_parameters, f.fit.max_parameters, 40)
             ax.plot(inside, f.fit.predict(inside), color=c, lw=1.6, zorder=3)
-            beyond = np.geomspace(f.fit.max_parameters, max(PROJECT_TO.values()), 40)
-            ax.plot(beyond, f.fit.predict(beyond), color=c, lw=1.3, ls=":", zorder=3)
-            for label, size in PROJECT_TO.items():
-                value = f.projections[label]
+            if f.projections:  # a fit over too few sizes is drawn over its measured range only
+                beyond = np.geomspace(f.fit.max_parameters, max(PROJECT_TO.values()), 40)
+                ax.plot(beyond, f.fit.predict(beyond), color=c, lw=1.3, ls=":", zorder=3)
+            for label, value in f.projections.items():
+                size = PROJECT_TO[label]
                 ax.scatter([size], [value], s=70, marker="D", facecolor="white", edgecolor=c, linewidth=1.6, zorder=5)
                 # the largest size sits at the right edge: its label goes left of the diamond, the others right
                 right_edge = size == max(PROJECT_TO.values())
@@ -115,16 +130,32 @@ def size_chart(fits: list[SizeFit], out_dir: Path, memory_total_bytes: int | Non
         ax.set_ylabel(ylabel)
         ax.set_title(METRIC_TITLES.get(metric, metric), fontsize=10.5)
         ax.grid(True, which="major", alpha=0.3)
-    handles = [Line2D([], [], color=colours[g], lw=1.6, marker="o", label=g) for g in groups]
+    handles: list[Artist] = [Line2D([], [], color=colours[g], lw=1.6, marker="o", label=g) for g in groups]
     handles += [Line2D([], [], color="0.3", ls=":", label="fit extrapolated"),
                 Line2D([], [], color="0.3", marker="D", markerfacecolor="white", ls="", label="projected (not measured)")]
     if memory_total_bytes:
-        handles.append(Patch(color="0.88", label="fp32 weights exceed memory"))
+        handles.append(Patch(color="0.88", label=f"{FP32} weights exceed memory"))
     fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8.5, frameon=False)
     fig.suptitle(chart.title, fontsize=12)
     chart.path = _save(fig, out_dir, f"{name}.png")
     chart.shown = [p.cell for f in fits for p in f.points]
     return chart
+
+
+#: a fit table's projection cell for a fit over too few sizes to project from
+NOT_PROJECTED = "–"
+NOT_PROJECTED_NOTE = (f"A fit over fewer than {MIN_SIZES_TO_PROJECT} sizes projects nothing ({NOT_PROJECTED}): any "
+                      "line fits two points, so its exponent is shown, flagged as rough, and never extended.")
+
+
+def projection_html(text: str, flag: str, notes: Footnotes) -> str:
+    """A fit table's projection cell in HTML: labelled projected, with its flag as a footnote."""
+    return esc(text) if text == NOT_PROJECTED else f"{esc(text)} {_label('projected')}{notes.mark(flag)}"
+
+
+def projection_md(text: str, mark: str = "") -> str:
+    """A fit table's projection cell in Markdown: labelled projected, with a footnote mark when given."""
+    return text if text == NOT_PROJECTED else f"{text} (projected){mark}"
 
 
 def _fit_rows(fits: list[SizeFit]) -> list[tuple[list[str], list[str]]]:
@@ -136,7 +167,8 @@ def _fit_rows(fits: list[SizeFit]) -> list[tuple[list[str], list[str]]]:
         r2 = "n/a" if f.fit.r2 is None else f"{f.fit.r2:.3f}"
         sizes = ", ".join(f"{_short_model(p.model)} {size_label(p.parameters)}" for p in f.points)
         rows.append(([_group_name(f), METRIC_TITLES.get(f.metric, f.metric), b, r2, sizes,
-                      *(_fmt(f.metric, f.projections[label]) for label in PROJECT_TO)],
+                      *(_fmt(f.metric, f.projections[label]) if label in f.projections else NOT_PROJECTED
+                        for label in PROJECT_TO)],
                      [f.flags.get(label, "") for label in PROJECT_TO]))
     return rows
 
@@ -159,12 +191,12 @@ def _explain_rows(views: list[CellView]) -> list[list[str]]:
         c = v.cell
         n = c.metric("ttft_p50_ms")
         params = parameters_of(c)
-        single = c.metric(OUTPUT_TOKENS_PER_S, load="single-stream")
-        offline = c.metric(OUTPUT_TOKENS_PER_S, load="offline")
+        single = c.metric(OUTPUT_TOKENS_PER_S, load=SINGLE_STREAM)
+        offline = c.metric(OUTPUT_TOKENS_PER_S, load=OFFLINE)
         flops = c.metric("flops_per_rec")
         rows.append([
             v.name, f"{_short_model(str(c.params.get('model', '')))} {size_label(params) if params else ''}".strip(),
-            f"{c.metric(GENERATED_TOKENS).value:g}", str(n.n) if n and n.n else "–",
+            f"{c.value(GENERATED_TOKENS):g}", str(n.n) if n and n.n else "–",
             _pct(v, "ttft", "p50"), _pct(v, "ttft", "p90"), _pct(v, "ttft", "p99"),
             _pct(v, "time_per_output_token", "p50"),
             num(single.value) if single else "–", num(offline.value) if offline else "–",
@@ -196,7 +228,7 @@ def _method(run: RunResult) -> str:
             f"permitting: weights alone take N x 4 bytes in fp32 (7B: 28 GB), 2 in fp16/bf16, 1 in int8 (7B: 7 GB), "
             f"against this machine's {mem}. Beyond the largest measured size the law is an extrapolation: real "
             "1B-7B models change shape and become memory-bandwidth bound, so read projections as an order of "
-            "magnitude, never as measurements.")
+            f"magnitude, never as measurements. {NOT_PROJECTED_NOTE}")
 
 
 def section(run: RunResult, views: list[CellView], out_dir: Path) -> Section | None:
@@ -213,8 +245,8 @@ def section(run: RunResult, views: list[CellView], out_dir: Path) -> Section | N
         fit_rows = _fit_rows(fits)
         notes = Footnotes()
         html_parts.append(_table(FIT_HEAD, [("ok", [esc(x) for x in cells[:5]] +
-                                             [f"{esc(x)} {_label('projected')}{notes.mark(flag)}"
-                                              for x, flag in zip(cells[5:], flags)]) for cells, flags in fit_rows],
+                                             [projection_html(x, flag, notes) for x, flag in zip(cells[5:], flags)])
+                                            for cells, flags in fit_rows],
                                  text_cols=(1, 4)))
         html_parts.append(notes.html())
         html_parts.append(f"<p>{esc(_method(run))}</p>")
@@ -226,7 +258,8 @@ def section(run: RunResult, views: list[CellView], out_dir: Path) -> Section | N
             return f"\\*{md_notes.index(flag) + 1}"
 
         md += ["| " + " | ".join(FIT_HEAD) + " |", "|" + "---|" * len(FIT_HEAD)]
-        md += ["| " + " | ".join(cells[:5] + [f"{x} (projected){mark(flag)}" for x, flag in zip(cells[5:], flags)])
+        md += ["| " + " | ".join(cells[:5] + [projection_md(x, mark(flag) if x != NOT_PROJECTED else "")
+                                              for x, flag in zip(cells[5:], flags)])
                + " |" for cells, flags in fit_rows]
         md += [""] + [f"\\*{i + 1}: {n}  " for i, n in enumerate(md_notes)] + ["", _method(run), ""]
     if explain:

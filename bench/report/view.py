@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 
 from bench import metrics
 from bench.analysis.paired import QUALITY, Comparison, compare_cells
+from bench.measure.load_registry import OFFLINE, SERVER, SINGLE_STREAM
 from bench.results import (
     HOSTED_DEVICE,
     HOSTED_RECOMMENDER,
@@ -21,11 +23,17 @@ from bench.results import (
     best_throughput,
     with_derived,
 )
+from bench.variants.registry import FP32
 
 QUALITY_LABEL = "NDCG@10"
 NO_VARIANT = "none"
-REFERENCE_VARIANT = "fp32"
+REFERENCE_VARIANT = FP32
 PREFERRED_CLASSIC = "ease"  # the classic reference of headline comparisons when present
+
+
+#: the figures a view holds as one row each (CellView.row)
+FigureName = Literal["quality", "recall", "throughput", "usd", "usd_server", "hosted_usd", "peak_rss", "footprint",
+                 "one_time_usd", "one_time_per_1k"]
 
 
 @dataclass
@@ -67,6 +75,14 @@ class CellView:
     @property
     def recommender(self) -> str:
         return self.cell.recommender
+
+    def row(self, figure: FigureName) -> MetricRow:
+        """One of the view's figures, for a caller that selected views having it (`v.usd is not None`,
+        `v.has_quality`): a missing one is a bug there, raised as a LookupError naming the view and the figure."""
+        row = getattr(self, figure)
+        if not isinstance(row, MetricRow):
+            raise LookupError(f"{self.name}: no {figure} figure")
+        return row
 
     @property
     def variant(self) -> str:
@@ -124,11 +140,11 @@ def build_views(run: RunResult) -> list[CellView]:
         v.quality = _finite(c.metric(QUALITY))
         v.recall = _finite(c.metric("recall@10"))
         v.throughput = best_throughput(c)
-        v.usd = _finite(c.metric(metrics.USD_PER_1K, load="offline"))
-        v.usd_server = _finite(c.metric(metrics.USD_PER_1K, load="server"))
+        v.usd = _finite(c.metric(metrics.USD_PER_1K, load=OFFLINE))
+        v.usd_server = _finite(c.metric(metrics.USD_PER_1K, load=SERVER))
         v.hosted_usd = _finite(c.metric(metrics.HOSTED_USD))
         for p in ("p50", "p90", "p99"):
-            row = _finite(c.metric(f"latency_{p}_ms", load="single-stream") or c.metric(f"latency_{p}_ms"))
+            row = _finite(c.metric(f"latency_{p}_ms", load=SINGLE_STREAM) or c.metric(f"latency_{p}_ms"))
             if row is not None:
                 v.latency[p] = row
         v.latency_samples_ms = latency_samples(c)
@@ -155,7 +171,7 @@ def latency_samples(cell: CellResult) -> np.ndarray | None:
     """Raw single-stream latencies (ms): the warm timing with the most samples."""
     best = None
     for t in cell.timings:
-        if not isinstance(t, dict) or t.get("load") != "single-stream" or "cold" in str(t.get("name", "")):
+        if not isinstance(t, dict) or t.get("load") != SINGLE_STREAM or "cold" in str(t.get("name", "")):
             continue
         samples = t.get("samples_ms")
         if samples and (best is None or len(samples) > len(best)):
@@ -173,7 +189,7 @@ def reference_classic(views: list[CellView]) -> CellView | None:
     preferred = [v for v in classic if v.recommender == PREFERRED_CLASSIC]
     if preferred:
         return preferred[0]
-    return max(classic, key=lambda v: v.quality.value) if classic else None
+    return max(classic, key=lambda v: v.row("quality").value) if classic else None
 
 
 def fp32_sibling(v: CellView, views: list[CellView]) -> CellView | None:
@@ -201,6 +217,7 @@ def on_users(c: Comparison | None) -> str:
         return f" on {users} (unpaired)"
     if c.identical:
         return f" on {users} (identical for each of them)"
+    assert c.diff_ci95 is not None  # a comparable paired comparison rests on n > 0 users: it has its interval
     low, high = c.diff_ci95
     return (f" on {users} (paired difference {c.diff:+.4f}, 95% interval {low:+.4f} to {high:+.4f}: "
             f"{VERDICT_WORDS[c.verdict]})")
@@ -247,7 +264,7 @@ def same_sample_note(v: CellView, views: list[CellView]) -> str:
         return ""
     ref = reference_classic([o for o in views if (o.cell.dataset, o.cell.split) == (v.cell.dataset, v.cell.split)])
     c = compare_cells(v.cell, ref.cell, QUALITY) if ref is not None and ref is not v else None
-    if c is None or not c.paired or not c.comparable:
+    if ref is None or c is None or not c.paired or not c.comparable:
         return ""
     return f"{ref.name} on the same {c.n:,} users: {sig(c.b)}"
 
@@ -318,10 +335,7 @@ def pct(x: float) -> str:
 def num(x: float | None, unit: str = "") -> str:
     if x is None or not math.isfinite(x):
         return "n/a"
-    if abs(x) >= 1000:
-        s = f"{x:,.0f}"
-    else:
-        s = sig(x)
+    s = f"{x:,.0f}" if abs(x) >= 1000 else sig(x)
     return f"{s} {unit}".strip()
 
 

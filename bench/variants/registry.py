@@ -41,6 +41,11 @@ PRECISIONS = (FP32, FP16, BF16, INT8)
 CPU = "cpu"
 CUDA = "cuda"
 
+#: the libraries whose kernels run a variant's arithmetic, named as the machine record keys its measured int8
+#: peaks (bench.measure.flops.INT8_RUNTIMES): an int8 cell is held against its own library's int8 GEMM
+TORCH = "torch"
+ONNXRUNTIME = "onnxruntime"
+
 
 @dataclass(frozen=True)
 class BuildRequest:
@@ -76,6 +81,8 @@ class Variant:
     summary: str = ""
     #: how it is named in the precision tables of the roofline (bf16 is measured against the fp16 GEMM peak)
     peak_precision: str = field(default="")
+    #: the library whose kernels run its arithmetic: TORCH or ONNXRUNTIME (which measured int8 peak it meets)
+    kernels: str = TORCH
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -168,6 +175,15 @@ def precision_of(variant: str) -> str:
         return FP32
 
 
+def kernels_of(variant: str) -> str:
+    """The library whose kernels run a variant's arithmetic (`Variant.kernels`); variants this registry does not
+    know run on torch's."""
+    try:
+        return parse(variant)[1].kernels
+    except ConfigError:
+        return TORCH
+
+
 def check_device(variant: str, device: str) -> None:
     """A variant asked for on a device it does not run on fails in one line, before any work."""
     distilled, entry = parse(variant)
@@ -236,8 +252,8 @@ for _variant in (
     Variant(FP16, _build_fp16, FP16, (CUDA,), summary="PyTorch eager, float16 (CUDA)"),
     Variant(BF16, _build_bf16, BF16, (CPU, CUDA), summary="PyTorch eager, bfloat16"),
     Variant(INT8, _build_int8, INT8, (CPU,), summary="PyTorch dynamic int8 of every nn.Linear"),
-    Variant(ONNX, _build_onnx_fp32, FP32, (CPU, CUDA), summary="ONNX Runtime, float32 graph"),
-    Variant(ONNX_INT8, _build_onnx_int8, INT8, (CPU,), summary="ONNX Runtime dynamic int8"),
+    Variant(ONNX, _build_onnx_fp32, FP32, (CPU, CUDA), summary="ONNX Runtime, float32 graph", kernels=ONNXRUNTIME),
+    Variant(ONNX_INT8, _build_onnx_int8, INT8, (CPU,), summary="ONNX Runtime dynamic int8", kernels=ONNXRUNTIME),
     Variant(
         ONNX_INT8_STATIC,
         _build_onnx_static,
@@ -245,6 +261,7 @@ for _variant in (
         (CPU,),
         calibrates=True,
         summary="ONNX Runtime static int8 (QDQ), calibrated on the dataset's own texts",
+        kernels=ONNXRUNTIME,
     ),
 ):
     register(_variant)

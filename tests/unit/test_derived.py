@@ -96,6 +96,20 @@ def test_an_int8_cell_is_measured_against_its_runtimes_int8_peak_not_the_fp32_ge
     assert "int8" in c.metric("utilisation_pct_of_peak").flag
 
 
+def test_a_variant_meets_the_int8_peak_of_the_kernels_its_registry_entry_names_not_of_a_name_match(monkeypatch):
+    # a plugin runtime on ONNX Runtime's kernels whose name says nothing of onnx: its entry decides
+    from bench.variants import registry
+
+    entry = registry.Variant("ort-plugin-int8", lambda request: (None, None), registry.INT8,
+                             kernels=registry.ONNXRUNTIME)
+    monkeypatch.setitem(registry._REGISTRY, entry.name, entry)
+    c = cell("llm-two-tower", entry.name, throughput_users_per_s=57.0, flops_per_rec=2e9)
+    run = RunResult("r", {}, {}, cells=[c], machine=MACHINE)
+    add_utilisation(run)
+    assert abs(c.metric("utilisation_pct_of_peak").value - 28.5) < 1e-9  # of 400 GOP/s (onnxruntime int8)
+    assert "onnxruntime" in c.metric("utilisation_pct_of_peak").flag
+
+
 def test_an_int8_cell_without_an_int8_peak_gets_no_utilisation_row():
     c = cell("llm-two-tower", "onnx-int8", throughput_users_per_s=57.0, flops_per_rec=2e9)
     run = RunResult("r", {}, {}, cells=[c], machine={"peak_gemm": MACHINE["peak_gemm"]})

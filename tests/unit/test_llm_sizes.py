@@ -183,3 +183,76 @@ def test_a_generating_cell_gets_offline_output_tokens_per_s_from_its_best_throug
     assert rows[0].value == pytest.approx(96.0) and rows[0].ci95_low == pytest.approx(80.0)
     assert rows[0].label == "cost-only" and rows[0].load == "offline"
     assert math.isclose(rows[0].ci95_high, 112.0)
+
+
+# ---------------------------------------------------------------- how many sizes a projection needs
+
+def _two_size_run() -> RunResult:
+    """GPT-2 small and medium alone: the case that projected $2180 per 1k at 7B from a line through two points."""
+    run = RunResult(run_id="r", scenario={}, provenance={"machine": {"memory_total_bytes": 24 * GIB}})
+    for m in MODELS[1:]:
+        n = model_parameters(m)
+        run.cells.append(_cell(m, "fp32", 0.01 * (n / 1e8) ** 3.1, 5.0 * (n / 1e8) ** 3.1))
+    return run
+
+
+def test_a_fit_over_two_sizes_reports_its_exponent_flagged_but_projects_nothing():
+    run = _two_size_run()
+    fits = add_size_figures(run)
+    usd = next(f for f in fits if f.metric == "usd_per_1k_recs")
+    assert usd.fit.exponent == pytest.approx(3.1) and usd.projections == {} and usd.flags == {}
+    (group,) = run.derived.size_fits
+    exponent = group.metric("size_fit_exponent@usd_per_1k_recs")
+    assert exponent is not None and "rough exponent" in exponent.flag
+    assert not [m for m in group.metrics if m.metric.startswith("size_projected_")]
+
+
+def test_a_projection_says_whether_it_lies_within_below_or_beyond_the_measured_sizes():
+    from bench.analysis.sizes import size_fits
+
+    fits = size_fits(_run(), project_to={"10M": 1e7, "50M": 5e7, "1B": 1e9})
+    flags = next(f for f in fits if f.metric == "usd_per_1k_recs").flags
+    assert "below the smallest" in flags["10M"] and "interpolated" not in flags["10M"]
+    assert "within the measured range (interpolated" in flags["50M"]
+    assert "beyond the largest" in flags["1B"]
+
+
+def test_a_stored_two_size_fit_with_projections_reads_back_without_them():
+    # a results file written before the three-size rule holds a projection from two sizes: readers never show it
+    from bench.analysis.sizes import _fit_group
+    from bench.sizes import SizeFit, SizePoint
+
+    points = [SizePoint("c1", "gpt2", 124_439_808, 0.5, "cost-only"), SizePoint("c2", "gpt2-medium", 354_823_168,
+                                                                                   13.0, "cost-only")]
+    fit = fit_power_law([p.parameters for p in points], [p.value for p in points])
+    old = SizeFit("syn", "s", "llm-decoder-rank", "fp32", "cpu", "usd_per_1k_recs", "offline", "usd", points, fit,
+                  projections={"7B": float(fit.predict(7e9))}, flags={"7B": "19.7x beyond the largest"})
+    run = RunResult(run_id="r", scenario={}, provenance={})
+    run.derived.size_fits = [_fit_group([old])]
+    (restored,) = fits_from_run(run)
+    assert restored.projections == {} and restored.flags == {} and restored.fit.exponent == pytest.approx(fit.exponent)
+
+
+def test_the_size_chart_draws_no_projection_for_a_two_size_fit(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from bench.report import sizes as report_sizes
+
+    drawn = {}
+
+    def keep(fig, out_dir, name):
+        drawn[name] = fig
+        return tmp_path / name
+
+    monkeypatch.setattr(report_sizes, "_save", keep)
+    for run, name in ((_two_size_run(), "two"), (_run(), "three")):
+        add_size_figures(run)
+        report_sizes.size_chart(fits_from_run(run), tmp_path, 24 * GIB, name=name)
+    def marks(name: str) -> tuple[list[str], list[str]]:
+        axes = drawn[f"{name}.png"].axes
+        return ([t.get_text() for ax in axes for t in ax.texts if t.get_text().startswith("projected")],
+                [line.get_linestyle() for ax in axes for line in ax.lines])
+
+    texts, styles = marks("two")
+    assert texts == [] and ":" not in styles  # no diamond, no dotted extrapolation
+    texts, styles = marks("three")
+    assert any("7B" in t for t in texts) and ":" in styles  # the check can see them where they belong
