@@ -29,10 +29,10 @@ import numpy as np
 from bench.errors import ConfigError
 from bench.measure import _checks
 from bench.measure.load_registry import OFFLINE, SERVER, SINGLE_STREAM
+from bench.measure.row import MetricRow
 from bench.measure.stats import TimingSummary, percentile_name, summarize
 from bench.measure.stats import metric_rows as _summary_rows
 from bench.measure.timer import REAL_CLOCK, Clock, Progress, ProgressEvent, StopRule, Sync, measure_repeated, no_sync
-from bench.measure.row import MetricRow
 
 Serve = Callable[[np.ndarray], Any]
 

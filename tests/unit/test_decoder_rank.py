@@ -222,8 +222,8 @@ def test_a_local_decoder_directory_is_sized_from_its_checkpoint(tiny_decoders):
 
 
 def test_the_same_request_is_priced_at_hosted_rates_with_a_cached_prefix_only_when_long_enough():
-    from bench.cost import HostedPrice
     from bench.analysis.decoders import same_prompt_usd_per_rec
+    from bench.cost import HostedPrice
 
     price = HostedPrice("x", "p", "m", usd_per_1m_input_tokens=1.0, usd_per_1m_output_tokens=4.0, source="s",
                         date="d", usd_per_1m_cached_input_tokens=0.1, min_cached_prefix_tokens=1000)
@@ -236,8 +236,8 @@ def test_the_same_request_is_priced_at_hosted_rates_with_a_cached_prefix_only_wh
 
 
 def test_size_fits_never_mix_decoder_families_and_ignore_measurement_only_parameters():
-    from bench.results import CellResult, RunResult
     from bench.analysis.sizes import add_size_figures
+    from bench.results import CellResult, RunResult
 
     run = RunResult(run_id="r", scenario={"name": "generative"}, provenance={})
     for model, extra in (("smollm-135m", {}), ("qwen2.5-0.5b", {}), ("qwen2.5-1.5b", {"compare_candidates": 4}),

@@ -74,8 +74,8 @@ def test_a_run_without_decoder_cells_has_no_decoder_section(tmp_path):
 def test_findings_quote_the_comparison_the_hosted_price_and_the_exponent_from_the_run():
     from bench import cost
     from bench.analysis.decoders import add_hosted_same_prompt
-    from bench.findings import in_brief
     from bench.analysis.sizes import add_size_figures
+    from bench.findings import in_brief
 
     run = _run()
     cost.add_costs(run, hosted=None)

@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 
 from bench.analysis.cells import add_harness_overhead, add_roofline, add_utilisation, apply_quality_gate
+from bench.measure.flops import request_flops
 from bench.recommenders.classic.ease import EASE
 from bench.recommenders.classic.ials import IALS
-from tests.support.recommenders import toy_split
 from bench.results import CellResult, RunResult
-from bench.measure.flops import request_flops
+from tests.support.recommenders import toy_split
 
 
 def cell(rec: str, variant: str, ndcg: float | None = None, p50: float | None = None, **metrics: float) -> CellResult:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from bench import executors, results
-from bench.cli import _instances, main
 from bench.analysis.cells import add_utilisation
+from bench.cli import _instances, main
 from bench.errors import ConfigError
 from bench.executors.base import CellTask
 from bench.executors.local import LocalExecutor, run_cell_isolated

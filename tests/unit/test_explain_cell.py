@@ -54,8 +54,8 @@ def test_ttft_rows_carry_n_and_intervals_and_sit_below_the_whole_request(cell):
 def test_generation_figures_and_flops_are_recorded(cell):
     assert cell.metric("new_tokens_per_rec").value == NEW_TOKENS
     assert cell.metric("flops_per_rec").value > 0 and cell.metric("flops_per_rec").label == "estimated"
-    from bench.results import RunResult
     from bench.analysis.sizes import add_size_figures
+    from bench.results import RunResult
 
     run = RunResult(run_id="r", scenario={}, provenance={}, cells=[cell])
     add_size_figures(run)

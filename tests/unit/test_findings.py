@@ -6,12 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from test_report_sample_run import make_run
 
 from bench import cost, findings
 from bench import results as results_mod
 from bench.cli import main
-from bench.errors import BenchError
-from test_report_sample_run import make_run
 
 ROOT = Path(__file__).resolve().parents[2]
 

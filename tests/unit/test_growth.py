@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 from bench.errors import ConfigError
-from bench.growth import (catalogue_sizes, check_sizes, fit_power_law, fit_run, has_scaling_dimension,
-                          scaling_points)
+from bench.growth import catalogue_sizes, check_sizes, fit_power_law, fit_run, has_scaling_dimension, scaling_points
 from bench.results import CellResult, RunResult
 
 

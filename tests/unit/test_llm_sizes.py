@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from bench import cost
+from bench.analysis.sizes import add_size_figures
 from bench.errors import ConfigError
 from bench.results import CellResult, MetricRow, RunResult
-from bench.analysis.sizes import add_size_figures
 from bench.sizes import fit_power_law, fits_from_run, model_parameters, transformer_parameters
 
 GIB = 2**30

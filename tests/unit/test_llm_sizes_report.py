@@ -4,11 +4,10 @@ from __future__ import annotations
 import re
 
 import pytest
+from test_llm_sizes import _run
 
 from bench.report import write_report
 from bench.results import SIZE_FIT_RECOMMENDER, CellResult, MetricRow, RunResult
-
-from test_llm_sizes import _run  # noqa: E402  (same directory: the synthetic size run)
 from tests.support.analysed import analysed
 
 pytest.importorskip("matplotlib")

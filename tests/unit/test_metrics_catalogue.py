@@ -1,9 +1,10 @@
 """The metrics catalogue: one entry per figure name, with unit, direction and whether the analysis derives it."""
 from __future__ import annotations
 
+from test_report_sample_run import make_run
+
 from bench import cost, metrics, results
 from bench.analysis.derive import AnalysisOptions, derive
-from test_report_sample_run import make_run
 
 
 def test_what_the_analysis_step_adds_is_exactly_what_the_catalogue_calls_derived():

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 
 from bench import cost
+from bench.analysis.cells import apply_quality_gate
 from bench.analysis.paired import compare_arrays, compare_cells, frontier, gate_verdict
 from bench.compare import compare
-from bench.analysis.cells import apply_quality_gate
 from bench.findings import in_brief
+from bench.metrics import HOSTED_USD
 from bench.per_user import PerUser
 from bench.quality import per_user_metrics
 from bench.report.headlines import headlines
 from bench.report.view import build_views
-from bench.metrics import HOSTED_USD
 from bench.results import CellResult, HostedLine, MetricRow, RunResult
 
 K = 10

@@ -7,14 +7,13 @@ import re
 
 import pytest
 from PIL import Image
+from test_report_sample_run import make_run, tiny_split
 
 from bench import cost
 from bench.report import charts, write_report
 from bench.report.headlines import headlines
 from bench.report.view import build_views, pct, ratio, sig, usd
 from bench.results import RunResult
-from test_report_sample_run import make_run, tiny_split
-
 from tests.support.analysed import analysed
 
 
@@ -215,9 +214,10 @@ def test_headlines_never_compare_cells_across_datasets():
 
 
 def test_the_batch_sweep_chart_draws_each_cells_recorded_curve_and_how_it_ended(tmp_path):
+    from test_report_sample_run import make_run
+
     from bench.report import charts
     from bench.report.view import build_views
-    from test_report_sample_run import make_run
 
     run = make_run()
     swept = [c for c in run.cells if c.status == "ok" and c.recommender in ("ease", "pop")]

@@ -10,10 +10,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from test_report_sample_run import make_run, tiny_split
 
 from bench import cost
 from bench.report import write_report
-from test_report_sample_run import make_run, tiny_split
 from tests.support.analysed import analysed
 
 CHROMIUM = Path("/usr/bin/chromium")
