@@ -5,6 +5,7 @@ The text or bytes go to a temporary file beside the target, are flushed to disk,
 and the space needed, and leaves the previous file, if any, as it was. This module sits below everything else
 in the package (it imports only bench.errors), so results, models and caches can all share it.
 """
+
 from __future__ import annotations
 
 import errno

@@ -6,6 +6,7 @@ it finds nothing valid; whoever waited finds the finished artefact. The lock is 
 small file beside the artefact: the kernel drops it when its holder exits, however it exits, so a killed
 run never leaves a stale lock behind.
 """
+
 from __future__ import annotations
 
 import contextlib

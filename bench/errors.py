@@ -32,6 +32,8 @@ def disk_full(path, needed_bytes: int) -> DiskFullError:
         free_text = f"{free / 2**20:,.1f} MiB free"
     except OSError:
         free_text = "free space unknown"
-    return DiskFullError(f"no space left on the device to write {path} ({needed_bytes / 2**20:,.2f} MiB needed, "
-                         f"{free_text}); free at least that much there (or write elsewhere with --out) and run "
-                         "again: files already written are complete and valid")
+    return DiskFullError(
+        f"no space left on the device to write {path} ({needed_bytes / 2**20:,.2f} MiB needed, "
+        f"{free_text}); free at least that much there (or write elsewhere with --out) and run "
+        "again: files already written are complete and valid"
+    )

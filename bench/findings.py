@@ -8,6 +8,7 @@ blocks and fails when either file differs.
 
 Reads results only (through the report's views, headlines and sections); measures nothing.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -57,6 +58,7 @@ QUIET_HEADLINES = {"scaling": ("llm-vs-classic", "variant", "hosted", "frontier"
 
 # ---------------------------------------------------------------------------------------------- storing
 
+
 def slim(run: RunResult) -> dict:
     """The run as a results dict without raw timing samples (the bulk of the file); summaries, intervals,
     flags, provenance and every metric row stay. Loads with `bench.results.load` like any results file."""
@@ -67,8 +69,10 @@ def slim(run: RunResult) -> dict:
             samples = timing.pop("samples_ms", None)
             dropped += len(samples or [])
     data["provenance"]["findings_copy"] = {
-        "of_run": run.run_id, "raw_timing_samples_dropped": dropped,
-        "note": "summaries (n, percentiles with bootstrap intervals, flags) are kept; rerun the scenario for samples"}
+        "of_run": run.run_id,
+        "raw_timing_samples_dropped": dropped,
+        "note": "summaries (n, percentiles with bootstrap intervals, flags) are kept; rerun the scenario for samples",
+    }
     return data
 
 
@@ -88,13 +92,17 @@ def store(run_paths: Iterable[str | Path], store_dir: str | Path = DEFAULT_STORE
         runs.append((name, run))
     names = [n for n, _ in runs]
     if len(set(names)) != len(names):
-        raise BenchError(f"two runs of the same scenario given ({', '.join(sorted({n for n in names if names.count(n) > 1}))}); "
-                         "pass one run per scenario")
+        raise BenchError(
+            f"two runs of the same scenario given ({', '.join(sorted({n for n in names if names.count(n) > 1}))}); "
+            "pass one run per scenario"
+        )
     out = Path(store_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise BenchError(f"{out}: cannot create the findings directory ({exc.strerror}); pass a writable --store") from None
+        raise BenchError(
+            f"{out}: cannot create the findings directory ({exc.strerror}); pass a writable --store"
+        ) from None
     written = []
     for name, run in runs:
         path = out / f"{name}.json"
@@ -116,6 +124,7 @@ def stored_runs(store_dir: str | Path = DEFAULT_STORE) -> list[tuple[Path, RunRe
 
 # --------------------------------------------------------------------------------------------- rendering
 
+
 def _date(iso: str) -> str:
     try:
         return dt.datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M UTC")
@@ -126,10 +135,12 @@ def _date(iso: str) -> str:
 def _machine(run: RunResult) -> str:
     m = run.provenance.get("machine", {}) if isinstance(run.provenance, dict) else {}
     memory = m.get("memory_total_bytes")
-    bits = [m.get("cpu_model") or "unknown CPU",
-            f"{m.get('usable_cores', '?')} cores",
-            f"{memory / 2 ** 30:.0f} GiB" if memory else None,
-            ", ".join(m.get("gpus") or []) or None]
+    bits = [
+        m.get("cpu_model") or "unknown CPU",
+        f"{m.get('usable_cores', '?')} cores",
+        f"{memory / 2**30:.0f} GiB" if memory else None,
+        ", ".join(m.get("gpus") or []) or None,
+    ]
     return ", ".join(b for b in bits if b)
 
 
@@ -156,10 +167,14 @@ def _header(path: Path, run: RunResult, link_base: str) -> list[str]:
     counts = {s: sum(c.status == s for c in measured) for s in ("ok", "gated", "failed")}
     states = ", ".join(f"{n} {'measured' if s == 'ok' else s}" for s, n in counts.items() if n)
     rel = f"{link_base.rstrip('/')}/{path.name}"
-    return [f"Run `{run.run_id}` on {_date(run.created_at)}: {_machine(run)}, {_threads(run)}, {_load(run)}; "
-            f"code `{commit}`; {len(measured)} cells ({states})"
-            + (f" in {wall / 60:.0f} min" if isinstance(wall, (int, float)) else "") + ". "
-            f"Results: [`{rel}`]({rel}) (charts: `recbench report {rel}`)." + _cut_short(run), ""]
+    return [
+        f"Run `{run.run_id}` on {_date(run.created_at)}: {_machine(run)}, {_threads(run)}, {_load(run)}; "
+        f"code `{commit}`; {len(measured)} cells ({states})"
+        + (f" in {wall / 60:.0f} min" if isinstance(wall, (int, float)) else "")
+        + ". "
+        f"Results: [`{rel}`]({rel}) (charts: `recbench report {rel}`)." + _cut_short(run),
+        "",
+    ]
 
 
 def _cut_short(run: RunResult) -> str:
@@ -169,15 +184,19 @@ def _cut_short(run: RunResult) -> str:
         return ""
     missing = list(cut.get("cells_not_run") or [])
     names = "; ".join(m.split("/")[2] + " " + m.split("/")[3] if m.count("/") >= 4 else m for m in missing)
-    return (f" **Stopped early** ({cut.get('why', 'no reason recorded')}): {len(missing)} of the scenario's cells "
-            f"did not run" + (f": {names}." if names else "."))
+    return (
+        f" **Stopped early** ({cut.get('why', 'no reason recorded')}): {len(missing)} of the scenario's cells "
+        f"did not run" + (f": {names}." if names else ".")
+    )
 
 
 def _cells_table(views: list[CellView]) -> list[str]:
     rows = [v for v in views if v.family not in ("hosted", "derived", "test")]
     usual_n = _most_common_n(rows)  # the test-user count most cells share; others say theirs
-    lines = [f"| cell | {QUALITY_LABEL} | Recall@10 | users/s (best batch) | single-user p50 ms | $ / 1k recs (measured) | status |",
-             "|---|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        f"| cell | {QUALITY_LABEL} | Recall@10 | users/s (best batch) | single-user p50 ms | $ / 1k recs (measured) | status |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
     for v in rows:
         quality = "cost-only" if v.cost_only else (sig(v.quality.value) if v.quality else "–")
         recall = "" if v.cost_only else (sig(v.recall.value) if v.recall else "–")
@@ -186,9 +205,22 @@ def _cells_table(views: list[CellView]) -> list[str]:
             note = same_sample_note(v, views)
             quality += f" (n={n:,}; {note})" if note else f" (n={n:,})"
         p50 = v.latency.get("p50")
-        lines.append("| " + " | ".join(md_cell(x) for x in [
-            v.name, quality, recall, num(v.throughput.value) if v.throughput else "–",
-            sig(p50.value) if p50 else "–", usd(v.usd.value) if v.usd else "–", v.status_text]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                md_cell(x)
+                for x in [
+                    v.name,
+                    quality,
+                    recall,
+                    num(v.throughput.value) if v.throughput else "–",
+                    sig(p50.value) if p50 else "–",
+                    usd(v.usd.value) if v.usd else "–",
+                    v.status_text,
+                ]
+            )
+            + " |"
+        )
     return lines
 
 
@@ -206,9 +238,11 @@ def _pairwise(views: list[CellView]) -> list[str]:
             continue
         flops = v.cell.metric("naive_over_cached_flops_full_ranking")
         rmse = v.cell.metric("rmse")
-        agree = (f"agree to {diff.value:.1e}" if not diff.flag else f"differ by up to {sig(diff.value)} ({diff.flag})")
-        text = (f"{v.name}: the article's naive execution (both towers per pair) and the cached one {agree} "
-                f"(max |Δ| over {diff.n:,} pairs); naive costs {num(ratio.value)}x cached per pair ({ratio.flag})")
+        agree = f"agree to {diff.value:.1e}" if not diff.flag else f"differ by up to {sig(diff.value)} ({diff.flag})"
+        text = (
+            f"{v.name}: the article's naive execution (both towers per pair) and the cached one {agree} "
+            f"(max |Δ| over {diff.n:,} pairs); naive costs {num(ratio.value)}x cached per pair ({ratio.flag})"
+        )
         if flops is not None:
             text += f", {num(flops.value)}x the FLOPs to rank the whole catalogue"
         if rmse is not None:
@@ -248,15 +282,19 @@ def render(store_dir: str | Path = DEFAULT_STORE, link_base: str | None = None) 
     """The whole findings block (between the markers), from the stored runs alone."""
     store_dir = Path(store_dir)
     link_base = link_base if link_base is not None else store_dir.as_posix()
-    parts = ["Every figure below is quoted by `recbench findings` from the committed results files it links; "
-             "`recbench findings --check` (run by the tests) fails if this text and those files disagree. "
-             "Times are from a shared, noisy 2-core machine unless stated: read them as ratios within one run, "
-             "and the load average beside each run says how busy the machine was."]
+    parts = [
+        "Every figure below is quoted by `recbench findings` from the committed results files it links; "
+        "`recbench findings --check` (run by the tests) fails if this text and those files disagree. "
+        "Times are from a shared, noisy 2-core machine unless stated: read them as ratios within one run, "
+        "and the load average beside each run says how busy the machine was."
+    ]
     runs = stored_runs(store_dir)
     brief = brief_lines(runs)
     if brief:
-        parts.append("**In brief** (each line from the run it names; details and every cell below):\n\n"
-                     + "\n".join(f"- {line}" for line in brief))
+        parts.append(
+            "**In brief** (each line from the run it names; details and every cell below):\n\n"
+            + "\n".join(f"- {line}" for line in brief)
+        )
     for path, run in runs:
         parts.append(render_run(path, run, link_base))
     return "\n".join(p.rstrip() + "\n" for p in parts)
@@ -296,17 +334,23 @@ def in_brief(run: RunResult) -> list[str]:
         if comparable:
             best, best_usd, cb = max(comparable, key=lambda t: (t[2].ratio, -t[1]))  # a tie goes to the cheaper
             cheap, cheap_usd, cc = min(comparable, key=lambda t: t[1])
-            text = (f"`{name}`: the best language-model recommender against {ref.name}, {best.name}, reaches "
-                    f"{pct(cb.ratio)} of its {QUALITY_LABEL} ({sig(cb.a)} vs {sig(cb.b)}){on_users(cb)}, at "
-                    f"{ratio(best_usd / ref_usd)} its cost per 1k recommendations "
-                    f"({usd(best_usd)} vs {usd(ref_usd)})")
+            text = (
+                f"`{name}`: the best language-model recommender against {ref.name}, {best.name}, reaches "
+                f"{pct(cb.ratio)} of its {QUALITY_LABEL} ({sig(cb.a)} vs {sig(cb.b)}){on_users(cb)}, at "
+                f"{ratio(best_usd / ref_usd)} its cost per 1k recommendations "
+                f"({usd(best_usd)} vs {usd(ref_usd)})"
+            )
             if cheap is not best:
-                text += (f"; the cheapest, {cheap.name}, costs {ratio(cheap_usd / ref_usd)} at "
-                         f"{pct(cc.ratio)} of the quality")
+                text += (
+                    f"; the cheapest, {cheap.name}, costs {ratio(cheap_usd / ref_usd)} at "
+                    f"{pct(cc.ratio)} of the quality"
+                )
             apart = [v.name for v, _, c in compared if not c.comparable]
             if apart:
-                text += (f" (not compared, evaluated on other users than {ref.name} and without per-user figures: "
-                         f"{', '.join(apart)})")
+                text += (
+                    f" (not compared, evaluated on other users than {ref.name} and without per-user figures: "
+                    f"{', '.join(apart)})"
+                )
             out.append(text + ".")
     speedups = []
     for v in views:
@@ -319,11 +363,15 @@ def in_brief(run: RunResult) -> list[str]:
         speed, v, c = max(speedups, key=lambda t: t[0])
         kept = kept_clause(c).replace("keeps ", "keeping ", 1)
         if speed > 1:
-            out.append(f"`{name}`: the largest speed-up that passes the quality gate is {v.name}, {ratio(speed)} the "
-                       f"throughput of its fp32 model, {kept}.")
+            out.append(
+                f"`{name}`: the largest speed-up that passes the quality gate is {v.name}, {ratio(speed)} the "
+                f"throughput of its fp32 model, {kept}."
+            )
         else:
-            out.append(f"`{name}`: no variant that passes the quality gate ran faster than its fp32 model; the "
-                       f"closest, {v.name}, ran at {ratio(speed)} its throughput, {kept}.")
+            out.append(
+                f"`{name}`: no variant that passes the quality gate ran faster than its fp32 model; the "
+                f"closest, {v.name}, ran at {ratio(speed)} its throughput, {kept}."
+            )
     out += _decoder_brief(name, views, run)
     cold = [(v, row.value) for v in views if (row := v.cell.metric("cold_recall@10")) is not None]
     cf = [x for v, x in cold if v.family == "classic"]
@@ -331,14 +379,17 @@ def in_brief(run: RunResult) -> list[str]:
     if cf and lm:
         best, x = max(lm, key=lambda t: t[1])
         cf_text = "0 for every CF recommender" if max(cf) == 0 else f"at most {sig(max(cf))}"
-        out.append(f"`{name}`: on items nobody has interacted with, classic CF's Recall@10 is {cf_text}; "
-                   f"{best.name} reaches {sig(x)}.")
+        out.append(
+            f"`{name}`: on items nobody has interacted with, classic CF's Recall@10 is {cf_text}; "
+            f"{best.name} reaches {sig(x)}."
+        )
     return out
 
 
 def online_cells(run: RunResult) -> list:
     """The run's measured replay cells (the `online` scenario's update strategies)."""
     from bench.online import replay_cells
+
     return replay_cells(run)
 
 
@@ -363,23 +414,33 @@ def online_brief(run: RunResult) -> list[str]:
         ref = views[fold.extras["online_comparisons"]["reference"]]
         cost_ratio = summary_row(fold, "update_usd_ratio_vs_full_update")
         cost_text = f" at {cost_ratio.value:.2g}x its update cost" if cost_ratio is not None else ""
-        out.append(f"`{name}`: over {n_updates} updates, iALS folding new users and items in differs from "
-                   f"{ref.name} by {diff_text(diff)} NDCG@10 (paired over {diff.n:,} (step, user) pairs){cost_text}.")
+        out.append(
+            f"`{name}`: over {n_updates} updates, iALS folding new users and items in differs from "
+            f"{ref.name} by {diff_text(diff)} NDCG@10 (paired over {diff.n:,} (step, user) pairs){cost_text}."
+        )
     for c in cells:
         fresh = summary_row(c, FRESH + "_diff_vs_best_cf")
         recall = summary_row(c, FRESH)
         cf = (c.extras.get("online_comparisons") or {}).get("best_cf_on_fresh_items")
         if fresh is None or recall is None or cf not in views:
             continue
-        out.append(f"`{name}`: on items first seen in the window before, {views[c.cell].name} reaches Recall@10 "
-                   f"{sig(recall.value)} against {fresh_cf_text(views[cf])} (difference {diff_text(fresh)} over "
-                   f"{fresh.n:,} (step, user) pairs).")
+        out.append(
+            f"`{name}`: on items first seen in the window before, {views[c.cell].name} reaches Recall@10 "
+            f"{sig(recall.value)} against {fresh_cf_text(views[cf])} (difference {diff_text(fresh)} over "
+            f"{fresh.n:,} (step, user) pairs)."
+        )
     stale = by_strategy.get("stale")
-    early, late = (summary_row(stale, NDCG + DIFF + "_early"), summary_row(stale, NDCG + DIFF + "_late")) if stale else (None, None)
+    early, late = (
+        (summary_row(stale, NDCG + DIFF + "_early"), summary_row(stale, NDCG + DIFF + "_late"))
+        if stale
+        else (None, None)
+    )
     if stale is not None and early is not None and late is not None:
         ref = views[stale.extras["online_comparisons"]["reference"]]
-        out.append(f"`{name}`: never updated, {views[stale.cell].name} trails {ref.name} by {diff_text(early)} NDCG@10 over "
-                   f"the first half of the updates and {diff_text(late)} over the second.")
+        out.append(
+            f"`{name}`: never updated, {views[stale.cell].name} trails {ref.name} by {diff_text(early)} NDCG@10 over "
+            f"the first half of the updates and {diff_text(late)} over the second."
+        )
     return out
 
 
@@ -389,20 +450,31 @@ def _decoder_brief(name: str, views: list[CellView], run: RunResult) -> list[str
     from bench.report.view import ratio
 
     decoders = [v for v in views if v.recommender == DECODER_RANK]
-    compared = [(v, diff, r) for v in decoders if (diff := v.cell.metric("execution_max_abs_diff")) is not None
-                and (r := v.cell.metric("naive_over_shared_prefix_time")) is not None]
+    compared = [
+        (v, diff, r)
+        for v in decoders
+        if (diff := v.cell.metric("execution_max_abs_diff")) is not None
+        and (r := v.cell.metric("naive_over_shared_prefix_time")) is not None
+    ]
     out = []
     if compared:
         v, diff, r = max(compared, key=lambda t: (t[1].n or 0, t[0].variant == FP32))
-        agree = f"their scores agree to {diff.value:.1e}" if not diff.flag or diff.value <= 1e-4 else \
-            f"their scores differ by up to {sig(diff.value)}"
-        text = (f"`{name}`: {v.name}: scoring {diff.n} (user, candidate) pairs with the history prefilled once "
-                f"and its KV cache reused is {ratio(r.value)} faster than one full prompt per candidate "
-                f"({r.flag}); {agree} (max |Δ| log-probability)")
+        agree = (
+            f"their scores agree to {diff.value:.1e}"
+            if not diff.flag or diff.value <= 1e-4
+            else f"their scores differ by up to {sig(diff.value)}"
+        )
+        text = (
+            f"`{name}`: {v.name}: scoring {diff.n} (user, candidate) pairs with the history prefilled once "
+            f"and its KV cache reused is {ratio(r.value)} faster than one full prompt per candidate "
+            f"({r.flag}); {agree} (max |Δ| log-probability)"
+        )
         hosted = v.cell.metric(HOSTED_SAME_PROMPT_PREFIX + "gpt-4o-mini")
         if v.usd is not None and hosted is not None:
-            text += (f". Served here it costs {usd(v.usd.value)} per 1k recommendations; the same request at "
-                     f"gpt-4o-mini list prices {usd(hosted.value)} ({ratio(hosted.value / v.usd.value)} the local figure)")
+            text += (
+                f". Served here it costs {usd(v.usd.value)} per 1k recommendations; the same request at "
+                f"gpt-4o-mini list prices {usd(hosted.value)} ({ratio(hosted.value / v.usd.value)} the local figure)"
+            )
         out.append(text + ".")
     for group in (g for g in run.derived.size_fits if g.recommender == DECODER_RANK):
         b = group.metric(SIZE_FIT_EXPONENT_PREFIX + USD_PER_1K, OFFLINE)
@@ -411,14 +483,19 @@ def _decoder_brief(name: str, views: list[CellView], run: RunResult) -> list[str
         if b is None or (b.n or 0) < 4:
             continue
         ci = f" [{b.ci95_low:.2f}, {b.ci95_high:.2f}]" if b.ci95_low is not None and b.ci95_high is not None else ""
-        out.append(f"`{name}`: {DECODER_RANK} cost per 1k recommendations grows as parameters^{b.value:.2f}{ci} over "
-                   f"{b.n} measured {group.family} sizes ({group.variant}"
-                   + (f", R² {r2.value:.3f}" if r2 is not None else "") + ")"
-                   + (f"; projected to 7B: {usd(p7.value)} (projected, not measured)" if p7 is not None else "") + ".")
+        out.append(
+            f"`{name}`: {DECODER_RANK} cost per 1k recommendations grows as parameters^{b.value:.2f}{ci} over "
+            f"{b.n} measured {group.family} sizes ({group.variant}"
+            + (f", R² {r2.value:.3f}" if r2 is not None else "")
+            + ")"
+            + (f"; projected to 7B: {usd(p7.value)} (projected, not measured)" if p7 is not None else "")
+            + "."
+        )
     return out
 
 
 # ------------------------------------------------------------------------------------- generated files
+
 
 @dataclass(frozen=True)
 class Target:
@@ -437,12 +514,15 @@ class Target:
     def split(self) -> tuple[str, str, str]:
         """The text before the block, the block, and the text after it; one clear error without the markers."""
         if not self.path.is_file():
-            raise BenchError(f"{self.path}: no such file; pass {self.option} with the file that holds the {self.what} "
-                             "block")
+            raise BenchError(
+                f"{self.path}: no such file; pass {self.option} with the file that holds the {self.what} block"
+            )
         text = self.path.read_text(encoding="utf-8")
         if text.count(self.start) != 1 or text.count(self.end) != 1 or text.index(self.start) > text.index(self.end):
-            raise BenchError(f"{self.path}: needs exactly one {self.what} block, '{self.start}' then '{self.end}'; "
-                             "add the two marker lines where the block belongs")
+            raise BenchError(
+                f"{self.path}: needs exactly one {self.what} block, '{self.start}' then '{self.end}'; "
+                "add the two marker lines where the block belongs"
+            )
         head, rest = text.split(self.start, 1)
         body, tail = rest.split(self.end, 1)
         return head, body, tail
@@ -479,8 +559,9 @@ def readme_brief(path: str | Path = DEFAULT_README) -> Target:
 def main_findings(runs: list[str], readme: str | Path, doc: str | Path, store_dir: str | Path, check: bool) -> int:
     """`recbench findings [RUN_DIR...] [--check]`: 0 done (or up to date), 1 a file out of date, 2 bad input."""
     if runs and check:
-        raise BenchError("--check compares the generated files with the stored results; pass run directories or "
-                         "--check, not both")
+        raise BenchError(
+            "--check compares the generated files with the stored results; pass run directories or --check, not both"
+        )
     targets = [findings_doc(doc), readme_brief(readme)]
     for target in targets:  # a file without its block fails before anything is stored
         target.split()
@@ -491,8 +572,10 @@ def main_findings(runs: list[str], readme: str | Path, doc: str | Path, store_di
     if check:
         stale = [target for target, block in blocks if not target.matches(block)]
         for target in stale:
-            print(f"{target.path}: its {target.what} block differs from {store_dir}; run `recbench findings` to "
-                  "rewrite it")
+            print(
+                f"{target.path}: its {target.what} block differs from {store_dir}; run `recbench findings` to "
+                "rewrite it"
+            )
         if not stale:
             print(f"{', '.join(str(t.path) for t in targets)}: match {store_dir}")
         return 1 if stale else 0

@@ -14,6 +14,7 @@ two points any line fits exactly, which says nothing).
 Reads a RunResult only: the catalogue size of each cell comes from its provenance (`n_items`), written by
 the cell from the dataset it loaded, so any dataset family that varies in size can be fitted.
 """
+
 from __future__ import annotations
 
 import math
@@ -70,8 +71,10 @@ def fit_power_law(n: Sequence[float], y: Sequence[float]) -> PowerFit:
         raise ConfigError(f"fit_power_law needs two 1-D sequences of equal length, got {n_arr.shape} and {y_arr.shape}")
     ok = np.isfinite(n_arr) & np.isfinite(y_arr) & (n_arr > 0) & (y_arr > 0)
     if np.unique(n_arr[ok]).size < 2:
-        raise ConfigError(f"a growth fit needs positive values at two or more sizes, got {int(ok.sum())} usable "
-                          "point(s); run the scenario at more sizes")
+        raise ConfigError(
+            f"a growth fit needs positive values at two or more sizes, got {int(ok.sum())} usable "
+            "point(s); run the scenario at more sizes"
+        )
     line = fit_log_log(n_arr[ok], y_arr[ok])
     return PowerFit(line.exponent, math.exp(line.log_coefficient), line.r2, line.n)
 
@@ -115,6 +118,7 @@ def _n_items_from_name(dataset: str) -> int | None:
     if not dataset.startswith("synthetic:"):
         return None
     from bench.data.synthetic import parse_spec
+
     try:
         return parse_spec(dataset).n_items
     except ConfigError:  # a malformed spec names no size
@@ -127,8 +131,14 @@ def _recommender_key(cell: CellResult) -> str:
 
 
 def _row(cell: CellResult, metric: str, load: str | None) -> MetricRow | None:
-    rows = [m for m in cell.metrics if m.metric == metric and (load is None or m.load in (load, ""))
-            and m.value is not None and math.isfinite(m.value)]
+    rows = [
+        m
+        for m in cell.metrics
+        if m.metric == metric
+        and (load is None or m.load in (load, ""))
+        and m.value is not None
+        and math.isfinite(m.value)
+    ]
     if not rows:
         return None
     # throughput: the offline sweep's best batch (what cost is computed from); others have one row
@@ -206,8 +216,14 @@ def to_records(fits: list[GrowthFit]) -> list[dict[str, Any]]:
 
 def from_records(records: list[dict[str, Any]]) -> list[GrowthFit]:
     """The fits a results file recorded (JSON turned the sizes of `missing` into strings: back to integers)."""
-    return [GrowthFit(points=GrowthPoints(**r["points"]), fit=PowerFit(**r["fit"]) if r.get("fit") else None,
-                      missing={int(n): why for n, why in (r.get("missing") or {}).items()}) for r in records]
+    return [
+        GrowthFit(
+            points=GrowthPoints(**r["points"]),
+            fit=PowerFit(**r["fit"]) if r.get("fit") else None,
+            missing={int(n): why for n, why in (r.get("missing") or {}).items()},
+        )
+        for r in records
+    ]
 
 
 def fits_of(run: RunResult) -> list[GrowthFit]:
@@ -240,6 +256,8 @@ def check_sizes(sizes: Sequence[int], what: str = "catalogue sizes") -> tuple[in
         raise ConfigError(f"{what} {list(values)} must be positive integers, e.g. (1000, 3000, 10000)")
     bad = next((i for i in range(1, len(values)) if values[i] <= values[i - 1]), None)
     if bad is not None:
-        raise ConfigError(f"{what} {list(values)} are not strictly increasing ({values[bad - 1]} then "
-                          f"{values[bad]}): list each size once, smallest first")
+        raise ConfigError(
+            f"{what} {list(values)} are not strictly increasing ({values[bad - 1]} then "
+            f"{values[bad]}): list each size once, smallest first"
+        )
     return tuple(int(v) for v in values)

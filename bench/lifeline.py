@@ -10,6 +10,7 @@ a child stuck in C code that holds the GIL.
 SIGTERM to the parent (what `timeout` and CI cancellation send) is turned into an exception there
 (`terminate_on_signals`), so the runner's clean-up stops the running cell and leaves valid results files.
 """
+
 from __future__ import annotations
 
 import os
@@ -61,6 +62,7 @@ def terminate_on_signals() -> Callable[[], None]:
     Returns a function that puts the previous handlers back. Off the main thread (where Python cannot set
     handlers) nothing changes.
     """
+
     def raise_terminated(signum, _frame) -> None:
         raise Terminated(signum)
 

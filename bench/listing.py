@@ -1,4 +1,5 @@
 """`recbench list`: the scenarios, recommenders, online strategies, datasets, splits and variants this install has."""
+
 from __future__ import annotations
 
 from rich.console import Console
@@ -28,6 +29,7 @@ def print_listing() -> None:
             t.add_row(e.name, e.family, e.summary)
     out.print(t)
     from bench.recommenders.online.registry import STRATEGIES
+
     t = Table(title="online update strategies (cells on a replay split)", title_justify="left")
     t.add_column("name")
     t.add_column("family")

@@ -10,6 +10,7 @@ taking the cell's process (and sometimes its neighbours) with it. The cell calls
                      variant="fp32")  raises FitMemoryError
 Decoder LLMs (llm-decoder-rank) need their weights whatever the data: a 7B model in fp32 needs ~28 GiB.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -39,8 +40,10 @@ def _ease(n_users: int, n_items: int, n_interactions: int) -> int:
 #: recommender name -> bytes its fit needs; only models whose need can outgrow a machine are listed
 #: (the sparse and factor models grow with the interactions and stay far below RAM at these sizes)
 NEEDS: dict[str, tuple[Callable[[int, int, int], int], str]] = {
-    "ease": (_ease, f"dense item x item Gram, inverse and weights, about {EASE_BYTES_PER_ITEM_PAIR:g} bytes "
-                    "x n_items^2"),
+    "ease": (
+        _ease,
+        f"dense item x item Gram, inverse and weights, about {EASE_BYTES_PER_ITEM_PAIR:g} bytes x n_items^2",
+    ),
 }
 
 
@@ -70,12 +73,14 @@ def decoder_memory(params: dict, variant: str) -> tuple[int, str] | None:
     if variant == INT8:
         need = int(n * BYTES_PER_ELEMENT[FP32] * INT8_BUILD_FACTOR)
         return need, f"{n / 1e9:.2f}B parameters built in fp32 ({_gib(n * 4)}) and quantised to int8 beside it"
-    return int(n * BYTES_PER_ELEMENT[variant]), \
-        f"{n / 1e9:.2f}B parameters x {BYTES_PER_ELEMENT[variant]} bytes in {variant}: the weights alone"
+    return int(
+        n * BYTES_PER_ELEMENT[variant]
+    ), f"{n / 1e9:.2f}B parameters x {BYTES_PER_ELEMENT[variant]} bytes in {variant}: the weights alone"
 
 
-def fit_memory_bytes(recommender: str, n_users: int, n_items: int, n_interactions: int,
-                     params: dict | None = None, variant: str = FP32) -> int | None:
+def fit_memory_bytes(
+    recommender: str, n_users: int, n_items: int, n_interactions: int, params: dict | None = None, variant: str = FP32
+) -> int | None:
     """Estimated peak bytes of `recommender`'s fit on data of this size, or None when no bound is known."""
     if recommender in DECODER_RECOMMENDERS:
         found = decoder_memory(params or {}, variant)
@@ -87,9 +92,10 @@ def fit_memory_bytes(recommender: str, n_users: int, n_items: int, n_interaction
 def available_memory_bytes() -> int:
     """What this process can still allocate: the kernel's MemAvailable, or the cgroup's limit if lower."""
     available = int(psutil.virtual_memory().available)
-    for path, usage_path in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                             ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
-                              "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+    for path, usage_path in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+    ):
         try:
             with open(path) as f:
                 limit = f.read().strip()
@@ -104,12 +110,18 @@ def available_memory_bytes() -> int:
 
 
 def _gib(n: float) -> str:
-    return f"{n / 1024 ** 3:.1f} GiB"
+    return f"{n / 1024**3:.1f} GiB"
 
 
-def check_fit_memory(recommender: str, n_users: int, n_items: int, n_interactions: int,
-                     available_bytes: int | None = None, params: dict | None = None,
-                     variant: str = FP32) -> int | None:
+def check_fit_memory(
+    recommender: str,
+    n_users: int,
+    n_items: int,
+    n_interactions: int,
+    available_bytes: int | None = None,
+    params: dict | None = None,
+    variant: str = FP32,
+) -> int | None:
     """Raise FitMemoryError (one line: need, available, what to do) when the fit cannot hold in memory.
 
     Returns the estimated need (None when unknown) so the caller can record it. `params` and `variant` size a
@@ -125,11 +137,13 @@ def check_fit_memory(recommender: str, n_users: int, n_items: int, n_interaction
         raise FitMemoryError(
             f"{recommender} cannot hold {(params or {}).get('model', 'its model')} in {variant} here: it needs "
             f"about {_gib(need)} ({why}) and {_gib(available)} is available; use a smaller model, bf16 or int8, "
-            "or a machine with more memory")
+            "or a machine with more memory"
+        )
     if need > HEADROOM * available:
         why = NEEDS[recommender][1]
         raise FitMemoryError(
             f"{recommender} cannot fit {n_items:,} items here: it needs about {_gib(need)} ({why}) and "
             f"{_gib(available)} is available; use fewer items, a machine with more memory, or a sparse or "
-            f"factor model (itemknn, ials)")
+            f"factor model (itemknn, ials)"
+        )
     return need

@@ -6,6 +6,7 @@ the analysis step (bench.analysis) computes from a run's cells; a cell never wri
 keeps them in its `derived` section. Readers (compare, report, cost) take names and directions from here instead
 of repeating literals.
 """
+
 from __future__ import annotations
 
 import re
@@ -79,8 +80,14 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric("bytes_per_request", "bytes", "lower", "analytic bytes moved per request"),
     # cost (bench.cost, through bench.analysis)
     Metric(USD_PER_1K, "usd", "lower", "US$ per 1,000 recommendations (measured)", derived=True),
-    Metric(PROJECTED_PREFIX, "usd", "lower", "US$ per 1,000 recommendations on other hardware (projected)",
-           derived=True, prefix=True),
+    Metric(
+        PROJECTED_PREFIX,
+        "usd",
+        "lower",
+        "US$ per 1,000 recommendations on other hardware (projected)",
+        derived=True,
+        prefix=True,
+    ),
     Metric(ONE_TIME_USD, "usd", "lower", "one-time cost (fit, preparation)", derived=True),
     Metric(ONE_TIME_PER_1K, "usd", "lower", "one-time cost amortised per 1,000 recommendations", derived=True),
     Metric(ENERGY_PER_1K, "usd", "lower", "energy cost per 1,000 recommendations", derived=True),
@@ -88,8 +95,14 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric(HOSTED_INPUT, "tokens", "lower", "hosted-API input tokens per recommendation", derived=True),
     Metric(HOSTED_CACHED, "tokens", "lower", "hosted-API cached input tokens per recommendation", derived=True),
     Metric(HOSTED_OUTPUT, "tokens", "lower", "hosted-API output tokens per recommendation", derived=True),
-    Metric(HOSTED_SAME_PROMPT_PREFIX, "usd", "lower",
-           "a decoder cell's own request at a hosted API's prices, per 1,000 recommendations", derived=True, prefix=True),
+    Metric(
+        HOSTED_SAME_PROMPT_PREFIX,
+        "usd",
+        "lower",
+        "a decoder cell's own request at a hosted API's prices, per 1,000 recommendations",
+        derived=True,
+        prefix=True,
+    ),
     # utilisation and roofline (bench.analysis.cells)
     Metric("achieved_gflops", "GFLOP/s", "higher", "achieved GFLOP/s", derived=True),
     Metric("utilisation_pct_of_peak", "%", "higher", "percent of the measured peak", derived=True),
@@ -101,8 +114,9 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric("harness_overhead_pct", "%", "lower", "harness share of a cell's single-user p50", derived=True),
     Metric(QUALITY_RETAINED, "ratio", "higher", "NDCG@10 retained against fp32", derived=True),
     # generation rate: measured single-stream by a cell, derived for the offline load
-    Metric(OUTPUT_TOKENS_PER_S, "tokens/s", "higher", "generated tokens per second", derived=True,
-           derived_loads=(OFFLINE,)),
+    Metric(
+        OUTPUT_TOKENS_PER_S, "tokens/s", "higher", "generated tokens per second", derived=True, derived_loads=(OFFLINE,)
+    ),
     # size fits (bench.sizes)
     Metric(SIZE_FIT_EXPONENT_PREFIX, "", "none", "power-law exponent against parameters", derived=True, prefix=True),
     Metric(SIZE_FIT_R2_PREFIX, "", "higher", "R^2 of the log-log size fit", derived=True, prefix=True),
@@ -118,8 +132,13 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric("ndcg@10_diff_vs_full_update_early", "", "higher", "the same, first half of the steps", derived=True),
     Metric("ndcg@10_diff_vs_full_update_late", "", "higher", "the same, second half of the steps", derived=True),
     Metric("update_usd_ratio_vs_full_update", "ratio", "lower", "update cost over the full update's", derived=True),
-    Metric("fresh_recall@10_diff_vs_best_cf", "", "higher", "recall on fresh items minus the best classic cell's",
-           derived=True),
+    Metric(
+        "fresh_recall@10_diff_vs_best_cf",
+        "",
+        "higher",
+        "recall on fresh items minus the best classic cell's",
+        derived=True,
+    ),
 )
 
 _EXACT = {m.name: m for m in CATALOGUE if not m.prefix}
@@ -153,10 +172,10 @@ def is_derived(name: str, load: str = "") -> bool:
 
 def suffix(name: str, prefix: str) -> str | None:
     """The part of a family member's name after its prefix (an instance, a hosted entry); None if not a member."""
-    return name[len(prefix):] if name.startswith(prefix) and len(name) > len(prefix) else None
+    return name[len(prefix) :] if name.startswith(prefix) and len(name) > len(prefix) else None
 
 
 def better(name: str) -> Better | None:
-    """"higher", "lower" or "none" (no direction); None for a name the catalogue does not know."""
+    """ "higher", "lower" or "none" (no direction); None for a name the catalogue does not know."""
     m = lookup(name)
     return m.better if m is not None else None

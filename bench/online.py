@@ -20,6 +20,7 @@ only; 95% intervals by bootstrap over those pairs (BOOTSTRAP_RESAMPLES, seeded):
 Frontier (extras["online_frontier"]): a strategy is on the cost-quality frontier when every cheaper one (initial fit +
 updates) is clearly worse on NDCG@10: the interval of the paired difference above 0 (bench.analysis.paired's rule).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -37,8 +38,14 @@ REPLAY_LOAD = "replay"
 NDCG, RECALL, FRESH = f"ndcg@{K}", f"recall@{K}", f"fresh_recall@{K}"
 DIFF = "_diff_vs_full_update"
 COST_ROWS = ("update_usd", "update_usd_cumulative", "update_usd_total", "replay_usd_total", "update_usd_per_day")
-COMPARISON_ROWS = (NDCG + DIFF, RECALL + DIFF, NDCG + DIFF + "_early", NDCG + DIFF + "_late",
-                   "update_usd_ratio_vs_full_update", FRESH + "_diff_vs_best_cf")
+COMPARISON_ROWS = (
+    NDCG + DIFF,
+    RECALL + DIFF,
+    NDCG + DIFF + "_early",
+    NDCG + DIFF + "_late",
+    "update_usd_ratio_vs_full_update",
+    FRESH + "_diff_vs_best_cf",
+)
 
 
 def is_replay_cell(cell: CellResult) -> bool:
@@ -86,23 +93,36 @@ def _costs(cell: CellResult, hourly: float) -> None:
         usd = s["wall_s"] * per_s
         total += usd
         cell.add("update_usd", usd, "usd", load=f"step={s['step']:02d}", n=1, flag=how)
-        cell.add("update_usd_cumulative", total, "usd", load=f"step={s['step']:02d}",
-                 flag="initial fit plus every update so far")
+        cell.add(
+            "update_usd_cumulative",
+            total,
+            "usd",
+            load=f"step={s['step']:02d}",
+            flag="initial fit plus every update so far",
+        )
     updates_usd = total - fit_usd
     cell.add("update_usd_total", updates_usd, "usd", load=REPLAY_LOAD, n=len(updates), flag=how)
     cell.add("replay_usd_total", total, "usd", load=REPLAY_LOAD, n=len(updates) + 1, flag="initial fit + updates")
     events = float(np.mean([s["window_events"] for s in updates]))
     if events > 0:
         per_day = EVENTS_PER_S * 86_400 / events
-        cell.add("update_usd_per_day", updates_usd / len(updates) * per_day, "usd", load=REPLAY_LOAD,
-                 label="estimated", flag=f"at {EVENTS_PER_S:g} events/s: {per_day:,.0f} updates a day of "
-                                         f"{events:,.0f} events each (this replay's mean window)")
+        cell.add(
+            "update_usd_per_day",
+            updates_usd / len(updates) * per_day,
+            "usd",
+            load=REPLAY_LOAD,
+            label="estimated",
+            flag=f"at {EVENTS_PER_S:g} events/s: {per_day:,.0f} updates a day of "
+            f"{events:,.0f} events each (this replay's mean window)",
+        )
 
 
 # ------------------------------------------------------------------------------------------- comparisons
 
-def paired(cell: CellResult, other: CellResult, metric: str, steps: tuple[int, int] | None = None,
-           users_key: str = "users") -> np.ndarray | None:
+
+def paired(
+    cell: CellResult, other: CellResult, metric: str, steps: tuple[int, int] | None = None, users_key: str = "users"
+) -> np.ndarray | None:
     """cell's per-user `metric` minus other's, over the update steps (or steps lo..hi), matched by (step, user)."""
     mine, theirs = _per_user(cell, metric, users_key), _per_user(other, metric, users_key)
     if mine is None or theirs is None:
@@ -122,12 +142,16 @@ def _per_user(cell: CellResult, metric: str, users_key: str) -> dict[int, tuple[
     rows = cell.extras.get("replay_users")
     if not rows:
         return None
-    return {int(r["step"]): (np.asarray(r[users_key], dtype=np.int64), np.asarray(r[metric], dtype=np.float64))
-            for r in rows if metric in r}
+    return {
+        int(r["step"]): (np.asarray(r[users_key], dtype=np.int64), np.asarray(r[metric], dtype=np.float64))
+        for r in rows
+        if metric in r
+    }
 
 
-def bootstrap_mean_ci(values: np.ndarray, n_resamples: int = BOOTSTRAP_RESAMPLES,
-                      seed: int = SEED) -> tuple[float, float]:
+def bootstrap_mean_ci(
+    values: np.ndarray, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = SEED
+) -> tuple[float, float]:
     """95% percentile interval of the mean, resampling the values with replacement."""
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, values.size, size=(n_resamples, values.size))
@@ -139,8 +163,17 @@ def _add_diff(cell: CellResult, name: str, diffs: np.ndarray | None, flag: str) 
     if diffs is None or diffs.size == 0:
         return None
     lo, hi = bootstrap_mean_ci(diffs)
-    return cell.add(name, float(diffs.mean()), "", load=REPLAY_LOAD, n=int(diffs.size), ci95_low=lo, ci95_high=hi,
-                    label="measured", flag=flag)
+    return cell.add(
+        name,
+        float(diffs.mean()),
+        "",
+        load=REPLAY_LOAD,
+        n=int(diffs.size),
+        ci95_low=lo,
+        ci95_high=hi,
+        label="measured",
+        flag=flag,
+    )
 
 
 def _comparisons(cells: list[CellResult]) -> None:
@@ -159,12 +192,18 @@ def _comparisons(cells: list[CellResult]) -> None:
         for metric in (NDCG, RECALL):
             _add_diff(cell, metric + DIFF, paired(cell, ref, metric), flag)
         _add_diff(cell, NDCG + DIFF + "_early", paired(cell, ref, NDCG, (1, half)), flag + f" 1-{half}")
-        _add_diff(cell, NDCG + DIFF + "_late", paired(cell, ref, NDCG, (half + 1, n_steps)),
-                  flag + f" {half + 1}-{n_steps}")
+        _add_diff(
+            cell, NDCG + DIFF + "_late", paired(cell, ref, NDCG, (half + 1, n_steps)), flag + f" {half + 1}-{n_steps}"
+        )
         mine, theirs = cell.metric("update_usd_total"), ref.metric("update_usd_total")
         if mine is not None and theirs is not None and theirs.value > 0:
-            cell.add("update_usd_ratio_vs_full_update", mine.value / theirs.value, "ratio", load=REPLAY_LOAD,
-                     flag=f"update cost over {ref.cell}'s")
+            cell.add(
+                "update_usd_ratio_vs_full_update",
+                mine.value / theirs.value,
+                "ratio",
+                load=REPLAY_LOAD,
+                flag=f"update cost over {ref.cell}'s",
+            )
         cell.extras["online_comparisons"] = notes
     classic = [c for c in cells if c.extras["replay_strategy"].get("family") == "classic" and c.metric(FRESH)]
     if not classic:
@@ -174,8 +213,12 @@ def _comparisons(cells: list[CellResult]) -> None:
         if cell.extras["replay_strategy"].get("family") != "llm":
             continue
         diffs = paired(cell, best_cf, FRESH, users_key="fresh_users")
-        if _add_diff(cell, FRESH + "_diff_vs_best_cf", diffs,
-                     f"minus {best_cf.cell} (the classic cell best on fresh items), paired by (step, user)"):
+        if _add_diff(
+            cell,
+            FRESH + "_diff_vs_best_cf",
+            diffs,
+            f"minus {best_cf.cell} (the classic cell best on fresh items), paired by (step, user)",
+        ):
             cell.extras.setdefault("online_comparisons", {})["best_cf_on_fresh_items"] = best_cf.cell
 
 
@@ -189,5 +232,8 @@ def _frontier(cells: list[CellResult]) -> None:
             if diffs is None or diffs.size == 0 or bootstrap_mean_ci(diffs)[0] <= 0:
                 beaten_by = cheaper.cell  # not clearly better than a cheaper strategy
                 break
-        cell.extras["online_frontier"] = {"on": beaten_by is None, "beaten_by": beaten_by,
-                                          "rule": "every cheaper strategy clearly worse: paired NDCG@10 interval > 0"}
+        cell.extras["online_frontier"] = {
+            "on": beaten_by is None,
+            "beaten_by": beaten_by,
+            "rule": "every cheaper strategy clearly worse: paired NDCG@10 interval > 0",
+        }

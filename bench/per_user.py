@@ -15,6 +15,7 @@ bit and recall, ndcg, hit, mrr and precision are there at every evaluated K. In 
 About 4 kB of JSON per cell at K = 20 on ML-100K's 943 test users. Results without the key (written before it
 existed, or cells without quality) read as "no per-user figures".
 """
+
 from __future__ import annotations
 
 import base64
@@ -30,8 +31,10 @@ from bench.errors import BenchError
 from bench.quality import PER_USER_METRICS, per_user_metrics
 
 FORMAT = "recbench-per-user/1"
-CODEC = ("base64(zlib(little-endian array)); users: int32 gaps from -1; n_relevant: int32; "
-         "hits: numpy packbits of each user's K hit flags, row by row")
+CODEC = (
+    "base64(zlib(little-endian array)); users: int32 gaps from -1; n_relevant: int32; "
+    "hits: numpy packbits of each user's K hit flags, row by row"
+)
 
 
 def _encode(raw: bytes) -> str:
@@ -42,8 +45,10 @@ def _decode(text: Any, where: str) -> bytes:
     try:
         return zlib.decompress(base64.b64decode(str(text).encode("ascii"), validate=True))
     except (binascii.Error, zlib.error, ValueError, UnicodeEncodeError) as exc:
-        raise BenchError(f"{where}: per-user figures are corrupt ({exc.__class__.__name__}); re-run the cell "
-                         "or delete its per_user entry to fall back to mean figures") from None
+        raise BenchError(
+            f"{where}: per-user figures are corrupt ({exc.__class__.__name__}); re-run the cell "
+            "or delete its per_user entry to fall back to mean figures"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -76,19 +81,29 @@ class PerUser:
         if users.size and (np.any(np.diff(users) <= 0) or users[0] < 0):
             raise ValueError("per-user ids must be unique, non-negative and ascending")
         if hits.ndim != 2 or hits.shape[0] != users.size or len(self.n_relevant) != users.size:
-            raise ValueError(f"per-user hits {hits.shape} and n_relevant ({len(self.n_relevant)}) must have one row "
-                             f"per user ({users.size})")
-        return {"format": FORMAT, "part": self.part, "n": int(users.size), "k": int(hits.shape[1]), "codec": CODEC,
-                "users": _encode(np.diff(users, prepend=-1).astype("<i4").tobytes()),
-                "n_relevant": _encode(np.asarray(self.n_relevant).astype("<i4").tobytes()),
-                "hits": _encode(np.packbits(hits, axis=1).tobytes())}
+            raise ValueError(
+                f"per-user hits {hits.shape} and n_relevant ({len(self.n_relevant)}) must have one row "
+                f"per user ({users.size})"
+            )
+        return {
+            "format": FORMAT,
+            "part": self.part,
+            "n": int(users.size),
+            "k": int(hits.shape[1]),
+            "codec": CODEC,
+            "users": _encode(np.diff(users, prepend=-1).astype("<i4").tobytes()),
+            "n_relevant": _encode(np.asarray(self.n_relevant).astype("<i4").tobytes()),
+            "hits": _encode(np.packbits(hits, axis=1).tobytes()),
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "per_user") -> PerUser:
         if not isinstance(data, Mapping) or data.get("format") != FORMAT:
             got = data.get("format") if isinstance(data, Mapping) else type(data).__name__
-            raise BenchError(f"{where}: per-user figures in an unknown format ({got!r}, expected {FORMAT!r}); "
-                             "upgrade recbench or re-run the cell")
+            raise BenchError(
+                f"{where}: per-user figures in an unknown format ({got!r}, expected {FORMAT!r}); "
+                "upgrade recbench or re-run the cell"
+            )
         n, k = data.get("n"), data.get("k")
         if not isinstance(n, int) or not isinstance(k, int) or n < 0 or k < 1:
             raise BenchError(f"{where}: per-user figures lack a valid n and k; the file is damaged, re-run the cell")
@@ -97,8 +112,10 @@ class PerUser:
         packed = np.frombuffer(_decode(data.get("hits"), where), dtype=np.uint8)
         width = (k + 7) // 8
         if gaps.size != n or n_rel.size != n or packed.size != n * width or np.any(gaps[1:] <= 0):
-            raise BenchError(f"{where}: per-user figures do not hold {n} ascending users with {k} positions each; "
-                             "the file is damaged, re-run the cell")
+            raise BenchError(
+                f"{where}: per-user figures do not hold {n} ascending users with {k} positions each; "
+                "the file is damaged, re-run the cell"
+            )
         hits = np.unpackbits(packed.reshape(n, width), axis=1, count=k).astype(bool)
         return cls(users=np.cumsum(gaps) - 1, hits=hits, n_relevant=n_rel, part=str(data.get("part", "test")))
 

@@ -3,6 +3,7 @@
 Used for cost against catalogue size (bench.growth) and against model size (bench.sizes); each wraps it
 with its own input rules and result type.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,4 +33,3 @@ def fit_log_log(x: np.ndarray, y: np.ndarray) -> LogLogLine:
     if lx.size >= 3:
         r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0  # all values equal: a flat line explains them all
     return LogLogLine(b, log_a, r2, int(lx.size), ss_res, sxx)
-

@@ -24,6 +24,7 @@ Cold items (a split that holds items out entirely, e.g. `cold-items`; pass `cold
 The metric functions below are pure (arrays in, arrays out) so each can be checked by hand.
 This module measures quality only; it knows nothing of timing or reports.
 """
+
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
@@ -46,6 +47,7 @@ WARM_METRICS = ("recall", "ndcg", "hit")
 
 
 # ---------------------------------------------------------------- pure metric functions
+
 
 def relevance_matrix(relevant: sp.spmatrix | Sequence[Collection[int]], n_items: int | None = None) -> sp.csr_matrix:
     """Relevant items per row as a binary CSR; accepts a CSR already or one collection of item ids per row."""
@@ -123,8 +125,15 @@ def per_user_metrics(hits: np.ndarray, n_rel: np.ndarray, ks: Iterable[int]) -> 
     out = {}
     for k in ks:
         h = hits[:, :k]
-        out.update({f"recall@{k}": recall_at_k(h, n_rel), f"ndcg@{k}": ndcg_at_k(h, n_rel), f"hit@{k}": hit_at_k(h),
-                    f"mrr@{k}": mrr_at_k(h), f"precision@{k}": precision_at_k(h)})
+        out.update(
+            {
+                f"recall@{k}": recall_at_k(h, n_rel),
+                f"ndcg@{k}": ndcg_at_k(h, n_rel),
+                f"hit@{k}": hit_at_k(h),
+                f"mrr@{k}": mrr_at_k(h),
+                f"precision@{k}": precision_at_k(h),
+            }
+        )
     return out
 
 
@@ -148,6 +157,7 @@ def mae(predicted: np.ndarray, actual: np.ndarray) -> float:
 
 
 # ---------------------------------------------------------------- evaluation over a split
+
 
 def check_ks(ks: Iterable[int], n_items: int) -> tuple[int, ...]:
     """Distinct cut-offs, ascending; each 1 <= k <= catalogue size, else ConfigError."""
@@ -177,8 +187,10 @@ def cold_mask(cold_items: np.ndarray | Sequence[int], n_items: int) -> np.ndarra
     """(n_items,) bool: True for the held-out (cold) items; ConfigError for ids outside the catalogue."""
     cold = np.asarray(cold_items, dtype=np.int64).ravel()
     if cold.size and (cold.min() < 0 or cold.max() >= n_items):
-        raise ConfigError(f"cold item ids must lie in 0..{n_items - 1}, got {int(cold.min())}..{int(cold.max())}; "
-                          "pass the split's cold_items")
+        raise ConfigError(
+            f"cold item ids must lie in 0..{n_items - 1}, got {int(cold.min())}..{int(cold.max())}; "
+            "pass the split's cold_items"
+        )
     mask = np.zeros(n_items, dtype=bool)
     mask[cold] = True
     return mask
@@ -189,9 +201,15 @@ def metric_kind(name: str) -> str:
     return "cold_user" if name.split("@")[0] in COLD_USER_METRICS else "user"
 
 
-def evaluate_ranking(rec: Recommender, split: Split, ks: Iterable[int] = (10,), part: str = "test",
-                     users: np.ndarray | None = None, batch_size: int = 256,
-                     cold_items: np.ndarray | None = None) -> dict[str, float]:
+def evaluate_ranking(
+    rec: Recommender,
+    split: Split,
+    ks: Iterable[int] = (10,),
+    part: str = "test",
+    users: np.ndarray | None = None,
+    batch_size: int = 256,
+    cold_items: np.ndarray | None = None,
+) -> dict[str, float]:
     """Full-ranking metrics of a fitted recommender on one part of a split.
 
     Returns `recall@K, ndcg@K, hit@K, mrr@K, precision@K, coverage@K, avgpop@K` for each K and
@@ -202,10 +220,15 @@ def evaluate_ranking(rec: Recommender, split: Split, ks: Iterable[int] = (10,), 
     return evaluate_ranking_per_user(rec, split, ks, part, users, batch_size, cold_items)[0]
 
 
-def evaluate_ranking_per_user(rec: Recommender, split: Split, ks: Iterable[int] = (10,), part: str = "test",
-                              users: np.ndarray | None = None, batch_size: int = 256,
-                              cold_items: np.ndarray | None = None
-                              ) -> tuple[dict[str, float], np.ndarray, np.ndarray, np.ndarray]:
+def evaluate_ranking_per_user(
+    rec: Recommender,
+    split: Split,
+    ks: Iterable[int] = (10,),
+    part: str = "test",
+    users: np.ndarray | None = None,
+    batch_size: int = 256,
+    cold_items: np.ndarray | None = None,
+) -> tuple[dict[str, float], np.ndarray, np.ndarray, np.ndarray]:
     """`evaluate_ranking`'s figures, plus what each user's own figures follow from: the evaluated user ids
     (ascending), their (users, max K) hit matrix and their number of relevant items. `per_user_metrics` of
     the last two gives every user's recall/ndcg/hit/mrr/precision at each K; the figures above are their means.
@@ -222,8 +245,10 @@ def evaluate_ranking_per_user(rec: Recommender, split: Split, ks: Iterable[int] 
     if users is not None:
         candidates = np.intersect1d(candidates, np.asarray(users, dtype=np.int64))
     if candidates.size == 0:
-        raise ConfigError(f"no user to evaluate: none of the requested users has an interaction in the "
-                          f"{part} part; check the split or the user list")
+        raise ConfigError(
+            f"no user to evaluate: none of the requested users has an interaction in the "
+            f"{part} part; check the split or the user list"
+        )
     k_max = ks[-1]
     popularity = np.bincount(split.train.items, minlength=split.n_items)
     sums = {f"{m}@{k}": 0.0 for k in ks for m in RANKING_METRICS if m != "coverage"}
@@ -235,12 +260,14 @@ def evaluate_ranking_per_user(rec: Recommender, split: Split, ks: Iterable[int] 
         cold_counts = np.rint(np.asarray(relevant @ is_cold.astype(np.float32)).ravel()).astype(np.int64)
         cold_sums = {f"{m}@{k}": 0.0 for k in ks for m in COLD_METRICS}
     for start in range(0, candidates.size, batch_size):
-        batch = candidates[start:start + batch_size]
+        batch = candidates[start : start + batch_size]
         top = rec.recommend(batch, k_max, exclude=exclude)
         items = np.asarray(top.items, dtype=np.int64)
         if items.shape != (batch.size, k_max):
-            raise RuntimeError(f"{rec.name}.recommend returned lists of shape {items.shape}, expected "
-                               f"{(batch.size, k_max)}: a recommender must return k items per user")
+            raise RuntimeError(
+                f"{rec.name}.recommend returned lists of shape {items.shape}, expected "
+                f"{(batch.size, k_max)}: a recommender must return k items per user"
+            )
         hits = hit_matrix(items, relevant[batch])
         n_rel = rel_counts[batch]
         all_hits.append(hits)
@@ -270,8 +297,9 @@ def evaluate_ranking_per_user(rec: Recommender, split: Split, ks: Iterable[int] 
     return out, candidates, np.concatenate(all_hits), np.concatenate(all_n_rel).astype(np.int64)
 
 
-def _add_cold(sums: dict[str, float], cold_hits: np.ndarray, cold_listed: np.ndarray, n_rel_cold: np.ndarray,
-              ks: Sequence[int]) -> None:
+def _add_cold(
+    sums: dict[str, float], cold_hits: np.ndarray, cold_listed: np.ndarray, n_rel_cold: np.ndarray, ks: Sequence[int]
+) -> None:
     """Accumulate one batch's cold-item sums. Rows without a cold relevant item add 0 to recall/ndcg/hit
     (no hit is possible), so summing every row and dividing by the cold users gives their mean."""
     for k in ks:
@@ -282,16 +310,18 @@ def _add_cold(sums: dict[str, float], cold_hits: np.ndarray, cold_listed: np.nda
         sums[f"cold_share@{k}"] += cold_listed[:, :k].mean(axis=1).sum()
 
 
-def evaluate_warm(rec: Recommender, split: Split, ks: Iterable[int] = (10,), users: np.ndarray | None = None,
-                  batch_size: int = 256) -> dict[str, float]:
+def evaluate_warm(
+    rec: Recommender, split: Split, ks: Iterable[int] = (10,), users: np.ndarray | None = None, batch_size: int = 256
+) -> dict[str, float]:
     """`warm_recall@K, warm_ndcg@K, warm_hit@K` and `evaluated_warm_users`: the valid part, train excluded.
 
     Under `cold-items` every valid interaction is on a warm item, so this is what a model keeps on items
     with history while it is judged on the cold ones in test. Nothing is tuned on it here.
     """
     if split.cold_items is None:
-        raise ConfigError(f"warm-item quality needs a split that holds items out (cold-items); {split.protocol} "
-                          "has no cold items")
+        raise ConfigError(
+            f"warm-item quality needs a split that holds items out (cold-items); {split.protocol} has no cold items"
+        )
     if len(split.valid) == 0:
         raise ConfigError("the valid part is empty: warm-item quality needs one; check the split")
     figures = evaluate_ranking(rec, split, ks=ks, part="valid", users=users, batch_size=batch_size)
@@ -303,14 +333,18 @@ def evaluate_warm(rec: Recommender, split: Split, ks: Iterable[int] = (10,), use
 def evaluate_rating(rec: Recommender, split: Split, part: str = "test", batch_size: int = 65536) -> dict[str, float]:
     """RMSE and MAE of `predict_rating` on every (user, item, rating) of the part (the rating track)."""
     if not getattr(rec, "predicts_ratings", False):
-        raise ConfigError(f"{rec.name} does not predict ratings: the rating track (rmse, mae) needs a rating "
-                          "model such as biasedmf")
+        raise ConfigError(
+            f"{rec.name} does not predict ratings: the rating track (rmse, mae) needs a rating model such as biasedmf"
+        )
     target, _ = part_and_exclusion(split, part)
     if len(target) == 0:
         raise ConfigError(f"the {part} part has no ratings to evaluate: check the split")
-    pred = np.concatenate([
-        np.asarray(rec.predict_rating(target.users[s:s + batch_size], target.items[s:s + batch_size]),
-                   dtype=np.float64).ravel()
-        for s in range(0, len(target), batch_size)])
-    return {"rmse": rmse(pred, target.ratings), "mae": mae(pred, target.ratings),
-            "evaluated_ratings": len(target)}
+    pred = np.concatenate(
+        [
+            np.asarray(
+                rec.predict_rating(target.users[s : s + batch_size], target.items[s : s + batch_size]), dtype=np.float64
+            ).ravel()
+            for s in range(0, len(target), batch_size)
+        ]
+    )
+    return {"rmse": rmse(pred, target.ratings), "mae": mae(pred, target.ratings), "evaluated_ratings": len(target)}

@@ -21,6 +21,7 @@ Rows (load "replay" for the summary over the replay, "step=NN" per evaluation po
     peak_rss_bytes, footprint_bytes        the whole cell's peak above its start (data loaded); the final model
 Per-user figures (for paired comparisons) are kept in extras["replay_users"].
 """
+
 from __future__ import annotations
 
 import functools
@@ -43,15 +44,28 @@ def default_clock() -> tuple[int, int]:
     return time.perf_counter_ns(), time.process_time_ns()
 
 
-def run_replay_cell(spec: CellSpec, settings: Settings, progress: Progress, pinned: dict[str, Any],
-                    clock: Clock = default_clock, expected_checksum: str | None = None) -> CellResult:
+def run_replay_cell(
+    spec: CellSpec,
+    settings: Settings,
+    progress: Progress,
+    pinned: dict[str, Any],
+    clock: Clock = default_clock,
+    expected_checksum: str | None = None,
+) -> CellResult:
     from bench.data import load_dataset
     from bench.data.replay import make_replay
     from bench.measure.memory import RssSampler
     from bench.recommenders.online import registry
 
-    result = CellResult(cell=spec.name, dataset=spec.dataset, split=spec.split, recommender=spec.recommender,
-                        variant=spec.variant, device=spec.device, params=dict(spec.params))
+    result = CellResult(
+        cell=spec.name,
+        dataset=spec.dataset,
+        split=spec.split,
+        recommender=spec.recommender,
+        variant=spec.variant,
+        device=spec.device,
+        params=dict(spec.params),
+    )
     phases = Phases(progress)
     phases.start("data", "loading data, cutting the replay")
     dataset = load_dataset(spec.dataset, data_dir=settings.data_dir)
@@ -59,14 +73,23 @@ def run_replay_cell(spec: CellSpec, settings: Settings, progress: Progress, pinn
     replay = make_replay(dataset, spec.split)
     targets = [replay.target(n) for n in range(len(replay.windows))]
     k = settings.k
-    result.provenance = {"threads": pinned, "seed": settings.seed, "data_checksum": dataset.checksum,
-                         "data_source": dataset.source, "n_users": dataset.n_users, "n_items": dataset.n_items,
-                         "n_interactions": len(dataset.interactions)}
+    result.provenance = {
+        "threads": pinned,
+        "seed": settings.seed,
+        "data_checksum": dataset.checksum,
+        "data_source": dataset.source,
+        "n_users": dataset.n_users,
+        "n_items": dataset.n_items,
+        "n_interactions": len(dataset.interactions),
+    }
     entry = registry.get(spec.recommender)
     result.family = entry.family
     strategy = entry.build_in(run_context(spec, settings), dict(spec.params))
-    result.extras["replay"] = {**replay.describe(), "evaluated_users": [int(t.users.size) for t in targets],
-                               "users_fingerprint": _fingerprint(targets)}
+    result.extras["replay"] = {
+        **replay.describe(),
+        "evaluated_users": [int(t.users.size) for t in targets],
+        "users_fingerprint": _fingerprint(targets),
+    }
     result.extras["replay_strategy"] = strategy.describe()
 
     steps: list[dict[str, Any]] = []
@@ -84,9 +107,12 @@ def run_replay_cell(spec: CellSpec, settings: Settings, progress: Progress, pinn
             what = "initial fit"
         else:
             update = replay.update(point)
-            phases.start("update", f"update {point}/{len(replay.windows) - 1}: "
-                                   f"{len(update.window.interactions):,} events, {update.window.new_users.size} new "
-                                   f"users, {update.window.new_items.size} new items")
+            phases.start(
+                "update",
+                f"update {point}/{len(replay.windows) - 1}: "
+                f"{len(update.window.interactions):,} events, {update.window.new_users.size} new "
+                f"users, {update.window.new_items.size} new items",
+            )
             with RssSampler() as rss:
                 wall, cpu, what = _timed(clock, functools.partial(strategy.update, update))
             window = update.window.interactions
@@ -96,8 +122,14 @@ def run_replay_cell(spec: CellSpec, settings: Settings, progress: Progress, pinn
         mem = rss.report()
         baseline = mem.baseline_rss_bytes if baseline is None else baseline
         peak_total = max(peak_total, mem.peak_rss_total_bytes)
-        step = {"step": point, "what": what, "wall_s": wall, "cpu_s": cpu, "peak_rss_bytes": mem.peak_rss_bytes,
-                "window_events": 0 if point == 0 else len(replay.windows[point - 1].interactions)}
+        step = {
+            "step": point,
+            "what": what,
+            "wall_s": wall,
+            "cpu_s": cpu,
+            "peak_rss_bytes": mem.peak_rss_bytes,
+            "window_events": 0 if point == 0 else len(replay.windows[point - 1].interactions),
+        }
         if point and strategy.updates_history:
             # an event is reflected once the user's history holds it and its item is in the model's catalogue:
             # at the end of the window that brought it, plus the update's own time
@@ -110,16 +142,27 @@ def run_replay_cell(spec: CellSpec, settings: Settings, progress: Progress, pinn
         phases.start("quality", f"evaluating point {point} ({targets[point].users.size} users)")
         figures = _evaluate(strategy, targets[point], k)  # never inside the timed region
         step.update({key: value for key, value in figures.items() if not key.startswith("_")})
-        per_user.append({"step": point, "users": targets[point].users.tolist(),
-                         f"ndcg@{k}": figures["_ndcg"].tolist(), f"recall@{k}": figures["_recall"].tolist(),
-                         "fresh_users": figures["_fresh_users"].tolist(),
-                         f"fresh_recall@{k}": figures["_fresh_recall"].tolist()})
+        per_user.append(
+            {
+                "step": point,
+                "users": targets[point].users.tolist(),
+                f"ndcg@{k}": figures["_ndcg"].tolist(),
+                f"recall@{k}": figures["_recall"].tolist(),
+                "fresh_users": figures["_fresh_users"].tolist(),
+                f"fresh_recall@{k}": figures["_fresh_recall"].tolist(),
+            }
+        )
         steps.append(step)
     phases.stop()
     _rows(result, steps, per_user, k, unreflected=int(pending_items.size))
     result.add("footprint_bytes", strategy.footprint(), "bytes")
-    result.add("peak_rss_bytes", max(0, peak_total - (baseline or 0)), "bytes", n=len(steps),
-               flag="peak over the initial fit and every update, above the RSS once the data was loaded")
+    result.add(
+        "peak_rss_bytes",
+        max(0, peak_total - (baseline or 0)),
+        "bytes",
+        n=len(steps),
+        flag="peak over the initial fit and every update, above the RSS once the data was loaded",
+    )
     result.extras["replay_steps"] = [{k_: v for k_, v in s.items() if not k_.startswith("_")} for s in steps]
     result.extras["replay_users"] = per_user
     result.extras["phase_wall_s"] = phases.wall_s
@@ -136,6 +179,7 @@ def _timed(clock: Clock, work: Callable[[], Any]) -> tuple[float, float, Any]:
 def _fingerprint(targets) -> str:
     """A short hash of who is evaluated at each point: equal across cells means the same users and windows."""
     import hashlib
+
     h = hashlib.sha256()
     for t in targets:
         h.update(t.users.astype(np.int64).tobytes())
@@ -153,7 +197,7 @@ def _evaluate(strategy, target, k: int) -> dict[str, Any]:
     fresh[target.fresh_items] = True
     ndcg, recall, fresh_recall, fresh_users = [], [], [], []
     for start in range(0, users.size, BATCH_USERS):
-        batch = users[start:start + BATCH_USERS]
+        batch = users[start : start + BATCH_USERS]
         top = strategy.recommend(batch, k, exclude=target.seen)
         rel = target.relevant[batch]
         hits = hit_matrix(top.items, rel)
@@ -167,9 +211,14 @@ def _evaluate(strategy, target, k: int) -> dict[str, Any]:
             fresh_recall.append(recall_at_k(fresh_hits[has], n_fresh[has]))
             fresh_users.append(batch[has])
     cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0)  # noqa: E731
-    out: dict[str, Any] = {"_ndcg": cat(ndcg), "_recall": cat(recall), "_fresh_recall": cat(fresh_recall),
-                           "_fresh_users": cat(fresh_users).astype(np.int64), "users": int(users.size),
-                           "fresh_items": int(target.fresh_items.size)}
+    out: dict[str, Any] = {
+        "_ndcg": cat(ndcg),
+        "_recall": cat(recall),
+        "_fresh_recall": cat(fresh_recall),
+        "_fresh_users": cat(fresh_users).astype(np.int64),
+        "users": int(users.size),
+        "fresh_items": int(target.fresh_items.size),
+    }
     out[f"ndcg@{k}"] = float(out["_ndcg"].mean()) if users.size else None
     out[f"recall@{k}"] = float(out["_recall"].mean()) if users.size else None
     out[f"fresh_recall@{k}"] = float(out["_fresh_recall"].mean()) if out["_fresh_recall"].size else None
@@ -187,21 +236,40 @@ def _rows(result: CellResult, steps: list[dict], per_user: list[dict], k: int, u
     for name in (f"ndcg@{k}", f"recall@{k}"):
         values = np.concatenate([np.asarray(p[name]) for p in per_user[1:]]) if len(per_user) > 1 else np.zeros(0)
         if values.size:
-            result.add(name, float(values.mean()), "", load="replay", n=int(values.size),
-                       flag="mean over every (update step, evaluated user) pair")
-    fresh = np.concatenate([np.asarray(p[f"fresh_recall@{k}"]) for p in per_user[1:]]) if len(per_user) > 1 else np.zeros(0)
+            result.add(
+                name,
+                float(values.mean()),
+                "",
+                load="replay",
+                n=int(values.size),
+                flag="mean over every (update step, evaluated user) pair",
+            )
+    fresh = (
+        np.concatenate([np.asarray(p[f"fresh_recall@{k}"]) for p in per_user[1:]]) if len(per_user) > 1 else np.zeros(0)
+    )
     if len(fresh):
-        result.add(f"fresh_recall@{k}", float(np.mean(fresh)), "", load="replay", n=int(len(fresh)),
-                   flag="users with an item first seen in the window before; mean over (step, user) pairs")
+        result.add(
+            f"fresh_recall@{k}",
+            float(np.mean(fresh)),
+            "",
+            load="replay",
+            n=int(len(fresh)),
+            flag="users with an item first seen in the window before; mean over (step, user) pairs",
+        )
     result.add("update_wall_s_total", sum(s["wall_s"] for s in updates), "s", load="replay", n=len(updates))
     result.add("update_cpu_s_total", sum(s["cpu_s"] for s in updates), "s", load="replay", n=len(updates))
-    result.add("update_wall_s_mean", float(np.mean([s["wall_s"] for s in updates])), "s", load="replay",
-               n=len(updates))
+    result.add("update_wall_s_mean", float(np.mean([s["wall_s"] for s in updates])), "s", load="replay", n=len(updates))
     reflected = sum(s.get("reflected_events", 0) for s in updates)
     if reflected:
         delay = sum(s["_delays_sum"] for s in updates if "_delays_sum" in s) / reflected
-        result.add("freshness_delay_s", delay, "s", load="replay", n=reflected,
-                   flag="mean over reflected events: window end + update wall time - event time")
+        result.add(
+            "freshness_delay_s",
+            delay,
+            "s",
+            load="replay",
+            n=reflected,
+            flag="mean over reflected events: window end + update wall time - event time",
+        )
     total_events = sum(s["window_events"] for s in updates)
     if total_events:
         result.add("unreflected_event_share", unreflected / total_events, "ratio", load="replay", n=total_events)
@@ -212,8 +280,13 @@ def _rows(result: CellResult, steps: list[dict], per_user: list[dict], k: int, u
         if s["step"]:  # step 0 is the initial fit: fit_s, fit_cpu_s and fit_peak_rss_bytes above
             result.add("update_wall_s", s["wall_s"], "s", load=load, n=1)
             result.add("update_cpu_s", s["cpu_s"], "s", load=load, n=1)
-            result.add("update_peak_rss_bytes", s["peak_rss_bytes"], "bytes", load=load,
-                       flag="above the RSS when the update began")
+            result.add(
+                "update_peak_rss_bytes",
+                s["peak_rss_bytes"],
+                "bytes",
+                load=load,
+                flag="above the RSS when the update began",
+            )
             result.add("window_events", s["window_events"], "count", load=load)
         if s.get("freshness_delay_s") is not None:
             result.add("freshness_delay_s", s["freshness_delay_s"], "s", load=load, n=s["reflected_events"])

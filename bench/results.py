@@ -11,6 +11,7 @@ Schema history (read by `load`, older files upgraded on read):
      (recommender `hosted-llm` / `size-fit`), the price context in provenance["cost"], no cell family;
   2  cells hold measurements only, with their `family`; everything derived lives in `derived`.
 """
+
 from __future__ import annotations
 
 import csv
@@ -28,20 +29,59 @@ from bench.measure.load_registry import OFFLINE
 from bench.measure.row import MetricRow
 
 #: atomic_write_text / atomic_write_bytes are bench.atomic_io's, re-exported for the callers that import them from here
-__all__ = ["CellDerived", "CellResult", "Derived", "HostedLine", "MetricRow", "Pricing", "RunResult", "SizeFitGroup",
-           "atomic_write_bytes", "atomic_write_text", "from_dict", "load", "split_derived", "to_dict", "with_derived",
-           "write", "write_json"]
+__all__ = [
+    "CellDerived",
+    "CellResult",
+    "Derived",
+    "HostedLine",
+    "MetricRow",
+    "Pricing",
+    "RunResult",
+    "SizeFitGroup",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "from_dict",
+    "load",
+    "split_derived",
+    "to_dict",
+    "with_derived",
+    "write",
+    "write_json",
+]
 
 SCHEMA_VERSION = 2
-CSV_COLUMNS = ["run_id", "cell", "dataset", "split", "recommender", "variant", "device", "load",
-               "metric", "value", "unit",
-               # appended columns (stable from schema 1 on)
-               "label", "status", "n", "ci95_low", "ci95_high", "flag",
-               # provenance on every row, so a row quoted alone still says where it came from
-               "code_version", "seed", "threads", "data_checksum", "machine", "packages",
-               # where the cell ran: the executor, the node (machine) it ran on, and how many timed cells that
-               # node was allowed at once (1 unless --cells-per-node)
-               "executor", "node", "cells_per_node"]
+CSV_COLUMNS = [
+    "run_id",
+    "cell",
+    "dataset",
+    "split",
+    "recommender",
+    "variant",
+    "device",
+    "load",
+    "metric",
+    "value",
+    "unit",
+    # appended columns (stable from schema 1 on)
+    "label",
+    "status",
+    "n",
+    "ci95_low",
+    "ci95_high",
+    "flag",
+    # provenance on every row, so a row quoted alone still says where it came from
+    "code_version",
+    "seed",
+    "threads",
+    "data_checksum",
+    "machine",
+    "packages",
+    # where the cell ran: the executor, the node (machine) it ran on, and how many timed cells that
+    # node was allowed at once (1 unless --cells-per-node)
+    "executor",
+    "node",
+    "cells_per_node",
+]
 LABELS = ("measured", "estimated", "projected", "cost-only")
 STATUSES = ("ok", "failed", "gated")
 
@@ -254,6 +294,7 @@ class RunResult:
 
 # ---------------------------------------------------------------- serialisation
 
+
 def _clean(obj: Any) -> Any:
     """JSON has no NaN/inf: store them as null so every reader can parse the file."""
     if isinstance(obj, float):
@@ -298,12 +339,25 @@ def _schema_of(cls: type) -> dict[str, tuple[type, ...] | None]:
     return {f.name: _accepted(str(f.type)) for f in fields(cls)}
 
 
-_REQUIRED = {"run": ("run_id", "cells"), "cell": ("cell", "dataset", "split", "recommender", "variant", "device"),
-             "metric": ("metric", "value"), "derived": (), "pricing": (), "cell_derived": (),
-             "hosted": ("name", "dataset", "split", "entry"),
-             "size_fit": ("name", "dataset", "split", "recommender", "variant", "device")}
-_JSON_NAMES = {str: "a string", int: "an integer", float: "a number", dict: "an object", list: "a list",
-               bool: "a boolean", type(None): "null"}
+_REQUIRED = {
+    "run": ("run_id", "cells"),
+    "cell": ("cell", "dataset", "split", "recommender", "variant", "device"),
+    "metric": ("metric", "value"),
+    "derived": (),
+    "pricing": (),
+    "cell_derived": (),
+    "hosted": ("name", "dataset", "split", "entry"),
+    "size_fit": ("name", "dataset", "split", "recommender", "variant", "device"),
+}
+_JSON_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    dict: "an object",
+    list: "a list",
+    bool: "a boolean",
+    type(None): "null",
+}
 
 
 def _check_fields(obj: Any, spec: dict[str, tuple[type, ...] | None], kind: str, at: str, where: str) -> None:
@@ -319,7 +373,9 @@ def _check_fields(obj: Any, spec: dict[str, tuple[type, ...] | None], kind: str,
         if allowed is None:
             continue
         if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, allowed):  # true is no number
-            expected = " or ".join(dict.fromkeys(_JSON_NAMES[t] for t in allowed if not (t is int and float in allowed)))
+            expected = " or ".join(
+                dict.fromkeys(_JSON_NAMES[t] for t in allowed if not (t is int and float in allowed))
+            )
             raise BenchError(f"{where}: {at}.{name} is {_json_name(value)}, expected {expected}; {_FIX}")
 
 
@@ -334,18 +390,24 @@ def validate(data: Any, where: str = "results") -> None:
     """Every field of a results dict has the type the schema gives it; one-line BenchError naming the first that
     does not. Run before any reader touches the data, so a malformed file never reaches the analysis."""
     if not isinstance(data, dict):
-        raise BenchError(f"{where}: not a recbench results file (a JSON object is expected); pass a results.json "
-                         "from `recbench run`")
+        raise BenchError(
+            f"{where}: not a recbench results file (a JSON object is expected); pass a results.json from `recbench run`"
+        )
     version = data.get("schema_version")
     if isinstance(version, bool) or not isinstance(version, int):
-        raise BenchError(f"{where}: not a recbench results file (no integer schema_version); pass a results.json "
-                         "from `recbench run`")
+        raise BenchError(
+            f"{where}: not a recbench results file (no integer schema_version); pass a results.json from `recbench run`"
+        )
     if version > SCHEMA_VERSION:
-        raise BenchError(f"{where}: results schema {version} is newer than this recbench understands "
-                         f"({SCHEMA_VERSION}); upgrade recbench")
+        raise BenchError(
+            f"{where}: results schema {version} is newer than this recbench understands "
+            f"({SCHEMA_VERSION}); upgrade recbench"
+        )
     if version not in KNOWN_SCHEMA_VERSIONS:
-        raise BenchError(f"{where}: results schema {version} is not one recbench ever wrote (known: "
-                         f"{', '.join(map(str, KNOWN_SCHEMA_VERSIONS))}); pass a results.json from `recbench run`")
+        raise BenchError(
+            f"{where}: results schema {version} is not one recbench ever wrote (known: "
+            f"{', '.join(map(str, KNOWN_SCHEMA_VERSIONS))}); pass a results.json from `recbench run`"
+        )
     run_spec = _schema_of(RunResult)
     if version == 1:
         run_spec = {k: v for k, v in run_spec.items() if k != "derived"}  # schema 1 had no derived section
@@ -353,15 +415,18 @@ def validate(data: Any, where: str = "results") -> None:
     for i, cell in enumerate(data["cells"]):
         _check_fields(cell, _schema_of(CellResult), "cell", f"cells[{i}]", where)
         if cell.get("status", "ok") not in STATUSES:
-            raise BenchError(f"{where}: cells[{i}].status is {cell['status']!r}, expected one of "
-                             f"{', '.join(STATUSES)}; {_FIX}")
+            raise BenchError(
+                f"{where}: cells[{i}].status is {cell['status']!r}, expected one of {', '.join(STATUSES)}; {_FIX}"
+            )
         _check_rows(cell.get("metrics", []), f"cells[{i}].metrics", where)
         for j, timing in enumerate(cell.get("timings", [])):
             if not isinstance(timing, dict):
                 raise BenchError(f"{where}: cells[{i}].timings[{j}] is {_json_name(timing)}, not an object; {_FIX}")
             samples = timing.get("samples_ms")
-            if samples is not None and (not isinstance(samples, list) or any(
-                    isinstance(x, bool) or not isinstance(x, (int, float, type(None))) for x in samples)):
+            if samples is not None and (
+                not isinstance(samples, list)
+                or any(isinstance(x, bool) or not isinstance(x, (int, float, type(None))) for x in samples)
+            ):
                 raise BenchError(f"{where}: cells[{i}].timings[{j}].samples_ms is not a list of numbers; {_FIX}")
     if "derived" in data:
         _validate_derived(data["derived"], where)
@@ -405,11 +470,20 @@ def from_dict(data: dict[str, Any], where: str = "results") -> RunResult:
             c = dict(c)
             c["metrics"] = [MetricRow(**m) for m in c.get("metrics", [])]
             cells.append(CellResult(**c))
-        return RunResult(run_id=data["run_id"], scenario=data.get("scenario", {}), provenance=data.get("provenance", {}),
-                         cells=cells, schema_version=SCHEMA_VERSION, created_at=data.get("created_at", ""),
-                         machine=data.get("machine", {}), derived=_derived_from_dict(data.get("derived") or {}))
+        return RunResult(
+            run_id=data["run_id"],
+            scenario=data.get("scenario", {}),
+            provenance=data.get("provenance", {}),
+            cells=cells,
+            schema_version=SCHEMA_VERSION,
+            created_at=data.get("created_at", ""),
+            machine=data.get("machine", {}),
+            derived=_derived_from_dict(data.get("derived") or {}),
+        )
     except (KeyError, TypeError) as exc:
-        raise BenchError(f"{where}: malformed results file ({exc}); re-run `recbench run` to produce a valid one") from None
+        raise BenchError(
+            f"{where}: malformed results file ({exc}); re-run `recbench run` to produce a valid one"
+        ) from None
 
 
 def _rows(entry: dict[str, Any]) -> dict[str, Any]:
@@ -417,11 +491,13 @@ def _rows(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def _derived_from_dict(d: dict[str, Any]) -> Derived:
-    return Derived(pricing=Pricing(**d["pricing"]) if d.get("pricing") is not None else None,
-                   cells={name: CellDerived(**_rows(e)) for name, e in (d.get("cells") or {}).items()},
-                   hosted=[HostedLine(**_rows(e)) for e in d.get("hosted", [])],
-                   size_fits=[SizeFitGroup(**_rows(e)) for e in d.get("size_fits", [])],
-                   growth=d.get("growth"))
+    return Derived(
+        pricing=Pricing(**d["pricing"]) if d.get("pricing") is not None else None,
+        cells={name: CellDerived(**_rows(e)) for name, e in (d.get("cells") or {}).items()},
+        hosted=[HostedLine(**_rows(e)) for e in d.get("hosted", [])],
+        size_fits=[SizeFitGroup(**_rows(e)) for e in d.get("size_fits", [])],
+        growth=d.get("growth"),
+    )
 
 
 # ---------------------------------------------------------------- schema 1 -> 2
@@ -429,10 +505,36 @@ def _derived_from_dict(d: dict[str, Any]) -> Derived:
 #: the families recbench's registries gave each recommender when schema 1 was current (schema 1 did not record
 #: them); a name not listed reads as "other"
 SCHEMA1_FAMILIES = {
-    **dict.fromkeys(("pop", "itemknn", "userknn", "biasedmf", "ease", "ials", "stale", "refit", "ials-foldin",
-                     "itemknn-incremental", "ease-periodic"), "classic"),
-    **dict.fromkeys(("llm-two-tower", "llm-pairwise", "llm-rerank", "llm-hybrid", "llm-explain", "llm-generative",
-                     "llm-decoder-rank", "two-tower-incremental", "two-tower-finetune"), "llm"),
+    **dict.fromkeys(
+        (
+            "pop",
+            "itemknn",
+            "userknn",
+            "biasedmf",
+            "ease",
+            "ials",
+            "stale",
+            "refit",
+            "ials-foldin",
+            "itemknn-incremental",
+            "ease-periodic",
+        ),
+        "classic",
+    ),
+    **dict.fromkeys(
+        (
+            "llm-two-tower",
+            "llm-pairwise",
+            "llm-rerank",
+            "llm-hybrid",
+            "llm-explain",
+            "llm-generative",
+            "llm-decoder-rank",
+            "two-tower-incremental",
+            "two-tower-finetune",
+        ),
+        "llm",
+    ),
     **dict.fromkeys(("noop", "failing", "sleeping"), "test"),
 }
 
@@ -447,19 +549,37 @@ def upgrade_1_to_2(data: dict[str, Any]) -> dict[str, Any]:
         cell = dict(raw)
         extras = dict(cell.get("extras") or {})
         if cell["recommender"] == HOSTED_RECOMMENDER:
-            hosted.append({"name": cell["cell"], "dataset": cell["dataset"], "split": cell["split"],
-                           "entry": cell["variant"], "label": cell.get("label", "estimated"),
-                           "metrics": cell.get("metrics", []), "workload": extras.get("hosted", {}),
-                           "cost": extras.get("cost", {})})
+            hosted.append(
+                {
+                    "name": cell["cell"],
+                    "dataset": cell["dataset"],
+                    "split": cell["split"],
+                    "entry": cell["variant"],
+                    "label": cell.get("label", "estimated"),
+                    "metrics": cell.get("metrics", []),
+                    "workload": extras.get("hosted", {}),
+                    "cost": extras.get("cost", {}),
+                }
+            )
             continue
         if cell["recommender"] == SIZE_FIT_RECOMMENDER:
             params, fit = cell.get("params") or {}, extras.get("size_fit") or {}
-            size_fits.append({"name": cell["cell"], "dataset": cell["dataset"], "split": cell["split"],
-                              "recommender": params.get("fitted_recommender", ""), "family": params.get("family", ""),
-                              "variant": cell["variant"], "device": cell["device"],
-                              "label": cell.get("label", "projected"), "metrics": cell.get("metrics", []),
-                              "model": fit.get("model", ""), "assumptions": fit.get("assumptions", ""),
-                              "fits": fit.get("fits", [])})
+            size_fits.append(
+                {
+                    "name": cell["cell"],
+                    "dataset": cell["dataset"],
+                    "split": cell["split"],
+                    "recommender": params.get("fitted_recommender", ""),
+                    "family": params.get("family", ""),
+                    "variant": cell["variant"],
+                    "device": cell["device"],
+                    "label": cell.get("label", "projected"),
+                    "metrics": cell.get("metrics", []),
+                    "model": fit.get("model", ""),
+                    "assumptions": fit.get("assumptions", ""),
+                    "fits": fit.get("fits", []),
+                }
+            )
             continue
         measured: list[dict[str, Any]] = []
         derived_rows: list[dict[str, Any]] = []
@@ -480,8 +600,13 @@ def upgrade_1_to_2(data: dict[str, Any]) -> dict[str, Any]:
         cells.append(cell)
     provenance = dict(data.get("provenance") or {})
     pricing = provenance.pop("cost", None)
-    return {**data, "schema_version": 2, "provenance": provenance, "cells": cells,
-            "derived": {"pricing": pricing, "cells": per_cell, "hosted": hosted, "size_fits": size_fits}}
+    return {
+        **data,
+        "schema_version": 2,
+        "provenance": provenance,
+        "cells": cells,
+        "derived": {"pricing": pricing, "cells": per_cell, "hosted": hosted, "size_fits": size_fits},
+    }
 
 
 def pricing_record(run: RunResult) -> dict[str, Any]:
@@ -492,12 +617,20 @@ def pricing_record(run: RunResult) -> dict[str, Any]:
 def best_throughput(cell: CellResult) -> MetricRow | None:
     """The offline load's best `throughput_users_per_s` row (the batch-sweep maximum): what cost, utilisation and
     the roofline are computed from, and what reports show as a cell's throughput."""
-    rows = [m for m in cell.metrics if m.metric == metrics_catalogue.THROUGHPUT and m.load in (OFFLINE, "")
-            and m.value is not None and math.isfinite(m.value) and m.value > 0]
+    rows = [
+        m
+        for m in cell.metrics
+        if m.metric == metrics_catalogue.THROUGHPUT
+        and m.load in (OFFLINE, "")
+        and m.value is not None
+        and math.isfinite(m.value)
+        and m.value > 0
+    ]
     return max(rows, key=lambda m: m.value) if rows else None
 
 
 # ---------------------------------------------------------------- cells with their derived figures
+
 
 def with_derived(run: RunResult) -> RunResult:
     """The run as readers show it: each cell (a copy) carries its derived rows after its measured ones, the gate's
@@ -515,8 +648,15 @@ def with_derived(run: RunResult) -> RunResult:
         # to the derived section's, so merging never shows a figure twice
         measured = [m for m in cell.metrics if not metrics_catalogue.is_derived(m.metric, m.load)]
         extras = {**cell.extras, **{k: getattr(d, k) for k in DERIVED_RECORDS if getattr(d, k) is not None}}
-        cells.append(replace(cell, metrics=[*measured, *d.metrics], extras=extras,
-                             status=d.status or cell.status, error=d.error if d.status else cell.error))
+        cells.append(
+            replace(
+                cell,
+                metrics=[*measured, *d.metrics],
+                extras=extras,
+                status=d.status or cell.status,
+                error=d.error if d.status else cell.error,
+            )
+        )
     return replace(run, cells=cells, derived=replace(run.derived, cells={}))
 
 
@@ -530,11 +670,18 @@ def split_derived(cells: list[CellResult]) -> tuple[list[CellResult], dict[str, 
         records = {k: cell.extras[k] for k in DERIVED_RECORDS if k in cell.extras}
         gated = cell.status == "gated"
         if rows or records or gated:
-            per_cell[cell.cell] = CellDerived(metrics=rows, status="gated" if gated else None,
-                                              error=cell.error if gated else None, **records)
-        measured_cells.append(replace(cell, metrics=keep, extras={k: v for k, v in cell.extras.items()
-                                                                  if k not in DERIVED_RECORDS},
-                                      status="ok" if gated else cell.status, error=None if gated else cell.error))
+            per_cell[cell.cell] = CellDerived(
+                metrics=rows, status="gated" if gated else None, error=cell.error if gated else None, **records
+            )
+        measured_cells.append(
+            replace(
+                cell,
+                metrics=keep,
+                extras={k: v for k, v in cell.extras.items() if k not in DERIVED_RECORDS},
+                status="ok" if gated else cell.status,
+                error=None if gated else cell.error,
+            )
+        )
     return measured_cells, per_cell
 
 
@@ -545,15 +692,20 @@ def code_version(code: dict[str, Any] | None) -> str:
 
 
 def _machine_text(machine: dict[str, Any]) -> str:
-    return (f"{machine.get('cpu_model', 'unknown')} x{machine.get('usable_cores', '?')} "
-            f"[{machine.get('machine_fingerprint', '')}]")
+    return (
+        f"{machine.get('cpu_model', 'unknown')} x{machine.get('usable_cores', '?')} "
+        f"[{machine.get('machine_fingerprint', '')}]"
+    )
 
 
 def _run_provenance(run: RunResult) -> dict[str, str]:
     prov = run.provenance or {}
     packages = prov.get("packages") or {}
-    return {"code_version": code_version(prov.get("code")), "machine": _machine_text(prov.get("machine") or {}),
-            "packages": ";".join(f"{k}={v}" for k, v in packages.items() if v)}
+    return {
+        "code_version": code_version(prov.get("code")),
+        "machine": _machine_text(prov.get("machine") or {}),
+        "packages": ";".join(f"{k}={v}" for k, v in packages.items() if v),
+    }
 
 
 def _cell_provenance(run: RunResult, cell: CellResult) -> dict[str, str]:
@@ -562,11 +714,14 @@ def _cell_provenance(run: RunResult, cell: CellResult) -> dict[str, str]:
     if isinstance(threads, dict):
         threads = threads.get("threads")
     executor: dict[str, Any] = prov["executor"] if isinstance(prov.get("executor"), dict) else {}
-    out = {"seed": "" if prov.get("seed") is None else str(prov["seed"]),
-           "threads": "" if threads is None else str(threads),
-           "data_checksum": str(prov.get("data_checksum") or ""),
-           "executor": str(executor.get("name") or ""), "node": str(prov.get("node") or ""),
-           "cells_per_node": str(executor.get("cells_per_node") or "")}
+    out = {
+        "seed": "" if prov.get("seed") is None else str(prov["seed"]),
+        "threads": "" if threads is None else str(threads),
+        "data_checksum": str(prov.get("data_checksum") or ""),
+        "executor": str(executor.get("name") or ""),
+        "node": str(prov.get("node") or ""),
+        "cells_per_node": str(executor.get("cells_per_node") or ""),
+    }
     node_machine = run.machine_of(cell).get("machine")
     if isinstance(node_machine, dict):  # the node that ran this cell, which on a cluster is not the driver's
         out["machine"] = _machine_text(node_machine)
@@ -595,8 +750,7 @@ def neutralise_formula(text: Any) -> Any:
 def csv_rows(run: RunResult) -> list[dict[str, Any]]:
     """results.csv's rows. Text columns are neutralised (neutralise_formula): a dataset file named
     `=cmd|...csv` must not become a formula in the user's spreadsheet."""
-    return [{k: v if k in NUMERIC_COLUMNS else neutralise_formula(v) for k, v in row.items()}
-            for row in _csv_rows(run)]
+    return [{k: v if k in NUMERIC_COLUMNS else neutralise_formula(v) for k, v in row.items()} for row in _csv_rows(run)]
 
 
 def _csv_rows(run: RunResult) -> list[dict[str, Any]]:
@@ -606,27 +760,67 @@ def _csv_rows(run: RunResult) -> list[dict[str, Any]]:
     run_prov = _run_provenance(run)
     no_cell_prov = {"seed": "", "threads": "", "data_checksum": "", "executor": "", "node": "", "cells_per_node": ""}
     for c in with_derived(run).cells:
-        base = dict(run_id=run.run_id, cell=c.cell, dataset=c.dataset, split=c.split, recommender=c.recommender,
-                    variant=c.variant, device=c.device, **{**run_prov, **_cell_provenance(run, c)})
+        base = dict(
+            run_id=run.run_id,
+            cell=c.cell,
+            dataset=c.dataset,
+            split=c.split,
+            recommender=c.recommender,
+            variant=c.variant,
+            device=c.device,
+            **{**run_prov, **_cell_provenance(run, c)},
+        )
         if c.status == "failed" and not c.metrics:
-            rows.append({**base, "load": "", "metric": "status", "value": "", "unit": "", "label": c.label,
-                         "status": "failed", "n": "", "ci95_low": "", "ci95_high": "", "flag": c.error or ""})
+            rows.append(
+                {
+                    **base,
+                    "load": "",
+                    "metric": "status",
+                    "value": "",
+                    "unit": "",
+                    "label": c.label,
+                    "status": "failed",
+                    "n": "",
+                    "ci95_low": "",
+                    "ci95_high": "",
+                    "flag": c.error or "",
+                }
+            )
         rows += [_csv_row(base, m, c.status) for m in c.metrics]
     entries: list[tuple[HostedLine | SizeFitGroup, str, str]] = [
         *((h, HOSTED_RECOMMENDER, HOSTED_DEVICE) for h in run.derived.hosted),
-        *((f, SIZE_FIT_RECOMMENDER, f.device) for f in run.derived.size_fits)]
+        *((f, SIZE_FIT_RECOMMENDER, f.device) for f in run.derived.size_fits),
+    ]
     for entry, recommender, device in entries:
         variant = entry.entry if isinstance(entry, HostedLine) else entry.variant
-        base = dict(run_id=run.run_id, cell=entry.name, dataset=entry.dataset, split=entry.split,
-                    recommender=recommender, variant=variant, device=device, **{**run_prov, **no_cell_prov})
+        base = dict(
+            run_id=run.run_id,
+            cell=entry.name,
+            dataset=entry.dataset,
+            split=entry.split,
+            recommender=recommender,
+            variant=variant,
+            device=device,
+            **{**run_prov, **no_cell_prov},
+        )
         rows += [_csv_row(base, m, "ok") for m in entry.metrics]
     return rows
 
 
 def _csv_row(base: dict[str, Any], m: MetricRow, status: str) -> dict[str, Any]:
-    return {**base, "load": m.load, "metric": m.metric, "value": _fmt(m.value), "unit": m.unit, "label": m.label,
-            "status": status, "n": "" if m.n is None else m.n, "ci95_low": _fmt(m.ci95_low),
-            "ci95_high": _fmt(m.ci95_high), "flag": m.flag}
+    return {
+        **base,
+        "load": m.load,
+        "metric": m.metric,
+        "value": _fmt(m.value),
+        "unit": m.unit,
+        "label": m.label,
+        "status": status,
+        "n": "" if m.n is None else m.n,
+        "ci95_low": _fmt(m.ci95_low),
+        "ci95_high": _fmt(m.ci95_high),
+        "flag": m.flag,
+    }
 
 
 def _fmt(v: float | None) -> str:
@@ -663,8 +857,10 @@ def load(path: Path) -> RunResult:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BenchError(f"{path}: not valid JSON ({exc.__class__.__name__}: {exc}); the file is truncated or "
-                         "not a results file, re-run `recbench run`") from None
+        raise BenchError(
+            f"{path}: not valid JSON ({exc.__class__.__name__}: {exc}); the file is truncated or "
+            "not a results file, re-run `recbench run`"
+        ) from None
     if not isinstance(data, dict):
         raise BenchError(f"{path}: not a recbench results file; pass a results.json from `recbench run`")
     return from_dict(data, where=str(path))

@@ -7,6 +7,7 @@ scratch. A resume keeps every ok cell, runs the missing and failed ones, and ref
 run whose scenario, settings, code version or data differ from this invocation's: figures measured under
 two configurations must never meet in one results file.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -65,8 +66,10 @@ def load(run_dir: Path, scenario: Scenario, code: dict[str, Any]) -> Resumable:
         run = results_mod.load(run_dir)
         if finished(run):  # results.json has derived figures: start again from the cells as measured
             if not (run_dir / MEASURED_FILE).is_file():
-                raise ConfigError(f"--resume {run_dir}: the run finished without keeping its measured cells "
-                                  f"({MEASURED_FILE}); start a new run")
+                raise ConfigError(
+                    f"--resume {run_dir}: the run finished without keeping its measured cells "
+                    f"({MEASURED_FILE}); start a new run"
+                )
             run = results_mod.load(run_dir / MEASURED_FILE)
     except ConfigError:
         raise
@@ -74,8 +77,9 @@ def load(run_dir: Path, scenario: Scenario, code: dict[str, Any]) -> Resumable:
         raise ConfigError(f"--resume {run_dir}: {exc}") from None
     problem = mismatch(run, scenario, code)
     if problem:
-        raise ConfigError(f"cannot resume {run_dir}: {problem}; resume with the same scenario, options and code, "
-                          "or start a new run")
+        raise ConfigError(
+            f"cannot resume {run_dir}: {problem}; resume with the same scenario, options and code, or start a new run"
+        )
     wanted = {c.name for c in scenario.cells}
     run.cells = [c for c in run.cells if c.cell in wanted and c.status != "failed"]
     kept = {c.cell for c in run.cells}
@@ -90,8 +94,10 @@ def mismatch(run: RunResult, scenario: Scenario, code: dict[str, Any]) -> str:
     if saved.get("name") != mine["name"]:
         return f"it ran scenario {saved.get('name')!r}, this is {mine['name']!r}"
     if list(saved.get("cells") or []) != mine["cells"]:
-        return f"its cells differ from this scenario's ({len(saved.get('cells') or [])} vs {len(mine['cells'])}: " \
-               "another --recommenders or --dataset)"
+        return (
+            f"its cells differ from this scenario's ({len(saved.get('cells') or [])} vs {len(mine['cells'])}: "
+            "another --recommenders or --dataset)"
+        )
     old, new = saved.get("settings") or {}, mine["settings"]
     for key in sorted(set(old) | set(new)):
         if key in MAY_DIFFER:
@@ -111,17 +117,24 @@ def check_data(run: RunResult, checksums: dict[str, str]) -> None:
         theirs = (cell.provenance or {}).get("data_checksum")
         mine = checksums.get(cell.dataset)
         if theirs and mine and theirs != mine:
-            raise ConfigError(f"cannot resume: dataset {cell.dataset} has checksum {mine[:16]} here, the run's cells "
-                              f"were measured on {theirs[:16]}; point --data-dir at the same data, or start a new run")
+            raise ConfigError(
+                f"cannot resume: dataset {cell.dataset} has checksum {mine[:16]} here, the run's cells "
+                f"were measured on {theirs[:16]}; point --data-dir at the same data, or start a new run"
+            )
 
 
 def record_session(run: RunResult, cells: list[str], executor: dict[str, Any]) -> None:
     """Say in the run's provenance when it was resumed, which cells this session ran and where."""
     prov = run.provenance
     previous_wall_s = prov.pop("wall_s", None)  # results.json is "as measured" again until this session ends
-    prov.setdefault("resumed", []).append({
-        "at_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "cells": cells,
-        "executor": executor, "previous_wall_s": previous_wall_s})
+    prov.setdefault("resumed", []).append(
+        {
+            "at_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "cells": cells,
+            "executor": executor,
+            "previous_wall_s": previous_wall_s,
+        }
+    )
 
 
 def _plain(value: Any) -> Any:

@@ -5,6 +5,7 @@ fresh process; the runner does not know which one it drives. A cell that raises,
 timeout comes back as a failed row with the reason; the run goes on and the results files, rewritten
 atomically after every cell, stay valid throughout, so `--resume RUN_DIR` can finish an interrupted run.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -80,17 +81,21 @@ def preflight(scenario: Scenario, listener: Listener | None = None) -> dict[str,
         except BenchError as exc:
             raise ConfigError(f"cell {spec.name}: {exc}") from None
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"cell {spec.name}: recommender {spec.recommender} rejected its parameters "
-                              f"({exc}); fix them in the scenario") from None
+            raise ConfigError(
+                f"cell {spec.name}: recommender {spec.recommender} rejected its parameters "
+                f"({exc}); fix them in the scenario"
+            ) from None
         if replay_cell:
             replay.parse_spec(spec.split)
         elif spec.split not in SPLITS:
             raise ConfigError(f"unknown split {spec.split!r} in cell {spec.name}: choose one of {', '.join(SPLITS)}")
         if spec.variant != NO_VARIANT:
             from bench.variants import registry as variants
+
             variants.check_device(spec.variant, spec.device)  # unknown, or not on this device: one line now
-        if spec.batch_sizes is not None and (not spec.batch_sizes or min(spec.batch_sizes) <= 0
-                                             or not all(isinstance(b, int) for b in spec.batch_sizes)):
+        if spec.batch_sizes is not None and (
+            not spec.batch_sizes or min(spec.batch_sizes) <= 0 or not all(isinstance(b, int) for b in spec.batch_sizes)
+        ):
             raise ConfigError(f"cell {spec.name}: batch sizes {spec.batch_sizes} must be positive integers")
         if spec.quality_users is not None and spec.quality_users < 0:
             raise ConfigError(f"cell {spec.name}: quality_users must be >= 0 (0 = every test user)")
@@ -108,11 +113,14 @@ def preflight(scenario: Scenario, listener: Listener | None = None) -> dict[str,
                 replay.make_replay(dataset, protocol)  # no timestamps, or too short a timeline: one line now
                 continue
             if protocol == "temporal-loo" and not dataset.has_timestamps:
-                raise ConfigError(f"split temporal-loo needs timestamps and {name} has none: "
-                                  "use random-8-1-1 or cold-items")
+                raise ConfigError(
+                    f"split temporal-loo needs timestamps and {name} has none: use random-8-1-1 or cold-items"
+                )
             if len(make_split(dataset, protocol, seed=settings.seed).test_users()) == 0:
-                raise ConfigError(f"split {protocol} of {name} leaves no test users (too few interactions per "
-                                  "user): use more data or another split")
+                raise ConfigError(
+                    f"split {protocol} of {name} leaves no test users (too few interactions per "
+                    "user): use more data or another split"
+                )
         for spec in (c for c in scenario.cells if c.dataset == name and load_registry.OFFLINE in c.loads):
             _check_batch_memory(spec, spec.batch_sizes or settings.batch_sizes, dataset.n_items)
     return checksums
@@ -131,10 +139,12 @@ def _check_batch_memory(spec: CellSpec, batch_sizes: tuple[int, ...], n_items: i
     limit = max(1, available // (BYTES_PER_SCORE * max(n_items, 1)))
     too_big = [b for b in batch_sizes if b > limit]
     if too_big:
-        raise ConfigError(f"cell {spec.name}: batch size {max(too_big):,} would need "
-                          f"{max(too_big) * n_items * BYTES_PER_SCORE / 2**30:,.1f} GiB for its scores over "
-                          f"{n_items:,} items and {available / 2**30:.1f} GiB is available: use batch sizes up "
-                          f"to {limit:,}")
+        raise ConfigError(
+            f"cell {spec.name}: batch size {max(too_big):,} would need "
+            f"{max(too_big) * n_items * BYTES_PER_SCORE / 2**30:,.1f} GiB for its scores over "
+            f"{n_items:,} items and {available / 2**30:.1f} GiB is available: use batch sizes up "
+            f"to {limit:,}"
+        )
 
 
 def _check_finite(value, where: str) -> None:
@@ -162,20 +172,25 @@ def check_writable(out_dir: Path) -> None:
         probe.write_text("ok")
         probe.unlink()
     except OSError as exc:
-        raise ConfigError(f"cannot write results to {out_dir} ({exc.strerror or exc}); "
-                          "choose a writable directory with --out") from None
+        raise ConfigError(
+            f"cannot write results to {out_dir} ({exc.strerror or exc}); choose a writable directory with --out"
+        ) from None
 
 
-def run(scenario: Scenario, options: RunOptions = RunOptions(), listener: Listener | None = None) -> tuple[RunResult, Path]:
+def run(
+    scenario: Scenario, options: RunOptions = RunOptions(), listener: Listener | None = None
+) -> tuple[RunResult, Path]:
     """Execute every cell of the scenario in isolation and write results (and the report) under out_root/run_id
     (or, with options.resume, the missing and failed cells of that run, into its directory)."""
     from bench import plugins
+
     plugins.load(scenario.plugins)  # their recommenders, variants and loads, before anything is checked
     scenario.settings.validate()
     for spec in scenario.cells:  # per-cell overrides are checked before any work too
         spec.settings_for(scenario.settings).validate()
     from bench import cost
     from bench.measure import provenance
+
     prices = cost.load_prices(options.prices)  # a bad price sheet or instance fails before any work
     for name in ([options.instance] if options.instance else []) + list(options.node_instances.values()):
         prices.instance(name)
@@ -191,13 +206,19 @@ def run(scenario: Scenario, options: RunOptions = RunOptions(), listener: Listen
         run_id = make_run_id(scenario)
         out_dir = Path(options.out_root) / run_id
         todo = list(range(len(scenario.cells)))
-        run = RunResult(run_id=run_id, scenario=scenario.describe(), provenance=run_provenance,
-                        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+        run = RunResult(
+            run_id=run_id,
+            scenario=scenario.describe(),
+            provenance=run_provenance,
+            created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        )
         # how busy the machine was: a reader of any timing needs to know whether other work competed for the cores
-        run.provenance["machine_load"] = {"what": "1-minute load average before the run and after each cell; "
-                                                  "above the usable core count, other processes competed for the cores",
-                                          "usable_cores": run.provenance.get("machine", {}).get("usable_cores"),
-                                          "samples": []}
+        run.provenance["machine_load"] = {
+            "what": "1-minute load average before the run and after each cell; "
+            "above the usable core count, other processes competed for the cores",
+            "usable_cores": run.provenance.get("machine", {}).get("usable_cores"),
+            "samples": [],
+        }
     check_writable(out_dir)
     started = time.perf_counter()
     run.provenance["machine_load"]["samples"].append(_load_average())
@@ -207,8 +228,11 @@ def run(scenario: Scenario, options: RunOptions = RunOptions(), listener: Listen
         # utilisation needs a throughput: measure each node's peaks only when some cell puts a load on it
         measure_peaks = options.measure_peak and any(c.loads for c in cells)
         if measure_peaks and listener:
-            listener("note", scenario.cells[0], "measuring the peak GEMM rates (fp32, int8) and memory "
-                                                "bandwidth of each machine")
+            listener(
+                "note",
+                scenario.cells[0],
+                "measuring the peak GEMM rates (fp32, int8) and memory bandwidth of each machine",
+            )
         running: dict[str, CellSpec] = {}  # cells an executor announced as started and has not returned yet
 
         def track(event: str, spec: CellSpec, message: str) -> None:
@@ -232,20 +256,36 @@ def run(scenario: Scenario, options: RunOptions = RunOptions(), listener: Listen
 
         for i in todo:
             spec = scenario.cells[i]
-            executor.submit(CellTask(i, spec, spec.settings_for(scenario.settings), checksums.get(spec.dataset),
-                                     plugins=tuple(scenario.plugins)))
+            executor.submit(
+                CellTask(
+                    i,
+                    spec,
+                    spec.settings_for(scenario.settings),
+                    checksums.get(spec.dataset),
+                    plugins=tuple(scenario.plugins),
+                )
+            )
         try:
             for task, result in executor.completed():
                 running.pop(task.spec.name, None)
                 _record(run, result, order, out_dir)
                 if listener:
-                    listener("done", task.spec,
-                             result.status if result.status != "failed" else f"failed: {result.error}")
+                    listener(
+                        "done", task.spec, result.status if result.status != "failed" else f"failed: {result.error}"
+                    )
         except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP: the cell processes are already stopped
             for spec in running.values():
-                _record(run, failed_result(spec, f"interrupted ({exc or 'SIGINT'}) before the cell finished; "
-                                                 "its figures were not kept (--resume RUN_DIR reruns it)", 0.0),
-                        order, out_dir)
+                _record(
+                    run,
+                    failed_result(
+                        spec,
+                        f"interrupted ({exc or 'SIGINT'}) before the cell finished; "
+                        "its figures were not kept (--resume RUN_DIR reruns it)",
+                        0.0,
+                    ),
+                    order,
+                    out_dir,
+                )
             raise
         if previous is None:
             run.provenance["executor"] = executor.provenance()  # with any node that dropped out on the way
@@ -259,6 +299,7 @@ def run(scenario: Scenario, options: RunOptions = RunOptions(), listener: Listen
     results_mod.write(run, out_dir)
     if options.report:
         from bench.report import write_report
+
         write_report(run, out_dir)
     return run, out_dir
 
@@ -278,6 +319,7 @@ def _family(recommender: str, split: str) -> str:
     from bench.data import replay
     from bench.recommenders import registry
     from bench.recommenders.online import registry as strategies
+
     entries = strategies.STRATEGIES if replay.is_replay(split) else registry.REGISTRY
     entry = entries.get(recommender)
     return entry.family if entry is not None else ""
@@ -296,8 +338,10 @@ def _add_nodes(run: RunResult, nodes: dict[str, dict], threads: int) -> None:
         then = (old.get("machine") or {}).get("machine_fingerprint")
         now = (record.get("machine") or {}).get("machine_fingerprint")
         if then and now and then != now:
-            raise ConfigError(f"cannot resume: node {name!r} of this run was another machine (fingerprint {then}, "
-                              f"now {now}); resume it where it ran, or start a new run")
+            raise ConfigError(
+                f"cannot resume: node {name!r} of this run was another machine (fingerprint {then}, "
+                f"now {now}); resume it where it ran, or start a new run"
+            )
         if "peak_gemm" not in old and "peak_gemm" in record:
             known[name] = {**old, **{k: v for k, v in record.items() if k not in old}}
 
@@ -314,6 +358,14 @@ def _post_process(run: RunResult, settings: Settings, prices: PriceSheet, option
     built from the run's own datasets, here, so that no reader ever needs the data), size fits, utilisation,
     roofline, harness overhead and the quality gate."""
     from bench.analysis.derive import AnalysisOptions, derive
-    run.derived = derive(run, AnalysisOptions(prices=prices, instance=options.instance,
-                                              node_instances=dict(options.node_instances),
-                                              threads_used=settings.threads, quality_gate=settings.quality_gate))
+
+    run.derived = derive(
+        run,
+        AnalysisOptions(
+            prices=prices,
+            instance=options.instance,
+            node_instances=dict(options.node_instances),
+            threads_used=settings.threads,
+            quality_gate=settings.quality_gate,
+        ),
+    )

@@ -3,6 +3,7 @@
 A scenario is a Python module exposing `SCENARIO: Scenario` or `def build() -> Scenario`: one of the packaged
 `bench/scenarios/NAME.py`, run by name (they ship inside the wheel), or any file, run by its path.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -60,8 +61,10 @@ class CellSpec:
         The cell's own `batch_sizes` always sweep exactly those sizes (an adaptive sweep included)."""
         unknown = sorted(set(self.settings) - set(Settings.__dataclass_fields__))
         if unknown:
-            raise ConfigError(f"cell {self.name}: unknown settings override {', '.join(map(repr, unknown))}; "
-                              f"use Settings fields ({', '.join(Settings.__dataclass_fields__)})")
+            raise ConfigError(
+                f"cell {self.name}: unknown settings override {', '.join(map(repr, unknown))}; "
+                f"use Settings fields ({', '.join(Settings.__dataclass_fields__)})"
+            )
         settings = replace(base, **self.settings) if self.settings else base
         if self.batch_sizes:
             settings = replace(settings, batch_sizes=tuple(self.batch_sizes), offline_sweep="fixed")
@@ -128,8 +131,9 @@ class Settings:
                 if isinstance(v, bool) or not isinstance(v, (int, float)):
                     raise ConfigError(f"{f.name}={value!r} must be a number; fix the option or the scenario's Settings")
                 if isinstance(v, float) and not math.isfinite(v):
-                    raise ConfigError(f"{f.name}={value!r} must be a finite number; fix the option or the "
-                                      "scenario's Settings")
+                    raise ConfigError(
+                        f"{f.name}={value!r} must be a finite number; fix the option or the scenario's Settings"
+                    )
         checks = [
             (self.seed >= 0, f"seed={self.seed} must be >= 0"),
             (self.k > 0, f"k={self.k} must be a positive integer"),
@@ -149,16 +153,17 @@ class Settings:
         from bench.measure import load_registry
 
         if not isinstance(self.loads, dict):
-            raise ConfigError(f"loads={self.loads!r} must map load names to their configs; fix the scenario's "
-                              "Settings")
+            raise ConfigError(f"loads={self.loads!r} must map load names to their configs; fix the scenario's Settings")
         for name in self.loads:
             load_registry.get(name)  # an unknown name fails in one line
         for name in load_registry.names():
             load = load_registry.get(name)
             config = self.load_config(name)
             if not isinstance(config, load.config_type):
-                raise ConfigError(f"Settings.loads[{name!r}] is a {type(config).__name__}; load {name!r} takes a "
-                                  f"{load.config_type.__name__}: fix the scenario's Settings")
+                raise ConfigError(
+                    f"Settings.loads[{name!r}] is a {type(config).__name__}; load {name!r} takes a "
+                    f"{load.config_type.__name__}: fix the scenario's Settings"
+                )
             load.check(config)
 
 
@@ -167,16 +172,26 @@ def _packaged_load_config(settings: Settings, name: str) -> Any:
     from bench.measure.builtin_loads import OfflineConfig, ServerConfig, SingleStreamConfig
 
     if name == OFFLINE:
-        return OfflineConfig(batch_sizes=tuple(settings.batch_sizes), sweep=settings.offline_sweep,
-                             min_gain=settings.sweep_min_gain, max_batch=settings.sweep_max_batch,
-                             time_limit_s=settings.sweep_time_limit_s, min_s=settings.offline_min_s,
-                             min_batches=settings.offline_min_batches)
+        return OfflineConfig(
+            batch_sizes=tuple(settings.batch_sizes),
+            sweep=settings.offline_sweep,
+            min_gain=settings.sweep_min_gain,
+            max_batch=settings.sweep_max_batch,
+            time_limit_s=settings.sweep_time_limit_s,
+            min_s=settings.offline_min_s,
+            min_batches=settings.offline_min_batches,
+        )
     if name == SINGLE_STREAM:
-        return SingleStreamConfig(min_count=settings.stream_min_count, min_s=settings.stream_min_s,
-                                  max_s=settings.stream_max_s, warmup_count=settings.warmup_count)
+        return SingleStreamConfig(
+            min_count=settings.stream_min_count,
+            min_s=settings.stream_min_s,
+            max_s=settings.stream_max_s,
+            warmup_count=settings.warmup_count,
+        )
     if name == SERVER:
-        return ServerConfig(slo_ms=settings.slo_ms, budget_s=settings.server_budget_s,
-                            min_trial_requests=settings.server_requests)
+        return ServerConfig(
+            slo_ms=settings.slo_ms, budget_s=settings.server_budget_s, min_trial_requests=settings.server_requests
+        )
     return None
 
 
@@ -192,8 +207,13 @@ class Scenario:
     plugins: tuple[str, ...] = ()
 
     def describe(self) -> dict[str, Any]:
-        described = {"name": self.name, "description": self.description, "source": self.source,
-                     "settings": asdict(self.settings), "cells": [c.name for c in self.cells]}
+        described = {
+            "name": self.name,
+            "description": self.description,
+            "source": self.source,
+            "settings": asdict(self.settings),
+            "cells": [c.name for c in self.cells],
+        }
         if self.plugins:
             described["plugins"] = list(self.plugins)
         return described
@@ -210,10 +230,12 @@ class Scenario:
             unknown = sorted(set(recommenders) - {c.recommender for c in cells})
             if unknown:
                 from bench.recommenders import registry
+
                 for name in unknown:
                     registry.get(name)  # raises a clear error for names that do not exist at all
-                cells = cells + tuple(CellSpec(d, s, r) for r in unknown
-                                      for d, s in sorted({(c.dataset, c.split) for c in cells}))
+                cells = cells + tuple(
+                    CellSpec(d, s, r) for r in unknown for d, s in sorted({(c.dataset, c.split) for c in cells})
+                )
             cells = tuple(c for c in cells if c.recommender in recommenders)
         return replace(self, cells=tuple(_dedupe(cells)))
 
@@ -237,11 +259,19 @@ def _dedupe(cells: Iterable[CellSpec]) -> list[CellSpec]:
     return out
 
 
-def matrix(datasets: Sequence[str], splits: Sequence[str], recommenders: Sequence[str],
-           variants: Sequence[str] = (NO_VARIANT,), devices: Sequence[str] = ("cpu",), **cell_kw: Any) -> list[CellSpec]:
+def matrix(
+    datasets: Sequence[str],
+    splits: Sequence[str],
+    recommenders: Sequence[str],
+    variants: Sequence[str] = (NO_VARIANT,),
+    devices: Sequence[str] = ("cpu",),
+    **cell_kw: Any,
+) -> list[CellSpec]:
     """The cartesian product, one CellSpec each."""
-    return [CellSpec(d, s, r, v, dev, **cell_kw)
-            for d, s, r, v, dev in itertools.product(datasets, splits, recommenders, variants, devices)]
+    return [
+        CellSpec(d, s, r, v, dev, **cell_kw)
+        for d, s, r, v, dev in itertools.product(datasets, splits, recommenders, variants, devices)
+    ]
 
 
 def available() -> dict[str, str]:
@@ -264,8 +294,9 @@ def _locate(name_or_path: str) -> Path:
     if name_or_path.endswith(".py"):
         path = Path(name_or_path).expanduser()
         if not path.is_file():
-            raise ConfigError(f"scenario file {name_or_path} does not exist; pass an existing .py file or a name "
-                              f"from `recbench list`")
+            raise ConfigError(
+                f"scenario file {name_or_path} does not exist; pass an existing .py file or a name from `recbench list`"
+            )
         return path
     choices = ", ".join(available()) or "(none found)"
     if not SAFE_NAME.match(name_or_path) or not (SCENARIO_DIR / f"{name_or_path}.py").is_file():
@@ -285,8 +316,9 @@ def load(name_or_path: str) -> Scenario:
     except SkipScenario:
         raise
     except Exception as exc:  # noqa: BLE001 - a broken scenario file is the user's to fix: say where
-        raise ConfigError(f"scenario {path} failed to load ({exc.__class__.__name__}: {_first_line(exc)}); "
-                          "fix that file") from None
+        raise ConfigError(
+            f"scenario {path} failed to load ({exc.__class__.__name__}: {_first_line(exc)}); fix that file"
+        ) from None
     scenario = getattr(module, "SCENARIO", None)
     if scenario is None and hasattr(module, "build"):
         try:
@@ -294,30 +326,41 @@ def load(name_or_path: str) -> Scenario:
         except SkipScenario:
             raise
         except Exception as exc:  # noqa: BLE001 - as for an import error: the file is the user's to fix
-            raise ConfigError(f"scenario {path}: build() raised {exc.__class__.__name__}: {_first_line(exc)}; "
-                              "fix that file") from None
+            raise ConfigError(
+                f"scenario {path}: build() raised {exc.__class__.__name__}: {_first_line(exc)}; fix that file"
+            ) from None
     if not isinstance(scenario, Scenario):
         raise ConfigError(f"scenario {path} defines no SCENARIO (a bench.scenario.Scenario) nor build(); add one")
-    if not isinstance(scenario.cells, (tuple, list)) or not scenario.cells \
-            or not all(isinstance(c, CellSpec) for c in scenario.cells):
-        raise ConfigError(f"scenario {path}: cells must be a non-empty tuple of CellSpec; declare them as "
-                          "cells=(CellSpec(...), ...)")
+    if (
+        not isinstance(scenario.cells, (tuple, list))
+        or not scenario.cells
+        or not all(isinstance(c, CellSpec) for c in scenario.cells)
+    ):
+        raise ConfigError(
+            f"scenario {path}: cells must be a non-empty tuple of CellSpec; declare them as cells=(CellSpec(...), ...)"
+        )
     check_name(scenario.name, f"scenario {path}: name")
     if isinstance(scenario.plugins, str) or not all(isinstance(p, str) for p in scenario.plugins):
-        raise ConfigError(f"scenario {path}: plugins must be a tuple of module names or .py paths, e.g. "
-                          "plugins=(\"my_ext\",)")
+        raise ConfigError(
+            f'scenario {path}: plugins must be a tuple of module names or .py paths, e.g. plugins=("my_ext",)'
+        )
     from bench import plugins
+
     # a plugin file named relative to the scenario is found from any working directory (and any node)
-    plugin_paths = tuple(str((path.parent / p).resolve()) if p.endswith(".py") and not Path(p).is_absolute()
-                         else p for p in scenario.plugins)
+    plugin_paths = tuple(
+        str((path.parent / p).resolve()) if p.endswith(".py") and not Path(p).is_absolute() else p
+        for p in scenario.plugins
+    )
     scenario = replace(scenario, plugins=plugin_paths)
     plugins.load(scenario.plugins)  # before anything names what they register
     names = [c.name for c in scenario.cells]
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
-        raise ConfigError(f"scenario {path} declares cell {duplicated[0]} more than once"
-                          f"{f' (and {len(duplicated) - 1} more)' if len(duplicated) > 1 else ''}: give the "
-                          "copies different tags (CellSpec(tag=...)) or drop them")
+        raise ConfigError(
+            f"scenario {path} declares cell {duplicated[0]} more than once"
+            f"{f' (and {len(duplicated) - 1} more)' if len(duplicated) > 1 else ''}: give the "
+            "copies different tags (CellSpec(tag=...)) or drop them"
+        )
     return replace(scenario, cells=tuple(scenario.cells), source=str(path))
 
 

@@ -20,6 +20,7 @@ results file; bench.analysis.sizes fits them over a run's cells, once, at the en
 never start with `projected_usd_per_1k_recs@` (the hardware projections of bench.cost), so the two kinds of
 projection never mix.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,8 +37,17 @@ from bench.powerlaw import fit_log_log
 from bench.results import CellResult, RunResult
 from bench.variants.registry import FP16, FP32, INT8
 
-__all__ = ["OUTPUT_TOKENS_PER_S", "PowerLaw", "SizeFit", "SizePoint", "fit_power_law", "fits_from_run",
-           "model_parameters", "parameters_of", "size_label"]
+__all__ = [
+    "OUTPUT_TOKENS_PER_S",
+    "PowerLaw",
+    "SizeFit",
+    "SizePoint",
+    "fit_power_law",
+    "fits_from_run",
+    "model_parameters",
+    "parameters_of",
+    "size_label",
+]
 
 #: the decoder-LLM ranking recommender, whose fits and cells the report shows in a section of their own
 DECODER_RANK = "llm-decoder-rank"
@@ -61,8 +71,17 @@ GENERATED_TOKENS = "new_tokens_per_rec"
 
 # ====================================================================== parameter counts
 
-def transformer_parameters(kind: str, layers: int, hidden: int, intermediate: int, vocab: int, positions: int,
-                           type_vocab: int = 2, pooler: bool = True) -> int:
+
+def transformer_parameters(
+    kind: str,
+    layers: int,
+    hidden: int,
+    intermediate: int,
+    vocab: int,
+    positions: int,
+    type_vocab: int = 2,
+    pooler: bool = True,
+) -> int:
     """Exact parameter count of a Hugging Face BertModel (with pooler) or GPT2Model, from its architecture.
 
     Per layer both have 4 H^2 + 2 H I weights plus 9 H + I biases and layer-norm parameters. BERT adds token,
@@ -113,6 +132,7 @@ def size_label(parameters: float) -> str:
 
 # ====================================================================== the fit
 
+
 @dataclass(frozen=True)
 class PowerLaw:
     """y = coefficient * (N / reference) ** exponent, fitted in log-log space."""
@@ -133,19 +153,24 @@ class PowerLaw:
         return f"{self.coefficient:.4g}{(' ' + unit) if unit else ''} x (N / {self.reference:.0e})^{self.exponent:.3f}"
 
 
-def fit_power_law(parameters: Sequence[float], values: Sequence[float],
-                  reference: float = REFERENCE_PARAMETERS) -> PowerLaw:
+def fit_power_law(
+    parameters: Sequence[float], values: Sequence[float], reference: float = REFERENCE_PARAMETERS
+) -> PowerLaw:
     """Least squares of log y on log(N / reference). Needs at least two distinct sizes and positive values."""
     x = np.asarray(parameters, dtype=np.float64)
     y = np.asarray(values, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 1:
         raise ConfigError(f"a size fit needs two 1-D sequences of equal length, got {x.shape} and {y.shape}")
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y)) and np.all(x > 0) and np.all(y > 0)):
-        raise ConfigError("a size fit needs finite positive parameter counts and values (log-log axes); drop the "
-                          "failed or zero figures first")
+        raise ConfigError(
+            "a size fit needs finite positive parameter counts and values (log-log axes); drop the "
+            "failed or zero figures first"
+        )
     if np.unique(x).size < 2:
-        raise ConfigError(f"a size fit needs at least two different model sizes, got {np.unique(x).size}: "
-                          "run the scenario with more models")
+        raise ConfigError(
+            f"a size fit needs at least two different model sizes, got {np.unique(x).size}: "
+            "run the scenario with more models"
+        )
     line = fit_log_log(x / reference, y)
     b, log_a, n = line.exponent, line.log_coefficient, line.n
     ci = None
@@ -155,11 +180,20 @@ def fit_power_law(parameters: Sequence[float], values: Sequence[float],
         se = math.sqrt(line.ss_residual / (n - 2) / line.sxx)
         half = float(student_t.ppf(0.975, n - 2)) * se
         ci = (b - half, b + half)
-    return PowerLaw(coefficient=math.exp(log_a), exponent=b, r2=line.r2, n=n, exponent_ci95=ci,
-                    min_parameters=float(x.min()), max_parameters=float(x.max()), reference=reference)
+    return PowerLaw(
+        coefficient=math.exp(log_a),
+        exponent=b,
+        r2=line.r2,
+        n=n,
+        exponent_ci95=ci,
+        min_parameters=float(x.min()),
+        max_parameters=float(x.max()),
+        reference=reference,
+    )
 
 
 # ====================================================================== over a run
+
 
 @dataclass
 class SizePoint:
@@ -203,8 +237,12 @@ def fits_from_run(run: RunResult) -> list[SizeFit]:
     out = []
     for group in run.derived.size_fits:
         for d in group.fits:
-            fit = PowerLaw(**{**d["fit"], "exponent_ci95": tuple(d["fit"]["exponent_ci95"])
-                              if d["fit"].get("exponent_ci95") else None})
+            fit = PowerLaw(
+                **{
+                    **d["fit"],
+                    "exponent_ci95": tuple(d["fit"]["exponent_ci95"]) if d["fit"].get("exponent_ci95") else None,
+                }
+            )
             f = SizeFit(**{**d, "points": [SizePoint(**p) for p in d["points"]], "fit": fit})
             if sizes_of(f.points) < MIN_SIZES_TO_PROJECT:
                 f.projections, f.flags = {}, {}

@@ -10,6 +10,7 @@ for both. Speed: offline recommend() calls of `--batch` users, alternating fp32 
 bootstrap 95% interval over rounds. Writes one JSON with the figures, the CPU's vector/int8 features, the
 load average and the package versions.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from bench.measure.threads import pin_threads
+
     pinned = pin_threads(args.threads, torch=True)
     from bench.data import load_dataset
     from bench.data.splits import make_split
@@ -54,15 +56,18 @@ def main(argv: list[str] | None = None) -> int:
 
     print("building onnx-int8-static from the same weights, calibrated on the train texts...", flush=True)
     static = copy.copy(fp32)
-    static.encoder = build_encoder(saved, "onnx-int8-static", threads=args.threads, max_length=fp32.max_length,
-                                   calibration_texts=texts)
+    static.encoder = build_encoder(
+        saved, "onnx-int8-static", threads=args.threads, max_length=fp32.max_length, calibration_texts=texts
+    )
     item_emb = static.encoder.encode(_item_texts(train), fp32.batch_size)
     static.item_matrix = np.ascontiguousarray(
-        fp32.projection.items(item_emb) if fp32.projection is not None else item_emb, dtype=np.float32)
+        fp32.projection.items(item_emb) if fp32.projection is not None else item_emb, dtype=np.float32
+    )
 
     print("quality: full ranking, every test user...", flush=True)
-    quality = {name: evaluate_ranking(rec, split, ks=(10,)) for name, rec in (("fp32", fp32),
-                                                                               ("onnx-int8-static", static))}
+    quality = {
+        name: evaluate_ranking(rec, split, ks=(10,)) for name, rec in (("fp32", fp32), ("onnx-int8-static", static))
+    }
     load.append(os.getloadavg()[0])
 
     print(f"speed: {args.rounds} interleaved offline calls of {args.batch} users each...", flush=True)
@@ -73,9 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     for rec in (fp32, static):  # warm-up, untimed
         rec.recommend(users[: args.batch], 10, exclude=exclude)
     for r in range(args.rounds):
-        batch = users[(r * args.batch) % len(users):][: args.batch]
-        order = (("fp32", fp32), ("onnx-int8-static", static)) if r % 2 == 0 else \
-            (("onnx-int8-static", static), ("fp32", fp32))
+        batch = users[(r * args.batch) % len(users) :][: args.batch]
+        order = (
+            (("fp32", fp32), ("onnx-int8-static", static))
+            if r % 2 == 0
+            else (("onnx-int8-static", static), ("fp32", fp32))
+        )
         for name, rec in order:
             t0 = time.perf_counter_ns()
             rec.recommend(batch, 10, exclude=exclude)
@@ -89,19 +97,28 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "what": "trained two-tower (finetune), the same model under fp32 and onnx-int8-static",
         "command": "python scripts/int8_static_check.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "ndcg@10": {"fp32": ndcg32, "onnx-int8-static": ndcg8}, "quality_kept": ndcg8 / ndcg32,
+        "ndcg@10": {"fp32": ndcg32, "onnx-int8-static": ndcg8},
+        "quality_kept": ndcg8 / ndcg32,
         "evaluated_users": int(quality["fp32"].get("evaluated_users", 0)),
-        "offline_users_per_s": {"fp32": args.batch * len(t32) / t32.sum(),
-                                "onnx-int8-static": args.batch * len(t8) / t8.sum()},
-        "speedup": float(t32.sum() / t8.sum()), "speedup_ci95": [float(np.percentile(boot, 2.5)),
-                                                                 float(np.percentile(boot, 97.5))],
-        "rounds": args.rounds, "batch_users": args.batch, "threads": pinned.get("threads"),
+        "offline_users_per_s": {
+            "fp32": args.batch * len(t32) / t32.sum(),
+            "onnx-int8-static": args.batch * len(t8) / t8.sum(),
+        },
+        "speedup": float(t32.sum() / t8.sum()),
+        "speedup_ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
+        "rounds": args.rounds,
+        "batch_users": args.batch,
+        "threads": pinned.get("threads"),
         "interleaved": "ABAB by call, order alternating per round",
-        "cpu_vector_int8": prov["machine"].get("cpu_vector_int8"), "cpu_model": prov["machine"].get("cpu_model"),
-        "load_average_1min": load, "usable_cores": prov["machine"].get("usable_cores"),
+        "cpu_vector_int8": prov["machine"].get("cpu_vector_int8"),
+        "cpu_model": prov["machine"].get("cpu_model"),
+        "load_average_1min": load,
+        "usable_cores": prov["machine"].get("usable_cores"),
         "static_preparation": static.encoder.preparation.notes.get("onnx-int8-static", {}),
         "finetune": {k: v for k, v in fp32.stats.items() if k.startswith("train")},
-        "packages": prov.get("packages"), "code": prov.get("code"), "wall_s": time.perf_counter() - started,
+        "packages": prov.get("packages"),
+        "code": prov.get("code"),
+        "wall_s": time.perf_counter() - started,
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -109,14 +126,17 @@ def main(argv: list[str] | None = None) -> int:
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=2, default=str))
     os.replace(tmp, path)
-    print(f"NDCG@10 fp32 {ndcg32:.4f}, onnx-int8-static {ndcg8:.4f} ({ndcg8 / ndcg32:.1%} kept); offline speed-up "
-          f"{result['speedup']:.2f}x [{result['speedup_ci95'][0]:.2f}, {result['speedup_ci95'][1]:.2f}] "
-          f"({result['cpu_vector_int8']['best_int8_path']}); load {load}; {path}")
+    print(
+        f"NDCG@10 fp32 {ndcg32:.4f}, onnx-int8-static {ndcg8:.4f} ({ndcg8 / ndcg32:.1%} kept); offline speed-up "
+        f"{result['speedup']:.2f}x [{result['speedup_ci95'][0]:.2f}, {result['speedup_ci95'][1]:.2f}] "
+        f"({result['cpu_vector_int8']['best_int8_path']}); load {load}; {path}"
+    )
     return 0
 
 
 def _item_texts(train) -> list[str]:
     from bench.recommenders.llm.profile import item_texts
+
     return item_texts(train.item_text, "describe")
 
 

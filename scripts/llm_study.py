@@ -12,6 +12,7 @@ are single wall-clock readings for orientation (labelled); the runner's loads ar
 A study tool, not part of the package: it uses the package (`pip install -e .` or the .venv of `./dev setup`)
 and the package never imports it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,7 +40,8 @@ def _emit(record: dict[str, Any]) -> None:
 def _quality(rec: Recommender, split: Split, users: np.ndarray | None = None) -> dict[str, float]:
     q = evaluate_ranking(rec, split, (10,), part="test", users=users)
     return {k: round(float(q[k]), 4) for k in ("ndcg@10", "recall@10", "hit@10")} | {
-        "evaluated_users": int(q["evaluated_users"])}
+        "evaluated_users": int(q["evaluated_users"])
+    }
 
 
 def _load(args: argparse.Namespace) -> Split:
@@ -51,22 +53,42 @@ def _load(args: argparse.Namespace) -> Split:
 
 
 def _numeric_stats(stats: dict[str, Any]) -> dict[str, Any]:
-    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in stats.items()
-            if isinstance(v, (int, float, str, dict)) and not isinstance(v, bool)}
+    return {
+        k: (round(v, 4) if isinstance(v, float) else v)
+        for k, v in stats.items()
+        if isinstance(v, (int, float, str, dict)) and not isinstance(v, bool)
+    }
 
 
 def study_two_tower(args: argparse.Namespace, split: Split) -> None:
     train = split.train_set()
     for mode in args.modes:
         t0 = time.perf_counter()
-        rec = TwoTower(model=args.model, variant=args.variant, threads=args.threads, mode=mode, dim=args.dim,
-                       seed=args.seed, train_budget_s=args.train_budget_s, cache_dir=args.cache_dir).fit(train)
+        rec = TwoTower(
+            model=args.model,
+            variant=args.variant,
+            threads=args.threads,
+            mode=mode,
+            dim=args.dim,
+            seed=args.seed,
+            train_budget_s=args.train_budget_s,
+            cache_dir=args.cache_dir,
+        ).fit(train)
         fit_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         quality = _quality(rec, split)
-        _emit({"recommender": "llm-two-tower", "mode": mode, "dim": args.dim, "variant": args.variant,
-               **quality, "fit_s_wall": round(fit_s, 2), "eval_s_wall": round(time.perf_counter() - t0, 2),
-               "stats": _numeric_stats(rec.stats)})
+        _emit(
+            {
+                "recommender": "llm-two-tower",
+                "mode": mode,
+                "dim": args.dim,
+                "variant": args.variant,
+                **quality,
+                "fit_s_wall": round(fit_s, 2),
+                "eval_s_wall": round(time.perf_counter() - t0, 2),
+                "stats": _numeric_stats(rec.stats),
+            }
+        )
 
 
 def study_pairwise(args: argparse.Namespace, split: Split) -> None:
@@ -74,8 +96,14 @@ def study_pairwise(args: argparse.Namespace, split: Split) -> None:
     rng = np.random.default_rng(args.seed)
     for head in args.heads:
         t0 = time.perf_counter()
-        rec = Pairwise(model=args.model, variant=args.variant, threads=args.threads, head=head,
-                       seed=args.seed, cache_dir=args.cache_dir).fit(train)
+        rec = Pairwise(
+            model=args.model,
+            variant=args.variant,
+            threads=args.threads,
+            head=head,
+            seed=args.seed,
+            cache_dir=args.cache_dir,
+        ).fit(train)
         fit_s = time.perf_counter() - t0
         rating = evaluate_rating(rec, split)
         ranking = _quality(rec, split)
@@ -99,17 +127,29 @@ def study_pairwise(args: argparse.Namespace, split: Split) -> None:
         one = test_users[:1]
         analytic = {e: rec.request_work(one, e) for e in ("cached", "naive")}
         flops = {e: work_flops(w) for e, w in analytic.items()}
-        _emit({"recommender": "llm-pairwise", "head": head, "variant": args.variant,
-               "rmse": round(rating["rmse"], 4), "mae": round(rating["mae"], 4),
-               "evaluated_ratings": rating["evaluated_ratings"], **ranking,
-               "max_deviation_from_additive_over_50_users": additive_gap,
-               "share_of_50_users_with_user0s_top10_unmasked": round(same_top10, 3),
-               "naive_vs_cached": {**agreement, "pairs_users": args.pairs_users,
-                                   "naive_s_wall": round(timings["naive"], 3),
-                                   "cached_s_wall": round(timings["cached"], 4),
-                                   "cost_ratio_wall": round(timings["naive"] / max(timings["cached"], 1e-9), 1),
-                                   "full_catalogue_flops_ratio_analytic": round(flops["naive"] / flops["cached"], 1)},
-               "fit_s_wall": round(fit_s, 2), "stats": _numeric_stats(rec.stats)})
+        _emit(
+            {
+                "recommender": "llm-pairwise",
+                "head": head,
+                "variant": args.variant,
+                "rmse": round(rating["rmse"], 4),
+                "mae": round(rating["mae"], 4),
+                "evaluated_ratings": rating["evaluated_ratings"],
+                **ranking,
+                "max_deviation_from_additive_over_50_users": additive_gap,
+                "share_of_50_users_with_user0s_top10_unmasked": round(same_top10, 3),
+                "naive_vs_cached": {
+                    **agreement,
+                    "pairs_users": args.pairs_users,
+                    "naive_s_wall": round(timings["naive"], 3),
+                    "cached_s_wall": round(timings["cached"], 4),
+                    "cost_ratio_wall": round(timings["naive"] / max(timings["cached"], 1e-9), 1),
+                    "full_catalogue_flops_ratio_analytic": round(flops["naive"] / flops["cached"], 1),
+                },
+                "fit_s_wall": round(fit_s, 2),
+                "stats": _numeric_stats(rec.stats),
+            }
+        )
 
 
 class _Lists(Recommender):
@@ -143,8 +183,15 @@ def study_rerank(args: argparse.Namespace, split: Split) -> None:
     depth = max(args.ns)
     for blend in args.blends:
         t0 = time.perf_counter()
-        rec = Rerank(model=args.model, variant=args.variant, threads=args.threads, n_candidates=depth, blend=blend,
-                     seed=args.seed, cache_dir=args.cache_dir).fit(train)
+        rec = Rerank(
+            model=args.model,
+            variant=args.variant,
+            threads=args.threads,
+            n_candidates=depth,
+            blend=blend,
+            seed=args.seed,
+            cache_dir=args.cache_dir,
+        ).fit(train)
         fit_s = time.perf_counter() - t0
         if min(args.ns) < rec.train_candidates:
             raise SystemExit(f"--ns must all be >= train_candidates ({rec.train_candidates}) to share one pass")
@@ -161,17 +208,28 @@ def study_rerank(args: argparse.Namespace, split: Split) -> None:
             order = np.argsort(-scores[:, :n], axis=1, kind="stable")
             lists = np.concatenate([np.take_along_axis(cand[:, :n], order, axis=1), cand[:, n:]], axis=1)
             quality = _quality(_Lists(users, lists).fit(train), split, users)
-            _emit({"recommender": "llm-rerank", "retriever": rec.retriever_name, "n_candidates": n, "blend": blend,
-                   "variant": args.variant, **quality, "retriever_alone": base,
-                   "user_sample": f"{len(users)} test users (seed {args.seed})",
-                   "cross_encoder_s_per_pair_wall": round(pair_s, 5),
-                   "est_cross_encoder_s_per_request_wall": round(pair_s * n, 3),
-                   "fit_s_wall": round(fit_s, 2), "stats": _numeric_stats(rec.stats)})
+            _emit(
+                {
+                    "recommender": "llm-rerank",
+                    "retriever": rec.retriever_name,
+                    "n_candidates": n,
+                    "blend": blend,
+                    "variant": args.variant,
+                    **quality,
+                    "retriever_alone": base,
+                    "user_sample": f"{len(users)} test users (seed {args.seed})",
+                    "cross_encoder_s_per_pair_wall": round(pair_s, 5),
+                    "est_cross_encoder_s_per_request_wall": round(pair_s * n, 3),
+                    "fit_s_wall": round(fit_s, 2),
+                    "stats": _numeric_stats(rec.stats),
+                }
+            )
 
 
 def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="scripts/llm_study.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="scripts/llm_study.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("which", choices=("two-tower", "pairwise", "rerank"))
     parser.add_argument("--dataset", default="ml-100k")
     parser.add_argument("--split", default="random-8-1-1")
@@ -189,8 +247,11 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--users", type=int, default=100, help="rerank: test users sampled (seeded)")
     parser.add_argument("--ns", type=int, nargs="+", default=[20, 50, 100])
     parser.add_argument("--blends", nargs="+", default=["learned"])
-    parser.add_argument("--cache-dir", default=None,
-                        help="where exported/distilled models are cached (default: recbench's cache directory)")
+    parser.add_argument(
+        "--cache-dir",
+        default=None,
+        help="where exported/distilled models are cached (default: recbench's cache directory)",
+    )
     return parser
 
 

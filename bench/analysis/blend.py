@@ -3,6 +3,7 @@
 A re-ranker whose blend gives the cross-encoder (almost) no weight ranks as its retriever does, at many times
 the cost: reports must say so in words rather than let its quality read as the language model's.
 """
+
 from __future__ import annotations
 
 import re
@@ -49,6 +50,11 @@ def blend_choice(cell: Any) -> BlendChoice | None:
     found = re.search(r"retriever='([^']+)'", key)
     retriever = found.group(1) if found else "the retriever"
     share = _value(cell, "blend_ce_spread_share")
-    return BlendChoice(retriever=retriever, recorded=share is not None, ce_spread_share=share,
-                       ce_weight_norm=_value(cell, "blend_ce_weight_norm"),
-                       order_kept_share=_value(cell, "blend_order_kept_share"), l2=_value(cell, "l2"))
+    return BlendChoice(
+        retriever=retriever,
+        recorded=share is not None,
+        ce_spread_share=share,
+        ce_weight_norm=_value(cell, "blend_ce_weight_norm"),
+        order_kept_share=_value(cell, "blend_order_kept_share"),
+        l2=_value(cell, "l2"),
+    )

@@ -1,6 +1,7 @@
 """Per-cell figures derived after the cells ran: utilisation and roofline against the machine's measured peaks,
 the harness's own overhead, and the quality gate. Each function adds its rows (and records) to the cells of the
 run it is given; bench.analysis.derive runs them on a copy and files what they add under the run's `derived`."""
+
 from __future__ import annotations
 
 import math
@@ -24,6 +25,7 @@ def _own_peak(run: RunResult, cell: CellResult) -> tuple[float | None, str, str]
     """The peak of the cell's own precision on its node, run by its variant's own kernels (an int8 cell meets its
     runtime's int8 GEMM)."""
     from bench.measure.roofline import peak_for
+
     precision = precision_of(cell.variant)
     peak, source = peak_for(run.machine_of(cell) or {}, precision, kernels_of(cell.variant), cell.device)
     return peak, source, precision
@@ -39,18 +41,31 @@ def add_utilisation(run: RunResult) -> None:
         if cell.status == "failed" or per_rec is None or not throughput:
             continue
         achieved_gflops = per_rec.value * throughput / 1e9
-        cell.add("achieved_gflops", achieved_gflops, "GFLOP/s", load=OFFLINE, label="estimated",
-                 flag="analytic FLOPs x measured throughput")
+        cell.add(
+            "achieved_gflops",
+            achieved_gflops,
+            "GFLOP/s",
+            load=OFFLINE,
+            label="estimated",
+            flag="analytic FLOPs x measured throughput",
+        )
         peak, source, precision = _own_peak(run, cell)
         if peak:
-            cell.add("utilisation_pct_of_peak", 100.0 * achieved_gflops * 1e9 / peak, "%", load=OFFLINE,
-                     label="estimated", flag=f"of {peak / 1e9:.1f} G{'OP' if precision == INT8 else 'FLOP'}/s: {source}")
+            cell.add(
+                "utilisation_pct_of_peak",
+                100.0 * achieved_gflops * 1e9 / peak,
+                "%",
+                load=OFFLINE,
+                label="estimated",
+                flag=f"of {peak / 1e9:.1f} G{'OP' if precision == INT8 else 'FLOP'}/s: {source}",
+            )
 
 
 def add_roofline(run: RunResult) -> None:
     """Each cell's bound (compute or bandwidth, by arithmetic intensity against the machine balance) and how
     close its best offline throughput runs to it (`pct_of_bound`), from analytic FLOPs and bytes per request."""
     from bench.measure.roofline import bandwidth_for, roofline
+
     for cell in run.cells:
         throughput = _best_throughput(cell)
         flops, nbytes = cell.metric("flops_per_rec"), cell.metric("bytes_per_rec")
@@ -59,18 +74,40 @@ def add_roofline(run: RunResult) -> None:
         peak, peak_source, precision = _own_peak(run, cell)
         footprint = cell.metric("footprint_bytes")
         bw, level = bandwidth_for(run.machine_of(cell) or {}, footprint.value if footprint else None)
-        roof = roofline(flops.value if flops else 0.0, nbytes.value, throughput, peak, bw,
-                        peak_source=peak_source, bandwidth_level=level)
+        roof = roofline(
+            flops.value if flops else 0.0,
+            nbytes.value,
+            throughput,
+            peak,
+            bw,
+            peak_source=peak_source,
+            bandwidth_level=level,
+        )
         if roof is None:
             continue
-        record = {**roof.to_dict(), "precision": precision, "runtime": kernels_of(cell.variant),
-                  "label": "estimated: analytic FLOPs and bytes per request x measured best offline throughput"}
+        record = {
+            **roof.to_dict(),
+            "precision": precision,
+            "runtime": kernels_of(cell.variant),
+            "label": "estimated: analytic FLOPs and bytes per request x measured best offline throughput",
+        }
         cell.extras["roofline"] = record
         if math.isfinite(roof.arithmetic_intensity):
-            cell.add("arithmetic_intensity_flop_per_byte", roof.arithmetic_intensity, "FLOP/byte", label="estimated",
-                     flag="analytic")
-        cell.add("achieved_gbs", roof.achieved_bytes_per_s / 1e9, "GB/s", load=OFFLINE, label="estimated",
-                 flag="analytic bytes x measured throughput")
+            cell.add(
+                "arithmetic_intensity_flop_per_byte",
+                roof.arithmetic_intensity,
+                "FLOP/byte",
+                label="estimated",
+                flag="analytic",
+            )
+        cell.add(
+            "achieved_gbs",
+            roof.achieved_bytes_per_s / 1e9,
+            "GB/s",
+            load=OFFLINE,
+            label="estimated",
+            flag="analytic bytes x measured throughput",
+        )
         if roof.bound == "bandwidth":
             what = f"bandwidth-bound: of {roof.attainable_per_s / 1e9:.1f} GB/s measured ({level} copy)"
         else:
@@ -97,8 +134,13 @@ def add_harness_overhead(run: RunResult) -> None:
         if cell is noop or cell.status == "failed" or p50 is None or not p50.value:
             continue
         pct = 100.0 * base.value / p50.value
-        cell.add("harness_overhead_pct", pct, "%", load=SINGLE_STREAM,
-                 flag="" if pct < 1.0 else f"harness overhead {pct:.2g}% of this cell's single-user p50 (over 1%)")
+        cell.add(
+            "harness_overhead_pct",
+            pct,
+            "%",
+            load=SINGLE_STREAM,
+            flag="" if pct < 1.0 else f"harness overhead {pct:.2g}% of this cell's single-user p50 (over 1%)",
+        )
 
 
 def apply_quality_gate(run: RunResult, share: float, metric: str = GATE_METRIC) -> None:
@@ -134,12 +176,25 @@ def apply_quality_gate(run: RunResult, share: float, metric: str = GATE_METRIC) 
         verdict = gate_verdict(c, share)
         ci = c.ratio_ci95 or (None, None)
         cell.extras["quality_gate"] = {
-            "checked": True, "metric": metric, "retained": c.ratio if c.b else None, "retained_ci95": c.ratio_ci95,
-            "difference": c.diff, "difference_ci95": c.diff_ci95, "reference_ci95": c.b_ci95, "n": c.n,
-            "paired": c.paired, "required": share, "reference_cell": ref.cell, "verdict": verdict,
-            "passed": {"passed": True, "failed": False}.get(verdict)}
-        flag = {"passed": "", "failed": f"below the {share:.0%} gate",
-                "not distinguishable": f"not distinguishable from the {share:.0%} gate"}[verdict]
+            "checked": True,
+            "metric": metric,
+            "retained": c.ratio if c.b else None,
+            "retained_ci95": c.ratio_ci95,
+            "difference": c.diff,
+            "difference_ci95": c.diff_ci95,
+            "reference_ci95": c.b_ci95,
+            "n": c.n,
+            "paired": c.paired,
+            "required": share,
+            "reference_cell": ref.cell,
+            "verdict": verdict,
+            "passed": {"passed": True, "failed": False}.get(verdict),
+        }
+        flag = {
+            "passed": "",
+            "failed": f"below the {share:.0%} gate",
+            "not distinguishable": f"not distinguishable from the {share:.0%} gate",
+        }[verdict]
         if verdict == "not distinguishable" and c.b_ci95 is not None and c.b_ci95[0] <= 0:
             flag = f"fp32's {metric} is not clear of zero: the gate cannot decide"
         if c.b:  # a share of an fp32 figure of 0 is undefined: the extras say why the gate could not decide
@@ -147,5 +202,7 @@ def apply_quality_gate(run: RunResult, share: float, metric: str = GATE_METRIC) 
         if verdict == "failed":
             cell.status = "gated"
             on = f" on the {c.n:,} users both evaluated (95% interval {ci[0]:.1%}–{ci[1]:.1%})" if c.ratio_ci95 else ""
-            cell.error = (f"{metric} {c.a:.4f} is {c.ratio:.1%} of fp32's {c.b:.4f}{on}, "
-                          f"below the {share:.0%} quality gate: its cost does not count")
+            cell.error = (
+                f"{metric} {c.a:.4f} is {c.ratio:.1%} of fp32's {c.b:.4f}{on}, "
+                f"below the {share:.0%} quality gate: its cost does not count"
+            )

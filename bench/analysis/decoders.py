@@ -11,6 +11,7 @@ where `cached` is the shared prefix of every call but the first, when the provid
 this is "this decoder on this hardware vs that API for the same prompt", from one run. Reads the prices the
 run was costed with (run.derived.pricing.hosted), so re-pricing a run re-prices these rows too.
 """
+
 from __future__ import annotations
 
 from bench.cost import HostedPrice, hosted_usd_per_rec
@@ -21,7 +22,12 @@ from bench.sizes import DECODER_RANK
 #: the recommender whose cells these figures are about
 RECOMMENDER = DECODER_RANK
 PREFIX = HOSTED_SAME_PROMPT_PREFIX
-TOKEN_ROWS = ("api_calls_per_rec", "api_input_tokens_per_rec", "api_prefix_tokens_per_call", "api_output_tokens_per_rec")
+TOKEN_ROWS = (
+    "api_calls_per_rec",
+    "api_input_tokens_per_rec",
+    "api_prefix_tokens_per_call",
+    "api_output_tokens_per_rec",
+)
 TOKENIZER = "o200k_base"
 
 
@@ -30,11 +36,15 @@ def _prices(run: RunResult) -> list[HostedPrice]:
     return [HostedPrice(**entry) for entry in hosted.values()]
 
 
-def same_prompt_usd_per_rec(price: HostedPrice, calls: float, input_tokens: float, prefix_tokens: float,
-                            output_tokens: float) -> tuple[float, bool]:
+def same_prompt_usd_per_rec(
+    price: HostedPrice, calls: float, input_tokens: float, prefix_tokens: float, output_tokens: float
+) -> tuple[float, bool]:
     """$ per recommendation for a request of `calls` API calls; and whether the shared prefix was billed cached."""
-    cached = (price.usd_per_1m_cached_input_tokens is not None and prefix_tokens >= price.min_cached_prefix_tokens
-              and calls > 1)
+    cached = (
+        price.usd_per_1m_cached_input_tokens is not None
+        and prefix_tokens >= price.min_cached_prefix_tokens
+        and calls > 1
+    )
     cached_tokens = (calls - 1) * prefix_tokens if cached else 0.0  # the first call writes the provider's cache
     return float(hosted_usd_per_rec(price, input_tokens, cached_tokens, output_tokens)), cached
 
@@ -47,11 +57,19 @@ def _cell_rows(cell: CellResult, prices: list[HostedPrice]) -> None:
     for price in prices:
         usd, cached = same_prompt_usd_per_rec(price, calls, inputs, prefix, outputs)
         exact = price.tokenizer == TOKENIZER
-        cell.add(PREFIX + price.name, usd * 1000.0, "usd", n=values["api_input_tokens_per_rec"].n, label="estimated",
-                 flag=(f"{price.model} list prices ({price.date}) for this cell's own request: {calls:g} call(s), "
-                       f"{inputs:,.0f} input + {outputs:,.0f} output tokens per recommendation"
-                       + (f", {prefix:,.0f}-token shared prefix billed cached" if cached else "")
-                       + ("" if exact else f"; tokens by {TOKENIZER}, an estimate of {price.provider}'s tokenizer")))
+        cell.add(
+            PREFIX + price.name,
+            usd * 1000.0,
+            "usd",
+            n=values["api_input_tokens_per_rec"].n,
+            label="estimated",
+            flag=(
+                f"{price.model} list prices ({price.date}) for this cell's own request: {calls:g} call(s), "
+                f"{inputs:,.0f} input + {outputs:,.0f} output tokens per recommendation"
+                + (f", {prefix:,.0f}-token shared prefix billed cached" if cached else "")
+                + ("" if exact else f"; tokens by {TOKENIZER}, an estimate of {price.provider}'s tokenizer")
+            ),
+        )
 
 
 def add_hosted_same_prompt(run: RunResult) -> None:
@@ -61,4 +79,3 @@ def add_hosted_same_prompt(run: RunResult) -> None:
         cell.metrics[:] = [m for m in cell.metrics if not m.metric.startswith(PREFIX)]
         if cell.status == "ok" and prices:
             _cell_rows(cell, prices)
-

@@ -14,6 +14,7 @@ users and one evaluated on all 943 differ by sampling alone, whatever their mode
 
 Pure: results in, numbers out; formatting belongs to the report.
 """
+
 from __future__ import annotations
 
 import math
@@ -92,8 +93,15 @@ def _interval(x: np.ndarray) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def compare_arrays(metric: str, users_a: np.ndarray, a: np.ndarray, users_b: np.ndarray, b: np.ndarray,
-                   n_boot: int = N_BOOT, seed: int = SEED) -> Comparison:
+def compare_arrays(
+    metric: str,
+    users_a: np.ndarray,
+    a: np.ndarray,
+    users_b: np.ndarray,
+    b: np.ndarray,
+    n_boot: int = N_BOOT,
+    seed: int = SEED,
+) -> Comparison:
     """A against B on the users both hold (ids ascending and unique in each), paired, with bootstrap intervals."""
     users_a, users_b = np.asarray(users_a), np.asarray(users_b)
     shared, ia, ib = np.intersect1d(users_a, users_b, assume_unique=True, return_indices=True)
@@ -105,9 +113,20 @@ def compare_arrays(metric: str, users_a: np.ndarray, a: np.ndarray, users_b: np.
     idx = _resample(n, n_boot, seed)
     ma, mb = va[idx].mean(axis=1), vb[idx].mean(axis=1)
     ratio_ci = _interval(ma / mb) if np.all(mb > 0) else None
-    return Comparison(metric, float(va.mean()), float(vb.mean()), n, int(users_a.size), int(users_b.size), True, same,
-                      diff_ci95=_interval(ma - mb), ratio_ci95=ratio_ci, b_ci95=_interval(mb),
-                      identical=bool(np.array_equal(va, vb)))
+    return Comparison(
+        metric,
+        float(va.mean()),
+        float(vb.mean()),
+        n,
+        int(users_a.size),
+        int(users_b.size),
+        True,
+        same,
+        diff_ci95=_interval(ma - mb),
+        ratio_ci95=ratio_ci,
+        b_ci95=_interval(mb),
+        identical=bool(np.array_equal(va, vb)),
+    )
 
 
 def _finite(row) -> bool:
@@ -129,8 +148,9 @@ def _unpaired(metric: str, a, b, row_a, row_b) -> Comparison:
     and seed: every test user, or (bench.cell draws its sample from the seed alone) samples of the same size.
     Then the means are comparable, only without an interval; otherwise they are not comparable."""
     same = _sampled(row_a) == _sampled(row_b) and row_a.n == row_b.n and _same_split(a, b)
-    return Comparison(metric, float(row_a.value), float(row_b.value), row_a.n if same else None, row_a.n, row_b.n,
-                      False, same)
+    return Comparison(
+        metric, float(row_a.value), float(row_b.value), row_a.n if same else None, row_a.n, row_b.n, False, same
+    )
 
 
 _CACHE: dict[tuple[int, int, str], tuple[Any, Any, Comparison | None]] = {}
@@ -167,6 +187,7 @@ def _compare_cells(a: Any, b: Any, metric: str) -> Comparison | None:
 
 
 # ---------------------------------------------------------------- the quality-cost frontier
+
 
 @dataclass(frozen=True)
 class Frontier:
@@ -206,6 +227,7 @@ def frontier(cells: Sequence[Any], costs: Sequence[float], metric: str = QUALITY
 
 
 # ---------------------------------------------------------------- the quality gate
+
 
 def gate_verdict(c: Comparison, share: float) -> str:
     """Variant (A) against its fp32 model (B), which must keep `share` of B's quality:

@@ -1,10 +1,11 @@
 """Datasets, their acquisition and verification, and splits.
 
-    load_dataset(name, data_dir=None, source_dir=None) -> Dataset
-    fetch(name, data_dir=None, source_dir=None) -> Path
-    make_split(dataset, protocol, seed) -> Split          (see bench.data.splits)
-    DATASETS / SPLITS                                    (for `recbench list`)
+load_dataset(name, data_dir=None, source_dir=None) -> Dataset
+fetch(name, data_dir=None, source_dir=None) -> Path
+make_split(dataset, protocol, seed) -> Split          (see bench.data.splits)
+DATASETS / SPLITS                                    (for `recbench list`)
 """
+
 from __future__ import annotations
 
 import os
@@ -17,11 +18,11 @@ from bench.errors import ConfigError, DataError
 #: name -> one-line description, as `recbench list` shows them
 DATASETS: dict[str, str] = {
     "ml-100k": "MovieLens-100K: 100,000 ratings, 943 users, 1,682 movies with titles/years/genres "
-               "(GroupLens; research use only, never redistributed)",
+    "(GroupLens; research use only, never redistributed)",
     "synthetic": "generated, any size: synthetic:users=N,items=N,interactions=N,seed=N "
-                 "(Zipf popularity + latent topics; item text carries the topics)",
+    "(Zipf popularity + latent topics; item text carries the topics)",
     "PATH.csv | PATH.parquet": "your own interactions (user, item[, rating][, timestamp]); "
-                               "add item text with PATH.csv?items=ITEMS.csv (item, title[, year][, genres a|b])",
+    "add item text with PATH.csv?items=ITEMS.csv (item, title[, year][, genres a|b])",
 }
 
 _ITEMS_SEPARATOR = "?items="
@@ -39,9 +40,15 @@ def _looks_like_file(name: str) -> bool:
     return is_data_file(path) or os.sep in path or "/" in path
 
 
-def load_dataset(name: str, data_dir: str | os.PathLike | None = None,
-                 source_dir: str | os.PathLike | None = None, *, items: str | os.PathLike | None = None,
-                 allow_download: bool = True, progress: bool | None = None) -> Dataset:
+def load_dataset(
+    name: str,
+    data_dir: str | os.PathLike | None = None,
+    source_dir: str | os.PathLike | None = None,
+    *,
+    items: str | os.PathLike | None = None,
+    allow_download: bool = True,
+    progress: bool | None = None,
+) -> Dataset:
     """Load a dataset by name, verified and re-indexed.
 
     name:
@@ -70,15 +77,21 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None,
 
         path, spec_items = _split_file_spec(name)
         if not files.is_data_file(path):
-            raise ConfigError(f"dataset file {path} must end in .csv, .tsv or .parquet; "
-                              f"convert it or rename it")
+            raise ConfigError(f"dataset file {path} must end in .csv, .tsv or .parquet; convert it or rename it")
         return files.load(path, items if items is not None else spec_items)
-    raise ConfigError(f"unknown dataset {name!r}; choose ml-100k, synthetic[:users=N,items=N,interactions=N,seed=N] "
-                      f"or a path to a .csv/.parquet file")
+    raise ConfigError(
+        f"unknown dataset {name!r}; choose ml-100k, synthetic[:users=N,items=N,interactions=N,seed=N] "
+        f"or a path to a .csv/.parquet file"
+    )
 
 
-def fetch(name: str, data_dir: str | os.PathLike | None = None, source_dir: str | os.PathLike | None = None,
-          *, progress: bool | None = None) -> Path:
+def fetch(
+    name: str,
+    data_dir: str | os.PathLike | None = None,
+    source_dir: str | os.PathLike | None = None,
+    *,
+    progress: bool | None = None,
+) -> Path:
     """Make a dataset available offline and verify it; returns where it lives (for `recbench data fetch`).
 
     ml-100k: acquires into the cache and verifies the content checksum; with `source_dir` (the CLI's --from)
@@ -98,5 +111,18 @@ def fetch(name: str, data_dir: str | os.PathLike | None = None, source_dir: str 
     raise ConfigError(f"unknown dataset {name!r}; choose ml-100k or a path to a .csv/.parquet file")
 
 
-__all__ = ["DATASETS", "SPLITS", "Dataset", "DataError", "ConfigError", "Interactions", "ItemText", "Split",
-           "TrainSet", "canonical_checksum", "fetch", "load_dataset", "make_split"]
+__all__ = [
+    "DATASETS",
+    "SPLITS",
+    "Dataset",
+    "DataError",
+    "ConfigError",
+    "Interactions",
+    "ItemText",
+    "Split",
+    "TrainSet",
+    "canonical_checksum",
+    "fetch",
+    "load_dataset",
+    "make_split",
+]

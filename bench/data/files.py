@@ -11,6 +11,7 @@ Item text: columns item, title[, year][, genres] with genres separated by "|". T
 items with interactions; text rows for other items are ignored, catalogue items without text get blanks.
 Every problem is one DataError line naming the file, the row or columns, and the fix.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,21 @@ from bench.errors import DataError
 
 ALIASES = {
     "user": ("user", "user_id", "userid", "uid", "users", "customer_id", "visitor_id"),
-    "item": ("item", "item_id", "itemid", "iid", "items", "movie_id", "movieid", "product_id", "productid",
-             "article_id", "track_id", "book_id", "asin"),
+    "item": (
+        "item",
+        "item_id",
+        "itemid",
+        "iid",
+        "items",
+        "movie_id",
+        "movieid",
+        "product_id",
+        "productid",
+        "article_id",
+        "track_id",
+        "book_id",
+        "asin",
+    ),
     "rating": ("rating", "ratings", "score", "stars", "value", "preference"),
     "timestamp": ("timestamp", "ts", "time", "datetime", "date", "unix_timestamp", "event_time", "created_at"),
     "title": ("title", "name", "movie_title", "item_name", "product_name"),
@@ -47,7 +61,7 @@ def _normalise(column: str) -> str:
 
 
 def _separator(path: Path, suffix: str) -> str:
-    """"," for .csv, tab for .tsv; a .txt file's separator is read off its header line."""
+    """ "," for .csv, tab for .tsv; a .txt file's separator is read off its header line."""
     if suffix != ".txt":
         return "\t" if suffix == ".tsv" else ","
     with open(path, encoding="utf-8", errors="replace") as f:
@@ -68,19 +82,23 @@ def _read_table(path: Path, what: str) -> pd.DataFrame:
             return pd.read_parquet(path)
         if suffix in SUFFIXES_CSV:
             # strings throughout: numbers are checked column by column below, with row numbers
-            return pd.read_csv(path, sep=_separator(path, suffix), dtype=str, keep_default_na=False,
-                               skipinitialspace=True)
+            return pd.read_csv(
+                path, sep=_separator(path, suffix), dtype=str, keep_default_na=False, skipinitialspace=True
+            )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as exc:
         if isinstance(exc, pd.errors.EmptyDataError):
             raise DataError(f"{what} {path} is empty (no header, no rows); add a header line and rows") from None
         reason = str(exc).splitlines()[0]
-        raise DataError(f"{what} {path} cannot be read ({reason}); check it is a valid "
-                        f"{'Parquet' if suffix in SUFFIXES_PARQUET else 'CSV'} file") from None
+        raise DataError(
+            f"{what} {path} cannot be read ({reason}); check it is a valid "
+            f"{'Parquet' if suffix in SUFFIXES_PARQUET else 'CSV'} file"
+        ) from None
     raise DataError(f"{what} {path} has an unsupported format {suffix or '(no suffix)'}; use .csv, .tsv or .parquet")
 
 
-def _find_columns(frame: pd.DataFrame, required: tuple[str, ...], optional: tuple[str, ...],
-                  path: Path, what: str) -> dict[str, str]:
+def _find_columns(
+    frame: pd.DataFrame, required: tuple[str, ...], optional: tuple[str, ...], path: Path, what: str
+) -> dict[str, str]:
     """Map each role to the file's column; DataError naming the missing roles and the columns present."""
     by_name: dict[str, str] = {}
     for col in frame.columns:
@@ -94,8 +112,10 @@ def _find_columns(frame: pd.DataFrame, required: tuple[str, ...], optional: tupl
     missing = [r for r in required if r not in found]
     if missing:
         present = ", ".join(map(str, frame.columns)) or "none"
-        raise DataError(f"{what} {path} is missing column(s) {', '.join(missing)} (found: {present}); "
-                        f"name them {' and '.join(missing)} (aliases such as {ALIASES[missing[0]][1]} work)")
+        raise DataError(
+            f"{what} {path} is missing column(s) {', '.join(missing)} (found: {present}); "
+            f"name them {' and '.join(missing)} (aliases such as {ALIASES[missing[0]][1]} work)"
+        )
     return found
 
 
@@ -119,7 +139,7 @@ def _ids(values: pd.Series, role: str, path: Path, what: str) -> np.ndarray:
     numeric = pd.to_numeric(values, errors="coerce")
     if not numeric.isna().any():
         as_float = numeric.to_numpy(dtype=np.float64)
-        if np.all(as_float == np.round(as_float)) and np.abs(as_float).max() < 2 ** 62:
+        if np.all(as_float == np.round(as_float)) and np.abs(as_float).max() < 2**62:
             return as_float.astype(np.int64)
     return values.astype(str).str.strip().to_numpy(dtype=str)
 
@@ -129,16 +149,20 @@ def _numbers(values: pd.Series, role: str, path: Path, what: str, fix: str) -> n
     bad = numeric.isna().to_numpy()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{what} {path} has a missing or non-numeric {role} {str(values.iloc[row])!r} in "
-                        f"{_row_label(row, path)}; {fix}")
+        raise DataError(
+            f"{what} {path} has a missing or non-numeric {role} {str(values.iloc[row])!r} in "
+            f"{_row_label(row, path)}; {fix}"
+        )
     out = numeric.to_numpy(dtype=np.float64)
     # inf, -inf, or a value float32 (how ratings are held) cannot represent: every later figure would be NaN or 0
     with np.errstate(over="ignore"):
         bad = ~np.isfinite(out.astype(np.float32))
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{what} {path} has a non-finite or out-of-range {role} {str(values.iloc[row])!r} in "
-                        f"{_row_label(row, path)}; {fix} (finite, within +-3.4e38)")
+        raise DataError(
+            f"{what} {path} has a non-finite or out-of-range {role} {str(values.iloc[row])!r} in "
+            f"{_row_label(row, path)}; {fix} (finite, within +-3.4e38)"
+        )
     return out
 
 
@@ -146,18 +170,22 @@ def _timestamps(values: pd.Series, path: Path, what: str) -> np.ndarray:
     numeric = pd.to_numeric(values, errors="coerce")
     if not numeric.isna().any():
         seconds = numeric.to_numpy(dtype=np.float64)
-        bad = ~np.isfinite(seconds) | (np.abs(seconds) > 2 ** 62)
+        bad = ~np.isfinite(seconds) | (np.abs(seconds) > 2**62)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise DataError(f"{what} {path} has a non-finite or out-of-range timestamp {str(values.iloc[row])!r} "
-                            f"in {_row_label(row, path)}; use Unix seconds or ISO-8601 date-times")
+            raise DataError(
+                f"{what} {path} has a non-finite or out-of-range timestamp {str(values.iloc[row])!r} "
+                f"in {_row_label(row, path)}; use Unix seconds or ISO-8601 date-times"
+            )
         return np.rint(seconds).astype(np.int64)
     parsed = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
     bad = parsed.isna().to_numpy()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{what} {path} has an unreadable timestamp {str(values.iloc[row])!r} in "
-                        f"{_row_label(row, path)}; use Unix seconds or ISO-8601 date-times")
+        raise DataError(
+            f"{what} {path} has an unreadable timestamp {str(values.iloc[row])!r} in "
+            f"{_row_label(row, path)}; use Unix seconds or ISO-8601 date-times"
+        )
     # resolution-independent (pandas may hold s, ms, us or ns): whole seconds since the epoch
     return ((parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy().astype(np.int64)
 
@@ -205,8 +233,10 @@ def read_item_text(path: str | os.PathLike[str], item_ids: np.ndarray) -> ItemTe
     else:
         years_in = np.full(len(frame), -1, dtype=np.int32)
     if "genres" in cols:
-        genres_in = [tuple(g.strip() for g in str(v).split(GENRE_SEPARATOR) if g.strip())
-                     for v in frame[cols["genres"]].fillna("").tolist()]
+        genres_in = [
+            tuple(g.strip() for g in str(v).split(GENRE_SEPARATOR) if g.strip())
+            for v in frame[cols["genres"]].fillna("").tolist()
+        ]
     else:
         genres_in = [()] * len(frame)
     sorter = np.argsort(ids, kind="stable")
@@ -229,9 +259,19 @@ def load(path: str | os.PathLike[str], items: str | os.PathLike[str] | None = No
     if items is not None:
         item_text = read_item_text(items, item_ids)
     else:
-        item_text = ItemText([""] * item_ids.shape[0], np.full(item_ids.shape[0], -1, np.int32),
-                             [()] * item_ids.shape[0])
+        item_text = ItemText(
+            [""] * item_ids.shape[0], np.full(item_ids.shape[0], -1, np.int32), [()] * item_ids.shape[0]
+        )
     interactions = Interactions(user_index.astype(np.int32), item_index.astype(np.int32), ratings, ts)
     source = str(path) if items is None else f"{path} + {items}"
-    return Dataset(name or path.stem, interactions, int(user_ids.shape[0]), int(item_ids.shape[0]), item_text,
-                   user_ids, item_ids, source=source, checksum=fast_canonical_checksum(users, item_col, ratings, ts))
+    return Dataset(
+        name or path.stem,
+        interactions,
+        int(user_ids.shape[0]),
+        int(item_ids.shape[0]),
+        item_text,
+        user_ids,
+        item_ids,
+        source=source,
+        checksum=fast_canonical_checksum(users, item_col, ratings, ts),
+    )

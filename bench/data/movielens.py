@@ -15,6 +15,7 @@ the same data; the two parsers give the same Dataset, item text included.
 
 The MovieLens licence allows research use and forbids redistribution: nothing here is ever committed.
 """
+
 from __future__ import annotations
 
 import csv
@@ -63,18 +64,39 @@ ML100K_CHECKSUM = "6cfffb52c89b05fbc3afb75f6912eeda04c81c2add0dc58e773a0ef6c8adb
 ML100K_ROWS, ML100K_USERS, ML100K_ITEMS = 100_000, 943, 1_682
 
 #: the 19 genre flags of u.item, in file order; "unknown" is a flag, not a genre, and is dropped from text
-GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
-          "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller",
-          "War", "Western")
+GENRES = (
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+)
 _GENRE_ORDER = {g: i for i, g in enumerate(GENRES)}
 
-FETCH_HINT = ("run `recbench data fetch ml-100k`, or `recbench data fetch ml-100k --from DIR` with a folder "
-              "holding u.data + u.item (GroupLens) or ml-100k.inter + ml-100k.item (RecBole)")
+FETCH_HINT = (
+    "run `recbench data fetch ml-100k`, or `recbench data fetch ml-100k --from DIR` with a folder "
+    "holding u.data + u.item (GroupLens) or ml-100k.inter + ml-100k.item (RecBole)"
+)
 #: folder in the cache holding a verified copy of data the user supplied (loose files or another archive)
 LOCAL_COPY = "local"
 
 
 # ---------------------------------------------------------------- parsing (layout -> common tables)
+
 
 @dataclass(frozen=True)
 class RawMovieLens:
@@ -97,13 +119,13 @@ _YEAR_IN_TITLE = re.compile(r"\((\d{4})\)")
 
 
 def split_title_year(raw: str) -> tuple[str, int]:
-    """"Toy Story (1995)" -> ("Toy Story", 1995); the *last* "(yyyy)" wins, so GroupLens's
+    """ "Toy Story (1995)" -> ("Toy Story", 1995); the *last* "(yyyy)" wins, so GroupLens's
     "... Giving (1995) (V)" -> ("... Giving (V)", 1995); no year -> (title, -1)."""
     matches = list(_YEAR_IN_TITLE.finditer(raw))
     if not matches:
         return " ".join(raw.split()), -1
     m = matches[-1]
-    return " ".join((raw[:m.start()] + " " + raw[m.end():]).split()), int(m.group(1))
+    return " ".join((raw[: m.start()] + " " + raw[m.end() :]).split()), int(m.group(1))
 
 
 def _genre_tuple(names) -> tuple[str, ...]:
@@ -130,14 +152,20 @@ def parse_grouplens(u_data: bytes, u_item: bytes, where: str = "") -> RawMovieLe
     """GroupLens layout: u.data `user<TAB>item<TAB>rating<TAB>timestamp`; u.item pipe-separated latin-1
     `id|title (year)|release date|video date|IMDb URL|19 genre flags`."""
     try:
-        inter = pd.read_csv(io.BytesIO(u_data), sep="\t", header=None, quoting=csv.QUOTE_NONE,
-                            usecols=[0, 1, 2, 3])
+        inter = pd.read_csv(io.BytesIO(u_data), sep="\t", header=None, quoting=csv.QUOTE_NONE, usecols=[0, 1, 2, 3])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         raise DataError(f"{where}u.data cannot be parsed ({exc}); {FETCH_HINT}") from None
     users, items, ratings, ts = _interaction_arrays(inter, f"{where}u.data")
     try:
-        table = pd.read_csv(io.BytesIO(u_item), sep="|", header=None, encoding="latin-1", dtype=str,
-                            keep_default_na=False, quoting=csv.QUOTE_NONE)
+        table = pd.read_csv(
+            io.BytesIO(u_item),
+            sep="|",
+            header=None,
+            encoding="latin-1",
+            dtype=str,
+            keep_default_na=False,
+            quoting=csv.QUOTE_NONE,
+        )
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise DataError(f"{where}u.item cannot be parsed ({exc}); {FETCH_HINT}") from None
     if table.shape[1] != 5 + len(GENRES):
@@ -147,15 +175,24 @@ def parse_grouplens(u_data: bytes, u_item: bytes, where: str = "") -> RawMovieLe
     flags = table.iloc[:, 5:].to_numpy(dtype=np.int8).astype(bool)
     genre_names = np.array(GENRES, dtype=object)
     genres = [_genre_tuple(genre_names[row]) for row in flags]
-    return RawMovieLens(users, items, ratings, ts, ids, [t for t, _ in title_year],
-                        np.array([y for _, y in title_year], dtype=np.int32), genres)
+    return RawMovieLens(
+        users,
+        items,
+        ratings,
+        ts,
+        ids,
+        [t for t, _ in title_year],
+        np.array([y for _, y in title_year], dtype=np.int32),
+        genres,
+    )
 
 
 def _atomic_frame(data: bytes, what: str) -> pd.DataFrame:
     """RecBole atomic file: tab-separated, header `name:type` (token, float, token_seq, float_seq)."""
     try:
-        frame = pd.read_csv(io.BytesIO(data), sep="\t", dtype=str, keep_default_na=False, encoding="utf-8",
-                            quoting=csv.QUOTE_NONE)
+        frame = pd.read_csv(
+            io.BytesIO(data), sep="\t", dtype=str, keep_default_na=False, encoding="utf-8", quoting=csv.QUOTE_NONE
+        )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataError(f"{what} cannot be parsed ({exc}); {FETCH_HINT}") from None
     frame.columns = [c.split(":", 1)[0] for c in frame.columns]
@@ -165,8 +202,7 @@ def _atomic_frame(data: bytes, what: str) -> pd.DataFrame:
 def _require_columns(frame: pd.DataFrame, needed: tuple[str, ...], what: str) -> None:
     missing = [c for c in needed if c not in frame.columns]
     if missing:
-        raise DataError(f"{what} lacks column(s) {', '.join(missing)} (has {', '.join(frame.columns)}); "
-                        f"{FETCH_HINT}")
+        raise DataError(f"{what} lacks column(s) {', '.join(missing)} (has {', '.join(frame.columns)}); {FETCH_HINT}")
 
 
 def parse_recbole(inter: bytes, item: bytes, where: str = "") -> RawMovieLens:
@@ -175,8 +211,9 @@ def parse_recbole(inter: bytes, item: bytes, where: str = "") -> RawMovieLens:
     the title is rebuilt as GroupLens wrote it and split by the same rule as parse_grouplens."""
     frame = _atomic_frame(inter, f"{where}ml-100k.inter")
     _require_columns(frame, ("user_id", "item_id", "rating", "timestamp"), f"{where}ml-100k.inter")
-    users, items, ratings, ts = _interaction_arrays(frame[["user_id", "item_id", "rating", "timestamp"]],
-                                                    f"{where}ml-100k.inter")
+    users, items, ratings, ts = _interaction_arrays(
+        frame[["user_id", "item_id", "rating", "timestamp"]], f"{where}ml-100k.inter"
+    )
     table = _atomic_frame(item, f"{where}ml-100k.item")
     _require_columns(table, ("item_id", "movie_title"), f"{where}ml-100k.item")
     ids = table["item_id"].astype(np.int64).to_numpy()
@@ -190,19 +227,29 @@ def parse_recbole(inter: bytes, item: bytes, where: str = "") -> RawMovieLens:
         year = "" if year in ("unkonwn", "unknown") else year
         title_year.append(split_title_year(f"{title} ({year})" if year else title))
     genres = [_genre_tuple(c.split(" ")) for c in classes]
-    return RawMovieLens(users, items, ratings, ts, ids, [t for t, _ in title_year],
-                        np.array([y for _, y in title_year], dtype=np.int32), genres)
+    return RawMovieLens(
+        users,
+        items,
+        ratings,
+        ts,
+        ids,
+        [t for t, _ in title_year],
+        np.array([y for _, y in title_year], dtype=np.int32),
+        genres,
+    )
 
 
-def to_dataset(raw: RawMovieLens, source: str, expected_checksum: str | None = ML100K_CHECKSUM,
-               checked_file: str = "") -> Dataset:
+def to_dataset(
+    raw: RawMovieLens, source: str, expected_checksum: str | None = ML100K_CHECKSUM, checked_file: str = ""
+) -> Dataset:
     """Verify the content checksum, re-index users/items densely (sorted original ids), attach item text."""
     checksum = raw.checksum()
     if expected_checksum is not None and checksum != expected_checksum:
         raise DataError(
             f"{checked_file or source}: content checksum {checksum[:16]}... does not match MovieLens-100K's "
             f"{expected_checksum[:16]}... (corrupt or not ML-100K); replace it, or delete the cached copy and "
-            f"{FETCH_HINT}")
+            f"{FETCH_HINT}"
+        )
     user_ids, users = np.unique(raw.users, return_inverse=True)
     item_ids, items = np.unique(raw.items, return_inverse=True)
     # item text aligned to the dense item index; catalogue items absent from the item file get blanks
@@ -211,10 +258,20 @@ def to_dataset(raw: RawMovieLens, source: str, expected_checksum: str | None = M
     titles = [raw.titles[r] if r >= 0 else "" for r in rows]
     years = np.array([raw.years[r] if r >= 0 else -1 for r in rows], dtype=np.int32)
     genres = [raw.genres[r] if r >= 0 else () for r in rows]
-    interactions = Interactions(users.astype(np.int32), items.astype(np.int32), raw.ratings.astype(np.float32),
-                                raw.timestamps.astype(np.int64))
-    return Dataset(NAME, interactions, int(user_ids.shape[0]), int(item_ids.shape[0]),
-                   ItemText(titles, years, genres), user_ids, item_ids, source=source, checksum=checksum)
+    interactions = Interactions(
+        users.astype(np.int32), items.astype(np.int32), raw.ratings.astype(np.float32), raw.timestamps.astype(np.int64)
+    )
+    return Dataset(
+        NAME,
+        interactions,
+        int(user_ids.shape[0]),
+        int(item_ids.shape[0]),
+        ItemText(titles, years, genres),
+        user_ids,
+        item_ids,
+        source=source,
+        checksum=checksum,
+    )
 
 
 # ---------------------------------------------------------------- reading a located source
@@ -226,6 +283,7 @@ def _zip_reader(path: Path, prefix: str) -> Reader:
     def read(name: str) -> bytes:
         with zipfile.ZipFile(path) as zf:
             return zf.read(prefix + name)
+
     return read
 
 
@@ -253,9 +311,11 @@ def find_layout(path: Path) -> tuple[str, Path]:
                 return "recbole", folder
         for archive in sorted(path.glob("recbole-*.whl")) + sorted(path.glob(GROUPLENS_ZIP_NAME)):
             return "archive", archive
-        raise DataError(f"{path} holds no MovieLens-100K files (u.data + u.item, ml-100k.inter + ml-100k.item, "
-                        f"a recbole wheel or {GROUPLENS_ZIP_NAME}); point --from at such a folder, or leave "
-                        f"it out to download the data")
+        raise DataError(
+            f"{path} holds no MovieLens-100K files (u.data + u.item, ml-100k.inter + ml-100k.item, "
+            f"a recbole wheel or {GROUPLENS_ZIP_NAME}); point --from at such a folder, or leave "
+            f"it out to download the data"
+        )
     if not path.is_file():
         raise DataError(f"{path} does not exist; {FETCH_HINT}")
     return "archive", path
@@ -285,6 +345,7 @@ def read_source(path: Path) -> Dataset:
 
 # ---------------------------------------------------------------- acquisition
 
+
 def cache_dir(data_dir=None) -> Path:
     return resolve_data_dir(data_dir) / NAME
 
@@ -295,8 +356,9 @@ def _cached_file(folder: Path) -> Path | None:
         path = folder / name
         if path.is_file():
             if sha256_file(path) != sha:
-                raise DataError(f"cached file {path} is corrupt (sha256 mismatch); delete it and run "
-                                f"`recbench data fetch ml-100k`")
+                raise DataError(
+                    f"cached file {path} is corrupt (sha256 mismatch); delete it and run `recbench data fetch ml-100k`"
+                )
             return path
     local = folder / LOCAL_COPY
     if not local.is_dir():
@@ -307,14 +369,23 @@ def _cached_file(folder: Path) -> Path | None:
     return local
 
 
-def locate(data_dir=None, source_dir=None, *, allow_download: bool = True, progress: bool | None = None,
-           connect_timeout_s: float = 3.0, grouplens_url: str = GROUPLENS_URL) -> Path:
+def locate(
+    data_dir=None,
+    source_dir=None,
+    *,
+    allow_download: bool = True,
+    progress: bool | None = None,
+    connect_timeout_s: float = 3.0,
+    grouplens_url: str = GROUPLENS_URL,
+) -> Path:
     """Path of a verified ML-100K source: the user's directory, the cache, or a fresh download into the cache."""
     if source_dir is not None:
         path = Path(source_dir).expanduser()
         if not path.exists():
-            raise DataError(f"{path} does not exist; name a folder holding u.data + u.item or "
-                            f"ml-100k.inter + ml-100k.item, or leave it out to download the data")
+            raise DataError(
+                f"{path} does not exist; name a folder holding u.data + u.item or "
+                f"ml-100k.inter + ml-100k.item, or leave it out to download the data"
+            )
         return path
     folder = cache_dir(data_dir)
     cached = _cached_file(folder) if folder.is_dir() else None
@@ -325,19 +396,25 @@ def locate(data_dir=None, source_dir=None, *, allow_download: bool = True, progr
     ensure_dir(folder)
     failures = []
     try:
-        return download_url(grouplens_url, folder / GROUPLENS_ZIP_NAME, GROUPLENS_ZIP_SHA256,
-                            connect_timeout_s=connect_timeout_s, progress=progress,
-                            description="MovieLens-100K (GroupLens)")
+        return download_url(
+            grouplens_url,
+            folder / GROUPLENS_ZIP_NAME,
+            GROUPLENS_ZIP_SHA256,
+            connect_timeout_s=connect_timeout_s,
+            progress=progress,
+            description="MovieLens-100K (GroupLens)",
+        )
     except (OSError, DataError) as exc:  # URLError and socket timeouts are OSErrors
         failures.append(f"GroupLens: {exc}")
     try:
-        return pip_download(RECBOLE_REQUIREMENT, folder / RECBOLE_WHEEL_NAME, RECBOLE_WHEEL_SHA256,
-                            progress=progress)
+        return pip_download(RECBOLE_REQUIREMENT, folder / RECBOLE_WHEEL_NAME, RECBOLE_WHEEL_SHA256, progress=progress)
     except DataError as exc:
         failures.append(f"PyPI recbole wheel: {exc}")
-    raise DataError(f"could not obtain MovieLens-100K ({' | '.join(failures)}); with a local copy, run "
-                    f"`recbench data fetch ml-100k --from DIR` (DIR holding u.data + u.item or "
-                    f"ml-100k.inter + ml-100k.item)")
+    raise DataError(
+        f"could not obtain MovieLens-100K ({' | '.join(failures)}); with a local copy, run "
+        f"`recbench data fetch ml-100k --from DIR` (DIR holding u.data + u.item or "
+        f"ml-100k.inter + ml-100k.item)"
+    )
 
 
 def load(data_dir=None, source_dir=None, *, allow_download: bool = True, progress: bool | None = None) -> Dataset:

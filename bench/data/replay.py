@@ -18,6 +18,7 @@ A pure data module: arrays in, arrays out; it knows nothing of models, timing or
 `replay[:start=0.5,window_days=7,windows=0]` (start: where T0 sits as a share of the timeline's span;
 windows: at most this many windows, 0 = up to the end) is the cell's split name.
 """
+
 from __future__ import annotations
 
 import math
@@ -50,7 +51,9 @@ class ReplayConfig:
 
     def validate(self) -> ReplayConfig:
         if not 0.0 < self.start < 1.0:
-            raise ConfigError(f"replay start={self.start:g} must lie strictly between 0 and 1 (a share of the timeline)")
+            raise ConfigError(
+                f"replay start={self.start:g} must lie strictly between 0 and 1 (a share of the timeline)"
+            )
         if not self.window_days > 0 or self.window_s < 1:
             raise ConfigError(f"replay window_days={self.window_days:g} must be positive (at least one second)")
         if self.windows < 0:
@@ -153,8 +156,13 @@ class Replay:
 
     def train_set(self, point: int) -> TrainSet:
         inter = self.history(point)
-        return TrainSet(inter, self.n_users, self.n_items, self.dataset.item_text,
-                        known_items=np.unique(inter.items).astype(np.int64))
+        return TrainSet(
+            inter,
+            self.n_users,
+            self.n_items,
+            self.dataset.item_text,
+            known_items=np.unique(inter.items).astype(np.int64),
+        )
 
     @property
     def initial(self) -> TrainSet:
@@ -191,11 +199,23 @@ class Replay:
 
     def describe(self) -> dict:
         """Plain figures about the windows (for the results: the same replay for every strategy)."""
-        return {"spec": self.config.__dict__, "t0_s": self.t0_s, "window_s": self.config.window_s,
-                "n_initial": int(np.searchsorted(self._times, self.t0_s, side="left")),
-                "windows": [{"index": w.index, "start_s": w.start_s, "end_s": w.end_s,
-                             "events": len(w.interactions), "new_users": int(w.new_users.size),
-                             "new_items": int(w.new_items.size)} for w in self.windows]}
+        return {
+            "spec": self.config.__dict__,
+            "t0_s": self.t0_s,
+            "window_s": self.config.window_s,
+            "n_initial": int(np.searchsorted(self._times, self.t0_s, side="left")),
+            "windows": [
+                {
+                    "index": w.index,
+                    "start_s": w.start_s,
+                    "end_s": w.end_s,
+                    "events": len(w.interactions),
+                    "new_users": int(w.new_users.size),
+                    "new_items": int(w.new_items.size),
+                }
+                for w in self.windows
+            ],
+        }
 
 
 def _timestamps(dataset: Dataset) -> np.ndarray:
@@ -224,8 +244,10 @@ def make_replay(dataset: Dataset, config: ReplayConfig | str = ReplayConfig()) -
     if config.windows:
         n_windows = min(n_windows, config.windows)
     if t0 <= t_min or n_windows < 2:
-        raise ConfigError(f"replay {config}: the timeline ({(t_max - t_min) / DAY_S:.1f} days) leaves no initial "
-                          "part or fewer than 2 windows; move start or shorten window_days")
+        raise ConfigError(
+            f"replay {config}: the timeline ({(t_max - t_min) / DAY_S:.1f} days) leaves no initial "
+            "part or fewer than 2 windows; move start or shorten window_days"
+        )
     users = inter.users.astype(np.int64)[order]
     items = inter.items.astype(np.int64)[order]
     windows = []

@@ -4,6 +4,7 @@ All three are vectorised: rows are ordered once (by user, then a seeded random k
 every row's part follows from its rank within its user and its user's count -- no Python loop over users.
 Each part keeps the dataset's original row order, so a split is a pure function of (dataset, protocol, seed).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -68,11 +69,19 @@ def _ratio_labels(users: np.ndarray, rows: np.ndarray, rng: np.random.Generator,
     return labels
 
 
-def _assemble(dataset: Dataset, protocol: str, seed: int, labels: np.ndarray,
-              cold_items: np.ndarray | None = None) -> Split:
+def _assemble(
+    dataset: Dataset, protocol: str, seed: int, labels: np.ndarray, cold_items: np.ndarray | None = None
+) -> Split:
     inter = dataset.interactions
-    return Split(protocol, seed, dataset, inter.subset(labels == TRAIN), inter.subset(labels == VALID),
-                 inter.subset(labels == TEST), cold_items)
+    return Split(
+        protocol,
+        seed,
+        dataset,
+        inter.subset(labels == TRAIN),
+        inter.subset(labels == VALID),
+        inter.subset(labels == TEST),
+        cold_items,
+    )
 
 
 def random_8_1_1(dataset: Dataset, seed: int) -> Split:
@@ -92,8 +101,10 @@ def temporal_loo(dataset: Dataset, seed: int) -> Split:
     interactions gives train + test, with one only train -- so every test user has training history."""
     inter = dataset.interactions
     if inter.timestamps is None:
-        raise ConfigError(f"split temporal-loo needs timestamps, which dataset {dataset.name} lacks; "
-                          f"use one of: {', '.join(n for n, p in SPLITS.items() if not p.needs_timestamps)}")
+        raise ConfigError(
+            f"split temporal-loo needs timestamps, which dataset {dataset.name} lacks; "
+            f"use one of: {', '.join(n for n, p in SPLITS.items() if not p.needs_timestamps)}"
+        )
     n = len(inter)
     order = np.lexsort((np.arange(n), inter.timestamps, inter.users))
     rank, size = _group_ranks(inter.users[order])
@@ -118,8 +129,10 @@ def cold_items(dataset: Dataset, seed: int, cold_share: float = 0.2) -> Split:
     candidates = np.unique(inter.items)
     n_cold = int(round(cold_share * candidates.shape[0]))
     if n_cold < 1 or n_cold >= candidates.shape[0]:
-        raise ConfigError(f"cold-items share {cold_share} holds out {n_cold} of {candidates.shape[0]} items; "
-                          f"choose a share that leaves at least one cold and one warm item")
+        raise ConfigError(
+            f"cold-items share {cold_share} holds out {n_cold} of {candidates.shape[0]} items; "
+            f"choose a share that leaves at least one cold and one warm item"
+        )
     cold = np.sort(rng.choice(candidates, size=n_cold, replace=False))
     is_cold = np.isin(inter.items, cold)
     labels = np.full(len(inter), TEST, dtype=np.int8)
@@ -137,12 +150,15 @@ class SplitProtocol:
 
 
 SPLITS: dict[str, SplitProtocol] = {
-    "random-8-1-1": SplitProtocol("random-8-1-1", "RecBole's general protocol: per user random 80/10/10",
-                                  False, random_8_1_1),
-    "temporal-loo": SplitProtocol("temporal-loo", "per user by time: last item test, second-last valid",
-                                  True, temporal_loo),
-    "cold-items": SplitProtocol("cold-items", "20% of items held out entirely (test); rest per user 90/10",
-                                False, cold_items),
+    "random-8-1-1": SplitProtocol(
+        "random-8-1-1", "RecBole's general protocol: per user random 80/10/10", False, random_8_1_1
+    ),
+    "temporal-loo": SplitProtocol(
+        "temporal-loo", "per user by time: last item test, second-last valid", True, temporal_loo
+    ),
+    "cold-items": SplitProtocol(
+        "cold-items", "20% of items held out entirely (test); rest per user 90/10", False, cold_items
+    ),
 }
 
 

@@ -12,6 +12,7 @@ Generative story (a topic model with popularity, so the truth is known and CF ha
     so text carries the same signal as the latent factors.
 Everything is numpy-vectorised; loops run over topics or small rounds, never over users or items' rows.
 """
+
 from __future__ import annotations
 
 import re
@@ -23,8 +24,24 @@ from bench.data.checksum import fast_canonical_checksum
 from bench.data.dataset import Dataset, Interactions, ItemText
 from bench.errors import ConfigError
 
-TOPIC_NAMES = ("Action", "Comedy", "Drama", "Romance", "Thriller", "Sci-Fi", "Horror", "Documentary",
-               "Animation", "Western", "Crime", "Fantasy", "Musical", "War", "Mystery", "Adventure")
+TOPIC_NAMES = (
+    "Action",
+    "Comedy",
+    "Drama",
+    "Romance",
+    "Thriller",
+    "Sci-Fi",
+    "Horror",
+    "Documentary",
+    "Animation",
+    "Western",
+    "Crime",
+    "Fantasy",
+    "Musical",
+    "War",
+    "Mystery",
+    "Adventure",
+)
 
 # Title words per topic: a title is "<word> <word>" from its primary topic, sometimes "of the <word>" from
 # its secondary topic, so a text model can infer the topics from titles as well as from genres.
@@ -65,8 +82,9 @@ class SyntheticConfig:
 
     def spec(self) -> str:
         """The dataset name that regenerates exactly this data."""
-        spec = (f"synthetic:users={self.n_users},items={self.n_items},"
-                f"interactions={self.n_interactions},seed={self.seed}")
+        spec = (
+            f"synthetic:users={self.n_users},items={self.n_items},interactions={self.n_interactions},seed={self.seed}"
+        )
         return spec if self.n_topics == SyntheticConfig.n_topics else f"{spec},topics={self.n_topics}"
 
     def validate(self) -> None:
@@ -78,9 +96,11 @@ class SyntheticConfig:
         # distinct (user, item) pairs must be easy to find: at most half of the user x item grid
         capacity = self.n_users * max(1, self.n_items // 2)
         if self.n_interactions > capacity:
-            raise ConfigError(f"synthetic: {self.n_interactions} interactions do not fit {self.n_users} users x "
-                              f"{self.n_items} items (at most {capacity}, half of each user's catalogue); "
-                              f"ask for fewer interactions or more users/items")
+            raise ConfigError(
+                f"synthetic: {self.n_interactions} interactions do not fit {self.n_users} users x "
+                f"{self.n_items} items (at most {capacity}, half of each user's catalogue); "
+                f"ask for fewer interactions or more users/items"
+            )
         if not 0.0 <= self.popularity_mix < 1.0:
             raise ConfigError(f"synthetic popularity_mix must lie in [0, 1), got {self.popularity_mix}")
 
@@ -136,13 +156,19 @@ def _draw_items(users: np.ndarray, truth: SyntheticTruth, rng: np.random.Generat
     bounds = np.searchsorted(topic[order], np.arange(n_topics + 2))
     items = np.empty(n, dtype=np.int64)
     for z in range(n_topics + 1):
-        rows = order[bounds[z]:bounds[z + 1]]
+        rows = order[bounds[z] : bounds[z + 1]]
         items[rows] = np.searchsorted(cdfs[z], draws[rows] * cdfs[z, -1], side="right")
     return np.minimum(items, n_items - 1)
 
 
-def _unique_pairs(users: np.ndarray, items: np.ndarray, counts: np.ndarray, truth: SyntheticTruth,
-                  n_items: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _unique_pairs(
+    users: np.ndarray,
+    items: np.ndarray,
+    counts: np.ndarray,
+    truth: SyntheticTruth,
+    n_items: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
     """Distinct (user, item) pairs, `counts[u]` per user: draw with margin, drop repeats, top up the shortfall."""
     have_u = np.zeros(0, np.int64)
     have_i = np.zeros(0, np.int64)
@@ -199,14 +225,20 @@ def generate_with_truth(cfg: SyntheticConfig) -> tuple[Dataset, SyntheticTruth]:
 
     # ratings: affinity of the user for the item's topics (vs. a uniform taste), item quality, user bias
     flat_theta = theta.ravel()  # each item has two topic weights: index them instead of a dense product
-    affinity = np.where(primary[items] == secondary[items], flat_theta[users * n_t + primary[items]],
-                        0.75 * flat_theta[users * n_t + primary[items]]
-                        + 0.25 * flat_theta[users * n_t + secondary[items]])
+    affinity = np.where(
+        primary[items] == secondary[items],
+        flat_theta[users * n_t + primary[items]],
+        0.75 * flat_theta[users * n_t + primary[items]] + 0.25 * flat_theta[users * n_t + secondary[items]],
+    )
     quality = 0.3 * (np.log(popularity) - np.log(popularity).mean()) / (np.log(popularity).std() + 1e-9)
     quality += rng.normal(0.0, 0.4, size=n_i)
     user_bias = rng.normal(0.0, 0.3, size=n_u)
-    latent = (0.6 * np.log(n_t * affinity + 0.05) + quality[items] + user_bias[users]
-              + rng.normal(0.0, 0.6, size=users.shape[0]))
+    latent = (
+        0.6 * np.log(n_t * affinity + 0.05)
+        + quality[items]
+        + user_bias[users]
+        + rng.normal(0.0, 0.6, size=users.shape[0])
+    )
     latent += 3.55 - latent.mean()  # centred like MovieLens (mean rating about 3.5) at any size
     ratings = np.clip(np.rint(latent), 1, 5).astype(np.float32)
 
@@ -222,8 +254,17 @@ def generate_with_truth(cfg: SyntheticConfig) -> tuple[Dataset, SyntheticTruth]:
     item_ids = np.arange(n_i, dtype=np.int64)
     checksum = fast_canonical_checksum(user_ids[users], item_ids[items], ratings, timestamps)
     interactions = Interactions(users.astype(np.int32), items.astype(np.int32), ratings, timestamps)
-    dataset = Dataset(cfg.spec(), interactions, n_u, n_i, item_text, user_ids, item_ids,
-                      source=f"synthetic generator ({cfg})", checksum=checksum)
+    dataset = Dataset(
+        cfg.spec(),
+        interactions,
+        n_u,
+        n_i,
+        item_text,
+        user_ids,
+        item_ids,
+        source=f"synthetic generator ({cfg})",
+        checksum=checksum,
+    )
     return dataset, truth
 
 
@@ -242,34 +283,45 @@ def _item_text(primary: np.ndarray, secondary: np.ndarray, rng: np.random.Genera
     topic_year = 1950 + rng.integers(0, 60, size=len(TOPIC_NAMES))
     years = np.clip(np.rint(topic_year[primary] + rng.normal(0.0, 8.0, size=n_i)), 1920, 2024).astype(np.int32)
     first, second = np.minimum(primary, secondary), np.maximum(primary, secondary)
-    genres: list[tuple[str, ...]] = [(names[a],) if a == b else (names[a], names[b])
-                                     for a, b in zip(first.tolist(), second.tolist())]
+    genres: list[tuple[str, ...]] = [
+        (names[a],) if a == b else (names[a], names[b]) for a, b in zip(first.tolist(), second.tolist())
+    ]
     return ItemText(titles.tolist(), years, genres)
 
 
-def generate(n_users: int = 1000, n_items: int = 500, n_interactions: int = 20_000, seed: int = 0,
-             **options) -> Dataset:
+def generate(
+    n_users: int = 1000, n_items: int = 500, n_interactions: int = 20_000, seed: int = 0, **options
+) -> Dataset:
     """A synthetic Dataset; same arguments, same data (checksum included). Options: SyntheticConfig fields."""
     return generate_with_truth(SyntheticConfig(n_users, n_items, n_interactions, seed, **options))[0]
 
 
 def parse_spec(spec: str) -> SyntheticConfig:
-    """"synthetic" or "synthetic:users=1000,items=500,interactions=20000,seed=0" (any subset, any order).
+    """ "synthetic" or "synthetic:users=1000,items=500,interactions=20000,seed=0" (any subset, any order).
 
     Pairs may also be separated by ":" or ";" (synthetic:users=1000:seed=1), for command lines that
     split their arguments at commas.
     """
-    keys = {"users": "n_users", "items": "n_items", "interactions": "n_interactions", "seed": "seed",
-            "topics": "n_topics"}
+    keys = {
+        "users": "n_users",
+        "items": "n_items",
+        "interactions": "n_interactions",
+        "seed": "seed",
+        "topics": "n_topics",
+    }
     head, _, params = spec.partition(":")
     if head != "synthetic":
-        raise ConfigError(f"not a synthetic dataset spec: {spec!r}; use synthetic:users=N,items=N,interactions=N,seed=N")
+        raise ConfigError(
+            f"not a synthetic dataset spec: {spec!r}; use synthetic:users=N,items=N,interactions=N,seed=N"
+        )
     values: dict[str, int] = {}
     for part in filter(None, (p.strip() for p in re.split(r"[,;:]", params))):
         key, eq, value = part.partition("=")
         if key.strip() not in keys or not eq:
-            raise ConfigError(f"synthetic option {part!r} is not one of {', '.join(k + '=N' for k in keys)}; "
-                              f"e.g. synthetic:users=1000,items=500,interactions=20000,seed=0")
+            raise ConfigError(
+                f"synthetic option {part!r} is not one of {', '.join(k + '=N' for k in keys)}; "
+                f"e.g. synthetic:users=1000,items=500,interactions=20000,seed=0"
+            )
         try:
             values[keys[key.strip()]] = int(value.strip().replace("_", ""))
         except ValueError:

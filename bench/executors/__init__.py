@@ -6,6 +6,7 @@
 A new executor is one module plus one `register` call: a factory taking the keyword options
 `cells_per_node` and `address`, and raising ConfigError (one line, what to do) for options it cannot honour.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -5,6 +5,7 @@ they ran. An executor records that itself, in each cell's provenance: `node` (th
 cell ran on), `executor` (its name, how many timed cells it allowed per node) and the cell process's own
 start and end times, so a reader can check that no two timed cells shared a node.
 """
+
 from __future__ import annotations
 
 import os
@@ -77,10 +78,20 @@ class Executor(Protocol):
         """Release every process and connection the executor holds; safe to call twice."""
 
 
-def failed_result(spec: CellSpec, reason: str, elapsed_s: float | None = None,
-                  traceback_text: str | None = None) -> CellResult:
-    cell = CellResult(cell=spec.name, dataset=spec.dataset, split=spec.split, recommender=spec.recommender,
-                      variant=spec.variant, device=spec.device, status="failed", error=reason, params=dict(spec.params))
+def failed_result(
+    spec: CellSpec, reason: str, elapsed_s: float | None = None, traceback_text: str | None = None
+) -> CellResult:
+    cell = CellResult(
+        cell=spec.name,
+        dataset=spec.dataset,
+        split=spec.split,
+        recommender=spec.recommender,
+        variant=spec.variant,
+        device=spec.device,
+        status="failed",
+        error=reason,
+        params=dict(spec.params),
+    )
     if elapsed_s is not None:
         cell.extras["cell_wall_s"] = elapsed_s
     if traceback_text:
@@ -104,12 +115,16 @@ def execute_cell(task: CellTask, progress: Callable[[str], None]) -> tuple[str, 
 
     try:
         from bench.measure.threads import pin_threads
+
         pinned = pin_threads(task.settings.threads)
         from bench import plugins
+
         plugins.load(task.plugins)
         from bench.cell import run_cell
-        result = run_cell(task.spec, task.settings, progress=announce, pinned=pinned,
-                          expected_checksum=task.data_checksum)
+
+        result = run_cell(
+            task.spec, task.settings, progress=announce, pinned=pinned, expected_checksum=task.data_checksum
+        )
         stamp_times(result, started, time.time())
         return "result", result
     except BaseException as exc:  # noqa: BLE001 - report everything, including MemoryError and KeyboardInterrupt
@@ -119,8 +134,12 @@ def execute_cell(task: CellTask, progress: Callable[[str], None]) -> tuple[str, 
             reason = out_of_memory(exc, doing[0])
         else:
             reason = f"{exc.__class__.__name__}: {exc}"
-        return "error", {"reason": reason, "traceback": traceback.format_exc(limit=8),
-                         "started_unix_s": started, "ended_unix_s": time.time()}
+        return "error", {
+            "reason": reason,
+            "traceback": traceback.format_exc(limit=8),
+            "started_unix_s": started,
+            "ended_unix_s": time.time(),
+        }
 
 
 def out_of_memory(exc: MemoryError, doing: str) -> str:
@@ -128,12 +147,17 @@ def out_of_memory(exc: MemoryError, doing: str) -> str:
     asked = str(exc).strip() or "the size of the failed allocation was not reported"
     try:
         import psutil
-        free = f"; {psutil.virtual_memory().available / 2**30:.1f} GiB was available, the cell held " \
-               f"{psutil.Process().memory_info().rss / 2**30:.1f} GiB"
+
+        free = (
+            f"; {psutil.virtual_memory().available / 2**30:.1f} GiB was available, the cell held "
+            f"{psutil.Process().memory_info().rss / 2**30:.1f} GiB"
+        )
     except Exception:  # noqa: BLE001 - the message must come out even if psutil cannot
         free = ""
-    return (f"out of memory while {doing} ({asked}{free}): use a smaller dataset or model, fewer or smaller "
-            "batch sizes, or a machine with more memory")
+    return (
+        f"out of memory while {doing} ({asked}{free}): use a smaller dataset or model, fewer or smaller "
+        "batch sizes, or a machine with more memory"
+    )
 
 
 def stamp_times(result: CellResult, started_unix_s: float, ended_unix_s: float) -> None:
@@ -152,11 +176,17 @@ def node_record(threads: int, measure_peaks: bool) -> dict[str, Any]:
     """This machine as a node of a run: its hardware, code and packages, and (optionally) its own peaks,
     measured with the cells' thread count, so they are the peaks a cell can reach."""
     from bench.measure import provenance
-    record: dict[str, Any] = {"machine": provenance.machine_info(), "code": provenance.git_version(),
-                              "packages": provenance.package_versions(), "threads": threads}
+
+    record: dict[str, Any] = {
+        "machine": provenance.machine_info(),
+        "code": provenance.git_version(),
+        "packages": provenance.package_versions(),
+        "threads": threads,
+    }
     if measure_peaks:
         from bench.measure import flops
         from bench.measure.roofline import last_level_cache_bytes
+
         # every limit a cell's roofline is measured against: fp32 GEMM, the int8 GEMM of each int8 runtime,
         # fp16/bf16 GEMM where a GPU is visible, large-array and in-cache memory bandwidth
         record["peak_gemm"] = flops.measure_peak_flops(threads=threads, seconds=0.5)

@@ -3,6 +3,7 @@
 Each cell runs in a spawned process so that no cell inherits another's warm caches, threads or heap.
 A cell that raises, dies or outlives its timeout becomes a failed row with the reason; the run goes on.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -25,6 +26,7 @@ def _child(task: CellTask, conn, parent_pid: int | None = None) -> None:
     """Entry point of a cell's process: sends ("progress", msg)*, then ("result", CellResult) or ("error", ...)."""
     if parent_pid is not None:
         from bench.lifeline import die_with_parent
+
         die_with_parent(parent_pid)  # a parent killed by SIGKILL must not leave this cell running
     try:
         outcome = execute_cell(task, progress=lambda msg: conn.send(("progress", msg)))
@@ -77,8 +79,11 @@ def run_cell_isolated(task: CellTask, listener: Listener | None = None) -> CellR
     if outcome is not None:
         return failed_from_error(spec, outcome[1], elapsed)
     if elapsed >= settings.cell_timeout_s:
-        result = failed_result(spec, f"timed out after {settings.cell_timeout_s:g} s (raise Settings.cell_timeout_s "
-                                     "or --cell-timeout)", elapsed)
+        result = failed_result(
+            spec,
+            f"timed out after {settings.cell_timeout_s:g} s (raise Settings.cell_timeout_s or --cell-timeout)",
+            elapsed,
+        )
     else:
         code = proc.exitcode
         why = "killed by SIGKILL (out of memory?)" if code == -9 else f"process exited with code {code}"
@@ -104,8 +109,10 @@ class LocalExecutor:
         if address is not None:
             raise ConfigError("--address applies to --executor ray; drop it, or add --executor ray")
         if cells_per_node != 1:
-            raise ConfigError(f"--cells-per-node {cells_per_node}: the local executor runs one cell at a time so "
-                              "that no two timed cells share the machine; use --executor ray to pack cells")
+            raise ConfigError(
+                f"--cells-per-node {cells_per_node}: the local executor runs one cell at a time so "
+                "that no two timed cells share the machine; use --executor ray to pack cells"
+            )
         self._queue: list[CellTask] = []
         self._listener: Listener | None = None
 

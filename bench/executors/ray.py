@@ -14,6 +14,7 @@ whose recbench code differs from the driver's is left out, with the reason in th
 Faults. A cell whose node or worker dies becomes a failed row with the reason; a node that died runs no
 more cells; the other cells go on (`recbench run --resume RUN_DIR` reruns the failed ones).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -41,6 +42,7 @@ PING_TIMEOUT_S = 20.0
 def _run_on_node(task: CellTask) -> tuple[str, Any, str]:
     """The Ray task: measure the cell in this (fresh) worker process; also say which node this is."""
     import ray  # noqa: PLC0415 - inside the worker
+
     kind, payload = execute_cell(task, progress=lambda _msg: None)
     return kind, payload, ray.get_runtime_context().get_node_id()
 
@@ -82,8 +84,10 @@ class RayExecutor:
     def __init__(self, cells_per_node: int = 1, address: str | None = None) -> None:
         self.address = address or "auto"
         if not _ADDRESS.match(self.address):
-            raise ConfigError(f"--address {self.address!r} is not a Ray address: use auto, ray://HOST:PORT "
-                              "(Ray Client) or HOST:PORT (the head's GCS)")
+            raise ConfigError(
+                f"--address {self.address!r} is not a Ray address: use auto, ray://HOST:PORT "
+                "(Ray Client) or HOST:PORT (the head's GCS)"
+            )
         if not isinstance(cells_per_node, int) or cells_per_node < 1:
             raise ConfigError(f"--cells-per-node {cells_per_node} must be a whole number >= 1")
         self.cells_per_node = cells_per_node
@@ -106,17 +110,26 @@ class RayExecutor:
         ray = self._ray
         self._listener, self._settings = listener, settings
         try:
-            ray.init(address=self.address, namespace="recbench", log_to_driver=False, logging_level=logging.WARNING,
-                     configure_logging=False)
+            ray.init(
+                address=self.address,
+                namespace="recbench",
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+                configure_logging=False,
+            )
         except Exception as exc:  # noqa: BLE001 - ConnectionError, RuntimeError, ValueError, ... by address kind
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-            raise ConfigError(f"cannot connect to a Ray cluster at {self.address} ({first}); start one "
-                              "(`ray start --head`, `ray up`, KubeRay) or pass --address ray://HOST:PORT") from None
+            raise ConfigError(
+                f"cannot connect to a Ray cluster at {self.address} ({first}); start one "
+                "(`ray start --head`, `ray up`, KubeRay) or pass --address ray://HOST:PORT"
+            ) from None
         self._connected = True
         self._nodes = self._discover(settings.threads)
         if not self._nodes:
-            raise ConfigError(f"no live node of the Ray cluster at {self.address} has {settings.threads} CPUs for a "
-                              "cell; lower --threads or add nodes")
+            raise ConfigError(
+                f"no live node of the Ray cluster at {self.address} has {settings.threads} CPUs for a "
+                "cell; lower --threads or add nodes"
+            )
         return self._probe_all(settings.threads, measure_peaks)
 
     def _discover(self, threads: int) -> dict[str, _Node]:
@@ -135,19 +148,24 @@ class RayExecutor:
 
     def _on(self, node: _Node) -> Any:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noqa: PLC0415
+
         return NodeAffinitySchedulingStrategy(node.node_id, soft=False)
 
     def _probe_all(self, threads: int, measure_peaks: bool) -> dict[str, dict]:
         ray = self._ray
         from bench.measure.provenance import git_version  # noqa: PLC0415
+
         driver_commit = git_version().get("commit")
         if self._listener:
             what = "hardware and peak GEMM FLOP/s and bandwidth" if measure_peaks else "hardware"
             self._listener("note", _NO_CELL, f"probing {len(self._nodes)} Ray node(s): {what}")
         probe = ray.remote(max_calls=1, max_retries=0)(_probe)  # max_calls is a remote() option, not an options() one
-        refs = {name: probe.options(num_cpus=threads, scheduling_strategy=self._on(node),
-                                    name=f"recbench-probe:{name}").remote(threads, measure_peaks)
-                for name, node in self._nodes.items()}
+        refs = {
+            name: probe.options(
+                num_cpus=threads, scheduling_strategy=self._on(node), name=f"recbench-probe:{name}"
+            ).remote(threads, measure_peaks)
+            for name, node in self._nodes.items()
+        }
         records: dict[str, dict] = {}
         deadline = time.monotonic() + PROBE_TIMEOUT_S
         for name, ref in refs.items():
@@ -161,8 +179,10 @@ class RayExecutor:
             commit = (record.get("code") or {}).get("commit")
             if driver_commit not in (None, "unknown") and commit not in (None, "unknown") and commit != driver_commit:
                 node.usable = False
-                node.why_not = (f"runs recbench {commit[:12]}, the driver {driver_commit[:12]}: install the same "
-                                "version on every node")
+                node.why_not = (
+                    f"runs recbench {commit[:12]}, the driver {driver_commit[:12]}: install the same "
+                    "version on every node"
+                )
             record["ray"] = {"node_id": node.node_id, "cpus": node.cpus, "gpus": node.gpus}
             records[name] = record
         for node in self._nodes.values():
@@ -171,8 +191,9 @@ class RayExecutor:
                 if self._listener:
                     self._listener("note", _NO_CELL, f"node {node.name} left out: {node.why_not}")
         if not any(n.usable for n in self._nodes.values()):
-            raise ConfigError("no node of the Ray cluster can run cells: " +
-                              "; ".join(f"{k}: {v}" for k, v in self._left_out.items()))
+            raise ConfigError(
+                "no node of the Ray cluster can run cells: " + "; ".join(f"{k}: {v}" for k, v in self._left_out.items())
+            )
         return records
 
     # ------------------------------------------------------------------ cells
@@ -201,8 +222,11 @@ class RayExecutor:
             eligible = [n for n in usable if n.gpus >= 1] if cuda else (cpu_only or usable)
             if not eligible:
                 self._pending.remove(task)
-                why = ("no live node of the Ray cluster has a GPU: add a GPU node, or run the cell with --device cpu"
-                       if cuda else "no live node of the Ray cluster is left to run it")
+                why = (
+                    "no live node of the Ray cluster has a GPU: add a GPU node, or run the cell with --device cpu"
+                    if cuda
+                    else "no live node of the Ray cluster is left to run it"
+                )
                 result = failed_result(task.spec, why + self._left_out_note())
                 stamp_node(result, "", self.provenance())
                 yield task, result
@@ -211,7 +235,11 @@ class RayExecutor:
             if not free:
                 continue
             node = min(free, key=lambda n: (n.running, n.name))
-            options = dict(num_cpus=task.settings.threads, scheduling_strategy=self._on(node), name=f"recbench-cell:{task.spec.name}")
+            options = dict(
+                num_cpus=task.settings.threads,
+                scheduling_strategy=self._on(node),
+                name=f"recbench-cell:{task.spec.name}",
+            )
             if cuda:
                 options["num_gpus"] = 1
             ref = remote.options(**options).remote(task)
@@ -229,7 +257,9 @@ class RayExecutor:
         try:
             kind, payload, node_id = ray.get(ref)
         except Exception as exc:  # noqa: BLE001 - a lost worker, node or task: the cell fails, the run goes on
-            result = failed_result(task.spec, self._failure_reason(entry, exc), time.monotonic() - entry.started_monotonic)
+            result = failed_result(
+                task.spec, self._failure_reason(entry, exc), time.monotonic() - entry.started_monotonic
+            )
             stamp_times(result, entry.started_unix_s, time.time())  # as seen from the driver
             result.provenance.pop("cell_pid", None)  # the driver's pid says nothing about the cell
         else:
@@ -248,19 +278,26 @@ class RayExecutor:
         ray = self._ray
         node = entry.node
         if entry.timed_out:
-            return (f"timed out after {entry.task.settings.cell_timeout_s:g} s on node {node.name} (raise "
-                    "Settings.cell_timeout_s or --cell-timeout)")
+            return (
+                f"timed out after {entry.task.settings.cell_timeout_s:g} s on node {node.name} (raise "
+                "Settings.cell_timeout_s or --cell-timeout)"
+            )
         if isinstance(exc, ray.exceptions.OutOfMemoryError):
             return f"Ray killed the cell's worker on node {node.name}: out of memory ({_first_line(exc)})"
-        if isinstance(exc, (ray.exceptions.NodeDiedError, ray.exceptions.LocalRayletDiedError)) or \
-                not self._node_answers(node):
+        if isinstance(
+            exc, (ray.exceptions.NodeDiedError, ray.exceptions.LocalRayletDiedError)
+        ) or not self._node_answers(node):
             node.usable, node.why_not = False, "died during the run"
             self._left_out[node.name] = node.why_not
-            return (f"node {node.name} died while the cell ran ({exc.__class__.__name__}); the other cells went on "
-                    "on the remaining nodes: rerun this one with --resume RUN_DIR")
+            return (
+                f"node {node.name} died while the cell ran ({exc.__class__.__name__}); the other cells went on "
+                "on the remaining nodes: rerun this one with --resume RUN_DIR"
+            )
         if isinstance(exc, ray.exceptions.WorkerCrashedError):
-            return (f"the cell's worker process on node {node.name} died without a result (killed by the OS: out "
-                    "of memory?)")
+            return (
+                f"the cell's worker process on node {node.name} died without a result (killed by the OS: out "
+                "of memory?)"
+            )
         return f"Ray could not run the cell on node {node.name}: {exc.__class__.__name__}: {_first_line(exc)}"
 
     def _node_answers(self, node: _Node) -> bool:
@@ -290,8 +327,12 @@ class RayExecutor:
     # ------------------------------------------------------------------ provenance, shutdown
 
     def provenance(self) -> dict[str, Any]:
-        record: dict[str, Any] = {"name": self.name, "address": self.address, "cells_per_node": self.cells_per_node,
-                                  "ray_version": getattr(self._ray, "__version__", None)}
+        record: dict[str, Any] = {
+            "name": self.name,
+            "address": self.address,
+            "cells_per_node": self.cells_per_node,
+            "ray_version": getattr(self._ray, "__version__", None),
+        }
         if self._left_out:
             record["nodes_left_out"] = dict(self._left_out)
         return record

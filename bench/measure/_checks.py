@@ -1,4 +1,5 @@
 """Input checks shared by the measurement modules: fail before any work, with one line naming the fix."""
+
 from __future__ import annotations
 
 import math
@@ -36,7 +37,9 @@ def count(name: str, value: Any, minimum: int = 1, fix: str = "") -> int:
             raise TypeError
         number = operator.index(value)  # ints and numpy integers, not floats
     except TypeError:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}; {fix or 'pass a whole number'}") from None
+        raise ConfigError(
+            f"{name} must be an integer >= {minimum}, got {value!r}; {fix or 'pass a whole number'}"
+        ) from None
     if number < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {number}; {fix or f'pass {minimum} or more'}")
     return number

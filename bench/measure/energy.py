@@ -14,6 +14,7 @@ Sources, best first:
   figure applies. It excludes idle power, memory, storage and the data centre's PUE: a lower bound of
   the machine's draw attributable to the work, not a meter reading.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -29,23 +30,25 @@ import psutil
 from bench.errors import BenchError
 
 CPU_WATTS_PER_BUSY_VCPU = 3.5
-CPU_WATTS_SOURCE = ("Cloud Carbon Footprint methodology, AWS 'Average Max Watts' per vCPU = 3.5 W "
-                    "(SPECpower_ssj2008-derived), https://www.cloudcarbonfootprint.org/docs/methodology/")
+CPU_WATTS_SOURCE = (
+    "Cloud Carbon Footprint methodology, AWS 'Average Max Watts' per vCPU = 3.5 W "
+    "(SPECpower_ssj2008-derived), https://www.cloudcarbonfootprint.org/docs/methodology/"
+)
 RAPL_ROOT = "/sys/class/powercap"
 
 
 @dataclass
 class EnergyComponent:
-    domain: str          # "cpu" or "gpu:N"
+    domain: str  # "cpu" or "gpu:N"
     joules: float
-    label: str           # "measured" or "estimated"
+    label: str  # "measured" or "estimated"
     method: str
 
 
 @dataclass
 class EnergyResult:
     joules: float
-    label: str           # "measured" only when every component is measured
+    label: str  # "measured" only when every component is measured
     method: str
     wall_s: float
     cpu_s: float
@@ -58,6 +61,7 @@ class EnergyResult:
 
 
 # ---------------------------------------------------------------- RAPL
+
 
 def rapl_package_zones(root: str = RAPL_ROOT) -> list[Path]:
     """Top-level package zones (intel-rapl:0, intel-rapl:1, ...) whose counter this process can read."""
@@ -92,18 +96,22 @@ def rapl_delta_uj(start: int, end: int, max_range_uj: int | None) -> int:
     delta = end - start
     if delta < 0:
         if not max_range_uj:
-            raise BenchError("RAPL counter went backwards and max_energy_range_uj is unreadable; "
-                             "shorten the measurement window or ignore this energy figure")
+            raise BenchError(
+                "RAPL counter went backwards and max_energy_range_uj is unreadable; "
+                "shorten the measurement window or ignore this energy figure"
+            )
         delta += max_range_uj + 1
     return delta
 
 
 # ---------------------------------------------------------------- NVML
 
+
 def _nvml_energy_mj() -> tuple[Any, dict[int, int]] | None:
     """(pynvml module, {device index: total energy mJ}) or None when unavailable."""
     try:
         import pynvml  # noqa: PLC0415 - optional
+
         pynvml.nvmlInit()
     except Exception:  # noqa: BLE001 - no module, no library or no driver: no GPU energy reading
         return None
@@ -121,6 +129,7 @@ def _nvml_energy_mj() -> tuple[Any, dict[int, int]] | None:
 
 # ---------------------------------------------------------------- meter
 
+
 class EnergyMeter:
     """with EnergyMeter() as e: ...work...;  e.result() -> {"joules", "label", "method", ...}
 
@@ -129,8 +138,14 @@ class EnergyMeter:
     estimate (default: this process; children included once they have been waited for).
     """
 
-    def __init__(self, *, gpu: bool | str = "auto", pid: int | None = None, rapl_root: str = RAPL_ROOT,
-                 watts_per_busy_vcpu: float = CPU_WATTS_PER_BUSY_VCPU) -> None:
+    def __init__(
+        self,
+        *,
+        gpu: bool | str = "auto",
+        pid: int | None = None,
+        rapl_root: str = RAPL_ROOT,
+        watts_per_busy_vcpu: float = CPU_WATTS_PER_BUSY_VCPU,
+    ) -> None:
         self.gpu = gpu
         self.proc = psutil.Process(pid)
         self.rapl_root = rapl_root
@@ -141,8 +156,10 @@ class EnergyMeter:
         try:
             t = self.proc.cpu_times()
         except psutil.NoSuchProcess:
-            raise BenchError(f"process {self.proc.pid} ended before the energy window closed; measure energy "
-                             "inside the process doing the work (or close the window before it exits)") from None
+            raise BenchError(
+                f"process {self.proc.pid} ended before the energy window closed; measure energy "
+                "inside the process doing the work (or close the window before it exits)"
+            ) from None
         return t.user + t.system + getattr(t, "children_user", 0.0) + getattr(t, "children_system", 0.0)
 
     def __enter__(self) -> EnergyMeter:
@@ -159,34 +176,56 @@ class EnergyMeter:
         components: list[EnergyComponent] = []
         if self._zones:
             uj = sum(rapl_delta_uj(self._rapl_start[z], _read_uj(z), _max_range_uj(z)) for z in self._zones)
-            components.append(EnergyComponent(
-                "cpu", uj / 1e6, "measured",
-                f"RAPL powercap package counters ({', '.join(z.name for z in self._zones)}); whole package, "
-                "other processes included"))
+            components.append(
+                EnergyComponent(
+                    "cpu",
+                    uj / 1e6,
+                    "measured",
+                    f"RAPL powercap package counters ({', '.join(z.name for z in self._zones)}); whole package, "
+                    "other processes included",
+                )
+            )
         else:
-            components.append(EnergyComponent(
-                "cpu", cpu_s * self.watts, "estimated",
-                f"process CPU-seconds ({cpu_s:.3f} s) x {self.watts:g} W per busy vCPU ({CPU_WATTS_SOURCE}); "
-                "RAPL not readable here"))
+            components.append(
+                EnergyComponent(
+                    "cpu",
+                    cpu_s * self.watts,
+                    "estimated",
+                    f"process CPU-seconds ({cpu_s:.3f} s) x {self.watts:g} W per busy vCPU ({CPU_WATTS_SOURCE}); "
+                    "RAPL not readable here",
+                )
+            )
         if self._nvml is not None:
             pynvml, start = self._nvml
             try:
                 for i, mj0 in start.items():
                     mj1 = int(pynvml.nvmlDeviceGetTotalEnergyConsumption(pynvml.nvmlDeviceGetHandleByIndex(i)))
-                    components.append(EnergyComponent(
-                        f"gpu:{i}", (mj1 - mj0) / 1e3, "measured",
-                        "NVML nvmlDeviceGetTotalEnergyConsumption (whole device)"))
+                    components.append(
+                        EnergyComponent(
+                            f"gpu:{i}",
+                            (mj1 - mj0) / 1e3,
+                            "measured",
+                            "NVML nvmlDeviceGetTotalEnergyConsumption (whole device)",
+                        )
+                    )
             finally:
                 with contextlib.suppress(Exception):  # shutting NVML down is best effort
                     pynvml.nvmlShutdown()
         missing = []
         if self.gpu is True and not any(c.domain.startswith("gpu") for c in components):
-            missing.append("gpu: not included (NVML total-energy counter unavailable: install nvidia-ml-py, "
-                           "Volta or newer GPU)")
+            missing.append(
+                "gpu: not included (NVML total-energy counter unavailable: install nvidia-ml-py, Volta or newer GPU)"
+            )
         label = "measured" if all(c.label == "measured" for c in components) else "estimated"
-        self._result = EnergyResult(joules=sum(c.joules for c in components), label=label,
-                                    method="; ".join(f"{c.domain}: {c.label}" for c in components),
-                                    wall_s=wall_s, cpu_s=cpu_s, components=components, missing=missing)
+        self._result = EnergyResult(
+            joules=sum(c.joules for c in components),
+            label=label,
+            method="; ".join(f"{c.domain}: {c.label}" for c in components),
+            wall_s=wall_s,
+            cpu_s=cpu_s,
+            components=components,
+            missing=missing,
+        )
 
     def result(self) -> dict[str, Any]:
         if self._result is None:

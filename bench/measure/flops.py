@@ -18,6 +18,7 @@ Decoder (GPT-2), causal with a KV cache. A token at 1-based position t attends o
   each decoded token at position t = P + j + 1: the per-token formula; LM head 2 H V per token whose
   logits are computed.
 """
+
 from __future__ import annotations
 
 import time
@@ -35,6 +36,7 @@ if TYPE_CHECKING:  # a recommender's work description is plain data (bench.work)
 
 # ---------------------------------------------------------------- transformer configs
 
+
 @dataclass(frozen=True)
 class TransformerConfig:
     layers: int
@@ -48,11 +50,14 @@ class TransformerConfig:
             _checks.count(name, getattr(self, name), 1)
         _checks.count("vocab", self.vocab, 0)
         if self.hidden % self.heads:
-            raise ConfigError(f"hidden size {self.hidden} is not divisible by {self.heads} heads; check the model config")
+            raise ConfigError(
+                f"hidden size {self.hidden} is not divisible by {self.heads} heads; check the model config"
+            )
 
     @classmethod
     def from_hf(cls, config: Any) -> TransformerConfig:
         """From a Hugging Face config (BERT-style or GPT-2-style attribute names), without importing transformers."""
+
         def pick(*names: str, default: Any = None) -> Any:
             for n in names:
                 v = getattr(config, n, None)
@@ -63,10 +68,13 @@ class TransformerConfig:
             return default
 
         hidden = pick("hidden_size", "n_embd", "d_model")
-        return cls(layers=pick("num_hidden_layers", "n_layer", "num_layers"), hidden=hidden,
-                   heads=pick("num_attention_heads", "n_head"),
-                   intermediate=pick("intermediate_size", "n_inner", "ffn_dim", default=4 * hidden) or 4 * hidden,
-                   vocab=pick("vocab_size", default=0))
+        return cls(
+            layers=pick("num_hidden_layers", "n_layer", "num_layers"),
+            hidden=hidden,
+            heads=pick("num_attention_heads", "n_head"),
+            intermediate=pick("intermediate_size", "n_inner", "ffn_dim", default=4 * hidden) or 4 * hidden,
+            vocab=pick("vocab_size", default=0),
+        )
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -87,8 +95,9 @@ def _encoder_layer_flops(lengths: np.ndarray, hidden: float, intermediate: float
     return 8 * lengths * h * h + 4 * lengths * lengths * h + 4 * lengths * h * i
 
 
-def encoder_flops(config: TransformerConfig, token_counts: Sequence[int] | np.ndarray | int,
-                  pooler: bool = False) -> float:
+def encoder_flops(
+    config: TransformerConfig, token_counts: Sequence[int] | np.ndarray | int, pooler: bool = False
+) -> float:
     """FLOPs of a BERT-like encoder forward over sequences of the given real token counts (sum over them)."""
     L = _token_counts(token_counts)
     per_layer = _encoder_layer_flops(L, config.hidden, config.intermediate)
@@ -116,8 +125,9 @@ def decoder_token_flops(config: TransformerConfig, position: int | np.ndarray, l
     return flops
 
 
-def decoder_generate_flops(config: TransformerConfig, prompt_tokens: int, new_tokens: int,
-                           prefill_logits: str = "last") -> dict[str, float]:
+def decoder_generate_flops(
+    config: TransformerConfig, prompt_tokens: int, new_tokens: int, prefill_logits: str = "last"
+) -> dict[str, float]:
     """FLOPs of a GPT-2-like generation: prefill of the prompt, then `new_tokens` decode steps with a KV cache.
 
     prefill_logits: "last" (only the last prompt position's logits, what generation needs), "all" (what a
@@ -136,8 +146,13 @@ def decoder_generate_flops(config: TransformerConfig, prompt_tokens: int, new_to
             raise ConfigError("logit FLOPs need the vocabulary size; set TransformerConfig.vocab")
     steps = max(G - 1, 0)
     decode = float(decoder_token_flops(config, P + 1 + np.arange(steps), logits=True).sum()) if steps else 0.0
-    return {"prefill_flops": prefill, "decode_flops": decode, "total_flops": prefill + decode,
-            "prompt_tokens": P, "new_tokens": G}
+    return {
+        "prefill_flops": prefill,
+        "decode_flops": decode,
+        "total_flops": prefill + decode,
+        "prompt_tokens": P,
+        "new_tokens": G,
+    }
 
 
 def generation_flops(config: Mapping[str, Any], prompt_tokens: np.ndarray, new_tokens: int) -> np.ndarray:
@@ -162,6 +177,7 @@ def generation_flops(config: Mapping[str, Any], prompt_tokens: np.ndarray, new_t
 
 # ---------------------------------------------------------------- a recommender's described work
 
+
 def work_flops(work: RequestWork) -> float:
     """FLOPs of the whole batch a RequestWork describes (its `other` model's work not included): encoder
     forwards, decoder passes, generations, plus 2 per scoring multiply-add."""
@@ -181,14 +197,16 @@ def request_flops(work: RequestWork) -> float:
     """Analytic FLOPs of one request (mean over the batch described), the `other` model's share included."""
     if work.generation is not None and work.encoder_config is None and work.decoder is None:
         g = work.generation  # one generation per request: the mean over the prompts
-        own = float(generation_flops(g.config, g.prompt_tokens, g.new_tokens).mean()) \
-            + 2.0 * work.scoring_macs / max(work.n_requests, 1)
+        own = float(generation_flops(g.config, g.prompt_tokens, g.new_tokens).mean()) + 2.0 * work.scoring_macs / max(
+            work.n_requests, 1
+        )
     else:
         own = work_flops(work) / max(work.n_requests, 1)
     return own + (request_flops(work.other) if work.other is not None else 0.0)
 
 
 # ---------------------------------------------------------------- collaborative filtering scoring
+
 
 def dense_scoring_flops(n_users: int, factors: int, n_items: int) -> float:
     """User factors (n_users x factors) times item factors^T: MF / iALS / two-tower dot-product scoring."""
@@ -213,10 +231,11 @@ def spgemm_flops(a: Any, b: Any) -> float:
 
 # ---------------------------------------------------------------- machine peaks
 
+
 def _gemm_rates(run: Any, size: int, seconds: float) -> list[float]:
     """GFLOP/s of repeated n x n GEMMs (after one untimed call), for at least `seconds` and 3 reps."""
     run()  # warm: allocations, thread pool start-up, kernel selection
-    flops = 2.0 * size ** 3
+    flops = 2.0 * size**3
     rates: list[float] = []
     t_end = time.perf_counter() + seconds
     while len(rates) < 3 or time.perf_counter() < t_end:
@@ -228,8 +247,13 @@ def _gemm_rates(run: Any, size: int, seconds: float) -> list[float]:
     return rates
 
 
-def measure_peak_flops(threads: int | None = None, dtype: Any = np.float32, size: int = 2048, seconds: float = 1.0,
-                       backends: Sequence[str] = ("numpy", "torch")) -> dict[str, Any]:
+def measure_peak_flops(
+    threads: int | None = None,
+    dtype: Any = np.float32,
+    size: int = 2048,
+    seconds: float = 1.0,
+    backends: Sequence[str] = ("numpy", "torch"),
+) -> dict[str, Any]:
     """The machine's sustained GEMM rate: square `size` GEMMs in each backend for `seconds`.
 
     `gflops` is the best backend's MEDIAN rep (a rate the machine sustains, robust to one lucky rep);
@@ -275,16 +299,25 @@ def measure_peak_flops(threads: int | None = None, dtype: Any = np.float32, size
     if not measured:
         raise ConfigError(f"no GEMM backend measured among {list(backends)}; include 'numpy'")
     best = max(measured, key=lambda k: measured[k]["gflops_median"])
-    return {"gflops": measured[best]["gflops_median"], "gflops_max": max(v["gflops_max"] for v in measured.values()),
-            "backend": best, "backends": per_backend, "dtype": str(dtype), "size": size, "threads": threads,
-            "label": "measured", "method": f"{size}x{size} {dtype} GEMM, 2n^3 FLOPs per call, median of reps"}
+    return {
+        "gflops": measured[best]["gflops_median"],
+        "gflops_max": max(v["gflops_max"] for v in measured.values()),
+        "backend": best,
+        "backends": per_backend,
+        "dtype": str(dtype),
+        "size": size,
+        "threads": threads,
+        "label": "measured",
+        "method": f"{size}x{size} {dtype} GEMM, 2n^3 FLOPs per call, median of reps",
+    }
 
 
 INT8_RUNTIMES = ("onnxruntime", "torch")
 
 
-def measure_int8_peak(threads: int | None = None, size: int = 1024, seconds: float = 0.5,
-                      runtimes: Sequence[str] = INT8_RUNTIMES) -> dict[str, Any]:
+def measure_int8_peak(
+    threads: int | None = None, size: int = 1024, seconds: float = 0.5, runtimes: Sequence[str] = INT8_RUNTIMES
+) -> dict[str, Any]:
     """The int8 GEMM rate of the runtimes the int8 variants use, in GOP/s (a multiply-add = 2 ops).
 
     onnxruntime: a MatMulInteger node (uint8 activations x int8 weights -> int32), the kernel ONNX Runtime's
@@ -303,9 +336,14 @@ def measure_int8_peak(threads: int | None = None, size: int = 1024, seconds: flo
     if "torch" in runtimes:
         out["torch"] = _torch_int8_rate(size, seconds, threads)
     measured = {k: v for k, v in out.items() if v.get("available", True)}
-    return {"by_runtime": out, "gops": max((v["gops"] for v in measured.values()), default=None), "size": size,
-            "threads": threads, "label": "measured",
-            "method": f"{size}x{size} int8 GEMM, 2n^3 ops per call, median of reps"}
+    return {
+        "by_runtime": out,
+        "gops": max((v["gops"] for v in measured.values()), default=None),
+        "size": size,
+        "threads": threads,
+        "label": "measured",
+        "method": f"{size}x{size} int8 GEMM, 2n^3 ops per call, median of reps",
+    }
 
 
 def _ort_int8_rate(size: int, seconds: float, threads: int | None) -> dict[str, Any]:
@@ -318,10 +356,12 @@ def _ort_int8_rate(size: int, seconds: float, threads: int | None) -> dict[str, 
     rng = np.random.default_rng(0)
     weights = rng.integers(-127, 128, size=(size, size), dtype=np.int8)
     graph = helper.make_graph(
-        [helper.make_node("MatMulInteger", ["a", "w"], ["y"])], "int8_gemm",
+        [helper.make_node("MatMulInteger", ["a", "w"], ["y"])],
+        "int8_gemm",
         [helper.make_tensor_value_info("a", TensorProto.UINT8, [size, size])],
         [helper.make_tensor_value_info("y", TensorProto.INT32, [size, size])],
-        [helper.make_tensor("w", TensorProto.INT8, [size, size], weights.tobytes(), raw=True)])
+        [helper.make_tensor("w", TensorProto.INT8, [size, size], weights.tobytes(), raw=True)],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = min(model.ir_version, 9)
     opts = ort.SessionOptions()
@@ -330,8 +370,12 @@ def _ort_int8_rate(size: int, seconds: float, threads: int | None) -> dict[str, 
     session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     a = rng.integers(0, 256, size=(size, size), dtype=np.uint8)
     rates = _gemm_rates(lambda: session.run(None, {"a": a}), size, seconds)
-    return {**_rate_summary_ops(rates), "kernel": "MatMulInteger u8 x s8 -> s32", "onnxruntime": ort.__version__,
-            "onnx": onnx.__version__}
+    return {
+        **_rate_summary_ops(rates),
+        "kernel": "MatMulInteger u8 x s8 -> s32",
+        "onnxruntime": ort.__version__,
+        "onnx": onnx.__version__,
+    }
 
 
 def _torch_int8_rate(size: int, seconds: float, threads: int | None) -> dict[str, Any]:
@@ -347,15 +391,20 @@ def _torch_int8_rate(size: int, seconds: float, threads: int | None) -> dict[str
             torch.set_num_threads(threads)
         with warnings.catch_warnings():  # quantize_dynamic is deprecated in 2.x but is what the variant runs
             warnings.simplefilter("ignore")
-            linear = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(torch.nn.Linear(size, size)),
-                                                            {torch.nn.Linear}, dtype=torch.qint8)
+            linear = torch.ao.quantization.quantize_dynamic(
+                torch.nn.Sequential(torch.nn.Linear(size, size)), {torch.nn.Linear}, dtype=torch.qint8
+            )
         x = torch.from_numpy(np.random.default_rng(1).standard_normal((size, size)).astype(np.float32))
         with torch.inference_mode():
             rates = _gemm_rates(lambda: linear(x), size, seconds)
     finally:
         torch.set_num_threads(old)
-    return {**_rate_summary_ops(rates), "kernel": f"dynamic quantised Linear ({torch.backends.quantized.engine})",
-            "torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    return {
+        **_rate_summary_ops(rates),
+        "kernel": f"dynamic quantised Linear ({torch.backends.quantized.engine})",
+        "torch": torch.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    }
 
 
 def measure_half_peak_cuda(size: int = 4096, seconds: float = 0.5) -> dict[str, Any]:
@@ -390,8 +439,9 @@ def _rate_summary(rates: list[float]) -> dict[str, Any]:
     return {"gflops_median": float(np.median(r)), "gflops_max": float(r.max()), "reps": int(r.size)}
 
 
-def measure_memory_bandwidth_gbs(size_mb: int = 256, seconds: float = 1.0, threads: int | None = None,
-                                 backends: Sequence[str] = ("numpy", "torch")) -> dict[str, Any]:
+def measure_memory_bandwidth_gbs(
+    size_mb: int = 256, seconds: float = 1.0, threads: int | None = None, backends: Sequence[str] = ("numpy", "torch")
+) -> dict[str, Any]:
     """Sustained memory bandwidth from large-array copy and STREAM-style triad (arrays far beyond cache).
 
     copy moves 2 x nbytes (read a, write b); triad a = b + s*c is counted as STREAM counts it, 3 x nbytes.
@@ -413,9 +463,12 @@ def measure_memory_bandwidth_gbs(size_mb: int = 256, seconds: float = 1.0, threa
             np.multiply(c, 3.0, out=tmp)
             np.add(b, tmp, out=a)
 
-        result["numpy"] = {"copy_gbs": _bandwidth(lambda: np.copyto(a, b), 2 * nbytes, seconds),
-                           "triad_gbs": _bandwidth(triad_np, 3 * nbytes, seconds), "threads": 1,
-                           "note": "numpy triad runs as two passes; counted as STREAM's 3 x nbytes"}
+        result["numpy"] = {
+            "copy_gbs": _bandwidth(lambda: np.copyto(a, b), 2 * nbytes, seconds),
+            "triad_gbs": _bandwidth(triad_np, 3 * nbytes, seconds),
+            "threads": 1,
+            "note": "numpy triad runs as two passes; counted as STREAM's 3 x nbytes",
+        }
         del tmp
     if "torch" in backends:
         try:
@@ -428,16 +481,23 @@ def measure_memory_bandwidth_gbs(size_mb: int = 256, seconds: float = 1.0, threa
                 if threads is not None:
                     torch.set_num_threads(_checks.count("threads", threads, 1))
                 ta, tb, tc = torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(c)
-                result["torch"] = {"copy_gbs": _bandwidth(lambda: ta.copy_(tb), 2 * nbytes, seconds),
-                                   "triad_gbs": _bandwidth(lambda: torch.add(tb, tc, alpha=3.0, out=ta), 3 * nbytes,
-                                                           seconds),
-                                   "threads": torch.get_num_threads()}
+                result["torch"] = {
+                    "copy_gbs": _bandwidth(lambda: ta.copy_(tb), 2 * nbytes, seconds),
+                    "triad_gbs": _bandwidth(lambda: torch.add(tb, tc, alpha=3.0, out=ta), 3 * nbytes, seconds),
+                    "threads": torch.get_num_threads(),
+                }
             finally:
                 torch.set_num_threads(old)
     measured = {k: v for k, v in result.items() if "copy_gbs" in v}
     best = max(measured, key=lambda k: measured[k]["copy_gbs"])
-    return {"gbs": measured[best]["copy_gbs"], "backend": best, "backends": result, "array_mb": size_mb,
-            "label": "measured", "method": "median of timed large-array copy (2 x bytes) and triad (3 x bytes)"}
+    return {
+        "gbs": measured[best]["copy_gbs"],
+        "backend": best,
+        "backends": result,
+        "array_mb": size_mb,
+        "label": "measured",
+        "method": "median of timed large-array copy (2 x bytes) and triad (3 x bytes)",
+    }
 
 
 def _bandwidth(run: Any, bytes_moved: int, seconds: float) -> float:
@@ -461,8 +521,10 @@ def utilisation(achieved_flops_per_s: float, peak: float | dict[str, Any]) -> fl
 
 # ---------------------------------------------------------------- decoder passes (Llama / Qwen2 / GPT-2)
 
-def decoder_pass_flops(config: Mapping[str, Any], new_tokens: Any, past_tokens: Any = 0, logits_tokens: Any = 1
-                       ) -> np.ndarray:
+
+def decoder_pass_flops(
+    config: Mapping[str, Any], new_tokens: Any, past_tokens: Any = 0, logits_tokens: Any = 1
+) -> np.ndarray:
     """FLOPs of decoder forward passes, one value per pass (vectorised over array arguments).
 
     A pass feeds `new_tokens` tokens after `past_tokens` already in the KV cache and computes logits at

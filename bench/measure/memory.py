@@ -9,6 +9,7 @@ kernel allows it, which also catches spikes shorter than the sampling interval.
 Nothing here imports torch: CUDA figures are read only when the process has already imported torch
 (a process that never imported torch has no torch CUDA memory to report).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -29,14 +30,14 @@ from bench.measure import _checks
 @dataclass
 class RssReport:
     pid: int
-    baseline_rss_bytes: int          # RSS when sampling started (the cell's own baseline)
-    peak_rss_total_bytes: int        # highest RSS sampled
-    peak_rss_bytes: int              # peak above baseline: the figure results report as peak_rss_bytes
+    baseline_rss_bytes: int  # RSS when sampling started (the cell's own baseline)
+    peak_rss_total_bytes: int  # highest RSS sampled
+    peak_rss_bytes: int  # peak above baseline: the figure results report as peak_rss_bytes
     end_rss_bytes: int
     n_samples: int
     interval_target_s: float
-    interval_achieved_s: float       # mean gap between samples
-    max_gap_s: float                 # longest gap between samples (a spike shorter than this may be missed)
+    interval_achieved_s: float  # mean gap between samples
+    max_gap_s: float  # longest gap between samples (a spike shorter than this may be missed)
     duration_s: float
     #: kernel high-water mark (VmHWM) above baseline, when readable; exact, not sampled
     hwm_peak_rss_bytes: int | None = None
@@ -78,13 +79,17 @@ class RssSampler:
     def __init__(self, pid: int | None = None, interval_s: float = 0.005) -> None:
         self.interval_s = _checks.positive("interval_s", interval_s, "sample every few milliseconds, e.g. 0.005")
         if self.interval_s > 0.010:
-            raise BenchError(f"RSS sampling interval {interval_s:g} s is coarser than 10 ms; the measurement rules "
-                             "require 10 ms or finer, pass interval_s <= 0.01")
+            raise BenchError(
+                f"RSS sampling interval {interval_s:g} s is coarser than 10 ms; the measurement rules "
+                "require 10 ms or finer, pass interval_s <= 0.01"
+            )
         self.pid = os.getpid() if pid is None else int(pid)
         try:
             self._proc = psutil.Process(self.pid)
         except psutil.NoSuchProcess:
-            raise BenchError(f"no process with pid {self.pid} to watch; start the RSS sampler after the process") from None
+            raise BenchError(
+                f"no process with pid {self.pid} to watch; start the RSS sampler after the process"
+            ) from None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._report: RssReport | None = None
@@ -102,8 +107,9 @@ class RssSampler:
         self._hwm_reset = _reset_vmhwm(self.pid)
         first = self._rss()
         if first is None:
-            raise BenchError(f"cannot read the RSS of pid {self.pid} (gone or access denied); "
-                             "watch a live process you own")
+            raise BenchError(
+                f"cannot read the RSS of pid {self.pid} (gone or access denied); watch a live process you own"
+            )
         self._baseline = self._peak = self._last = first
         self._n = 1
         self._max_gap_ns = 0
@@ -149,11 +155,19 @@ class RssSampler:
         hwm = _read_vmhwm(self.pid)
         hwm_peak = None if hwm is None else max(hwm - self._baseline, 0)
         self._report = RssReport(
-            pid=self.pid, baseline_rss_bytes=self._baseline, peak_rss_total_bytes=self._peak,
-            peak_rss_bytes=max(self._peak - self._baseline, 0), end_rss_bytes=self._last, n_samples=self._n,
+            pid=self.pid,
+            baseline_rss_bytes=self._baseline,
+            peak_rss_total_bytes=self._peak,
+            peak_rss_bytes=max(self._peak - self._baseline, 0),
+            end_rss_bytes=self._last,
+            n_samples=self._n,
             interval_target_s=self.interval_s,
-            interval_achieved_s=duration_s / max(self._n - 1, 1), max_gap_s=max(self._max_gap_ns / 1e9, 0.0),
-            duration_s=duration_s, hwm_peak_rss_bytes=hwm_peak, hwm_reset=self._hwm_reset)
+            interval_achieved_s=duration_s / max(self._n - 1, 1),
+            max_gap_s=max(self._max_gap_ns / 1e9, 0.0),
+            duration_s=duration_s,
+            hwm_peak_rss_bytes=hwm_peak,
+            hwm_reset=self._hwm_reset,
+        )
         return self._report
 
     def report(self) -> RssReport:
@@ -170,6 +184,7 @@ class RssSampler:
 
 # ---------------------------------------------------------------- CUDA / NVML
 
+
 def _torch_if_imported() -> Any:
     return sys.modules.get("torch")
 
@@ -182,10 +197,13 @@ def cuda_memory(device: Any = None) -> dict[str, Any]:
         return {"available": False, "reason": "torch not imported in this process"}
     if not torch.cuda.is_available():
         return {"available": False, "reason": "torch.cuda.is_available() is False"}
-    return {"available": True, "device": str(torch.cuda.get_device_name(device)),
-            "max_memory_allocated_bytes": int(torch.cuda.max_memory_allocated(device)),
-            "max_memory_reserved_bytes": int(torch.cuda.max_memory_reserved(device)),
-            "method": "torch.cuda.max_memory_allocated / max_memory_reserved"}
+    return {
+        "available": True,
+        "device": str(torch.cuda.get_device_name(device)),
+        "max_memory_allocated_bytes": int(torch.cuda.max_memory_allocated(device)),
+        "max_memory_reserved_bytes": int(torch.cuda.max_memory_reserved(device)),
+        "method": "torch.cuda.max_memory_allocated / max_memory_reserved",
+    }
 
 
 def nvml_device_memory(index: int = 0) -> dict[str, Any]:
@@ -205,9 +223,14 @@ def nvml_device_memory(index: int = 0) -> dict[str, Any]:
         handle = pynvml.nvmlDeviceGetHandleByIndex(index)
         info = pynvml.nvmlDeviceGetMemoryInfo(handle)
         name = pynvml.nvmlDeviceGetName(handle)
-        return {"available": True, "index": index, "name": name.decode() if isinstance(name, bytes) else str(name),
-                "used_bytes": int(info.used), "total_bytes": int(info.total),
-                "method": "NVML nvmlDeviceGetMemoryInfo (whole device, all processes)"}
+        return {
+            "available": True,
+            "index": index,
+            "name": name.decode() if isinstance(name, bytes) else str(name),
+            "used_bytes": int(info.used),
+            "total_bytes": int(info.total),
+            "method": "NVML nvmlDeviceGetMemoryInfo (whole device, all processes)",
+        }
     except Exception as exc:  # noqa: BLE001 - any NVML error: reported as unavailable, with why
         return {"available": False, "reason": f"NVML query failed: {exc}"}
     finally:
@@ -216,6 +239,7 @@ def nvml_device_memory(index: int = 0) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- static footprints
+
 
 def object_nbytes(obj: Any) -> int:
     """Bytes held by the arrays inside `obj`: numpy arrays, scipy sparse matrices, torch tensors and
@@ -288,7 +312,9 @@ def _nbytes(obj: Any, seen: set[Any], depth: int) -> int:
         return sum(_nbytes(v, seen, depth + 1) for v in attrs.values())
     slots = getattr(type(obj), "__slots__", ())
     if slots:
-        return sum(_nbytes(getattr(obj, s, None), seen, depth + 1) for s in ((slots,) if isinstance(slots, str) else slots))
+        return sum(
+            _nbytes(getattr(obj, s, None), seen, depth + 1) for s in ((slots,) if isinstance(slots, str) else slots)
+        )
     return 0
 
 

@@ -5,6 +5,7 @@ that slow drift (thermal, other load) hits both alike. They agree when the boots
 their medians overlap, or when the medians differ by less than `rel_tol` (default 2%: below anything a
 recbench comparison claims). The verdict and both medians are returned as plain data.
 """
+
 from __future__ import annotations
 
 import time
@@ -26,20 +27,30 @@ class PeerCheck:
     suite_ci95_ms: tuple[float, float]
     plain_median_ms: float
     plain_ci95_ms: tuple[float, float]
-    ratio: float                 # suite / plain
+    ratio: float  # suite / plain
     intervals_overlap: bool
     agree: bool
     rel_tol: float
-    method: str = ("suite: bench.measure.timer.measure_repeated; plain: perf_counter() around each call in a "
-                   "for loop; interleaved blocks; agree = overlapping 95% bootstrap intervals of the medians "
-                   "or |ratio - 1| <= rel_tol")
+    method: str = (
+        "suite: bench.measure.timer.measure_repeated; plain: perf_counter() around each call in a "
+        "for loop; interleaved blocks; agree = overlapping 95% bootstrap intervals of the medians "
+        "or |ratio - 1| <= rel_tol"
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def peer_check(fn: Callable[[], Any], n: int = 200, *, blocks: int = 4, warmup: int = 5, rel_tol: float = 0.02,
-               sync: Sync = no_sync, seed: int = 0) -> PeerCheck:
+def peer_check(
+    fn: Callable[[], Any],
+    n: int = 200,
+    *,
+    blocks: int = 4,
+    warmup: int = 5,
+    rel_tol: float = 0.02,
+    sync: Sync = no_sync,
+    seed: int = 0,
+) -> PeerCheck:
     """Time fn() n times with the suite's timer and n times with a plain perf_counter loop."""
     blocks = _checks.count("blocks", blocks, 1)
     n = _checks.count("n", n, blocks, f"time at least one call per block ({blocks} blocks)")
@@ -52,8 +63,17 @@ def peer_check(fn: Callable[[], Any], n: int = 200, *, blocks: int = 4, warmup: 
     plain_s: list[float] = []
     perf_counter = time.perf_counter
     for size in per_block:
-        rep = measure_repeated(fn, min_count=size, max_count=size, min_duration_s=0.0, max_duration_s=3600.0,
-                               warmup_count=0, warmup_s=0.0, cold=False, sync=sync)
+        rep = measure_repeated(
+            fn,
+            min_count=size,
+            max_count=size,
+            min_duration_s=0.0,
+            max_duration_s=3600.0,
+            warmup_count=0,
+            warmup_s=0.0,
+            cold=False,
+            sync=sync,
+        )
         suite_ns.append(rep.samples_ns)
         for _ in range(size):  # the plain loop, deliberately naive
             sync()
@@ -66,7 +86,14 @@ def peer_check(fn: Callable[[], Any], n: int = 200, *, blocks: int = 4, warmup: 
     s50, p50 = suite.p(50), plain.p(50)
     overlap = s50.ci95_low_ms <= p50.ci95_high_ms and p50.ci95_low_ms <= s50.ci95_high_ms
     ratio = s50.value_ms / p50.value_ms if p50.value_ms > 0 else float("nan")
-    return PeerCheck(n=n, suite_median_ms=s50.value_ms, suite_ci95_ms=(s50.ci95_low_ms, s50.ci95_high_ms),
-                     plain_median_ms=p50.value_ms, plain_ci95_ms=(p50.ci95_low_ms, p50.ci95_high_ms), ratio=ratio,
-                     intervals_overlap=bool(overlap), agree=bool(overlap or abs(ratio - 1) <= rel_tol),
-                     rel_tol=rel_tol)
+    return PeerCheck(
+        n=n,
+        suite_median_ms=s50.value_ms,
+        suite_ci95_ms=(s50.ci95_low_ms, s50.ci95_high_ms),
+        plain_median_ms=p50.value_ms,
+        plain_ci95_ms=(p50.ci95_low_ms, p50.ci95_high_ms),
+        ratio=ratio,
+        intervals_overlap=bool(overlap),
+        agree=bool(overlap or abs(ratio - 1) <= rel_tol),
+        rel_tol=rel_tol,
+    )

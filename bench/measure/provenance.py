@@ -5,6 +5,7 @@ The raw hostname is never recorded, only a salted hash, so results can be shared
 identifies the hardware configuration (CPU model, cores, memory, architecture, GPU), not the host, so
 two runs on the same kind of machine compare as such.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -21,10 +22,33 @@ from typing import Any
 import psutil
 
 #: distributions whose versions every result records (distribution names, as pip knows them)
-PACKAGES = ("numpy", "scipy", "torch", "transformers", "onnxruntime", "optimum", "optimum-onnx", "implicit",
-            "sentence-transformers", "recbench")
-_SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile",
-               "amx_bf16", "amx_int8", "asimd", "sve")
+PACKAGES = (
+    "numpy",
+    "scipy",
+    "torch",
+    "transformers",
+    "onnxruntime",
+    "optimum",
+    "optimum-onnx",
+    "implicit",
+    "sentence-transformers",
+    "recbench",
+)
+_SIMD_FLAGS = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx_vnni",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+    "asimd",
+    "sve",
+)
 
 
 def utc_now_iso() -> str:
@@ -38,8 +62,9 @@ def git_version(start: str | Path | None = None) -> dict[str, Any]:
 
     def git(*args: str) -> str | None:
         try:
-            out = subprocess.run(["git", "-C", str(where), *args], capture_output=True, text=True, timeout=10,
-                                 check=False)
+            out = subprocess.run(
+                ["git", "-C", str(where), *args], capture_output=True, text=True, timeout=10, check=False
+            )
         except (OSError, subprocess.SubprocessError):
             return None
         return out.stdout.strip() if out.returncode == 0 else None
@@ -48,8 +73,11 @@ def git_version(start: str | Path | None = None) -> dict[str, Any]:
     if not commit:
         return {"commit": "unknown", "dirty": None, "reason": "not a git checkout (or git unavailable)"}
     status = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit, "dirty": bool(status) if status is not None else None,
-            "branch": git("rev-parse", "--abbrev-ref", "HEAD")}
+    return {
+        "commit": commit,
+        "dirty": bool(status) if status is not None else None,
+        "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
+    }
 
 
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
@@ -75,13 +103,31 @@ def _cpuinfo() -> dict[str, Any]:
                 flags = set(value.split())
     except OSError:
         pass
-    return {"model": model or platform.processor() or "unknown",
-            "simd": [f for f in _SIMD_FLAGS if f in flags], "vector_int8": vector_int8_features(flags)}
+    return {
+        "model": model or platform.processor() or "unknown",
+        "simd": [f for f in _SIMD_FLAGS if f in flags],
+        "vector_int8": vector_int8_features(flags),
+    }
 
 
 #: /proc/cpuinfo flags that decide how fast int8 and half-precision kernels can run on x86 and Arm
-_VECTOR_INT8_FLAGS = ("avx2", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni", "avx512_bf16",
-                      "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16", "asimd", "asimddp", "i8mm", "sve")
+_VECTOR_INT8_FLAGS = (
+    "avx2",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_int8",
+    "amx_bf16",
+    "asimd",
+    "asimddp",
+    "i8mm",
+    "sve",
+)
 
 
 def vector_int8_features(flags: set[str] | frozenset[str]) -> dict[str, Any]:
@@ -89,11 +135,31 @@ def vector_int8_features(flags: set[str] | frozenset[str]) -> dict[str, Any]:
     into int32 in one instruction; without it int8 GEMMs need three; AMX adds tile matrix units)."""
     has = {f: f in flags for f in _VECTOR_INT8_FLAGS}
     vnni = [f for f in ("avx512_vnni", "avx_vnni") if has[f]]
-    best = ("AMX-INT8" if has["amx_int8"] else "AVX512-VNNI" if has["avx512_vnni"] else
-            "AVX-VNNI" if has["avx_vnni"] else "AVX512BW" if has["avx512bw"] else "AVX2" if has["avx2"] else
-            "Arm i8mm" if has["i8mm"] else "Arm dot-product" if has["asimddp"] else "none known")
-    return {"flags": has, "avx2": has["avx2"], "avx512": has["avx512f"], "vnni": vnni, "amx": has["amx_int8"],
-            "best_int8_path": best}
+    best = (
+        "AMX-INT8"
+        if has["amx_int8"]
+        else "AVX512-VNNI"
+        if has["avx512_vnni"]
+        else "AVX-VNNI"
+        if has["avx_vnni"]
+        else "AVX512BW"
+        if has["avx512bw"]
+        else "AVX2"
+        if has["avx2"]
+        else "Arm i8mm"
+        if has["i8mm"]
+        else "Arm dot-product"
+        if has["asimddp"]
+        else "none known"
+    )
+    return {
+        "flags": has,
+        "avx2": has["avx2"],
+        "avx512": has["avx512f"],
+        "vnni": vnni,
+        "amx": has["amx_int8"],
+        "best_int8_path": best,
+    }
 
 
 def _cpu_quota_cores() -> float | None:
@@ -141,12 +207,21 @@ def machine_info() -> dict[str, Any]:
     except (NotImplementedError, OSError, AttributeError):
         pass
     info = {
-        "cpu_model": cpu["model"], "cpu_simd": cpu["simd"], "cpu_vector_int8": cpu["vector_int8"], "cpu_max_mhz": freq,
-        "physical_cores": psutil.cpu_count(logical=False), "logical_cores": psutil.cpu_count(logical=True),
-        "usable_cores": affinity, "cpu_quota_cores": _cpu_quota_cores(),
-        "memory_total_bytes": int(psutil.virtual_memory().total), "arch": platform.machine(),
-        "os": platform.system(), "os_release": platform.release(), "platform": platform.platform(),
-        "gpus": _gpus(), "hostname_sha256_16": hostname_hash(),
+        "cpu_model": cpu["model"],
+        "cpu_simd": cpu["simd"],
+        "cpu_vector_int8": cpu["vector_int8"],
+        "cpu_max_mhz": freq,
+        "physical_cores": psutil.cpu_count(logical=False),
+        "logical_cores": psutil.cpu_count(logical=True),
+        "usable_cores": affinity,
+        "cpu_quota_cores": _cpu_quota_cores(),
+        "memory_total_bytes": int(psutil.virtual_memory().total),
+        "arch": platform.machine(),
+        "os": platform.system(),
+        "os_release": platform.release(),
+        "platform": platform.platform(),
+        "gpus": _gpus(),
+        "hostname_sha256_16": hostname_hash(),
     }
     info["machine_fingerprint"] = machine_fingerprint(info)
     return info
@@ -156,10 +231,21 @@ def machine_fingerprint(info: dict[str, Any] | None = None) -> str:
     """Hash of the hardware configuration: CPU model and SIMD flags, core counts, memory (GiB, rounded), arch,
     OS, GPUs. The hostname is deliberately left out: same hardware, same fingerprint."""
     info = info or machine_info()
-    key = "|".join(str(x) for x in (info["cpu_model"], ",".join(info["cpu_simd"]), info["physical_cores"],
-                                    info["logical_cores"], info["usable_cores"], info["cpu_quota_cores"],
-                                    round(info["memory_total_bytes"] / 2**30), info["arch"], info["os"],
-                                    ",".join(info["gpus"])))
+    key = "|".join(
+        str(x)
+        for x in (
+            info["cpu_model"],
+            ",".join(info["cpu_simd"]),
+            info["physical_cores"],
+            info["logical_cores"],
+            info["usable_cores"],
+            info["cpu_quota_cores"],
+            round(info["memory_total_bytes"] / 2**30),
+            info["arch"],
+            info["os"],
+            ",".join(info["gpus"]),
+        )
+    )
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 

@@ -15,6 +15,7 @@ median rep is depressed by other processes, and a work rate above a "peak" would
 under-measured, not that the work beat the hardware. The bandwidth is the level the work's working set
 lives in: the in-cache copy rate when it fits in half the last-level cache, else the large-array rate.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,9 +49,16 @@ class Roofline:
         return asdict(self)
 
 
-def roofline(flops_per_request: float, bytes_per_request: float, requests_per_s: float,
-             peak_flops_per_s: float | None, bandwidth_bytes_per_s: float | None, *, peak_source: str = "",
-             bandwidth_level: str = "memory") -> Roofline | None:
+def roofline(
+    flops_per_request: float,
+    bytes_per_request: float,
+    requests_per_s: float,
+    peak_flops_per_s: float | None,
+    bandwidth_bytes_per_s: float | None,
+    *,
+    peak_source: str = "",
+    bandwidth_level: str = "memory",
+) -> Roofline | None:
     """Classify and score one piece of work; None when neither limit can be stated (no bytes, no peak)."""
     flops = max(float(flops_per_request or 0.0), 0.0)
     nbytes = max(float(bytes_per_request or 0.0), 0.0)
@@ -68,16 +76,28 @@ def roofline(flops_per_request: float, bytes_per_request: float, requests_per_s:
         bound, attainable, achieved = "compute", peak, achieved_flops
     else:
         return None
-    return Roofline(flops_per_request=flops, bytes_per_request=nbytes, arithmetic_intensity=ai,
-                    peak_flops_per_s=peak, peak_source=peak_source, bandwidth_bytes_per_s=bw,
-                    bandwidth_level=bandwidth_level, machine_balance=balance, bound=bound,
-                    attainable_per_s=attainable, achieved_per_s=achieved, achieved_flops_per_s=achieved_flops,
-                    achieved_bytes_per_s=achieved_bytes, pct_of_bound=100.0 * achieved / attainable,
-                    pct_of_peak=100.0 * achieved_flops / peak if peak and flops > 0 else None)
+    return Roofline(
+        flops_per_request=flops,
+        bytes_per_request=nbytes,
+        arithmetic_intensity=ai,
+        peak_flops_per_s=peak,
+        peak_source=peak_source,
+        bandwidth_bytes_per_s=bw,
+        bandwidth_level=bandwidth_level,
+        machine_balance=balance,
+        bound=bound,
+        attainable_per_s=attainable,
+        achieved_per_s=achieved,
+        achieved_flops_per_s=achieved_flops,
+        achieved_bytes_per_s=achieved_bytes,
+        pct_of_bound=100.0 * achieved / attainable,
+        pct_of_peak=100.0 * achieved_flops / peak if peak and flops > 0 else None,
+    )
 
 
-def peak_for(machine: dict[str, Any], precision: str, runtime: str = "", device: str = "cpu"
-             ) -> tuple[float | None, str]:
+def peak_for(
+    machine: dict[str, Any], precision: str, runtime: str = "", device: str = "cpu"
+) -> tuple[float | None, str]:
     """(peak FLOP/s, where it came from) for work of `precision` run by `runtime` on `device`.
 
     Never falls back to another precision's peak: an int8 cell measured against the fp32 GEMM is how a
@@ -94,8 +114,11 @@ def peak_for(machine: dict[str, Any], precision: str, runtime: str = "", device:
     if precision == "fp32":
         gemm = machine.get("peak_gemm") or {}
         value = gemm.get("gflops_max") or gemm.get("gflops")
-        return (float(value) * 1e9, f"fp32 GEMM, {gemm.get('backend', '?')} (best rep)") if value else \
-            (None, "no fp32 GEMM peak measured")
+        return (
+            (float(value) * 1e9, f"fp32 GEMM, {gemm.get('backend', '?')} (best rep)")
+            if value
+            else (None, "no fp32 GEMM peak measured")
+        )
     if precision == "int8":
         int8 = (machine.get("peak_int8") or {}).get("by_runtime") or {}
         entry = int8.get(runtime) if runtime in int8 else None
@@ -138,7 +161,7 @@ def last_level_cache_bytes() -> int | None:
 
 
 def _parse_size(text: str) -> int | None:
-    units = {"K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3}
     text = text.strip().upper()
     try:
         if text and text[-1] in units:

@@ -3,6 +3,7 @@
 It lives here, at the bottom of the package, so that `bench.measure` needs nothing above it: `bench.results`
 re-exports it as part of the results schema.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

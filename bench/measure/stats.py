@@ -16,6 +16,7 @@ that differ by less than the spread cannot be told apart without the intervals.
 Bootstrap: percentile bootstrap with `n_resamples` (default 1000) resamples from a seeded numpy Generator,
 vectorised (see `bootstrap` for how percentiles are resampled exactly at O(n_resamples) cost).
 """
+
 from __future__ import annotations
 
 import math
@@ -115,13 +116,21 @@ class TimingSummary:
         out: dict[str, Any] = {"name": self.name, "unit": "ms", "n": self.n}
         for key, pct in self.percentiles.items():
             out[f"{key}_ms"] = _finite(pct.value_ms)
-        out.update(mean_ms=_finite(self.mean_ms), mean_ci95_ms=[_finite(v) for v in self.mean_ci95_ms],
-                   std_ms=_finite(self.std_ms), cv=_finite(self.cv), min_ms=_finite(self.min_ms),
-                   max_ms=_finite(self.max_ms), cold_first_ms=_finite(self.cold_first_ms),
-                   percentiles={k: {kk: _finite(vv) if isinstance(vv, float) else vv for kk, vv in asdict(v).items()}
-                                for k, v in self.percentiles.items()},
-                   flags=list(self.flags), bootstrap={"method": "percentile", "n_resamples": self.n_resamples,
-                                                      "seed": self.seed})
+        out.update(
+            mean_ms=_finite(self.mean_ms),
+            mean_ci95_ms=[_finite(v) for v in self.mean_ci95_ms],
+            std_ms=_finite(self.std_ms),
+            cv=_finite(self.cv),
+            min_ms=_finite(self.min_ms),
+            max_ms=_finite(self.max_ms),
+            cold_first_ms=_finite(self.cold_first_ms),
+            percentiles={
+                k: {kk: _finite(vv) if isinstance(vv, float) else vv for kk, vv in asdict(v).items()}
+                for k, v in self.percentiles.items()
+            },
+            flags=list(self.flags),
+            bootstrap={"method": "percentile", "n_resamples": self.n_resamples, "seed": self.seed},
+        )
         if include_samples:
             out["samples_ms"] = list(self.samples_ms)
         return out
@@ -129,29 +138,53 @@ class TimingSummary:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TimingSummary:
         """Inverse of to_dict (JSON nulls come back as NaN)."""
+
         def num(v: Any) -> float:
             return float("nan") if v is None else float(v)
 
         try:
-            pcts = {k: Percentile(percentile=num(v["percentile"]), value_ms=num(v["value_ms"]),
-                                  ci95_low_ms=num(v["ci95_low_ms"]), ci95_high_ms=num(v["ci95_high_ms"]),
-                                  n=int(v["n"]), min_n=int(v["min_n"]), flag=v.get("flag") or "")
-                    for k, v in data["percentiles"].items()}
+            pcts = {
+                k: Percentile(
+                    percentile=num(v["percentile"]),
+                    value_ms=num(v["value_ms"]),
+                    ci95_low_ms=num(v["ci95_low_ms"]),
+                    ci95_high_ms=num(v["ci95_high_ms"]),
+                    n=int(v["n"]),
+                    min_n=int(v["min_n"]),
+                    flag=v.get("flag") or "",
+                )
+                for k, v in data["percentiles"].items()
+            }
             boot = data.get("bootstrap", {})
-            return cls(n=int(data["n"]), mean_ms=num(data["mean_ms"]),
-                       mean_ci95_ms=tuple(num(v) for v in data["mean_ci95_ms"]),  # type: ignore[arg-type]
-                       std_ms=num(data["std_ms"]), cv=num(data["cv"]), min_ms=num(data["min_ms"]),
-                       max_ms=num(data["max_ms"]), percentiles=pcts, flags=list(data.get("flags", [])),
-                       samples_ms=list(data.get("samples_ms", [])),
-                       cold_first_ms=None if data.get("cold_first_ms") is None else float(data["cold_first_ms"]),
-                       name=data.get("name", ""), n_resamples=int(boot.get("n_resamples", N_RESAMPLES)),
-                       seed=int(boot.get("seed", 0)))
+            return cls(
+                n=int(data["n"]),
+                mean_ms=num(data["mean_ms"]),
+                mean_ci95_ms=tuple(num(v) for v in data["mean_ci95_ms"]),  # type: ignore[arg-type]
+                std_ms=num(data["std_ms"]),
+                cv=num(data["cv"]),
+                min_ms=num(data["min_ms"]),
+                max_ms=num(data["max_ms"]),
+                percentiles=pcts,
+                flags=list(data.get("flags", [])),
+                samples_ms=list(data.get("samples_ms", [])),
+                cold_first_ms=None if data.get("cold_first_ms") is None else float(data["cold_first_ms"]),
+                name=data.get("name", ""),
+                n_resamples=int(boot.get("n_resamples", N_RESAMPLES)),
+                seed=int(boot.get("seed", 0)),
+            )
         except (KeyError, TypeError, ValueError) as exc:
-            raise BenchError(f"malformed timing summary ({exc.__class__.__name__}: {exc}); "
-                             "re-run `recbench run` to produce a valid results file") from None
+            raise BenchError(
+                f"malformed timing summary ({exc.__class__.__name__}: {exc}); "
+                "re-run `recbench run` to produce a valid results file"
+            ) from None
 
-    def metric_rows(self, prefix: str = "latency", unit: str = "ms", load: str = "",
-                    include: Sequence[str] = ("p50", "p90", "p95", "p99", "mean")) -> list[MetricRow]:
+    def metric_rows(
+        self,
+        prefix: str = "latency",
+        unit: str = "ms",
+        load: str = "",
+        include: Sequence[str] = ("p50", "p90", "p95", "p99", "mean"),
+    ) -> list[MetricRow]:
         return metric_rows(self, prefix=prefix, unit=unit, load=load, include=include)
 
 
@@ -168,8 +201,9 @@ def to_ms(samples: Iterable[float] | np.ndarray, unit: str) -> np.ndarray:
     return np.asarray(samples, dtype=np.float64) * _TO_MS[unit]
 
 
-def bootstrap(samples: np.ndarray, percentiles: Sequence[float], n_resamples: int = N_RESAMPLES,
-              seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def bootstrap(
+    samples: np.ndarray, percentiles: Sequence[float], n_resamples: int = N_RESAMPLES, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Percentile-bootstrap 95% intervals for the given percentiles and for the mean.
 
     Returns (pct_ci, mean_ci): pct_ci has shape (len(percentiles), 2), mean_ci shape (2,).
@@ -205,7 +239,7 @@ def bootstrap(samples: np.ndarray, percentiles: Sequence[float], n_resamples: in
         rows = max(1, _CHUNK_ELEMENTS // max(n, 1))
         for start in range(0, n_resamples, rows):  # chunks of resamples, never a loop over samples
             b = min(rows, n_resamples - start)
-            means[start:start + b] = x[rng.integers(0, n, size=(b, n), dtype=np.int64)].mean(axis=1)
+            means[start : start + b] = x[rng.integers(0, n, size=(b, n), dtype=np.int64)].mean(axis=1)
         mean_ci = np.percentile(means, [2.5, 97.5])
     else:
         half = 1.959964 * x.std(ddof=1) / math.sqrt(n)
@@ -213,10 +247,19 @@ def bootstrap(samples: np.ndarray, percentiles: Sequence[float], n_resamples: in
     return pct_ci, mean_ci
 
 
-def summarize(samples: Iterable[float] | np.ndarray, *, unit: str, name: str = "",
-              percentiles: Sequence[float] = DEFAULT_PERCENTILES, n_resamples: int = N_RESAMPLES, seed: int = 0,
-              min_tail: int = MIN_TAIL_SAMPLES, noisy_cv: float | None = NOISY_CV,
-              cold_first: float | None = None, keep_samples: bool = True) -> TimingSummary:
+def summarize(
+    samples: Iterable[float] | np.ndarray,
+    *,
+    unit: str,
+    name: str = "",
+    percentiles: Sequence[float] = DEFAULT_PERCENTILES,
+    n_resamples: int = N_RESAMPLES,
+    seed: int = 0,
+    min_tail: int = MIN_TAIL_SAMPLES,
+    noisy_cv: float | None = NOISY_CV,
+    cold_first: float | None = None,
+    keep_samples: bool = True,
+) -> TimingSummary:
     """Summarise timing samples given in `unit` ("ns", "us", "ms" or "s"); everything returned is in ms.
 
     `cold_first` (same unit) is the first, cold call, reported apart and never mixed into the samples.
@@ -224,11 +267,15 @@ def summarize(samples: Iterable[float] | np.ndarray, *, unit: str, name: str = "
     """
     x = to_ms(samples, unit).ravel()
     if x.size == 0:
-        raise BenchError(f"no timing samples to summarise{f' for {name}' if name else ''}; "
-                         "raise min_count / min_duration_s so at least one call is timed")
+        raise BenchError(
+            f"no timing samples to summarise{f' for {name}' if name else ''}; "
+            "raise min_count / min_duration_s so at least one call is timed"
+        )
     if not np.all(np.isfinite(x)):
-        raise BenchError(f"timing samples{f' for {name}' if name else ''} contain NaN or infinity; "
-                         "check the clock or the values passed to summarize()")
+        raise BenchError(
+            f"timing samples{f' for {name}' if name else ''} contain NaN or infinity; "
+            "check the clock or the values passed to summarize()"
+        )
     if n_resamples < 1:
         raise ConfigError(f"n_resamples must be >= 1, got {n_resamples}; use about 1000")
     for pc in percentiles:
@@ -250,22 +297,47 @@ def summarize(samples: Iterable[float] | np.ndarray, *, unit: str, name: str = "
         flag = "" if n >= need else f"n={n}<{need}: {key} unreliable (fewer than {min_tail} samples above it)"
         if flag:
             flags.append(flag)
-        out[key] = Percentile(percentile=pc, value_ms=float(value), ci95_low_ms=float(lo), ci95_high_ms=float(hi),
-                              n=n, min_n=need, flag=flag)
+        out[key] = Percentile(
+            percentile=pc,
+            value_ms=float(value),
+            ci95_low_ms=float(lo),
+            ci95_high_ms=float(hi),
+            n=n,
+            min_n=need,
+            flag=flag,
+        )
     if noisy_cv is not None and math.isfinite(cv) and cv > noisy_cv:
         flags.append(f"noisy: cv={cv:.2f}>{noisy_cv:g}")
     cold_ms = None if cold_first is None else float(to_ms([cold_first], unit)[0])
-    return TimingSummary(n=n, mean_ms=mean, mean_ci95_ms=(float(mean_ci[0]), float(mean_ci[1])), std_ms=std, cv=cv,
-                         min_ms=float(x.min()), max_ms=float(x.max()), percentiles=out, flags=flags,
-                         samples_ms=np.round(x, 6).tolist() if keep_samples else [], cold_first_ms=cold_ms,
-                         name=name, n_resamples=n_resamples, seed=seed)
+    return TimingSummary(
+        n=n,
+        mean_ms=mean,
+        mean_ci95_ms=(float(mean_ci[0]), float(mean_ci[1])),
+        std_ms=std,
+        cv=cv,
+        min_ms=float(x.min()),
+        max_ms=float(x.max()),
+        percentiles=out,
+        flags=flags,
+        samples_ms=np.round(x, 6).tolist() if keep_samples else [],
+        cold_first_ms=cold_ms,
+        name=name,
+        n_resamples=n_resamples,
+        seed=seed,
+    )
 
 
 _ROW_SCALE = {"ms": 1.0, "s": 1e-3, "us": 1e3, "ns": 1e6}
 
 
-def metric_rows(summary: TimingSummary, *, prefix: str = "latency", unit: str = "ms", load: str = "",
-                include: Sequence[str] = ("p50", "p90", "p95", "p99", "mean")) -> list[MetricRow]:
+def metric_rows(
+    summary: TimingSummary,
+    *,
+    prefix: str = "latency",
+    unit: str = "ms",
+    load: str = "",
+    include: Sequence[str] = ("p50", "p90", "p95", "p99", "mean"),
+) -> list[MetricRow]:
     """Result rows `{prefix}_p50_{unit}` ... `{prefix}_mean_{unit}` with n, 95% interval and flag.
 
     A percentile row carries its own trust flag; the noise flag (cv too high) is appended to every row,
@@ -283,12 +355,27 @@ def metric_rows(summary: TimingSummary, *, prefix: str = "latency", unit: str = 
             pct = summary.percentiles[key]
             value, lo, hi, own = pct.value_ms, pct.ci95_low_ms, pct.ci95_high_ms, pct.flag
         else:
-            raise ConfigError(f"metric row {key!r} not in the summary (has {', '.join(summary.percentiles)}, mean); "
-                              "compute it with summarize(percentiles=...)")
+            raise ConfigError(
+                f"metric row {key!r} not in the summary (has {', '.join(summary.percentiles)}, mean); "
+                "compute it with summarize(percentiles=...)"
+            )
         flag = "; ".join(f for f in [own, *noise] if f)
-        rows.append(MetricRow(metric=f"{prefix}_{key}_{unit}", value=value * scale, unit=unit, load=load,
-                              n=summary.n, ci95_low=lo * scale, ci95_high=hi * scale, flag=flag))
+        rows.append(
+            MetricRow(
+                metric=f"{prefix}_{key}_{unit}",
+                value=value * scale,
+                unit=unit,
+                load=load,
+                n=summary.n,
+                ci95_low=lo * scale,
+                ci95_high=hi * scale,
+                flag=flag,
+            )
+        )
     if summary.cold_first_ms is not None:
-        rows.append(MetricRow(metric=f"{prefix}_cold_first_{unit}", value=summary.cold_first_ms * scale, unit=unit,
-                              load=load, n=1))  # one observation, a fact rather than an estimate: n=1 says so
+        rows.append(
+            MetricRow(
+                metric=f"{prefix}_cold_first_{unit}", value=summary.cold_first_ms * scale, unit=unit, load=load, n=1
+            )
+        )  # one observation, a fact rather than an estimate: n=1 says so
     return rows

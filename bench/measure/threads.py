@@ -11,6 +11,7 @@ from the record).
 torch is never imported by this module unless asked (`torch=True`): importing it costs seconds and
 hundreds of MB of RSS, which a classic-CF cell must not pay.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -21,8 +22,14 @@ from typing import Any
 
 from bench.measure import _checks
 
-THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
-                   "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+THREAD_ENV_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
 #: keeps the threadpoolctl limiter alive for the process lifetime
 _limiter: Any = None
 
@@ -36,9 +43,11 @@ def pin_threads(n: int, *, torch: bool | None = None, interop: int | None = 1) -
     """
     global _limiter
     n = _checks.count("threads", n, 1, "use 1 or more threads per cell")
-    record: dict[str, Any] = {"threads": n, "logical_cpus": os.cpu_count(),
-                              "already_imported": sorted(m for m in ("numpy", "scipy", "torch", "onnxruntime")
-                                                         if m in sys.modules)}
+    record: dict[str, Any] = {
+        "threads": n,
+        "logical_cpus": os.cpu_count(),
+        "already_imported": sorted(m for m in ("numpy", "scipy", "torch", "onnxruntime") if m in sys.modules),
+    }
     try:
         record["affinity_cpus"] = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -55,8 +64,10 @@ def pin_threads(n: int, *, torch: bool | None = None, interop: int | None = 1) -
         record["threadpoolctl"] = "not installed: only environment variables set"
     else:
         _limiter = threadpoolctl.threadpool_limits(limits=n)
-        record["threadpoolctl"] = [{"api": p.get("internal_api"), "prefix": p.get("prefix"),
-                                    "num_threads": p.get("num_threads")} for p in threadpoolctl.threadpool_info()]
+        record["threadpoolctl"] = [
+            {"api": p.get("internal_api"), "prefix": p.get("prefix"), "num_threads": p.get("num_threads")}
+            for p in threadpoolctl.threadpool_info()
+        ]
 
     use_torch = "torch" in sys.modules if torch is None else torch
     _torch: Any = None

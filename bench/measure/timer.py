@@ -8,6 +8,7 @@
   and a minimum duration are reached, or a cap (maximum count or duration) is hit.
 - Producing the call's input (e.g. picking the next batch of user ids) happens outside the timed region.
 """
+
 from __future__ import annotations
 
 import time
@@ -40,11 +41,14 @@ def make_sync(device: str = "cpu") -> Sync:
         try:
             import torch  # noqa: PLC0415 - only CUDA cells need torch here
         except ImportError:
-            raise ConfigError(f"device {device!r} needs torch with CUDA, and torch is not installed; "
-                              "install a CUDA build of torch or use --device cpu") from None
+            raise ConfigError(
+                f"device {device!r} needs torch with CUDA, and torch is not installed; "
+                "install a CUDA build of torch or use --device cpu"
+            ) from None
         if not torch.cuda.is_available():
-            raise ConfigError(f"device {device!r} requested but torch.cuda.is_available() is False on this machine; "
-                              "use --device cpu")
+            raise ConfigError(
+                f"device {device!r} requested but torch.cuda.is_available() is False on this machine; use --device cpu"
+            )
         dev = torch.device(device)
 
         def cuda_sync() -> None:
@@ -112,23 +116,27 @@ class StopRule:
         self.min_count = _checks.count("min_count", self.min_count, 1)
         self.max_count = _checks.count("max_count", self.max_count, 1)
         self.min_duration_s = _checks.non_negative("min_duration_s", self.min_duration_s)
-        self.max_duration_s = _checks.positive("max_duration_s", self.max_duration_s,
-                                               "give the timing loop a time cap in seconds")
+        self.max_duration_s = _checks.positive(
+            "max_duration_s", self.max_duration_s, "give the timing loop a time cap in seconds"
+        )
         self.warmup_count = _checks.count("warmup_count", self.warmup_count, 0)
         self.warmup_s = _checks.non_negative("warmup_s", self.warmup_s)
         if self.min_count > self.max_count:
-            raise ConfigError(f"min_count ({self.min_count}) exceeds max_count ({self.max_count}); "
-                              "raise max_count or lower min_count")
+            raise ConfigError(
+                f"min_count ({self.min_count}) exceeds max_count ({self.max_count}); raise max_count or lower min_count"
+            )
         if self.min_duration_s > self.max_duration_s:
-            raise ConfigError(f"min_duration_s ({self.min_duration_s:g}) exceeds max_duration_s "
-                              f"({self.max_duration_s:g}); raise max_duration_s or lower min_duration_s")
+            raise ConfigError(
+                f"min_duration_s ({self.min_duration_s:g}) exceeds max_duration_s "
+                f"({self.max_duration_s:g}); raise max_duration_s or lower min_duration_s"
+            )
 
 
 @dataclass
 class ProgressEvent:
-    phase: str          # "warmup" or "measure"
-    done: int           # calls completed in this phase
-    elapsed_s: float    # seconds spent in this phase
+    phase: str  # "warmup" or "measure"
+    done: int  # calls completed in this phase
+    elapsed_s: float  # seconds spent in this phase
     message: str = ""
 
 
@@ -144,7 +152,7 @@ class RepeatedTiming:
     warmup_count: int
     warmup_s: float
     measure_s: float
-    stopped_by: str                   # "min_count+min_duration", "max_count" or "max_duration"
+    stopped_by: str  # "min_count+min_duration", "max_count" or "max_duration"
     rule: StopRule = field(default_factory=StopRule)
 
     @property
@@ -156,25 +164,44 @@ class RepeatedTiming:
         flagged when a cap cut measurement short of its minimums."""
         s = summarize(self.samples_ns, unit="ns", name=name, cold_first=self.cold_first_ns, **kwargs)
         if self.stopped_by != "min_count+min_duration" and (
-                self.n < self.rule.min_count or self.measure_s < self.rule.min_duration_s):
-            s.flags.append(f"stopped by {self.stopped_by} before min_count={self.rule.min_count} and "
-                           f"min_duration_s={self.rule.min_duration_s:g} were both reached")
+            self.n < self.rule.min_count or self.measure_s < self.rule.min_duration_s
+        ):
+            s.flags.append(
+                f"stopped by {self.stopped_by} before min_count={self.rule.min_count} and "
+                f"min_duration_s={self.rule.min_duration_s:g} were both reached"
+            )
         return s
 
     def to_dict(self) -> dict[str, Any]:
-        return {"n": self.n, "cold_first_ns": self.cold_first_ns, "warmup_count": self.warmup_count,
-                "warmup_s": self.warmup_s, "measure_s": self.measure_s, "stopped_by": self.stopped_by,
-                "rule": vars(self.rule).copy()}
+        return {
+            "n": self.n,
+            "cold_first_ns": self.cold_first_ns,
+            "warmup_count": self.warmup_count,
+            "warmup_s": self.warmup_s,
+            "measure_s": self.measure_s,
+            "stopped_by": self.stopped_by,
+            "rule": vars(self.rule).copy(),
+        }
 
 
 _PROGRESS_EVERY_NS = 250_000_000
 
 
-def measure_repeated(fn: Callable[..., Any], *, min_count: int = 100, min_duration_s: float = 1.0,
-                     max_count: int = 100_000, max_duration_s: float = 30.0, warmup_count: int = 5,
-                     warmup_s: float = 0.2, make_input: Callable[[int], Any] | None = None, sync: Sync = no_sync,
-                     cold: bool = True, progress: Progress | None = None,
-                     clock: Clock = REAL_CLOCK) -> RepeatedTiming:
+def measure_repeated(
+    fn: Callable[..., Any],
+    *,
+    min_count: int = 100,
+    min_duration_s: float = 1.0,
+    max_count: int = 100_000,
+    max_duration_s: float = 30.0,
+    warmup_count: int = 5,
+    warmup_s: float = 0.2,
+    make_input: Callable[[int], Any] | None = None,
+    sync: Sync = no_sync,
+    cold: bool = True,
+    progress: Progress | None = None,
+    clock: Clock = REAL_CLOCK,
+) -> RepeatedTiming:
     """Time `fn` repeatedly.
 
     fn: called as fn() or, with `make_input`, as fn(make_input(i)) where i counts every call made (cold,
@@ -183,8 +210,14 @@ def measure_repeated(fn: Callable[..., Any], *, min_count: int = 100, min_durati
         this callable already ran in this process (e.g. the second batch size of a sweep).
     Stop rule: see StopRule. The rule is validated before any call is made.
     """
-    rule = StopRule(min_count=min_count, min_duration_s=min_duration_s, max_count=max_count,
-                    max_duration_s=max_duration_s, warmup_count=warmup_count, warmup_s=warmup_s)
+    rule = StopRule(
+        min_count=min_count,
+        min_duration_s=min_duration_s,
+        max_count=max_count,
+        max_duration_s=max_duration_s,
+        warmup_count=warmup_count,
+        warmup_s=warmup_s,
+    )
     now = clock.now_ns
     call_index = 0
 
@@ -256,6 +289,12 @@ def measure_repeated(fn: Callable[..., Any], *, min_count: int = 100, min_durati
     measure_s = (now() - start) / 1e9
     if progress is not None:
         progress(ProgressEvent("measure", len(samples), measure_s, f"done ({stopped_by})"))
-    return RepeatedTiming(samples_ns=np.asarray(samples, dtype=np.int64), cold_first_ns=cold_first_ns,
-                          warmup_count=warm_done, warmup_s=warmup_elapsed_s, measure_s=measure_s,
-                          stopped_by=stopped_by, rule=rule)
+    return RepeatedTiming(
+        samples_ns=np.asarray(samples, dtype=np.int64),
+        cold_first_ns=cold_first_ns,
+        warmup_count=warm_done,
+        warmup_s=warmup_elapsed_s,
+        measure_s=measure_s,
+        stopped_by=stopped_by,
+        rule=rule,
+    )

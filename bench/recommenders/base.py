@@ -2,6 +2,7 @@
 
 `recommenders/` knows nothing of measurement or reports: it fits, scores and ranks.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -18,8 +19,17 @@ from bench.errors import ConfigError
 from bench.recommenders.context import RunContext, TakesRunContext
 from bench.work import RequestWork
 
-__all__ = ["Recommender", "ScoringRecommender", "TopK", "RunContext", "PER_REQUEST", "check_k", "mask_seen",
-           "top_k", "top_k_indices"]
+__all__ = [
+    "Recommender",
+    "ScoringRecommender",
+    "TopK",
+    "RunContext",
+    "PER_REQUEST",
+    "check_k",
+    "mask_seen",
+    "top_k",
+    "top_k_indices",
+]
 
 #: the `load` of an extra measurement timed one request at a time, back to back: the cell files such figures
 #: under the single-stream load (recommenders know no load by name)
@@ -75,8 +85,9 @@ class Recommender(TakesRunContext, ABC):
         """Identifies "the same model" for the quality gate across variants; None: not gated."""
         return None
 
-    def extra_measurements(self, users: np.ndarray, k: int, exclude: sp.csr_matrix | None = None
-                           ) -> list[dict[str, Any]]:
+    def extra_measurements(
+        self, users: np.ndarray, k: int, exclude: sp.csr_matrix | None = None
+    ) -> list[dict[str, Any]]:
         """Figures only the recommender can time, from inside a call (e.g. a decoder's time to first token).
 
         Each dict is either timing samples, `{"metric": prefix, "samples_ms": [...], "load": ..., "unit_of_work":
@@ -91,8 +102,7 @@ class Recommender(TakesRunContext, ABC):
         self.n_items = 0
 
     @abstractmethod
-    def fit(self, train: TrainSet) -> Recommender:
-        ...
+    def fit(self, train: TrainSet) -> Recommender: ...
 
     @abstractmethod
     def recommend(self, users: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> TopK:
@@ -153,8 +163,7 @@ class ScoringRecommender(Recommender):
     """
 
     @abstractmethod
-    def score(self, users: np.ndarray) -> np.ndarray:
-        ...
+    def score(self, users: np.ndarray) -> np.ndarray: ...
 
     def recommend(self, users: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> TopK:
         users = np.asarray(users, dtype=np.int64)

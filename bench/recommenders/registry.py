@@ -3,6 +3,7 @@ package, one `register(Entry(...))` call in a plugin module (see bench.plugins).
 
 Factories import lazily so that running classic CF never imports torch.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -33,8 +34,10 @@ class Entry:
     def check_params(self, params: dict[str, Any]) -> None:
         unknown = sorted(set(params) - set(self.parameters()))
         if unknown:
-            raise ConfigError(f"recommender {self.name!r} has no parameter {', '.join(map(repr, unknown))}: "
-                              f"its parameters are {', '.join(self.parameters()) or '(none)'}")
+            raise ConfigError(
+                f"recommender {self.name!r} has no parameter {', '.join(map(repr, unknown))}: "
+                f"its parameters are {', '.join(self.parameters()) or '(none)'}"
+            )
 
     def build(self, **params: Any) -> Any:
         self.check_params(params)
@@ -46,31 +49,66 @@ class Entry:
         return build_in_context(self.cls(), params, context)
 
 
-REGISTRY: dict[str, Entry] = {e.name: e for e in [
-    Entry("pop", "bench.recommenders.classic.pop:Pop", "classic", "most popular unseen items"),
-    Entry("itemknn", "bench.recommenders.classic.itemknn:ItemKNN", "classic", "item-item cosine, k neighbours"),
-    Entry("userknn", "bench.recommenders.classic.userknn:UserKNN", "classic", "user-user cosine, k neighbours"),
-    Entry("biasedmf", "bench.recommenders.classic.biasedmf:BiasedMF", "classic",
-          "mu + b_u + b_i + p_u.q_i, trained on ratings (MSE)"),
-    Entry("ease", "bench.recommenders.classic.ease:EASE", "classic", "EASE^R closed form, lambda"),
-    Entry("ials", "bench.recommenders.classic.ials:IALS", "classic", "implicit ALS via the `implicit` library"),
-    Entry("llm-two-tower", "bench.recommenders.llm.two_tower:TwoTower", "llm",
-          "user-profile and item-text towers, similarity top-k"),
-    Entry("llm-pairwise", "bench.recommenders.llm.pairwise:Pairwise", "llm",
-          "the article's BERT two-tower rating model (MSE), naive or cached execution"),
-    Entry("llm-rerank", "bench.recommenders.llm.rerank:Rerank", "llm",
-          "classic retrieval of top N, cross-encoder re-ranking"),
-    Entry("llm-hybrid", "bench.recommenders.llm.hybrid:Hybrid", "llm",
-          "CF (EASE) for items with history, the two-tower language model for cold items"),
-    Entry("llm-explain", "bench.recommenders.llm.explain:Explain", "llm",
-          "classic retrieval of top k, then a decoder generates a fixed-length explanation per list"),
-    Entry("llm-generative", "bench.recommenders.generative.trained:TrainedGenerative", "llm",
-          "a small causal transformer trained here on item sequences: next item over the whole catalogue"),
-    Entry("llm-decoder-rank", "bench.recommenders.generative.rank:DecoderRank", "llm",
-          "classic retrieval of N candidates, a decoder LLM ranks them (pointwise, shared-prefix or listwise)"),
-    # a measurement probe, not a test double: production scenarios time the harness with it
-    Entry("noop", "bench.recommenders.probe:NoOp", "test", "does nothing: measures the harness itself"),
-]}
+REGISTRY: dict[str, Entry] = {
+    e.name: e
+    for e in [
+        Entry("pop", "bench.recommenders.classic.pop:Pop", "classic", "most popular unseen items"),
+        Entry("itemknn", "bench.recommenders.classic.itemknn:ItemKNN", "classic", "item-item cosine, k neighbours"),
+        Entry("userknn", "bench.recommenders.classic.userknn:UserKNN", "classic", "user-user cosine, k neighbours"),
+        Entry(
+            "biasedmf",
+            "bench.recommenders.classic.biasedmf:BiasedMF",
+            "classic",
+            "mu + b_u + b_i + p_u.q_i, trained on ratings (MSE)",
+        ),
+        Entry("ease", "bench.recommenders.classic.ease:EASE", "classic", "EASE^R closed form, lambda"),
+        Entry("ials", "bench.recommenders.classic.ials:IALS", "classic", "implicit ALS via the `implicit` library"),
+        Entry(
+            "llm-two-tower",
+            "bench.recommenders.llm.two_tower:TwoTower",
+            "llm",
+            "user-profile and item-text towers, similarity top-k",
+        ),
+        Entry(
+            "llm-pairwise",
+            "bench.recommenders.llm.pairwise:Pairwise",
+            "llm",
+            "the article's BERT two-tower rating model (MSE), naive or cached execution",
+        ),
+        Entry(
+            "llm-rerank",
+            "bench.recommenders.llm.rerank:Rerank",
+            "llm",
+            "classic retrieval of top N, cross-encoder re-ranking",
+        ),
+        Entry(
+            "llm-hybrid",
+            "bench.recommenders.llm.hybrid:Hybrid",
+            "llm",
+            "CF (EASE) for items with history, the two-tower language model for cold items",
+        ),
+        Entry(
+            "llm-explain",
+            "bench.recommenders.llm.explain:Explain",
+            "llm",
+            "classic retrieval of top k, then a decoder generates a fixed-length explanation per list",
+        ),
+        Entry(
+            "llm-generative",
+            "bench.recommenders.generative.trained:TrainedGenerative",
+            "llm",
+            "a small causal transformer trained here on item sequences: next item over the whole catalogue",
+        ),
+        Entry(
+            "llm-decoder-rank",
+            "bench.recommenders.generative.rank:DecoderRank",
+            "llm",
+            "classic retrieval of N candidates, a decoder LLM ranks them (pointwise, shared-prefix or listwise)",
+        ),
+        # a measurement probe, not a test double: production scenarios time the harness with it
+        Entry("noop", "bench.recommenders.probe:NoOp", "test", "does nothing: measures the harness itself"),
+    ]
+}
 
 
 def register(entry: Entry) -> Entry:

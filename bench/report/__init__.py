@@ -6,6 +6,7 @@ Writes into out_dir: index.html (inline CSS, charts as base64 data URIs: opens f
 the chart PNGs, and report.md. Renders the run's cells and its derived section as they are: it computes nothing
 (re-pricing a run is `recbench report --prices/--instance`, which derives the section again first).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,18 +41,24 @@ def write_report(run: RunResult, out_dir: str | Path) -> Path:
     run = with_derived(run)  # each cell with its derived rows, status and records, as every reader shows it
     views = build_views(run)
     note = _mapping_note(run)
-    figures = [charts_mod.quality_vs_cost(views, out, note), charts_mod.throughput(views, out),
-               charts_mod.batch_sweep(views, out), charts_mod.latency_cdf(views, out), charts_mod.memory(views, out),
-               charts_mod.cost_by_instance(views, out, note), charts_mod.variants(views, out)]
+    figures = [
+        charts_mod.quality_vs_cost(views, out, note),
+        charts_mod.throughput(views, out),
+        charts_mod.batch_sweep(views, out),
+        charts_mod.latency_cdf(views, out),
+        charts_mod.memory(views, out),
+        charts_mod.cost_by_instance(views, out, note),
+        charts_mod.variants(views, out),
+    ]
     heads = headlines(views)
     from bench.report.sections import build_sections
+
     extra = build_sections(run, views, out)  # scaling, cold start: each only when the run has that dimension
     index = out / "index.html"
-    atomic_write_text(index, html_mod.render(
-        run, views, figures, heads,
-        sections=[s.html_block() for s in extra]))
-    atomic_write_text(out / "report.md", md_mod.render(run, views, heads, index.name,
-                                                       sections=[s.markdown_block() for s in extra]))
+    atomic_write_text(index, html_mod.render(run, views, figures, heads, sections=[s.html_block() for s in extra]))
+    atomic_write_text(
+        out / "report.md", md_mod.render(run, views, heads, index.name, sections=[s.markdown_block() for s in extra])
+    )
     for path in (index, out / "report.md"):
         path.chmod(0o644)  # the atomic writer's temporary files are private; a report is meant to be shared
     return index

@@ -2,6 +2,7 @@
 
 Every number in a sentence is formatted from a figure in the run (kept in `Headline.figures`, unformatted).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -56,8 +57,7 @@ def _on_one_dataset(views: list[CellView]) -> list[Headline]:
             v_usd, ref_usd = v.row("usd").value, ref.row("usd").value
             cost_x = v_usd / ref_usd
             c = compare_cells(v.cell, ref.cell, QUALITY)
-            text = (f"{v.name} costs {ratio(cost_x)} {ref.name} per 1k recommendations "
-                    f"({usd(v_usd)} vs {usd(ref_usd)}) ")
+            text = f"{v.name} costs {ratio(cost_x)} {ref.name} per 1k recommendations ({usd(v_usd)} vs {usd(ref_usd)}) "
             figures = {"cost_ratio": cost_x, "usd": v_usd, "ref_usd": ref_usd}
             if c is not None and c.comparable and not c.b:  # e.g. cold items, which CF has never seen
                 text += f"and reaches {QUALITY_LABEL} {sig(c.a)} where {ref.name} scores 0{on_users(c)}."
@@ -68,13 +68,20 @@ def _on_one_dataset(views: list[CellView]) -> list[Headline]:
 
     for v in views:
         sib = fp32_sibling(v, views)
-        if sib is None or not sib.ok or v.cell.status not in ("ok", "gated") or v.throughput is None \
-                or sib.throughput is None:
+        if (
+            sib is None
+            or not sib.ok
+            or v.cell.status not in ("ok", "gated")
+            or v.throughput is None
+            or sib.throughput is None
+        ):
             continue
         speed = v.throughput.value / sib.throughput.value
         figures = {"speedup": speed, "throughput": v.throughput.value, "ref_throughput": sib.throughput.value}
-        text = (f"{v.name} runs at {ratio(speed)} the throughput of fp32 "
-                f"({num(v.throughput.value)} vs {num(sib.throughput.value)} users/s)")
+        text = (
+            f"{v.name} runs at {ratio(speed)} the throughput of fp32 "
+            f"({num(v.throughput.value)} vs {num(sib.throughput.value)} users/s)"
+        )
         c = compare_cells(v.cell, sib.cell, QUALITY) if v.has_quality and sib.has_quality else None
         if c is not None and c.b:
             figures.update(comparison_figures(c), quality_kept=c.ratio)
@@ -103,22 +110,32 @@ def _on_one_dataset(views: list[CellView]) -> list[Headline]:
         tout = h.cell.metric("hosted_output_tokens_per_rec")
         h_usd = h.row("hosted_usd").value
         figures = {"usd": h_usd}
-        text = (f"A hosted {h.variant} ranking {n_cand or '?'} candidates per request "
-                f"would cost {usd(h_usd)} per 1k recommendations")
+        text = (
+            f"A hosted {h.variant} ranking {n_cand or '?'} candidates per request "
+            f"would cost {usd(h_usd)} per 1k recommendations"
+        )
         if tin is not None and tout is not None:
             figures.update(input_tokens=tin.value, output_tokens=tout.value)
-            text += (f" ({num(tin.value)} input + {num(tout.value)} output tokens per request, counted with "
-                     f"{w.get('tokenizer', 'a tokenizer')}{'' if exact else ' as an estimate of its own tokenizer'})")
-        same_job = [v for v in local if (row := v.cell.metric("candidates_per_request")) is not None
-                    and row.value == n_cand]
+            text += (
+                f" ({num(tin.value)} input + {num(tout.value)} output tokens per request, counted with "
+                f"{w.get('tokenizer', 'a tokenizer')}{'' if exact else ' as an estimate of its own tokenizer'})"
+            )
+        same_job = [
+            v for v in local if (row := v.cell.metric("candidates_per_request")) is not None and row.value == n_cand
+        ]
         against = min(same_job or local, key=lambda v: v.row("usd").value) if (same_job or local) else ref
         if against is not None:
             r = h_usd / against.row("usd").value
             figures["ratio_to_local"] = r
-            job = (f", which re-ranks the same {n_cand} candidates per request" if same_job else
-                   " (a different job from ranking a candidate list)")
-            text += (f": {ratio(r)} {against.name} measured here{job}; cost only, the hosted model's quality is not "
-                     "measured.")
+            job = (
+                f", which re-ranks the same {n_cand} candidates per request"
+                if same_job
+                else " (a different job from ranking a candidate list)"
+            )
+            text += (
+                f": {ratio(r)} {against.name} measured here{job}; cost only, the hosted model's quality is not "
+                "measured."
+            )
         else:
             text += "."
         out.append(Headline(text, "hosted", figures))
@@ -142,11 +159,16 @@ def _frontier(pts: list[CellView]) -> Headline:
             step += f"; {short_diff(c)} over {pts[front.on[k - 1]].name}" if c is not None else ""
         steps.append(step + ")")
         figures[f"usd:{v.name}"] = v.row("usd").value
-    text = f"Quality-cost frontier, cheapest first: {', then '.join(steps)}; every other cell is matched or beaten " \
-           "by a cheaper one on the users they share"
+    text = (
+        f"Quality-cost frontier, cheapest first: {', then '.join(steps)}; every other cell is matched or beaten "
+        "by a cheaper one on the users they share"
+    )
     compared = [c for _, c in front.beaten_by.values()]
-    text += " (by the 95% interval of the paired per-user difference)" if any(c.paired for c in compared) else \
-        " (unpaired means over the same users: this run kept no per-user figures)"
+    text += (
+        " (by the 95% interval of the paired per-user difference)"
+        if any(c.paired for c in compared)
+        else " (unpaired means over the same users: this run kept no per-user figures)"
+    )
     if front.left_out:
         names = ", ".join(pts[i].name for i in front.left_out)
         text += f". Left out, since no cheaper cell can be compared with them on the same users: {names}"
@@ -158,9 +180,17 @@ def _blend(v: CellView, views: list[CellView]) -> Headline | None:
     choice = blend_choice(v.cell)
     if choice is None or not v.has_quality:
         return None
-    retriever = next((o for o in views if o.ok and o.recommender == choice.retriever and o.has_quality
-                      and (o.cell.dataset, o.cell.split, o.cell.device) == (v.cell.dataset, v.cell.split, v.cell.device)),
-                     None)
+    retriever = next(
+        (
+            o
+            for o in views
+            if o.ok
+            and o.recommender == choice.retriever
+            and o.has_quality
+            and (o.cell.dataset, o.cell.split, o.cell.device) == (v.cell.dataset, v.cell.split, v.cell.device)
+        ),
+        None,
+    )
     figures: dict[str, float] = {}
     share, kept = choice.ce_spread_share, choice.order_kept_share
     if share is not None:  # recorded (runs from before the blend's weights were recorded have no share)
@@ -172,8 +202,10 @@ def _blend(v: CellView, views: list[CellView]) -> Headline | None:
         if choice.keeps_retriever_order:
             text += ": the blend kept the retriever's order (the cross-encoder's weight is practically 0)"
         elif choice.cross_encoder_silent:
-            text += (f": the cross-encoder's weight is practically 0, so the blend re-ranks by {choice.retriever}'s own "
-                     "rank and score only")
+            text += (
+                f": the cross-encoder's weight is practically 0, so the blend re-ranks by {choice.retriever}'s own "
+                "rank and score only"
+            )
     else:
         text = f"{v.name}: this run did not record what the learned blend chose"
         if choice.l2 is not None:
@@ -182,13 +214,17 @@ def _blend(v: CellView, views: list[CellView]) -> Headline | None:
     if retriever is not None and c is not None and c.comparable:
         figures.update(comparison_figures(c))
         if c.identical:
-            text += (f"; for each of the {c.n:,} users both evaluated it scores exactly as {retriever.name} "
-                     f"({QUALITY_LABEL} {sig(c.a)}): the cross-encoder adds nothing there")
+            text += (
+                f"; for each of the {c.n:,} users both evaluated it scores exactly as {retriever.name} "
+                f"({QUALITY_LABEL} {sig(c.a)}): the cross-encoder adds nothing there"
+            )
         else:
             text += f"; against {retriever.name}: {QUALITY_LABEL} {sig(c.a)} vs {sig(c.b)}{on_users(c)}"
     elif retriever is not None and c is not None:
-        text += (f"; its {QUALITY_LABEL} ({sig(c.a)} on {c.n_a:,} sampled users) cannot be set against "
-                 f"{retriever.name}'s without per-user figures")
+        text += (
+            f"; its {QUALITY_LABEL} ({sig(c.a)} on {c.n_a:,} sampled users) cannot be set against "
+            f"{retriever.name}'s without per-user figures"
+        )
     return Headline(text + ".", "blend", figures)
 
 
@@ -198,10 +234,14 @@ def _status(views: list[CellView]) -> Headline | None:
     if failed or gated:
         bits = []
         if failed:
-            bits.append(f"{len(failed)} cell{'s' if len(failed) > 1 else ''} failed ({', '.join(v.name for v in failed)})")
+            bits.append(
+                f"{len(failed)} cell{'s' if len(failed) > 1 else ''} failed ({', '.join(v.name for v in failed)})"
+            )
         if gated:
-            bits.append(f"{len(gated)} {'were' if len(gated) > 1 else 'was'} gated "
-                        f"({', '.join(v.name for v in gated)})")
-        return Headline(" and ".join(bits) + ": see Failed and gated cells.", "status",
-                        {"failed": len(failed), "gated": len(gated)})
+            bits.append(
+                f"{len(gated)} {'were' if len(gated) > 1 else 'was'} gated ({', '.join(v.name for v in gated)})"
+            )
+        return Headline(
+            " and ".join(bits) + ": see Failed and gated cells.", "status", {"failed": len(failed), "gated": len(gated)}
+        )
     return None

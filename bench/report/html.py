@@ -1,4 +1,5 @@
 """One self-contained index.html: inline CSS, charts embedded as base64 PNG data URIs, no script, no network."""
+
 from __future__ import annotations
 
 import base64
@@ -31,8 +32,12 @@ def _label(label: str) -> str:
     return f'<span class="label label-{esc(label)}">{esc(label)}</span>'
 
 
-def _table(head: list[str], rows: Iterable[tuple[str, list[str]]], notes: dict[int, str] | None = None,
-           text_cols: Iterable[int] = ()) -> str:
+def _table(
+    head: list[str],
+    rows: Iterable[tuple[str, list[str]]],
+    notes: dict[int, str] | None = None,
+    text_cols: Iterable[int] = (),
+) -> str:
     """rows: (tr class, already-escaped cell html); the first column is text, the rest numbers.
 
     `notes` maps a row index to a full-width line shown under that row (e.g. why a cell failed)."""
@@ -40,8 +45,10 @@ def _table(head: list[str], rows: Iterable[tuple[str, list[str]]], notes: dict[i
     ths = "".join((f'<th class="text">{h}</th>' if i in text else f"<th>{h}</th>") for i, h in enumerate(head))
     out = [f'<div class="scroll"><table><thead><tr>{ths}</tr></thead><tbody>']
     for r, (cls, cells) in enumerate(rows):
-        tds = "".join(f'<td class="{"text name" if i == 0 else "text" if i in text else "num"}">{c}</td>'
-                      for i, c in enumerate(cells))
+        tds = "".join(
+            f'<td class="{"text name" if i == 0 else "text" if i in text else "num"}">{c}</td>'
+            for i, c in enumerate(cells)
+        )
         out.append(f'<tr class="{esc(cls)}">{tds}</tr>')
         if notes and r in notes:
             out.append(f'<tr class="{esc(cls)} reason"><td class="text" colspan="{len(head)}">{notes[r]}</td></tr>')
@@ -78,8 +85,20 @@ def _status(v: CellView) -> str:
 
 
 def summary_table(views: list[CellView], notes: Footnotes) -> str:
-    head = ["cell", "status", QUALITY_LABEL, "Recall@10", "users/s", "p50 ms", "p99 ms",
-            "peak RSS", "footprint", "$/1k recs offline", "$/1k recs at SLO", "one-time $ (amortised $/1k)"]
+    head = [
+        "cell",
+        "status",
+        QUALITY_LABEL,
+        "Recall@10",
+        "users/s",
+        "p50 ms",
+        "p99 ms",
+        "peak RSS",
+        "footprint",
+        "$/1k recs offline",
+        "$/1k recs at SLO",
+        "one-time $ (amortised $/1k)",
+    ]
     rows: list[tuple[str, list[str]]] = []
     reasons: dict[int, str] = {}
     for v in views:
@@ -88,8 +107,11 @@ def summary_table(views: list[CellView], notes: Footnotes) -> str:
         if v.cost_only:
             q = r = "<small>not reported</small>"
         else:
-            q = sig(v.quality.value) + notes.mark(v.quality.flag) + notes.mark(same_sample_note(v, views)) \
-                if v.quality else "–"
+            q = (
+                sig(v.quality.value) + notes.mark(v.quality.flag) + notes.mark(same_sample_note(v, views))
+                if v.quality
+                else "–"
+            )
             r = sig(v.recall.value) + notes.mark(v.recall.flag) if v.recall else "–"
         lat = {p: (sig(row.value) + notes.mark(row.flag)) for p, row in v.latency.items()}
         one = "–"
@@ -97,11 +119,25 @@ def summary_table(views: list[CellView], notes: Footnotes) -> str:
             one = f"{usd(v.one_time_usd.value)} ({usd(v.one_time_per_1k.value)})"
         if v.cell.error:
             reasons[len(rows)] = f"<small>{esc(v.cell.status)}: {esc(v.cell.error)}</small>"
-        rows.append((v.cell.status, [
-            esc(v.name), _status(v), q, r,
-            num(v.throughput.value) if v.throughput else "–", lat.get("p50", "–"), lat.get("p99", "–"),
-            mib(v.peak_rss.value) if v.peak_rss else "–", mib(v.footprint.value) if v.footprint else "–",
-            usd(v.usd.value) if v.usd else "–", usd(v.usd_server.value) if v.usd_server else "–", one]))
+        rows.append(
+            (
+                v.cell.status,
+                [
+                    esc(v.name),
+                    _status(v),
+                    q,
+                    r,
+                    num(v.throughput.value) if v.throughput else "–",
+                    lat.get("p50", "–"),
+                    lat.get("p99", "–"),
+                    mib(v.peak_rss.value) if v.peak_rss else "–",
+                    mib(v.footprint.value) if v.footprint else "–",
+                    usd(v.usd.value) if v.usd else "–",
+                    usd(v.usd_server.value) if v.usd_server else "–",
+                    one,
+                ],
+            )
+        )
     return _table(head, rows, reasons)
 
 
@@ -118,18 +154,26 @@ def latency_table(views: list[CellView], notes: Footnotes) -> str:
             if row is None:
                 cells.append("–")
                 continue
-            ci = f" [{sig(row.ci95_low)}–{sig(row.ci95_high)}]" if row.ci95_low is not None and row.ci95_high is not None else ""
+            ci = (
+                f" [{sig(row.ci95_low)}–{sig(row.ci95_high)}]"
+                if row.ci95_low is not None and row.ci95_high is not None
+                else ""
+            )
             name = f"{p}*" if row.flag else p
-            cells.append(f"{sig(row.value)}{ci}{notes.mark(row.flag)}" if not row.flag else
-                         f"<span title=\"{esc(row.flag)}\">{name}: {sig(row.value)}{ci}</span>{notes.mark(row.flag)}")
+            cells.append(
+                f"{sig(row.value)}{ci}{notes.mark(row.flag)}"
+                if not row.flag
+                else f'<span title="{esc(row.flag)}">{name}: {sig(row.value)}{ci}</span>{notes.mark(row.flag)}'
+            )
         rows.append((v.cell.status, cells))
     return _table(head, rows) if rows else '<p class="note">No single-stream latency figures in this run.</p>'
 
 
 def cost_table(views: list[CellView]) -> str:
     instances = sorted({i for v in views for i in v.projected})
-    head = ["cell", "measured $ / 1k (offline)", "measured $ / 1k (at SLO)", "energy $ / 1k"] + \
-           [f"projected {esc(i)}" for i in instances]
+    head = ["cell", "measured $ / 1k (offline)", "measured $ / 1k (at SLO)", "energy $ / 1k"] + [
+        f"projected {esc(i)}" for i in instances
+    ]
     rows = []
     for v in views:
         if not v.ok or v.family in ("hosted", "derived"):
@@ -141,39 +185,61 @@ def cost_table(views: list[CellView]) -> str:
         rows.append(("ok", cells))
     if not rows:
         return '<p class="note">No cost figures in this run.</p>'
-    return (_table(head, rows) + "<p class=\"footnotes\">Measured columns use this run's throughput; "
-            "projected columns are the roofline model's output for hardware not measured "
-            f"{_label('projected')}.</p>")
+    return (
+        _table(head, rows) + '<p class="footnotes">Measured columns use this run\'s throughput; '
+        "projected columns are the roofline model's output for hardware not measured "
+        f"{_label('projected')}.</p>"
+    )
 
 
 def hosted_section(views: list[CellView]) -> str:
     hosted = [v for v in views if v.family == "hosted"]
     if not hosted:
         return '<p class="note">No hosted-API estimate in this run (no prompts could be built; see notes).</p>'
-    head = ["provider entry", "input tokens / rec", "billed as cached", "output tokens / rec", "tokenizer",
-            "$ / 1k recs", "price source, date"]
+    head = [
+        "provider entry",
+        "input tokens / rec",
+        "billed as cached",
+        "output tokens / rec",
+        "tokenizer",
+        "$ / 1k recs",
+        "price source, date",
+    ]
     rows = []
     for v in hosted:
         price = v.cell.extras.get("cost", {}).get("price", {})
         w = v.cell.extras.get("hosted", {})
         exact = v.cell.extras.get("cost", {}).get("tokenizer_is_providers")
         tin, tc, tout = (v.cell.metric(m) for m in (metrics.HOSTED_INPUT, metrics.HOSTED_CACHED, metrics.HOSTED_OUTPUT))
-        rows.append(("ok", [esc(v.variant), num(tin.value) if tin else "–", num(tc.value) if tc else "–",
-                            num(tout.value) if tout else "–",
-                            esc(w.get("tokenizer", "")) + ("" if exact else " <small>(estimate for this provider)</small>"),
-                            f"{usd(v.hosted_usd.value)} {_label('estimated')}" if v.hosted_usd else "–",
-                            esc(f"{price.get('source', '')}, {price.get('date', '')}")]))
+        rows.append(
+            (
+                "ok",
+                [
+                    esc(v.variant),
+                    num(tin.value) if tin else "–",
+                    num(tc.value) if tc else "–",
+                    num(tout.value) if tout else "–",
+                    esc(w.get("tokenizer", "")) + ("" if exact else " <small>(estimate for this provider)</small>"),
+                    f"{usd(v.hosted_usd.value)} {_label('estimated')}" if v.hosted_usd else "–",
+                    esc(f"{price.get('source', '')}, {price.get('date', '')}"),
+                ],
+            )
+        )
     w = hosted[0].cell.extras.get("hosted", {})
     s = w.get("settings", {})
     out = _table(head, rows, text_cols=(4, 6))
-    out += (f"<p>Prompts built from {esc(s.get('n_prompts'))} users of {esc(w.get('dataset'))}/{esc(w.get('split'))}: "
-            f"the instruction, the user's last {esc(s.get('history_len'))} training items and "
-            f"{esc(s.get('n_candidates'))} candidates ({esc(s.get('candidate_source'))}); output = the top "
-            f"{esc(s.get('k'))} ids and an explanation of {esc(s.get('explanation_words'))} words. "
-            f"Tokens counted with {esc(w.get('tokenizer'))} ({esc(w.get('tokenizer_library'))}); "
-            f"{esc(s.get('overhead'))}.</p>")
-    out += (f"<details><summary>Example prompt and answer</summary><pre>{esc(w.get('example_prompt', ''))}</pre>"
-            f"<pre>{esc(w.get('example_output', ''))}</pre></details>")
+    out += (
+        f"<p>Prompts built from {esc(s.get('n_prompts'))} users of {esc(w.get('dataset'))}/{esc(w.get('split'))}: "
+        f"the instruction, the user's last {esc(s.get('history_len'))} training items and "
+        f"{esc(s.get('n_candidates'))} candidates ({esc(s.get('candidate_source'))}); output = the top "
+        f"{esc(s.get('k'))} ids and an explanation of {esc(s.get('explanation_words'))} words. "
+        f"Tokens counted with {esc(w.get('tokenizer'))} ({esc(w.get('tokenizer_library'))}); "
+        f"{esc(s.get('overhead'))}.</p>"
+    )
+    out += (
+        f"<details><summary>Example prompt and answer</summary><pre>{esc(w.get('example_prompt', ''))}</pre>"
+        f"<pre>{esc(w.get('example_output', ''))}</pre></details>"
+    )
     return out
 
 
@@ -181,8 +247,11 @@ def failed_section(views: list[CellView]) -> str:
     bad = [v for v in views if v.cell.status in ("failed", "gated")]
     if not bad:
         return "<p>Every cell completed and passed the quality gate.</p>"
-    items = "".join(f'<li><span class="status-{esc(v.cell.status)}">{esc(v.cell.status)}</span> '
-                    f"<b>{esc(v.name)}</b> — {esc(v.cell.error or 'no reason recorded')}</li>" for v in bad)
+    items = "".join(
+        f'<li><span class="status-{esc(v.cell.status)}">{esc(v.cell.status)}</span> '
+        f"<b>{esc(v.name)}</b> — {esc(v.cell.error or 'no reason recorded')}</li>"
+        for v in bad
+    )
     return f"<ul>{items}</ul>"
 
 
@@ -191,8 +260,10 @@ def chart_html(chart: Chart) -> str:
         return f'<h3>{esc(chart.title)}</h3><p class="note">{esc(chart.note)}</p>'
     uri = data_uri(chart.path.read_bytes())
     note = f'<br><span class="note">{esc(chart.note)}</span>' if chart.note else ""
-    return (f'<figure id="{esc(chart.key)}"><img src="{uri}" alt="{esc(chart.title)}">'
-            f"<figcaption>{esc(chart.caption)}{note}</figcaption></figure>")
+    return (
+        f'<figure id="{esc(chart.key)}"><img src="{uri}" alt="{esc(chart.title)}">'
+        f"<figcaption>{esc(chart.caption)}{note}</figcaption></figure>"
+    )
 
 
 def method_section(run: RunResult) -> str:
@@ -212,7 +283,7 @@ kernel-launch latency are ignored, so GPU projections are optimistic at small ba
 real tokenizer, times list prices per 1M input / cached input / output tokens.</p>
 <p><b>One-time costs</b> (fit, item encoding, export/quantisation, distillation) are priced at the same hourly rate
 and amortised over {esc(f"{amortise:,}" if isinstance(amortise, int) else amortise)} recommendations.
-<b>Energy</b> cost applies ${esc(c.get('energy_usd_per_kwh'))}/kWh ({esc(c.get('energy_source'))}, {esc(c.get('energy_date'))})
+<b>Energy</b> cost applies ${esc(c.get("energy_usd_per_kwh"))}/kWh ({esc(c.get("energy_source"))}, {esc(c.get("energy_date"))})
 to the cell's energy per recommendation, keeping that figure's label.</p>"""
 
 
@@ -235,20 +306,47 @@ def prices_section(run: RunResult, views: list[CellView]) -> str:
         if name not in used_hw:
             continue
         peaks = ", ".join(f"{k} {sig(v / 1000)} T" for k, v in (hw.get("peak_gflops") or {}).items())
-        rows.append(("ok", [esc(name), f"${hw['usd_per_hour']:g}/h", esc(hw.get("vcpus")), esc(hw.get("gpu") or "–"),
-                            esc(f"{hw.get('source')}, {hw.get('date')}"),
-                            esc(f"{peaks}(FL)OP/s; {sig(hw['mem_bw_gbs']) if hw.get('mem_bw_gbs') else '–'} GB/s")
-                            + f"<br><small>{esc(hw.get('peak_source', ''))}</small>"]))
+        rows.append(
+            (
+                "ok",
+                [
+                    esc(name),
+                    f"${hw['usd_per_hour']:g}/h",
+                    esc(hw.get("vcpus")),
+                    esc(hw.get("gpu") or "–"),
+                    esc(f"{hw.get('source')}, {hw.get('date')}"),
+                    esc(f"{peaks}(FL)OP/s; {sig(hw['mem_bw_gbs']) if hw.get('mem_bw_gbs') else '–'} GB/s")
+                    + f"<br><small>{esc(hw.get('peak_source', ''))}</small>",
+                ],
+            )
+        )
     out = f"<p>Price sheet: <code>{esc(c.get('price_sheet'))}</code>.</p>"
-    out += _table(["hardware entry", "price", "vCPUs", "GPU", "source, date", "peak figures (projection only)"], rows,
-                  text_cols=(3, 4, 5))
-    hrows = [("ok", [esc(n), f"${h['usd_per_1m_input_tokens']:g}",
-                     f"${h['usd_per_1m_cached_input_tokens']:g}" if h.get("usd_per_1m_cached_input_tokens") is not None else "–",
-                     f"${h['usd_per_1m_output_tokens']:g}", esc(f"{h.get('source')}, {h.get('date')}")])
-             for n, h in sorted(c.get("hosted", {}).items())]
+    out += _table(
+        ["hardware entry", "price", "vCPUs", "GPU", "source, date", "peak figures (projection only)"],
+        rows,
+        text_cols=(3, 4, 5),
+    )
+    hrows = [
+        (
+            "ok",
+            [
+                esc(n),
+                f"${h['usd_per_1m_input_tokens']:g}",
+                f"${h['usd_per_1m_cached_input_tokens']:g}"
+                if h.get("usd_per_1m_cached_input_tokens") is not None
+                else "–",
+                f"${h['usd_per_1m_output_tokens']:g}",
+                esc(f"{h.get('source')}, {h.get('date')}"),
+            ],
+        )
+        for n, h in sorted(c.get("hosted", {}).items())
+    ]
     if hrows:
-        out += _table(["hosted entry", "$ / 1M input", "$ / 1M cached input", "$ / 1M output", "source, date"], hrows,
-                      text_cols=(4,))
+        out += _table(
+            ["hosted entry", "$ / 1M input", "$ / 1M cached input", "$ / 1M output", "source, date"],
+            hrows,
+            text_cols=(4,),
+        )
     for note in c.get("notes", []):
         out += f'<p class="note">{esc(note)}</p>'
     return out
@@ -264,8 +362,14 @@ def _flat(d: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
         elif isinstance(v, dict) and not prefix:
             out.extend(_flat(v, key + "."))
         elif isinstance(v, (dict, list, tuple)):
-            out.append((key, ", ".join(map(str, v)) if isinstance(v, (list, tuple)) and all(
-                isinstance(x, (str, int, float)) for x in v) else json.dumps(v, sort_keys=True, default=str)))
+            out.append(
+                (
+                    key,
+                    ", ".join(map(str, v))
+                    if isinstance(v, (list, tuple)) and all(isinstance(x, (str, int, float)) for x in v)
+                    else json.dumps(v, sort_keys=True, default=str),
+                )
+            )
         else:
             out.append((key, "" if v is None else str(v)))
     return out
@@ -293,8 +397,13 @@ def provenance_section(run: RunResult) -> str:
     return out
 
 
-def render(run: RunResult, views: list[CellView], charts: list[Chart], heads: list[Headline],
-           sections: Iterable[tuple[str, str, str]] = ()) -> str:
+def render(
+    run: RunResult,
+    views: list[CellView],
+    charts: list[Chart],
+    heads: list[Headline],
+    sections: Iterable[tuple[str, str, str]] = (),
+) -> str:
     """`sections`: optional (anchor id, title, html) blocks a run's data calls for, shown after the costs."""
     summary_notes, latency_notes = Footnotes(), Footnotes()
     summary = summary_table(views, summary_notes)
@@ -302,8 +411,14 @@ def render(run: RunResult, views: list[CellView], charts: list[Chart], heads: li
     scenario = run.scenario.get("name", "") if isinstance(run.scenario, dict) else ""
     head_items = "".join(f"<li>{esc(h.text)}</li>" for h in heads) or "<li>No comparison possible in this run.</li>"
     excluded = [v.name for v in views if v.ok and v.cost_only]
-    excluded_note = ("<p class=\"note\">Cost-only cells (random weights) appear in cost, speed and memory charts but "
-                     f"never in quality charts: {esc(', '.join(excluded))}.</p>") if excluded else ""
+    excluded_note = (
+        (
+            '<p class="note">Cost-only cells (random weights) appear in cost, speed and memory charts but '
+            f"never in quality charts: {esc(', '.join(excluded))}.</p>"
+        )
+        if excluded
+        else ""
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">

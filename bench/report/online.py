@@ -5,6 +5,7 @@ update), cumulative cost (initial fit plus updates), and the cost-vs-quality fro
 a table of every strategy's figures; and the comparisons bench.online derived (paired differences with their
 bootstrap intervals, cost ratios), put into words. Renders rows only; computes nothing.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -29,8 +30,11 @@ def summary_row(cell: CellResult, metric: str, load: str = REPLAY_LOAD) -> Metri
 
 
 def _series(cell: CellResult, metric: str) -> tuple[list[int], list[float]]:
-    points = sorted((int(m.load.split("=")[1]), m.value) for m in cell.metrics
-                    if m.metric == metric and m.load.startswith("step=") and m.value is not None)
+    points = sorted(
+        (int(m.load.split("=")[1]), m.value)
+        for m in cell.metrics
+        if m.metric == metric and m.load.startswith("step=") and m.value is not None
+    )
     return [p for p, _ in points], [v for _, v in points]
 
 
@@ -43,8 +47,9 @@ def _legend(fig, rows: list[CellView], styles) -> None:
     fig.legend(handles=handles, loc="outside lower center", ncol=3, fontsize=8.5, frameon=False)
 
 
-def _steps_chart(chart: Chart, rows: list[CellView], metric: str, ylabel: str, out_dir: Path, styles,
-                 log: bool = False) -> Chart:
+def _steps_chart(
+    chart: Chart, rows: list[CellView], metric: str, ylabel: str, out_dir: Path, styles, log: bool = False
+) -> Chart:
     """One line per strategy: `metric` at each step (rows with load step=NN)."""
     drawn = [v for v in rows if _series(v.cell, metric)[0]]
     if not drawn:
@@ -69,26 +74,42 @@ def _steps_chart(chart: Chart, rows: list[CellView], metric: str, ylabel: str, o
 
 
 def _quality_chart(rows: list[CellView], out_dir: Path, styles) -> Chart:
-    chart = Chart("online_quality", "Quality over time: NDCG@10 of the next window, per strategy",
-                  "Each line is one update strategy: after absorbing each window it ranks the whole catalogue for the "
-                  "users active in the next one (their earlier items excluded); step 0 is the initial fit. Every "
-                  "strategy is judged on the same users and windows.")
+    chart = Chart(
+        "online_quality",
+        "Quality over time: NDCG@10 of the next window, per strategy",
+        "Each line is one update strategy: after absorbing each window it ranks the whole catalogue for the "
+        "users active in the next one (their earlier items excluded); step 0 is the initial fit. Every "
+        "strategy is judged on the same users and windows.",
+    )
     return _steps_chart(chart, rows, NDCG, "NDCG@10 on the next window (full ranking)", out_dir, styles)
 
 
 def _cost_chart(rows: list[CellView], out_dir: Path, styles) -> Chart:
-    chart = Chart("online_cost", "Cumulative cost of keeping each model fresh",
-                  "US$ spent so far (measured: wall time at this machine's mapped price): the initial fit at step 0, "
-                  "then every update. Log scale; a flat line is a strategy that spends nothing between fits.")
-    return _steps_chart(chart, rows, "update_usd_cumulative", "cumulative US$ (initial fit + updates, log scale)",
-                        out_dir, styles, log=True)
+    chart = Chart(
+        "online_cost",
+        "Cumulative cost of keeping each model fresh",
+        "US$ spent so far (measured: wall time at this machine's mapped price): the initial fit at step 0, "
+        "then every update. Log scale; a flat line is a strategy that spends nothing between fits.",
+    )
+    return _steps_chart(
+        chart,
+        rows,
+        "update_usd_cumulative",
+        "cumulative US$ (initial fit + updates, log scale)",
+        out_dir,
+        styles,
+        log=True,
+    )
 
 
 def _frontier_chart(rows: list[CellView], out_dir: Path, styles) -> Chart:
-    chart = Chart("online_frontier", "Update strategies: total cost against mean quality",
-                  "Each point is one strategy over the whole replay: US$ for the initial fit and every update (log "
-                  "scale) against NDCG@10 averaged over every (update step, user) pair. The line joins the "
-                  "frontier: strategies every cheaper one is clearly worse than (paired NDCG@10 interval above 0).")
+    chart = Chart(
+        "online_frontier",
+        "Update strategies: total cost against mean quality",
+        "Each point is one strategy over the whole replay: US$ for the initial fit and every update (log "
+        "scale) against NDCG@10 averaged over every (update step, user) pair. The line joins the "
+        "frontier: strategies every cheaper one is clearly worse than (paired NDCG@10 interval above 0).",
+    )
     found = [(v, summary_row(v.cell, "replay_usd_total"), summary_row(v.cell, NDCG)) for v in rows]
     pts = [(v, c.value, q.value) for v, c, q in found if c is not None and q is not None and c.value > 0]
     if not pts:
@@ -123,9 +144,21 @@ def diff_text(row: MetricRow | None) -> str:
     return text
 
 
-HEAD = ["strategy", "NDCG@10", "Recall@10", "fresh Recall@10", "update wall s (total)", "update CPU-s (total)",
-        "$ updates (total)", "$ / day (estimated)", "freshness delay (days)", "never reflected", "peak RSS",
-        "Δ NDCG@10 vs full update [95% CI]", "update cost vs full update"]
+HEAD = [
+    "strategy",
+    "NDCG@10",
+    "Recall@10",
+    "fresh Recall@10",
+    "update wall s (total)",
+    "update CPU-s (total)",
+    "$ updates (total)",
+    "$ / day (estimated)",
+    "freshness delay (days)",
+    "never reflected",
+    "peak RSS",
+    "Δ NDCG@10 vs full update [95% CI]",
+    "update cost vs full update",
+]
 
 
 def _value(cell: CellResult, metric: str, fmt: Callable[[float], str] = sig) -> str:
@@ -139,12 +172,23 @@ def _table_rows(rows: list[CellView]) -> list[list[str]]:
         c = v.cell
         delay = summary_row(c, "freshness_delay_s")
         ratio_row = summary_row(c, "update_usd_ratio_vs_full_update")
-        out.append([v.name, _value(c, NDCG), _value(c, RECALL), _value(c, FRESH), _value(c, "update_wall_s_total"),
-                    _value(c, "update_cpu_s_total"), _value(c, "update_usd_total", usd),
-                    _value(c, "update_usd_per_day", usd), "–" if delay is None else sig(delay.value / DAY_S),
-                    _value(c, "unreflected_event_share", lambda x: f"{x * 100:.1f}%"),
-                    mib(v.peak_rss.value) if v.peak_rss else "–", diff_text(summary_row(c, NDCG + DIFF)),
-                    ratio(ratio_row.value) if ratio_row is not None else "–"])
+        out.append(
+            [
+                v.name,
+                _value(c, NDCG),
+                _value(c, RECALL),
+                _value(c, FRESH),
+                _value(c, "update_wall_s_total"),
+                _value(c, "update_cpu_s_total"),
+                _value(c, "update_usd_total", usd),
+                _value(c, "update_usd_per_day", usd),
+                "–" if delay is None else sig(delay.value / DAY_S),
+                _value(c, "unreflected_event_share", lambda x: f"{x * 100:.1f}%"),
+                mib(v.peak_rss.value) if v.peak_rss else "–",
+                diff_text(summary_row(c, NDCG + DIFF)),
+                ratio(ratio_row.value) if ratio_row is not None else "–",
+            ]
+        )
     return out
 
 
@@ -158,27 +202,41 @@ def statements(rows: list[CellView]) -> list[str]:
         ref = by_name.get((c.extras.get("online_comparisons") or {}).get("reference", ""))
         if diff is None or ref is None:
             continue
-        text = (f"{v.name} vs {ref.name}: NDCG@10 differs by {diff_text(diff)} (paired over {diff.n:,} (step, user) pairs)")
+        text = (
+            f"{v.name} vs {ref.name}: NDCG@10 differs by {diff_text(diff)} (paired over {diff.n:,} (step, user) pairs)"
+        )
         if ratio_row is not None:
             text += f" at {ratio(ratio_row.value)} its update cost"
         early, late = summary_row(c, NDCG + DIFF + "_early"), summary_row(c, NDCG + DIFF + "_late")
         if c.extras["replay_strategy"]["name"] == "stale" and early is not None and late is not None:
             text += f"; the gap is {diff_text(early)} over the first half of the steps and {diff_text(late)} over the second"
         out.append(text + ".")
-    on = sorted(((total.value, v) for v in rows if (v.cell.extras.get("online_frontier") or {}).get("on")
-                 and (total := summary_row(v.cell, "replay_usd_total")) is not None), key=lambda t: t[0])
+    on = sorted(
+        (
+            (total.value, v)
+            for v in rows
+            if (v.cell.extras.get("online_frontier") or {}).get("on")
+            and (total := summary_row(v.cell, "replay_usd_total")) is not None
+        ),
+        key=lambda t: t[0],
+    )
     if on:
-        out.append("Cost-quality frontier of the update strategies, cheapest first (each clearly better on NDCG@10 "
-                   "than every cheaper strategy, paired): " + ", then ".join(
-                       f"{v.name} ({usd(c)}, NDCG@10 {sig(v.cell.value(NDCG, REPLAY_LOAD))})" for c, v in on) + ".")
+        out.append(
+            "Cost-quality frontier of the update strategies, cheapest first (each clearly better on NDCG@10 "
+            "than every cheaper strategy, paired): "
+            + ", then ".join(f"{v.name} ({usd(c)}, NDCG@10 {sig(v.cell.value(NDCG, REPLAY_LOAD))})" for c, v in on)
+            + "."
+        )
     for v in rows:
         fresh = summary_row(v.cell, FRESH + "_diff_vs_best_cf")
         cf = by_name.get((v.cell.extras.get("online_comparisons") or {}).get("best_cf_on_fresh_items", ""))
         mine = summary_row(v.cell, FRESH)
         if fresh is None or cf is None or mine is None:
             continue
-        out.append(f"On items first seen in the window before, {v.name} reaches Recall@10 {sig(mine.value)} against "
-                   f"{fresh_cf_text(cf)}: a difference of {diff_text(fresh)} over {fresh.n:,} (step, user) pairs.")
+        out.append(
+            f"On items first seen in the window before, {v.name} reaches Recall@10 {sig(mine.value)} against "
+            f"{fresh_cf_text(cf)}: a difference of {diff_text(fresh)} over {fresh.n:,} (step, user) pairs."
+        )
     return out
 
 
@@ -203,26 +261,35 @@ def section(run: RunResult, views: list[CellView], out_dir: Path) -> Section | N
     if not rows:
         return None
     styles = _styles(rows)
-    charts = [_quality_chart(rows, out_dir, styles), _cost_chart(rows, out_dir, styles),
-              _frontier_chart(rows, out_dir, styles)]
+    charts = [
+        _quality_chart(rows, out_dir, styles),
+        _cost_chart(rows, out_dir, styles),
+        _frontier_chart(rows, out_dir, styles),
+    ]
     replay = rows[0].cell.extras.get("replay", {})
     windows = replay.get("windows", [])
     users = replay.get("evaluated_users", [])
     from bench.online import EVENTS_PER_S
-    intro = (f"<p>{esc(rows[0].cell.dataset)} replayed in time order: an initial fit on the {replay.get('n_initial', 0):,} "
-             f"interactions before T0, then {len(windows)} windows of {replay.get('window_s', 0) / DAY_S:g} days "
-             f"({len(windows) - 1} updates). After each update a strategy ranks the whole catalogue it knows for the "
-             f"users active in the next window ({min(users, default=0)}–{max(users, default=0)} users a window), "
-             "their earlier items excluded. Update timing never includes evaluation. <i>fresh</i> items are those "
-             "first seen in the window before; <i>freshness delay</i> is the mean time from an event to the model "
-             f"reflecting it. $ per day assumes {EVENTS_PER_S:g} events a second, one update per window-sized batch.</p>")
+
+    intro = (
+        f"<p>{esc(rows[0].cell.dataset)} replayed in time order: an initial fit on the {replay.get('n_initial', 0):,} "
+        f"interactions before T0, then {len(windows)} windows of {replay.get('window_s', 0) / DAY_S:g} days "
+        f"({len(windows) - 1} updates). After each update a strategy ranks the whole catalogue it knows for the "
+        f"users active in the next window ({min(users, default=0)}–{max(users, default=0)} users a window), "
+        "their earlier items excluded. Update timing never includes evaluation. <i>fresh</i> items are those "
+        "first seen in the window before; <i>freshness delay</i> is the mean time from an event to the model "
+        f"reflecting it. $ per day assumes {EVENTS_PER_S:g} events a second, one update per window-sized batch.</p>"
+    )
     said = statements(rows)
     if said:
         intro += "<ul>" + "".join(f"<li>{esc(s)}</li>" for s in said) + "</ul>"
     table = _table_rows(rows)
     body = _table(HEAD, [("", [esc(x) for x in r]) for r in table])
-    md = [f"{len(windows) - 1} updates over {len(windows)} windows of {replay.get('window_s', 0) / DAY_S:g} days; "
-          f"$ per day at {EVENTS_PER_S:g} events/s.", ""]
+    md = [
+        f"{len(windows) - 1} updates over {len(windows)} windows of {replay.get('window_s', 0) / DAY_S:g} days; "
+        f"$ per day at {EVENTS_PER_S:g} events/s.",
+        "",
+    ]
     md += [f"- {s}" for s in said] + ([""] if said else [])
     md += ["| " + " | ".join(HEAD) + " |", "|---|" + "---:|" * (len(HEAD) - 1)]
     md += ["| " + " | ".join(str(x).replace("|", "\\|") for x in r) + " |" for r in table]

@@ -6,6 +6,7 @@ the fitted line cost = a * n^b over the measured range, its dotted extension to 
 (labelled projected, never measured), and crosses where a size failed. The table lists b, R^2 and the
 number of points of every fit, and the projected figure at the largest size where one was not measured.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -25,16 +26,27 @@ from bench.results import RunResult
 #: metric -> (title, axis label, value transform for the axis, formatter for tables)
 PANELS: dict[str, tuple[str, str, float, Callable[[float], str]]] = {
     "fit_s": ("Fit time", "fit time, s (one-time)", 1.0, lambda x: f"{sig(x)} s"),
-    "encode_items_s": ("Item encoding (two-tower item tower)", "item encoding time, s (one-time)", 1.0,
-                       lambda x: f"{sig(x)} s"),
-    "throughput_users_per_s": ("Online throughput", "users / s (offline load, best batch)", 1.0,
-                               lambda x: f"{num(x)} /s"),
-    "peak_rss_bytes": ("Peak memory", "peak RSS above baseline, MiB", 1024 ** 2, lambda x: mib(x)),
+    "encode_items_s": (
+        "Item encoding (two-tower item tower)",
+        "item encoding time, s (one-time)",
+        1.0,
+        lambda x: f"{sig(x)} s",
+    ),
+    "throughput_users_per_s": (
+        "Online throughput",
+        "users / s (offline load, best batch)",
+        1.0,
+        lambda x: f"{num(x)} /s",
+    ),
+    "peak_rss_bytes": ("Peak memory", "peak RSS above baseline, MiB", 1024**2, lambda x: mib(x)),
     USD_PER_1K: ("Cost per 1,000 recommendations", "US$ per 1k recs (measured)", 1.0, lambda x: usd(x)),
 }
+
+
 def _styles(fits: list[GrowthFit], families: dict[str, str]) -> dict[str, tuple[str, str]]:
     """(colour, marker) per curve key, stable across panels: classic curves first, then language models.
     `families`: recommender -> family, as the run's cells record them."""
+
     def classic(key: str) -> bool:
         return families.get(key.split()[0].split("[")[0]) == "classic"
 
@@ -68,12 +80,15 @@ def _beyond(f: GrowthFit, sizes: list[int]) -> list[int]:
 
 def _panel(metric: str, fits: list[GrowthFit], styles, sizes: list[int], out_dir: Path) -> Chart:
     title, ylabel, scale, _ = PANELS[metric]
-    chart = Chart(f"scaling_{metric}", f"{title} vs catalogue size (log-log)",
-                  f"{title} against the number of items. Markers: measured cells; solid line: cost = a·n^b fitted "
-                  "by least squares on log-log axes over the measured sizes (legend: exponent b, R², points); "
-                  "dotted line and hollow markers: that fit extended to larger sizes — projected, not measured; "
-                  "crosses on the top edge: sizes where the recommender failed, or (cost only) was gated below the quality "
-                  "gate — reasons in the table.")
+    chart = Chart(
+        f"scaling_{metric}",
+        f"{title} vs catalogue size (log-log)",
+        f"{title} against the number of items. Markers: measured cells; solid line: cost = a·n^b fitted "
+        "by least squares on log-log axes over the measured sizes (legend: exponent b, R², points); "
+        "dotted line and hollow markers: that fit extended to larger sizes — projected, not measured; "
+        "crosses on the top edge: sizes where the recommender failed, or (cost only) was gated below the quality "
+        "gate — reasons in the table.",
+    )
     fig = _figure(11.0, 5.6, layout="constrained")
     ax = fig.add_subplot()
     ax.set_xscale("log")
@@ -96,13 +111,31 @@ def _panel(metric: str, fits: list[GrowthFit], styles, sizes: list[int], out_dir
                 ext = np.geomspace(n.max(), beyond.max(), 30)
                 ax.plot(ext, f.fit.predict(ext) / scale, color=colour, lw=1.4, ls=":", zorder=2)
                 proj = f.fit.predict(beyond) / scale
-                ax.plot(beyond, proj, ls="", marker=marker, markerfacecolor="white", markeredgecolor=colour,
-                        markersize=7, zorder=3)
+                ax.plot(
+                    beyond,
+                    proj,
+                    ls="",
+                    marker=marker,
+                    markerfacecolor="white",
+                    markeredgecolor=colour,
+                    markersize=7,
+                    zorder=3,
+                )
                 ys_all += list(proj)
                 any_projection = True
         for n_fail in f.missing:
-            ax.plot([n_fail], [0.965], transform=ax.get_xaxis_transform(), marker="x", color=colour, markersize=9,
-                    mew=2, ls="", zorder=4, clip_on=False)
+            ax.plot(
+                [n_fail],
+                [0.965],
+                transform=ax.get_xaxis_transform(),
+                marker="x",
+                color=colour,
+                markersize=9,
+                mew=2,
+                ls="",
+                zorder=4,
+                clip_on=False,
+            )
             any_failure = True
         label = f"{f.points.key}: {_fit_text(f)}"
         for status in ("failed", "gated"):
@@ -111,12 +144,30 @@ def _panel(metric: str, fits: list[GrowthFit], styles, sizes: list[int], out_dir
                 label += f"; {status} at {', '.join(at)}"
         handles.append(Line2D([], [], color=colour, marker=marker, lw=1.6, label=label))
     if any_projection:
-        handles.append(Line2D([], [], color="0.3", ls=":", marker="o", markerfacecolor="white",
-                              label="projected from the fit (not measured)"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="0.3",
+                ls=":",
+                marker="o",
+                markerfacecolor="white",
+                label="projected from the fit (not measured)",
+            )
+        )
     if any_failure:
         gated = any(why.startswith("gated") for f in fits for why in f.missing.values())
-        handles.append(Line2D([], [], color="0.3", ls="", marker="x", mew=2,
-                              label="failed" + (" or gated (cost not counted)" if gated else "") + " at this size"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="0.3",
+                ls="",
+                marker="x",
+                mew=2,
+                label="failed" + (" or gated (cost not counted)" if gated else "") + " at this size",
+            )
+        )
     ax.set_xticks(sizes, [_short_n(s) for s in sizes])
     ax.minorticks_off()
     ax.set_xlim(min(sizes) / 1.4, largest * 1.4)
@@ -141,16 +192,19 @@ def _rows(fits: list[GrowthFit], sizes: list[int]) -> list[dict]:
             n_max = max(f.points.n_items)
             beyond = _beyond(f, sizes)
             projected = (beyond[-1], float(f.fit.predict(beyond[-1]))) if beyond and f.fit is not None else None
-            rows.append({
-                "metric": metric, "curve": f.points.key,
-                "b": None if f.fit is None else f.fit.exponent,
-                "r2": None if f.fit is None else f.fit.r2,
-                "points": len(f.points.n_items),
-                "measured": f"{_short_n(min(f.points.n_items))}–{_short_n(n_max)}",
-                "at_largest": f"{fmt(f.points.values[-1])} at {_short_n(n_max)}",
-                "projected": f"{fmt(projected[1])} at {_short_n(projected[0])}" if projected else "",
-                "failed": ", ".join(f"{_short_n(n)} {why.split(':')[0]}" for n, why in sorted(f.missing.items())),
-            })
+            rows.append(
+                {
+                    "metric": metric,
+                    "curve": f.points.key,
+                    "b": None if f.fit is None else f.fit.exponent,
+                    "r2": None if f.fit is None else f.fit.r2,
+                    "points": len(f.points.n_items),
+                    "measured": f"{_short_n(min(f.points.n_items))}–{_short_n(n_max)}",
+                    "at_largest": f"{fmt(f.points.values[-1])} at {_short_n(n_max)}",
+                    "projected": f"{fmt(projected[1])} at {_short_n(projected[0])}" if projected else "",
+                    "failed": ", ".join(f"{_short_n(n)} {why.split(':')[0]}" for n, why in sorted(f.missing.items())),
+                }
+            )
     return rows
 
 
@@ -170,27 +224,55 @@ def _html_reasons(reasons: list[str]) -> str:
 
 
 def _html_table(rows: list[dict]) -> str:
-    head = ["cost", "recommender / variant", "exponent b", "R²", "points", "measured sizes", "largest measured",
-            "projected (label: projected)", "failed sizes"]
+    head = [
+        "cost",
+        "recommender / variant",
+        "exponent b",
+        "R²",
+        "points",
+        "measured sizes",
+        "largest measured",
+        "projected (label: projected)",
+        "failed sizes",
+    ]
     body = []
     for r in rows:
-        cells = [r["metric"], r["curve"], "–" if r["b"] is None else f"{r['b']:.2f}",
-                 "–" if r["r2"] is None else f"{r['r2']:.3f}", str(r["points"]), r["measured"], r["at_largest"],
-                 r["projected"] or "–", r["failed"] or "–"]
+        cells = [
+            r["metric"],
+            r["curve"],
+            "–" if r["b"] is None else f"{r['b']:.2f}",
+            "–" if r["r2"] is None else f"{r['r2']:.3f}",
+            str(r["points"]),
+            r["measured"],
+            r["at_largest"],
+            r["projected"] or "–",
+            r["failed"] or "–",
+        ]
         body.append(("", [esc(c) for c in cells]))
     return _table(head, body, text_cols=(1, 5, 6, 7, 8))
 
 
 def _markdown(rows: list[dict], sizes: list[int], reasons: list[str]) -> str:
-    lines = [f"Catalogue sizes in this run: {', '.join(f'{s:,}' for s in sizes)} items. "
-             f"cost = a·n^b fitted on log-log axes; R² needs 3+ points; projected figures extend a fit with R² ≥ "
-             f"{PROJECT_MIN_R2:g}, never measured.",
-             "", "| cost | recommender / variant | b | R² | points | measured sizes | largest measured | projected | failed sizes |",
-             "|---|---|---:|---:|---:|---|---|---|---|"]
+    lines = [
+        f"Catalogue sizes in this run: {', '.join(f'{s:,}' for s in sizes)} items. "
+        f"cost = a·n^b fitted on log-log axes; R² needs 3+ points; projected figures extend a fit with R² ≥ "
+        f"{PROJECT_MIN_R2:g}, never measured.",
+        "",
+        "| cost | recommender / variant | b | R² | points | measured sizes | largest measured | projected | failed sizes |",
+        "|---|---|---:|---:|---:|---|---|---|---|",
+    ]
     for r in rows:
-        cells = [r["metric"], r["curve"], "–" if r["b"] is None else f"{r['b']:.2f}",
-                 "–" if r["r2"] is None else f"{r['r2']:.3f}", str(r["points"]), r["measured"], r["at_largest"],
-                 r["projected"] or "–", r["failed"] or "–"]
+        cells = [
+            r["metric"],
+            r["curve"],
+            "–" if r["b"] is None else f"{r['b']:.2f}",
+            "–" if r["r2"] is None else f"{r['r2']:.3f}",
+            str(r["points"]),
+            r["measured"],
+            r["at_largest"],
+            r["projected"] or "–",
+            r["failed"] or "–",
+        ]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
     if reasons:
         lines += ["", "Failed or gated sizes:", ""] + [f"- {r}" for r in reasons]
@@ -209,11 +291,19 @@ def section(run: RunResult, views: list[CellView], out_dir: Path) -> Section | N
         if curves:
             charts.append(_panel(metric, curves, styles, sizes, out_dir))
     rows = _rows(fits, sizes)
-    intro = (f"<p>Catalogue sizes: {esc(', '.join(f'{s:,}' for s in sizes))} items. Each cost is fitted as "
-             "<code>cost = a · n<sup>b</sup></code> by least squares on log-log axes, per recommender and variant: "
-             "<i>b</i> is the growth exponent (1 linear, 2 quadratic, below 0 falling), R² the share of the "
-             "log-variance the line explains (shown from three points on). Dotted extensions are "
-             f"<b>projected</b> from the fit, not measured, and drawn only where R² ≥ {PROJECT_MIN_R2:g}.</p>")
+    intro = (
+        f"<p>Catalogue sizes: {esc(', '.join(f'{s:,}' for s in sizes))} items. Each cost is fitted as "
+        "<code>cost = a · n<sup>b</sup></code> by least squares on log-log axes, per recommender and variant: "
+        "<i>b</i> is the growth exponent (1 linear, 2 quadratic, below 0 falling), R² the share of the "
+        "log-variance the line explains (shown from three points on). Dotted extensions are "
+        f"<b>projected</b> from the fit, not measured, and drawn only where R² ≥ {PROJECT_MIN_R2:g}.</p>"
+    )
     reasons = _reasons(fits)
-    return Section("scaling", "How cost grows with the catalogue", intro, charts,
-                   _html_table(rows) + _html_reasons(reasons), _markdown(rows, sizes, reasons))
+    return Section(
+        "scaling",
+        "How cost grows with the catalogue",
+        intro,
+        charts,
+        _html_table(rows) + _html_reasons(reasons),
+        _markdown(rows, sizes, reasons),
+    )

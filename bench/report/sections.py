@@ -5,6 +5,7 @@ dimension). write_report renders every returned Section into index.html and repo
 renderers' `sections` argument (Section.html_block / markdown_block).
 A new section is one module with a `section(run, views, out_dir)` function plus one line in BUILDERS.
 """
+
 from __future__ import annotations
 
 import importlib

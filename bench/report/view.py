@@ -2,6 +2,7 @@
 
 Reads a RunResult only; knows nothing of how figures were measured.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,8 +33,18 @@ PREFERRED_CLASSIC = "ease"  # the classic reference of headline comparisons when
 
 
 #: the figures a view holds as one row each (CellView.row)
-FigureName = Literal["quality", "recall", "throughput", "usd", "usd_server", "hosted_usd", "peak_rss", "footprint",
-                 "one_time_usd", "one_time_per_1k"]
+FigureName = Literal[
+    "quality",
+    "recall",
+    "throughput",
+    "usd",
+    "usd_server",
+    "hosted_usd",
+    "peak_rss",
+    "footprint",
+    "one_time_usd",
+    "one_time_per_1k",
+]
 
 
 @dataclass
@@ -98,9 +109,18 @@ def family_of(cell: CellResult) -> str:
 def hosted_as_cell(line: HostedLine) -> CellResult:
     """A hosted-API line drawn with the same machinery as cells (tables, charts, headlines): a view of the run's
     derived section for rendering only, never one of its cells."""
-    return CellResult(cell=line.name, dataset=line.dataset, split=line.split, recommender=HOSTED_RECOMMENDER,
-                      variant=line.entry, device=HOSTED_DEVICE, label=line.label, family="hosted",
-                      metrics=list(line.metrics), extras={"hosted": line.workload, "cost": line.cost})
+    return CellResult(
+        cell=line.name,
+        dataset=line.dataset,
+        split=line.split,
+        recommender=HOSTED_RECOMMENDER,
+        variant=line.entry,
+        device=HOSTED_DEVICE,
+        label=line.label,
+        family="hosted",
+        metrics=list(line.metrics),
+        extras={"hosted": line.workload, "cost": line.cost},
+    )
 
 
 def _finite(row: MetricRow | None) -> MetricRow | None:
@@ -205,22 +225,28 @@ def fp32_sibling(v: CellView, views: list[CellView]) -> CellView | None:
 # ---------------------------------------------------------------- paired comparisons, in words
 # (bench.analysis.paired computes them; these only phrase them, the same way everywhere)
 
+
 def on_users(c: Comparison | None) -> str:
     """' on the same 943 users (paired difference ..., 95% interval ...)' and the like: what a difference rests on."""
     if c is None:
         return ""
     if not c.comparable:
         return f" (not comparable: {c.n_a or '?'} vs {c.n_b or '?'} users, no per-user figures to pair them)"
-    users = (f"the same {c.n:,} users" if c.same_users else f"the {c.n:,} users both evaluated") if c.n else \
-        "the same test users"
+    users = (
+        (f"the same {c.n:,} users" if c.same_users else f"the {c.n:,} users both evaluated")
+        if c.n
+        else "the same test users"
+    )
     if not c.paired:
         return f" on {users} (unpaired)"
     if c.identical:
         return f" on {users} (identical for each of them)"
     assert c.diff_ci95 is not None  # a comparable paired comparison rests on n > 0 users: it has its interval
     low, high = c.diff_ci95
-    return (f" on {users} (paired difference {c.diff:+.4f}, 95% interval {low:+.4f} to {high:+.4f}: "
-            f"{VERDICT_WORDS[c.verdict]})")
+    return (
+        f" on {users} (paired difference {c.diff:+.4f}, 95% interval {low:+.4f} to {high:+.4f}: "
+        f"{VERDICT_WORDS[c.verdict]})"
+    )
 
 
 def short_diff(c: Comparison) -> str:
@@ -237,8 +263,10 @@ def quality_clause(c: Comparison, ref_name: str, ref_row: MetricRow | None) -> s
     """'at 100% of its NDCG@10 (0.344 vs 0.344) on the 100 users both evaluated (identical for each of them); ease
     on all its 943 users: 0.330'; or why the two cannot be compared."""
     if not c.comparable:
-        return (f"with {QUALITY_LABEL} {sig(c.a)} on {c.n_a or '?'} sampled users, not comparable with {ref_name}'s "
-                f"{sig(c.b)} on {c.n_b or '?'}: different users and no per-user figures to pair them")
+        return (
+            f"with {QUALITY_LABEL} {sig(c.a)} on {c.n_a or '?'} sampled users, not comparable with {ref_name}'s "
+            f"{sig(c.b)} on {c.n_b or '?'}: different users and no per-user figures to pair them"
+        )
     text = f"at {pct(c.ratio)} of its {QUALITY_LABEL} ({sig(c.a)} vs {sig(c.b)}){on_users(c)}"
     if c.paired and c.n_b and c.n is not None and c.n < c.n_b and ref_row is not None:
         text += f"; {ref_name} on all its {c.n_b:,} users: {sig(ref_row.value)}"
@@ -273,7 +301,9 @@ def gate_words(gate: dict) -> str:
     """The quality gate's verdict where it could not decide."""
     if gate.get("reference_ci95") and gate["reference_ci95"][0] <= 0:
         return "the quality gate cannot decide, since fp32's own figure is not clear of zero (not distinguishable)"
-    return f"not distinguishable from the {gate.get('required', 0):.0%} quality gate, so its cost counts, with that caveat"
+    return (
+        f"not distinguishable from the {gate.get('required', 0):.0%} quality gate, so its cost counts, with that caveat"
+    )
 
 
 def comparison_figures(c: Comparison | None) -> dict[str, float]:
@@ -289,6 +319,7 @@ def comparison_figures(c: Comparison | None) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------- formatting
+
 
 def sig(x: float, digits: int = 3) -> str:
     """`digits` significant digits, never in scientific notation (0.0000123 -> '0.0000123')."""
@@ -342,8 +373,8 @@ def num(x: float | None, unit: str = "") -> str:
 def mib(n_bytes: float | None) -> str:
     if n_bytes is None:
         return "n/a"
-    if n_bytes >= 1024 ** 3:
-        return f"{n_bytes / 1024 ** 3:.2f} GiB"
-    if n_bytes >= 1024 ** 2:
-        return f"{n_bytes / 1024 ** 2:.1f} MiB"
+    if n_bytes >= 1024**3:
+        return f"{n_bytes / 1024**3:.2f} GiB"
+    if n_bytes >= 1024**2:
+        return f"{n_bytes / 1024**2:.1f} MiB"
     return f"{n_bytes / 1024:.1f} KiB"

@@ -1,4 +1,5 @@
 """CI's deterministic gate: classic CF on ML-100K, quality, footprint and FLOPs only (no timing)."""
+
 from bench.scenario import CellSpec, Scenario, Settings
 
 # No loads: every figure here is deterministic for a seed, so `recbench compare` can gate it hard

@@ -27,6 +27,7 @@ others (the offline load stops at 4 x its minimum time, at least 10 s, so a slow
 asks for 1); then 3 single-stream requests (2 from 0.5B up) time the phases, and the comparison runs
 2 interleaved rounds (1 for 1.5B and the N = 50 acceptance cell) on the warm model.
 """
+
 from typing import Any
 
 from bench.scenario import CellSpec, Scenario, Settings
@@ -41,13 +42,29 @@ SMALL = {"offline_min_batches": 3, "offline_min_s": 2.0}  # up to 0.5B: a few mo
 LARGE = {"offline_min_batches": 2, "offline_min_s": 8.0}
 
 
-def decoder(model: str, mode: str, n: int, variant: str = "fp32", settings: dict[str, Any] | None = None,
-            **extra: Any) -> CellSpec:
+def decoder(
+    model: str, mode: str, n: int, variant: str = "fp32", settings: dict[str, Any] | None = None, **extra: Any
+) -> CellSpec:
     # cells with their own (larger-model) settings time 2 single-stream requests, the small ones 3 (the default)
-    params = {"model": model, "mode": mode, "n_candidates": n, **COMMON,
-              **({"timed_requests": 2} if settings is not None else {}), **extra}
-    return CellSpec(DATASET, SPLIT, RANK, variant=variant, params=params, tag=f"{model} {mode} n={n}", loads=LOADS,
-                    batch_sizes=(1,), settings=dict(settings or SMALL))
+    params = {
+        "model": model,
+        "mode": mode,
+        "n_candidates": n,
+        **COMMON,
+        **({"timed_requests": 2} if settings is not None else {}),
+        **extra,
+    }
+    return CellSpec(
+        DATASET,
+        SPLIT,
+        RANK,
+        variant=variant,
+        params=params,
+        tag=f"{model} {mode} n={n}",
+        loads=LOADS,
+        batch_sizes=(1,),
+        settings=dict(settings or SMALL),
+    )
 
 
 # most important first (a run cut short keeps them): the retriever, the 7B refusal, the acceptance comparison,
@@ -60,17 +77,21 @@ cells += [decoder("qwen2.5-0.5b", "shared-prefix", 50, settings=LARGE, compare_r
 # the size curve: shared-prefix at N = 20, fp32; a Llama-style family and GPT-2
 cells += [decoder(m, "shared-prefix", 20) for m in ("smollm-135m", "smollm2-360m")]
 cells += [decoder("qwen2.5-0.5b", "shared-prefix", 20, settings=LARGE, compare_candidates=10)]
-cells += [decoder("qwen2.5-1.5b", "shared-prefix", 20, settings=LARGE, compare_candidates=4,
-                  compare_rounds=1)]
+cells += [decoder("qwen2.5-1.5b", "shared-prefix", 20, settings=LARGE, compare_candidates=4, compare_rounds=1)]
 cells += [decoder(m, "shared-prefix", 20) for m in ("gpt2", "gpt2-medium")]
 # modes and candidates on the ~0.5B decoder
 cells += [decoder("qwen2.5-0.5b", "listwise", 20, settings=LARGE)]
-cells += [decoder("qwen2.5-0.5b", "pointwise", 20, settings={"offline_min_batches": 1, "offline_min_s": 1.0},
-                  compare_users=0),
-          decoder("qwen2.5-0.5b", "shared-prefix", 100, settings=LARGE, compare_candidates=10)]
+cells += [
+    decoder(
+        "qwen2.5-0.5b", "pointwise", 20, settings={"offline_min_batches": 1, "offline_min_s": 1.0}, compare_users=0
+    ),
+    decoder("qwen2.5-0.5b", "shared-prefix", 100, settings=LARGE, compare_candidates=10),
+]
 # precision
-cells += [decoder("qwen2.5-0.5b", "shared-prefix", 50, variant=v, settings=LARGE, compare_candidates=10)
-          for v in ("bf16", "int8")]
+cells += [
+    decoder("qwen2.5-0.5b", "shared-prefix", 50, variant=v, settings=LARGE, compare_candidates=10)
+    for v in ("bf16", "int8")
+]
 
 # llm-generative (#10 item 1): a next-item decoder trained here, with real quality, beside Pop and EASE on the same
 # users, on temporal-loo (its natural protocol) and random-8-1-1; fp32 before its variants (the quality gate's
@@ -78,17 +99,34 @@ cells += [decoder("qwen2.5-0.5b", "shared-prefix", 50, variant=v, settings=LARGE
 GEN = {"train_budget_s": 300.0}
 TRAINED_LOADS = ("offline", "single-stream")
 # (EASE on random-8-1-1 is the retriever's cell above)
-cells += [CellSpec(DATASET, split, name, loads=TRAINED_LOADS) for split, name in
-          (("temporal-loo", "pop"), ("temporal-loo", "ease"), (SPLIT, "pop"))]
+cells += [
+    CellSpec(DATASET, split, name, loads=TRAINED_LOADS)
+    for split, name in (("temporal-loo", "pop"), ("temporal-loo", "ease"), (SPLIT, "pop"))
+]
 cells += [CellSpec(DATASET, "temporal-loo", "llm-generative", variant="fp32", params=GEN, loads=TRAINED_LOADS)]
-cells += [CellSpec(DATASET, SPLIT, "llm-generative", variant=v, params={**GEN, "scoring": "mean"}, tag="mean",
-                   loads=TRAINED_LOADS) for v in ("fp32", "int8", "onnx", "onnx-int8")]
+cells += [
+    CellSpec(
+        DATASET, SPLIT, "llm-generative", variant=v, params={**GEN, "scoring": "mean"}, tag="mean", loads=TRAINED_LOADS
+    )
+    for v in ("fp32", "int8", "onnx", "onnx-int8")
+]
 
 SCENARIO = Scenario(
     name="generative",
     description=__doc__,
     cells=tuple(cells),
-    settings=Settings(seed=0, threads=2, k=10, ks=(10,), batch_sizes=(1, 32, 256), offline_min_s=1.0,
-                      offline_min_batches=3, stream_min_count=100, stream_min_s=1.0, stream_max_s=3.0,
-                      warmup_count=2, cell_timeout_s=900.0),
+    settings=Settings(
+        seed=0,
+        threads=2,
+        k=10,
+        ks=(10,),
+        batch_sizes=(1, 32, 256),
+        offline_min_s=1.0,
+        offline_min_batches=3,
+        stream_min_count=100,
+        stream_min_s=1.0,
+        stream_max_s=3.0,
+        warmup_count=2,
+        cell_timeout_s=900.0,
+    ),
 )

@@ -15,6 +15,7 @@ Sized for one 10-minute GPU window (scripts/gpu_check.sh runs it): offline and s
 server-load search), short stop rules. On a machine without CUDA, `recbench run gpu` prints one line saying it
 skipped and exits 0.
 """
+
 from bench.scenario import CellSpec, Scenario, Settings, SkipScenario
 
 DATASET, SPLIT = "ml-100k", "random-8-1-1"
@@ -25,27 +26,44 @@ RERANK = {"model": "minilm", "retriever": "ease", "n_candidates": 50}
 
 
 def cells() -> list[CellSpec]:
-    out = [CellSpec(DATASET, SPLIT, "llm-two-tower", variant=v, device="cuda", params=dict(TWO_TOWER), loads=LOADS)
-           for v in VARIANTS]
-    out += [CellSpec(DATASET, SPLIT, "llm-rerank", variant=v, device="cuda", params=dict(RERANK), loads=LOADS)
-            for v in VARIANTS]
-    out += [CellSpec(DATASET, SPLIT, "ease", device="cuda", loads=LOADS),
-            CellSpec(DATASET, SPLIT, "ease", device="cpu", loads=LOADS)]
+    out = [
+        CellSpec(DATASET, SPLIT, "llm-two-tower", variant=v, device="cuda", params=dict(TWO_TOWER), loads=LOADS)
+        for v in VARIANTS
+    ]
+    out += [
+        CellSpec(DATASET, SPLIT, "llm-rerank", variant=v, device="cuda", params=dict(RERANK), loads=LOADS)
+        for v in VARIANTS
+    ]
+    out += [
+        CellSpec(DATASET, SPLIT, "ease", device="cuda", loads=LOADS),
+        CellSpec(DATASET, SPLIT, "ease", device="cpu", loads=LOADS),
+    ]
     return out
 
 
 # adaptive offline sweep: a GPU needs far larger batches than a CPU to fill (fixed 1/32/256 measured launch
 # overhead on an H100); each cell grows its batch until the gain is under 5% or 40 s of sweeping pass
-SETTINGS = Settings(seed=0, threads=2, offline_sweep="adaptive", sweep_time_limit_s=40.0, offline_min_s=0.5,
-                    offline_min_batches=3,
-                    stream_min_count=200, stream_min_s=1.0, stream_max_s=3.0, warmup_count=5,
-                    cell_timeout_s=240.0)
+SETTINGS = Settings(
+    seed=0,
+    threads=2,
+    offline_sweep="adaptive",
+    sweep_time_limit_s=40.0,
+    offline_min_s=0.5,
+    offline_min_batches=3,
+    stream_min_count=200,
+    stream_min_s=1.0,
+    stream_max_s=3.0,
+    warmup_count=5,
+    cell_timeout_s=240.0,
+)
 
 
 def build() -> Scenario:
     from bench.variants.device import cuda_available
 
     if not cuda_available():
-        raise SkipScenario("scenario gpu needs a CUDA GPU and this machine has none (torch.cuda.is_available() is "
-                           "False); nothing was run: run it on a GPU machine, e.g. scripts/gpu_check.sh")
+        raise SkipScenario(
+            "scenario gpu needs a CUDA GPU and this machine has none (torch.cuda.is_available() is "
+            "False); nothing was run: run it on a GPU machine, e.g. scripts/gpu_check.sh"
+        )
     return Scenario(name="gpu", description=__doc__, cells=tuple(cells()), settings=SETTINGS)

@@ -18,6 +18,7 @@ exported to ONNX into the model cache): a synthetic catalogue of 300 items (the 
 liked titles cut at 64 tokens, offline batch sizes 1 and 8, and short loads. Requests are drawn from the
 synthetic set's test users (seeded).
 """
+
 from bench.scenario import CellSpec, Scenario, Settings
 
 DATASET = "synthetic:users=400,items=300,interactions=8000,seed=0"
@@ -27,21 +28,46 @@ VARIANTS = ("fp32", "onnx-int8")
 LOADS = ("offline", "single-stream")
 #: the same request shape for every size: only the model changes within a variant
 TWO_TOWER = {"mode": "zero-shot", "item_fields": "title", "profile_len": 5, "max_length": 64, "batch_size": 64}
-EXPLAIN = {"model": "gpt2-small-cost-only", "retriever": "ease", "new_tokens": 32, "list_titles": 10,
-           "profile_len": 5, "max_prompt_tokens": 256, "batch_size": 8, "ttft_requests": 20,
-           "ttft_min_requests": 10, "ttft_max_s": 40.0}
+EXPLAIN = {
+    "model": "gpt2-small-cost-only",
+    "retriever": "ease",
+    "new_tokens": 32,
+    "list_titles": 10,
+    "profile_len": 5,
+    "max_prompt_tokens": 256,
+    "batch_size": 8,
+    "ttft_requests": 20,
+    "ttft_min_requests": 10,
+    "ttft_max_s": 40.0,
+}
 
-cells = [CellSpec(DATASET, SPLIT, "llm-two-tower", variant=variant, params={"model": model, **TWO_TOWER}, tag=tag,
-                  loads=LOADS)
-         for variant in VARIANTS for tag, model in ENCODERS.items()]
-cells.append(CellSpec(DATASET, SPLIT, "llm-explain", variant="fp32", params=dict(EXPLAIN), tag="gpt2-small",
-                      loads=LOADS))
+cells = [
+    CellSpec(
+        DATASET, SPLIT, "llm-two-tower", variant=variant, params={"model": model, **TWO_TOWER}, tag=tag, loads=LOADS
+    )
+    for variant in VARIANTS
+    for tag, model in ENCODERS.items()
+]
+cells.append(
+    CellSpec(DATASET, SPLIT, "llm-explain", variant="fp32", params=dict(EXPLAIN), tag="gpt2-small", loads=LOADS)
+)
 
 SCENARIO = Scenario(
     name="llm_sizes",
     description=__doc__,
     cells=tuple(cells),
-    settings=Settings(seed=0, threads=2, k=10, ks=(10,), batch_sizes=(1, 8), offline_min_s=1.0,
-                      offline_min_batches=3, stream_min_count=20, stream_min_s=2.0, stream_max_s=6.0,
-                      warmup_count=2, cell_timeout_s=900.0),
+    settings=Settings(
+        seed=0,
+        threads=2,
+        k=10,
+        ks=(10,),
+        batch_sizes=(1, 8),
+        offline_min_s=1.0,
+        offline_min_batches=3,
+        stream_min_count=20,
+        stream_min_s=2.0,
+        stream_max_s=6.0,
+        warmup_count=2,
+        cell_timeout_s=900.0,
+    ),
 )

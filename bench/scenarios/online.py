@@ -1,4 +1,5 @@
 """What keeping recommendations fresh costs: ML-100K replayed week by week, every update strategy, CF vs a language model."""
+
 from __future__ import annotations
 
 from bench.scenario import CellSpec, Scenario, Settings
@@ -14,14 +15,33 @@ FINETUNE_EVERY = 7
 
 def build() -> Scenario:
     cf = [CellSpec(DATASET, REPLAY, "stale", params={"model": "ease"}, tag="ease", loads=())]
-    cf += [CellSpec(DATASET, REPLAY, "refit", params={"model": m}, tag=m, loads=()) for m in ("ease", "ials", "itemknn")]
-    cf += [CellSpec(DATASET, REPLAY, "ials-foldin", loads=()),
-           CellSpec(DATASET, REPLAY, "itemknn-incremental", loads=()),
-           CellSpec(DATASET, REPLAY, "ease-periodic", params={"refit_every": EASE_REFIT_EVERY},
-                    tag=f"K={EASE_REFIT_EVERY}", loads=())]
-    lm = [CellSpec(DATASET, REPLAY, "two-tower-incremental", variant="fp32", loads=()),
-          CellSpec(DATASET, REPLAY, "two-tower-finetune", variant="fp32", params={"retrain_every": FINETUNE_EVERY},
-                   tag=f"K={FINETUNE_EVERY}", loads=())]
+    cf += [
+        CellSpec(DATASET, REPLAY, "refit", params={"model": m}, tag=m, loads=()) for m in ("ease", "ials", "itemknn")
+    ]
+    cf += [
+        CellSpec(DATASET, REPLAY, "ials-foldin", loads=()),
+        CellSpec(DATASET, REPLAY, "itemknn-incremental", loads=()),
+        CellSpec(
+            DATASET,
+            REPLAY,
+            "ease-periodic",
+            params={"refit_every": EASE_REFIT_EVERY},
+            tag=f"K={EASE_REFIT_EVERY}",
+            loads=(),
+        ),
+    ]
+    lm = [
+        CellSpec(DATASET, REPLAY, "two-tower-incremental", variant="fp32", loads=()),
+        CellSpec(
+            DATASET,
+            REPLAY,
+            "two-tower-finetune",
+            variant="fp32",
+            params={"retrain_every": FINETUNE_EVERY},
+            tag=f"K={FINETUNE_EVERY}",
+            loads=(),
+        ),
+    ]
     return Scenario(
         name="online",
         description=__doc__,

@@ -1,4 +1,5 @@
 """How cost grows with the catalogue: synthetic 1k-100k items, classic CF and the zero-shot two-tower (fp32, onnx-int8)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -29,8 +30,12 @@ def dataset_spec(n_items: int, seed: int = SEED) -> str:
     return f"synthetic:users={n_users},items={n_items},interactions={INTERACTIONS_PER_ITEM * n_items},seed={seed}"
 
 
-def build(sizes: Sequence[int] = SIZES, lm_max_items: int = LM_MAX_ITEMS,
-          classic: Sequence[str] = CLASSIC, lm_variants: Sequence[str] = LM_VARIANTS) -> Scenario:
+def build(
+    sizes: Sequence[int] = SIZES,
+    lm_max_items: int = LM_MAX_ITEMS,
+    classic: Sequence[str] = CLASSIC,
+    lm_variants: Sequence[str] = LM_VARIANTS,
+) -> Scenario:
     """The scaling matrix; `sizes` must be non-empty and strictly increasing (else one ConfigError line)."""
     sizes = check_sizes(sizes, "scaling catalogue sizes")
     loads = ("offline", "single-stream")  # throughput and latency; the server SLO search adds minutes per cell
@@ -41,18 +46,37 @@ def build(sizes: Sequence[int] = SIZES, lm_max_items: int = LM_MAX_ITEMS,
         # and fail at once with the figures (bench.memcheck), so the report shows where it stops and why
         cells += [CellSpec(data, "random-8-1-1", name, loads=loads) for name in classic]
         if n <= lm_max_items:
-            cells += [CellSpec(data, "random-8-1-1", "llm-two-tower", variant=v,
-                               params={"model": "minilm", "mode": "zero-shot"}, loads=loads)
-                      for v in lm_variants]
+            cells += [
+                CellSpec(
+                    data,
+                    "random-8-1-1",
+                    "llm-two-tower",
+                    variant=v,
+                    params={"model": "minilm", "mode": "zero-shot"},
+                    loads=loads,
+                )
+                for v in lm_variants
+            ]
     return Scenario(
         name="scaling",
         description=__doc__ + f" Sizes {', '.join(f'{n:,}' for n in sizes)} items; users = items x "
-                              f"{USERS_PER_ITEM:g}, interactions = items x {INTERACTIONS_PER_ITEM}; language-model "
-                              f"cells up to {lm_max_items:,} items.",
+        f"{USERS_PER_ITEM:g}, interactions = items x {INTERACTIONS_PER_ITEM}; language-model "
+        f"cells up to {lm_max_items:,} items.",
         cells=tuple(cells),
         # quality on a seeded sample of test users (flagged as sampled): at 100k items full ranking of every
         # user would cost more than the cost figures this scenario is about
-        settings=Settings(seed=SEED, threads=2, ks=(10,), quality_users=300, batch_sizes=(1, 32),
-                          offline_min_s=0.5, offline_min_batches=3, stream_min_count=30, stream_min_s=0.5,
-                          stream_max_s=2.0, warmup_count=3, cell_timeout_s=900.0),
+        settings=Settings(
+            seed=SEED,
+            threads=2,
+            ks=(10,),
+            quality_users=300,
+            batch_sizes=(1, 32),
+            offline_min_s=0.5,
+            offline_min_batches=3,
+            stream_min_count=30,
+            stream_min_s=0.5,
+            stream_max_s=2.0,
+            warmup_count=3,
+            cell_timeout_s=900.0,
+        ),
     )

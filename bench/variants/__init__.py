@@ -9,6 +9,7 @@ runtime); a runtime that calibrates (`onnx-int8-static`) gets the caller's train
 (`calibration_texts`); `distilled` alone means `distilled+fp32`. Each module here is one way of running;
 `runtime.py` holds what they share.
 """
+
 from __future__ import annotations
 
 import time
@@ -26,12 +27,21 @@ from bench.variants.device import resolve_device, resolve_threads
 RUNTIMES: tuple[str, ...] = tuple(registry.names())
 VARIANTS: list[str] = registry.all_variants()
 
-__all__ = ["VARIANTS", "RUNTIMES", "build_encoder", "build_cross_encoder", "build_sequence_model", "parse_variant",
-           "resolve_device", "TextEncoder", "Preparation"]
+__all__ = [
+    "VARIANTS",
+    "RUNTIMES",
+    "build_encoder",
+    "build_cross_encoder",
+    "build_sequence_model",
+    "parse_variant",
+    "resolve_device",
+    "TextEncoder",
+    "Preparation",
+]
 
 
 def parse_variant(variant: str) -> tuple[bool, str]:
-    """"distilled+onnx-int8" -> (True, "onnx-int8"); "int8" -> (False, "int8"); unknown -> ConfigError."""
+    """ "distilled+onnx-int8" -> (True, "onnx-int8"); "int8" -> (False, "int8"); unknown -> ConfigError."""
     distilled, entry = registry.parse(variant)
     return distilled, entry.name
 
@@ -45,8 +55,9 @@ def wants_calibration(variant: str) -> bool:
     return registry.calibrates(variant)
 
 
-def _prepare(model, variant, device, threads, distill_texts, cache_dir, distill, calibration_texts=None,
-             max_length=128):
+def _prepare(
+    model, variant, device, threads, distill_texts, cache_dir, distill, calibration_texts=None, max_length=128
+):
     """Resolve model/device/threads, distil when asked, build the runtime backend; merge one-time costs."""
     distilled, runtime = parse_variant(variant)
     cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else None
@@ -74,8 +85,12 @@ def _prepare(model, variant, device, threads, distill_texts, cache_dir, distill,
     backend, run_prep = registry.get(runtime).build(request)
     notes[runtime] = run_prep.notes
     notes["build_s_this_process"] = time.perf_counter() - t0
-    prep = Preparation(seconds=prep_s + run_prep.seconds, file_bytes=run_prep.file_bytes + file_bytes_extra,
-                       notes=notes, reused_s=reused_s + _reused_seconds(run_prep))
+    prep = Preparation(
+        seconds=prep_s + run_prep.seconds,
+        file_bytes=run_prep.file_bytes + file_bytes_extra,
+        notes=notes,
+        reused_s=reused_s + _reused_seconds(run_prep),
+    )
     return resolved, backend, canonical_variant(variant), device, threads, prep
 
 
@@ -91,10 +106,17 @@ def _reused_seconds(prep: Preparation) -> float:
     return reused
 
 
-def build_encoder(model: str | ResolvedModel = "minilm", variant: str = registry.FP32, device: str = "cpu",
-                  threads: int | None = None, max_length: int = 128, distill_texts: Sequence[str] | None = None,
-                  cache_dir: Path | None = None, distill=None,
-                  calibration_texts: Sequence[str] | None = None) -> TextEncoder:
+def build_encoder(
+    model: str | ResolvedModel = "minilm",
+    variant: str = registry.FP32,
+    device: str = "cpu",
+    threads: int | None = None,
+    max_length: int = 128,
+    distill_texts: Sequence[str] | None = None,
+    cache_dir: Path | None = None,
+    distill=None,
+    calibration_texts: Sequence[str] | None = None,
+) -> TextEncoder:
     """A TextEncoder for `model` under `variant` on `device`, torch and ONNX Runtime threads pinned to `threads`.
 
     `preparation.seconds` is the one-time cost of making the variant (export, quantise, distil) as measured when
@@ -104,25 +126,40 @@ def build_encoder(model: str | ResolvedModel = "minilm", variant: str = registry
     """
     from bench.variants.runtime import TransformerEncoder
 
-    resolved, backend, name, device, threads, prep = _prepare(model, variant, device, threads, distill_texts,
-                                                              cache_dir, distill, calibration_texts, max_length)
+    resolved, backend, name, device, threads, prep = _prepare(
+        model, variant, device, threads, distill_texts, cache_dir, distill, calibration_texts, max_length
+    )
     return TransformerEncoder(resolved, backend, name, device, threads, max_length, prep)
 
 
-def build_cross_encoder(model: str | ResolvedModel = "minilm", variant: str = registry.FP32, device: str = "cpu",
-                        threads: int | None = None, max_length: int = 256,
-                        distill_texts: Sequence[str] | None = None, cache_dir: Path | None = None, distill=None,
-                        calibration_texts: Sequence[str] | None = None):
+def build_cross_encoder(
+    model: str | ResolvedModel = "minilm",
+    variant: str = registry.FP32,
+    device: str = "cpu",
+    threads: int | None = None,
+    max_length: int = 256,
+    distill_texts: Sequence[str] | None = None,
+    cache_dir: Path | None = None,
+    distill=None,
+    calibration_texts: Sequence[str] | None = None,
+):
     """A CrossEncoder (pairs [CLS] q [SEP] d [SEP]) under `variant`; supply its score head with `set_head`."""
     from bench.variants.runtime import CrossEncoder
 
-    resolved, backend, name, device, threads, prep = _prepare(model, variant, device, threads, distill_texts,
-                                                              cache_dir, distill, calibration_texts, max_length)
+    resolved, backend, name, device, threads, prep = _prepare(
+        model, variant, device, threads, distill_texts, cache_dir, distill, calibration_texts, max_length
+    )
     return CrossEncoder(resolved, backend, name, device, threads, max_length, prep)
 
 
-def build_sequence_model(model: ResolvedModel, variant: str = registry.FP32, device: str = "cpu",
-                         threads: int | None = None, max_length: int = 512, cache_dir: Path | None = None):
+def build_sequence_model(
+    model: ResolvedModel,
+    variant: str = registry.FP32,
+    device: str = "cpu",
+    threads: int | None = None,
+    max_length: int = 512,
+    cache_dir: Path | None = None,
+):
     """A `SequenceModel` (token ids in, last-layer hidden states out) for weights trained by a recommender.
 
     Every runtime applies (fp32, fp16/bf16, int8, onnx, onnx-int8); distillation does not: it learns from
@@ -132,7 +169,8 @@ def build_sequence_model(model: ResolvedModel, variant: str = registry.FP32, dev
 
     distilled, _ = parse_variant(variant)
     if distilled:
-        raise ConfigError(f"variant {variant!r} distils on texts; a model over item ids runs one of "
-                          f"{', '.join(registry.names())}")
+        raise ConfigError(
+            f"variant {variant!r} distils on texts; a model over item ids runs one of {', '.join(registry.names())}"
+        )
     resolved, backend, name, device, threads, prep = _prepare(model, variant, device, threads, None, cache_dir, None)
     return SequenceModel(resolved, backend, name, device, threads, max_length, prep)

@@ -1,4 +1,5 @@
 """How closely a variant's embeddings agree with the fp32 reference: row cosine and top-k neighbour overlap."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -2,6 +2,7 @@
 
 Recommenders call `encode` / `score_pairs`; variants decide eager vs quantised vs ONNX Runtime vs student.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -1,4 +1,5 @@
 """Device and thread resolution, shared by every variant."""
+
 from __future__ import annotations
 
 import os
@@ -17,7 +18,7 @@ def cuda_available() -> bool:
 
 
 def resolve_device(device: str = "cpu") -> str:
-    """"cpu" | "cuda" | "auto" -> "cpu" or "cuda"; asking for CUDA where there is none fails in one line."""
+    """ "cpu" | "cuda" | "auto" -> "cpu" or "cuda"; asking for CUDA where there is none fails in one line."""
     choice = (device or "cpu").strip().lower()
     if choice not in DEVICES:
         raise ConfigError(f"unknown device {device!r}: choose one of {', '.join(DEVICES)}")

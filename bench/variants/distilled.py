@@ -11,6 +11,7 @@ Why not DistilBERT's every-other layer (0, 2, 4)? Measured on MiniLM with ML-100
 layer starts the student at held-out cosine 0.34 to the teacher and reaches 0.77 after 90 s of training, while
 keeping it (0, 3, 5) starts at 0.62 and reaches 0.92 in the same time; lr 5e-4 beat 1e-4 (0.77 vs 0.74 on 0, 2, 4).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -72,8 +73,10 @@ class DistilSettings:
 def teacher_layer_indices(teacher_layers: int, student_layers: int) -> list[int]:
     """Evenly spaced teacher layers from the first to the last: 6 -> 3 gives [0, 3, 5]; 12 -> 6 [0, 2, 4, 7, 9, 11]."""
     if student_layers > teacher_layers:
-        raise ConfigError(f"a student cannot be deeper than its teacher ({student_layers} > {teacher_layers} "
-                          "layers): choose fewer layers")
+        raise ConfigError(
+            f"a student cannot be deeper than its teacher ({student_layers} > {teacher_layers} "
+            "layers): choose fewer layers"
+        )
     if student_layers == 1:
         return [teacher_layers - 1]  # the top layer carries the most of the output representation
     positions = np.linspace(0, teacher_layers - 1, student_layers)
@@ -89,8 +92,12 @@ def _texts_digest(texts: list[str]) -> str:
 
 
 def _student_dir(teacher: ResolvedModel, texts_sha: str, settings: DistilSettings, cache_dir: Path | None) -> Path:
-    key = hashlib.sha256(json.dumps({"teacher": teacher.weights_sha256, "texts": texts_sha,
-                                     "settings": asdict(settings), "v": 2}, sort_keys=True).encode()).hexdigest()
+    key = hashlib.sha256(
+        json.dumps(
+            {"teacher": teacher.weights_sha256, "texts": texts_sha, "settings": asdict(settings), "v": 2},
+            sort_keys=True,
+        ).encode()
+    ).hexdigest()
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in teacher.name)
     return (cache_dir or default_cache_dir()) / "distilled" / f"{safe}-{key[:16]}"
 
@@ -103,8 +110,13 @@ def _encode_normalised(module, tokenizer, texts: list[str], batch_size: int, max
     out = []
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
-            enc = tokenizer(texts[start:start + batch_size], padding=True, truncation=True, max_length=max_length,
-                            return_tensors="pt").to(device)
+            enc = tokenizer(
+                texts[start : start + batch_size],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            ).to(device)
             pooled = mean_pool_torch(module(**enc)[0], enc["attention_mask"])
             out.append(torch.nn.functional.normalize(pooled, dim=1))
     return torch.cat(out) if out else torch.zeros(0)
@@ -128,25 +140,34 @@ def _init_student(teacher_module, n_layers: int):
     new_state = {}
     for key in student.state_dict():
         match = _LAYER_KEY.match(key)
-        source = key if match is None else f"{match.group(1)}{picks[int(match.group(2))]}.{key[match.end():]}"
+        source = key if match is None else f"{match.group(1)}{picks[int(match.group(2))]}.{key[match.end() :]}"
         new_state[key] = teacher_state[source].clone()
     student.load_state_dict(new_state)
     return student, picks, teacher_layers
 
 
-def distil(teacher: ResolvedModel, texts: Sequence[str] | None, settings: DistilSettings | None = None,
-           device: str = "cpu", cache_dir: Path | None = None) -> tuple[ResolvedModel, Preparation]:
+def distil(
+    teacher: ResolvedModel,
+    texts: Sequence[str] | None,
+    settings: DistilSettings | None = None,
+    device: str = "cpu",
+    cache_dir: Path | None = None,
+) -> tuple[ResolvedModel, Preparation]:
     """Train (or reuse) a student of `teacher` on `texts`; returns it as a local model plus its one-time cost."""
     settings = settings or DistilSettings()
     settings.check()
     cache_dir = Path(cache_dir) if cache_dir is not None else None
     if texts is None or isinstance(texts, str):
-        raise ConfigError("variant distilled needs texts to train the student on: pass distill_texts (the "
-                          "dataset's item texts and user profile texts)")
+        raise ConfigError(
+            "variant distilled needs texts to train the student on: pass distill_texts (the "
+            "dataset's item texts and user profile texts)"
+        )
     unique = sorted({t for t in texts if isinstance(t, str) and t.strip()})
     if len(unique) < 8:
-        raise ConfigError(f"distillation needs at least 8 distinct non-empty texts, got {len(unique)}: pass the "
-                          "dataset's item and profile texts")
+        raise ConfigError(
+            f"distillation needs at least 8 distinct non-empty texts, got {len(unique)}: pass the "
+            "dataset's item and profile texts"
+        )
     texts_sha = _texts_digest(unique)
     target = _student_dir(teacher, texts_sha, settings, cache_dir)
     # one process trains a given student at a time; a concurrent run waits and then reuses it
@@ -160,8 +181,9 @@ def distil(teacher: ResolvedModel, texts: Sequence[str] | None, settings: Distil
     return student, prep
 
 
-def _cached_student(target: Path, teacher: ResolvedModel, cache_dir: Path | None
-                    ) -> tuple[tuple[ResolvedModel, Preparation] | None, str | None]:
+def _cached_student(
+    target: Path, teacher: ResolvedModel, cache_dir: Path | None
+) -> tuple[tuple[ResolvedModel, Preparation] | None, str | None]:
     """The cached student if every file still matches the sha256 recorded when it was saved; else why not."""
     meta_file = target / "recbench-distil.json"
     if not (meta_file.is_file() and (target / "config.json").is_file()):
@@ -170,18 +192,30 @@ def _cached_student(target: Path, teacher: ResolvedModel, cache_dir: Path | None
     if problem is None:
         try:
             meta = json.loads(meta_file.read_text())
-            student = resolve_local(target, name=meta["name"], cache_dir=cache_dir, source="distilled",
-                                    cost_only=teacher.cost_only)
-            return (student, Preparation(seconds=meta["distil_s"], file_bytes=meta["file_bytes"],
-                                         notes={**meta, "reused_from_cache": True})), None
+            student = resolve_local(
+                target, name=meta["name"], cache_dir=cache_dir, source="distilled", cost_only=teacher.cost_only
+            )
+            return (
+                student,
+                Preparation(
+                    seconds=meta["distil_s"], file_bytes=meta["file_bytes"], notes={**meta, "reused_from_cache": True}
+                ),
+            ), None
         except (ValueError, KeyError, TypeError) as exc:
             problem = f"recbench-distil.json is unreadable ({exc.__class__.__name__})"
     shutil.rmtree(target, ignore_errors=True)  # corrupt: trained again below, never used
     return None, problem
 
 
-def _train(teacher: ResolvedModel, unique: list[str], texts_sha: str, target: Path, settings: DistilSettings,
-           device: str, cache_dir: Path | None) -> tuple[ResolvedModel, Preparation]:
+def _train(
+    teacher: ResolvedModel,
+    unique: list[str],
+    texts_sha: str,
+    target: Path,
+    settings: DistilSettings,
+    device: str,
+    cache_dir: Path | None,
+) -> tuple[ResolvedModel, Preparation]:
     import torch
 
     from bench.variants.eager import load_module
@@ -214,8 +248,9 @@ def _train(teacher: ResolvedModel, unique: list[str], texts_sha: str, target: Pa
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: max(0.0, 1.0 - step / planned_steps))
 
     def student_embed(batch_texts: list[str]):
-        enc = tokenizer(batch_texts, padding=True, truncation=True, max_length=settings.max_length,
-                        return_tensors="pt").to(device)
+        enc = tokenizer(
+            batch_texts, padding=True, truncation=True, max_length=settings.max_length, return_tensors="pt"
+        ).to(device)
         return torch.nn.functional.normalize(mean_pool_torch(student(**enc)[0], enc["attention_mask"]), dim=1)
 
     t_train = time.perf_counter()
@@ -224,7 +259,7 @@ def _train(teacher: ResolvedModel, unique: list[str], texts_sha: str, target: Pa
     for epoch in range(settings.epochs):
         perm = rng.permutation(len(train))
         for start in range(0, len(train), settings.batch_size):
-            idx = perm[start:start + settings.batch_size]
+            idx = perm[start : start + settings.batch_size]
             pred = student_embed([train[i] for i in idx])
             goal = target_train[torch.as_tensor(idx, device=target_train.device)]
             if settings.loss == "cosine":
@@ -253,19 +288,33 @@ def _train(teacher: ResolvedModel, unique: list[str], texts_sha: str, target: Pa
 
     name = f"{teacher.name}-distilled-L{n_layers}"
     meta: dict[str, Any] = {
-        "name": name, "teacher": teacher.name, "teacher_sha256": teacher.weights_sha256,
-        "teacher_layers": teacher_layers, "student_layers": n_layers, "initialised_from_teacher_layers": picks,
-        "texts": len(unique), "texts_sha256": texts_sha, "train_texts": len(train), "heldout_texts": len(heldout),
-        "settings": asdict(settings), "epochs_done": round(float(epochs_done), 3), "steps": steps,
-        "stopped_by": stopped_by, "final_train_loss": last_loss,
+        "name": name,
+        "teacher": teacher.name,
+        "teacher_sha256": teacher.weights_sha256,
+        "teacher_layers": teacher_layers,
+        "student_layers": n_layers,
+        "initialised_from_teacher_layers": picks,
+        "texts": len(unique),
+        "texts_sha256": texts_sha,
+        "train_texts": len(train),
+        "heldout_texts": len(heldout),
+        "settings": asdict(settings),
+        "epochs_done": round(float(epochs_done), 3),
+        "steps": steps,
+        "stopped_by": stopped_by,
+        "final_train_loss": last_loss,
         "heldout_cosine_mean": float(heldout_cos.mean()) if heldout_cos.size else None,
         "heldout_cosine_min": float(heldout_cos.min()) if heldout_cos.size else None,
-        "teacher_encode_s": teacher_encode_s, "train_s": train_s, "distil_s": distil_s, "device": device,
+        "teacher_encode_s": teacher_encode_s,
+        "train_s": train_s,
+        "distil_s": distil_s,
+        "device": device,
     }
     _save_student(student, teacher, target, meta)
     resolved = resolve_local(target, name=name, cache_dir=cache_dir, source="distilled", cost_only=teacher.cost_only)
-    return resolved, Preparation(seconds=distil_s, file_bytes=meta["file_bytes"],
-                                 notes={**meta, "reused_from_cache": False})
+    return resolved, Preparation(
+        seconds=distil_s, file_bytes=meta["file_bytes"], notes={**meta, "reused_from_cache": False}
+    )
 
 
 def _teacher_depth(module) -> int:
@@ -282,8 +331,14 @@ def _save_student(student, teacher: ResolvedModel, target: Path, meta: dict[str,
         meta["file_bytes"] = int(sum(p.stat().st_size for p in staging.glob("*.safetensors")))
         (staging / "recbench-distil.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
         # recbench.json last: it records the sha256 of every other file, checked before each reuse
-        write_manifest(staging, {"name": meta["name"], "cost_only": teacher.cost_only,
-                                 "notes": {"distilled_from": teacher.name, "student_layers": meta["student_layers"]}})
+        write_manifest(
+            staging,
+            {
+                "name": meta["name"],
+                "cost_only": teacher.cost_only,
+                "notes": {"distilled_from": teacher.name, "student_layers": meta["student_layers"]},
+            },
+        )
         publish_dir(staging, target, marker="recbench-distil.json")
     finally:
         if staging.exists():

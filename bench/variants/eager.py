@@ -1,4 +1,5 @@
 """PyTorch eager execution: `fp32`, `fp16` (CUDA only) and `bf16` (CUDA, or CPU where torch runs it)."""
+
 from __future__ import annotations
 
 import io
@@ -29,8 +30,9 @@ class TorchBackend:
 
     runtime = "torch"
 
-    def __init__(self, module: Any, dtype: str, device: str, input_names: tuple[str, ...],
-                 serialized_footprint: bool = False) -> None:
+    def __init__(
+        self, module: Any, dtype: str, device: str, input_names: tuple[str, ...], serialized_footprint: bool = False
+    ) -> None:
         self.module = module
         self.dtype = dtype
         self.device = device
@@ -78,17 +80,24 @@ def check_dtype_on_device(variant: str, device: str) -> list[str]:
     """A variant the device cannot run fails here in one line; returns notes about how it runs."""
     notes: list[str] = []
     if variant == "fp16" and device != "cuda":
-        raise BenchError("variant fp16 needs CUDA (PyTorch CPU kernels for fp16 are missing or very slow): use "
-                         "--variant bf16 or fp32 on CPU, or --device cuda on a GPU machine")
+        raise BenchError(
+            "variant fp16 needs CUDA (PyTorch CPU kernels for fp16 are missing or very slow): use "
+            "--variant bf16 or fp32 on CPU, or --device cuda on a GPU machine"
+        )
     if variant == "bf16":
         import torch
 
         if device == "cuda" and not torch.cuda.is_bf16_supported():
-            raise BenchError("variant bf16 is not supported by this GPU (needs compute capability >= 8.0): use "
-                             "--variant fp16 or fp32")
+            raise BenchError(
+                "variant bf16 is not supported by this GPU (needs compute capability >= 8.0): use "
+                "--variant fp16 or fp32"
+            )
         if device == "cpu":
-            notes.append("bf16 native on this CPU (AVX512-BF16/AMX)" if bf16_cpu_native()
-                         else "bf16 emulated on this CPU (no AVX512-BF16/AMX): expect it slower than fp32")
+            notes.append(
+                "bf16 native on this CPU (AVX512-BF16/AMX)"
+                if bf16_cpu_native()
+                else "bf16 emulated on this CPU (no AVX512-BF16/AMX): expect it slower than fp32"
+            )
     return notes
 
 
@@ -101,8 +110,9 @@ def load_module(model: ResolvedModel, dtype: str = "float32", device: str = "cpu
         module = AutoModel.from_pretrained(model.path, local_files_only=True, dtype=getattr(torch, dtype))
     except Exception as exc:  # noqa: BLE001 - a broken checkpoint, wrong format, ...
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise BenchError(f"cannot load model weights from {model.path} ({reason[:200]}): re-save the model with "
-                         "`save_pretrained`") from None
+        raise BenchError(
+            f"cannot load model weights from {model.path} ({reason[:200]}): re-save the model with `save_pretrained`"
+        ) from None
     return module.eval().to(device)
 
 
@@ -113,7 +123,15 @@ def build_eager(model: ResolvedModel, variant: str, device: str) -> tuple[TorchB
     module = load_module(model, dtype, device)
     load_s = time.perf_counter() - t0
     weights = weights_file(model.path)
-    prep = Preparation(seconds=0.0, file_bytes=weights.stat().st_size if weights else 0,
-                       notes={"load_s": load_s, "dtype": dtype, "runtime": "torch eager",
-                              "file": str(weights) if weights else None, **({"device_notes": notes} if notes else {})})
+    prep = Preparation(
+        seconds=0.0,
+        file_bytes=weights.stat().st_size if weights else 0,
+        notes={
+            "load_s": load_s,
+            "dtype": dtype,
+            "runtime": "torch eager",
+            "file": str(weights) if weights else None,
+            **({"device_notes": notes} if notes else {}),
+        },
+    )
     return TorchBackend(module, dtype, device, model_input_names(model)), prep

@@ -4,6 +4,7 @@
 CPU in eager mode was measured here ~10x slower than fp32; the deprecated path is what gives a real CPU
 speed-up, so it is used and its warning is recorded in the preparation notes rather than shown to users.
 """
+
 from __future__ import annotations
 
 import time
@@ -17,8 +18,10 @@ from bench.variants.eager import TorchBackend, load_module, model_input_names
 
 def build_int8(model: ResolvedModel, device: str) -> tuple[TorchBackend, Preparation]:
     if device != "cpu":
-        raise BenchError("variant int8 (PyTorch dynamic quantisation) runs on CPU only: use --device cpu, or "
-                         "--variant fp16/onnx on CUDA")
+        raise BenchError(
+            "variant int8 (PyTorch dynamic quantisation) runs on CPU only: use --device cpu, or "
+            "--variant fp16/onnx on CUDA"
+        )
     import torch
 
     t0 = time.perf_counter()
@@ -30,10 +33,14 @@ def build_int8(model: ResolvedModel, device: str) -> tuple[TorchBackend, Prepara
         # Per-channel weight scales: measured on MiniLM, per-tensor scales lose far more (mean cosine to fp32
         # 0.935 vs 0.974 on profile texts), at no speed cost.
         quantised = torch.ao.quantization.quantize_dynamic(
-            module, {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig}, dtype=torch.qint8)
+            module, {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig}, dtype=torch.qint8
+        )
     quantise_s = time.perf_counter() - t1
-    n_linear = sum(1 for m in quantised.modules() if type(m).__name__ == "Linear"
-                   and type(m).__module__.startswith("torch.ao.nn.quantized"))
+    n_linear = sum(
+        1
+        for m in quantised.modules()
+        if type(m).__name__ == "Linear" and type(m).__module__.startswith("torch.ao.nn.quantized")
+    )
     backend = TorchBackend(quantised, "int8-dynamic", "cpu", model_input_names(model), serialized_footprint=True)
     notes = {
         "load_s": load_s,

@@ -12,6 +12,7 @@
   `*_rebuilt_because`). One lock per export directory keeps concurrent runs from preparing it twice.
 - Sessions: CPUExecutionProvider with intra-op threads pinned (inter-op 1); CUDAExecutionProvider on GPU.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -69,7 +70,7 @@ def cpu_flags() -> set[str]:
 
 
 def int8_weight_type() -> str:
-    """"QInt8" (u8/s8) where the CPU has VNNI, else "QUInt8" (u8/u8) — optimum's avx512_vnni / avx2 configs."""
+    """ "QInt8" (u8/s8) where the CPU has VNNI, else "QUInt8" (u8/u8) — optimum's avx512_vnni / avx2 configs."""
     flags = cpu_flags()
     return "QInt8" if flags & {"avx512_vnni", "avx_vnni", "amx_int8"} else "QUInt8"
 
@@ -80,8 +81,12 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _export_dir(model: ResolvedModel, cache_dir: Path | None) -> Path:
-    key = hashlib.sha256(json.dumps({"weights": model.weights_sha256, "optimize": EXPORT_OPTIMIZE_LEVEL,
-                                     "versions": _versions()}, sort_keys=True).encode()).hexdigest()[:16]
+    key = hashlib.sha256(
+        json.dumps(
+            {"weights": model.weights_sha256, "optimize": EXPORT_OPTIMIZE_LEVEL, "versions": _versions()},
+            sort_keys=True,
+        ).encode()
+    ).hexdigest()[:16]
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model.name)
     return (cache_dir or default_cache_dir()) / "onnx" / f"{safe}-{key}"
 
@@ -114,8 +119,15 @@ def _main_export(model: ResolvedModel, output: Path, optimize: str | None) -> No
         hf_logging.set_verbosity_error()
         with warnings.catch_warnings():  # TorchScript-exporter deprecation and tracer warnings
             warnings.simplefilter("ignore")
-            main_export(str(model.path), output=output, task="feature-extraction", local_files_only=True,
-                        library_name="transformers", optimize=optimize, do_validation=False)
+            main_export(
+                str(model.path),
+                output=output,
+                task="feature-extraction",
+                local_files_only=True,
+                library_name="transformers",
+                optimize=optimize,
+                do_validation=False,
+            )
     finally:
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)
@@ -163,15 +175,22 @@ def _export(model: ResolvedModel, directory: Path) -> tuple[Path, dict[str, Any]
             try:
                 _main_export(model, staging, None)
             except Exception as exc:  # noqa: BLE001
-                raise BenchError(f"ONNX export of {model.name} failed ({_one_line(exc)}): run this model with "
-                                 "--variant fp32 or int8 instead") from None
+                raise BenchError(
+                    f"ONNX export of {model.name} failed ({_one_line(exc)}): run this model with "
+                    "--variant fp32 or int8 instead"
+                ) from None
         export_s = time.perf_counter() - t0
         if not (staging / "model.onnx").is_file():
             raise BenchError(f"ONNX export of {model.name} wrote no model.onnx: run this model with --variant fp32")
-        meta = {"export_s": export_s, "graph": fusion_note, "versions": _versions(), "model": model.name,
-                "weights_sha256": model.weights_sha256, "exporter": "optimum.exporters.onnx.main_export",
-                FILES_KEY: {name: sha for name, sha in record_files(staging).items()
-                            if name in _model_files(staging)}}
+        meta = {
+            "export_s": export_s,
+            "graph": fusion_note,
+            "versions": _versions(),
+            "model": model.name,
+            "weights_sha256": model.weights_sha256,
+            "exporter": "optimum.exporters.onnx.main_export",
+            FILES_KEY: {name: sha for name, sha in record_files(staging).items() if name in _model_files(staging)},
+        }
         _write_meta(staging, meta)
         if directory.exists():
             shutil.rmtree(directory)  # a corrupt or half-written export: replaced whole
@@ -197,8 +216,11 @@ def quantize_onnx(fp32_file: Path, cache_dir: Path | None = None) -> tuple[Path,
         meta = _read_meta(directory)
         problem: str | None = "not quantised yet"
         if target.is_file() and meta.get(key) is not None:
-            problem = check_files(directory, {target.name: meta.get(_int8_key(target))}
-                                  if meta.get(_int8_key(target)) else None, cache_dir)
+            problem = check_files(
+                directory,
+                {target.name: meta.get(_int8_key(target))} if meta.get(_int8_key(target)) else None,
+                cache_dir,
+            )
             if problem is None:
                 return target, {"quantize_s": meta[key], "weight_type": weight_type, "reused_from_cache": True}
         quantize_s = _quantize(fp32_file, target, weight_type)
@@ -235,11 +257,18 @@ def _quantize(fp32_file: Path, target: Path, weight_type: str) -> float:
             root.setLevel(logging.ERROR)
             # DefaultTensorType: fused contrib ops (Attention, SkipLayerNorm) defeat ONNX shape inference, so the
             # quantiser must be told their outputs are float.
-            quantize_dynamic(staging / fp32_file.name, tmp, weight_type=getattr(QuantType, weight_type),
-                             per_channel=True, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+            quantize_dynamic(
+                staging / fp32_file.name,
+                tmp,
+                weight_type=getattr(QuantType, weight_type),
+                per_channel=True,
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
         except Exception as exc:  # noqa: BLE001
-            raise BenchError(f"ONNX Runtime int8 quantisation of {fp32_file} failed ({_one_line(exc)}): use "
-                             "--variant onnx or int8 instead") from None
+            raise BenchError(
+                f"ONNX Runtime int8 quantisation of {fp32_file} failed ({_one_line(exc)}): use "
+                "--variant onnx or int8 instead"
+            ) from None
         finally:
             root.setLevel(root_level)
         quantize_s = time.perf_counter() - t0
@@ -267,8 +296,10 @@ class OrtBackend:
         available = ort.get_available_providers()
         if device == "cuda":
             if "CUDAExecutionProvider" not in available:
-                raise BenchError("ONNX Runtime here has no CUDAExecutionProvider: `pip install onnxruntime-gpu` "
-                                 "(in place of onnxruntime), or use --device cpu")
+                raise BenchError(
+                    "ONNX Runtime here has no CUDAExecutionProvider: `pip install onnxruntime-gpu` "
+                    "(in place of onnxruntime), or use --device cpu"
+                )
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
         else:
             providers = ["CPUExecutionProvider"]
@@ -281,8 +312,10 @@ class OrtBackend:
         try:
             self.session = ort.InferenceSession(str(file), sess_options=options, providers=providers)
         except Exception as exc:  # noqa: BLE001
-            raise BenchError(f"ONNX Runtime cannot load {file} ({_one_line(exc)}): delete the cache directory "
-                             f"{file.parent} and retry") from None
+            raise BenchError(
+                f"ONNX Runtime cannot load {file} ({_one_line(exc)}): delete the cache directory "
+                f"{file.parent} and retry"
+            ) from None
         self.file = file
         self.dtype = dtype
         self.device = device
@@ -291,9 +324,11 @@ class OrtBackend:
         if device == "cuda" and "CUDAExecutionProvider" not in self.providers:
             # ONNX Runtime falls back to CPU silently when the CUDA provider cannot load (CUDA/cuDNN mismatch):
             # the cell would time the CPU under a cuda label
-            raise BenchError(f"ONNX Runtime could not start its CUDA provider for {file.name} and fell back to "
-                             f"{', '.join(self.providers)}: install the CUDA and cuDNN versions your onnxruntime-gpu "
-                             "release requires, or use --device cpu")
+            raise BenchError(
+                f"ONNX Runtime could not start its CUDA provider for {file.name} and fell back to "
+                f"{', '.join(self.providers)}: install the CUDA and cuDNN versions your onnxruntime-gpu "
+                "release requires, or use --device cpu"
+            )
         self.input_names = tuple(i.name for i in self.session.get_inputs())
         self._output = self.session.get_outputs()[0].name
 
@@ -315,15 +350,22 @@ class OrtBackend:
         return int(sum(p.stat().st_size for p in self.file.parent.glob(self.file.name + "*") if p.is_file()))
 
 
-def build_onnx(model: ResolvedModel, quantized: bool, device: str, threads: int,
-               cache_dir: Path | None = None) -> tuple[OrtBackend, Preparation]:
+def build_onnx(
+    model: ResolvedModel, quantized: bool, device: str, threads: int, cache_dir: Path | None = None
+) -> tuple[OrtBackend, Preparation]:
     if quantized and device != "cpu":
-        raise BenchError("variant onnx-int8 (ONNX Runtime dynamic quantisation) runs on CPU only: use --device cpu, "
-                         "or --variant onnx or fp16 on CUDA")
+        raise BenchError(
+            "variant onnx-int8 (ONNX Runtime dynamic quantisation) runs on CPU only: use --device cpu, "
+            "or --variant onnx or fp16 on CUDA"
+        )
     fp32_file, export_meta = export_onnx(model, Path(cache_dir) if cache_dir is not None else None)
-    notes: dict[str, Any] = {"export_s": export_meta["export_s"], "graph": export_meta["graph"],
-                             "export_reused_from_cache": export_meta["reused_from_cache"],
-                             "versions": export_meta.get("versions", {}), "threads_intra_op": threads}
+    notes: dict[str, Any] = {
+        "export_s": export_meta["export_s"],
+        "graph": export_meta["graph"],
+        "export_reused_from_cache": export_meta["reused_from_cache"],
+        "versions": export_meta.get("versions", {}),
+        "threads_intra_op": threads,
+    }
     if export_meta.get("rebuilt_because"):
         notes["export_rebuilt_because"] = export_meta["rebuilt_because"]
     seconds = float(export_meta["export_s"])
@@ -331,9 +373,15 @@ def build_onnx(model: ResolvedModel, quantized: bool, device: str, threads: int,
     if quantized:
         file, q_meta = quantize_onnx(fp32_file, Path(cache_dir) if cache_dir is not None else None)
         seconds += float(q_meta["quantize_s"])
-        notes.update({"quantize_s": q_meta["quantize_s"], "weight_type": q_meta["weight_type"], "per_channel": True,
-                      "quantize_reused_from_cache": q_meta["reused_from_cache"],
-                      "method": "onnxruntime.quantization.quantize_dynamic"})
+        notes.update(
+            {
+                "quantize_s": q_meta["quantize_s"],
+                "weight_type": q_meta["weight_type"],
+                "per_channel": True,
+                "quantize_reused_from_cache": q_meta["reused_from_cache"],
+                "method": "onnxruntime.quantization.quantize_dynamic",
+            }
+        )
         if q_meta.get("rebuilt_because"):
             notes["quantize_rebuilt_because"] = q_meta["rebuilt_because"]
     t0 = time.perf_counter()

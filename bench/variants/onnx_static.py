@@ -46,6 +46,7 @@ The rest of the time is not in the GEMMs (profile of one 32 x 91-token batch, ev
 QuantizeLinear 4%): the same elementwise work fp32 does, so int8 GEMMs alone cannot reach 1.5x there.
 (ONNX Runtime fp32 was not a faster baseline: 0.92x [0.89, 0.96] PyTorch fp32 at load 2.)
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -85,9 +86,11 @@ def calibration_sample(texts: Sequence[str], n: int = CALIBRATION_TEXTS, seed: i
     """A seeded sample of the non-empty texts, in their given order (the cache key hashes it)."""
     pool = [t for t in texts if t and t.strip()]
     if not pool:
-        raise ConfigError("onnx-int8-static needs calibration texts from the training data, and got none: "
-                          "use a recommender that passes its training texts (llm-two-tower, llm-pairwise, ...) "
-                          "or the variant onnx-int8")
+        raise ConfigError(
+            "onnx-int8-static needs calibration texts from the training data, and got none: "
+            "use a recommender that passes its training texts (llm-two-tower, llm-pairwise, ...) "
+            "or the variant onnx-int8"
+        )
     if len(pool) <= n:
         return pool
     keep = np.sort(np.random.default_rng(seed).choice(len(pool), size=n, replace=False))
@@ -95,19 +98,38 @@ def calibration_sample(texts: Sequence[str], n: int = CALIBRATION_TEXTS, seed: i
 
 
 def _settings(weight_type: str, max_length: int) -> dict[str, Any]:
-    return {"format": FORMAT_VERSION, "quant_format": "QDQ", "op_types": ["MatMul"], "per_channel": True,
-            "activation_type": "QUInt8", "weights_u8": weight_type != "QInt8", "calibrate_method": "MinMax",
-            "outputs": "float", "float_matmuls": list(FLOAT_MATMULS), "max_length": max_length,
-            "smooth_matmuls": list(SMOOTH_MATMULS), "smooth_alpha": SMOOTH_ALPHA, "residuals": "float",
-            "optimise_before_quantising": "onnxruntime.quantization quant_pre_process (basic level, shapes)"}
+    return {
+        "format": FORMAT_VERSION,
+        "quant_format": "QDQ",
+        "op_types": ["MatMul"],
+        "per_channel": True,
+        "activation_type": "QUInt8",
+        "weights_u8": weight_type != "QInt8",
+        "calibrate_method": "MinMax",
+        "outputs": "float",
+        "float_matmuls": list(FLOAT_MATMULS),
+        "max_length": max_length,
+        "smooth_matmuls": list(SMOOTH_MATMULS),
+        "smooth_alpha": SMOOTH_ALPHA,
+        "residuals": "float",
+        "optimise_before_quantising": "onnxruntime.quantization quant_pre_process (basic level, shapes)",
+    }
 
 
 def _static_dir(model: ResolvedModel, sample: list[str], settings: dict[str, Any], cache_dir: Path | None) -> Path:
     from bench.variants.onnx import _versions
 
-    key = hashlib.sha256(json.dumps({"weights": model.weights_sha256, "settings": settings,
-                                     "calibration": hashlib.sha256("\n".join(sample).encode()).hexdigest(),
-                                     "versions": _versions()}, sort_keys=True).encode()).hexdigest()[:16]
+    key = hashlib.sha256(
+        json.dumps(
+            {
+                "weights": model.weights_sha256,
+                "settings": settings,
+                "calibration": hashlib.sha256("\n".join(sample).encode()).hexdigest(),
+                "versions": _versions(),
+            },
+            sort_keys=True,
+        ).encode()
+    ).hexdigest()[:16]
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model.name)
     return (cache_dir or default_cache_dir()) / "onnx-static" / f"{safe}-{key}"
 
@@ -124,14 +146,17 @@ def _verified(directory: Path) -> dict[str, Any] | None:
     return meta
 
 
-def build_static(model: ResolvedModel, calibration_texts: Sequence[str] | None, cache_dir: Path | None,
-                 max_length: int = 128) -> tuple[Path, dict[str, Any]]:
+def build_static(
+    model: ResolvedModel, calibration_texts: Sequence[str] | None, cache_dir: Path | None, max_length: int = 128
+) -> tuple[Path, dict[str, Any]]:
     """The calibrated static-int8 ONNX file for `model` (built once, verified on every use) and its metadata."""
     from bench.variants.onnx import int8_weight_type
 
     if calibration_texts is None:
-        raise ConfigError("onnx-int8-static needs calibration texts from the training data: this caller passed "
-                          "none; use the variant onnx-int8, or build it with calibration_texts=...")
+        raise ConfigError(
+            "onnx-int8-static needs calibration texts from the training data: this caller passed "
+            "none; use the variant onnx-int8, or build it with calibration_texts=..."
+        )
     sample = calibration_sample(calibration_texts)
     settings = _settings(int8_weight_type(), max_length)
     directory = _static_dir(model, sample, settings, cache_dir)
@@ -150,13 +175,20 @@ def build_static(model: ResolvedModel, calibration_texts: Sequence[str] | None, 
         steps, edits = _make(model, sample, settings, staging)
         quantize_s = time.perf_counter() - t0
         file = staging / "model.onnx"
-        meta = {"quantize_s": quantize_s, "steps_s": steps, "graph_edits": edits, "settings": settings,
-                "model": model.name,
-                "weights_sha256": model.weights_sha256, "n_calibration_texts": len(sample),
-                "calibration_sha256": hashlib.sha256("\n".join(sample).encode()).hexdigest(),
-                "sha256": sha256_file(file), "file_bytes": file.stat().st_size,
-                "method": "SmoothQuant, then onnxruntime.quantization.quantize_static (QDQ), MinMax "
-                          "calibration; float residuals"}
+        meta = {
+            "quantize_s": quantize_s,
+            "steps_s": steps,
+            "graph_edits": edits,
+            "settings": settings,
+            "model": model.name,
+            "weights_sha256": model.weights_sha256,
+            "n_calibration_texts": len(sample),
+            "calibration_sha256": hashlib.sha256("\n".join(sample).encode()).hexdigest(),
+            "sha256": sha256_file(file),
+            "file_bytes": file.stat().st_size,
+            "method": "SmoothQuant, then onnxruntime.quantization.quantize_static (QDQ), MinMax "
+            "calibration; float residuals",
+        }
         if note:
             meta["rebuilt"] = note
         (staging / META).write_text(json.dumps(meta, indent=2, sort_keys=True))
@@ -172,13 +204,18 @@ def build_static(model: ResolvedModel, calibration_texts: Sequence[str] | None, 
             shutil.rmtree(staging, ignore_errors=True)
     meta = _verified(directory)
     if meta is None:
-        raise BenchError(f"the static int8 model published at {directory} fails its sha256 check: delete that "
-                         "directory and retry")
+        raise BenchError(
+            f"the static int8 model published at {directory} fails its sha256 check: delete that directory and retry"
+        )
     return directory / "model.onnx", {**meta, "reused_from_cache": False, "verified_sha256": True}
 
 
-def _make(model: ResolvedModel, sample: list[str], settings: dict[str, Any], staging: Path,
-          ) -> tuple[dict[str, float], dict[str, int]]:
+def _make(
+    model: ResolvedModel,
+    sample: list[str],
+    settings: dict[str, Any],
+    staging: Path,
+) -> tuple[dict[str, float], dict[str, int]]:
     """Export, optimise, smooth, calibrate and quantise into staging/model.onnx; returns each step's seconds
     and what the graph edits changed."""
     from bench.variants.onnx import _main_export
@@ -214,8 +251,9 @@ def _optimise(source: Path, target: Path) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             # symbolic shape inference does not complete on optimum's BERT export; ONNX's own does
-            quant_pre_process(str(source), str(target), skip_optimization=False, skip_onnx_shape=False,
-                              skip_symbolic_shape=True)
+            quant_pre_process(
+                str(source), str(target), skip_optimization=False, skip_onnx_shape=False, skip_symbolic_shape=True
+            )
     finally:
         root.setLevel(level)
 
@@ -229,8 +267,13 @@ class _Reader:
         tokenizer = load_tokenizer(model.path)
         self._batches = []
         for start in range(0, len(texts), CALIBRATION_BATCH):
-            enc = tokenizer(texts[start:start + CALIBRATION_BATCH], padding=True, truncation=True,
-                            max_length=max_length, return_tensors="np")
+            enc = tokenizer(
+                texts[start : start + CALIBRATION_BATCH],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="np",
+            )
             batch = {k: np.asarray(v, dtype=np.int64) for k, v in enc.items() if k in input_names}
             if "token_type_ids" in input_names and "token_type_ids" not in batch:
                 batch["token_type_ids"] = np.zeros_like(batch["input_ids"])
@@ -255,6 +298,7 @@ def float_matmuls(graph: Any, kinds: Sequence[str] = FLOAT_MATMULS) -> list[str]
 
 def _channel_absmax(reader: _Reader) -> Callable[[Any, list[str]], dict[str, np.ndarray]]:
     """Per-channel |max| of chosen tensors over the calibration batches, run on the float graph."""
+
     def measure(model: Any, tensors: list[str]) -> dict[str, np.ndarray]:
         import onnx
         import onnxruntime as ort
@@ -274,11 +318,17 @@ def _channel_absmax(reader: _Reader) -> Callable[[Any, list[str]], dict[str, np.
                 amax[name] = np.maximum(amax[name], channel) if name in amax else channel
         reader.rewind()
         return amax
+
     return measure
 
 
-def _quantise(source: Path, target: Path, model: ResolvedModel, sample: list[str], settings: dict[str, Any],
-              ) -> dict[str, int]:
+def _quantise(
+    source: Path,
+    target: Path,
+    model: ResolvedModel,
+    sample: list[str],
+    settings: dict[str, Any],
+) -> dict[str, int]:
     """SmoothQuant, calibrate and quantise `source` into `target`, then give the residual path its float
     tensors back; returns what each graph edit changed."""
     import onnx
@@ -288,27 +338,40 @@ def _quantise(source: Path, target: Path, model: ResolvedModel, sample: list[str
     exclude = float_matmuls(graph_model.graph, settings["float_matmuls"])
     reader = _Reader(model, sample, {i.name for i in graph_model.graph.input}, settings["max_length"])
     edits = {"float_matmuls": len(exclude)}
-    edits["smoothed_tensors"] = smooth(graph_model, settings["smooth_matmuls"], settings["smooth_alpha"],
-                                       _channel_absmax(reader))
+    edits["smoothed_tensors"] = smooth(
+        graph_model, settings["smooth_matmuls"], settings["smooth_alpha"], _channel_absmax(reader)
+    )
     smoothed = source.with_name("smoothed.onnx")
     onnx.save(graph_model, str(smoothed))
     root, level = _quiet()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            quantize_static(str(smoothed), str(target), reader, quant_format=QuantFormat.QDQ,
-                            op_types_to_quantize=settings["op_types"], per_channel=settings["per_channel"],
-                            activation_type=QuantType.QUInt8,
-                            weight_type=QuantType.QUInt8 if settings["weights_u8"] else QuantType.QInt8,
-                            nodes_to_exclude=exclude, calibrate_method=CalibrationMethod.MinMax,
-                            extra_options={"WeightSymmetric": not settings["weights_u8"],
-                                           "ActivationSymmetric": False,
-                                           # float outputs: one MatMulIntegerToFloat per layer, no requantisation
-                                           "OpTypesToExcludeOutputQuantization": ["MatMul"]})
+            quantize_static(
+                str(smoothed),
+                str(target),
+                reader,
+                quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=settings["op_types"],
+                per_channel=settings["per_channel"],
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QUInt8 if settings["weights_u8"] else QuantType.QInt8,
+                nodes_to_exclude=exclude,
+                calibrate_method=CalibrationMethod.MinMax,
+                extra_options={
+                    "WeightSymmetric": not settings["weights_u8"],
+                    "ActivationSymmetric": False,
+                    # float outputs: one MatMulIntegerToFloat per layer, no requantisation
+                    "OpTypesToExcludeOutputQuantization": ["MatMul"],
+                },
+            )
     except Exception as exc:  # noqa: BLE001
         from bench.variants.onnx import _one_line
-        raise BenchError(f"ONNX Runtime static int8 quantisation of {model.name} failed ({_one_line(exc)}): use "
-                         "--variant onnx-int8 instead") from None
+
+        raise BenchError(
+            f"ONNX Runtime static int8 quantisation of {model.name} failed ({_one_line(exc)}): use "
+            "--variant onnx-int8 instead"
+        ) from None
     finally:
         root.setLevel(level)
     quantised = onnx.load(str(target))
@@ -317,23 +380,38 @@ def _quantise(source: Path, target: Path, model: ResolvedModel, sample: list[str
     return edits
 
 
-def build_onnx_static(model: ResolvedModel, device: str, threads: int, cache_dir: Path | None,
-                      calibration_texts: Sequence[str] | None, max_length: int = 128):
+def build_onnx_static(
+    model: ResolvedModel,
+    device: str,
+    threads: int,
+    cache_dir: Path | None,
+    calibration_texts: Sequence[str] | None,
+    max_length: int = 128,
+):
     """(OrtBackend, Preparation) for the static int8 variant on CPU."""
     from bench.variants.onnx import OrtBackend
 
     if device != "cpu":
-        raise BenchError("variant onnx-int8-static runs on CPU only: use --device cpu, or --variant onnx or fp16 "
-                         "on CUDA")
-    file, meta = build_static(model, calibration_texts, Path(cache_dir) if cache_dir is not None else None,
-                              max_length)
+        raise BenchError(
+            "variant onnx-int8-static runs on CPU only: use --device cpu, or --variant onnx or fp16 on CUDA"
+        )
+    file, meta = build_static(model, calibration_texts, Path(cache_dir) if cache_dir is not None else None, max_length)
     t0 = time.perf_counter()
     backend = OrtBackend(file, "int8-static", device, threads)
-    notes = {**{k: v for k, v in meta.items() if k != "reused_from_cache"},
-             "quantize_reused_from_cache": meta["reused_from_cache"], "session_load_s": time.perf_counter() - t0,
-             "providers": backend.providers, "file": str(file), "threads_intra_op": threads}
-    return backend, Preparation(seconds=float(meta["quantize_s"]), file_bytes=backend.footprint(), notes=notes,
-                                reused_s=float(meta["quantize_s"]) if meta["reused_from_cache"] else 0.0)
+    notes = {
+        **{k: v for k, v in meta.items() if k != "reused_from_cache"},
+        "quantize_reused_from_cache": meta["reused_from_cache"],
+        "session_load_s": time.perf_counter() - t0,
+        "providers": backend.providers,
+        "file": str(file),
+        "threads_intra_op": threads,
+    }
+    return backend, Preparation(
+        seconds=float(meta["quantize_s"]),
+        file_bytes=backend.footprint(),
+        notes=notes,
+        reused_s=float(meta["quantize_s"]) if meta["reused_from_cache"] else 0.0,
+    )
 
 
 __all__ = ["build_onnx_static", "build_static", "calibration_sample", "float_matmuls"]

@@ -4,6 +4,7 @@ A variant only supplies a `Backend`: tokenised batch -> mean-pooled hidden state
 and the cross-encoder (text pairs) wrap any backend, so the heavy transformer forward runs under every
 variant for both, and the work timed is the same for every runtime (tokenisation inside `encode`, for all).
 """
+
 from __future__ import annotations
 
 import json
@@ -120,10 +121,10 @@ class _Core:
         self._facts = architecture_facts(self.model.path, self.max_length, self.model.n_parameters)
 
     def tokenize(self, first: list[str], second: list[str] | None = None) -> dict[str, np.ndarray]:
-        enc = self.tokenizer(first, second, padding=True, truncation=True, max_length=self.max_length,
-                             return_tensors="np")
-        return {k: np.ascontiguousarray(v, dtype=np.int64) for k, v in enc.items()
-                if k in self.backend.input_names}
+        enc = self.tokenizer(
+            first, second, padding=True, truncation=True, max_length=self.max_length, return_tensors="np"
+        )
+        return {k: np.ascontiguousarray(v, dtype=np.int64) for k, v in enc.items() if k in self.backend.input_names}
 
     def run_sorted(self, first: list[str], second: list[str] | None, batch_size: int) -> np.ndarray:
         """Pool in batches of similar length (less padding, as sentence-transformers does); original order out."""
@@ -132,34 +133,59 @@ class _Core:
         out = np.empty((n, dim), dtype=np.float32)
         if n == 0:
             return out
-        lengths = np.fromiter((len(a) + (len(second[i]) if second is not None else 0) for i, a in enumerate(first)),
-                              dtype=np.int64, count=n)
+        lengths = np.fromiter(
+            (len(a) + (len(second[i]) if second is not None else 0) for i, a in enumerate(first)),
+            dtype=np.int64,
+            count=n,
+        )
         order = np.argsort(-lengths, kind="stable")
         for start in range(0, n, batch_size):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             batch = self.tokenize([first[i] for i in idx], [second[i] for i in idx] if second is not None else None)
             out[idx] = self.backend.pooled(batch)
         return l2_normalise(out)
 
     def config(self) -> dict[str, Any]:
-        return {**run_config(self._facts, self.model, self.backend, self.variant, self.device, self.threads),
-                # the same for every runtime and device, so that their timings compare the same work
-                "tokenisation": {"where": "cpu (Hugging Face fast tokenizer, host process)",
-                                 "in_timed_region": True, "padding": "to the longest text of each batch"}}
+        return {
+            **run_config(self._facts, self.model, self.backend, self.variant, self.device, self.threads),
+            # the same for every runtime and device, so that their timings compare the same work
+            "tokenisation": {
+                "where": "cpu (Hugging Face fast tokenizer, host process)",
+                "in_timed_region": True,
+                "padding": "to the longest text of each batch",
+            },
+        }
 
 
-def run_config(facts: dict[str, Any], model: ResolvedModel, backend: Backend, variant: str, device: str,
-               threads: int) -> dict[str, Any]:
+def run_config(
+    facts: dict[str, Any], model: ResolvedModel, backend: Backend, variant: str, device: str, threads: int
+) -> dict[str, Any]:
     """Architecture facts plus how this copy runs: what analytic FLOPs and the results' provenance read."""
-    return {**facts, "variant": variant, "device": device, "threads": threads, "runtime": backend.runtime,
-            "dtype": backend.dtype, "cost_only": model.cost_only, "source": model.source}
+    return {
+        **facts,
+        "variant": variant,
+        "device": device,
+        "threads": threads,
+        "runtime": backend.runtime,
+        "dtype": backend.dtype,
+        "cost_only": model.cost_only,
+        "source": model.source,
+    }
 
 
 class _ModelRun:
     """One model under one variant on one device: the facts every wrapper of a backend reports."""
 
-    def __init__(self, model: ResolvedModel, variant: str, device: str, threads: int, max_length: int,
-                 preparation: Preparation, facts: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        model: ResolvedModel,
+        variant: str,
+        device: str,
+        threads: int,
+        max_length: int,
+        preparation: Preparation,
+        facts: dict[str, Any],
+    ) -> None:
         self.model_name = model.name
         self.variant = variant
         self.device = device
@@ -174,8 +200,16 @@ class _ModelRun:
 class _Transformer(_ModelRun):
     """What both kinds of text transformer share: one model under one variant on one device, and its facts."""
 
-    def __init__(self, model: ResolvedModel, backend: Backend, variant: str, device: str, threads: int,
-                 max_length: int, preparation: Preparation) -> None:
+    def __init__(
+        self,
+        model: ResolvedModel,
+        backend: Backend,
+        variant: str,
+        device: str,
+        threads: int,
+        max_length: int,
+        preparation: Preparation,
+    ) -> None:
         self._core = _Core(model, backend, variant, device, threads, max_length, preparation)
         super().__init__(model, variant, device, threads, max_length, preparation, self._core._facts)
 
@@ -221,8 +255,16 @@ class CrossEncoder(_Transformer):
     is what the variant changes.
     """
 
-    def __init__(self, model: ResolvedModel, backend: Backend, variant: str, device: str, threads: int,
-                 max_length: int, preparation: Preparation) -> None:
+    def __init__(
+        self,
+        model: ResolvedModel,
+        backend: Backend,
+        variant: str,
+        device: str,
+        threads: int,
+        max_length: int,
+        preparation: Preparation,
+    ) -> None:
         super().__init__(model, backend, variant, device, threads, max_length, preparation)
         self.head_weight: np.ndarray | None = None
         self.head_bias: float = 0.0
@@ -241,16 +283,20 @@ class CrossEncoder(_Transformer):
     def set_head(self, weight: np.ndarray, bias: float = 0.0) -> CrossEncoder:
         w = np.asarray(weight, dtype=np.float32).reshape(-1)
         if w.shape[0] != self.dim:
-            raise ConfigError(f"score head has {w.shape[0]} weights but the joint representation has {self.dim} "
-                              "dimensions: train the head on `encode_pairs` output of this model")
+            raise ConfigError(
+                f"score head has {w.shape[0]} weights but the joint representation has {self.dim} "
+                "dimensions: train the head on `encode_pairs` output of this model"
+            )
         self.head_weight, self.head_bias = w, float(bias)
         return self
 
     def score_pairs(self, queries: Sequence[str], docs: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """(n,) float32 scores: head(encode_pairs(...))."""
         if self.head_weight is None:
-            raise ConfigError("the cross-encoder has no score head: call set_head(weight, bias) with a head "
-                              "trained on encode_pairs output (no pretrained cross-encoder is available offline)")
+            raise ConfigError(
+                "the cross-encoder has no score head: call set_head(weight, bias) with a head "
+                "trained on encode_pairs output (no pretrained cross-encoder is available offline)"
+            )
         return (self.encode_pairs(queries, docs, batch_size) @ self.head_weight + self.head_bias).astype(np.float32)
 
     def token_counts(self, queries: Sequence[str], docs: Sequence[str]) -> np.ndarray:
@@ -272,8 +318,16 @@ class SequenceModel(_ModelRun):
     needs (a causal model's last real token). Same backends, same one-time-cost accounting as the encoders.
     """
 
-    def __init__(self, model: ResolvedModel, backend: Backend, variant: str, device: str, threads: int,
-                 max_length: int, preparation: Preparation) -> None:
+    def __init__(
+        self,
+        model: ResolvedModel,
+        backend: Backend,
+        variant: str,
+        device: str,
+        threads: int,
+        max_length: int,
+        preparation: Preparation,
+    ) -> None:
         self.backend = backend
         self._facts = architecture_facts(model.path, max_length, model.n_parameters)
         super().__init__(model, variant, device, threads, max_length, preparation, self._facts)
@@ -282,8 +336,10 @@ class SequenceModel(_ModelRun):
         """(B, L, dim) float32 for int64 ids (B, L); `attention_mask` is 1 on real tokens, 0 on padding."""
         ids = np.ascontiguousarray(input_ids, dtype=np.int64)
         if ids.ndim != 2 or ids.shape[1] > self.max_length:
-            raise ConfigError(f"input_ids of shape {ids.shape} do not fit this model: pass (batch, length) with "
-                              f"length <= {self.max_length}")
+            raise ConfigError(
+                f"input_ids of shape {ids.shape} do not fit this model: pass (batch, length) with "
+                f"length <= {self.max_length}"
+            )
         mask = np.ascontiguousarray(attention_mask, dtype=np.int64)
         return self.backend.hidden_states({"input_ids": ids, "attention_mask": mask})
 

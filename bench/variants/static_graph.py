@@ -19,6 +19,7 @@ and by what feeds them, never by node names.
   every consumer, so the residual Add after a LayerNorm would carry the 8-bit rounding error into every later
   layer. Non-MatMul consumers are pointed back at the float tensor; only the int8 MatMuls read the quantised one.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -61,8 +62,9 @@ def _activation_and_weight(node: Any, weights: dict[str, Any]) -> tuple[str, str
     return next(i for i in node.input if i != w), w
 
 
-def smooth(model: Any, kinds: Sequence[str], alpha: float,
-           channel_absmax: Callable[[Any, list[str]], dict[str, np.ndarray]]) -> int:
+def smooth(
+    model: Any, kinds: Sequence[str], alpha: float, channel_absmax: Callable[[Any, list[str]], dict[str, np.ndarray]]
+) -> int:
     """SmoothQuant the linear layers of `kinds` in `model` (an onnx ModelProto, edited in place); returns how
     many activation tensors were smoothed. `channel_absmax(model, tensors)` gives each tensor's per-channel
     (last axis) absolute maximum over the calibration data, measured on the float graph."""
@@ -115,8 +117,11 @@ def float_residuals(graph: Any) -> int:
     that also reads a dequantised initializer (its weight). Returns how many inputs were rewired."""
     initializers = {i.name for i in graph.initializer}
     quantised_from = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "QuantizeLinear"}
-    float_of = {n.output[0]: quantised_from[n.input[0]] for n in graph.node
-                if n.op_type == "DequantizeLinear" and n.input[0] in quantised_from}
+    float_of = {
+        n.output[0]: quantised_from[n.input[0]]
+        for n in graph.node
+        if n.op_type == "DequantizeLinear" and n.input[0] in quantised_from
+    }
     weight_of = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear" and n.input[0] in initializers}
     rewired = 0
     for n in graph.node:

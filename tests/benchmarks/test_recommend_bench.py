@@ -4,6 +4,7 @@ Run and save:  pytest tests/benchmarks --benchmark-enable --benchmark-autosave
 Compare:       pytest tests/benchmarks --benchmark-enable --benchmark-compare --benchmark-compare-fail=mean:10%
 With benchmarks disabled (the default addopts) each case runs once as an ordinary test.
 """
+
 from __future__ import annotations
 
 import numpy as np

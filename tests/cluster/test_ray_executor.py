@@ -5,6 +5,7 @@ no two timed cells overlapped on one node (from the start and end times the cell
 mid-cell gives that cell a failed row with the reason while the others finish; a driver killed mid-run is
 finished by `--resume` without measuring any cell twice. Every Ray process is stopped in teardown.
 """
+
 from __future__ import annotations
 
 import csv
@@ -40,8 +41,11 @@ def _ray_children() -> list[psutil.Process]:
     for p in psutil.Process().children(recursive=True):
         try:
             cmd = " ".join(p.cmdline())
-            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE and (
-                    "site-packages/ray/" in cmd or cmd.startswith("ray::")):  # Ray's binaries, scripts, workers
+            if (
+                p.is_running()
+                and p.status() != psutil.STATUS_ZOMBIE
+                and ("site-packages/ray/" in cmd or cmd.startswith("ray::"))
+            ):  # Ray's binaries, scripts, workers
                 out.append(p)
         except psutil.Error:
             pass
@@ -114,13 +118,28 @@ def _intervals_overlap(cells) -> list[tuple[str, str]]:
 def test_ci_through_ray_matches_local_quality_records_nodes_and_never_overlaps_on_a_node(cluster, tmp_path):
     try:
         from bench.data import load_dataset
+
         load_dataset("ml-100k", allow_download=False, progress=False)
     except BenchError as exc:
         pytest.skip(f"MovieLens-100K not cached (recbench data fetch ml-100k): {exc}")
     _ensure_worker(cluster)
     assert main(["run", "ci", "--out", str(tmp_path / "local"), "--no-report"]) == 0
-    assert main(["run", "ci", "--executor", "ray", "--address", cluster.address, "--out", str(tmp_path / "ray"),
-                 "--no-report"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "ci",
+                "--executor",
+                "ray",
+                "--address",
+                cluster.address,
+                "--out",
+                str(tmp_path / "ray"),
+                "--no-report",
+            ]
+        )
+        == 0
+    )
     local = results.load(next((tmp_path / "local").glob("*/results.json")))
     on_ray = results.load(next((tmp_path / "ray").glob("*/results.json")))
     measured = [c for c in on_ray.cells if c.recommender in ("pop", "itemknn", "ease", "ials")]
@@ -141,15 +160,18 @@ def test_ci_through_ray_matches_local_quality_records_nodes_and_never_overlaps_o
     assert len({c.provenance["cell_pid"] for c in measured}) == 4  # a fresh worker process per cell
     with open(next((tmp_path / "ray").glob("*/results.csv")), newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["recommender"] in ("pop", "itemknn", "ease", "ials")]
-    assert rows and all(r["executor"] == "ray" and r["node"] in ("head", "worker") and r["cells_per_node"] == "1"
-                        for r in rows)
+    assert rows and all(
+        r["executor"] == "ray" and r["node"] in ("head", "worker") and r["cells_per_node"] == "1" for r in rows
+    )
 
 
 def test_killing_a_node_mid_cell_fails_that_cell_with_the_reason_and_the_others_finish(cluster, tmp_path):
     _ensure_worker(cluster)
-    cells = ('CellSpec(D, S, "sleeping", params={"seconds": 1.0}, tag="a", loads=()), '
-             'CellSpec(D, S, "sleeping", params={"seconds": 60.0}, tag="b", loads=()), '
-             'CellSpec(D, S, "pop", loads=()), CellSpec(D, S, "itemknn", loads=()),')
+    cells = (
+        'CellSpec(D, S, "sleeping", params={"seconds": 1.0}, tag="a", loads=()), '
+        'CellSpec(D, S, "sleeping", params={"seconds": 60.0}, tag="b", loads=()), '
+        'CellSpec(D, S, "pop", loads=()), CellSpec(D, S, "itemknn", loads=()),'
+    )
     scenario = load_scenario(str(_write_scenario(tmp_path / "kill.py", cells, "kill")))
     worker = next(n for n in cluster.worker_nodes)
     killed = threading.Event()
@@ -160,8 +182,13 @@ def test_killing_a_node_mid_cell_fails_that_cell_with_the_reason_and_the_others_
             killed.set()
             threading.Timer(3.0, lambda: cluster.remove_node(worker, allow_graceful=False)).start()
 
-    run, _ = runner.run(scenario, runner.RunOptions(out_root=tmp_path / "out", report=False, executor="ray",
-                                                    executor_options={"address": cluster.address}), listener)
+    run, _ = runner.run(
+        scenario,
+        runner.RunOptions(
+            out_root=tmp_path / "out", report=False, executor="ray", executor_options={"address": cluster.address}
+        ),
+        listener,
+    )
     assert killed.is_set(), "the long cell never started on the worker node"
     by_tag = {c.cell: c for c in run.cells}
     victim = next(c for name, c in by_tag.items() if "[b]" in name)
@@ -178,9 +205,25 @@ def test_a_driver_killed_mid_run_is_finished_by_resume_without_measuring_a_cell_
     cells = ", ".join(f'CellSpec(D, S, "sleeping", params={{"seconds": 1.5}}, tag="{i}", loads=())' for i in range(4))
     path = _write_scenario(tmp_path / "resume.py", cells + ",", "resume")
     out = tmp_path / "out"
-    driver = subprocess.Popen([sys.executable, "-m", "bench", "run", str(path), "--executor", "ray", "--address",
-                               cluster.address, "--out", str(out), "--no-report"], cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    driver = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "run",
+            str(path),
+            "--executor",
+            "ray",
+            "--address",
+            cluster.address,
+            "--out",
+            str(out),
+            "--no-report",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         before = _wait_for_cells(out, driver, at_least=2)
     finally:
@@ -190,8 +233,9 @@ def test_a_driver_killed_mid_run_is_finished_by_resume_without_measuring_a_cell_
     done_before = {c["cell"]: c["provenance"] for c in before["cells"]}
     assert 2 <= len(done_before) < 4
 
-    assert main(["run", "--resume", str(run_dir), "--executor", "ray", "--address", cluster.address,
-                 "--no-report"]) == 0
+    assert (
+        main(["run", "--resume", str(run_dir), "--executor", "ray", "--address", cluster.address, "--no-report"]) == 0
+    )
     final = results.load(run_dir)
     measured = [c for c in final.cells if c.recommender == "sleeping"]
     assert len(measured) == 4 and all(c.status == "ok" for c in measured)
@@ -200,8 +244,9 @@ def test_a_driver_killed_mid_run_is_finished_by_resume_without_measuring_a_cell_
             assert c.provenance["cell_started_unix_s"] == done_before[c.cell]["cell_started_unix_s"]
             assert c.provenance["cell_pid"] == done_before[c.cell]["cell_pid"]
     resumed = final.provenance["resumed"]
-    assert len(resumed) == 1 and sorted(resumed[0]["cells"]) == sorted(c.cell for c in measured
-                                                                      if c.cell not in done_before)
+    assert len(resumed) == 1 and sorted(resumed[0]["cells"]) == sorted(
+        c.cell for c in measured if c.cell not in done_before
+    )
     # 1-thread cells on 2-CPU nodes: Ray's own accounting would let two share a node; the executor's rule did not
     assert _intervals_overlap(measured) == []
 

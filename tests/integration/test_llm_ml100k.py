@@ -3,6 +3,7 @@
 The slice (the 80 most active users, the 300 items they rate most) keeps this under a few minutes on 2
 cores. Skips with the reason where ML-100K or the MiniLM package is unavailable.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,8 +35,16 @@ def _slice(dataset, n_users: int = 80, n_items: int = 300):
     from bench.data.dataset import Interactions
 
     sub = Interactions(u_new[sub.users], i_new[sub.items], sub.ratings, sub.timestamps)
-    return Dataset("ml-100k-slice", sub, n_users, n_items, item_text, dataset.user_ids[np.sort(users)],
-                   dataset.item_ids[i_sorted], source=dataset.source)
+    return Dataset(
+        "ml-100k-slice",
+        sub,
+        n_users,
+        n_items,
+        item_text,
+        dataset.user_ids[np.sort(users)],
+        dataset.item_ids[i_sorted],
+        source=dataset.source,
+    )
 
 
 @pytest.fixture(scope="module")

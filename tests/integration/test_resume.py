@@ -1,6 +1,7 @@
 """`recbench run --resume RUN_DIR` with the local executor: an interrupted run is finished in place, each cell
 measured once; a run whose failed cells are rerun gets its run-level figures derived afresh; a resume under
 another configuration is refused in one line before any work."""
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,12 @@ def test_a_driver_killed_mid_run_is_finished_by_resume_without_measuring_a_cell_
     cells = ", ".join(f'CellSpec(D, S, "sleeping", params={{"seconds": 1.5}}, tag="{i}", loads=())' for i in range(4))
     path = write_scenario(tmp_path / "four.py", cells + ",")
     out = tmp_path / "out"
-    driver = subprocess.Popen([sys.executable, "-m", "bench", "run", str(path), "--out", str(out), "--no-report"],
-                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "bench", "run", str(path), "--out", str(out), "--no-report"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     children: list[psutil.Process] = []
     try:
         deadline = time.monotonic() + 120
@@ -81,8 +86,10 @@ def test_a_driver_killed_mid_run_is_finished_by_resume_without_measuring_a_cell_
 def test_resume_reruns_only_failed_cells_and_derives_run_figures_afresh(tmp_path):
     """A finished run with a failed cell: --resume measures that cell alone; the ok cells keep their figures
     and gain no second copy of any derived row (cost, utilisation)."""
-    cells = ('CellSpec(D, S, "ease", params={"l2": 50.0}, loads=("offline",), batch_sizes=(8,)), '
-             'CellSpec(D, S, "noop", loads=()),')
+    cells = (
+        'CellSpec(D, S, "ease", params={"l2": 50.0}, loads=("offline",), batch_sizes=(8,)), '
+        'CellSpec(D, S, "noop", loads=()),'
+    )
     path = write_scenario(tmp_path / "two.py", cells)
     assert main(["run", str(path), "--out", str(tmp_path / "out"), "--no-report"]) == 0
     run_dir = next((tmp_path / "out").glob("*/results.json")).parent
@@ -106,11 +113,14 @@ def test_resume_reruns_only_failed_cells_and_derives_run_figures_afresh(tmp_path
     assert final.provenance["resumed"][0]["cells"] == [f"{DATASET}/random-8-1-1/noop/none/cpu"]
 
 
-@pytest.mark.parametrize("change, expected", [
-    (["--seed", "1"], "its seed is 0, this run's 1"),
-    (["--recommenders", "pop"], "its cells differ"),
-    (["--threads", "2"], "its threads is 1, this run's 2"),
-])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (["--seed", "1"], "its seed is 0, this run's 1"),
+        (["--recommenders", "pop"], "its cells differ"),
+        (["--threads", "2"], "its threads is 1, this run's 2"),
+    ],
+)
 def test_resume_under_another_configuration_is_refused_in_one_line(tmp_path, capsys, change, expected):
     path = write_scenario(tmp_path / "one.py", 'CellSpec(D, S, "pop", loads=()), CellSpec(D, S, "noop", loads=()),')
     assert main(["run", str(path), "--out", str(tmp_path / "out"), "--no-report"]) == 0

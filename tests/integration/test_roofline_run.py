@@ -1,5 +1,6 @@
 """A run measures the int8 peak of the runtime its int8 cells use, and no utilisation figure of an int8 cell
 exceeds 100% of it (the audit found 114%: an onnx-int8 cell measured against the fp32 GEMM)."""
+
 from __future__ import annotations
 
 import json
@@ -24,7 +25,8 @@ def test_an_int8_cell_stays_within_the_peak_of_its_own_precision(tmp_path, tiny)
         "SCENARIO = Scenario(name='int8', description='t', cells=(\n"
         "    CellSpec(D, S, 'llm-two-tower', variant='onnx-int8', params=P, loads=('offline',)),\n"
         "    CellSpec(D, S, 'ease', loads=('offline',))),\n"
-        "    settings=Settings(seed=0, threads=1, batch_sizes=(1, 16), offline_min_s=0.05, offline_min_batches=3))\n")
+        "    settings=Settings(seed=0, threads=1, batch_sizes=(1, 16), offline_min_s=0.05, offline_min_batches=3))\n"
+    )
     out = tmp_path / "out"
     assert main(["run", str(scenario), "--out", str(out), "--no-report"]) == 0
     # each cell with its derived figures (utilisation and roofline live in the results' derived section)

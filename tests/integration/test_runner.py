@@ -1,4 +1,5 @@
 """The runner end to end on a small synthetic dataset: isolation, failed cells, the results contract."""
+
 from __future__ import annotations
 
 import csv
@@ -13,20 +14,24 @@ from bench.cli import main
 from tests.support.recommenders import PLUGIN
 
 DATASET = "synthetic:users=150,items=120,interactions=4000,seed=3"
-FAST = ("seed=0, threads=1, cell_timeout_s={timeout}, batch_sizes=(1, 16), offline_min_s=0.05, offline_min_batches=3, "
-        "stream_min_count=30, stream_min_s=0.05, stream_max_s=0.5, warmup_count=2, server_budget_s=8.0, "
-        "server_requests=30, slo_ms=100.0")
+FAST = (
+    "seed=0, threads=1, cell_timeout_s={timeout}, batch_sizes=(1, 16), offline_min_s=0.05, offline_min_batches=3, "
+    "stream_min_count=30, stream_min_s=0.05, stream_max_s=0.5, warmup_count=2, server_budget_s=8.0, "
+    "server_requests=30, slo_ms=100.0"
+)
 
 
 def write_scenario(tmp_path: Path, cells: str, timeout: float = 120.0, name: str = "tiny") -> Path:
     path = tmp_path / f"{name}.py"
-    path.write_text(textwrap.dedent(f'''
+    path.write_text(
+        textwrap.dedent(f'''
         """A tiny scenario for tests."""
         from bench.scenario import CellSpec, Scenario, Settings
         D, S = {DATASET!r}, "random-8-1-1"
         SCENARIO = Scenario(name={name!r}, description="test", cells=({cells}),
                             settings=Settings({FAST.format(timeout=timeout)}), plugins=({PLUGIN!r},))
-    '''))
+    ''')
+    )
     return path
 
 
@@ -41,9 +46,11 @@ def run_cli(tmp_path: Path, scenario: Path, *extra: str) -> tuple[int, Path | No
 def mixed_run(tmp_path_factory):
     """pop and ease measured; one recommender that raises and one that sleeps past the cell timeout."""
     tmp = tmp_path_factory.mktemp("mixed")
-    cells = ('CellSpec(D, S, "pop"), CellSpec(D, S, "failing"), '
-             'CellSpec(D, S, "sleeping", params={"seconds": 60}), '
-             'CellSpec(D, S, "ease", params={"l2": 50.0}, loads=("offline", "single-stream", "server")),')
+    cells = (
+        'CellSpec(D, S, "pop"), CellSpec(D, S, "failing"), '
+        'CellSpec(D, S, "sleeping", params={"seconds": 60}), '
+        'CellSpec(D, S, "ease", params={"l2": 50.0}, loads=("offline", "single-stream", "server")),'
+    )
     code, run_dir = run_cli(tmp, write_scenario(tmp, cells, timeout=20.0))
     return code, run_dir
 
@@ -77,8 +84,19 @@ def test_results_file_validates_and_csv_keeps_the_contract_columns(mixed_run):
     assert data["schema_version"] == results.SCHEMA_VERSION
     with open(run_dir / "results.csv", newline="") as f:
         reader = csv.DictReader(f)
-        assert reader.fieldnames[:11] == ["run_id", "cell", "dataset", "split", "recommender", "variant", "device",
-                                          "load", "metric", "value", "unit"]
+        assert reader.fieldnames[:11] == [
+            "run_id",
+            "cell",
+            "dataset",
+            "split",
+            "recommender",
+            "variant",
+            "device",
+            "load",
+            "metric",
+            "value",
+            "unit",
+        ]
         rows = list(reader)
     failed = [r for r in rows if r["recommender"] == "failing"]
     assert failed and failed[0]["status"] == "failed" and "raised on purpose" in failed[0]["flag"]
@@ -91,8 +109,12 @@ def test_results_file_validates_and_csv_keeps_the_contract_columns(mixed_run):
     assert len(data["provenance"]["machine_load"]["samples"]) == len(data["cells"]) + 1
     # cells are measured cells only, each with its family; what was derived from them lives in `derived`
     # (the sleeping cell's process was killed at its timeout: the runner records its family from the registry)
-    assert {c["recommender"]: c["family"] for c in data["cells"]} == {"pop": "classic", "ease": "classic",
-                                                                      "failing": "test", "sleeping": "test"}
+    assert {c["recommender"]: c["family"] for c in data["cells"]} == {
+        "pop": "classic",
+        "ease": "classic",
+        "failing": "test",
+        "sleeping": "test",
+    }
     assert data["derived"]["pricing"]["local_default_instance"] and "cost" not in data["provenance"]
     ease = next(c for c in data["cells"] if c["recommender"] == "ease")
     assert not any(m["metric"] == "usd_per_1k_recs" for m in ease["metrics"])
@@ -120,8 +142,11 @@ def test_a_p99_from_too_few_samples_is_flagged_in_json_and_csv(mixed_run):
     p99 = ease.metric("latency_p99_ms", "single-stream")
     assert p99.n is not None and p99.n < 1000 and p99.flag  # 30-ish samples cannot support a p99
     with open(run_dir / "results.csv", newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r["recommender"] == "ease" and r["metric"] == "latency_p99_ms"
-                and r["load"] == "single-stream"]
+        rows = [
+            r
+            for r in csv.DictReader(f)
+            if r["recommender"] == "ease" and r["metric"] == "latency_p99_ms" and r["load"] == "single-stream"
+        ]
     assert rows and rows[0]["flag"]
 
 

@@ -4,6 +4,7 @@ rebuilt or refused in one line: never used.
 The memo that spares re-hashing big files is populated first (its racy window set to 0 and a clock tick let
 pass), so these cases prove the memo cannot be fooled, not merely that a fresh file is hashed.
 """
+
 from __future__ import annotations
 
 import json
@@ -107,14 +108,24 @@ def tiny(tmp_path):
     return models.resolve_model(str(directory), cache_dir=tmp_path / "cache"), tmp_path / "cache"
 
 
-TEXTS = ["Toy Story (1995) Animation", "GoldenEye (1995) Action", "Four Rooms (1995) Thriller", "Copycat (1995)",
-         "Twelve Monkeys (1995) Sci-Fi", "Babe (1995) Comedy", "Dead Man Walking", "Richard III (1995) War",
-         "Seven (1995) Crime", "Get Shorty (1995) Comedy"]
+TEXTS = [
+    "Toy Story (1995) Animation",
+    "GoldenEye (1995) Action",
+    "Four Rooms (1995) Thriller",
+    "Copycat (1995)",
+    "Twelve Monkeys (1995) Sci-Fi",
+    "Babe (1995) Comedy",
+    "Dead Man Walking",
+    "Richard III (1995) War",
+    "Seven (1995) Crime",
+    "Get Shorty (1995) Comedy",
+]
 
 
 @pytest.mark.parametrize("variant", ["onnx", "onnx-int8"])
 def test_a_corrupt_onnx_file_is_rebuilt_not_used(tiny, variant):
     from bench.variants import build_encoder
+
     model, cache = tiny
     first = build_encoder(model, variant, threads=1, cache_dir=cache)
     reference = first.encode(TEXTS)
@@ -132,6 +143,7 @@ def test_a_corrupt_onnx_file_is_rebuilt_not_used(tiny, variant):
 def test_an_export_without_recorded_checksums_is_rebuilt(tiny):
     """An export made by an older recbench cannot be verified: it is made again, not trusted."""
     from bench.variants import build_encoder
+
     model, cache = tiny
     first = build_encoder(model, "onnx", threads=1, cache_dir=cache)
     meta_file = Path(first.preparation.notes["onnx"]["file"]).parent / "recbench-onnx.json"
@@ -144,6 +156,7 @@ def test_an_export_without_recorded_checksums_is_rebuilt(tiny):
 
 def test_a_corrupt_distilled_student_is_trained_again(tiny):
     from bench.variants.distilled import DistilSettings, distil
+
     model, cache = tiny
     settings = DistilSettings(layers=1, epochs=1, batch_size=4, heldout_share=0.2)
     student, prep = distil(model, TEXTS, settings, cache_dir=cache)
@@ -159,6 +172,7 @@ def test_a_corrupt_distilled_student_is_trained_again(tiny):
 
 def _ml100k_wheel() -> Path:
     from bench.data import movielens
+
     wheel = movielens.cache_dir() / movielens.RECBOLE_WHEEL_NAME
     if not wheel.is_file():
         pytest.skip("MovieLens-100K is not in the cache here (`recbench data fetch ml-100k` puts it there)")
@@ -167,6 +181,7 @@ def _ml100k_wheel() -> Path:
 
 def test_a_corrupt_cached_archive_is_refused(tmp_path):
     from bench.data import movielens
+
     data_dir = tmp_path / "data"
     (data_dir / "ml-100k").mkdir(parents=True)
     copy = data_dir / "ml-100k" / movielens.RECBOLE_WHEEL_NAME
@@ -180,6 +195,7 @@ def test_a_corrupt_cached_archive_is_refused(tmp_path):
 @pytest.mark.parametrize("victim", ["ml-100k.inter", "ml-100k.item"])
 def test_a_corrupt_local_copy_is_refused_item_text_included(tmp_path, victim):
     from bench.data import movielens
+
     source = tmp_path / "source"
     source.mkdir()
     with zipfile.ZipFile(_ml100k_wheel()) as zf:

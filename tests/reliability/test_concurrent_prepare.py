@@ -1,4 +1,5 @@
 """Two processes preparing the same model at once both succeed, and the cache holds one verified copy."""
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,7 @@ from tests.support.models import build_tiny_model
 pytestmark = pytest.mark.kill
 
 # Only ONNX Runtime's quantiser is imported (not torch): the two processes start fast and race on the same file
-WORKER = textwrap.dedent('''
+WORKER = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
     fp32, cache, go = sys.argv[1:4]
@@ -28,7 +29,7 @@ WORKER = textwrap.dedent('''
         time.sleep(0.01)
     target, meta = quantize_onnx(Path(fp32), Path(cache))
     print(json.dumps({"file": str(target), **meta}))
-''')
+""")
 
 
 def _tiny(tmp_path: Path):
@@ -38,11 +39,19 @@ def _tiny(tmp_path: Path):
 
 def test_two_processes_quantising_the_same_export_both_succeed(tmp_path):
     from bench.variants.onnx import export_onnx
+
     model, cache = _tiny(tmp_path)
     fp32, _ = export_onnx(model, cache)
     go = tmp_path / "go"
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(fp32), str(cache), str(go)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(fp32), str(cache), str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     time.sleep(0.2)
     go.touch()
     outs = [p.communicate(timeout=300) for p in procs]
@@ -62,6 +71,7 @@ def test_two_processes_quantising_the_same_export_both_succeed(tmp_path):
 def test_two_preparations_of_the_same_export_at_once_make_it_once(tmp_path):
     """The per-artefact lock also holds between threads (each opens its own lock file description)."""
     from bench.variants.onnx import export_onnx
+
     model, cache = _tiny(tmp_path)
     outcomes: list = []
 

@@ -1,4 +1,5 @@
 """Every fault leaves valid results files, no orphaned cell process, and the reason in the failed row."""
+
 from __future__ import annotations
 
 import errno
@@ -111,11 +112,14 @@ def test_a_cell_killed_from_outside_is_a_failed_row_and_the_run_goes_on(tmp_path
 
 
 def test_a_raising_cell_and_a_timed_out_cell_are_failed_rows_with_their_reasons(tmp_path, write_scenario):
-    cells = ("CellSpec(D, S, 'failing', loads=()), CellSpec(D, S, 'sleeping', params={'seconds': 60}, loads=()), "
-             "CellSpec(D, S, 'noop', loads=())")
+    cells = (
+        "CellSpec(D, S, 'failing', loads=()), CellSpec(D, S, 'sleeping', params={'seconds': 60}, loads=()), "
+        "CellSpec(D, S, 'noop', loads=())"
+    )
     out = tmp_path / "out"
-    code = main(["run", str(write_scenario(cells, settings="threads=1, cell_timeout_s=3.0")), "--out", str(out),
-                 "--no-report"])
+    code = main(
+        ["run", str(write_scenario(cells, settings="threads=1, cell_timeout_s=3.0")), "--out", str(out), "--no-report"]
+    )
     assert code == 1
     run = results.load(run_folders(out)[0])
     by_name = {c.recommender: c for c in run.cells}
@@ -129,10 +133,12 @@ def test_a_raising_cell_and_a_timed_out_cell_are_failed_rows_with_their_reasons(
 
 def test_out_of_memory_says_what_the_cell_was_doing_and_what_it_asked_for():
     from bench.executors.base import out_of_memory as _out_of_memory
+
     plain = _out_of_memory(MemoryError(), "fitting")
     assert plain.startswith("out of memory while fitting") and "not reported" in plain and "GiB was available" in plain
-    sized = _out_of_memory(MemoryError("Unable to allocate 37.3 GiB for an array with shape (100000, 100000)"),
-                           "fitting")
+    sized = _out_of_memory(
+        MemoryError("Unable to allocate 37.3 GiB for an array with shape (100000, 100000)"), "fitting"
+    )
     assert "37.3 GiB" in sized
 
 
@@ -140,10 +146,14 @@ def test_a_parent_gone_before_the_watchdog_starts_ends_the_child(tmp_path):
     """The start-up race: a cell whose parent died before it ran its first line exits at once."""
     import subprocess
     import sys
-    code = ("import os, sys; from bench.lifeline import die_with_parent, ORPHAN_EXIT; "
-            "die_with_parent(os.getppid() + 1); print('still here')")
+
+    code = (
+        "import os, sys; from bench.lifeline import die_with_parent, ORPHAN_EXIT; "
+        "die_with_parent(os.getppid() + 1); print('still here')"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     from bench.lifeline import ORPHAN_EXIT
+
     assert done.returncode == ORPHAN_EXIT and "still here" not in done.stdout
 
 
@@ -156,6 +166,7 @@ def _enospc(*_args, **_kw):
 
 def test_a_full_disk_leaves_the_previous_file_whole_and_says_how_much_space(tmp_path, monkeypatch):
     from bench.errors import DiskFullError
+
     target = tmp_path / "results.json"
     results.atomic_write_text(target, '{"old": true}')
     monkeypatch.setattr(os, "fsync", _enospc)
@@ -169,6 +180,7 @@ def test_a_full_disk_leaves_the_previous_file_whole_and_says_how_much_space(tmp_
 
 def test_a_full_disk_during_the_report_is_one_line_and_leaves_no_partial_png(tmp_path, monkeypatch, capsys):
     from conftest import small_run
+
     run_dir = tmp_path / "run"
     results.write(small_run(), run_dir)
     before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
@@ -198,6 +210,7 @@ def test_charts_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
 
 def test_compare_markdown_to_a_full_device_is_one_line(tmp_path, capsys):
     from conftest import small_run
+
     results.write(small_run(), tmp_path)
     if not Path("/dev/full").exists():
         pytest.skip("no /dev/full here")

@@ -1,4 +1,5 @@
 """compare gates vanished cells; names from results files never become paths, formulas or raw HTML."""
+
 from __future__ import annotations
 
 import copy
@@ -17,8 +18,14 @@ EVIL = "<script>alert(1)</script><!--|x"
 
 
 def _hosted(name: str = f"d/random-8-1-1/{HOSTED_RECOMMENDER}/gpt-4o-mini/api") -> HostedLine:
-    return HostedLine(name=name, dataset="d", split="random-8-1-1", entry="gpt-4o-mini", label="estimated",
-                      metrics=[MetricRow("hosted_input_tokens", 120.0, "tokens", label="estimated")])
+    return HostedLine(
+        name=name,
+        dataset="d",
+        split="random-8-1-1",
+        entry="gpt-4o-mini",
+        label="estimated",
+        metrics=[MetricRow("hosted_input_tokens", 120.0, "tokens", label="estimated")],
+    )
 
 
 def _two_cells():
@@ -52,7 +59,10 @@ def test_a_cell_that_failed_in_base_may_disappear(tmp_path):
 def test_derived_entries_do_not_count_as_cells_in_common(tmp_path, capsys):
     base, head = small_run(), small_run()
     base.derived.hosted.append(_hosted())
-    head.cells, head.derived.hosted = [], [_hosted()]  # the measured cell is gone; only the price-sheet estimate is left
+    head.cells, head.derived.hosted = (
+        [],
+        [_hosted()],
+    )  # the measured cell is gone; only the price-sheet estimate is left
     verdict = compare(base, head)  # the same scenario (a derived entry in common), every measured cell gone
     assert verdict.cells_compared == 0 and verdict.exit_code == 1
     assert [f.cell for f in verdict.regressions] == [base.cells[0].cell]
@@ -96,6 +106,7 @@ def test_negative_numbers_stay_numbers_in_results_csv(tmp_path):
 
 def test_markdown_outputs_escape_names_and_errors(tmp_path):
     from bench.report import write_report
+
     run = small_run(cell_name=f"{EVIL}/random-8-1-1/ease/none/cpu", dataset=EVIL)
     failed = small_run(cell_name="d/random-8-1-1/pop/none/cpu", error=f"RuntimeError: {EVIL}").cells[0]
     failed.recommender = "pop"
@@ -117,9 +128,12 @@ def test_a_run_folder_is_always_inside_out(tmp_path, capsys):
     from bench.runner import RunOptions
     from bench.runner import run as run_scenario
     from bench.scenario import CellSpec, Scenario, Settings
+
     cells = (CellSpec("synthetic:users=40,items=30,interactions=600,seed=1", "random-8-1-1", "noop", loads=()),)
     for name in ("../../outside", "/tmp/outside", "a/b"):
         with pytest.raises(ConfigError, match="not allowed"):
-            run_scenario(Scenario(name=name, description="", cells=cells, settings=Settings(threads=1)),
-                         RunOptions(out_root=tmp_path / "out", report=False))
+            run_scenario(
+                Scenario(name=name, description="", cells=cells, settings=Settings(threads=1)),
+                RunOptions(out_root=tmp_path / "out", report=False),
+            )
     assert not (tmp_path / "out").exists() and not (tmp_path.parent / "outside").exists()

@@ -1,4 +1,5 @@
 """A test run as `recbench run` leaves it: its derived section computed by the analysis step."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,9 +1,10 @@
 """A deterministic clock for tests of timing code: time moves only when someone says so.
 
-    clock = FakeClock()
-    serve = lambda batch: clock.advance_ms(10)          # a request that "takes" 10 ms
-    server(serve, pool, 50, n_requests=100, clock=clock)  # exact, repeatable latencies
+clock = FakeClock()
+serve = lambda batch: clock.advance_ms(10)          # a request that "takes" 10 ms
+server(serve, pool, 50, n_requests=100, clock=clock)  # exact, repeatable latencies
 """
+
 from __future__ import annotations
 
 

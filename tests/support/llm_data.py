@@ -1,14 +1,35 @@
 """Small deterministic inputs for the language-model recommenders' tests: a toy train set with ratings,
 timestamps and item text, and a split around it. Nothing here is used at run time.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from bench.data.dataset import Dataset, Interactions, ItemText, Split, TrainSet
 
-_WORDS = ("Star", "River", "Night", "Love", "War", "Ghost", "City", "Dream", "Storm", "King", "Blue", "Secret",
-          "Garden", "Iron", "Last", "Summer", "Winter", "Shadow", "Golden", "Wild")
+_WORDS = (
+    "Star",
+    "River",
+    "Night",
+    "Love",
+    "War",
+    "Ghost",
+    "City",
+    "Dream",
+    "Storm",
+    "King",
+    "Blue",
+    "Secret",
+    "Garden",
+    "Iron",
+    "Last",
+    "Summer",
+    "Winter",
+    "Shadow",
+    "Golden",
+    "Wild",
+)
 _GENRES = ("Action", "Comedy", "Drama", "Horror", "Romance", "Sci-Fi", "Thriller", "Animation")
 
 
@@ -20,8 +41,9 @@ def toy_item_text(n_items: int, seed: int = 0) -> ItemText:
     return ItemText(titles=[f"{t} ({y})" for t, y in zip(titles, years)], years=years, genres=genres)
 
 
-def toy_interactions(n_users: int = 24, n_items: int = 40, per_user: tuple[int, int] = (6, 14),
-                     seed: int = 0) -> Interactions:
+def toy_interactions(
+    n_users: int = 24, n_items: int = 40, per_user: tuple[int, int] = (6, 14), seed: int = 0
+) -> Interactions:
     """Every user rates a few distinct items (1..5) at distinct timestamps; items cluster by user group."""
     rng = np.random.default_rng(seed)
     users, items, ratings, ts = [], [], [], []
@@ -37,8 +59,12 @@ def toy_interactions(n_users: int = 24, n_items: int = 40, per_user: tuple[int, 
         liked = np.isin(chosen, pool)
         ratings.append(np.where(liked, rng.integers(3, 6, len(chosen)), rng.integers(1, 3, len(chosen))))
         ts.append(1_000_000 + u * 1000 + rng.permutation(len(chosen)))
-    return Interactions(np.concatenate(users).astype(np.int32), np.concatenate(items).astype(np.int32),
-                        np.concatenate(ratings).astype(np.float32), np.concatenate(ts).astype(np.int64))
+    return Interactions(
+        np.concatenate(users).astype(np.int32),
+        np.concatenate(items).astype(np.int32),
+        np.concatenate(ratings).astype(np.float32),
+        np.concatenate(ts).astype(np.int64),
+    )
 
 
 def toy_split(n_users: int = 24, n_items: int = 40, seed: int = 0) -> Split:
@@ -56,8 +82,7 @@ def toy_split(n_users: int = 24, n_items: int = 40, seed: int = 0) -> Split:
     label[order] = part
     text = toy_item_text(n_items, seed)
     ds = Dataset("toy", inter, n_users, n_items, text, np.arange(n_users), np.arange(n_items), source="toy")
-    return Split("random-8-1-1", seed, ds, inter.subset(label == 0), inter.subset(label == 1),
-                 inter.subset(label == 2))
+    return Split("random-8-1-1", seed, ds, inter.subset(label == 0), inter.subset(label == 1), inter.subset(label == 2))
 
 
 def toy_train(n_users: int = 24, n_items: int = 40, seed: int = 0) -> TrainSet:

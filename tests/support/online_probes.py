@@ -1,4 +1,5 @@
 """A probe strategy that advances a fake clock: proves which work a replay cell times."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -7,6 +7,7 @@ Importing this module registers both (`failing`, `sleeping`, family "test"); a t
 plugin (`Scenario(plugins=(PLUGIN,))`) so that every cell process registers them too. They are never in
 the production registry.
 """
+
 from __future__ import annotations
 
 import time
@@ -29,8 +30,10 @@ class Failing(NoOp):
     name = "failing"
 
     def fit(self, train: TrainSet) -> Failing:
-        raise RuntimeError("Failing recommender: fit raised on purpose (this test recommender always fails; "
-                           "use it only to check that the harness reports failed cells)")
+        raise RuntimeError(
+            "Failing recommender: fit raised on purpose (this test recommender always fails; "
+            "use it only to check that the harness reports failed cells)"
+        )
 
 
 class Sleeping(NoOp):
@@ -52,8 +55,7 @@ class Sleeping(NoOp):
         return super().fit(train)
 
 
-def toy_split(n_users: int = 200, n_items: int = 120, n_clusters: int = 4, per_user: int = 20,
-              seed: int = 0) -> Split:
+def toy_split(n_users: int = 200, n_items: int = 120, n_clusters: int = 4, per_user: int = 20, seed: int = 0) -> Split:
     """A small clustered dataset split 80/10/10 per user, for unit tests and benchmarks of recommenders.
 
     Users and items fall in `n_clusters` taste groups; a user draws 85% of their items from their own
@@ -76,17 +78,19 @@ def toy_split(n_users: int = 200, n_items: int = 120, n_clusters: int = 4, per_u
     ratings = np.clip(np.where(in_group, 4.0, 2.5) + rng.normal(0, 0.8, users.size), 1, 5).round()
     ts = rng.integers(0, 10**6, users.size).astype(np.int64)
     inter = Interactions(users, items, ratings.astype(np.float32), ts)
-    text = ItemText([f"Item {i}" for i in range(n_items)], np.full(n_items, -1, np.int32),
-                    [(f"group{g}",) for g in item_group])
+    text = ItemText(
+        [f"Item {i}" for i in range(n_items)], np.full(n_items, -1, np.int32), [(f"group{g}",) for g in item_group]
+    )
     ds = Dataset("toy", inter, n_users, n_items, text, np.arange(n_users), np.arange(n_items), source="toy")
     # per user: a random order of their events, first 80% train, next 10% valid, rest test
     pos = np.argsort(rng.random((n_users, per_user)), axis=1)
     n_train, n_valid = int(round(per_user * 0.8)), int(round(per_user * 0.1))
     part = np.where(pos < n_train, 0, np.where(pos < n_train + n_valid, 1, 2)).ravel()
-    return Split("random-8-1-1", seed, ds, inter.subset(part == 0), inter.subset(part == 1),
-                 inter.subset(part == 2))
+    return Split("random-8-1-1", seed, ds, inter.subset(part == 0), inter.subset(part == 1), inter.subset(part == 2))
 
 
-for _cls, _summary in ((Failing, "raises in fit: checks failed cells are reported"),
-                       (Sleeping, "sleeps `seconds` in fit: checks timeouts")):
+for _cls, _summary in (
+    (Failing, "raises in fit: checks failed cells are reported"),
+    (Sleeping, "sleeps `seconds` in fit: checks timeouts"),
+):
     registry.register(registry.Entry(_cls.name, class_target(_cls), "test", _summary))

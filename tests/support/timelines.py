@@ -1,4 +1,5 @@
 """Tiny synthetic timelines for replay tests: events as (user, item, day)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,8 +18,15 @@ def timeline(events: list[tuple[int, int, float]], n_users: int | None = None, n
     n_u = n_users or int(users.max()) + 1
     n_i = n_items or int(items.max()) + 1
     text = ItemText([f"item {i}" for i in range(n_i)], np.full(n_i, -1, np.int32), [("Drama",)] * n_i)
-    return Dataset("toy", Interactions(users, items, np.ones(len(events), np.float32), ts), n_u, n_i, text,
-                   np.arange(n_u), np.arange(n_i))
+    return Dataset(
+        "toy",
+        Interactions(users, items, np.ones(len(events), np.float32), ts),
+        n_u,
+        n_i,
+        text,
+        np.arange(n_u),
+        np.arange(n_i),
+    )
 
 
 def random_timeline(n_users=40, n_items=30, n_events=900, days=40, seed=0) -> Dataset:
@@ -38,7 +46,11 @@ def random_timeline(n_users=40, n_items=30, n_events=900, days=40, seed=0) -> Da
 def write_csv(data: Dataset, path) -> str:
     """The dataset as a user,item,rating,timestamp CSV (what `recbench run` reads as a user's own data)."""
     inter = data.interactions
-    lines = ["user,item,rating,timestamp"] + [f"{u},{i},{r:g},{t}" for u, i, r, t in zip(
-        inter.users.tolist(), inter.items.tolist(), inter.ratings.tolist(), inter.timestamps.tolist())]
+    lines = ["user,item,rating,timestamp"] + [
+        f"{u},{i},{r:g},{t}"
+        for u, i, r, t in zip(
+            inter.users.tolist(), inter.items.tolist(), inter.ratings.tolist(), inter.timestamps.tolist()
+        )
+    ]
     path.write_text("\n".join(lines) + "\n")
     return str(path)

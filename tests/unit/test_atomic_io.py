@@ -1,4 +1,5 @@
 """Atomic writes: the target holds the old content or the new, never a part; nothing temporary is left behind."""
+
 from __future__ import annotations
 
 import errno

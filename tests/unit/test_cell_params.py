@@ -1,5 +1,6 @@
 """A cell records the resolved hyper-parameters of the model it measured (audit defect e), not only the
 parameters its scenario spelled out: a default-built ItemKNN says k=50, EASE says its l2."""
+
 from __future__ import annotations
 
 import pytest
@@ -20,11 +21,18 @@ def test_get_params_returns_every_constructor_argument_as_resolved(name):
     assert get(name).build(**params).get_params() == params  # the record rebuilds the same model
 
 
-@pytest.mark.parametrize("name, params, expected", [
-    ("itemknn", {}, {"k": 50}),
-    ("ease", {"l2": 50}, {"l2": 50, "device": "cpu"}),
-    ("ials", {"factors": 8, "iterations": 2}, {"factors": 8, "iterations": 2, "regularization": 10.0, "alpha": 1.0}),
-])
+@pytest.mark.parametrize(
+    "name, params, expected",
+    [
+        ("itemknn", {}, {"k": 50}),
+        ("ease", {"l2": 50}, {"l2": 50, "device": "cpu"}),
+        (
+            "ials",
+            {"factors": 8, "iterations": 2},
+            {"factors": 8, "iterations": 2, "regularization": 10.0, "alpha": 1.0},
+        ),
+    ],
+)
 def test_a_classic_cell_records_its_resolved_hyper_parameters(name, params, expected):
     spec = CellSpec(DATASET, "random-8-1-1", name, params=params, loads=())
     result = run_cell(spec, Settings(seed=0, threads=1))
@@ -34,6 +42,7 @@ def test_a_classic_cell_records_its_resolved_hyper_parameters(name, params, expe
 
 def _every_entry():
     from bench.recommenders.online.registry import STRATEGIES
+
     return [*REGISTRY.values(), *STRATEGIES.values()]
 
 

@@ -3,6 +3,7 @@
 EASE NDCG@10 >= 0.32 and Recall@10 >= 0.26; NDCG@10 ordered EASE > ItemKNN > Pop; Pop NDCG@10 in
 [0.13, 0.17]. Skips (with the reason) where ML-100K can be neither found in the cache nor fetched.
 """
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Classic recommenders: protocol, exclusion, determinism, and each model checked against a reference."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -66,8 +67,9 @@ def test_exclude_argument_overrides_the_training_history(name, split):
     users = np.arange(5)
     first = rec.recommend(users, 3).items
     # exclude exactly the current top 3: the next recommendation must avoid them and everything seen
-    extra = sp.csr_matrix((np.ones(first.size), (np.repeat(users, 3), first.ravel())),
-                          shape=(split.n_users, split.n_items))
+    extra = sp.csr_matrix(
+        (np.ones(first.size), (np.repeat(users, 3), first.ravel())), shape=(split.n_users, split.n_items)
+    )
     both = split.train_set().matrix() + extra
     second = rec.recommend(users, 3, exclude=both).items
     assert all(not set(a) & set(b) for a, b in zip(first.tolist(), second.tolist()))
@@ -101,17 +103,27 @@ def test_collaborative_models_beat_popularity_on_clustered_data(name, split):
     assert cf > pop
 
 
-@pytest.mark.parametrize("cls, params", [
-    (ItemKNN, {"k": 0}), (UserKNN, {"k": -3}), (EASE, {"l2": -1.0}), (EASE, {"l2": "a lot"}),
-    (BiasedMF, {"factors": 0}), (BiasedMF, {"reg": float("nan")}), (IALS, {"iterations": 0}),
-    (IALS, {"num_threads": 0}), (ItemKNN, {"k": 2.5}),
-])
+@pytest.mark.parametrize(
+    "cls, params",
+    [
+        (ItemKNN, {"k": 0}),
+        (UserKNN, {"k": -3}),
+        (EASE, {"l2": -1.0}),
+        (EASE, {"l2": "a lot"}),
+        (BiasedMF, {"factors": 0}),
+        (BiasedMF, {"reg": float("nan")}),
+        (IALS, {"iterations": 0}),
+        (IALS, {"num_threads": 0}),
+        (ItemKNN, {"k": 2.5}),
+    ],
+)
 def test_bad_hyper_parameters_are_config_errors(cls, params):
     with pytest.raises(ConfigError, match=list(params)[0]):
         cls(**params)
 
 
 # ---------------------------------------------------------------- each model against a reference
+
 
 def test_pop_scores_distinct_users_per_item():
     # item 0: users 0, 1, 2 (user 0 twice, counted once); item 1: users 1, 2; item 2: user 2
@@ -193,15 +205,19 @@ def test_ease_equals_per_item_ridge_regression_on_the_other_items():
 def _objective(rec: BiasedMF, train: TrainSet) -> float:
     it = train.interactions
     pred = rec.predict_rating(it.users, it.items)
-    return float(np.sum((it.ratings - pred) ** 2)
-                 + rec.reg * (np.sum(rec.user_factors_ ** 2) + np.sum(rec.item_factors_ ** 2))
-                 + rec.reg_bias * (np.sum(rec.user_bias_ ** 2) + np.sum(rec.item_bias_ ** 2)))
+    return float(
+        np.sum((it.ratings - pred) ** 2)
+        + rec.reg * (np.sum(rec.user_factors_**2) + np.sum(rec.item_factors_**2))
+        + rec.reg_bias * (np.sum(rec.user_bias_**2) + np.sum(rec.item_bias_**2))
+    )
 
 
 def test_biasedmf_als_never_increases_the_regularised_objective(split):
     train = split.train_set()
-    losses = [_objective(BiasedMF(factors=4, iterations=n, reg=1.0, reg_bias=1.0, clip=False).fit(train), train)
-              for n in (1, 2, 4, 8)]
+    losses = [
+        _objective(BiasedMF(factors=4, iterations=n, reg=1.0, reg_bias=1.0, clip=False).fit(train), train)
+        for n in (1, 2, 4, 8)
+    ]
     assert all(b <= a * (1 + 1e-6) for a, b in zip(losses, losses[1:]))
     assert losses[-1] < losses[0]
 
@@ -210,7 +226,7 @@ def test_biasedmf_recovers_a_noiseless_biased_rank_one_model():
     # r = 3 + b_u + b_i + p_u q_i observed on a dense grid: with tiny ridges the fit is near exact
     rng = np.random.default_rng(0)
     nu, ni = 30, 20
-    bu, bi, p, q = rng.normal(0, .5, nu), rng.normal(0, .5, ni), rng.normal(0, 1, nu), rng.normal(0, 1, ni)
+    bu, bi, p, q = rng.normal(0, 0.5, nu), rng.normal(0, 0.5, ni), rng.normal(0, 1, nu), rng.normal(0, 1, ni)
     uu, ii = (a.ravel() for a in np.meshgrid(np.arange(nu), np.arange(ni), indexing="ij"))
     r = 3 + bu[uu] + bi[ii] + p[uu] * q[ii]
     train = _train(list(zip(uu, ii)), nu, ni, ratings=r)

@@ -1,4 +1,5 @@
 """Bad input to `recbench run` gets one line naming the problem, exit 2, and no run folder."""
+
 from __future__ import annotations
 
 import textwrap
@@ -14,12 +15,14 @@ TINY = "synthetic:users=60,items=40,interactions=900,seed=1"
 @pytest.fixture
 def scenario(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.py"
-    path.write_text(textwrap.dedent(f'''
+    path.write_text(
+        textwrap.dedent(f'''
         """tiny"""
         from bench.scenario import CellSpec, Scenario, Settings
         SCENARIO = Scenario(name="tiny", description="t", cells=(CellSpec({TINY!r}, "random-8-1-1", "pop", loads=()),),
                             settings=Settings(threads=1))
-    '''))
+    ''')
+    )
     return path
 
 
@@ -33,18 +36,21 @@ def run_bad(tmp_path: Path, capsys, *args: str, out: Path | None = None) -> str:
     return err[0]
 
 
-@pytest.mark.parametrize("args, words", [
-    (["no-such-scenario"], ["unknown scenario", "quick"]),
-    (["{scenario}", "--recommenders", "nosuch"], ["unknown recommender 'nosuch'", "ease"]),
-    (["{scenario}", "--dataset", "nosuchset"], ["nosuchset"]),
-    (["{scenario}", "--dataset", "{tmp}/missing.csv"], ["missing.csv"]),
-    (["{scenario}", "--k", "0"], ["k=0"]),
-    (["{scenario}", "--k", "41"], ["k=41", "40"]),
-    (["{scenario}", "--slo-ms", "0"], ["SLO"]),
-    (["{scenario}", "--batch-sizes", "0,32"], ["batch sizes"]),
-    (["{scenario}", "--cell-timeout", "-1"], ["timeout"]),
-    (["{scenario}", "--threads", "0"], ["threads"]),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["no-such-scenario"], ["unknown scenario", "quick"]),
+        (["{scenario}", "--recommenders", "nosuch"], ["unknown recommender 'nosuch'", "ease"]),
+        (["{scenario}", "--dataset", "nosuchset"], ["nosuchset"]),
+        (["{scenario}", "--dataset", "{tmp}/missing.csv"], ["missing.csv"]),
+        (["{scenario}", "--k", "0"], ["k=0"]),
+        (["{scenario}", "--k", "41"], ["k=41", "40"]),
+        (["{scenario}", "--slo-ms", "0"], ["SLO"]),
+        (["{scenario}", "--batch-sizes", "0,32"], ["batch sizes"]),
+        (["{scenario}", "--cell-timeout", "-1"], ["timeout"]),
+        (["{scenario}", "--threads", "0"], ["threads"]),
+    ],
+)
 def test_bad_run_input_is_one_line_and_exit_2(tmp_path, capsys, scenario, args, words):
     args = [a.format(scenario=scenario, tmp=tmp_path) for a in args]
     line = run_bad(tmp_path, capsys, *args)

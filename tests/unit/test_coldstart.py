@@ -1,4 +1,5 @@
 """Cold-item quality (bench.quality), the coldstart scenario, and llm-hybrid's mixing of CF and a language model."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,6 +15,7 @@ from bench.recommenders.llm.hybrid import quantile_map, slot_positions
 
 # ---------------------------------------------------------------- cold metrics, checked by hand
 
+
 def _inter(pairs):
     u, i = zip(*pairs)
     return Interactions(np.array(u, np.int32), np.array(i, np.int32), np.ones(len(u), np.float32))
@@ -25,8 +27,9 @@ def _tiny_split() -> Split:
     valid = _inter([(0, 2), (1, 3), (2, 0), (3, 1)])
     test = _inter([(0, 4), (1, 4), (1, 5), (2, 5), (2, 2), (3, 3)])  # user 2 also has a warm test item
     text = ItemText([f"item {i}" for i in range(6)], np.full(6, -1, np.int32), [() for _ in range(6)])
-    everything = Interactions(*(np.concatenate([getattr(p, f) for p in (train, valid, test)])
-                                for f in ("users", "items", "ratings")))
+    everything = Interactions(
+        *(np.concatenate([getattr(p, f) for p in (train, valid, test)]) for f in ("users", "items", "ratings"))
+    )
     ds = Dataset("tiny", everything, 4, 6, text, np.arange(4), np.arange(6))
     return Split("cold-items", 0, ds, train, valid, test, cold_items=np.array([4, 5], np.int32))
 
@@ -35,10 +38,15 @@ class Fixed(ScoringRecommender):
     """Scores from a fixed table, so every ranked list below is known in advance."""
 
     name = "fixed"
-    SCORES = np.array([[0, 0, 0, 0.1, 0.9, 0.8],     # test list (0,1,2 excluded): [4, 5]
-                       [0, 0.9, 0, 0, 0.1, 0.8],     # test list (0,2,3 excluded): [1, 5]
-                       [0, 0, 0.9, 0, 0.8, 0.1],     # test list (1,3,0 excluded): [2, 4]
-                       [0, 0.95, 0.1, 0.9, 0.8, 0.05]], np.float32)  # test [3, 4]; valid (0 excluded) [1, 3]
+    SCORES = np.array(
+        [
+            [0, 0, 0, 0.1, 0.9, 0.8],  # test list (0,1,2 excluded): [4, 5]
+            [0, 0.9, 0, 0, 0.1, 0.8],  # test list (0,2,3 excluded): [1, 5]
+            [0, 0, 0.9, 0, 0.8, 0.1],  # test list (1,3,0 excluded): [2, 4]
+            [0, 0.95, 0.1, 0.9, 0.8, 0.05],
+        ],
+        np.float32,
+    )  # test [3, 4]; valid (0 excluded) [1, 3]
 
     def fit(self, train: TrainSet) -> Fixed:
         self._remember_seen(train)
@@ -90,6 +98,7 @@ def test_bad_cold_input_fails_in_one_line():
 
 # ---------------------------------------------------------------- CF cannot, content can
 
+
 class GenreProfile(ScoringRecommender):
     """A content model with no language model: the user's genre counts over train items . the item's genres.
     Items with no interaction still have genres, so it can rank cold items; test-only, never registered."""
@@ -131,6 +140,7 @@ def test_a_content_model_on_informative_text_recommends_cold_items(synthetic_col
 
 
 # ---------------------------------------------------------------- llm-hybrid
+
 
 def test_quantile_map_places_cold_items_at_the_cf_score_of_the_same_rank():
     lm = np.array([[0.1, 0.5, 0.9, 0.6, 0.0, 1.0]], np.float32)
@@ -233,6 +243,7 @@ def test_hybrid_bad_parameters_fail_in_one_line(tiny):
 
 
 # ---------------------------------------------------------------- the scenario
+
 
 def test_coldstart_scenario_holds_cf_content_and_hybrid_cells_on_ml100k_cold_items():
     from bench.scenario import load

@@ -1,5 +1,6 @@
 """With the real MiniLM: on data whose item text carries the signal, the zero-shot two-tower and the hybrid
 recommend held-out (cold) items that EASE cannot. Slow (real model); skips without the packaged weights."""
+
 from __future__ import annotations
 
 import pytest
@@ -21,6 +22,7 @@ def split():
 @pytest.fixture(scope="module")
 def minilm(model_cache_dir):
     from bench.models import resolve_model
+
     try:
         return resolve_model("minilm", cache_dir=model_cache_dir)
     except BenchError as exc:  # the weights ship in a pip package; without it there is nothing to test

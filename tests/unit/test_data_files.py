@@ -1,4 +1,5 @@
 """A user's own CSV/Parquet data: column aliases, optional fields, item text, and one-line errors."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,8 +25,12 @@ def test_csv_with_aliased_columns_loads_with_original_ids_and_checksum(tmp_path)
     assert ds.name == "ratings" and (ds.n_users, ds.n_items, len(ds.interactions)) == (3, 3, 5)
     assert ds.user_ids.tolist() == [7, 8, 9] and ds.item_ids.tolist() == [100, 200, 300]
     i = ds.interactions
-    assert list(zip(ds.user_ids[i.users].tolist(), ds.item_ids[i.items].tolist(), i.ratings.tolist(),
-                    i.timestamps.tolist())) == ROWS
+    assert (
+        list(
+            zip(ds.user_ids[i.users].tolist(), ds.item_ids[i.items].tolist(), i.ratings.tolist(), i.timestamps.tolist())
+        )
+        == ROWS
+    )
     assert ds.checksum == canonical_checksum(*map(np.array, zip(*ROWS)))
 
 
@@ -58,8 +63,10 @@ def test_repeated_pair_keeps_its_latest_event(tmp_path):
 
 def test_item_text_file_aligns_titles_years_genres_and_blanks_the_rest(tmp_path):
     ratings = _csv(tmp_path / "r.csv", "user,item", [(1, 10), (1, 20), (2, 30)])
-    (tmp_path / "items.csv").write_text('item_id,title,year,genres\n20,"Babe, Pig",1995,Children\'s|Comedy\n'
-                                        "10,Heat,1995,Action|Crime|Thriller\n99,Unused,2000,Drama\n")
+    (tmp_path / "items.csv").write_text(
+        'item_id,title,year,genres\n20,"Babe, Pig",1995,Children\'s|Comedy\n'
+        "10,Heat,1995,Action|Crime|Thriller\n99,Unused,2000,Drama\n"
+    )
     ds = load_dataset(f"{ratings}?items={tmp_path / 'items.csv'}")
     text = ds.item_text
     assert text.titles == ["Heat", "Babe, Pig", ""]
@@ -109,7 +116,8 @@ def test_empty_file_is_a_data_error(tmp_path):
 
 def test_parquet_without_rows_is_no_rows(tmp_path):
     pd.DataFrame({"user": pd.Series([], dtype="int64"), "item": pd.Series([], dtype="int64")}).to_parquet(
-        tmp_path / "r.parquet")
+        tmp_path / "r.parquet"
+    )
     with pytest.raises(DataError) as err:
         load(tmp_path / "r.parquet")
     assert "no rows" in str(err.value)

@@ -1,4 +1,5 @@
 """load_dataset / fetch: the name grammar, the listing, and errors that name the choices."""
+
 from __future__ import annotations
 
 import pytest

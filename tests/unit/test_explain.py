@@ -1,4 +1,5 @@
 """llm-explain: classic retrieval, then a decoder generates a fixed-length explanation per list."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,9 +32,17 @@ def split():
 @pytest.fixture(scope="module")
 def explain(tiny_gpt2_dir, model_cache_dir, split):
     torch.set_num_threads(1)
-    return Explain(model=str(tiny_gpt2_dir), cache_dir=model_cache_dir, threads=1, new_tokens=NEW_TOKENS,
-                   list_titles=3, batch_size=4, ttft_requests=4, ttft_min_requests=4, warmup_requests=1
-                   ).fit(split.train_set())
+    return Explain(
+        model=str(tiny_gpt2_dir),
+        cache_dir=model_cache_dir,
+        threads=1,
+        new_tokens=NEW_TOKENS,
+        list_titles=3,
+        batch_size=4,
+        ttft_requests=4,
+        ttft_min_requests=4,
+        warmup_requests=1,
+    ).fit(split.train_set())
 
 
 def test_registry_builds_it_and_refuses_encoder_only_variants_and_llm_retrievers(tiny_gpt2_dir):
@@ -94,16 +103,22 @@ def test_flops_follow_the_measurement_packages_decoder_formula(explain, split):
     from bench.measure.flops import TransformerConfig, decoder_generate_flops
 
     facts = explain.decoder.facts
-    cfg = TransformerConfig(layers=facts["layers"], hidden=facts["hidden"], heads=facts["heads"],
-                            intermediate=facts["intermediate"], vocab=facts["vocab"])
+    cfg = TransformerConfig(
+        layers=facts["layers"],
+        hidden=facts["hidden"],
+        heads=facts["heads"],
+        intermediate=facts["intermediate"],
+        vocab=facts["vocab"],
+    )
     for p, n in ((1, 1), (7, 1), (13, 5), (40, 32)):
         ref = decoder_generate_flops(cfg, p, n, prefill_logits="last")["total_flops"]
         assert generation_flops(facts, np.array([p]), n)[0] == pytest.approx(ref, rel=1e-12)
     users = split.test_users()[:5]
     top = explain.retriever.recommend(users, 3)
     lengths = explain.decoder.token_counts(explain.prompts(users, top.items))
-    expected = generation_flops(facts, lengths, NEW_TOKENS).mean() \
-        + request_flops(explain.retriever.request_work(users))
+    expected = generation_flops(facts, lengths, NEW_TOKENS).mean() + request_flops(
+        explain.retriever.request_work(users)
+    )
     assert request_flops(explain.request_work(users)) == pytest.approx(expected)
 
 

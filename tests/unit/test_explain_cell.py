@@ -1,5 +1,6 @@
 """A cost-only llm-explain cell end to end (in process): no quality, TTFT rows from the recommender's own timings,
 every measured row labelled cost-only, and the derived figures a run adds after the cells."""
+
 from __future__ import annotations
 
 import pytest
@@ -19,13 +20,36 @@ def cell(tmp_path_factory, model_cache_dir):
 
     torch.set_num_threads(1)
     model = build_tiny_model(tmp_path_factory.mktemp("gpt2") / "tiny-gpt2", kind="gpt2", name="tiny-gpt2")
-    spec = CellSpec(TINY, "random-8-1-1", "llm-explain", variant="fp32", tag="tiny",
-                    params={"model": str(model), "cache_dir": str(model_cache_dir), "retriever": "pop",
-                            "new_tokens": NEW_TOKENS, "list_titles": 3, "ttft_requests": 6, "ttft_min_requests": 6,
-                            "warmup_requests": 1},
-                    loads=("offline", "single-stream"))
-    settings = Settings(threads=1, k=5, ks=(5,), batch_sizes=(1, 4), offline_min_s=0.01, offline_min_batches=2,
-                        stream_min_count=5, stream_min_s=0.01, stream_max_s=1.0, warmup_count=1)
+    spec = CellSpec(
+        TINY,
+        "random-8-1-1",
+        "llm-explain",
+        variant="fp32",
+        tag="tiny",
+        params={
+            "model": str(model),
+            "cache_dir": str(model_cache_dir),
+            "retriever": "pop",
+            "new_tokens": NEW_TOKENS,
+            "list_titles": 3,
+            "ttft_requests": 6,
+            "ttft_min_requests": 6,
+            "warmup_requests": 1,
+        },
+        loads=("offline", "single-stream"),
+    )
+    settings = Settings(
+        threads=1,
+        k=5,
+        ks=(5,),
+        batch_sizes=(1, 4),
+        offline_min_s=0.01,
+        offline_min_batches=2,
+        stream_min_count=5,
+        stream_min_s=0.01,
+        stream_max_s=1.0,
+        warmup_count=1,
+    )
     return run_cell(spec, settings)
 
 

@@ -1,5 +1,6 @@
 """The findings: copied results, rendered from those copies alone into docs/findings.md (in full) and the README
 (in brief), and checked against both."""
+
 from __future__ import annotations
 
 import json
@@ -18,11 +19,14 @@ ROOT = Path(__file__).resolve().parents[2]
 def _readme(tmp_path: Path, body: str = "") -> Path:
     """docs/findings.md with its full findings block, and README.md with its in-brief block."""
     (tmp_path / "docs").mkdir(exist_ok=True)
-    (tmp_path / "README.md").write_text(f"# project\n\n## In brief\n\n{findings.BRIEF_START}\n{body}"
-                                        f"{findings.BRIEF_END}\n\n## After\n", encoding="utf-8")
+    (tmp_path / "README.md").write_text(
+        f"# project\n\n## In brief\n\n{findings.BRIEF_START}\n{body}{findings.BRIEF_END}\n\n## After\n",
+        encoding="utf-8",
+    )
     path = tmp_path / "docs" / "findings.md"
-    path.write_text(f"# project\n\n## What we found\n\n{findings.START}\n{body}{findings.END}\n\n## After\n",
-                    encoding="utf-8")
+    path.write_text(
+        f"# project\n\n## What we found\n\n{findings.START}\n{body}{findings.END}\n\n## After\n", encoding="utf-8"
+    )
     return path
 
 
@@ -48,8 +52,9 @@ def test_stored_copy_drops_raw_samples_keeps_every_metric_and_loads_back(run_dir
     assert all("samples_ms" not in t for c in raw["cells"] for t in c["timings"])
     assert raw["provenance"]["findings_copy"]["raw_timing_samples_dropped"] > 0
     copy = results_mod.load(path)
-    assert [(m.metric, m.value) for c in copy.cells for m in c.metrics] == \
-           [(m.metric, m.value) for c in original.cells for m in c.metrics]
+    assert [(m.metric, m.value) for c in copy.cells for m in c.metrics] == [
+        (m.metric, m.value) for c in original.cells for m in c.metrics
+    ]
     assert path.stat().st_size < (run_dir / "results.json").stat().st_size / 2
 
 
@@ -71,7 +76,10 @@ def test_both_blocks_are_rewritten_from_the_store_and_check_catches_a_hand_edit_
     assert quoted not in brief
     assert main(["findings", "--check", "--store", str(store), *_targets(doc)]) == 0
     # a figure changed by hand, in either file, no longer matches the stored results
-    for path, edited in ((doc, text.replace(quoted, "| ease | 0.999 |")), (readme, brief.replace("- `quick`", "- `quack`"))):
+    for path, edited in (
+        (doc, text.replace(quoted, "| ease | 0.999 |")),
+        (readme, brief.replace("- `quick`", "- `quack`")),
+    ):
         path.write_text(edited)
         assert main(["findings", "--check", "--store", str(store), *_targets(doc)]) == 1
         assert f"{path}: its" in capsys.readouterr().out
@@ -86,14 +94,17 @@ def test_links_in_the_block_are_relative_to_the_findings_page(run_dir, tmp_path)
     assert "[`../reports/findings/quick.json`](../reports/findings/quick.json)" in doc.read_text()
 
 
-@pytest.mark.parametrize("case, message", [
-    ("no markers", "needs exactly one findings block"),
-    ("no brief markers", "needs exactly one in-brief block"),
-    ("no readme", "no such file; pass --readme"),
-    ("not results", "not a recbench results file"),
-    ("same scenario twice", "two runs of the same scenario"),
-    ("check with runs", "not both"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("no markers", "needs exactly one findings block"),
+        ("no brief markers", "needs exactly one in-brief block"),
+        ("no readme", "no such file; pass --readme"),
+        ("not results", "not a recbench results file"),
+        ("same scenario twice", "two runs of the same scenario"),
+        ("check with runs", "not both"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, message, run_dir, tmp_path, capsys):
     readme = _readme(tmp_path)
     store = tmp_path / "store"
@@ -120,7 +131,6 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, message, run_dir,
     assert not store.exists() or not list(store.glob("*.json"))
 
 
-
 def test_in_brief_quotes_the_best_and_cheapest_cells_and_the_fastest_variant_that_passes_the_gate():
     run = make_run()
     cost.add_costs(run, None, None, 2, hosted=None)
@@ -136,13 +146,18 @@ def test_in_brief_quotes_the_best_and_cheapest_cells_and_the_fastest_variant_tha
     int8.cell.status = "gated"
     assert not any("largest speed-up" in line and "onnx-int8" in line for line in findings.in_brief(run))
 
-@pytest.mark.parametrize("target", [findings.findings_doc(ROOT / "docs" / "findings.md"),
-                                    findings.readme_brief(ROOT / "README.md")], ids=["docs/findings.md", "README.md"])
+
+@pytest.mark.parametrize(
+    "target",
+    [findings.findings_doc(ROOT / "docs" / "findings.md"), findings.readme_brief(ROOT / "README.md")],
+    ids=["docs/findings.md", "README.md"],
+)
 def test_committed_findings_match_the_committed_results_files(target):
     """docs/findings.md and the README's in-brief are exactly what `recbench findings` renders from
     reports/findings/*.json."""
     store = ROOT / "reports" / "findings"
     if not list(store.glob("*.json")):
         pytest.fail("reports/findings/ holds no results: run `recbench findings RUN_DIR...` and commit them")
-    assert target.matches(target.rendered(store)), \
+    assert target.matches(target.rendered(store)), (
         f"{target.path.name} differs from reports/findings/*.json: run `recbench findings` and commit it"
+    )

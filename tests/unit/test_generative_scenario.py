@@ -1,4 +1,5 @@
 """The generative scenario's matrix and the per-cell settings overrides it relies on; the decoder report section."""
+
 from __future__ import annotations
 
 import pytest
@@ -32,8 +33,14 @@ def test_every_mode_every_n_and_the_precisions_are_cells(generative):
 
 
 def test_the_size_curve_has_four_llama_style_sizes_up_to_1_5b_and_two_gpt2_sizes(generative):
-    curve = [c for c in _decoders(generative) if c.params["mode"] == "shared-prefix" and c.params["n_candidates"] == 20
-             and c.variant == "fp32" and c.params["model"] in ARCHS]
+    curve = [
+        c
+        for c in _decoders(generative)
+        if c.params["mode"] == "shared-prefix"
+        and c.params["n_candidates"] == 20
+        and c.variant == "fp32"
+        and c.params["model"] in ARCHS
+    ]
     sizes = {ARCHS[c.params["model"]].family: set() for c in curve}
     for c in curve:
         sizes[ARCHS[c.params["model"]].family].add(ARCHS[c.params["model"]].n_parameters())
@@ -46,8 +53,14 @@ def test_the_size_curve_has_four_llama_style_sizes_up_to_1_5b_and_two_gpt2_sizes
 
 
 def test_the_acceptance_cell_compares_all_50_candidates_of_the_half_billion_decoder(generative):
-    [cell] = [c for c in _decoders(generative) if c.params["model"] == "qwen2.5-0.5b" and c.variant == "fp32"
-              and c.params["mode"] == "shared-prefix" and c.params["n_candidates"] == 50]
+    [cell] = [
+        c
+        for c in _decoders(generative)
+        if c.params["model"] == "qwen2.5-0.5b"
+        and c.variant == "fp32"
+        and c.params["mode"] == "shared-prefix"
+        and c.params["n_candidates"] == 50
+    ]
     assert cell.params.get("compare_candidates") in (None, 50) and cell.params.get("compare_users", 1) >= 1
 
 

@@ -1,4 +1,5 @@
 """llm-generative: a next-item decoder trained on tiny synthetic sequences, served through bench.variants."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,8 +24,19 @@ from tests.support.llm_data import toy_item_text  # noqa: E402
 
 N_ITEMS, N_USERS, RUN = 20, 60, 6
 #: a tiny decoder that learns the cycle in about a second on one thread
-TINY = {"hidden": 32, "layers": 1, "heads": 2, "max_len": 8, "dropout": 0.0, "epochs": 40, "train_batch_size": 16,
-        "lr": 1e-2, "patience": 0, "threads": 1, "seed": 0}
+TINY = {
+    "hidden": 32,
+    "layers": 1,
+    "heads": 2,
+    "max_len": 8,
+    "dropout": 0.0,
+    "epochs": 40,
+    "train_batch_size": 16,
+    "lr": 1e-2,
+    "patience": 0,
+    "threads": 1,
+    "seed": 0,
+}
 
 
 def cyclic_train(n_users: int = N_USERS, n_items: int = N_ITEMS, run: int = RUN, seed: int = 0) -> TrainSet:
@@ -36,8 +48,12 @@ def cyclic_train(n_users: int = N_USERS, n_items: int = N_ITEMS, run: int = RUN,
     items = (users % n_items + steps) % n_items
     stamps = 1_000_000 + users * 100 + steps * 7
     perm = rng.permutation(len(users))
-    inter = Interactions(users[perm].astype(np.int32), items[perm].astype(np.int32),
-                         np.ones(len(users), dtype=np.float32), stamps[perm].astype(np.int64))
+    inter = Interactions(
+        users[perm].astype(np.int32),
+        items[perm].astype(np.int32),
+        np.ones(len(users), dtype=np.float32),
+        stamps[perm].astype(np.int64),
+    )
     return TrainSet(inter, n_users, n_items, toy_item_text(n_items))
 
 
@@ -57,9 +73,14 @@ def fitted(train, model_cache_dir) -> TrainedGenerative:
 
 # ------------------------------------------------------------------------------------------- sequences
 
+
 def test_sequences_follow_timestamps_with_ties_in_row_order():
-    inter = Interactions(np.array([1, 0, 0, 0, 1], dtype=np.int32), np.array([7, 3, 1, 2, 5], dtype=np.int32),
-                         np.ones(5, dtype=np.float32), np.array([5, 30, 10, 10, 1], dtype=np.int64))
+    inter = Interactions(
+        np.array([1, 0, 0, 0, 1], dtype=np.int32),
+        np.array([7, 3, 1, 2, 5], dtype=np.int32),
+        np.ones(5, dtype=np.float32),
+        np.array([5, 30, 10, 10, 1], dtype=np.int64),
+    )
     seqs = user_sequences(inter, 3)
     assert [s.tolist() for s in seqs] == [[1, 2, 3], [5, 7], []]
 
@@ -88,6 +109,7 @@ def test_hold_out_takes_the_latest_item_of_long_enough_sequences():
 
 
 # ------------------------------------------------------------------------------------------- behaviour
+
 
 def test_learns_the_cycle_and_ranks_the_true_next_item_first(fitted):
     users = np.arange(N_USERS)
@@ -168,6 +190,7 @@ def test_runs_on_cuda_and_ranks_like_cpu_fp32(train, fitted, model_cache_dir, va
 
 # ------------------------------------------------------------------------------------------- training loop
 
+
 class StepClock:
     """A clock that advances one second each time it is read: the loop's budget becomes a count of reads."""
 
@@ -226,6 +249,7 @@ def test_fit_holds_out_each_users_latest_train_item_for_early_stopping(train, mo
 
 # ------------------------------------------------------------------------------------------- work, registry, cell
 
+
 def test_flops_count_the_decoder_forward_over_the_history_and_the_catalogue_head(fitted):
     users = np.array([0, 1])
     config = fitted.request_work(users).encoder_config
@@ -237,8 +261,7 @@ def test_flops_count_the_decoder_forward_over_the_history_and_the_catalogue_head
     assert fitted.footprint() > fitted.item_matrix.nbytes
 
 
-def test_mean_scoring_averages_the_next_item_distribution_over_every_history_position(train, fitted,
-                                                                                     model_cache_dir):
+def test_mean_scoring_averages_the_next_item_distribution_over_every_history_position(train, fitted, model_cache_dir):
     mean = TrainedGenerative(**TINY, scoring="mean", cache_dir=model_cache_dir).fit(train)
     assert mean.stats["train_reused_from_cache"] == 1  # how it scores does not change the weights
     assert mean.gate_key() != fitted.gate_key()  # ... but it changes the ranking
@@ -284,11 +307,17 @@ def test_a_cell_through_the_registry_reports_quality_fit_and_the_gate_key(model_
 
     assert registry.get("llm-generative").family == "llm"
     params = {k: v for k, v in TINY.items() if k not in ("threads", "seed")}
-    spec = CellSpec("synthetic:users=40,items=30,interactions=600,seed=3", "temporal-loo", "llm-generative",
-                    variant="fp32", params={**params, "epochs": 3, "cache_dir": str(model_cache_dir)},
-                    loads=("single-stream",))
-    settings = Settings(threads=1, k=5, ks=(5,), stream_min_count=5, stream_min_s=0.01, stream_max_s=1.0,
-                        warmup_count=1)
+    spec = CellSpec(
+        "synthetic:users=40,items=30,interactions=600,seed=3",
+        "temporal-loo",
+        "llm-generative",
+        variant="fp32",
+        params={**params, "epochs": 3, "cache_dir": str(model_cache_dir)},
+        loads=("single-stream",),
+    )
+    settings = Settings(
+        threads=1, k=5, ks=(5,), stream_min_count=5, stream_min_s=0.01, stream_max_s=1.0, warmup_count=1
+    )
     cell = run_cell(spec, settings, pinned={})
     assert cell.label == "measured" and cell.metric("ndcg@5").n == 40
     assert cell.metric("fit_s").value > 0 and cell.metric("train_steps").value > 0

@@ -1,4 +1,5 @@
 """The gpu scenario: a clean one-line skip without CUDA, and a cell matrix that passes every check but the device."""
+
 from __future__ import annotations
 
 import subprocess
@@ -36,11 +37,13 @@ def test_loading_the_gpu_scenario_raises_skip_scenario_not_a_config_error():
 
 def test_a_skip_raised_while_the_module_loads_is_a_skip_too(tmp_path, capsys):
     path = tmp_path / "needs_thing.py"
-    path.write_text(textwrap.dedent('''
+    path.write_text(
+        textwrap.dedent('''
         """needs a thing this machine lacks"""
         from bench.scenario import SkipScenario
         raise SkipScenario("needs_thing: no thing here; run it where there is one")
-    '''))
+    ''')
+    )
     assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 0
     assert capsys.readouterr().out.strip() == "recbench: skipped: needs_thing: no thing here; run it where there is one"
     # any other exception at load time stays a one-line error with exit 2

@@ -6,6 +6,7 @@ nothing that runs or computes (runner, cell, executors, cost computation, the an
 registries), not even through another module; and no two modules import each other, directly or in a ring.
 Every import counts, function-level (lazy) ones too; only those under `if TYPE_CHECKING:` (annotations) do not.
 """
+
 from __future__ import annotations
 
 import ast
@@ -19,9 +20,19 @@ PACKAGE = ROOT / "bench"
 
 READ_SIDE = ("bench.report", "bench.console", "bench.findings", "bench.compare")
 #: what the read side must never reach: what runs cells, computes derived figures or knows the recommenders
-NOT_FROM_READ_SIDE = ("bench.runner", "bench.cell", "bench.replay_cell", "bench.executors", "bench.cost",
-                      "bench.analysis.derive", "bench.analysis.cells", "bench.analysis.sizes",
-                      "bench.analysis.decoders", "bench.recommenders.registry", "bench.recommenders.online.registry")
+NOT_FROM_READ_SIDE = (
+    "bench.runner",
+    "bench.cell",
+    "bench.replay_cell",
+    "bench.executors",
+    "bench.cost",
+    "bench.analysis.derive",
+    "bench.analysis.cells",
+    "bench.analysis.sizes",
+    "bench.analysis.decoders",
+    "bench.recommenders.registry",
+    "bench.recommenders.online.registry",
+)
 #: the only module outside bench.measure that bench.measure may import
 MEASURE_MAY_IMPORT = ("bench.errors",)
 #: import cycles known and owned elsewhere, as (importer, imported) edges: each names who removes it. An edge
@@ -118,8 +129,13 @@ def test_the_graph_is_read_from_the_package() -> None:
 
 
 def test_measure_imports_nothing_above_it() -> None:
-    bad = {f"{m} -> {t}" for m in GRAPH if _within(m, ("bench.measure",))
-           for t in GRAPH[m] if not _within(t, ("bench.measure",) + MEASURE_MAY_IMPORT)}
+    bad = {
+        f"{m} -> {t}"
+        for m in GRAPH
+        if _within(m, ("bench.measure",))
+        for t in GRAPH[m]
+        if not _within(t, ("bench.measure",) + MEASURE_MAY_IMPORT)
+    }
     assert not bad, "bench.measure must need nothing above it: " + "; ".join(sorted(bad))
 
 
@@ -175,7 +191,8 @@ def _allowed(module: str) -> set[str]:
 def test_no_import_cycles() -> None:
     cycles = _cycles()
     assert not cycles, "import cycles (each ring of modules importing one another): " + "; ".join(
-        " <-> ".join(c) for c in cycles)
+        " <-> ".join(c) for c in cycles
+    )
 
 
 def test_every_allowlisted_cycle_edge_still_exists() -> None:

@@ -1,4 +1,5 @@
 """llm-pairwise: the article's rating model, its two executions and what its head can and cannot rank."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,8 +26,7 @@ def concat(tiny, split):
 
 @pytest.fixture(scope="module")
 def interaction(tiny, split):
-    return Pairwise(**tiny, threads=1, head="interaction", proj_dim=8, epochs=20, lr=1e-2).fit(
-        split.train_set())
+    return Pairwise(**tiny, threads=1, head="interaction", proj_dim=8, epochs=20, lr=1e-2).fit(split.train_set())
 
 
 def test_registry_builds_pairwise_and_it_predicts_ratings(tiny):
@@ -142,8 +142,14 @@ def test_cell_puts_the_execution_figures_into_the_run_results(tiny, split):
     from bench.scenario import Settings
 
     rec = Pairwise(**tiny, threads=1, head="concat", proj_dim=8, epochs=2).fit(split.train_set())
-    result = CellResult(cell="toy/split/llm-pairwise/fp32", dataset="toy", split="split",
-                        recommender="llm-pairwise", variant="fp32", device="cpu")
+    result = CellResult(
+        cell="toy/split/llm-pairwise/fp32",
+        dataset="toy",
+        split="split",
+        recommender="llm-pairwise",
+        variant="fp32",
+        device="cpu",
+    )
 
     class _Phases:
         def start(self, *_):

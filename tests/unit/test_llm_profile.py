@@ -1,4 +1,5 @@
 """Profile texts and the within-train hold-out split used by the language-model recommenders."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,8 +12,12 @@ from tests.support.llm_data import toy_interactions, toy_item_text
 
 
 def _inter(users, items, ratings, ts=None) -> Interactions:
-    return Interactions(np.array(users, np.int32), np.array(items, np.int32), np.array(ratings, np.float32),
-                        None if ts is None else np.array(ts, np.int64))
+    return Interactions(
+        np.array(users, np.int32),
+        np.array(items, np.int32),
+        np.array(ratings, np.float32),
+        None if ts is None else np.array(ts, np.int64),
+    )
 
 
 def test_profile_lists_liked_items_most_recent_first_up_to_the_limit():
@@ -51,7 +56,8 @@ def test_profile_text_never_carries_the_rating():
     # the text depends on which items were liked and when, never on the rating values themselves
     assert build_profiles(liked_5, text, 1) == build_profiles(liked_4, text, 1)
     assert "5" not in build_profiles(liked_5, text, 1)[0].replace(item_title(text, 1), "").replace(
-        item_title(text, 2), "")
+        item_title(text, 2), ""
+    )
 
 
 def test_profile_config_rejects_bad_values():

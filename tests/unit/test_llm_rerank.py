@@ -1,4 +1,5 @@
 """llm-rerank: classic retrieval of N candidates, cross-encoder re-ranking within them."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -77,10 +78,10 @@ def test_blend_none_scores_by_the_cross_encoder_alone(tiny, split):
     assert not np.any(rec.retriever_weights)
     users = np.arange(4)
     cand = rec.retriever.recommend(users, 8).items
-    direct = rec.encoder.score_pairs([rec._profiles[u] for u in np.repeat(users, 8)],
-                                     [rec._item_texts[i] for i in cand.ravel()]).reshape(4, 8)
-    np.testing.assert_allclose(np.sort(direct, axis=1)[:, ::-1], rec.recommend(users, 8).scores, rtol=1e-5,
-                               atol=1e-6)
+    direct = rec.encoder.score_pairs(
+        [rec._profiles[u] for u in np.repeat(users, 8)], [rec._item_texts[i] for i in cand.ravel()]
+    ).reshape(4, 8)
+    np.testing.assert_allclose(np.sort(direct, axis=1)[:, ::-1], rec.recommend(users, 8).scores, rtol=1e-5, atol=1e-6)
 
 
 def test_cost_only_flag_and_footprint(rerank):
@@ -141,9 +142,15 @@ def test_blend_stats_say_when_the_cross_encoder_reorders_nothing():
 
 
 def test_a_fitted_rerank_records_its_blend_weights_and_a_crushing_penalty_silences_the_cross_encoder(
-        rerank, tiny, split):
-    for key in ("blend_ce_weight_norm", "blend_rank_weight", "blend_score_weight", "blend_ce_spread_share",
-                "blend_order_kept_share"):
+    rerank, tiny, split
+):
+    for key in (
+        "blend_ce_weight_norm",
+        "blend_rank_weight",
+        "blend_score_weight",
+        "blend_ce_spread_share",
+        "blend_order_kept_share",
+    ):
         assert isinstance(rerank.stats[key], float), key
     muted = Rerank(**tiny, threads=1, n_candidates=8, train_candidates=8, train_users=24, l2=1e3).fit(split.train_set())
     assert muted.stats["blend_ce_weight_norm"] < 1e-3 < rerank.stats["blend_ce_weight_norm"]

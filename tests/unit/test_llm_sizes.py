@@ -1,4 +1,5 @@
 """Cost against model size: the power-law fit, parameter counts, labelled projections, generation rates."""
+
 from __future__ import annotations
 
 import math
@@ -17,13 +18,14 @@ GIB = 2**30
 
 # ---------------------------------------------------------------- the fit
 
+
 def test_fit_recovers_a_known_exponent_and_coefficient_exactly():
     n = np.array([2e7, 1.1e8, 3.4e8, 9e8])
     fit = fit_power_law(n, 3.0 * (n / 1e8) ** 0.8)
     assert fit.exponent == pytest.approx(0.8, abs=1e-12)
     assert fit.coefficient == pytest.approx(3.0, rel=1e-12)
     assert fit.r2 == pytest.approx(1.0)
-    assert fit.predict(7e9) == pytest.approx(3.0 * 70 ** 0.8)
+    assert fit.predict(7e9) == pytest.approx(3.0 * 70**0.8)
 
 
 def test_fit_with_noise_has_an_interval_that_holds_the_true_exponent_and_r2_below_one():
@@ -41,18 +43,22 @@ def test_two_points_fit_exactly_but_give_no_interval():
     assert fit.exponent == pytest.approx(0.5) and fit.exponent_ci95 is None
 
 
-@pytest.mark.parametrize("n, y, words", [
-    ([1e8], [1.0], "two different model sizes"),
-    ([1e8, 1e8], [1.0, 2.0], "two different model sizes"),
-    ([1e8, 2e8], [1.0, 0.0], "positive"),
-    ([1e8, -2e8], [1.0, 2.0], "positive"),
-])
+@pytest.mark.parametrize(
+    "n, y, words",
+    [
+        ([1e8], [1.0], "two different model sizes"),
+        ([1e8, 1e8], [1.0, 2.0], "two different model sizes"),
+        ([1e8, 2e8], [1.0, 0.0], "positive"),
+        ([1e8, -2e8], [1.0, 2.0], "positive"),
+    ],
+)
 def test_bad_fit_input_is_one_clear_line(n, y, words):
     with pytest.raises(ConfigError, match=words):
         fit_power_law(n, y)
 
 
 # ---------------------------------------------------------------- parameter counts
+
 
 def test_architecture_counts_match_the_saved_checkpoints(tiny_model_dir, tmp_path):
     from bench.models import count_parameters
@@ -78,9 +84,16 @@ MODELS = ("minilm-cost-only", "bert-base-cost-only", "bert-large-cost-only")
 
 
 def _cell(model: str, variant: str, usd: float, p50: float, tag: str = "") -> CellResult:
-    c = CellResult(cell=f"syn/random-8-1-1/llm-two-tower[{tag or model}]/{variant}/cpu", dataset="syn",
-                   split="random-8-1-1", recommender="llm-two-tower", variant=variant, device="cpu",
-                   label="cost-only", params={"model": model, "mode": "zero-shot"})
+    c = CellResult(
+        cell=f"syn/random-8-1-1/llm-two-tower[{tag or model}]/{variant}/cpu",
+        dataset="syn",
+        split="random-8-1-1",
+        recommender="llm-two-tower",
+        variant=variant,
+        device="cpu",
+        label="cost-only",
+        params={"model": model, "mode": "zero-shot"},
+    )
     c.add("usd_per_1k_recs", usd, "usd", load="offline")
     # what a re-pricing (bench.cost.add_costs) computes the cost from: proportional to it, same exponent
     c.add("throughput_users_per_s", 1.0 / usd, "users/s", load="offline", n=5)
@@ -90,8 +103,9 @@ def _cell(model: str, variant: str, usd: float, p50: float, tag: str = "") -> Ce
 
 
 def _run(memory_bytes: int = 24 * GIB) -> RunResult:
-    run = RunResult(run_id="r", scenario={"name": "llm_sizes"},
-                    provenance={"machine": {"memory_total_bytes": memory_bytes}})
+    run = RunResult(
+        run_id="r", scenario={"name": "llm_sizes"}, provenance={"machine": {"memory_total_bytes": memory_bytes}}
+    )
     for variant, a, b in (("fp32", 0.01, 1.1), ("onnx-int8", 0.004, 0.9)):
         for m in MODELS:
             n = model_parameters(m)
@@ -148,9 +162,11 @@ def test_a_7b_fp32_projection_says_it_would_not_fit_this_machines_memory_and_int
 def test_adding_twice_or_after_repricing_replaces_instead_of_duplicating():
     run = _run()
     add_size_figures(run)
+
     def rows() -> list[tuple[str, str, float]]:
-        return ([(c.cell, m.metric, m.value) for c in run.cells for m in c.metrics]
-                + [(g.name, m.metric, m.value) for g in run.derived.size_fits for m in g.metrics])
+        return [(c.cell, m.metric, m.value) for c in run.cells for m in c.metrics] + [
+            (g.name, m.metric, m.value) for g in run.derived.size_fits for m in g.metrics
+        ]
 
     first = rows()
     add_size_figures(run)
@@ -168,13 +184,41 @@ def test_one_size_per_group_gives_no_fit_cell():
 
 def test_a_generating_cell_gets_offline_output_tokens_per_s_from_its_best_throughput():
     run = RunResult(run_id="r", scenario={}, provenance={})
-    c = CellResult(cell="syn/s/llm-explain/fp32/cpu", dataset="syn", split="s", recommender="llm-explain",
-                   variant="fp32", device="cpu", label="cost-only", params={"model": "gpt2-small-cost-only"})
+    c = CellResult(
+        cell="syn/s/llm-explain/fp32/cpu",
+        dataset="syn",
+        split="s",
+        recommender="llm-explain",
+        variant="fp32",
+        device="cpu",
+        label="cost-only",
+        params={"model": "gpt2-small-cost-only"},
+    )
     c.add("new_tokens_per_rec", 32, "")
-    c.metrics.append(MetricRow("throughput_users_per_s", 2.0, "users/s", load="offline", n=5, ci95_low=1.5,
-                               ci95_high=2.5, label="cost-only"))
-    c.metrics.append(MetricRow("throughput_users_per_s", 3.0, "users/s", load="offline", n=5, ci95_low=2.5,
-                               ci95_high=3.5, label="cost-only"))
+    c.metrics.append(
+        MetricRow(
+            "throughput_users_per_s",
+            2.0,
+            "users/s",
+            load="offline",
+            n=5,
+            ci95_low=1.5,
+            ci95_high=2.5,
+            label="cost-only",
+        )
+    )
+    c.metrics.append(
+        MetricRow(
+            "throughput_users_per_s",
+            3.0,
+            "users/s",
+            load="offline",
+            n=5,
+            ci95_low=2.5,
+            ci95_high=3.5,
+            label="cost-only",
+        )
+    )
     run.cells.append(c)
     add_size_figures(run)
     add_size_figures(run)
@@ -186,6 +230,7 @@ def test_a_generating_cell_gets_offline_output_tokens_per_s_from_its_best_throug
 
 
 # ---------------------------------------------------------------- how many sizes a projection needs
+
 
 def _two_size_run() -> RunResult:
     """GPT-2 small and medium alone: the case that projected $2180 per 1k at 7B from a line through two points."""
@@ -222,11 +267,25 @@ def test_a_stored_two_size_fit_with_projections_reads_back_without_them():
     from bench.analysis.sizes import _fit_group
     from bench.sizes import SizeFit, SizePoint
 
-    points = [SizePoint("c1", "gpt2", 124_439_808, 0.5, "cost-only"), SizePoint("c2", "gpt2-medium", 354_823_168,
-                                                                                   13.0, "cost-only")]
+    points = [
+        SizePoint("c1", "gpt2", 124_439_808, 0.5, "cost-only"),
+        SizePoint("c2", "gpt2-medium", 354_823_168, 13.0, "cost-only"),
+    ]
     fit = fit_power_law([p.parameters for p in points], [p.value for p in points])
-    old = SizeFit("syn", "s", "llm-decoder-rank", "fp32", "cpu", "usd_per_1k_recs", "offline", "usd", points, fit,
-                  projections={"7B": float(fit.predict(7e9))}, flags={"7B": "19.7x beyond the largest"})
+    old = SizeFit(
+        "syn",
+        "s",
+        "llm-decoder-rank",
+        "fp32",
+        "cpu",
+        "usd_per_1k_recs",
+        "offline",
+        "usd",
+        points,
+        fit,
+        projections={"7B": float(fit.predict(7e9))},
+        flags={"7B": "19.7x beyond the largest"},
+    )
     run = RunResult(run_id="r", scenario={}, provenance={})
     run.derived.size_fits = [_fit_group([old])]
     (restored,) = fits_from_run(run)
@@ -247,10 +306,13 @@ def test_the_size_chart_draws_no_projection_for_a_two_size_fit(tmp_path, monkeyp
     for run, name in ((_two_size_run(), "two"), (_run(), "three")):
         add_size_figures(run)
         report_sizes.size_chart(fits_from_run(run), tmp_path, 24 * GIB, name=name)
+
     def marks(name: str) -> tuple[list[str], list[str]]:
         axes = drawn[f"{name}.png"].axes
-        return ([t.get_text() for ax in axes for t in ax.texts if t.get_text().startswith("projected")],
-                [line.get_linestyle() for ax in axes for line in ax.lines])
+        return (
+            [t.get_text() for ax in axes for t in ax.texts if t.get_text().startswith("projected")],
+            [line.get_linestyle() for ax in axes for line in ax.lines],
+        )
 
     texts, styles = marks("two")
     assert texts == [] and ":" not in styles  # no diamond, no dotted extrapolation

@@ -1,4 +1,5 @@
 """The report's model-size section: shown only when the run varies model size or generates text."""
+
 from __future__ import annotations
 
 import re
@@ -14,15 +15,30 @@ pytest.importorskip("matplotlib")
 
 
 def _explain_cell() -> CellResult:
-    c = CellResult(cell="syn/random-8-1-1/llm-explain[gpt2-small]/fp32/cpu", dataset="syn", split="random-8-1-1",
-                   recommender="llm-explain", variant="fp32", device="cpu", label="cost-only",
-                   params={"model": "gpt2-small-cost-only"})
+    c = CellResult(
+        cell="syn/random-8-1-1/llm-explain[gpt2-small]/fp32/cpu",
+        dataset="syn",
+        split="random-8-1-1",
+        recommender="llm-explain",
+        variant="fp32",
+        device="cpu",
+        label="cost-only",
+        params={"model": "gpt2-small-cost-only"},
+    )
     c.add("new_tokens_per_rec", 32, "")
     c.add("n_parameters", 124_439_808, "")
     c.metrics.append(MetricRow("throughput_users_per_s", 2.0, "users/s", load="offline", n=5, label="cost-only"))
     for p, v in (("p50", 210.0), ("p90", 260.0), ("p99", 300.0), ("mean", 220.0)):
-        c.add(f"ttft_{p}_ms", v, "ms", load="single-stream", n=20, ci95_low=v * 0.9, ci95_high=v * 1.1,
-              flag="n=20<1000: p99 unreliable" if p == "p99" else "")
+        c.add(
+            f"ttft_{p}_ms",
+            v,
+            "ms",
+            load="single-stream",
+            n=20,
+            ci95_low=v * 0.9,
+            ci95_high=v * 1.1,
+            flag="n=20<1000: p99 unreliable" if p == "p99" else "",
+        )
     c.add("time_per_output_token_p50_ms", 40.0, "ms", load="single-stream", n=20)
     c.add("output_tokens_per_s", 20.0, "tokens/s", load="single-stream", n=20)
     c.add("flops_per_rec", 5.2e10, "FLOP", label="estimated")
@@ -49,8 +65,14 @@ def test_a_size_run_gets_the_chart_the_fit_table_and_labelled_projections(tmp_pa
 
 def test_a_run_without_sizes_or_a_decoder_has_no_size_section(tmp_path):
     run = RunResult(run_id="r", scenario={"name": "x"}, provenance={})
-    c = CellResult(cell="syn/random-8-1-1/pop/none/cpu", dataset="syn", split="random-8-1-1", recommender="pop",
-                   variant="none", device="cpu")
+    c = CellResult(
+        cell="syn/random-8-1-1/pop/none/cpu",
+        dataset="syn",
+        split="random-8-1-1",
+        recommender="pop",
+        variant="none",
+        device="cpu",
+    )
     c.metrics.append(MetricRow("throughput_users_per_s", 1000.0, "users/s", load="offline", n=5))
     run.cells.append(c)
     index = write_report(analysed(run), tmp_path)

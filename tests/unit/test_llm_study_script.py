@@ -1,6 +1,7 @@
 """scripts/llm_study.py, the language-model quality study kept outside the package: it loads from scripts/, the
 package never imports it, its precomputed-list recommender serves lists as given, and the two-tower study
 prints one JSON line per mode with full-ranking quality on every test user."""
+
 from __future__ import annotations
 
 import ast
@@ -49,9 +50,21 @@ def test_precomputed_lists_are_served_in_their_order_cut_at_k(study: ModuleType,
 
 
 def test_two_tower_study_prints_one_json_line_per_mode_over_every_test_user(
-        study: ModuleType, tiny: dict[str, Any], toy_llm_split: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    args = study.parser().parse_args(["two-tower", "--model", tiny["model"], "--modes", "zero-shot",
-                                      "--threads", "1", "--cache-dir", str(tiny["cache_dir"])])
+    study: ModuleType, tiny: dict[str, Any], toy_llm_split: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = study.parser().parse_args(
+        [
+            "two-tower",
+            "--model",
+            tiny["model"],
+            "--modes",
+            "zero-shot",
+            "--threads",
+            "1",
+            "--cache-dir",
+            str(tiny["cache_dir"]),
+        ]
+    )
     study.study_two_tower(args, toy_llm_split)
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1
@@ -59,4 +72,3 @@ def test_two_tower_study_prints_one_json_line_per_mode_over_every_test_user(
     assert record["recommender"] == "llm-two-tower" and record["mode"] == "zero-shot"
     assert record["evaluated_users"] == len(toy_llm_split.test_users())
     assert 0.0 <= record["ndcg@10"] <= 1.0 and 0.0 <= record["recall@10"] <= record["hit@10"] <= 1.0
-

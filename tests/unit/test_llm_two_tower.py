@@ -1,4 +1,5 @@
 """llm-two-tower on a tiny random BERT saved and reloaded through the real model-loading path."""
+
 from __future__ import annotations
 
 import numpy as np

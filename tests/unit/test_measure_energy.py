@@ -1,4 +1,5 @@
 """bench.measure.energy: RAPL read with wrap-around, sub-domains ignored, labelled estimates otherwise."""
+
 import pytest
 
 from bench.measure.energy import CPU_WATTS_PER_BUSY_VCPU, EnergyMeter, rapl_delta_uj, rapl_package_zones
@@ -18,12 +19,14 @@ def test_rapl_delta_handles_one_wrap():
 
 
 def test_rapl_meter_sums_package_zones_only_and_labels_measured(tmp_path):
-    fake_rapl(tmp_path, {"intel-rapl:0": (1_000_000, 10**9), "intel-rapl:1": (999_000_000, 10**9),
-                         "intel-rapl:0:0": (5, 10**9)})
+    fake_rapl(
+        tmp_path,
+        {"intel-rapl:0": (1_000_000, 10**9), "intel-rapl:1": (999_000_000, 10**9), "intel-rapl:0:0": (5, 10**9)},
+    )
     assert [z.name for z in rapl_package_zones(str(tmp_path))] == ["intel-rapl:0", "intel-rapl:1"]
     with EnergyMeter(rapl_root=str(tmp_path), gpu=False) as meter:
-        (tmp_path / "intel-rapl:0" / "energy_uj").write_text("3000000")   # +2 J
-        (tmp_path / "intel-rapl:1" / "energy_uj").write_text("499999")    # wrapped: +1.5 J
+        (tmp_path / "intel-rapl:0" / "energy_uj").write_text("3000000")  # +2 J
+        (tmp_path / "intel-rapl:1" / "energy_uj").write_text("499999")  # wrapped: +1.5 J
         (tmp_path / "intel-rapl:0:0" / "energy_uj").write_text("900000000")  # sub-domain: ignored
     res = meter.result()
     assert res["label"] == "measured" and res["joules"] == pytest.approx(3.5, abs=1e-5)

@@ -1,5 +1,6 @@
 """bench.measure.threads / provenance / peer: pinning recorded (in a fresh process), provenance without the raw
 hostname, a stable fingerprint, and the peer check's verdict logic."""
+
 import json
 import socket
 import subprocess
@@ -15,10 +16,12 @@ from bench.measure.threads import pin_threads
 
 
 def test_pin_threads_before_numpy_import_limits_blas_and_records_it():
-    code = ("import json; from bench.measure.threads import pin_threads; rec = pin_threads(1);"
-            "import numpy, threadpoolctl;"
-            "rec['after'] = [p['num_threads'] for p in threadpoolctl.threadpool_info()];"
-            "print(json.dumps(rec))")
+    code = (
+        "import json; from bench.measure.threads import pin_threads; rec = pin_threads(1);"
+        "import numpy, threadpoolctl;"
+        "rec['after'] = [p['num_threads'] for p in threadpoolctl.threadpool_info()];"
+        "print(json.dumps(rec))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     rec = json.loads(out.stdout)
     assert rec["threads"] == 1 and rec["env"]["OMP_NUM_THREADS"] == "1"
@@ -32,6 +35,7 @@ def test_pin_threads_rejects_bad_counts_without_side_effects(monkeypatch):
         with pytest.raises(ConfigError):
             pin_threads(bad)
     import os
+
     assert os.environ["OMP_NUM_THREADS"] == "7"
 
 

@@ -1,4 +1,5 @@
 """bench.measure.flops: formulas hand-checked on tiny configs and against explicit matmul shapes."""
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -97,6 +98,7 @@ def test_peak_and_bandwidth_microbenchmarks_report_labelled_rates():
 # The formulas below are the ones recommenders and the cell used before bench.measure.flops became the only
 # place that counts FLOPs, restated verbatim as oracles: the figures a run reports must not move by one bit.
 
+
 def _old_encoder_flops(config, token_counts):
     lengths = np.asarray(token_counts, dtype=np.float64)
     h, i = float(config["hidden"]), float(config["intermediate"])
@@ -125,8 +127,14 @@ def test_request_flops_of_an_encoder_work_equal_the_former_recommender_count_bit
 
     counts = np.array([17, 33, 9, 128, 64], dtype=np.int64)
     retriever = RequestWork(n_requests=5, scoring_macs=123 * 1682, kind="scores")
-    work = RequestWork(n_requests=5, encoder_config=MINILM_CONFIG, token_counts=counts,
-                       scoring_macs=5 * (1682 * 384), kind="texts", other=retriever)
+    work = RequestWork(
+        n_requests=5,
+        encoder_config=MINILM_CONFIG,
+        token_counts=counts,
+        scoring_macs=5 * (1682 * 384),
+        kind="texts",
+        other=retriever,
+    )
     old_total = _old_encoder_flops(MINILM_CONFIG, counts) + 2.0 * work.scoring_macs
     assert encoder_config_flops(MINILM_CONFIG, counts) == _old_encoder_flops(MINILM_CONFIG, counts)
     assert work_flops(work) == old_total
@@ -139,7 +147,9 @@ def test_request_flops_of_generations_and_decoder_passes_equal_the_former_counts
     from bench.work import DecoderPasses, Generations, RequestWork
 
     prompts = np.array([41, 97, 230], dtype=np.int64)
-    np.testing.assert_array_equal(generation_flops(GPT2_FACTS, prompts, 32), _old_generate_flops(GPT2_FACTS, prompts, 32))
+    np.testing.assert_array_equal(
+        generation_flops(GPT2_FACTS, prompts, 32), _old_generate_flops(GPT2_FACTS, prompts, 32)
+    )
     explain = RequestWork(n_requests=3, generation=Generations(GPT2_FACTS, prompts, 32), kind="generation")
     assert request_flops(explain) == float(_old_generate_flops(GPT2_FACTS, prompts, 32).mean())
     # the former cell's decoder count: sum over passes / requests + the retriever's per request

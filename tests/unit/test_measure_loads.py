@@ -1,5 +1,6 @@
 """bench.measure.loads with a fake clock: exact throughput, queueing counted from scheduled arrival,
 censoring at the time bound, the SLO search's bracket, units of work, validation before any work."""
+
 import json
 
 import numpy as np
@@ -28,6 +29,7 @@ class FixedCostServer:
 
 # ---------------------------------------------------------------- offline / single stream
 
+
 def test_offline_throughput_is_units_over_busy_time_per_batch_size():
     clock = FakeClock()
     serve = FixedCostServer(clock, fixed_ms=1.0, per_item_ms=0.01)
@@ -48,8 +50,15 @@ def test_offline_throughput_is_units_over_busy_time_per_batch_size():
 
 def test_offline_units_per_request_scales_the_unit_of_work():
     clock = FakeClock()
-    res = offline(FixedCostServer(clock, fixed_ms=2.0), POOL, unit="candidates", units_per_request=50,
-                  batch_sizes=(4,), rule=QUICK, clock=clock)
+    res = offline(
+        FixedCostServer(clock, fixed_ms=2.0),
+        POOL,
+        unit="candidates",
+        units_per_request=50,
+        batch_sizes=(4,),
+        rule=QUICK,
+        clock=clock,
+    )
     assert res.points[0].throughput_per_s == pytest.approx(4 * 50 / 2e-3)
     assert res.metric_rows()[0].metric == "throughput_candidates_per_s"
 
@@ -74,6 +83,7 @@ def test_single_stream_serves_one_payload_per_call_and_reports_the_cold_call():
 
 # ---------------------------------------------------------------- server
 
+
 def lindley_latencies_ms(arrivals_ns, service_ms):
     """Reference FIFO single server: done_i = max(done_{i-1}, a_i) + s; latency_i = done_i - a_i."""
     done, out = -np.inf, []
@@ -85,15 +95,19 @@ def lindley_latencies_ms(arrivals_ns, service_ms):
 
 def test_server_latency_counts_queueing_from_the_scheduled_arrival():
     clock = FakeClock()
-    res = server(FixedCostServer(clock, fixed_ms=10.0), POOL, rate_per_s=200, n_requests=300, seed=5, clock=clock,
-                 max_drain_s=60)
+    res = server(
+        FixedCostServer(clock, fixed_ms=10.0), POOL, rate_per_s=200, n_requests=300, seed=5, clock=clock, max_drain_s=60
+    )
     expected = lindley_latencies_ms(poisson_arrivals_ns(200, n_requests=300, seed=5), 10.0)
     assert res.n_served == 300 and res.n_censored == 0
     np.testing.assert_allclose(res.latency.samples_ms, expected, atol=1e-6)
     # every request's service takes 10 ms; the rest of its latency is time spent queued
     assert res.service.max_ms == pytest.approx(10.0) and res.latency.p99_ms > 10 * 10.0
-    np.testing.assert_allclose(np.array(res.latency.samples_ms),
-                               np.array(res.queue_wait.samples_ms) + np.array(res.service.samples_ms), atol=1e-6)
+    np.testing.assert_allclose(
+        np.array(res.latency.samples_ms),
+        np.array(res.queue_wait.samples_ms) + np.array(res.service.samples_ms),
+        atol=1e-6,
+    )
 
 
 def test_server_latency_grows_when_the_rate_exceeds_capacity():
@@ -111,12 +125,19 @@ def test_server_latency_grows_when_the_rate_exceeds_capacity():
 
 def test_server_stops_at_the_time_bound_and_counts_unserved_requests_as_misses():
     clock = FakeClock()
-    res = server(FixedCostServer(clock, fixed_ms=10.0), POOL, rate_per_s=1000, duration_s=1.0, slo_ms=100,
-                 max_drain_s=0.2, clock=clock)
+    res = server(
+        FixedCostServer(clock, fixed_ms=10.0),
+        POOL,
+        rate_per_s=1000,
+        duration_s=1.0,
+        slo_ms=100,
+        max_drain_s=0.2,
+        clock=clock,
+    )
     assert res.stopped_by == "time bound" and res.n_censored > 0
     assert res.n_served + res.n_censored + res.n_not_arrived == res.n_scheduled
     assert not res.slo_met and any("lower bounds" in f for f in res.flags)
-    censored = np.array(res.latency.samples_ms[res.n_served:])
+    censored = np.array(res.latency.samples_ms[res.n_served :])
     assert censored.min() >= 200 - 1e-6  # waited at least the drain time, beyond the SLO
 
 
@@ -139,10 +160,19 @@ def test_server_rows_name_the_load_and_rates():
 
 # ---------------------------------------------------------------- SLO search
 
+
 def test_slo_search_returns_a_rate_between_its_bracketing_trials():
     clock = FakeClock()
-    res = server_slo_search(FixedCostServer(clock, fixed_ms=10.0), POOL, slo_ms=60, budget_s=3600, trial_s=20,
-                            max_trials=20, rel_tol=0.05, clock=clock)
+    res = server_slo_search(
+        FixedCostServer(clock, fixed_ms=10.0),
+        POOL,
+        slo_ms=60,
+        budget_s=3600,
+        trial_s=20,
+        max_trials=20,
+        rel_tol=0.05,
+        clock=clock,
+    )
     assert res.stopped_by == "converged"
     assert res.capacity_estimate_per_s == pytest.approx(100.0)
     lo, hi = res.bracket_per_s
@@ -168,33 +198,36 @@ def test_slo_search_reports_no_rate_when_service_alone_exceeds_the_slo():
 
 def test_slo_search_respects_its_budget():
     clock = FakeClock()
-    res = server_slo_search(FixedCostServer(clock, fixed_ms=10.0), POOL, slo_ms=60, budget_s=5, trial_s=2,
-                            clock=clock)
+    res = server_slo_search(FixedCostServer(clock, fixed_ms=10.0), POOL, slo_ms=60, budget_s=5, trial_s=2, clock=clock)
     assert res.elapsed_s <= 5 + 0.5  # a trial may overrun by at most its drain time
     assert res.stopped_by in ("budget", "converged", "max_trials")
 
 
 # ---------------------------------------------------------------- validation, before any work
 
-@pytest.mark.parametrize("call", [
-    lambda s: server(s, POOL, 0, n_requests=10),
-    lambda s: server(s, POOL, -5, n_requests=10),
-    lambda s: server(s, POOL, 10, n_requests=10, slo_ms=0),
-    lambda s: server(s, POOL, 10, duration_s=0),
-    lambda s: server(s, POOL, 10),
-    lambda s: server(s, POOL, 10, n_requests=10, max_drain_s=0.01, slo_ms=100),
-    lambda s: server(s, [], 10, n_requests=10),
-    lambda s: server_slo_search(s, POOL, slo_ms=-1),
-    lambda s: server_slo_search(s, POOL, budget_s=0),
-    lambda s: server_slo_search(s, POOL, trial_s=0),
-    lambda s: server_slo_search(s, POOL, min_trial_requests=10, max_trial_requests=5),
-    lambda s: offline(s, POOL, batch_sizes=(1, 0)),
-    lambda s: offline(s, POOL, batch_sizes=(-32,)),
-    lambda s: offline(s, POOL, batch_sizes=()),
-    lambda s: offline(s, POOL, unit="Users/s"),
-    lambda s: offline(s, POOL, rule=StopRule(min_count=10, max_count=2)),
-    lambda s: single_stream(s, POOL, rule=StopRule(max_duration_s=0)),
-])
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: server(s, POOL, 0, n_requests=10),
+        lambda s: server(s, POOL, -5, n_requests=10),
+        lambda s: server(s, POOL, 10, n_requests=10, slo_ms=0),
+        lambda s: server(s, POOL, 10, duration_s=0),
+        lambda s: server(s, POOL, 10),
+        lambda s: server(s, POOL, 10, n_requests=10, max_drain_s=0.01, slo_ms=100),
+        lambda s: server(s, [], 10, n_requests=10),
+        lambda s: server_slo_search(s, POOL, slo_ms=-1),
+        lambda s: server_slo_search(s, POOL, budget_s=0),
+        lambda s: server_slo_search(s, POOL, trial_s=0),
+        lambda s: server_slo_search(s, POOL, min_trial_requests=10, max_trial_requests=5),
+        lambda s: offline(s, POOL, batch_sizes=(1, 0)),
+        lambda s: offline(s, POOL, batch_sizes=(-32,)),
+        lambda s: offline(s, POOL, batch_sizes=()),
+        lambda s: offline(s, POOL, unit="Users/s"),
+        lambda s: offline(s, POOL, rule=StopRule(min_count=10, max_count=2)),
+        lambda s: single_stream(s, POOL, rule=StopRule(max_duration_s=0)),
+    ],
+)
 def test_bad_options_raise_one_line_config_errors_before_any_work(call):
     calls = []
     with pytest.raises(ConfigError) as info:
@@ -203,6 +236,7 @@ def test_bad_options_raise_one_line_config_errors_before_any_work(call):
 
 
 # ---------------------------------------------------------------- adaptive offline sweep
+
 
 def _saturating(knee: int, per_call_s: float = 0.0):
     """A fake serve whose throughput grows linearly with the batch up to `knee`, flat after (fake clock)."""
@@ -218,6 +252,7 @@ def _saturating(knee: int, per_call_s: float = 0.0):
         def now_ns(self) -> int:
             state["t"] += 1
             return state["t"]
+
     return serve, Fake()
 
 
@@ -247,5 +282,10 @@ def test_adaptive_sweep_stops_at_its_limits():
         if len(batch) >= 8:
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
         serve(batch)
+
     res = offline(oom_at_8, np.arange(100), batch_sizes=AdaptiveSweep(), rule=rule, clock=clock)
-    assert [p.batch_size for p in res.points] == [1, 2, 4] and res.stopped_by == "memory limit: out of memory at batch 8"
+    assert [p.batch_size for p in res.points] == [
+        1,
+        2,
+        4,
+    ] and res.stopped_by == "memory limit: out of memory at batch 8"

@@ -1,4 +1,5 @@
 """bench.measure.memory: the RSS sampler sees allocations (own process and a child), footprints, CUDA skips."""
+
 import subprocess
 import sys
 import time
@@ -51,7 +52,7 @@ def test_object_nbytes_counts_arrays_once_and_follows_containers():
     class Model:
         def __init__(self):
             self.weights = base
-            self.view = base[:10]          # keeps `base` alive: counted once, through its base
+            self.view = base[:10]  # keeps `base` alive: counted once, through its base
             self.index = {"csr": csr, "ids": [np.arange(5, dtype=np.int64)]}
             self.name = "m"
 

@@ -1,4 +1,5 @@
 """bench.measure.stats: bootstrap intervals, percentile-trust flags, noise flags, rows and serialisation."""
+
 import json
 
 import numpy as np
@@ -95,8 +96,14 @@ def test_metric_rows_carry_n_interval_and_flag():
     s = summarize(lognormal(300, sigma=0.15), unit="ms", cold_first=9.0)
     assert not s.noisy
     rows = {r.metric: r for r in metric_rows(s, load="single-stream")}
-    assert set(rows) == {"latency_p50_ms", "latency_p90_ms", "latency_p95_ms", "latency_p99_ms", "latency_mean_ms",
-                         "latency_cold_first_ms"}
+    assert set(rows) == {
+        "latency_p50_ms",
+        "latency_p90_ms",
+        "latency_p95_ms",
+        "latency_p99_ms",
+        "latency_mean_ms",
+        "latency_cold_first_ms",
+    }
     p99 = rows["latency_p99_ms"]
     assert p99.n == 300 and p99.load == "single-stream" and p99.unit == "ms"
     assert p99.ci95_low <= p99.value <= p99.ci95_high
@@ -122,8 +129,10 @@ def test_single_sample_has_no_spread():
     assert json.dumps(s.to_dict())  # NaN is written as null, never as invalid JSON
 
 
-@pytest.mark.parametrize("samples, unit, exc", [([], "ms", BenchError), ([1.0, float("nan")], "ms", BenchError),
-                                                 ([1.0], "minutes", ConfigError)])
+@pytest.mark.parametrize(
+    "samples, unit, exc",
+    [([], "ms", BenchError), ([1.0, float("nan")], "ms", BenchError), ([1.0], "minutes", ConfigError)],
+)
 def test_bad_samples_are_one_line_errors(samples, unit, exc):
     with pytest.raises(exc) as info:
         summarize(samples, unit=unit)

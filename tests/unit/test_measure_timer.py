@@ -1,4 +1,5 @@
 """bench.measure.timer: the stop rule (both minimums, both caps), cold call apart, warm-up, sync, validation."""
+
 import pytest
 
 from bench.errors import ConfigError
@@ -33,8 +34,16 @@ def test_min_count_keeps_timing_after_min_duration_is_reached():
 def test_max_count_caps_and_is_flagged():
     clock = FakeClock()
     fn, _ = costly(clock, ms=1.0)
-    rep = measure_repeated(fn, min_count=5, min_duration_s=10.0, max_count=100, max_duration_s=60.0,
-                           warmup_count=0, warmup_s=0, clock=clock)
+    rep = measure_repeated(
+        fn,
+        min_count=5,
+        min_duration_s=10.0,
+        max_count=100,
+        max_duration_s=60.0,
+        warmup_count=0,
+        warmup_s=0,
+        clock=clock,
+    )
     assert rep.n == 100 and rep.stopped_by == "max_count"
     assert any("max_count" in f for f in rep.summary().flags)
 
@@ -42,8 +51,9 @@ def test_max_count_caps_and_is_flagged():
 def test_max_duration_caps_and_is_flagged():
     clock = FakeClock()
     fn, _ = costly(clock, ms=10.0)
-    rep = measure_repeated(fn, min_count=1000, min_duration_s=0.1, max_duration_s=0.5, warmup_count=0, warmup_s=0,
-                           clock=clock)
+    rep = measure_repeated(
+        fn, min_count=1000, min_duration_s=0.1, max_duration_s=0.5, warmup_count=0, warmup_s=0, clock=clock
+    )
     assert rep.n == 50 and rep.stopped_by == "max_duration"
     assert any("max_duration" in f for f in rep.summary().flags)
 
@@ -63,8 +73,9 @@ def test_cold_first_call_is_reported_apart_and_warmup_runs_before_measuring():
 def test_inputs_are_made_per_call_with_a_running_index():
     clock = FakeClock()
     fn, calls = costly(clock)
-    measure_repeated(fn, make_input=lambda i: i * 10, min_count=3, min_duration_s=0, warmup_count=2, warmup_s=0,
-                     clock=clock)
+    measure_repeated(
+        fn, make_input=lambda i: i * 10, min_count=3, min_duration_s=0, warmup_count=2, warmup_s=0, clock=clock
+    )
     assert [c[0] for c in calls] == [0, 10, 20, 30, 40]
 
 
@@ -72,8 +83,16 @@ def test_sync_runs_around_every_timed_call():
     clock = FakeClock()
     fn, calls = costly(clock)
     syncs = []
-    rep = measure_repeated(fn, sync=lambda: syncs.append(1), min_count=4, min_duration_s=0, warmup_count=0,
-                           warmup_s=0, cold=False, clock=clock)
+    rep = measure_repeated(
+        fn,
+        sync=lambda: syncs.append(1),
+        min_count=4,
+        min_duration_s=0,
+        warmup_count=0,
+        warmup_s=0,
+        cold=False,
+        clock=clock,
+    )
     assert rep.cold_first_ns is None and len(calls) == 4 and len(syncs) == 8
 
 
@@ -87,15 +106,25 @@ def test_progress_reports_phases():
     clock = FakeClock()
     fn, _ = costly(clock, ms=50.0)
     events = []
-    measure_repeated(fn, min_count=20, min_duration_s=0, warmup_count=10, warmup_s=0, progress=events.append,
-                     clock=clock)
+    measure_repeated(
+        fn, min_count=20, min_duration_s=0, warmup_count=10, warmup_s=0, progress=events.append, clock=clock
+    )
     assert {e.phase for e in events} == {"warmup", "measure"}
     assert events[-1].done == 20 and "done" in events[-1].message
 
 
-@pytest.mark.parametrize("kwargs", [dict(min_count=10, max_count=5), dict(min_count=0), dict(max_duration_s=0),
-                                    dict(max_duration_s=-1), dict(min_duration_s=5, max_duration_s=1),
-                                    dict(warmup_s=-0.1), dict(min_count=2.5)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(min_count=10, max_count=5),
+        dict(min_count=0),
+        dict(max_duration_s=0),
+        dict(max_duration_s=-1),
+        dict(min_duration_s=5, max_duration_s=1),
+        dict(warmup_s=-0.1),
+        dict(min_count=2.5),
+    ],
+)
 def test_bad_stop_rules_fail_before_any_call(kwargs):
     calls = []
     with pytest.raises(ConfigError) as info:

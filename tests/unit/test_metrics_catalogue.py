@@ -1,4 +1,5 @@
 """The metrics catalogue: one entry per figure name, with unit, direction and whether the analysis derives it."""
+
 from __future__ import annotations
 
 from test_report_sample_run import make_run

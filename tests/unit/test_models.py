@@ -1,4 +1,5 @@
 """Model sources: local directories, the packaged MiniLM checksum, cost-only builds, and one-line bad-input errors."""
+
 from __future__ import annotations
 
 import shutil

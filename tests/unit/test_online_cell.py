@@ -1,5 +1,6 @@
 """Replay cells end to end on a tiny timeline: what is timed, the same users for all, the derived comparisons,
 the report section and the findings text."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,8 +16,14 @@ from tests.support.analysed import analysed
 from tests.support.timelines import random_timeline, write_csv
 
 REPLAY = "replay:start=0.5,window_days=2"
-CF = [("stale", {"model": "ease"}), ("refit", {"model": "ease"}), ("refit", {"model": "ials"}),
-      ("ials-foldin", {}), ("itemknn-incremental", {}), ("ease-periodic", {"refit_every": 3})]
+CF = [
+    ("stale", {"model": "ease"}),
+    ("refit", {"model": "ease"}),
+    ("refit", {"model": "ials"}),
+    ("ials-foldin", {}),
+    ("itemknn-incremental", {}),
+    ("ease-periodic", {"refit_every": 3}),
+]
 
 
 @pytest.fixture(scope="module")
@@ -31,13 +38,18 @@ def data_path(tmp_path_factory):
 
 def _cell(data_path, name, params, k=10, **kw):
     spec = CellSpec(data_path, REPLAY, name, params=params, tag=params.get("model", ""), loads=())
-    return run_replay_cell(spec, Settings(threads=1, k=k, ks=(k,)), progress=lambda m: None, pinned={"threads": 1}, **kw)
+    return run_replay_cell(
+        spec, Settings(threads=1, k=k, ks=(k,)), progress=lambda m: None, pinned={"threads": 1}, **kw
+    )
 
 
 def test_update_timing_excludes_evaluation(data_path, monkeypatch):
     # a strategy registered from outside the package; its fake clock moves 1 s per update, 1000 s per recommend
-    monkeypatch.setitem(registry.STRATEGIES, "clock-probe",
-                        Entry("clock-probe", "tests.support.online_probes:ClockProbe", "classic", "probe"))
+    monkeypatch.setitem(
+        registry.STRATEGIES,
+        "clock-probe",
+        Entry("clock-probe", "tests.support.online_probes:ClockProbe", "classic", "probe"),
+    )
     cell = _cell(data_path, "clock-probe", {}, clock=online_probes.clock)
     walls = [m.value for m in cell.metrics if m.metric == "update_wall_s" and m.load.startswith("step=")]
     cpus = [m.value for m in cell.metrics if m.metric == "update_cpu_s" and m.load.startswith("step=")]
@@ -51,9 +63,15 @@ def test_update_timing_excludes_evaluation(data_path, monkeypatch):
 @pytest.fixture(scope="module")
 def cf_run(data_path):
     cells = [_cell(data_path, name, params) for name, params in CF]
-    run = RunResult(run_id="online-test", scenario={"name": "online", "settings": {"threads": 1}},
-                    provenance={}, cells=cells, created_at="2026-11-29T10:00:00+00:00")
+    run = RunResult(
+        run_id="online-test",
+        scenario={"name": "online", "settings": {"threads": 1}},
+        provenance={},
+        cells=cells,
+        created_at="2026-11-29T10:00:00+00:00",
+    )
     from bench import cost
+
     cost.add_costs(run, hosted=None)
     return run
 
@@ -99,9 +117,11 @@ def test_paired_difference_matches_the_per_user_figures():
 
     def cell(values):
         c = CellResult("c", "d", "replay", "x", "none", "cpu")
-        c.extras["replay_users"] = [{"step": 0, "users": [1, 2], "ndcg@10": [0.9, 0.9]},
-                                    {"step": 1, "users": [1, 2], "ndcg@10": values[:2]},
-                                    {"step": 2, "users": [3], "ndcg@10": values[2:]}]
+        c.extras["replay_users"] = [
+            {"step": 0, "users": [1, 2], "ndcg@10": [0.9, 0.9]},
+            {"step": 1, "users": [1, 2], "ndcg@10": values[:2]},
+            {"step": 2, "users": [3], "ndcg@10": values[2:]},
+        ]
         return c
 
     d = paired(cell([0.5, 0.2, 0.1]), cell([0.3, 0.2, 0.4]), "ndcg@10")
@@ -115,6 +135,7 @@ def test_paired_difference_matches_the_per_user_figures():
 
 def test_online_figures_are_idempotent(cf_run):
     from bench import cost
+
     before = {c.cell: len(c.metrics) for c in cf_run.cells}
     cost.add_costs(cf_run, hosted=None)
     assert {c.cell: len(c.metrics) for c in cf_run.cells} == before
@@ -122,6 +143,7 @@ def test_online_figures_are_idempotent(cf_run):
 
 def test_report_section_draws_the_three_charts(cf_run, tmp_path):
     from bench.report import write_report
+
     write_report(analysed(cf_run), tmp_path)
     for name in ("online_quality.png", "online_cost.png", "online_frontier.png"):
         assert (tmp_path / name).stat().st_size > 1000
@@ -144,11 +166,14 @@ def test_findings_say_what_an_online_run_shows(cf_run, tmp_path):
     assert "users/s (best batch)" not in text
 
 
-@pytest.mark.parametrize("strategy, split, message", [
-    ("nope", REPLAY, "unknown online strategy 'nope'"),
-    ("refit", "replay:window_days=-1", "window_days=-1 must be positive"),
-    ("refit", "replay:start=0.5,window_days=400", "fewer than 2 windows"),
-])
+@pytest.mark.parametrize(
+    "strategy, split, message",
+    [
+        ("nope", REPLAY, "unknown online strategy 'nope'"),
+        ("refit", "replay:window_days=-1", "window_days=-1 must be positive"),
+        ("refit", "replay:start=0.5,window_days=400", "fewer than 2 windows"),
+    ],
+)
 def test_bad_replay_cells_fail_before_any_work(data_path, strategy, split, message):
     from bench.errors import ConfigError
     from bench.runner import preflight

@@ -1,4 +1,5 @@
 """The replay (bench.data.replay) on tiny synthetic timelines: windows, new users and items, targets, leakage."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,7 +27,9 @@ def test_windows_are_fixed_half_open_and_cover_every_event_once():
 
 
 def test_new_users_and_items_are_those_first_seen_in_the_window():
-    data = timeline([(0, 0, 0), (1, 1, 1), (0, 1, 5.5), (2, 0, 5.6), (2, 3, 6.2), (3, 3, 6.4), (0, 2, 8.0), (3, 3, 9.9)])
+    data = timeline(
+        [(0, 0, 0), (1, 1, 1), (0, 1, 5.5), (2, 0, 5.6), (2, 3, 6.2), (3, 3, 6.4), (0, 2, 8.0), (3, 3, 9.9)]
+    )
     replay = make_replay(data, ReplayConfig(start=0.5, window_days=1))
     w = replay.windows
     assert w[0].new_users.tolist() == [2] and w[0].new_items.tolist() == []
@@ -60,9 +63,16 @@ def test_no_future_interaction_reaches_a_fit():
         assert update.history.known_items.tolist() == known.tolist()
 
 
-@pytest.mark.parametrize("spec, message", [("replay:start=1.5", "between 0 and 1"), ("replay:window_days=0", "positive"),
-                                           ("replay:foo=1", "not one of"), ("replay:windows=x", "not a int"),
-                                           ("random-8-1-1", "not a replay spec")])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("replay:start=1.5", "between 0 and 1"),
+        ("replay:window_days=0", "positive"),
+        ("replay:foo=1", "not one of"),
+        ("replay:windows=x", "not a int"),
+        ("random-8-1-1", "not a replay spec"),
+    ],
+)
 def test_bad_replay_specs_fail_with_one_line(spec, message):
     with pytest.raises(ConfigError, match=message):
         parse_spec(spec)

@@ -1,4 +1,5 @@
 """Update strategies on tiny synthetic timelines: what each must equal, what must never change, what is timed."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -58,8 +59,10 @@ def test_ials_fold_in_gives_each_changed_user_the_exact_least_squares_factor(rep
     untouched = np.setdiff1d(np.arange(replay.n_users), changed)
     np.testing.assert_array_equal(fold.model.user_factors_[untouched], before[untouched])
     # new items got a factor from their interactions; before the update they had none to learn from
-    assert np.abs(fold.model.item_factors_[update.window.new_items]).sum(axis=1).min() > 0 or \
-        update.window.new_items.size == 0
+    assert (
+        np.abs(fold.model.item_factors_[update.window.new_items]).sum(axis=1).min() > 0
+        or update.window.new_items.size == 0
+    )
 
 
 def test_stale_never_changes(replay):
@@ -99,7 +102,9 @@ def test_ease_periodic_folds_users_in_and_refits_items_every_k_steps(replay):
     np.testing.assert_allclose(periodic.model.score(np.array([u]))[0], np.asarray(expected).ravel(), rtol=1e-6)
     update = replay.update(2)
     assert periodic.update(update) == "refit"
-    np.testing.assert_allclose(periodic.model.weights_, EASE(l2=10.0).fit(update.history).weights_, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        periodic.model.weights_, EASE(l2=10.0).fit(update.history).weights_, rtol=1e-5, atol=1e-6
+    )
 
 
 def test_refit_equals_a_fresh_fit_on_the_history(replay):

@@ -3,6 +3,7 @@
 The cells here are built by hand with per-user figures (one relevant item per user; a hit at rank r gives
 NDCG 1/log2(r + 1)), so every expected mean and intersection can be worked out from the arrays.
 """
+
 from __future__ import annotations
 
 import copy
@@ -25,15 +26,31 @@ from bench.results import CellResult, HostedLine, MetricRow, RunResult
 K = 10
 
 
-def make_cell(rec: str, variant: str, users, ranks, usd: float | None = None, sampled: bool = False,
-              per_user: bool = True, n_test_users: int = 200) -> CellResult:
+def make_cell(
+    rec: str,
+    variant: str,
+    users,
+    ranks,
+    usd: float | None = None,
+    sampled: bool = False,
+    per_user: bool = True,
+    n_test_users: int = 200,
+) -> CellResult:
     """A cell whose user u (users[i]) has its one relevant item at rank ranks[i] (0: not in the top K)."""
     users, ranks = np.asarray(users), np.asarray(ranks)
     hits = np.zeros((users.size, K), dtype=bool)
     hits[np.flatnonzero(ranks), ranks[ranks > 0] - 1] = True
     n_rel = np.ones(users.size, dtype=np.int64)
-    c = CellResult(cell=f"ml/s/{rec}/{variant}/cpu", dataset="ml", split="s", recommender=rec, variant=variant,
-                   device="cpu", provenance={"seed": 0}, family="llm" if rec.startswith("llm") else "classic")
+    c = CellResult(
+        cell=f"ml/s/{rec}/{variant}/cpu",
+        dataset="ml",
+        split="s",
+        recommender=rec,
+        variant=variant,
+        device="cpu",
+        provenance={"seed": 0},
+        family="llm" if rec.startswith("llm") else "classic",
+    )
     flag = f"sampled users: {users.size}" if sampled else ""
     for name, values in per_user_metrics(hits, n_rel, (K,)).items():
         c.add(name, float(values.mean()), n=int(users.size), flag=flag)
@@ -51,6 +68,8 @@ def make_cell(rec: str, variant: str, users, ranks, usd: float | None = None, sa
 RNG = np.random.default_rng(7)
 ALL = np.arange(200)
 EASE_RANKS = RNG.choice([0, 0, 0, 1, 2, 3, 5, 8], size=200)  # EASE's rank of each user's relevant item
+
+
 #: the 50 users EASE serves best: a sample a re-ranker that keeps EASE's order would score "above EASE" on
 def gains(ranks) -> np.ndarray:
     """Each user's NDCG@10 with one relevant item at `rank` (0: missed)."""
@@ -67,9 +86,15 @@ def ndcg(ranks) -> float:
 
 # ---------------------------------------------------------------- the rule itself
 
+
 def test_comparison_rests_on_the_intersection_and_reports_its_n():
-    a = compare_arrays("ndcg@10", np.array([1, 2, 3, 4]), np.array([1.0, 0.5, 0.0, 1.0]),
-                       np.array([2, 4, 9]), np.array([0.5, 0.0, 1.0]))
+    a = compare_arrays(
+        "ndcg@10",
+        np.array([1, 2, 3, 4]),
+        np.array([1.0, 0.5, 0.0, 1.0]),
+        np.array([2, 4, 9]),
+        np.array([0.5, 0.0, 1.0]),
+    )
     # shared users 2 and 4: A (0.5, 1.0) against B (0.5, 0.0)
     assert (a.n, a.n_a, a.n_b) == (2, 4, 3) and a.paired and not a.same_users
     assert a.a == pytest.approx(0.75) and a.b == pytest.approx(0.25) and a.diff == pytest.approx(0.5)
@@ -101,13 +126,15 @@ def test_without_per_user_figures_means_compare_only_over_provably_the_same_user
 
 # ---------------------------------------------------------------- the quality gate
 
+
 def test_gate_passes_fails_or_cannot_tell_by_the_interval_of_the_paired_ratio():
     users = np.arange(400)
     fp32 = np.random.default_rng(3).random(400)
     keeps = compare_arrays("ndcg@10", users, fp32 * 0.999, users, fp32)
     loses = compare_arrays("ndcg@10", users, fp32 * 0.80, users, fp32)
-    noisy = compare_arrays("ndcg@10", users, np.clip(fp32 + np.random.default_rng(4).normal(0, 0.2, 400), 0, 1),
-                           users, fp32)
+    noisy = compare_arrays(
+        "ndcg@10", users, np.clip(fp32 + np.random.default_rng(4).normal(0, 0.2, 400), 0, 1), users, fp32
+    )
     assert gate_verdict(keeps, 0.99) == "passed"
     assert gate_verdict(loses, 0.99) == "failed"
     assert noisy.ratio_ci95[0] < 0.99 < noisy.ratio_ci95[1] and gate_verdict(noisy, 0.99) == "not distinguishable"
@@ -116,8 +143,15 @@ def test_gate_passes_fails_or_cannot_tell_by_the_interval_of_the_paired_ratio():
 def test_gate_says_not_distinguishable_when_fp32_is_not_clear_of_zero():
     fp32_ranks = np.zeros(200, dtype=int)
     fp32_ranks[17] = 1  # one hit among 200 users: its mean's interval reaches 0
-    run = RunResult("r", {}, {}, cells=[make_cell("llm-two-tower", "fp32", ALL, fp32_ranks),
-                                         make_cell("llm-two-tower", "int8", ALL, np.zeros(200, dtype=int))])
+    run = RunResult(
+        "r",
+        {},
+        {},
+        cells=[
+            make_cell("llm-two-tower", "fp32", ALL, fp32_ranks),
+            make_cell("llm-two-tower", "int8", ALL, np.zeros(200, dtype=int)),
+        ],
+    )
     apply_quality_gate(run, 0.99)
     int8 = run.cells[1]
     gate = int8.extras["quality_gate"]
@@ -128,16 +162,19 @@ def test_gate_says_not_distinguishable_when_fp32_is_not_clear_of_zero():
 
 # ---------------------------------------------------------------- every comparison path, two user sets
 
+
 @pytest.fixture()
 def sampled_run() -> RunResult:
     """EASE on all 200 test users; a re-ranker on a 50-user sample (EASE's best users) that ranks exactly as EASE
     there, at 1000x its cost; its onnx-int8 variant on an overlapping sample of 40; a cheap pop."""
     int8_users = np.sort(np.concatenate([SAMPLE[10:], np.setdiff1d(ALL, SAMPLE)[:10]]))
     int8_ranks = EASE_RANKS[int8_users].copy()
-    cells = [make_cell("ease", "none", ALL, EASE_RANKS, usd=1e-6),
-             make_cell("pop", "none", ALL, np.where(EASE_RANKS > 3, 0, EASE_RANKS), usd=5e-7),
-             make_cell("llm-rerank", "fp32", SAMPLE, EASE_RANKS[SAMPLE], usd=1e-3, sampled=True),
-             make_cell("llm-rerank", "onnx-int8", int8_users, int8_ranks, usd=7e-4, sampled=True)]
+    cells = [
+        make_cell("ease", "none", ALL, EASE_RANKS, usd=1e-6),
+        make_cell("pop", "none", ALL, np.where(EASE_RANKS > 3, 0, EASE_RANKS), usd=5e-7),
+        make_cell("llm-rerank", "fp32", SAMPLE, EASE_RANKS[SAMPLE], usd=1e-3, sampled=True),
+        make_cell("llm-rerank", "onnx-int8", int8_users, int8_ranks, usd=7e-4, sampled=True),
+    ]
     for c, speed in zip(cells[2:], (1.0, 1.5)):
         c.add("throughput_users_per_s", speed, "users/s", load="offline")
         c.add("blend_ce_spread_share", 0.0001)
@@ -211,15 +248,17 @@ def test_compare_flags_a_real_drop_on_the_shared_users(sampled_run):
     head = copy.deepcopy(sampled_run)
     worse = np.where(EASE_RANKS == 1, 3, EASE_RANKS)  # every first-place hit falls to third
     head.cells[0] = make_cell("ease", "none", ALL, worse, usd=1e-6)
-    found = next(f for f in compare(sampled_run, head).findings
-                 if f.cell == sampled_run.cells[0].cell and f.metric == "ndcg@10")
+    found = next(
+        f for f in compare(sampled_run, head).findings if f.cell == sampled_run.cells[0].cell and f.metric == "ndcg@10"
+    )
     assert found.verdict == "regression" and found.n == 200 and "paired" in found.detail
 
 
 def test_compare_without_per_user_figures_keeps_the_mean_gate_and_says_it_is_unpaired():
     base = RunResult("b", {}, {}, cells=[make_cell("ease", "none", ALL, EASE_RANKS, per_user=False)])
-    head = RunResult("h", {}, {}, cells=[make_cell("ease", "none", SAMPLE, EASE_RANKS[SAMPLE], per_user=False,
-                                                   sampled=True)])
+    head = RunResult(
+        "h", {}, {}, cells=[make_cell("ease", "none", SAMPLE, EASE_RANKS[SAMPLE], per_user=False, sampled=True)]
+    )
     found = next(f for f in compare(head, base).findings if f.metric == "ndcg@10")
     assert found.verdict == "warning" and "unpaired means over different users (n=50 vs 200)" in found.detail
 
@@ -241,9 +280,16 @@ def test_reports_and_charts_show_a_sampled_cell_beside_its_reference_on_the_same
 def test_a_hosted_api_is_set_against_the_local_cell_doing_the_same_job_and_says_it_compares_cost_only(sampled_run):
     sampled_run.cells[2].add("candidates_per_request", 50.0)  # the fp32 re-ranker re-ranks 50 per request
     sampled_run.cells.append(make_cell("llm-two-tower", "fp32", ALL, EASE_RANKS, usd=1e-4))  # cheaper, other job
-    sampled_run.derived.hosted.append(HostedLine(
-        name="ml/s/hosted-llm/gpt-4o-mini/api", dataset="ml", split="s", entry="gpt-4o-mini",
-        workload={"settings": {"n_candidates": 50}}, metrics=[MetricRow(HOSTED_USD, 0.3, "USD", label="estimated")]))
+    sampled_run.derived.hosted.append(
+        HostedLine(
+            name="ml/s/hosted-llm/gpt-4o-mini/api",
+            dataset="ml",
+            split="s",
+            entry="gpt-4o-mini",
+            workload={"settings": {"n_candidates": 50}},
+            metrics=[MetricRow(HOSTED_USD, 0.3, "USD", label="estimated")],
+        )
+    )
     line = next(h for h in headlines(build_views(sampled_run)) if h.kind == "hosted")
     assert "300x llm-rerank fp32 measured here, which re-ranks the same 50 candidates" in line.text
     assert "quality is not measured" in line.text

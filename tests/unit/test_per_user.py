@@ -1,4 +1,5 @@
 """Per-user quality: stored compactly in the results, read back exactly, absent in older files."""
+
 from __future__ import annotations
 
 import json

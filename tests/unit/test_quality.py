@@ -1,4 +1,5 @@
 """Every quality metric against a case worked out by hand (the arithmetic is in the comments)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -33,9 +34,13 @@ L2_3 = np.log2(3.0)  # discount of rank 2 is 1/log2(3) = 0.63093
 L2_5 = np.log2(5.0)  # discount of rank 4 is 1/log2(5) = 0.43068
 
 # three users, K = 4
-TOPK = np.array([[3, 1, 7, 2],    # relevant {1, 2, 9}: hits at ranks 2 and 4
-                 [5, 6, 0, 4],    # relevant {0}: hit at rank 3
-                 [8, 8, 8, 8]])   # relevant {4}: no hit (a degenerate list still scores 0)
+TOPK = np.array(
+    [
+        [3, 1, 7, 2],  # relevant {1, 2, 9}: hits at ranks 2 and 4
+        [5, 6, 0, 4],  # relevant {0}: hit at rank 3
+        [8, 8, 8, 8],
+    ]
+)  # relevant {4}: no hit (a degenerate list still scores 0)
 RELEVANT = [{1, 2, 9}, {0}, {4}]
 
 
@@ -116,9 +121,11 @@ def test_rmse_and_mae():
 
 # ---------------------------------------------------------------- evaluation over a split
 
+
 def _split() -> Split:
     """3 users, 5 items.  user 0: train {0}, valid {1}, test {2, 3};  user 1: train {4} only;
     user 2: train {0, 1}, valid {3}, test {4}."""
+
     def inter(pairs, ratings=None):
         u, i = (np.array(x, dtype=np.int32) for x in zip(*pairs))
         r = np.ones(len(u), np.float32) if ratings is None else np.array(ratings, np.float32)
@@ -209,8 +216,9 @@ def test_several_cutoffs_and_a_user_subset():
     # user 2 alone: [2, 4, ...]: no hit at 1; at 3 the list is [2, 4] + one excluded item (score -inf)
     assert m["evaluated_users"] == 1
     assert m["hit@1"] == 0.0 and m["hit@3"] == 1.0
-    assert set(m) == {f"{name}@{k}" for k in (1, 3) for name in
-                      ("recall", "ndcg", "hit", "mrr", "precision", "coverage", "avgpop")} | {"evaluated_users"}
+    assert set(m) == {
+        f"{name}@{k}" for k in (1, 3) for name in ("recall", "ndcg", "hit", "mrr", "precision", "coverage", "avgpop")
+    } | {"evaluated_users"}
 
 
 @pytest.mark.parametrize("ks", [(0,), (-1,), (6,), ()])
@@ -247,7 +255,9 @@ def test_evaluate_rating_refuses_a_ranking_only_model():
 
 
 def test_quality_does_not_import_measurement_or_reports():
-    code = ("import sys, bench.quality; bad = [m for m in sys.modules if m.startswith(('bench.measure', "
-            "'bench.report'))]; print(bad); sys.exit(1 if bad else 0)")
+    code = (
+        "import sys, bench.quality; bad = [m for m in sys.modules if m.startswith(('bench.measure', "
+        "'bench.report'))]; print(bad); sys.exit(1 if bad else 0)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -1,4 +1,5 @@
 """The HTML/PNG/Markdown report: self-contained, every chart a valid embedded PNG, figures quoted from the run."""
+
 from __future__ import annotations
 
 import base64
@@ -67,8 +68,14 @@ def test_headline_sentences_quote_the_runs_figures(report):
     ease_usd = ease.metric("usd_per_1k_recs", load="offline").value
     share = tt8.metric("ndcg@10").value / ease.metric("ndcg@10").value
     assert sentence.figures["cost_ratio"] == pytest.approx(tt8_usd / ease_usd)
-    for quoted in (ratio(tt8_usd / ease_usd), usd(tt8_usd), usd(ease_usd), pct(share),
-                   sig(tt8.metric("ndcg@10").value), sig(ease.metric("ndcg@10").value)):
+    for quoted in (
+        ratio(tt8_usd / ease_usd),
+        usd(tt8_usd),
+        usd(ease_usd),
+        pct(share),
+        sig(tt8.metric("ndcg@10").value),
+        sig(ease.metric("ndcg@10").value),
+    ):
         assert quoted in sentence.text
     assert "costs" in sentence.text and "ease" in sentence.text and "NDCG@10" in sentence.text
     assert sentence.text in text.replace("&#x27;", "'")
@@ -128,8 +135,13 @@ def test_markdown_summary_carries_headlines_and_flags(report):
 
 def test_classic_only_run_skips_the_variant_chart_with_a_note(tmp_path):
     full = make_run()
-    run = RunResult(run_id="classic", scenario={}, provenance={}, cells=[c for c in full.cells if c.variant == "none"],
-                    machine=full.machine)
+    run = RunResult(
+        run_id="classic",
+        scenario={},
+        provenance={},
+        cells=[c for c in full.cells if c.variant == "none"],
+        machine=full.machine,
+    )
     index = write_report(analysed(run, threads_used=2), tmp_path)
     text = index.read_text()
     assert "No variant with an fp32 reference in this run" in text
@@ -146,11 +158,14 @@ def test_empty_run_still_renders_with_notes(tmp_path):
 def test_report_reprices_with_another_instance(tmp_path, workload):
     from bench import results
     from bench.analysis.derive import AnalysisOptions, derive
+
     run = make_run()
-    run.derived = derive(run, AnalysisOptions(cost.load_prices(), threads_used=2, quality_gate=0.95,
-                                              hosted=[workload]))  # as `recbench run` leaves it
+    run.derived = derive(
+        run, AnalysisOptions(cost.load_prices(), threads_used=2, quality_gate=0.95, hosted=[workload])
+    )  # as `recbench run` leaves it
     results.write(run, tmp_path / "a")
     from bench.cli import main
+
     assert main(["report", str(tmp_path / "a"), "--out", str(tmp_path / "b"), "--instance", "g5.xlarge"]) == 0
     assert "g5.xlarge (--instance)" in (tmp_path / "b" / "index.html").read_text()
     md = (tmp_path / "b" / "report.md").read_text()
@@ -163,6 +178,7 @@ def test_report_reprices_with_another_instance(tmp_path, workload):
 def test_report_command_exit_codes(tmp_path, capsys):
     from bench import results
     from bench.cli import main
+
     run = make_run()
     cost.add_costs(run, None, None, 2, hosted=None)
     results.write(run, tmp_path / "run")
@@ -222,9 +238,12 @@ def test_the_batch_sweep_chart_draws_each_cells_recorded_curve_and_how_it_ended(
     run = make_run()
     swept = [c for c in run.cells if c.status == "ok" and c.recommender in ("ease", "pop")]
     for c in swept:
-        c.extras["offline_sweep"] = {"mode": "adaptive", "stopped_by": "gain +2.0% from batch 64 to 128, below 5%",
-                                     "best_batch_size": 128, "curve": [{"batch_size": b, "throughput_per_s": 10.0 * b}
-                                                                        for b in (1, 2, 4, 8)]}
+        c.extras["offline_sweep"] = {
+            "mode": "adaptive",
+            "stopped_by": "gain +2.0% from batch 64 to 128, below 5%",
+            "best_batch_size": 128,
+            "curve": [{"batch_size": b, "throughput_per_s": 10.0 * b} for b in (1, 2, 4, 8)],
+        }
     chart = charts.batch_sweep(build_views(run), tmp_path)
     assert chart.path is not None and chart.path.is_file()
     assert sorted(chart.shown) == sorted(c.cell for c in swept)

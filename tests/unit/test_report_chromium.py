@@ -2,6 +2,7 @@
 
 Skipped where /usr/bin/chromium is absent (`.ci/run` installs Debian's chromium).
 """
+
 from __future__ import annotations
 
 import re
@@ -19,8 +20,16 @@ from tests.support.analysed import analysed
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (apt-get install chromium)")
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--no-first-run", "--hide-scrollbars"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--hide-scrollbars",
+]
 
 # Appended to a copy of the page only: the report itself carries no script.
 PROBE = """<script>
@@ -33,8 +42,12 @@ window.addEventListener('load', function () {
 
 
 def _chromium(args: list[str], tmp: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(CHROMIUM), *FLAGS, f"--user-data-dir={tmp / 'profile'}", *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(CHROMIUM), *FLAGS, f"--user-data-dir={tmp / 'profile'}", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +76,7 @@ def test_screenshot_of_the_report(page, tmp_path):
     done = _chromium([f"--screenshot={shot}", "--window-size=1280,4000", page.as_uri()], tmp_path)
     assert shot.is_file(), f"no screenshot (rc={done.returncode}): {done.stderr[-500:]}"
     from PIL import Image
+
     with Image.open(shot) as im:
         assert im.size == (1280, 4000)
         # a blank page is one colour: the rendered report has text and charts

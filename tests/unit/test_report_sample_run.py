@@ -4,6 +4,7 @@ Cells: pop, ease, itemknn, llm-two-tower fp32 and onnx-int8, a cost-only pairwis
 and a gated int8 cell; metrics and timing dicts shaped as the runner writes them.
 Importable from sibling test modules: `from test_report_sample_run import make_run, tiny_split`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,34 +15,95 @@ from bench.results import CellResult, RunResult
 DATASET, SPLIT = "ml-100k", "random-8-1-1"
 
 
-def _cell(rec: str, variant: str, *, label: str = "measured", status: str = "ok", error: str | None = None,
-          family_seed: int = 0) -> CellResult:
-    return CellResult(cell=f"{DATASET}/{SPLIT}/{rec}/{variant}/cpu", dataset=DATASET, split=SPLIT, recommender=rec,
-                      variant=variant, device="cpu", status=status, error=error, label=label,
-                      family="llm" if rec.startswith("llm") else "test" if rec == "noop" else "classic",
-                      provenance={"threads": {"threads": 2, "logical_cpus": 16, "affinity_cpus": 16,  # pin_threads' record
-                                              "torch_num_threads": 2, "ort_intra_op_threads": 2}, "seed": 0,
-                                  "data_checksum": "0f3c9a" + "0" * 58})
+def _cell(
+    rec: str,
+    variant: str,
+    *,
+    label: str = "measured",
+    status: str = "ok",
+    error: str | None = None,
+    family_seed: int = 0,
+) -> CellResult:
+    return CellResult(
+        cell=f"{DATASET}/{SPLIT}/{rec}/{variant}/cpu",
+        dataset=DATASET,
+        split=SPLIT,
+        recommender=rec,
+        variant=variant,
+        device="cpu",
+        status=status,
+        error=error,
+        label=label,
+        family="llm" if rec.startswith("llm") else "test" if rec == "noop" else "classic",
+        provenance={
+            "threads": {
+                "threads": 2,
+                "logical_cpus": 16,
+                "affinity_cpus": 16,  # pin_threads' record
+                "torch_num_threads": 2,
+                "ort_intra_op_threads": 2,
+            },
+            "seed": 0,
+            "data_checksum": "0f3c9a" + "0" * 58,
+        },
+    )
 
 
-def _timed(cell: CellResult, rng: np.random.Generator, *, median_ms: float, n: int, batch_ms: float,
-           throughput: float, qps: float) -> None:
+def _timed(
+    cell: CellResult,
+    rng: np.random.Generator,
+    *,
+    median_ms: float,
+    n: int,
+    batch_ms: float,
+    throughput: float,
+    qps: float,
+) -> None:
     """Offline batch sweep, single-stream latency with raw samples, a server SLO figure."""
     for batch, scale in ((1, 0.25), (32, 0.8), (256, 1.0)):
-        cell.add("throughput_users_per_s", throughput * scale, "users/s", load="offline", n=20,
-                 ci95_low=throughput * scale * 0.97, ci95_high=throughput * scale * 1.03,
-                 flag="" if batch == 256 else f"batch {batch}")
+        cell.add(
+            "throughput_users_per_s",
+            throughput * scale,
+            "users/s",
+            load="offline",
+            n=20,
+            ci95_low=throughput * scale * 0.97,
+            ci95_high=throughput * scale * 1.03,
+            flag="" if batch == 256 else f"batch {batch}",
+        )
     offline = rng.lognormal(np.log(batch_ms), 0.05, size=40)
-    cell.timings.append({"name": "offline batch=256", "load": "offline", "unit": "batches", "n": 40,
-                         "samples_ms": offline.round(4).tolist()})
+    cell.timings.append(
+        {
+            "name": "offline batch=256",
+            "load": "offline",
+            "unit": "batches",
+            "n": 40,
+            "samples_ms": offline.round(4).tolist(),
+        }
+    )
     samples = rng.lognormal(np.log(median_ms), 0.25, size=n)
-    cell.timings.append({"name": "single-stream", "load": "single-stream", "unit": "requests", "n": n,
-                         "samples_ms": samples.round(4).tolist()})
+    cell.timings.append(
+        {
+            "name": "single-stream",
+            "load": "single-stream",
+            "unit": "requests",
+            "n": n,
+            "samples_ms": samples.round(4).tolist(),
+        }
+    )
     for p in (50, 90, 99):
         flag = "n<1000: p99 unreliable" if p == 99 and n < 1000 else ""
         value = float(np.percentile(samples, p))
-        cell.add(f"latency_p{p}_ms", value, "ms", load="single-stream", n=n, ci95_low=value * 0.95,
-                 ci95_high=value * 1.05, flag=flag)
+        cell.add(
+            f"latency_p{p}_ms",
+            value,
+            "ms",
+            load="single-stream",
+            n=n,
+            ci95_low=value * 0.95,
+            ci95_high=value * 1.05,
+            flag=flag,
+        )
     cell.add("max_qps_at_slo", qps, "requests/s", load="server", n=1000)
 
 
@@ -113,27 +175,50 @@ def make_run(run_id: str = "20260801-quick-sample", seed: int = 0) -> RunResult:
     pair.add("footprint_bytes", 438_000_000, "bytes")
     cells.append(pair)
 
-    cells.append(_cell("llm-rerank", "fp32", status="failed",
-                       error="MemoryError: cross-encoder batch of 4096 pairs did not fit; lower rerank_batch"))
+    cells.append(
+        _cell(
+            "llm-rerank",
+            "fp32",
+            status="failed",
+            error="MemoryError: cross-encoder batch of 4096 pairs did not fit; lower rerank_batch",
+        )
+    )
 
-    gated = _cell("llm-two-tower", "int8", status="gated",
-                  error="ndcg@10 0.0512 is 36.6% of fp32's 0.1398, below the 95% quality gate: its cost does not count")
+    gated = _cell(
+        "llm-two-tower",
+        "int8",
+        status="gated",
+        error="ndcg@10 0.0512 is 36.6% of fp32's 0.1398, below the 95% quality gate: its cost does not count",
+    )
     gated.add("ndcg@10", 0.0512, "", n=943)
     gated.add("recall@10", 0.0311, "", n=943)
     _timed(gated, rng, median_ms=30.0, n=300, batch_ms=2400.0, throughput=105.0, qps=25.0)
     gated.add("footprint_bytes", 32_000_000, "bytes")
     cells.append(gated)
 
-    provenance = {"start_time_utc": "2026-08-01T10:00:00+00:00",
-                  "code": {"commit": "3f2a9c1d0b7e4a6f8c2d1e0f9a8b7c6d5e4f3a2b", "dirty": False, "branch": "main"},
-                  "packages": {"recbench": "0.1.0", "torch": "2.13.0+cpu", "onnxruntime": "1.32.0", "numpy": "2.4.6"},
-                  "python": {"version": "3.11.7", "implementation": "CPython"},
-                  "machine": {"cpu_model": "Intel(R) Xeon(R) Platinum 8488C", "physical_cores": 2, "logical_cores": 4,
-                              "usable_cores": 2, "memory_total_bytes": 8 * 2**30, "gpus": [],
-                              "machine_fingerprint": "a0a16bcebb34abae"}}
-    return RunResult(run_id=run_id, scenario={"name": "quick", "settings": {"seed": 0, "k": 10, "threads": 2}},
-                     provenance=provenance, cells=cells, created_at="2026-08-01T10:00:00+00:00",
-                     machine={"peak_gemm": {"gflops": 150.0}, "memory_bandwidth": {"gbs": 12.0}, "threads": 2})
+    provenance = {
+        "start_time_utc": "2026-08-01T10:00:00+00:00",
+        "code": {"commit": "3f2a9c1d0b7e4a6f8c2d1e0f9a8b7c6d5e4f3a2b", "dirty": False, "branch": "main"},
+        "packages": {"recbench": "0.1.0", "torch": "2.13.0+cpu", "onnxruntime": "1.32.0", "numpy": "2.4.6"},
+        "python": {"version": "3.11.7", "implementation": "CPython"},
+        "machine": {
+            "cpu_model": "Intel(R) Xeon(R) Platinum 8488C",
+            "physical_cores": 2,
+            "logical_cores": 4,
+            "usable_cores": 2,
+            "memory_total_bytes": 8 * 2**30,
+            "gpus": [],
+            "machine_fingerprint": "a0a16bcebb34abae",
+        },
+    }
+    return RunResult(
+        run_id=run_id,
+        scenario={"name": "quick", "settings": {"seed": 0, "k": 10, "threads": 2}},
+        provenance=provenance,
+        cells=cells,
+        created_at="2026-08-01T10:00:00+00:00",
+        machine={"peak_gemm": {"gflops": 150.0}, "memory_bandwidth": {"gbs": 12.0}, "threads": 2},
+    )
 
 
 def tiny_split(n_users: int = 30, n_items: int = 40, seed: int = 0) -> Split:
@@ -145,8 +230,11 @@ def tiny_split(n_users: int = 30, n_items: int = 40, seed: int = 0) -> Split:
     inter = Interactions(users, items, np.ones(len(users), dtype=np.float32), ts)
     words = ["Story", "Heat", "Night", "Return", "Empire", "River", "Ghost", "Summer", "City", "Dream"]
     titles = [f"The {words[i % 10]} of {words[(i * 3 + 1) % 10]} {i}" for i in range(n_items)]
-    text = ItemText(titles=titles, years=np.full(n_items, 1995, dtype=np.int32),
-                    genres=[("Drama", "Comedy") if i % 2 else ("Action",) for i in range(n_items)])
+    text = ItemText(
+        titles=titles,
+        years=np.full(n_items, 1995, dtype=np.int32),
+        genres=[("Drama", "Comedy") if i % 2 else ("Action",) for i in range(n_items)],
+    )
     ds = Dataset("tiny", inter, n_users, n_items, text, np.arange(n_users), np.arange(n_items))
     empty = inter.subset(np.zeros(len(users), dtype=bool))
     return Split("random-8-1-1", seed, ds, inter, empty, empty)
@@ -154,6 +242,7 @@ def tiny_split(n_users: int = 30, n_items: int = 40, seed: int = 0) -> Split:
 
 def test_sample_run_round_trips_through_the_results_contract(tmp_path):
     from bench import results
+
     run = make_run()
     results.write(run, tmp_path)
     back = results.load(tmp_path)

@@ -1,4 +1,5 @@
 """Results schema 2: measured cells apart from the derived section; schema-1 files upgraded on read, losing nothing."""
+
 from __future__ import annotations
 
 import json
@@ -12,18 +13,25 @@ from bench.errors import BenchError
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "reports" / "findings").glob("*.json")) + [
-    "reports/baselines/ci/results.json"]
+    "reports/baselines/ci/results.json"
+]
 
 
 def _raw_rows(data: dict) -> Counter:
     """(cell, recommender, metric, load, value) of every metric row a schema-1 file holds, pseudo-cells included."""
-    return Counter((c["cell"], c["recommender"], m["metric"], m.get("load", ""), m["value"])
-                   for c in data["cells"] for m in c.get("metrics", []))
+    return Counter(
+        (c["cell"], c["recommender"], m["metric"], m.get("load", ""), m["value"])
+        for c in data["cells"]
+        for m in c.get("metrics", [])
+    )
 
 
 def _csv_rows(run: results.RunResult) -> Counter:
-    return Counter((r["cell"], r["recommender"], r["metric"], r["load"], float(r["value"]) if r["value"] else None)
-                   for r in results.csv_rows(run) if r["metric"] != "status")
+    return Counter(
+        (r["cell"], r["recommender"], r["metric"], r["load"], float(r["value"]) if r["value"] else None)
+        for r in results.csv_rows(run)
+        if r["metric"] != "status"
+    )
 
 
 @pytest.mark.parametrize("path", COMMITTED)
@@ -34,7 +42,9 @@ def test_every_committed_schema_1_file_loads_as_schema_2_and_keeps_every_row_in_
     assert run.schema_version == 2
     # no pseudo-cell is left among the cells: hosted-API lines and size fits are derived entries
     assert not {c.recommender for c in run.cells} & {results.HOSTED_RECOMMENDER, results.SIZE_FIT_RECOMMENDER}
-    pseudo = [c for c in data["cells"] if c["recommender"] in (results.HOSTED_RECOMMENDER, results.SIZE_FIT_RECOMMENDER)]
+    pseudo = [
+        c for c in data["cells"] if c["recommender"] in (results.HOSTED_RECOMMENDER, results.SIZE_FIT_RECOMMENDER)
+    ]
     assert len(run.derived.hosted) + len(run.derived.size_fits) == len(pseudo)
     # every cell has a family; cells hold measured rows only; the price context left the provenance
     assert all(c.family in ("classic", "llm", "test") for c in run.cells)

@@ -1,4 +1,5 @@
 """The report's scaling section: present only with a scaling dimension; log-log PNGs and the exponents table."""
+
 from __future__ import annotations
 
 import pytest
@@ -12,15 +13,21 @@ SIZES = (1_000, 3_000, 10_000, 30_000, 100_000)
 
 def _cell(rec: str, n: int, variant: str = "none", ok: bool = True) -> CellResult:
     data = f"synthetic:users={n // 2},items={n},interactions={10 * n},seed=0"
-    c = CellResult(cell=f"{data}/random-8-1-1/{rec}/{variant}/cpu", dataset=data, split="random-8-1-1",
-                   recommender=rec, variant=variant, device="cpu")
+    c = CellResult(
+        cell=f"{data}/random-8-1-1/{rec}/{variant}/cpu",
+        dataset=data,
+        split="random-8-1-1",
+        recommender=rec,
+        variant=variant,
+        device="cpu",
+    )
     if not ok:
         c.status, c.error = "failed", f"{rec} cannot fit {n:,} items here: it needs about 298.0 GiB"
         return c
     c.provenance = {"n_items": n}
-    c.add("fit_s", 1e-9 * n ** 3 if rec == "ease" else 1e-4 * n, "s")
+    c.add("fit_s", 1e-9 * n**3 if rec == "ease" else 1e-4 * n, "s")
     c.add("throughput_users_per_s", 1e6 / n, "users/s", load="offline")
-    c.add("peak_rss_bytes", 32.0 * n ** 2 if rec == "ease" else 1e3 * n, "bytes")
+    c.add("peak_rss_bytes", 32.0 * n**2 if rec == "ease" else 1e3 * n, "bytes")
     c.add("usd_per_1k_recs", 1e-9 * n, "usd", load="offline")
     if rec.startswith("llm"):
         c.add("encode_items_s", n / 60.0, "s")
@@ -39,8 +46,10 @@ def test_section_draws_one_loglog_png_per_cost_and_tabulates_exponents(run, tmp_
     sec = section(run, build_views(run), tmp_path)
     assert sec is not None and sec.key == "scaling"
     keys = {c.key for c in sec.charts}
-    assert keys == {f"scaling_{m}" for m in ("fit_s", "encode_items_s", "throughput_users_per_s", "peak_rss_bytes",
-                                             "usd_per_1k_recs")}
+    assert keys == {
+        f"scaling_{m}"
+        for m in ("fit_s", "encode_items_s", "throughput_users_per_s", "peak_rss_bytes", "usd_per_1k_recs")
+    }
     assert all(c.path.is_file() and c.path.stat().st_size > 10_000 for c in sec.charts)
     # the fitted exponents are in both tables, with R^2 and the number of points
     assert "| fit_s | ease | 3.00 | 1.000 | 3 |" in sec.markdown
@@ -87,10 +96,12 @@ def test_the_analysis_step_records_the_growth_fits_and_the_report_draws_those(ru
     stored = results.load(path)
     assert stored.derived.growth  # recorded in the file
     shown = results.with_derived(stored)
-    assert {(r["points"]["recommender"], r["points"]["metric"]) for r in stored.derived.growth} == \
-        {(f.points.recommender, f.points.metric) for f in fit_run(shown)}
-    record = next(r for r in stored.derived.growth if r["points"]["recommender"] == "pop"
-                  and r["points"]["metric"] == "fit_s")
+    assert {(r["points"]["recommender"], r["points"]["metric"]) for r in stored.derived.growth} == {
+        (f.points.recommender, f.points.metric) for f in fit_run(shown)
+    }
+    record = next(
+        r for r in stored.derived.growth if r["points"]["recommender"] == "pop" and r["points"]["metric"] == "fit_s"
+    )
     record["fit"]["exponent"] = 1.23
     sec = section(shown, build_views(shown), tmp_path)
     assert sec is not None and "| fit_s | pop | 1.23 |" in sec.markdown

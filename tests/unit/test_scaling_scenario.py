@@ -1,4 +1,5 @@
 """bench/scenarios/scaling.py: its matrix, its size validation, and the memory pre-check that fails EASE cleanly."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -43,7 +44,7 @@ def test_bad_size_lists_are_one_line_config_errors(scaling, sizes):
 
 def test_ease_at_100k_items_cannot_fit_and_says_why_in_one_line():
     with pytest.raises(memcheck.FitMemoryError) as err:
-        memcheck.check_fit_memory("ease", 50_000, 100_000, 800_000, available_bytes=24 * 1024 ** 3)
+        memcheck.check_fit_memory("ease", 50_000, 100_000, 800_000, available_bytes=24 * 1024**3)
     text = str(err.value)
     assert isinstance(err.value, BenchError) and "\n" not in text
     assert "100,000 items" in text and "298.0 GiB" in text and "24.0 GiB is available" in text
@@ -51,8 +52,8 @@ def test_ease_at_100k_items_cannot_fit_and_says_why_in_one_line():
 
 
 def test_sizes_that_fit_pass_and_models_without_a_bound_are_not_checked():
-    need = memcheck.check_fit_memory("ease", 5_000, 10_000, 100_000, available_bytes=24 * 1024 ** 3)
-    assert need == int(memcheck.EASE_BYTES_PER_ITEM_PAIR * 10_000 ** 2)
+    need = memcheck.check_fit_memory("ease", 5_000, 10_000, 100_000, available_bytes=24 * 1024**3)
+    assert need == int(memcheck.EASE_BYTES_PER_ITEM_PAIR * 10_000**2)
     assert memcheck.check_fit_memory("itemknn", 50_000, 100_000, 800_000, available_bytes=1) is None
     assert memcheck.available_memory_bytes() > 0
 
@@ -61,7 +62,7 @@ def test_in_a_cell_the_size_that_cannot_fit_fails_with_the_reason_and_the_others
     from bench.cell import run_cell
     from bench.scenario import CellSpec
 
-    monkeypatch.setattr(memcheck, "available_memory_bytes", lambda: 20 * 1024 ** 2)  # 20 MiB "free"
+    monkeypatch.setattr(memcheck, "available_memory_bytes", lambda: 20 * 1024**2)  # 20 MiB "free"
     settings = Settings(threads=1, quality_users=20)
     small = "synthetic:users=60,items=300,interactions=1500,seed=0"  # EASE needs ~2.7 MiB: fits
     large = "synthetic:users=60,items=1000,interactions=1500,seed=0"  # EASE needs ~30.5 MiB: does not

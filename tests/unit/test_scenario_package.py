@@ -1,5 +1,6 @@
 """The packaged scenarios live inside the `bench` package (so a wheel carries them), are listed and found by name,
 and `--resume` finds a packaged scenario by its name wherever the run recorded its file."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,15 +42,21 @@ def test_each_packaged_scenario_loads_by_name_from_inside_the_package(name: str)
 
 def _write_run(run_dir: Path, name: str, source: str) -> Path:
     run_dir.mkdir(parents=True)
-    run = RunResult(run_id=f"{name}-test", scenario={"name": name, "source": source, "settings": {}, "cells": []},
-                    provenance={})
+    run = RunResult(
+        run_id=f"{name}-test", scenario={"name": name, "source": source, "settings": {}, "cells": []}, provenance={}
+    )
     results_mod.write_json(run, run_dir / "results.json")
     return run_dir
 
 
-@pytest.mark.parametrize("source", [str(SCENARIO_DIR / "quick.py"),  # this install's packaged copy
-                                    "/old/checkout/scenarios/quick.py",  # before scenarios moved into the package
-                                    "/another/venv/site-packages/bench/scenarios/quick.py"])  # another install
+@pytest.mark.parametrize(
+    "source",
+    [
+        str(SCENARIO_DIR / "quick.py"),  # this install's packaged copy
+        "/old/checkout/scenarios/quick.py",  # before scenarios moved into the package
+        "/another/venv/site-packages/bench/scenarios/quick.py",
+    ],
+)  # another install
 def test_resume_finds_a_packaged_scenario_by_its_name(tmp_path: Path, source: str) -> None:
     assert scenario_of(_write_run(tmp_path / "run", "quick", source)) == "quick"
 

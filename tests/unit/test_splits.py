@@ -1,4 +1,5 @@
 """Splits: RecBole's rounding, determinism per seed, no leakage, temporal order, cold items held out."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -100,11 +101,15 @@ def test_temporal_loo_puts_each_users_latest_event_in_test_and_the_one_before_in
 
 def test_temporal_loo_on_a_hand_made_history():
     # user 0: four events out of file order; user 1: two events; user 2: one event
-    inter = Interactions(users=np.array([0, 0, 0, 0, 1, 1, 2], np.int32),
-                         items=np.array([0, 1, 2, 3, 0, 1, 2], np.int32),
-                         ratings=np.ones(7, np.float32), timestamps=np.array([40, 10, 30, 20, 5, 1, 9], np.int64))
-    ds = Dataset("hand", inter, 3, 4, ItemText([""] * 4, np.full(4, -1, np.int32), [()] * 4),
-                 np.arange(3), np.arange(4))
+    inter = Interactions(
+        users=np.array([0, 0, 0, 0, 1, 1, 2], np.int32),
+        items=np.array([0, 1, 2, 3, 0, 1, 2], np.int32),
+        ratings=np.ones(7, np.float32),
+        timestamps=np.array([40, 10, 30, 20, 5, 1, 9], np.int64),
+    )
+    ds = Dataset(
+        "hand", inter, 3, 4, ItemText([""] * 4, np.full(4, -1, np.int32), [()] * 4), np.arange(3), np.arange(4)
+    )
     split = make_split(ds, "temporal-loo", seed=0)
     assert sorted(zip(split.test.users.tolist(), split.test.items.tolist())) == [(0, 0), (1, 0)]
     assert list(zip(split.valid.users.tolist(), split.valid.items.tolist())) == [(0, 2)]
@@ -138,8 +143,15 @@ def test_unknown_protocol_is_a_config_error_listing_the_choices(dataset):
 
 def test_temporal_split_without_timestamps_names_the_splits_that_work(dataset):
     inter = dataset.interactions
-    no_time = Dataset("no-time", Interactions(inter.users, inter.items, inter.ratings, None), dataset.n_users,
-                      dataset.n_items, dataset.item_text, dataset.user_ids, dataset.item_ids)
+    no_time = Dataset(
+        "no-time",
+        Interactions(inter.users, inter.items, inter.ratings, None),
+        dataset.n_users,
+        dataset.n_items,
+        dataset.item_text,
+        dataset.user_ids,
+        dataset.item_ids,
+    )
     with pytest.raises(ConfigError) as err:
         make_split(no_time, "temporal-loo", seed=0)
     message = str(err.value)

@@ -1,4 +1,5 @@
 """The harness's own test recommenders: NoOp, Failing, Sleeping, and the toy split they run on."""
+
 from __future__ import annotations
 
 import numpy as np

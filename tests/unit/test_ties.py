@@ -4,6 +4,7 @@ A tie group that straddles the k-th place must keep its lowest item indices, so 
 first ten of the top-20 list (a figure at @10 cannot depend on which other cut-offs are evaluated), and a
 k-nearest-neighbour model is the same model whatever the block size or the order its features come in.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -70,8 +71,11 @@ def test_knn_neighbours_identical_across_block_sizes_and_feature_orders():
     x = _tied_rows()
     base = cosine_topk_rows(x, k=5)
     perm = np.random.default_rng(2).permutation(x.shape[1])
-    for other in (cosine_topk_rows(x, k=5, block_rows=1), cosine_topk_rows(x, k=5, block_rows=4),
-                  cosine_topk_rows(sp.csr_matrix(x[:, perm]), k=5)):
+    for other in (
+        cosine_topk_rows(x, k=5, block_rows=1),
+        cosine_topk_rows(x, k=5, block_rows=4),
+        cosine_topk_rows(sp.csr_matrix(x[:, perm]), k=5),
+    ):
         assert (base != other).nnz == 0
 
 
@@ -80,6 +84,7 @@ def ml100k_split():
     try:
         from bench.data import load_dataset
         from bench.data.splits import make_split
+
         dataset = load_dataset("ml-100k")
     except BenchError as exc:
         pytest.skip(f"MovieLens-100K unavailable: {exc}")

@@ -1,4 +1,5 @@
 """Variants on tiny random models saved and reloaded through the real loading path."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """int8, ONNX, ONNX-int8 and distilled variants on a tiny random model, through the real export/quantise paths."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -89,8 +90,9 @@ FAST = DistilSettings(epochs=2, batch_size=8, time_budget_s=60)
 
 
 def test_distilled_student_has_half_the_layers(tiny_model, model_cache_dir, distil_texts, tiny_texts):
-    enc = build_encoder(tiny_model, "distilled", threads=1, distill_texts=distil_texts, cache_dir=model_cache_dir,
-                        distill=FAST)
+    enc = build_encoder(
+        tiny_model, "distilled", threads=1, distill_texts=distil_texts, cache_dir=model_cache_dir, distill=FAST
+    )
     assert enc.variant == "distilled"
     assert enc.config()["layers"] == 1
     _unit_rows(enc.encode(tiny_texts), len(tiny_texts))
@@ -102,10 +104,17 @@ def test_distilled_student_has_half_the_layers(tiny_model, model_cache_dir, dist
 
 
 def test_distilled_student_is_reused(tiny_model, model_cache_dir, distil_texts):
-    first = build_encoder(tiny_model, "distilled", threads=1, distill_texts=distil_texts, cache_dir=model_cache_dir,
-                          distill=FAST)
-    again = build_encoder(tiny_model, "distilled", threads=1, distill_texts=list(reversed(distil_texts)),
-                          cache_dir=model_cache_dir, distill=FAST)
+    first = build_encoder(
+        tiny_model, "distilled", threads=1, distill_texts=distil_texts, cache_dir=model_cache_dir, distill=FAST
+    )
+    again = build_encoder(
+        tiny_model,
+        "distilled",
+        threads=1,
+        distill_texts=list(reversed(distil_texts)),
+        cache_dir=model_cache_dir,
+        distill=FAST,
+    )
     assert again.preparation.notes["distil"]["reused_from_cache"] is True
     assert again.preparation.reused_s == pytest.approx(again.preparation.seconds)
     assert again.resolved_model.path == first.resolved_model.path
@@ -118,21 +127,38 @@ def test_distillation_moves_student_towards_teacher(tmp_path, model_cache_dir, d
     from tests.support.models import build_tiny_model
 
     # large init: the dropped teacher layer really changes the output, so the student has something to learn
-    tiny_model = resolve_model(str(build_tiny_model(tmp_path / "strong", initializer_range=0.5, seed=1)),
-                               cache_dir=model_cache_dir)
-    short, _ = distil(tiny_model, distil_texts, DistilSettings(epochs=1, batch_size=8, learning_rate=1e-9,
-                                                                heldout_share=0.0), cache_dir=model_cache_dir)
-    trained, _ = distil(tiny_model, distil_texts, DistilSettings(epochs=8, batch_size=8, learning_rate=3e-3,
-                                                                  heldout_share=0.0), cache_dir=model_cache_dir)
+    tiny_model = resolve_model(
+        str(build_tiny_model(tmp_path / "strong", initializer_range=0.5, seed=1)), cache_dir=model_cache_dir
+    )
+    short, _ = distil(
+        tiny_model,
+        distil_texts,
+        DistilSettings(epochs=1, batch_size=8, learning_rate=1e-9, heldout_share=0.0),
+        cache_dir=model_cache_dir,
+    )
+    trained, _ = distil(
+        tiny_model,
+        distil_texts,
+        DistilSettings(epochs=8, batch_size=8, learning_rate=3e-3, heldout_share=0.0),
+        cache_dir=model_cache_dir,
+    )
     teacher = build_encoder(tiny_model, "fp32", threads=1, cache_dir=model_cache_dir).encode(distil_texts)
-    cos = [agreement(teacher, build_encoder(s, "fp32", threads=1).encode(distil_texts))["cosine_mean"]
-           for s in (short, trained)]
+    cos = [
+        agreement(teacher, build_encoder(s, "fp32", threads=1).encode(distil_texts))["cosine_mean"]
+        for s in (short, trained)
+    ]
     assert cos[1] > cos[0]
 
 
 def test_distilled_then_onnx_int8(tiny_model, model_cache_dir, distil_texts, tiny_texts):
-    enc = build_encoder(tiny_model, "distilled+onnx-int8", threads=1, distill_texts=distil_texts,
-                        cache_dir=model_cache_dir, distill=FAST)
+    enc = build_encoder(
+        tiny_model,
+        "distilled+onnx-int8",
+        threads=1,
+        distill_texts=distil_texts,
+        cache_dir=model_cache_dir,
+        distill=FAST,
+    )
     assert enc.variant == "distilled+onnx-int8" and enc.config()["layers"] == 1
     _unit_rows(enc.encode(tiny_texts), len(tiny_texts))
     prep = enc.preparation
@@ -173,8 +199,12 @@ def test_onnx_on_cuda_that_silently_falls_back_to_cpu_is_an_error(tiny_model, mo
     file, _ = export_onnx(tiny_model, model_cache_dir)
     real_session = ort.InferenceSession
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
-    monkeypatch.setattr(ort, "InferenceSession",
-                        lambda path, sess_options=None, providers=None: real_session(
-                            path, sess_options=sess_options, providers=["CPUExecutionProvider"]))
+    monkeypatch.setattr(
+        ort,
+        "InferenceSession",
+        lambda path, sess_options=None, providers=None: real_session(
+            path, sess_options=sess_options, providers=["CPUExecutionProvider"]
+        ),
+    )
     with pytest.raises(BenchError, match="fell back to CPUExecutionProvider"):
         OrtBackend(file, "float32", "cuda", threads=1)

@@ -1,4 +1,5 @@
 """Small helpers shared by the classic recommenders: parameter checks, byte counts, sparse top-k pruning."""
+
 from __future__ import annotations
 
 from typing import TypeVar

@@ -3,6 +3,7 @@
 This is the rating model of the article (Koren's biased matrix factorisation) with the dimensions made
 consistent: mu is a scalar, b_u and b_i are scalars per user/item, p_u and q_i are f-vectors.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,8 +29,15 @@ def _pattern(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int) -> tu
     return m, order
 
 
-def _als_half_step(pattern: sp.csr_matrix, order: np.ndarray, residual: np.ndarray, other: np.ndarray,
-                   reg: float, reg_bias: float, block_rows: int) -> np.ndarray:
+def _als_half_step(
+    pattern: sp.csr_matrix,
+    order: np.ndarray,
+    residual: np.ndarray,
+    other: np.ndarray,
+    reg: float,
+    reg_bias: float,
+    block_rows: int,
+) -> np.ndarray:
     """Solve every row's ridge regression at once: [b_r, p_r] = argmin sum (residual - b - p.q)^2 + L2.
 
     `other` is (n_cols, f + 1) with a leading column of ones (so the first solved weight is the bias).
@@ -70,8 +78,16 @@ class BiasedMF(ScoringRecommender):
     run_context_params = ("seed",)
     predicts_ratings = True
 
-    def __init__(self, factors: int = 4, reg: float = 10.0, reg_bias: float = 2.0, iterations: int = 15,
-                 init_std: float = 0.1, seed: int = 0, clip: bool = True) -> None:
+    def __init__(
+        self,
+        factors: int = 4,
+        reg: float = 10.0,
+        reg_bias: float = 2.0,
+        iterations: int = 15,
+        init_std: float = 0.1,
+        seed: int = 0,
+        clip: bool = True,
+    ) -> None:
         super().__init__()
         self.factors = check_positive_int("factors", factors, "BiasedMF")
         self.reg = check_non_negative("reg", reg, "BiasedMF")
@@ -107,11 +123,13 @@ class BiasedMF(ScoringRecommender):
         for _ in range(self.iterations):
             # user step: fit r - mu - b_i with [b_u, p_u] against [1, q_i]
             resid = ratings - mu - q[items, 0]
-            p = _als_half_step(by_user, user_order, resid, np.hstack([np.ones((n_i, 1)), q[:, 1:]]),
-                               self.reg, self.reg_bias, block)
+            p = _als_half_step(
+                by_user, user_order, resid, np.hstack([np.ones((n_i, 1)), q[:, 1:]]), self.reg, self.reg_bias, block
+            )
             resid = ratings - mu - p[users, 0]
-            q = _als_half_step(by_item, item_order, resid, np.hstack([np.ones((n_u, 1)), p[:, 1:]]),
-                               self.reg, self.reg_bias, block)
+            q = _als_half_step(
+                by_item, item_order, resid, np.hstack([np.ones((n_u, 1)), p[:, 1:]]), self.reg, self.reg_bias, block
+            )
         self.mu_ = mu
         self.user_bias_ = p[:, 0].astype(np.float32)
         self.user_factors_ = np.ascontiguousarray(p[:, 1:], dtype=np.float32)
@@ -122,9 +140,13 @@ class BiasedMF(ScoringRecommender):
 
     def _fitted(self) -> tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(mu, user biases, item biases, user factors, item factors), or the error saying fit comes first."""
-        return (fitted(self.mu_, "BiasedMF"), fitted(self.user_bias_, "BiasedMF"),
-                fitted(self.item_bias_, "BiasedMF"), fitted(self.user_factors_, "BiasedMF"),
-                fitted(self.item_factors_, "BiasedMF"))
+        return (
+            fitted(self.mu_, "BiasedMF"),
+            fitted(self.user_bias_, "BiasedMF"),
+            fitted(self.item_bias_, "BiasedMF"),
+            fitted(self.user_factors_, "BiasedMF"),
+            fitted(self.item_factors_, "BiasedMF"),
+        )
 
     def _raw(self, users: np.ndarray) -> np.ndarray:
         mu, user_bias, item_bias, user_factors, item_factors = self._fitted()
@@ -140,10 +162,13 @@ class BiasedMF(ScoringRecommender):
         users = np.asarray(users, dtype=np.int64)
         items = np.asarray(items, dtype=np.int64)
         if users.shape != items.shape:
-            raise ConfigError(f"BiasedMF.predict_rating: users {users.shape} and items {items.shape} "
-                              "must have the same shape: pass one item per user")
-        pred = (mu + user_bias[users] + item_bias[items]
-                + np.einsum("nf,nf->n", user_factors[users], item_factors[items]))
+            raise ConfigError(
+                f"BiasedMF.predict_rating: users {users.shape} and items {items.shape} "
+                "must have the same shape: pass one item per user"
+            )
+        pred = (
+            mu + user_bias[users] + item_bias[items] + np.einsum("nf,nf->n", user_factors[users], item_factors[items])
+        )
         if self.clip:
             pred = np.clip(pred, *self.rating_range_)
         return pred.astype(np.float32)
@@ -157,12 +182,16 @@ class BiasedMF(ScoringRecommender):
         """the item factor matrix + the item biases read once, the user's factor, the score row."""
         item_factors = fitted(self.item_factors_, "BiasedMF")
         item_bias = fitted(self.item_bias_, "BiasedMF")
-        return float(item_factors.nbytes + item_factors.itemsize * item_factors.shape[1]) + float(item_bias.nbytes) \
+        return (
+            float(item_factors.nbytes + item_factors.itemsize * item_factors.shape[1])
+            + float(item_bias.nbytes)
             + self._ranking_bytes()
+        )
 
     def footprint(self) -> int:
         if self.user_factors_ is None:
             return 0
         _, user_bias, item_bias, user_factors, item_factors = self._fitted()
-        return int(user_factors.nbytes + item_factors.nbytes + user_bias.nbytes + item_bias.nbytes
-                   + np.float32(0).nbytes)
+        return int(
+            user_factors.nbytes + item_factors.nbytes + user_bias.nbytes + item_bias.nbytes + np.float32(0).nbytes
+        )

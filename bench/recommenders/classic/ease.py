@@ -1,4 +1,5 @@
 """EASE^R (Steck 2019): a closed-form item-item linear model with a zero diagonal."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING

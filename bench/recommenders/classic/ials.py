@@ -1,4 +1,5 @@
 """iALS (Hu, Koren & Volinsky 2008) through the `implicit` library's CPU solver."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -25,8 +26,15 @@ class IALS(ScoringRecommender):
     name = "ials"
     run_context_params = ("seed",)
 
-    def __init__(self, factors: int = 128, regularization: float = 10.0, alpha: float = 1.0,
-                 iterations: int = 15, seed: int = 0, num_threads: int = 1) -> None:
+    def __init__(
+        self,
+        factors: int = 128,
+        regularization: float = 10.0,
+        alpha: float = 1.0,
+        iterations: int = 15,
+        seed: int = 0,
+        num_threads: int = 1,
+    ) -> None:
         super().__init__()
         self.factors = check_positive_int("factors", factors, "IALS")
         self.regularization = check_non_negative("regularization", regularization, "IALS")
@@ -44,9 +52,14 @@ class IALS(ScoringRecommender):
 
         self._remember_seen(train)
         with threadpool_limits(limits=1, user_api="blas"):  # held from construction: implicit checks it there
-            model = AlternatingLeastSquares(factors=self.factors, regularization=self.regularization,
-                                            alpha=self.alpha, iterations=self.iterations,
-                                            num_threads=self.num_threads, random_state=self.seed)
+            model = AlternatingLeastSquares(
+                factors=self.factors,
+                regularization=self.regularization,
+                alpha=self.alpha,
+                iterations=self.iterations,
+                num_threads=self.num_threads,
+                random_state=self.seed,
+            )
             model.fit(self._seen, show_progress=False)
         self._model = model  # kept for fold_in (implicit's partial fit updates it in place)
         self._copy_factors()
@@ -92,8 +105,7 @@ class IALS(ScoringRecommender):
     def bytes_per_user(self, users: np.ndarray) -> float:
         """the item factor matrix read once, the user's factor, the score row."""
         item_factors = fitted(self.item_factors_, "IALS")
-        return float(item_factors.nbytes + item_factors.itemsize * item_factors.shape[1]) \
-            + self._ranking_bytes()
+        return float(item_factors.nbytes + item_factors.itemsize * item_factors.shape[1]) + self._ranking_bytes()
 
     def footprint(self) -> int:
         """User and item factors. (Scoring needs no history: the user factor already summarises it.)"""

@@ -1,4 +1,5 @@
 """ItemKNN: item-item cosine similarity over who interacted with what, k neighbours per item."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -64,8 +65,9 @@ class ItemKNN(ScoringRecommender):
         hist = seen[np.asarray(users)]
         per_nbr = similarity.data.itemsize + similarity.indices.itemsize
         per_hist = hist.data.itemsize + hist.indices.itemsize
-        return (float(row_nnz[hist.indices].sum()) * per_nbr + hist.nnz * per_hist) / max(len(users), 1) \
-            + self._ranking_bytes()
+        return (float(row_nnz[hist.indices].sum()) * per_nbr + hist.nnz * per_hist) / max(
+            len(users), 1
+        ) + self._ranking_bytes()
 
     def _fitted(self) -> tuple[sp.csr_matrix, sp.csr_matrix]:
         """(item-item similarity, user-item history), or the error saying fit comes first."""

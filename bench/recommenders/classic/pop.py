@@ -1,4 +1,5 @@
 """Pop: every user gets the most popular items they have not seen. The floor every model must clear."""
+
 from __future__ import annotations
 
 import numpy as np

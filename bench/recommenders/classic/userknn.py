@@ -1,4 +1,5 @@
 """UserKNN: user-user cosine similarity (the article's user similarity), k nearest users."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -44,8 +45,9 @@ class UserKNN(ScoringRecommender):
         nbrs = neighbours[np.asarray(users)]
         per_item = seen.data.itemsize + seen.indices.itemsize
         per_nbr = nbrs.data.itemsize + nbrs.indices.itemsize
-        return (float(self._neighbour_items(users)) * per_item + nbrs.nnz * per_nbr) / max(len(users), 1) \
-            + self._ranking_bytes()
+        return (float(self._neighbour_items(users)) * per_item + nbrs.nnz * per_nbr) / max(
+            len(users), 1
+        ) + self._ranking_bytes()
 
     def _fitted(self) -> tuple[sp.csr_matrix, sp.csr_matrix]:
         """(neighbour matrix, user-item history), or the error saying fit comes first."""

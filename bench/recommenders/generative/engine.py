@@ -7,6 +7,7 @@ own suffix only, and positions continue from the prefix for every suffix (M-FALC
 copied and no padding is computed. Both read the logits of each prompt's last real token only (the hidden state is
 gathered before the LM head), so on the same pairs they give the same scores up to floating-point summation order.
 """
+
 from __future__ import annotations
 
 import time
@@ -62,8 +63,7 @@ class DecoderEngine:
             torch.manual_seed(seed)
             from transformers import AutoModelForCausalLM
 
-            self.module = AutoModelForCausalLM.from_config(hf_config(self.arch),
-                                                           dtype=getattr(torch, _DTYPES[variant]))
+            self.module = AutoModelForCausalLM.from_config(hf_config(self.arch), dtype=getattr(torch, _DTYPES[variant]))
             self.notes["weights"] = f"random (seed {seed}), built from the public config: cost-only"
         self.module.eval()
         self.build_s = time.perf_counter() - t0
@@ -73,11 +73,13 @@ class DecoderEngine:
             with warnings.catch_warnings():  # deprecated in torch 2.x, still the fast CPU path (bench.variants.int8)
                 warnings.simplefilter("ignore")
                 self.module = torch.ao.quantization.quantize_dynamic(
-                    self.module, {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig},
-                    dtype=torch.qint8)
+                    self.module, {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig}, dtype=torch.qint8
+                )
             self.quantise_s = time.perf_counter() - t1
-            self.notes[INT8] = ("torch.ao.quantization.quantize_dynamic: every nn.Linear int8 (per-channel "
-                                  "weights, activations quantised per call); embeddings and KV cache fp32")
+            self.notes[INT8] = (
+                "torch.ao.quantization.quantize_dynamic: every nn.Linear int8 (per-channel "
+                "weights, activations quantised per call); embeddings and KV cache fp32"
+            )
         self.base = self.module.base_model
         self.head = self.module.get_output_embeddings()
 
@@ -94,8 +96,9 @@ class DecoderEngine:
         except (OSError, ValueError):
             meta = {}
         arch = arch_from_hf_config(config, str(meta.get("name") or path.name), str(path))
-        module = AutoModelForCausalLM.from_pretrained(path, local_files_only=True,
-                                                      dtype=getattr(torch, _DTYPES[variant]))
+        module = AutoModelForCausalLM.from_pretrained(
+            path, local_files_only=True, dtype=getattr(torch, _DTYPES[variant])
+        )
         return module, arch, bool(meta.get("cost_only", False))
 
     # ------------------------------------------------------------------------------------------- facts
@@ -118,8 +121,10 @@ class DecoderEngine:
 
     def check_length(self, tokens: int, what: str) -> None:
         if tokens > self.arch.max_positions:
-            raise ConfigError(f"{what} of {tokens} tokens exceeds {self.arch.name}'s {self.arch.max_positions} "
-                              "positions: lower history_len or the number of candidates")
+            raise ConfigError(
+                f"{what} of {tokens} tokens exceeds {self.arch.name}'s {self.arch.max_positions} "
+                "positions: lower history_len or the number of candidates"
+            )
 
     # ------------------------------------------------------------------------------------------- scoring
     def _answer_logprobs(self, rows, answer_id: int) -> np.ndarray:
@@ -129,25 +134,33 @@ class DecoderEngine:
         logits = self.head(rows).float()
         return torch.log_softmax(logits, dim=-1)[:, answer_id].double().numpy()
 
-    def score_pointwise(self, prefix: np.ndarray, suffixes: Sequence[np.ndarray], answer_id: int,
-                        batch_size: int) -> np.ndarray:
+    def score_pointwise(
+        self, prefix: np.ndarray, suffixes: Sequence[np.ndarray], answer_id: int, batch_size: int
+    ) -> np.ndarray:
         """Naive: every prompt (prefix + suffix) in full, `batch_size` prompts per right-padded pass."""
         import torch
 
         out = np.empty(len(suffixes), dtype=np.float64)
         with torch.inference_mode():
             for start in range(0, len(suffixes), batch_size):
-                seqs = [np.concatenate([prefix, s]) for s in suffixes[start:start + batch_size]]
+                seqs = [np.concatenate([prefix, s]) for s in suffixes[start : start + batch_size]]
                 ids, mask, last = _right_pad(seqs)
                 positions = torch.arange(ids.shape[1])[None, :].expand(ids.shape[0], -1)
-                hidden = self.base(input_ids=ids, attention_mask=mask, position_ids=positions,
-                                   use_cache=False).last_hidden_state
+                hidden = self.base(
+                    input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False
+                ).last_hidden_state
                 rows = hidden[torch.arange(hidden.shape[0]), last]
-                out[start:start + len(seqs)] = self._answer_logprobs(rows, answer_id)
+                out[start : start + len(seqs)] = self._answer_logprobs(rows, answer_id)
         return out
 
-    def score_shared_prefix(self, prefix: np.ndarray, suffixes: Sequence[np.ndarray], answer_id: int,
-                            batch_size: int, marks: Marks | None = None) -> np.ndarray:
+    def score_shared_prefix(
+        self,
+        prefix: np.ndarray,
+        suffixes: Sequence[np.ndarray],
+        answer_id: int,
+        batch_size: int,
+        marks: Marks | None = None,
+    ) -> np.ndarray:
         """The prefix once (KV cache), then up to `batch_size` suffixes per pass over that one cached prefix.
 
         A pass packs its suffixes into one row, no padding: each suffix token attends to the whole prefix and to
@@ -166,12 +179,14 @@ class DecoderEngine:
             if marks is not None:
                 marks.prefill_done_ns = time.perf_counter_ns()
             for start in range(0, len(suffixes), batch_size):
-                batch = suffixes[start:start + batch_size]
-                ids, mask, positions, last = _packed(batch, p, torch.bfloat16 if self.variant == BF16
-                                                     else torch.float32)
-                hidden = self.base(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                                   use_cache=True).last_hidden_state
-                out[start:start + len(batch)] = self._answer_logprobs(hidden[0, last], answer_id)
+                batch = suffixes[start : start + batch_size]
+                ids, mask, positions, last = _packed(
+                    batch, p, torch.bfloat16 if self.variant == BF16 else torch.float32
+                )
+                hidden = self.base(
+                    input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True
+                ).last_hidden_state
+                out[start : start + len(batch)] = self._answer_logprobs(hidden[0, last], answer_id)
                 cache.crop(p)
         return out
 
@@ -225,8 +240,8 @@ def _right_pad(seqs: Sequence[np.ndarray]):
     ids = np.zeros((len(seqs), int(lengths.max())), dtype=np.int64)
     mask = np.zeros_like(ids)
     for j, s in enumerate(seqs):
-        ids[j, :len(s)] = s
-        mask[j, :len(s)] = 1
+        ids[j, : len(s)] = s
+        mask[j, : len(s)] = 1
     return torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(lengths - 1)
 
 

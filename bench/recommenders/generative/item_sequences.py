@@ -4,6 +4,7 @@ on, and right-padded batches.
 Tokens are dense item indices 0..n_items-1 plus one extra id, `n_items`, that opens a history (BOS) and pads
 batches. Padding sits after the real tokens, so in a causal model it never changes a real position.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ def user_sequences(interactions: Interactions, n_users: int) -> list[np.ndarray]
     users = interactions.users[order].astype(np.int64)
     items = interactions.items[order].astype(np.int64)
     bounds = np.searchsorted(users, np.arange(n_users + 1))
-    return [items[bounds[u]:bounds[u + 1]] for u in range(n_users)]
+    return [items[bounds[u] : bounds[u + 1]] for u in range(n_users)]
 
 
 def history_tokens(items: np.ndarray, max_len: int, bos: int) -> np.ndarray:
@@ -53,7 +54,7 @@ def training_windows(sequences: list[np.ndarray], max_len: int, bos: int) -> lis
         end = len(items)
         while end > 0:
             start = max(0, end - max_len)
-            out.append(Window(tokens[start:end], tokens[start + 1:end + 1]))
+            out.append(Window(tokens[start:end], tokens[start + 1 : end + 1]))
             end = start
     return out
 
@@ -82,5 +83,5 @@ def pad_right(sequences: list[np.ndarray], pad: int, fill_targets: bool = False)
     width = int(lengths.max()) if len(sequences) else 0
     ids = np.full((len(sequences), width), -100 if fill_targets else pad, dtype=np.int64)
     for row, seq in enumerate(sequences):
-        ids[row, :len(seq)] = seq
+        ids[row, : len(seq)] = seq
     return ids, lengths

@@ -8,6 +8,7 @@ them; GPT-2's Conv1D it would not). Item tokens are embedded once; the output la
 transposed (tied, as in SASRec) plus a per-item bias, kept outside the transformer: the score of item i for a
 user is h . e_i + b_i with h the last layer at the user's last history position.
 """
+
 from __future__ import annotations
 
 import time
@@ -33,11 +34,22 @@ class DecoderShape:
     def config(self, n_items: int):
         from transformers import GPTNeoXConfig
 
-        return GPTNeoXConfig(vocab_size=n_items + 1, hidden_size=self.hidden, num_hidden_layers=self.layers,
-                             num_attention_heads=self.heads, intermediate_size=4 * self.hidden,
-                             max_position_embeddings=self.max_len, rotary_pct=1.0, use_parallel_residual=False,
-                             hidden_dropout=self.dropout, attention_dropout=self.dropout, tie_word_embeddings=False,
-                             bos_token_id=n_items, eos_token_id=n_items, pad_token_id=n_items)
+        return GPTNeoXConfig(
+            vocab_size=n_items + 1,
+            hidden_size=self.hidden,
+            num_hidden_layers=self.layers,
+            num_attention_heads=self.heads,
+            intermediate_size=4 * self.hidden,
+            max_position_embeddings=self.max_len,
+            rotary_pct=1.0,
+            use_parallel_residual=False,
+            hidden_dropout=self.dropout,
+            attention_dropout=self.dropout,
+            tie_word_embeddings=False,
+            bos_token_id=n_items,
+            eos_token_id=n_items,
+            pad_token_id=n_items,
+        )
 
 
 @dataclass(frozen=True)
@@ -70,7 +82,7 @@ class NextItemDecoder(torch.nn.Module):
         embed_in = self.body.embed_in
         if not isinstance(embed_in, torch.nn.Embedding):  # GPT-NeoX's; says so to the type checker too
             raise TypeError(f"the decoder body's embed_in is a {type(embed_in).__name__}, not an Embedding")
-        return embed_in.weight[:self.n_items]
+        return embed_in.weight[: self.n_items]
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return hidden @ self._item_embeddings().T + self.bias
@@ -97,10 +109,14 @@ class HoldOut:
     targets: np.ndarray  # (n,) the held-out item
 
     @classmethod
-    def build(cls, sequences: list[np.ndarray], users: np.ndarray, targets: np.ndarray, max_len: int,
-              bos: int) -> HoldOut:
-        return cls([history_tokens(sequences[u], max_len, bos) for u in users.tolist()],
-                   [sequences[u] for u in users.tolist()], targets)
+    def build(
+        cls, sequences: list[np.ndarray], users: np.ndarray, targets: np.ndarray, max_len: int, bos: int
+    ) -> HoldOut:
+        return cls(
+            [history_tokens(sequences[u], max_len, bos) for u in users.tolist()],
+            [sequences[u] for u in users.tolist()],
+            targets,
+        )
 
 
 def holdout_ndcg(model: NextItemDecoder, holdout: HoldOut, pad: int, k: int = 10, batch_size: int = 256) -> float:
@@ -116,15 +132,20 @@ def holdout_ndcg(model: NextItemDecoder, holdout: HoldOut, pad: int, k: int = 10
             scores = model.logits(last).numpy()
             for j, r in enumerate(rows):
                 scores[j, holdout.seen[r]] = -np.inf
-            target = holdout.targets[start:start + len(lengths)]
+            target = holdout.targets[start : start + len(lengths)]
             rank = (scores > scores[np.arange(len(lengths)), target][:, None]).sum(axis=1)
-            gains[start:start + len(lengths)] = np.where(rank < k, 1.0 / np.log2(rank + 2.0), 0.0)
+            gains[start : start + len(lengths)] = np.where(rank < k, 1.0 / np.log2(rank + 2.0), 0.0)
     return float(gains.mean()) if len(gains) else float("nan")
 
 
-def train_next_item(model: NextItemDecoder, windows: list[Window], cfg: NextItemTraining, pad: int,
-                    holdout: HoldOut | None = None,
-                    clock: Callable[[], float] = time.perf_counter) -> TrainLog:
+def train_next_item(
+    model: NextItemDecoder,
+    windows: list[Window],
+    cfg: NextItemTraining,
+    pad: int,
+    holdout: HoldOut | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> TrainLog:
     """Train in place; deterministic for a seed on one thread count. Stops at `cfg.epochs`, at early stopping
     (then the best epoch's weights are restored) or when `cfg.budget_s` of `clock` has passed, whichever comes
     first; the log says which. The budget is checked after every step and every hold-out evaluation."""
@@ -141,7 +162,7 @@ def train_next_item(model: NextItemDecoder, windows: list[Window], cfg: NextItem
         model.train()
         order = rng.permutation(len(windows))
         for s in range(steps_per_epoch):
-            batch = [windows[i] for i in order[s * cfg.batch_size:(s + 1) * cfg.batch_size]]
+            batch = [windows[i] for i in order[s * cfg.batch_size : (s + 1) * cfg.batch_size]]
             ids, _ = pad_right([w.inputs for w in batch], pad)
             targets, _ = pad_right([w.targets for w in batch], pad, fill_targets=True)
             targets_t = torch.from_numpy(targets)
@@ -167,8 +188,14 @@ def train_next_item(model: NextItemDecoder, windows: list[Window], cfg: NextItem
             break
     if holdout is not None and best_state is not None:  # best_state is only kept when there is a holdout
         model.load_state_dict(best_state)
-        log.extra.update({"best_epoch": best_epoch, "holdout_ndcg_at_10": best_score,
-                          "holdout_users": len(holdout.targets), "holdout_curve": curve})
+        log.extra.update(
+            {
+                "best_epoch": best_epoch,
+                "holdout_ndcg_at_10": best_score,
+                "holdout_users": len(holdout.targets),
+                "holdout_curve": curve,
+            }
+        )
     log.extra["budget_hit"] = int(log.stopped_by == "time budget")
     log.seconds = clock() - t0
     model.eval()

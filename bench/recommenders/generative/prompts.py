@@ -11,6 +11,7 @@ Three request shapes over one user and N candidates:
 - shared-prefix: the same N prompts, the PREFIX computed once (its KV cache reused for every suffix);
 - listwise: one prompt holding the history and all N numbered candidates; the answer is a list of k numbers.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -24,14 +25,18 @@ from bench.errors import BenchError
 from bench.recommenders.llm.profile import item_title
 
 TOKENIZER = "o200k_base"
-PREFIX = ("You are a movie recommender. A user watched these movies, oldest first:\n{history}\n"
-          "Question: will this user enjoy the movie below? Answer Yes or No.\n")
+PREFIX = (
+    "You are a movie recommender. A user watched these movies, oldest first:\n{history}\n"
+    "Question: will this user enjoy the movie below? Answer Yes or No.\n"
+)
 SUFFIX = "Movie: {title}\nAnswer:"
 ANSWER = " Yes"
-LISTWISE = ("You are a movie recommender. A user watched these movies, oldest first:\n{history}\n"
-            "Candidates:\n{candidates}\n"
-            "Rank the {k} candidates this user is most likely to watch next, best first. "
-            "Reply with their numbers only, comma-separated.\nRanking:")
+LISTWISE = (
+    "You are a movie recommender. A user watched these movies, oldest first:\n{history}\n"
+    "Candidates:\n{candidates}\n"
+    "Rank the {k} candidates this user is most likely to watch next, best first. "
+    "Reply with their numbers only, comma-separated.\nRanking:"
+)
 
 
 class BpeTokenizer:
@@ -45,8 +50,10 @@ class BpeTokenizer:
 
                 self._enc = bpe_openai.get_encoding(name)
         except Exception as exc:  # noqa: BLE001 - not installed or data missing
-            raise BenchError(f"the {name} tokenizer is not available ({exc.__class__.__name__}): install the "
-                             "bpe-openai package (`pip install bpe-openai`)") from None
+            raise BenchError(
+                f"the {name} tokenizer is not available ({exc.__class__.__name__}): install the "
+                "bpe-openai package (`pip install bpe-openai`)"
+            ) from None
         self.name = name
         self.library = f"bpe-openai {getattr(bpe_openai, '__version__', '')}".strip()
 
@@ -61,12 +68,16 @@ def model_ids(bpe_ids: np.ndarray, vocab: int) -> np.ndarray:
 
 def histories(interactions: Interactions, n_users: int, history_len: int) -> list[np.ndarray]:
     """Each user's last `history_len` TRAIN items, oldest first (time order; interaction order without times)."""
-    order = np.lexsort((interactions.timestamps if interactions.timestamps is not None
-                        else np.arange(len(interactions)), interactions.users))
+    order = np.lexsort(
+        (
+            interactions.timestamps if interactions.timestamps is not None else np.arange(len(interactions)),
+            interactions.users,
+        )
+    )
     users, items = interactions.users[order], interactions.items[order]
     starts = np.searchsorted(users, np.arange(n_users), side="left")
     ends = np.searchsorted(users, np.arange(n_users), side="right")
-    return [items[max(s, e - history_len):e].astype(np.int64) for s, e in zip(starts.tolist(), ends.tolist())]
+    return [items[max(s, e - history_len) : e].astype(np.int64) for s, e in zip(starts.tolist(), ends.tolist())]
 
 
 @dataclass
@@ -80,12 +91,19 @@ class PromptBook:
     _suffix_ids: list[np.ndarray | None]
 
     @classmethod
-    def build(cls, interactions: Interactions, item_text: ItemText, n_users: int, history_len: int,
-              tokenizer: BpeTokenizer | None = None) -> PromptBook:
+    def build(
+        cls,
+        interactions: Interactions,
+        item_text: ItemText,
+        n_users: int,
+        history_len: int,
+        tokenizer: BpeTokenizer | None = None,
+    ) -> PromptBook:
         tok = tokenizer or BpeTokenizer()
         titles = [item_title(item_text, i) for i in range(len(item_text.titles))]
-        return cls(tok, titles, histories(interactions, n_users, history_len), int(tok.encode(ANSWER)[0]),
-                   [None] * len(titles))
+        return cls(
+            tok, titles, histories(interactions, n_users, history_len), int(tok.encode(ANSWER)[0]), [None] * len(titles)
+        )
 
     def _history_block(self, user: int) -> str:
         items = self.history[user]

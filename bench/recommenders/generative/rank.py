@@ -20,6 +20,7 @@ reads those ids modulo its vocabulary size.
 and, for the scoring modes, runs pointwise and shared-prefix on the same fixed (user, candidate) pairs: their
 scores must agree (max |Δ| <= 1e-4 in fp32) and the ratio of their times is recorded.
 """
+
 from __future__ import annotations
 
 import time
@@ -57,11 +58,26 @@ class DecoderRank(Recommender):
     work_sample_users = 50
     run_context_params = ("variant", "device", "threads", "seed")
 
-    def __init__(self, model: str = DEFAULT_MODEL, mode: str = "shared-prefix", n_candidates: int = 50,
-                 retriever: str = "ease", retriever_params: dict[str, Any] | None = None, variant: str = FP32,
-                 device: str = "cpu", threads: int | None = None, history_len: int = 10, list_k: int = 10,
-                 batch_size: int = 128, timed_requests: int = 3, warmup_requests: int = 0, compare_users: int = 1,
-                 compare_candidates: int | None = None, compare_rounds: int = 2, seed: int = 0) -> None:
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        mode: str = "shared-prefix",
+        n_candidates: int = 50,
+        retriever: str = "ease",
+        retriever_params: dict[str, Any] | None = None,
+        variant: str = FP32,
+        device: str = "cpu",
+        threads: int | None = None,
+        history_len: int = 10,
+        list_k: int = 10,
+        batch_size: int = 128,
+        timed_requests: int = 3,
+        warmup_requests: int = 0,
+        compare_users: int = 1,
+        compare_candidates: int | None = None,
+        compare_rounds: int = 2,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         self._params = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         self.model = str(model)
@@ -79,8 +95,11 @@ class DecoderRank(Recommender):
         self.timed_requests = check_positive("timed_requests", timed_requests, self.name, integer=True)
         self.warmup_requests = _non_negative("warmup_requests", warmup_requests, self.name)
         self.compare_users = _non_negative("compare_users", compare_users, self.name)
-        self.compare_candidates = (self.n_candidates if compare_candidates is None
-                                   else _non_negative("compare_candidates", compare_candidates, self.name))
+        self.compare_candidates = (
+            self.n_candidates
+            if compare_candidates is None
+            else _non_negative("compare_candidates", compare_candidates, self.name)
+        )
         self.compare_rounds = check_positive("compare_rounds", compare_rounds, self.name, integer=True)
         self.seed = int(seed)
         self.stats: dict[str, Any] = {}
@@ -111,8 +130,10 @@ class DecoderRank(Recommender):
 
         self._remember_seen(train)
         if self.n_candidates > train.n_items:
-            raise ConfigError(f"{self.name}: n_candidates={self.n_candidates} exceeds the catalogue's "
-                              f"{train.n_items} items; choose n_candidates <= {train.n_items}")
+            raise ConfigError(
+                f"{self.name}: n_candidates={self.n_candidates} exceeds the catalogue's "
+                f"{train.n_items} items; choose n_candidates <= {train.n_items}"
+            )
         watch = Stopwatch()
         self.retriever = registry.get(self.retriever_name).build(**self.retriever_params).fit(train)
         retriever_fit_s = watch()
@@ -122,13 +143,23 @@ class DecoderRank(Recommender):
         self.engine = DecoderEngine(self.model, self.variant, self.threads, self.seed)
         self._new_tokens = self.book.answer_list_tokens(self.list_k) if self.mode == "listwise" else 0
         arch = self.engine.arch
-        self.stats = {"retriever": self.retriever_name, "retriever_fit_s": retriever_fit_s,
-                      "prompt_book_s": prompts_s, "decoder_build_s": self.engine.build_s,
-                      "quantise_s": self.engine.quantise_s, "model_name": arch.name, "model_family": arch.family,
-                      "n_parameters": arch.n_parameters(), "n_candidates": self.n_candidates, "mode": self.mode,
-                      "tokenizer": TOKENIZER, "cost_only": self.cost_only, "architecture": arch.to_dict(),
-                      "token_ids": f"{TOKENIZER} ids modulo the model's vocabulary ({arch.vocab})",
-                      "decoder_notes": dict(self.engine.notes)}
+        self.stats = {
+            "retriever": self.retriever_name,
+            "retriever_fit_s": retriever_fit_s,
+            "prompt_book_s": prompts_s,
+            "decoder_build_s": self.engine.build_s,
+            "quantise_s": self.engine.quantise_s,
+            "model_name": arch.name,
+            "model_family": arch.family,
+            "n_parameters": arch.n_parameters(),
+            "n_candidates": self.n_candidates,
+            "mode": self.mode,
+            "tokenizer": TOKENIZER,
+            "cost_only": self.cost_only,
+            "architecture": arch.to_dict(),
+            "token_ids": f"{TOKENIZER} ids modulo the model's vocabulary ({arch.vocab})",
+            "decoder_notes": dict(self.engine.notes),
+        }
         return self
 
     # ------------------------------------------------------------------------------------ per request
@@ -177,7 +208,9 @@ class DecoderRank(Recommender):
         rest = [j for j in range(len(items)) if j not in set(picked)]
         return np.asarray(picked + rest, dtype=np.int64)
 
-    def _rank_one(self, user: int, items: np.ndarray, k: int, marks: Marks | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def _rank_one(
+        self, user: int, items: np.ndarray, k: int, marks: Marks | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         if self.mode == "listwise":
             order = self._listwise(user, items, k, marks)[:k]
             return items[order], -np.arange(order.size, dtype=np.float32)
@@ -224,23 +257,40 @@ class DecoderRank(Recommender):
     def request_work(self, users: np.ndarray) -> RequestWork:
         """The decoder passes of these users' requests, plus the retriever's scoring (bench.measure.flops counts)."""
         work = self.decoder_work(users)
-        return RequestWork(n_requests=work["n_requests"], kind="decoder",
-                           decoder=DecoderPasses(work["config"], np.asarray(work["passes"], dtype=np.float64)),
-                           other=self._check_fitted().retriever.request_work(np.asarray(users, dtype=np.int64)))
+        return RequestWork(
+            n_requests=work["n_requests"],
+            kind="decoder",
+            decoder=DecoderPasses(work["config"], np.asarray(work["passes"], dtype=np.float64)),
+            other=self._check_fitted().retriever.request_work(np.asarray(users, dtype=np.int64)),
+        )
 
     def _request_shape(self, user: int, items: np.ndarray) -> dict[str, float]:
         """Token figures of one request: what the decoder processes, and what a hosted API would bill."""
         book = self._check_fitted().book
         if self.mode == "listwise":
             prompt = float(book.listwise_ids(user, items.tolist(), self.list_k).size)
-            return {"prompt": prompt, "output": float(self._new_tokens), "kv_tokens": prompt + self._new_tokens,
-                    "api_calls": 1.0, "api_input": prompt, "api_prefix": 0.0, "api_output": float(self._new_tokens)}
+            return {
+                "prompt": prompt,
+                "output": float(self._new_tokens),
+                "kv_tokens": prompt + self._new_tokens,
+                "api_calls": 1.0,
+                "api_input": prompt,
+                "api_prefix": 0.0,
+                "api_output": float(self._new_tokens),
+            }
         p = float(book.prefix_ids(user).size)
         s = np.array([book.suffix_ids(int(i)).size for i in items], dtype=np.float64)
         n = float(s.size)
         processed = float((p + s).sum()) if self.mode == "pointwise" else p + float(s.sum())
-        return {"prompt": processed, "output": 0.0, "kv_tokens": processed, "api_calls": n,
-                "api_input": float((p + s).sum()), "api_prefix": p, "api_output": n}
+        return {
+            "prompt": processed,
+            "output": 0.0,
+            "kv_tokens": processed,
+            "api_calls": n,
+            "api_input": float((p + s).sum()),
+            "api_prefix": p,
+            "api_output": n,
+        }
 
     # ------------------------------------------------------------------------------------ own timings
     def _timed_request(self, user: int, k: int, exclude) -> tuple[int, int, Marks, np.ndarray]:
@@ -289,41 +339,98 @@ class DecoderRank(Recommender):
             {"metric": "decoder_request", "samples_ms": request_ms, "load": PER_REQUEST},
             {"metric": "ttft", "samples_ms": first_ms, "load": PER_REQUEST},
             {"metric": "prefill", "samples_ms": prefill_ms, "load": PER_REQUEST},
-            {"metric": "prompt_tokens_per_rec", "value": mean["prompt"], "unit": "tokens", "n": n,
-             "flag": f"tokens the decoder prefills per recommendation ({self.mode}), counted with {TOKENIZER}"},
-            {"metric": "output_tokens_per_rec", "value": mean["output"], "unit": "tokens", "n": n,
-             "flag": "generated tokens per recommendation" if self.mode == "listwise" else
-             f"none generated: one answer-token log-probability read per candidate ({self.n_candidates})"},
-            {"metric": "prefill_tokens_per_s", "value": float(np.median(prefill_rates)), "unit": "tokens/s",
-             "load": PER_REQUEST, "n": n, "flag": "median over requests: prompt tokens / prefill time"},
-            {"metric": "kv_cache_bytes_per_rec", "value": mean["kv_tokens"] * per_token, "unit": "bytes", "n": n,
-             "label": "estimated", "flag": self._kv_flag(per_token)},
-            {"metric": "api_calls_per_rec", "value": mean["api_calls"], "unit": "calls", "n": n,
-             "flag": "the same request sent to a hosted API"},
-            {"metric": "api_input_tokens_per_rec", "value": mean["api_input"], "unit": "tokens", "n": n,
-             "flag": f"every call's whole prompt, {TOKENIZER}"},
-            {"metric": "api_prefix_tokens_per_call", "value": mean["api_prefix"], "unit": "tokens", "n": n,
-             "flag": "the part of each call's prompt shared with the others (cacheable by a provider)"},
-            {"metric": "api_output_tokens_per_rec", "value": mean["api_output"], "unit": "tokens", "n": n,
-             "flag": "one answer token per call" if self.mode != "listwise" else "the k-number list"},
+            {
+                "metric": "prompt_tokens_per_rec",
+                "value": mean["prompt"],
+                "unit": "tokens",
+                "n": n,
+                "flag": f"tokens the decoder prefills per recommendation ({self.mode}), counted with {TOKENIZER}",
+            },
+            {
+                "metric": "output_tokens_per_rec",
+                "value": mean["output"],
+                "unit": "tokens",
+                "n": n,
+                "flag": "generated tokens per recommendation"
+                if self.mode == "listwise"
+                else f"none generated: one answer-token log-probability read per candidate ({self.n_candidates})",
+            },
+            {
+                "metric": "prefill_tokens_per_s",
+                "value": float(np.median(prefill_rates)),
+                "unit": "tokens/s",
+                "load": PER_REQUEST,
+                "n": n,
+                "flag": "median over requests: prompt tokens / prefill time",
+            },
+            {
+                "metric": "kv_cache_bytes_per_rec",
+                "value": mean["kv_tokens"] * per_token,
+                "unit": "bytes",
+                "n": n,
+                "label": "estimated",
+                "flag": self._kv_flag(per_token),
+            },
+            {
+                "metric": "api_calls_per_rec",
+                "value": mean["api_calls"],
+                "unit": "calls",
+                "n": n,
+                "flag": "the same request sent to a hosted API",
+            },
+            {
+                "metric": "api_input_tokens_per_rec",
+                "value": mean["api_input"],
+                "unit": "tokens",
+                "n": n,
+                "flag": f"every call's whole prompt, {TOKENIZER}",
+            },
+            {
+                "metric": "api_prefix_tokens_per_call",
+                "value": mean["api_prefix"],
+                "unit": "tokens",
+                "n": n,
+                "flag": "the part of each call's prompt shared with the others (cacheable by a provider)",
+            },
+            {
+                "metric": "api_output_tokens_per_rec",
+                "value": mean["api_output"],
+                "unit": "tokens",
+                "n": n,
+                "flag": "one answer token per call" if self.mode != "listwise" else "the k-number list",
+            },
         ]
         after = {"shared-prefix": "suffix_pass", "listwise": "decode"}.get(self.mode)
         if after:  # the phase after the prefill: the suffixes over the cached prefix, or the generated tokens
             rows.append({"metric": after, "samples_ms": after_ms, "load": PER_REQUEST})
         if tpot_ms:
-            rows += [{"metric": "time_per_output_token", "samples_ms": tpot_ms, "load": PER_REQUEST,
-                      "unit_of_work": "tokens"},
-                     {"metric": "decode_tokens_per_s", "value": float(np.median(decode_rates)), "unit": "tokens/s",
-                      "load": PER_REQUEST, "n": n, "flag": "median over requests: decode steps / decode time"}]
+            rows += [
+                {
+                    "metric": "time_per_output_token",
+                    "samples_ms": tpot_ms,
+                    "load": PER_REQUEST,
+                    "unit_of_work": "tokens",
+                },
+                {
+                    "metric": "decode_tokens_per_s",
+                    "value": float(np.median(decode_rates)),
+                    "unit": "tokens/s",
+                    "load": PER_REQUEST,
+                    "n": n,
+                    "flag": "median over requests: decode steps / decode time",
+                },
+            ]
         if self.mode in SCORING_MODES and self.compare_users and self.compare_candidates:
             rows += self._compare(users, exclude)
         return rows
 
     def _kv_flag(self, per_token: int) -> str:
-        what = {"pointwise": "N prompts, each with its own copy of the history",
-                "shared-prefix": "the history once plus N suffixes (logical; this run's batched pass holds an "
-                                 "expanded copy of the prefix per row while it runs)",
-                "listwise": "one prompt plus the generated tokens"}[self.mode]
+        what = {
+            "pointwise": "N prompts, each with its own copy of the history",
+            "shared-prefix": "the history once plus N suffixes (logical; this run's batched pass holds an "
+            "expanded copy of the prefix per row while it runs)",
+            "listwise": "one prompt plus the generated tokens",
+        }[self.mode]
         return f"analytic: tokens held x {per_token:,} bytes per token (2 x layers x kv heads x head dim); {what}"
 
     def _compare(self, users: np.ndarray, exclude) -> list[dict]:
@@ -331,8 +438,8 @@ class DecoderRank(Recommender):
         `compare_candidates` candidates, `compare_rounds` rounds alternating the two, so drift in the machine's
         speed falls on both. The model is warm (the loads ran first); the agreement is every round's worst
         difference between the two executions' scores."""
-        chosen = users[:self.compare_users]
-        cands = self.candidates(chosen, exclude)[:, :self.compare_candidates]
+        chosen = users[: self.compare_users]
+        cands = self.candidates(chosen, exclude)[:, : self.compare_candidates]
         times: dict[str, list[float]] = {m: [] for m in SCORING_MODES}
         worst = 0.0
         for _ in range(self.compare_rounds):
@@ -344,28 +451,46 @@ class DecoderRank(Recommender):
                     times[mode].append((time.perf_counter_ns() - t0) / 1e6)
                 worst = max(worst, float(np.abs(scores["pointwise"] - scores["shared-prefix"]).max(initial=0.0)))
         where = f"{chosen.size} user(s) x {cands.shape[1]} candidates"
-        tokens = {m: float(sum(self._passes(int(u), c, m)[:, 0].sum() for u, c in zip(chosen.tolist(), cands)))
-                  for m in SCORING_MODES}
+        tokens = {
+            m: float(sum(self._passes(int(u), c, m)[:, 0].sum() for u, c in zip(chosen.tolist(), cands)))
+            for m in SCORING_MODES
+        }
         flag = "" if worst <= AGREEMENT_TOLERANCE else self._disagreement(where)
         return [
-            {"metric": "execution_max_abs_diff", "value": worst, "unit": "logprob", "n": int(cands.size),
-             "flag": flag or f"pointwise vs shared-prefix scores on {where}"},
+            {
+                "metric": "execution_max_abs_diff",
+                "value": worst,
+                "unit": "logprob",
+                "n": int(cands.size),
+                "flag": flag or f"pointwise vs shared-prefix scores on {where}",
+            },
             {"metric": "pointwise_request", "samples_ms": times["pointwise"], "load": "pairs"},
             {"metric": "shared_prefix_request", "samples_ms": times["shared-prefix"], "load": "pairs"},
-            {"metric": "naive_over_shared_prefix_time", "value": float(np.median(times["pointwise"])
-                                                                          / np.median(times["shared-prefix"])),
-             "unit": "ratio", "load": "pairs", "n": len(times["pointwise"]),
-             "flag": f"median request time, {where}, {self.compare_rounds} interleaved rounds"},
-            {"metric": "naive_over_shared_prefix_tokens", "value": tokens["pointwise"] / tokens["shared-prefix"],
-             "unit": "ratio", "n": int(chosen.size), "label": "estimated",
-             "flag": f"analytic: tokens each execution feeds the decoder, {where}"},
+            {
+                "metric": "naive_over_shared_prefix_time",
+                "value": float(np.median(times["pointwise"]) / np.median(times["shared-prefix"])),
+                "unit": "ratio",
+                "load": "pairs",
+                "n": len(times["pointwise"]),
+                "flag": f"median request time, {where}, {self.compare_rounds} interleaved rounds",
+            },
+            {
+                "metric": "naive_over_shared_prefix_tokens",
+                "value": tokens["pointwise"] / tokens["shared-prefix"],
+                "unit": "ratio",
+                "n": int(chosen.size),
+                "label": "estimated",
+                "flag": f"analytic: tokens each execution feeds the decoder, {where}",
+            },
         ]
 
     def _disagreement(self, where: str) -> str:
-        why = {BF16: "; bf16 rounds every activation to 8 mantissa bits, and the two executions multiply in "
-                       "different shapes and orders",
-               INT8: "; dynamic int8 quantises activations with a scale computed per call, so a prompt's result "
-                       "depends on what it is batched with"}.get(self.variant, "")
+        why = {
+            BF16: "; bf16 rounds every activation to 8 mantissa bits, and the two executions multiply in "
+            "different shapes and orders",
+            INT8: "; dynamic int8 quantises activations with a scale computed per call, so a prompt's result "
+            "depends on what it is batched with",
+        }.get(self.variant, "")
         return f"pointwise and shared-prefix differ by more than {AGREEMENT_TOLERANCE:g} on {where}{why}"
 
     def footprint(self) -> int:
@@ -375,8 +500,10 @@ class DecoderRank(Recommender):
         return int(fit.engine.footprint()) + int(fit.retriever.footprint())
 
     def __repr__(self) -> str:
-        return (f"DecoderRank(model={self.model!r}, mode={self.mode!r}, n_candidates={self.n_candidates}, "
-                f"variant={self.variant!r})")
+        return (
+            f"DecoderRank(model={self.model!r}, mode={self.mode!r}, n_candidates={self.n_candidates}, "
+            f"variant={self.variant!r})"
+        )
 
 
 def _non_negative(name: str, value: Any, model: str) -> int:

@@ -35,6 +35,7 @@ Serving: the trained transformer is saved and reloaded under the cell's variant 
 (fp32, fp16/bf16, int8 dynamic, onnx, onnx-int8), which runs the whole forward; the catalogue head is one
 float32 matrix product after it, the same for every variant.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -76,16 +77,34 @@ class TrainedGenerative(LLMRecommenderMixin, ScoringRecommender):
     name = "llm-generative"
     run_context_params = ("variant", "device", "threads", "seed")
 
-    def __init__(self, variant: str = FP32, device: str = "cpu", threads: int | None = None, hidden: int = 64,
-                 layers: int = 2, heads: int = 2, max_len: int = 50, dropout: float = 0.2, epochs: int = 40,
-                 train_batch_size: int = 32, lr: float = 3e-3, weight_decay: float = 0.0, patience: int = 3,
-                 train_budget_s: float = 300.0, batch_size: int = 256, seed: int = 0,
-                 cache_dir: str | Path | None = None, reuse_trained: bool = True, scoring: str = "last") -> None:
+    def __init__(
+        self,
+        variant: str = FP32,
+        device: str = "cpu",
+        threads: int | None = None,
+        hidden: int = 64,
+        layers: int = 2,
+        heads: int = 2,
+        max_len: int = 50,
+        dropout: float = 0.2,
+        epochs: int = 40,
+        train_batch_size: int = 32,
+        lr: float = 3e-3,
+        weight_decay: float = 0.0,
+        patience: int = 3,
+        train_budget_s: float = 300.0,
+        batch_size: int = 256,
+        seed: int = 0,
+        cache_dir: str | Path | None = None,
+        reuse_trained: bool = True,
+        scoring: str = "last",
+    ) -> None:
         super().__init__()
         self._params = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         if variant not in GENERATIVE_VARIANTS:
-            raise ConfigError(f"{self.name}: variant {variant!r} is not available: choose one of "
-                              f"{', '.join(GENERATIVE_VARIANTS)}")
+            raise ConfigError(
+                f"{self.name}: variant {variant!r} is not available: choose one of {', '.join(GENERATIVE_VARIANTS)}"
+            )
         from bench.recommenders.generative.next_item_training import DecoderShape, NextItemTraining
 
         self.variant = variant
@@ -101,17 +120,28 @@ class TrainedGenerative(LLMRecommenderMixin, ScoringRecommender):
         if not 0.0 <= float(dropout) < 1.0:
             raise ConfigError(f"{self.name}: dropout={dropout!r} is invalid: use a fraction in [0, 1)")
         if not (isinstance(patience, int) and patience >= 0):
-            raise ConfigError(f"{self.name}: patience={patience!r} is invalid: use a whole number of epochs, "
-                              "0 to switch early stopping off")
+            raise ConfigError(
+                f"{self.name}: patience={patience!r} is invalid: use a whole number of epochs, "
+                "0 to switch early stopping off"
+            )
         if weight_decay:
             check_fraction("weight_decay", weight_decay, self.name)
-        self.shape = DecoderShape(hidden=hidden, layers=check_positive("layers", layers, self.name, integer=True),
-                                  heads=heads, max_len=max_len, dropout=float(dropout))
+        self.shape = DecoderShape(
+            hidden=hidden,
+            layers=check_positive("layers", layers, self.name, integer=True),
+            heads=heads,
+            max_len=max_len,
+            dropout=float(dropout),
+        )
         self.train_cfg = NextItemTraining(
             epochs=check_positive("epochs", epochs, self.name, integer=True),
             batch_size=check_positive("train_batch_size", train_batch_size, self.name, integer=True),
-            lr=check_positive("lr", lr, self.name), weight_decay=float(weight_decay), patience=patience,
-            budget_s=check_positive("train_budget_s", train_budget_s, self.name), seed=int(seed))
+            lr=check_positive("lr", lr, self.name),
+            weight_decay=float(weight_decay),
+            patience=patience,
+            budget_s=check_positive("train_budget_s", train_budget_s, self.name),
+            seed=int(seed),
+        )
         self.batch_size = check_positive("batch_size", batch_size, self.name, integer=True)
         self.seed = int(seed)
         self.cache_dir = cache_dir
@@ -183,13 +213,21 @@ class TrainedGenerative(LLMRecommenderMixin, ScoringRecommender):
                 holdout = HoldOut.build(train_seqs, users, targets, self.shape.max_len, n_items)
         windows = training_windows(train_seqs, self.shape.max_len, n_items)
         if not windows:
-            raise ConfigError(f"{self.name}: no user has two train items, so there is no next item to learn: "
-                              "use a dataset with longer histories")
+            raise ConfigError(
+                f"{self.name}: no user has two train items, so there is no next item to learn: "
+                "use a dataset with longer histories"
+            )
         model = build_decoder(n_items, self.shape, self.seed)
         log = train_next_item(model, windows, self.train_cfg, n_items, holdout)
-        stats = {"architecture": "gpt-neox decoder", "hidden": self.shape.hidden, "layers": self.shape.layers,
-                 "heads": self.shape.heads, "max_len": self.shape.max_len,
-                 "n_parameters": int(sum(p.numel() for p in model.parameters())), **log.as_stats("train")}
+        stats = {
+            "architecture": "gpt-neox decoder",
+            "hidden": self.shape.hidden,
+            "layers": self.shape.layers,
+            "heads": self.shape.heads,
+            "max_len": self.shape.max_len,
+            "n_parameters": int(sum(p.numel() for p in model.parameters())),
+            **log.as_stats("train"),
+        }
         return model, stats
 
     def _serve(self, trained):
@@ -197,12 +235,24 @@ class TrainedGenerative(LLMRecommenderMixin, ScoringRecommender):
         from bench.models import ResolvedModel, count_parameters
         from bench.variants import build_sequence_model
 
-        resolved = ResolvedModel(name=MODEL_NAME, path=trained.directory, source="trained", cost_only=False,
-                                 n_parameters=count_parameters(trained.directory), architecture="decoder",
-                                 weights_sha256=trained.weights_sha256,
-                                 notes={"trained_on": "item sequences (TRAIN split)"})
-        return build_sequence_model(resolved, self.variant, self.device, self.threads, max_length=self.shape.max_len,
-                                    cache_dir=Path(self.cache_dir) if self.cache_dir else None)
+        resolved = ResolvedModel(
+            name=MODEL_NAME,
+            path=trained.directory,
+            source="trained",
+            cost_only=False,
+            n_parameters=count_parameters(trained.directory),
+            architecture="decoder",
+            weights_sha256=trained.weights_sha256,
+            notes={"trained_on": "item sequences (TRAIN split)"},
+        )
+        return build_sequence_model(
+            resolved,
+            self.variant,
+            self.device,
+            self.threads,
+            max_length=self.shape.max_len,
+            cache_dir=Path(self.cache_dir) if self.cache_dir else None,
+        )
 
     # ------------------------------------------------------------------------------------ per request
     def _forward(self, users: np.ndarray):
@@ -215,7 +265,7 @@ class TrainedGenerative(LLMRecommenderMixin, ScoringRecommender):
         lengths = np.fromiter((len(x) for x in inputs), dtype=np.int64, count=len(inputs))
         order = np.argsort(-lengths, kind="stable")
         for start in range(0, len(inputs), self.batch_size):
-            rows = order[start:start + self.batch_size]
+            rows = order[start : start + self.batch_size]
             ids, lens = pad_right([inputs[r] for r in rows], self.n_items)
             mask = (np.arange(ids.shape[1])[None, :] < lens[:, None]).astype(np.int64)
             yield rows, self.encoder.hidden_states(ids, mask), lens
@@ -241,24 +291,30 @@ class TrainedGenerative(LLMRecommenderMixin, ScoringRecommender):
         for rows, hidden, lens in self._forward(users):
             real = (np.arange(hidden.shape[1])[None, :] < lens[:, None]).astype(np.float32)[:, :, None]
             for a in range(0, len(rows), MEAN_CHUNK):  # (chunk, L, n_items) at a time bounds the memory
-                probs = _softmax(hidden[a:a + MEAN_CHUNK] @ item_matrix.T + item_bias)
-                mean = (probs * real[a:a + MEAN_CHUNK]).sum(axis=1) / lens[a:a + MEAN_CHUNK, None]
-                out[rows[a:a + MEAN_CHUNK]] = np.log(mean)
+                probs = _softmax(hidden[a : a + MEAN_CHUNK] @ item_matrix.T + item_bias)
+                mean = (probs * real[a : a + MEAN_CHUNK]).sum(axis=1) / lens[a : a + MEAN_CHUNK, None]
+                out[rows[a : a + MEAN_CHUNK]] = np.log(mean)
         return out
 
     def history_lengths(self, users: np.ndarray) -> np.ndarray:
         """Tokens each user's request feeds the transformer."""
-        return np.fromiter((len(self._inputs[u]) for u in np.asarray(users, dtype=np.int64).tolist()),
-                           dtype=np.int64, count=len(users))
+        return np.fromiter(
+            (len(self._inputs[u]) for u in np.asarray(users, dtype=np.int64).tolist()), dtype=np.int64, count=len(users)
+        )
 
     def request_work(self, users: np.ndarray) -> RequestWork:
         users = np.asarray(users, dtype=np.int64)
         n_items, d = self._head()[0].shape
         lengths = self.history_lengths(users)
         positions = len(users) if self.scoring == "last" else int(lengths.sum())  # head applications
-        return RequestWork(n_requests=len(users), encoder_config=self.encoder_config(), token_counts=lengths,
-                           scoring_macs=int(positions * n_items * d), kind="sequences",
-                           notes={"scoring": f"{self.scoring}: hidden . item embeddings ({n_items} x {d}) + bias"})
+        return RequestWork(
+            n_requests=len(users),
+            encoder_config=self.encoder_config(),
+            token_counts=lengths,
+            scoring_macs=int(positions * n_items * d),
+            kind="sequences",
+            notes={"scoring": f"{self.scoring}: hidden . item embeddings ({n_items} x {d}) + bias"},
+        )
 
     def footprint(self) -> int:
         if self.encoder is None:
@@ -268,8 +324,7 @@ class TrainedGenerative(LLMRecommenderMixin, ScoringRecommender):
 
     def __repr__(self) -> str:
         s = self.shape
-        return (f"TrainedGenerative(variant={self.variant!r}, hidden={s.hidden}, layers={s.layers}, "
-                f"max_len={s.max_len})")
+        return f"TrainedGenerative(variant={self.variant!r}, hidden={s.hidden}, layers={s.layers}, max_len={s.max_len})"
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

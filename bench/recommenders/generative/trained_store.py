@@ -7,6 +7,7 @@ would otherwise leave each cell a different model. The directory holds the trans
 `model.safetensors`, loadable by every variant), the catalogue head (`head.npz`) and `recbench-generative.json`
 (training figures, as measured when it was trained, and the sha256 of both files).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -43,8 +44,20 @@ def training_key(sequences: list[np.ndarray], n_items: int, settings: dict[str, 
     and seed, torch threads (float sums depend on them) and the library versions."""
     digest = hashlib.sha256()
     versions = {pkg: _version(pkg) for pkg in ("torch", "transformers")}
-    digest.update(json.dumps({"format": FORMAT, "n_items": n_items, "n_users": len(sequences), "threads": threads,
-                              "settings": settings, "versions": versions}, sort_keys=True, default=str).encode())
+    digest.update(
+        json.dumps(
+            {
+                "format": FORMAT,
+                "n_items": n_items,
+                "n_users": len(sequences),
+                "threads": threads,
+                "settings": settings,
+                "versions": versions,
+            },
+            sort_keys=True,
+            default=str,
+        ).encode()
+    )
     for seq in sequences:
         digest.update(np.asarray(len(seq), dtype=np.int64).tobytes())
         digest.update(np.ascontiguousarray(seq, dtype=np.int64).tobytes())
@@ -79,9 +92,11 @@ def save(body: Any, item_matrix: np.ndarray, item_bias: np.ndarray, stats: dict[
     try:
         body.save_pretrained(staging, safe_serialization=True)
         np.savez(staging / "head.npz", item_matrix=item_matrix, item_bias=item_bias)
-        meta = {"weights_sha256": sha256_file(staging / "model.safetensors"),
-                "head_sha256": sha256_file(staging / "head.npz"),
-                "stats": stats}
+        meta = {
+            "weights_sha256": sha256_file(staging / "model.safetensors"),
+            "head_sha256": sha256_file(staging / "head.npz"),
+            "stats": stats,
+        }
         (staging / MARKER).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
         if target.exists() and load(target) is None:
             shutil.rmtree(target, ignore_errors=True)

@@ -6,6 +6,7 @@ Each LLM recommender keeps `self.stats` (one-time costs, in seconds and bytes, n
 `self.encoder` (the TextEncoder or CrossEncoder it runs) and answers `cost_only`, `footprint()` and
 `request_work(users)`.
 """
+
 from __future__ import annotations
 
 import time
@@ -29,8 +30,16 @@ def wants_distillation(variant: str) -> bool:
     return is_distilled(variant)
 
 
-def make_encoder(model: Any, variant: str, device: str, threads: int | None, max_length: int,
-                 cache_dir: str | Path | None, distill_texts: Sequence[str] | None, cross: bool = False):
+def make_encoder(
+    model: Any,
+    variant: str,
+    device: str,
+    threads: int | None,
+    max_length: int,
+    cache_dir: str | Path | None,
+    distill_texts: Sequence[str] | None,
+    cross: bool = False,
+):
     """Build the TextEncoder (or CrossEncoder) under `variant`. `distill_texts` are the training texts: a
     student distils on them, and a static-int8 variant calibrates on them; passed on only when used."""
     from bench.variants import build_cross_encoder, build_encoder
@@ -38,10 +47,16 @@ def make_encoder(model: Any, variant: str, device: str, threads: int | None, max
 
     build = build_cross_encoder if cross else build_encoder
     texts = list(distill_texts) if distill_texts is not None else None
-    return build(model, variant=variant, device=device, threads=threads, max_length=max_length,
-                 distill_texts=texts if wants_distillation(variant) else None,
-                 calibration_texts=texts if calibrates(variant) else None,
-                 cache_dir=Path(cache_dir) if cache_dir is not None else None)
+    return build(
+        model,
+        variant=variant,
+        device=device,
+        threads=threads,
+        max_length=max_length,
+        distill_texts=texts if wants_distillation(variant) else None,
+        calibration_texts=texts if calibrates(variant) else None,
+        cache_dir=Path(cache_dir) if cache_dir is not None else None,
+    )
 
 
 #: parameters that change cost but not outputs (pairwise's two executions give the same scores)
@@ -68,18 +83,20 @@ class LLMRecommenderMixin(Recommender):
 
     def _record_encoder(self, build_s: float) -> None:
         prep = self.encoder.preparation
-        self.stats.update({
-            "encoder_build_s": build_s,  # loading (and, first time, making) the variant in this process
-            "prep_s": float(prep.seconds),  # export / quantise / distil, as measured when it was made
-            # the part of prep_s reused from the cache: the only preparation time not already inside fit_s
-            "prep_cached_s": float(getattr(prep, "reused_s", 0.0)),
-            "prep_file_bytes": int(prep.file_bytes),
-            "encoder_footprint_bytes": int(self.encoder.footprint()),
-            "model_name": self.encoder.model_name,
-            "variant": self.encoder.variant,
-            "device": self.encoder.device,
-            "cost_only": self.cost_only,
-        })
+        self.stats.update(
+            {
+                "encoder_build_s": build_s,  # loading (and, first time, making) the variant in this process
+                "prep_s": float(prep.seconds),  # export / quantise / distil, as measured when it was made
+                # the part of prep_s reused from the cache: the only preparation time not already inside fit_s
+                "prep_cached_s": float(getattr(prep, "reused_s", 0.0)),
+                "prep_file_bytes": int(prep.file_bytes),
+                "encoder_footprint_bytes": int(self.encoder.footprint()),
+                "model_name": self.encoder.model_name,
+                "variant": self.encoder.variant,
+                "device": self.encoder.device,
+                "cost_only": self.cost_only,
+            }
+        )
 
     def encoder_config(self) -> dict[str, Any]:
         require(self.encoder is not None, f"{getattr(self, 'name', 'recommender')} is not fitted: call fit(train)")
@@ -143,8 +160,10 @@ def check_retriever(retriever: str, model: str) -> str:
     from bench.recommenders import registry
 
     if registry.get(retriever).family == "llm":
-        raise ConfigError(f"{model}: retriever {retriever!r} is itself a language-model recommender: "
-                          "choose a classic one (pop, itemknn, userknn, biasedmf, ease, ials)")
+        raise ConfigError(
+            f"{model}: retriever {retriever!r} is itself a language-model recommender: "
+            "choose a classic one (pop, itemknn, userknn, biasedmf, ease, ials)"
+        )
     return retriever
 
 
@@ -166,8 +185,9 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
 def pca_components(x: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
     """(mean, components (dim, d_in)) of the rows of x, by SVD; component signs fixed for determinism."""
     if dim > min(x.shape):
-        raise ConfigError(f"dim={dim} is larger than the embedding size or item count {min(x.shape)}: pick a "
-                          "smaller reduction")
+        raise ConfigError(
+            f"dim={dim} is larger than the embedding size or item count {min(x.shape)}: pick a smaller reduction"
+        )
     mean = x.mean(axis=0)
     _, _, vt = np.linalg.svd((x - mean).astype(np.float64), full_matrices=False)
     comps = vt[:dim]

@@ -17,6 +17,7 @@ No tokenizer for GPT-2's byte-level BPE is available offline: the cost-only mode
 vocabulary (see bench.models), so prompt lengths are WordPiece counts; the logits still span GPT-2's 50,257-token
 vocabulary, as the real model's do.
 """
+
 from __future__ import annotations
 
 import time
@@ -37,8 +38,10 @@ from bench.work import Generations, RequestWork
 #: runtimes a decoder runs under here (PyTorch eager); ONNX/int8 variants are encoder exports
 DECODER_VARIANTS = (FP32, BF16, FP16)
 DEFAULT_MODEL = "gpt2-small-cost-only"
-PROMPT = ("A user recently liked: {profile}.\nWe recommend: {titles}.\n"
-          "In two sentences, explain to the user why these recommendations fit their taste:")
+PROMPT = (
+    "A user recently liked: {profile}.\nWe recommend: {titles}.\n"
+    "In two sentences, explain to the user why these recommendations fit their taste:"
+)
 
 
 @dataclass
@@ -53,8 +56,15 @@ class Generation:
 class Decoder:
     """A causal language model run greedily with a KV cache, in micro-batches of left-padded prompts."""
 
-    def __init__(self, model: Any, variant: str = FP32, device: str = "cpu", threads: int | None = None,
-                 max_prompt_tokens: int = 256, cache_dir: Any = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        variant: str = FP32,
+        device: str = "cpu",
+        threads: int | None = None,
+        max_prompt_tokens: int = 256,
+        cache_dir: Any = None,
+    ) -> None:
         from pathlib import Path
 
         import torch
@@ -66,8 +76,10 @@ class Decoder:
         from bench.variants.runtime import architecture_facts, load_tokenizer
 
         if variant not in DECODER_VARIANTS:
-            raise ConfigError(f"llm-explain: variant {variant!r} is not available for a decoder: choose one of "
-                              f"{', '.join(DECODER_VARIANTS)} (ONNX and int8 variants are encoder exports)")
+            raise ConfigError(
+                f"llm-explain: variant {variant!r} is not available for a decoder: choose one of "
+                f"{', '.join(DECODER_VARIANTS)} (ONNX and int8 variants are encoder exports)"
+            )
         self.device = resolve_device(device)
         self.threads = resolve_threads(threads)
         pin_torch_threads(self.threads)
@@ -75,8 +87,10 @@ class Decoder:
         self.notes = check_dtype_on_device(variant, self.device)
         self.resolved = resolve_model(model, cache_dir=Path(cache_dir) if cache_dir else None)
         if self.resolved.architecture != "decoder":
-            raise ConfigError(f"llm-explain: model {self.resolved.name!r} is an encoder; pass a causal decoder "
-                              f"such as {DEFAULT_MODEL!r}")
+            raise ConfigError(
+                f"llm-explain: model {self.resolved.name!r} is an encoder; pass a causal decoder "
+                f"such as {DEFAULT_MODEL!r}"
+            )
         self.model_name = self.resolved.name
         self.cost_only = self.resolved.cost_only
         self.max_prompt_tokens = int(max_prompt_tokens)
@@ -84,7 +98,8 @@ class Decoder:
         # A cost-only checkpoint is saved as the bare GPT2Model; the LM head is tied to the token embeddings
         # (GPT-2's tie_word_embeddings), so loading it as a causal LM adds no untrained weights.
         self.module = AutoModelForCausalLM.from_pretrained(
-            self.resolved.path, local_files_only=True, dtype=getattr(torch, EAGER_DTYPES[variant])).eval()
+            self.resolved.path, local_files_only=True, dtype=getattr(torch, EAGER_DTYPES[variant])
+        ).eval()
         self.module.to(self.device)
         self.load_s = time.perf_counter() - t0
         self.tokenizer = load_tokenizer(self.resolved.path)
@@ -97,8 +112,9 @@ class Decoder:
     def token_counts(self, prompts: list[str]) -> np.ndarray:
         if not prompts:
             return np.zeros(0, dtype=np.int64)
-        ids = self.tokenizer(prompts, add_special_tokens=False, truncation=True,
-                             max_length=self.max_prompt_tokens)["input_ids"]
+        ids = self.tokenizer(prompts, add_special_tokens=False, truncation=True, max_length=self.max_prompt_tokens)[
+            "input_ids"
+        ]
         return np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(prompts))
 
     def footprint(self) -> int:
@@ -106,8 +122,9 @@ class Decoder:
         # tied weights appear once in parameters(): no double count of the LM head
         return int(sum(t.numel() * t.element_size() for t in tensors))
 
-    def generate(self, prompts: list[str], new_tokens: int, batch_size: int,
-                 mark_first_token: bool = False) -> Generation:
+    def generate(
+        self, prompts: list[str], new_tokens: int, batch_size: int, mark_first_token: bool = False
+    ) -> Generation:
         import torch
 
         n = len(prompts)
@@ -116,18 +133,25 @@ class Decoder:
         marks: list[int] = []
         cuda = self.device == "cuda"
         for start in range(0, n, batch_size):
-            batch = prompts[start:start + batch_size]
-            enc = self.tokenizer(batch, add_special_tokens=False, padding=True, truncation=True,
-                                 max_length=self.max_prompt_tokens, return_tensors="pt")
+            batch = prompts[start : start + batch_size]
+            enc = self.tokenizer(
+                batch,
+                add_special_tokens=False,
+                padding=True,
+                truncation=True,
+                max_length=self.max_prompt_tokens,
+                return_tensors="pt",
+            )
             ids = enc["input_ids"].to(self.device)
             mask = enc["attention_mask"].to(self.device)
-            lengths[start:start + len(batch)] = enc["attention_mask"].sum(dim=1).numpy()
+            lengths[start : start + len(batch)] = enc["attention_mask"].sum(dim=1).numpy()
             # left padding: positions count real tokens only, so padded rows see the positions they would alone
             positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
             tokens = torch.empty((len(batch), new_tokens), dtype=torch.long, device=self.device)
             with torch.inference_mode():
-                step = self.module(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                                   logits_to_keep=1)
+                step = self.module(
+                    input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
+                )
                 token = step.logits[:, -1, :].argmax(dim=-1)
                 tokens[:, 0] = token
                 if mark_first_token:
@@ -139,12 +163,17 @@ class Decoder:
                 for i in range(1, new_tokens):
                     mask = torch.cat([mask, mask.new_ones((len(batch), 1))], dim=1)
                     last = last + 1
-                    step = self.module(input_ids=token[:, None], attention_mask=mask, position_ids=last[:, None],
-                                       past_key_values=past, use_cache=True)
+                    step = self.module(
+                        input_ids=token[:, None],
+                        attention_mask=mask,
+                        position_ids=last[:, None],
+                        past_key_values=past,
+                        use_cache=True,
+                    )
                     past = step.past_key_values
                     token = step.logits[:, -1, :].argmax(dim=-1)
                     tokens[:, i] = token
-            out[start:start + len(batch)] = tokens.cpu().numpy()  # copies back (and syncs) on CUDA
+            out[start : start + len(batch)] = tokens.cpu().numpy()  # copies back (and syncs) on CUDA
         return Generation(tokens=out, prompt_tokens=lengths, first_token_ns=marks)
 
 
@@ -152,29 +181,48 @@ class Explain(Recommender):
     name = "llm-explain"
     run_context_params = ("variant", "device", "threads", "seed")
 
-    def __init__(self, retriever: str = "ease", retriever_params: dict[str, Any] | None = None,
-                 model: Any = DEFAULT_MODEL, variant: str = FP32, device: str = "cpu", threads: int | None = None,
-                 new_tokens: int = 32, list_titles: int = 10, profile_len: int = 5,
-                 min_rating: float = DEFAULT_MIN_RATING, max_prompt_tokens: int = 256, batch_size: int = 16,
-                 ttft_requests: int = 30, ttft_min_requests: int = 10, ttft_max_s: float = 60.0,
-                 warmup_requests: int = 2, seed: int = 0, cache_dir: Any = None) -> None:
+    def __init__(
+        self,
+        retriever: str = "ease",
+        retriever_params: dict[str, Any] | None = None,
+        model: Any = DEFAULT_MODEL,
+        variant: str = FP32,
+        device: str = "cpu",
+        threads: int | None = None,
+        new_tokens: int = 32,
+        list_titles: int = 10,
+        profile_len: int = 5,
+        min_rating: float = DEFAULT_MIN_RATING,
+        max_prompt_tokens: int = 256,
+        batch_size: int = 16,
+        ttft_requests: int = 30,
+        ttft_min_requests: int = 10,
+        ttft_max_s: float = 60.0,
+        warmup_requests: int = 2,
+        seed: int = 0,
+        cache_dir: Any = None,
+    ) -> None:
         super().__init__()
         self._params = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         self.retriever_name = check_retriever(retriever, self.name)
         if variant not in DECODER_VARIANTS:
-            raise ConfigError(f"llm-explain: variant {variant!r} is not available for a decoder: choose one of "
-                              f"{', '.join(DECODER_VARIANTS)} (ONNX and int8 variants are encoder exports)")
+            raise ConfigError(
+                f"llm-explain: variant {variant!r} is not available for a decoder: choose one of "
+                f"{', '.join(DECODER_VARIANTS)} (ONNX and int8 variants are encoder exports)"
+            )
         self.retriever_params = dict(retriever_params or {})
         self.model, self.variant, self.device, self.threads = model, variant, device, threads
         self.new_tokens = check_positive("new_tokens", new_tokens, self.name, integer=True)
         self.list_titles = check_positive("list_titles", list_titles, self.name, integer=True)
-        self.profile = ProfileConfig(check_positive("profile_len", profile_len, self.name, integer=True),
-                                     float(min_rating))
+        self.profile = ProfileConfig(
+            check_positive("profile_len", profile_len, self.name, integer=True), float(min_rating)
+        )
         self.max_prompt_tokens = check_positive("max_prompt_tokens", max_prompt_tokens, self.name, integer=True)
         self.batch_size = check_positive("batch_size", batch_size, self.name, integer=True)
         self.ttft_requests = check_positive("ttft_requests", ttft_requests, self.name, integer=True)
-        self.ttft_min_requests = min(check_positive("ttft_min_requests", ttft_min_requests, self.name, integer=True),
-                                     self.ttft_requests)
+        self.ttft_min_requests = min(
+            check_positive("ttft_min_requests", ttft_min_requests, self.name, integer=True), self.ttft_requests
+        )
         self.ttft_max_s = check_positive("ttft_max_s", ttft_max_s, self.name)
         if int(warmup_requests) < 0:
             raise ConfigError(f"llm-explain: warmup_requests={warmup_requests!r} is invalid: use 0 or more")
@@ -207,13 +255,20 @@ class Explain(Recommender):
         self._profiles = build_profiles(train.interactions, train.item_text, train.n_users, self.profile)
         self._titles = [item_title(train.item_text, i) for i in range(train.n_items)]
         watch = Stopwatch()
-        self.decoder = Decoder(self.model, self.variant, self.device, self.threads, self.max_prompt_tokens,
-                               self.cache_dir)
-        self.stats = {"retriever": self.retriever_name, "retriever_fit_s": retriever_fit_s,
-                      "decoder_build_s": watch(), "model_name": self.decoder.model_name,
-                      "n_parameters": int(self.decoder.resolved.n_parameters),
-                      "new_tokens_per_rec": self.new_tokens, "titles_per_prompt": self.list_titles,
-                      "cost_only": self.cost_only, "decoding": "greedy, KV cache, fixed length (no early stop)"}
+        self.decoder = Decoder(
+            self.model, self.variant, self.device, self.threads, self.max_prompt_tokens, self.cache_dir
+        )
+        self.stats = {
+            "retriever": self.retriever_name,
+            "retriever_fit_s": retriever_fit_s,
+            "decoder_build_s": watch(),
+            "model_name": self.decoder.model_name,
+            "n_parameters": int(self.decoder.resolved.n_parameters),
+            "new_tokens_per_rec": self.new_tokens,
+            "titles_per_prompt": self.list_titles,
+            "cost_only": self.cost_only,
+            "decoding": "greedy, KV cache, fixed length (no early stop)",
+        }
         return self
 
     # ------------------------------------------------------------------------------------ per request
@@ -225,19 +280,22 @@ class Explain(Recommender):
 
     def prompts(self, users: np.ndarray, items: np.ndarray) -> list[str]:
         """One prompt per user: their profile and the titles of their first `list_titles` recommended items."""
-        shown = items[:, :self.list_titles]
-        return [PROMPT.format(profile=self._profiles[u] or "(nothing yet)",
-                              titles="; ".join(self._titles[i] for i in row))
-                for u, row in zip(np.asarray(users).tolist(), shown.tolist())]
+        shown = items[:, : self.list_titles]
+        return [
+            PROMPT.format(profile=self._profiles[u] or "(nothing yet)", titles="; ".join(self._titles[i] for i in row))
+            for u, row in zip(np.asarray(users).tolist(), shown.tolist())
+        ]
 
-    def _serve(self, users: np.ndarray, k: int, exclude: sp.csr_matrix | None,
-               mark_first_token: bool = False) -> tuple[TopK, Generation]:
+    def _serve(
+        self, users: np.ndarray, k: int, exclude: sp.csr_matrix | None, mark_first_token: bool = False
+    ) -> tuple[TopK, Generation]:
         retriever, decoder = self._fitted()
         users = np.asarray(users, dtype=np.int64)
         check_k(k, self.n_items)
         top = retriever.recommend(users, k, exclude=exclude)
-        generation = decoder.generate(self.prompts(users, top.items), self.new_tokens, self.batch_size,
-                                           mark_first_token=mark_first_token)
+        generation = decoder.generate(
+            self.prompts(users, top.items), self.new_tokens, self.batch_size, mark_first_token=mark_first_token
+        )
         return top, generation
 
     def recommend(self, users: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> TopK:
@@ -267,18 +325,26 @@ class Explain(Recommender):
             if i + 1 >= self.ttft_min_requests and time.perf_counter() - started > self.ttft_max_s:
                 break
         n = len(total_ms)
-        rows: list[dict] = [{"metric": "ttft", "samples_ms": ttft_ms, "load": PER_REQUEST,
-                             "unit_of_work": "requests"},
-                            {"metric": "explain_request", "samples_ms": total_ms, "load": PER_REQUEST,
-                             "unit_of_work": "requests"}]
+        rows: list[dict] = [
+            {"metric": "ttft", "samples_ms": ttft_ms, "load": PER_REQUEST, "unit_of_work": "requests"},
+            {"metric": "explain_request", "samples_ms": total_ms, "load": PER_REQUEST, "unit_of_work": "requests"},
+        ]
         if self.new_tokens > 1:
             # decode steps only: the prefill's token is the first one
             tpot = [(t - f) / (self.new_tokens - 1) for t, f in zip(total_ms, ttft_ms)]
-            rows.append({"metric": "time_per_output_token", "samples_ms": tpot, "load": PER_REQUEST,
-                         "unit_of_work": "tokens"})
-        rows.append({"metric": "output_tokens_per_s", "value": self.new_tokens * n / (sum(total_ms) / 1e3),
-                     "unit": "tokens/s", "load": PER_REQUEST, "n": n,
-                     "flag": "one request at a time: new tokens / end-to-end request time"})
+            rows.append(
+                {"metric": "time_per_output_token", "samples_ms": tpot, "load": PER_REQUEST, "unit_of_work": "tokens"}
+            )
+        rows.append(
+            {
+                "metric": "output_tokens_per_s",
+                "value": self.new_tokens * n / (sum(total_ms) / 1e3),
+                "unit": "tokens/s",
+                "load": PER_REQUEST,
+                "n": n,
+                "flag": "one request at a time: new tokens / end-to-end request time",
+            }
+        )
         return rows
 
     def request_work(self, users: np.ndarray) -> RequestWork | None:
@@ -289,9 +355,12 @@ class Explain(Recommender):
         retriever, decoder = self._fitted()
         top = retriever.recommend(users, min(self.list_titles, self.n_items))
         lengths = decoder.token_counts(self.prompts(users, top.items))
-        return RequestWork(n_requests=int(users.size), kind="generation",
-                           generation=Generations(dict(decoder.facts), lengths, self.new_tokens),
-                           other=retriever.request_work(users))
+        return RequestWork(
+            n_requests=int(users.size),
+            kind="generation",
+            generation=Generations(dict(decoder.facts), lengths, self.new_tokens),
+            other=retriever.request_work(users),
+        )
 
     def footprint(self) -> int:
         if self.decoder is None:
@@ -300,5 +369,7 @@ class Explain(Recommender):
         return int(decoder.footprint()) + int(retriever.footprint())
 
     def __repr__(self) -> str:
-        return (f"Explain(retriever={self.retriever_name!r}, model={self.model!r}, variant={self.variant!r}, "
-                f"new_tokens={self.new_tokens})")
+        return (
+            f"Explain(retriever={self.retriever_name!r}, model={self.model!r}, variant={self.variant!r}, "
+            f"new_tokens={self.new_tokens})"
+        )

@@ -8,6 +8,7 @@ tokenizer to a directory that `build_encoder` loads like any local model: so `in
 CPU budget: by default only the top `train_layers` transformer layers learn (embeddings and lower layers
 frozen), which roughly halves the backward cost; training stops at `max_steps` or `budget_s`.
 """
+
 from __future__ import annotations
 
 import time
@@ -65,10 +66,18 @@ def _freeze_lower(module, train_layers: int | None) -> int:
     return int(sum(p.numel() for p in module.parameters() if p.requires_grad))
 
 
-def finetune_contrastive(resolved: ResolvedModel, profiles: Sequence[str], pair_rows: np.ndarray,
-                         pair_users: np.ndarray, pair_items: np.ndarray, item_texts: Sequence[str], seen,
-                         out_dir: Path, cfg: FinetuneConfig,
-                         device: str = "cpu") -> tuple[ResolvedModel, Projection | None, TrainLog]:
+def finetune_contrastive(
+    resolved: ResolvedModel,
+    profiles: Sequence[str],
+    pair_rows: np.ndarray,
+    pair_users: np.ndarray,
+    pair_items: np.ndarray,
+    item_texts: Sequence[str],
+    seen,
+    out_dir: Path,
+    cfg: FinetuneConfig,
+    device: str = "cpu",
+) -> tuple[ResolvedModel, Projection | None, TrainLog]:
     """Fine-tune, save to `out_dir`, and return the saved model (resolved like a user's local directory)."""
     import torch
     import torch.nn.functional as F
@@ -93,7 +102,7 @@ def finetune_contrastive(resolved: ResolvedModel, profiles: Sequence[str], pair_
     if cfg.dim is not None:
         # seeded random orthogonal start: approximately preserves cosines (Johnson-Lindenstrauss) until trained
         q, _ = np.linalg.qr(rng.standard_normal((hidden, hidden)))
-        init = torch.from_numpy(q[:, :cfg.dim].astype(np.float32))
+        init = torch.from_numpy(q[:, : cfg.dim].astype(np.float32))
         heads = (torch.nn.Parameter(init.clone()), torch.nn.Parameter(init.clone()))
         params.append({"params": list(heads), "lr": cfg.head_lr})
     opt = torch.optim.AdamW(params, weight_decay=0.01)
@@ -115,7 +124,7 @@ def finetune_contrastive(resolved: ResolvedModel, profiles: Sequence[str], pair_
     while log.steps < cfg.max_steps:
         if cursor + cfg.batch_size > n:
             perm, cursor = rng.permutation(n), 0
-        idx = perm[cursor:cursor + cfg.batch_size]
+        idx = perm[cursor : cursor + cfg.batch_size]
         cursor += cfg.batch_size
         u = embed([profiles[r] for r in pair_rows[idx]])
         v = embed([item_texts[i] for i in pair_items[idx]])
@@ -133,9 +142,19 @@ def finetune_contrastive(resolved: ResolvedModel, profiles: Sequence[str], pair_
     log.extra = {"trainable_params": trainable, "pairs": n}
 
     module.eval()
-    saved = save_model(module, resolved, Path(out_dir), name=f"{resolved.name}-finetuned",
-                       notes={"finetuned_from": resolved.name, "base_sha256": resolved.weights_sha256,
-                              "config": asdict(cfg), "steps": log.steps, "stopped_by": log.stopped_by})
+    saved = save_model(
+        module,
+        resolved,
+        Path(out_dir),
+        name=f"{resolved.name}-finetuned",
+        notes={
+            "finetuned_from": resolved.name,
+            "base_sha256": resolved.weights_sha256,
+            "config": asdict(cfg),
+            "steps": log.steps,
+            "stopped_by": log.stopped_by,
+        },
+    )
     projection = None
     if heads is not None:
         zeros = np.zeros(hidden, dtype=np.float32)

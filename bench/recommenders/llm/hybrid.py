@@ -20,6 +20,7 @@ How the two are mixed (`mix`):
 Online work per request: the CF scores, the user tower's encoding of the profile text and its product
 with the item matrix, and (quantile) one sort of each user's scores.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -38,9 +39,23 @@ if TYPE_CHECKING:  # imported at fit time at run time
 
 MIXES = ("quantile", "slots")
 #: language-model stats that describe the model or its one-time costs; copied into the hybrid's stats
-_LM_STATS = ("encoder_build_s", "prep_s", "prep_cached_s", "prep_file_bytes", "encoder_footprint_bytes", "model_name", "variant",
-             "device", "cost_only", "encode_items_s", "n_items_encoded", "item_tokens_mean", "item_matrix_bytes",
-             "train_s", "mode")
+_LM_STATS = (
+    "encoder_build_s",
+    "prep_s",
+    "prep_cached_s",
+    "prep_file_bytes",
+    "encoder_footprint_bytes",
+    "model_name",
+    "variant",
+    "device",
+    "cost_only",
+    "encode_items_s",
+    "n_items_encoded",
+    "item_tokens_mean",
+    "item_matrix_bytes",
+    "train_s",
+    "mode",
+)
 
 
 def quantile_map(lm: np.ndarray, cf: np.ndarray, warm: np.ndarray) -> np.ndarray:
@@ -82,26 +97,47 @@ class Hybrid(LLMRecommenderMixin, ScoringRecommender):
     name = "llm-hybrid"
     run_context_params = ("variant", "device", "threads", "seed")
 
-    def __init__(self, cf: str = "ease", cf_params: dict[str, Any] | None = None, model: Any = "minilm",
-                 variant: str = FP32, device: str = "cpu", threads: int | None = None, mode: str = "zero-shot",
-                 lm_params: dict[str, Any] | None = None, mix: str = "quantile", cold_share: float = 0.2,
-                 seed: int = 0, cache_dir: Any = None) -> None:
+    def __init__(
+        self,
+        cf: str = "ease",
+        cf_params: dict[str, Any] | None = None,
+        model: Any = "minilm",
+        variant: str = FP32,
+        device: str = "cpu",
+        threads: int | None = None,
+        mode: str = "zero-shot",
+        lm_params: dict[str, Any] | None = None,
+        mix: str = "quantile",
+        cold_share: float = 0.2,
+        seed: int = 0,
+        cache_dir: Any = None,
+    ) -> None:
         super().__init__()
         self._params = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         from bench.recommenders import registry
 
         entry = registry.get(cf)
         if entry.family != "classic":
-            raise ConfigError(f"{self.name}: cf={cf!r} is not a classic recommender: choose one of pop, itemknn, "
-                              "userknn, biasedmf, ease, ials")
+            raise ConfigError(
+                f"{self.name}: cf={cf!r} is not a classic recommender: choose one of pop, itemknn, "
+                "userknn, biasedmf, ease, ials"
+            )
         entry.check_params(dict(cf_params or {}))
         self.cf_name, self.cf_params = cf, dict(cf_params or {})
         lm_params = dict(lm_params or {})
         clash = sorted(set(lm_params) & {"model", "variant", "device", "threads", "mode", "seed", "cache_dir"})
         if clash:
             raise ConfigError(f"{self.name}: pass {', '.join(clash)} directly, not inside lm_params")
-        self.lm_kwargs = {"model": model, "variant": variant, "device": device, "threads": threads, "mode": mode,
-                          "seed": seed, "cache_dir": cache_dir, **lm_params}
+        self.lm_kwargs = {
+            "model": model,
+            "variant": variant,
+            "device": device,
+            "threads": threads,
+            "mode": mode,
+            "seed": seed,
+            "cache_dir": cache_dir,
+            **lm_params,
+        }
         registry.get("llm-two-tower").check_params(self.lm_kwargs)
         self.model, self.variant, self.device, self.threads, self.mode = model, variant, device, threads, mode
         self.mix = check_choice("mix", mix, MIXES, self.name)
@@ -119,12 +155,14 @@ class Hybrid(LLMRecommenderMixin, ScoringRecommender):
         from bench.recommenders.llm.two_tower import TwoTower
 
         self._remember_seen(train)
-        self.warm_ = np.bincount(train.interactions.items, minlength=train.n_items)[:train.n_items] > 0
+        self.warm_ = np.bincount(train.interactions.items, minlength=train.n_items)[: train.n_items] > 0
         watch = Stopwatch()
         cf = registry.get(self.cf_name).build(**self.cf_params).fit(train)
         if not isinstance(cf, ScoringRecommender):  # every classic recommender is: the mix needs all its scores
-            raise ConfigError(f"{self.name}: cf={self.cf_name!r} does not score every item: choose one of pop, "
-                              "itemknn, userknn, biasedmf, ease, ials")
+            raise ConfigError(
+                f"{self.name}: cf={self.cf_name!r} does not score every item: choose one of pop, "
+                "itemknn, userknn, biasedmf, ease, ials"
+            )
         self.cf = cf
         cf_fit_s = watch()
         watch = Stopwatch()
@@ -132,8 +170,15 @@ class Hybrid(LLMRecommenderMixin, ScoringRecommender):
         lm_fit_s = watch()
         self.encoder = self.lm.encoder
         self.stats = {k: self.lm.stats[k] for k in _LM_STATS if k in self.lm.stats}
-        self.stats.update({"cf": self.cf_name, "mix": self.mix, "cf_fit_s": cf_fit_s, "lm_fit_s": lm_fit_s,
-                           "n_cold_items_at_fit": int((~self.warm_).sum())})
+        self.stats.update(
+            {
+                "cf": self.cf_name,
+                "mix": self.mix,
+                "cf_fit_s": cf_fit_s,
+                "lm_fit_s": lm_fit_s,
+                "n_cold_items_at_fit": int((~self.warm_).sum()),
+            }
+        )
         if self.mix == "slots":
             self.stats["cold_share"] = self.cold_share
         return self
@@ -148,8 +193,7 @@ class Hybrid(LLMRecommenderMixin, ScoringRecommender):
     def _scores(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         cf, lm, _ = self._fitted()
         users = np.asarray(users, dtype=np.int64)
-        return (np.asarray(cf.score(users), dtype=np.float32),
-                np.asarray(lm.score(users), dtype=np.float32))
+        return (np.asarray(cf.score(users), dtype=np.float32), np.asarray(lm.score(users), dtype=np.float32))
 
     def _quantile_mix(self, users: np.ndarray, seen: sp.csr_matrix | None) -> np.ndarray:
         """CF for warm items, the language model mapped onto CF's scale for cold ones; excluded (seen) items
@@ -201,10 +245,15 @@ class Hybrid(LLMRecommenderMixin, ScoringRecommender):
         """The language model's work (user tower + item product), with CF's scoring as the other model's work."""
         cf, lm, _ = self._fitted()
         work = lm.request_work(users)
-        return RequestWork(n_requests=work.n_requests, encoder_config=work.encoder_config,
-                           token_counts=work.token_counts, scoring_macs=work.scoring_macs, kind=work.kind,
-                           notes={**work.notes, "cf": self.cf_name},
-                           other=cf.request_work(np.asarray(users, dtype=np.int64)))
+        return RequestWork(
+            n_requests=work.n_requests,
+            encoder_config=work.encoder_config,
+            token_counts=work.token_counts,
+            scoring_macs=work.scoring_macs,
+            kind=work.kind,
+            notes={**work.notes, "cf": self.cf_name},
+            other=cf.request_work(np.asarray(users, dtype=np.int64)),
+        )
 
     def footprint(self) -> int:
         if self.lm is None:

@@ -21,6 +21,7 @@ so for every user the items are ordered by d(i) alone: one global ranking, shift
 "interaction"` adds the element-wise product of the two projections (a bilinear term
 (P_u f(u))^T diag(a_x) (P_i g(i))), which can order items differently for different users.
 """
+
 from __future__ import annotations
 
 import time
@@ -66,8 +67,8 @@ class _HeadWeights:
         self.user_w, self.user_b = user_w, user_b  # (d_in, p), (p,)
         self.item_w, self.item_b = item_w, item_b
         p = user_w.shape[1]
-        self.a_user, self.a_item = out_w[:p], out_w[p:2 * p]
-        self.a_cross = out_w[2 * p:] if head == "interaction" else None
+        self.a_user, self.a_item = out_w[:p], out_w[p : 2 * p]
+        self.a_cross = out_w[2 * p :] if head == "interaction" else None
         self.out_b = float(out_b)
 
     def users(self, f: np.ndarray) -> np.ndarray:
@@ -95,9 +96,21 @@ class _HeadWeights:
         return int(sum(a.nbytes for a in arrays if a is not None) + 4)
 
 
-def _train_head(f_users: np.ndarray, g_items: np.ndarray, rows: np.ndarray, items: np.ndarray,
-                ratings: np.ndarray, head: str, proj_dim: int, epochs: int, batch_size: int, lr: float,
-                weight_decay: float, budget_s: float, seed: int) -> tuple[_HeadWeights, TrainLog]:
+def _train_head(
+    f_users: np.ndarray,
+    g_items: np.ndarray,
+    rows: np.ndarray,
+    items: np.ndarray,
+    ratings: np.ndarray,
+    head: str,
+    proj_dim: int,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    budget_s: float,
+    seed: int,
+) -> tuple[_HeadWeights, TrainLog]:
     """MSE on (profile row, item, rating) triples with frozen features; seeded and deterministic."""
     import torch
 
@@ -124,7 +137,7 @@ def _train_head(f_users: np.ndarray, g_items: np.ndarray, rows: np.ndarray, item
         perm = torch.randperm(n, generator=gen)
         total = 0.0
         for s in range(steps_per_epoch):
-            idx = perm[s * batch_size:(s + 1) * batch_size]
+            idx = perm[s * batch_size : (s + 1) * batch_size]
             pu, pi = user_proj(fu[rows_t[idx]]), item_proj(gi[items_t[idx]])
             z = torch.cat([pu, pi, pu * pi] if head == "interaction" else [pu, pi], dim=1)
             loss = torch.mean((out(z).squeeze(-1) - y[idx]) ** 2)
@@ -143,8 +156,15 @@ def _train_head(f_users: np.ndarray, g_items: np.ndarray, rows: np.ndarray, item
             break
     log.seconds = time.perf_counter() - t0
     t = lambda p: p.detach().numpy().copy()  # noqa: E731
-    weights = _HeadWeights(t(user_proj.weight).T.copy(), t(user_proj.bias), t(item_proj.weight).T.copy(),
-                           t(item_proj.bias), t(out.weight).ravel(), float(out.bias.detach()), head)
+    weights = _HeadWeights(
+        t(user_proj.weight).T.copy(),
+        t(user_proj.bias),
+        t(item_proj.weight).T.copy(),
+        t(item_proj.bias),
+        t(out.weight).ravel(),
+        float(out.bias.detach()),
+        head,
+    )
     return weights, log
 
 
@@ -153,21 +173,39 @@ class Pairwise(LLMRecommenderMixin, ScoringRecommender):
     run_context_params = ("variant", "device", "threads", "seed")
     predicts_ratings = True
 
-    def __init__(self, model: Any = "minilm", variant: str = FP32, device: str = "cpu",
-                 threads: int | None = None, head: str = "concat", execution: str = "cached",
-                 proj_dim: int = 64, profile_len: int = DEFAULT_PROFILE_LEN,
-                 min_rating: float = DEFAULT_MIN_RATING, item_fields: str = "describe", holdout_frac: float = 0.5,
-                 epochs: int = 15, train_batch_size: int = 1024, lr: float = 2e-3, weight_decay: float = 1e-5,
-                 train_budget_s: float = 120.0, clip: bool = True, batch_size: int = 64, max_length: int = 128,
-                 seed: int = 0, cache_dir: Any = None) -> None:
+    def __init__(
+        self,
+        model: Any = "minilm",
+        variant: str = FP32,
+        device: str = "cpu",
+        threads: int | None = None,
+        head: str = "concat",
+        execution: str = "cached",
+        proj_dim: int = 64,
+        profile_len: int = DEFAULT_PROFILE_LEN,
+        min_rating: float = DEFAULT_MIN_RATING,
+        item_fields: str = "describe",
+        holdout_frac: float = 0.5,
+        epochs: int = 15,
+        train_batch_size: int = 1024,
+        lr: float = 2e-3,
+        weight_decay: float = 1e-5,
+        train_budget_s: float = 120.0,
+        clip: bool = True,
+        batch_size: int = 64,
+        max_length: int = 128,
+        seed: int = 0,
+        cache_dir: Any = None,
+    ) -> None:
         super().__init__()
         self._params = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         self.model, self.variant, self.device, self.threads = model, variant, device, threads
         self.head = check_choice("head", head, HEADS, self.name)
         self.execution = check_choice("execution", execution, EXECUTIONS, self.name)
         self.proj_dim = check_positive("proj_dim", proj_dim, self.name, integer=True)
-        self.profile = ProfileConfig(check_positive("profile_len", profile_len, self.name, integer=True),
-                                     float(min_rating))
+        self.profile = ProfileConfig(
+            check_positive("profile_len", profile_len, self.name, integer=True), float(min_rating)
+        )
         self.item_fields = check_choice("item_fields", item_fields, ("describe", "title"), self.name)
         self.holdout_frac = check_fraction("holdout_frac", holdout_frac, self.name)
         self.epochs = check_positive("epochs", epochs, self.name, integer=True)
@@ -194,15 +232,26 @@ class Pairwise(LLMRecommenderMixin, ScoringRecommender):
         inter = train.interactions
         if len(inter) == 0:
             raise ConfigError("llm-pairwise: the train split is empty: nothing to learn ratings from")
-        self.stats = {"head": self.head, "execution": self.execution, "proj_dim": self.proj_dim,
-                      "profile_len": self.profile.max_titles,
-                      "trained": "projections + head on frozen transformer features (MSE)"}
+        self.stats = {
+            "head": self.head,
+            "execution": self.execution,
+            "proj_dim": self.proj_dim,
+            "profile_len": self.profile.max_titles,
+            "trained": "projections + head on frozen transformer features (MSE)",
+        }
         self._profiles = build_profiles(inter, train.item_text, train.n_users, self.profile)
         self._item_texts = item_texts(train.item_text, self.item_fields)
         self._rating_range = (float(inter.ratings.min()), float(inter.ratings.max()))
         watch = Stopwatch()
-        self.encoder = make_encoder(self.model, self.variant, self.device, self.threads, self.max_length,
-                                    self.cache_dir, distill_texts=self._item_texts + [p for p in self._profiles if p])
+        self.encoder = make_encoder(
+            self.model,
+            self.variant,
+            self.device,
+            self.threads,
+            self.max_length,
+            self.cache_dir,
+            distill_texts=self._item_texts + [p for p in self._profiles if p],
+        )
         self._record_encoder(watch())
 
         watch = Stopwatch()
@@ -212,8 +261,10 @@ class Pairwise(LLMRecommenderMixin, ScoringRecommender):
 
         part_a, part_b = holdout_split(inter, self.holdout_frac, self.seed)
         if len(part_b) == 0:
-            raise ConfigError("llm-pairwise: no user has two train ratings, so no leak-free target exists; "
-                              "use a split with more interactions per user")
+            raise ConfigError(
+                "llm-pairwise: no user has two train ratings, so no leak-free target exists; "
+                "use a split with more interactions per user"
+            )
         profiles_a = build_profiles(part_a, train.item_text, train.n_users, self.profile)
         users = np.unique(part_b.users).astype(np.int64)
         row_of = np.full(train.n_users, -1, dtype=np.int64)
@@ -221,10 +272,21 @@ class Pairwise(LLMRecommenderMixin, ScoringRecommender):
         watch = Stopwatch()
         f_users = self.encoder.encode([profiles_a[u] for u in users], self.batch_size)
         self.stats["encode_train_profiles_s"] = watch()
-        self.weights, log = _train_head(f_users, g_items, row_of[part_b.users.astype(np.int64)],
-                                        part_b.items, part_b.ratings, self.head, self.proj_dim, self.epochs,
-                                        self.train_batch_size, self.lr, self.weight_decay, self.train_budget_s,
-                                        self.seed)
+        self.weights, log = _train_head(
+            f_users,
+            g_items,
+            row_of[part_b.users.astype(np.int64)],
+            part_b.items,
+            part_b.ratings,
+            self.head,
+            self.proj_dim,
+            self.epochs,
+            self.train_batch_size,
+            self.lr,
+            self.weight_decay,
+            self.train_budget_s,
+            self.seed,
+        )
         self.stats.update(log.as_stats("train"))
         self.stats["train_ratings"] = len(part_b)
         self.stats["train_s"] = self.stats["encode_train_profiles_s"] + log.seconds
@@ -284,8 +346,11 @@ class Pairwise(LLMRecommenderMixin, ScoringRecommender):
         naive = self.score_pairs(users, items, "naive")
         cached = self.score_pairs(users, items, "cached")
         diff = np.abs(naive.astype(np.float64) - cached.astype(np.float64))
-        return {"max_abs_diff": float(diff.max(initial=0.0)), "mean_abs_diff": float(diff.mean()) if diff.size else 0.0,
-                "pairs": int(diff.size)}
+        return {
+            "max_abs_diff": float(diff.max(initial=0.0)),
+            "mean_abs_diff": float(diff.mean()) if diff.size else 0.0,
+            "pairs": int(diff.size),
+        }
 
     def extra_measurements(self, users: np.ndarray, k: int, exclude=None) -> list[dict]:
         """Both executions on the same fixed pairs, timed and compared: the run's own proof that they agree
@@ -315,18 +380,32 @@ class Pairwise(LLMRecommenderMixin, ScoringRecommender):
         where = f"{users.size} users x {per_user} items"
         ratio = float(np.median(times_ms["naive"]) / np.median(times_ms["cached"]))
         return [
-            {"metric": "execution_max_abs_diff", "value": worst, "unit": "rating", "n": n_pairs,
-             "flag": "" if worst <= AGREEMENT_TOLERANCE else self._disagreement(where)},
-            {"metric": "execution_mean_abs_diff", "value": agreement["mean_abs_diff"], "unit": "rating",
-             "n": n_pairs},
+            {
+                "metric": "execution_max_abs_diff",
+                "value": worst,
+                "unit": "rating",
+                "n": n_pairs,
+                "flag": "" if worst <= AGREEMENT_TOLERANCE else self._disagreement(where),
+            },
+            {"metric": "execution_mean_abs_diff", "value": agreement["mean_abs_diff"], "unit": "rating", "n": n_pairs},
             {"metric": "naive_pair", "samples_ms": times_ms["naive"], "load": "pairs", "unit_of_work": "pairs"},
             {"metric": "cached_pair", "samples_ms": times_ms["cached"], "load": "pairs", "unit_of_work": "pairs"},
-            {"metric": "naive_over_cached_time", "value": ratio, "unit": "ratio", "load": "pairs",
-             "n": EXECUTION_ROUNDS, "flag": f"median time per pair, {where}, interleaved rounds"},
+            {
+                "metric": "naive_over_cached_time",
+                "value": ratio,
+                "unit": "ratio",
+                "load": "pairs",
+                "n": EXECUTION_ROUNDS,
+                "flag": f"median time per pair, {where}, interleaved rounds",
+            },
             # the whole catalogue per user: what ranking with the naive execution would cost (analytic)
-            {"metric": "naive_over_cached_flops_full_ranking",
-             "work_ratio": (self.request_work(users, "naive"), self.request_work(users, "cached")),
-             "unit": "ratio", "n": int(users.size), "flag": "analytic FLOPs, every item scored per user"},
+            {
+                "metric": "naive_over_cached_flops_full_ranking",
+                "work_ratio": (self.request_work(users, "naive"), self.request_work(users, "cached")),
+                "unit": "ratio",
+                "n": int(users.size),
+                "flag": "analytic FLOPs, every item scored per user",
+            },
         ]
 
     def _disagreement(self, where: str) -> str:
@@ -334,8 +413,10 @@ class Pairwise(LLMRecommenderMixin, ScoringRecommender):
         if precision_of(self.variant) == INT8:
             # measured on the real MiniLM: one text alone vs in a batch of three, cosine 0.993 (onnx-int8),
             # 0.966 (int8); fp32 and onnx agree to 1e-7
-            why = ("; dynamic int8 quantises activations with a scale computed over each batch, so a text's "
-                   "embedding depends on the texts batched with it, and the two executions batch differently")
+            why = (
+                "; dynamic int8 quantises activations with a scale computed over each batch, so a text's "
+                "embedding depends on the texts batched with it, and the two executions batch differently"
+            )
         return f"naive and cached differ by more than {AGREEMENT_TOLERANCE:g} on {where}{why}"
 
     def request_work(self, users: np.ndarray, execution: str | None = None) -> RequestWork:
@@ -354,8 +435,14 @@ class Pairwise(LLMRecommenderMixin, ScoringRecommender):
         else:
             counts = profile_tokens
             macs = len(users) * (d_in * p + head_macs)
-        return RequestWork(n_requests=len(users), encoder_config=self.encoder_config(), token_counts=counts,
-                           scoring_macs=int(macs), kind="texts", notes={"execution": execution, "head": self.head})
+        return RequestWork(
+            n_requests=len(users),
+            encoder_config=self.encoder_config(),
+            token_counts=counts,
+            scoring_macs=int(macs),
+            kind="texts",
+            notes={"execution": execution, "head": self.head},
+        )
 
     def footprint(self) -> int:
         if self.encoder is None:
@@ -366,5 +453,7 @@ class Pairwise(LLMRecommenderMixin, ScoringRecommender):
         return int(self.encoder.footprint()) + items + weights.nbytes()
 
     def __repr__(self) -> str:
-        return f"Pairwise(model={self.model!r}, variant={self.variant!r}, head={self.head!r}, " \
-               f"execution={self.execution!r})"
+        return (
+            f"Pairwise(model={self.model!r}, variant={self.variant!r}, head={self.head!r}, "
+            f"execution={self.execution!r})"
+        )

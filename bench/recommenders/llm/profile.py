@@ -7,6 +7,7 @@ put the rating into the item text; that leaks the answer into the input).
 The hold-out split lets a recommender learn from (profile, target item) pairs without touching valid or
 test: per user, part A of the train interactions builds the profile, part B supplies the targets.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -58,8 +59,9 @@ def has_ratings(interactions: Interactions) -> bool:
     return len(r) > 0 and bool(np.any(r != r[0]))
 
 
-def recent_liked(interactions: Interactions, n_users: int, max_titles: int,
-                 min_rating: float = DEFAULT_MIN_RATING) -> list[np.ndarray]:
+def recent_liked(
+    interactions: Interactions, n_users: int, max_titles: int, min_rating: float = DEFAULT_MIN_RATING
+) -> list[np.ndarray]:
     """Per user, up to `max_titles` item indices: liked items, most recent first.
 
     Liked = rating >= min_rating where ratings exist, else every event. A user who liked nothing falls
@@ -69,8 +71,11 @@ def recent_liked(interactions: Interactions, n_users: int, max_titles: int,
     n = len(interactions)
     users = interactions.users.astype(np.int64)
     items = interactions.items.astype(np.int64)
-    recency = (interactions.timestamps.astype(np.int64) if interactions.timestamps is not None
-               else np.arange(n, dtype=np.int64))
+    recency = (
+        interactions.timestamps.astype(np.int64)
+        if interactions.timestamps is not None
+        else np.arange(n, dtype=np.int64)
+    )
     liked = (interactions.ratings >= min_rating) if has_ratings(interactions) else np.ones(n, dtype=bool)
     # a user with no liked event keeps all events
     liked_count = np.bincount(users[liked], minlength=n_users)
@@ -83,11 +88,12 @@ def recent_liked(interactions: Interactions, n_users: int, max_titles: int,
     sel = pos < max_titles
     users, items = users[sel], items[sel]
     bounds = np.searchsorted(users, np.arange(n_users + 1), side="left")
-    return [items[bounds[u]:bounds[u + 1]] for u in range(n_users)]
+    return [items[bounds[u] : bounds[u + 1]] for u in range(n_users)]
 
 
-def build_profiles(interactions: Interactions, item_text: ItemText, n_users: int,
-                   config: ProfileConfig = ProfileConfig()) -> list[str]:
+def build_profiles(
+    interactions: Interactions, item_text: ItemText, n_users: int, config: ProfileConfig = ProfileConfig()
+) -> list[str]:
     """One profile text per user (dense index); an empty string for a user with no interactions."""
     config.validate()
     texts = item_texts(item_text, config.fields)

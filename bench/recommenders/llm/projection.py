@@ -5,6 +5,7 @@ similarity stays a cosine. Zero-shot with `dim` uses the item embeddings' PCA fo
 article's reduction step, unsupervised); the `projection` mode learns the two matrices with InfoNCE on
 (profile, held-out train item) pairs while the transformer stays frozen.
 """
+
 from __future__ import annotations
 
 import time
@@ -74,9 +75,14 @@ class TrainLog:
         self.loss_last = value
 
     def as_stats(self, prefix: str) -> dict[str, Any]:
-        out = {f"{prefix}_steps": self.steps, f"{prefix}_epochs": round(self.epochs, 3),
-               f"{prefix}_loss_first": self.loss_first, f"{prefix}_loss_last": self.loss_last,
-               f"{prefix}_stopped_by": self.stopped_by, f"{prefix}_s": self.seconds}
+        out = {
+            f"{prefix}_steps": self.steps,
+            f"{prefix}_epochs": round(self.epochs, 3),
+            f"{prefix}_loss_first": self.loss_first,
+            f"{prefix}_loss_last": self.loss_last,
+            f"{prefix}_stopped_by": self.stopped_by,
+            f"{prefix}_s": self.seconds,
+        }
         out.update({f"{prefix}_{k}": v for k, v in self.extra.items()})
         return out
 
@@ -92,9 +98,16 @@ def identity_projection(item_emb: np.ndarray) -> Projection:
     return Projection(item_emb.mean(axis=0).astype(np.float32), eye, eye.copy())
 
 
-def train_projection(profile_emb: np.ndarray, pair_rows: np.ndarray, pair_users: np.ndarray,
-                     pair_items: np.ndarray, item_emb: np.ndarray, seen, init: Projection,
-                     cfg: ProjectionTraining) -> tuple[Projection, TrainLog]:
+def train_projection(
+    profile_emb: np.ndarray,
+    pair_rows: np.ndarray,
+    pair_users: np.ndarray,
+    pair_items: np.ndarray,
+    item_emb: np.ndarray,
+    seen,
+    init: Projection,
+    cfg: ProjectionTraining,
+) -> tuple[Projection, TrainLog]:
     """Learn user/item matrices with InfoNCE on frozen embeddings; deterministic for a seed.
 
     pair j: profile_emb[pair_rows[j]] (user pair_users[j]) should rank item pair_items[j] first. Known
@@ -129,7 +142,7 @@ def train_projection(profile_emb: np.ndarray, pair_rows: np.ndarray, pair_users:
     for epoch in range(cfg.epochs):
         perm = torch.randperm(n, generator=gen)
         for s in range(steps_per_epoch):
-            idx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+            idx = perm[s * cfg.batch_size : (s + 1) * cfg.batch_size]
             users_np = pair_users[idx.numpy()]
             items_np = pair_items[idx.numpy()]
             u = F.normalize(p[rows_t[idx]] @ wu, dim=-1)

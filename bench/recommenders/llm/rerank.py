@@ -15,6 +15,7 @@ only as far as it helped on held-out train data. `blend="none"` re-ranks by the 
 Cost grows linearly with N (N transformer forwards per request): sweep `n_candidates` (e.g. 20, 50, 100);
 `stats["candidates_per_request"]` records it.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -70,7 +71,7 @@ def list_ndcg(scores: np.ndarray, labels: np.ndarray, k: int = 10) -> float:
     gains = np.take_along_axis(labels, order, axis=1).astype(np.float64)
     discounts = 1.0 / np.log2(np.arange(2, order.shape[1] + 2))
     dcg = gains @ discounts
-    ideal = np.array([discounts[:min(int(n), k)].sum() for n in labels.sum(axis=1)])
+    ideal = np.array([discounts[: min(int(n), k)].sum() for n in labels.sum(axis=1)])
     return float(np.mean(np.divide(dcg, ideal, out=np.zeros_like(dcg), where=ideal > 0)))
 
 
@@ -79,7 +80,7 @@ def retriever_features(scores: np.ndarray, ref_depth: int) -> np.ndarray:
     entries (the same reference at training and serving, whatever N is)."""
     n = scores.shape[1]
     s = np.where(np.isfinite(scores), scores, np.nan)
-    ref = s[:, :max(1, min(ref_depth, n))]
+    ref = s[:, : max(1, min(ref_depth, n))]
     mean = np.nanmean(ref, axis=1, keepdims=True)
     std = np.nanstd(ref, axis=1, keepdims=True)
     z = np.nan_to_num((s - mean) / np.where(std > 0, std, 1.0), nan=-10.0)
@@ -102,10 +103,13 @@ def blend_stats(x: np.ndarray, w: np.ndarray, dim: int) -> dict[str, float]:
     kept = np.all(order == np.arange(x.shape[1])[None, :], axis=1)
     spread_ce, spread_ret = float(ce.std(axis=1).mean()), float(ret.std(axis=1).mean())
     extra = [float(v) for v in w[dim:]] + [0.0, 0.0]
-    return {"blend_ce_weight_norm": float(np.linalg.norm(w[:dim])), "blend_rank_weight": extra[0],
-            "blend_score_weight": extra[1],
-            "blend_ce_spread_share": spread_ce / (spread_ce + spread_ret) if spread_ce + spread_ret > 0 else 0.0,
-            "blend_order_kept_share": float(kept.mean())}
+    return {
+        "blend_ce_weight_norm": float(np.linalg.norm(w[:dim])),
+        "blend_rank_weight": extra[0],
+        "blend_score_weight": extra[1],
+        "blend_ce_spread_share": spread_ce / (spread_ce + spread_ret) if spread_ce + spread_ret > 0 else 0.0,
+        "blend_order_kept_share": float(kept.mean()),
+    }
 
 
 #: penalties tried on the cross-encoder weights (retriever features stay unpenalised); the one with the best
@@ -117,13 +121,28 @@ class Rerank(LLMRecommenderMixin, Recommender):
     name = "llm-rerank"
     run_context_params = ("variant", "device", "threads", "seed")
 
-    def __init__(self, retriever: str = "ease", retriever_params: dict[str, Any] | None = None,
-                 n_candidates: int = 50, model: Any = "minilm", variant: str = FP32, device: str = "cpu",
-                 threads: int | None = None, blend: str = "learned", profile_len: int = 5,
-                 min_rating: float = DEFAULT_MIN_RATING, item_fields: str = "describe",
-                 holdout_frac: float = 0.2, train_users: int = 100, train_candidates: int = 20,
-                 l2: float | None = None, batch_size: int = 32, max_length: int = 256, seed: int = 0,
-                 cache_dir: Any = None) -> None:
+    def __init__(
+        self,
+        retriever: str = "ease",
+        retriever_params: dict[str, Any] | None = None,
+        n_candidates: int = 50,
+        model: Any = "minilm",
+        variant: str = FP32,
+        device: str = "cpu",
+        threads: int | None = None,
+        blend: str = "learned",
+        profile_len: int = 5,
+        min_rating: float = DEFAULT_MIN_RATING,
+        item_fields: str = "describe",
+        holdout_frac: float = 0.2,
+        train_users: int = 100,
+        train_candidates: int = 20,
+        l2: float | None = None,
+        batch_size: int = 32,
+        max_length: int = 256,
+        seed: int = 0,
+        cache_dir: Any = None,
+    ) -> None:
         super().__init__()
         self._params = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         self.retriever_name = check_retriever(retriever, self.name)
@@ -131,8 +150,9 @@ class Rerank(LLMRecommenderMixin, Recommender):
         self.n_candidates = check_positive("n_candidates", n_candidates, self.name, integer=True)
         self.model, self.variant, self.device, self.threads = model, variant, device, threads
         self.blend = check_choice("blend", blend, BLENDS, self.name)
-        self.profile = ProfileConfig(check_positive("profile_len", profile_len, self.name, integer=True),
-                                     float(min_rating))
+        self.profile = ProfileConfig(
+            check_positive("profile_len", profile_len, self.name, integer=True), float(min_rating)
+        )
         self.item_fields = check_choice("item_fields", item_fields, ("describe", "title"), self.name)
         self.holdout_frac = check_fraction("holdout_frac", holdout_frac, self.name)
         self.train_users = check_positive("train_users", train_users, self.name, integer=True)
@@ -158,17 +178,28 @@ class Rerank(LLMRecommenderMixin, Recommender):
     # ------------------------------------------------------------------------------------------ fit
     def fit(self, train: TrainSet) -> Rerank:
         self._remember_seen(train)
-        self.stats = {"retriever": self.retriever_name, "blend": self.blend,
-                      "candidates_per_request": self.n_candidates, "profile_len": self.profile.max_titles}
+        self.stats = {
+            "retriever": self.retriever_name,
+            "blend": self.blend,
+            "candidates_per_request": self.n_candidates,
+            "profile_len": self.profile.max_titles,
+        }
         watch = Stopwatch()
         self.retriever = self._build_retriever().fit(train)
         self.stats["retriever_fit_s"] = watch()
         self._profiles = build_profiles(train.interactions, train.item_text, train.n_users, self.profile)
         self._item_texts = item_texts(train.item_text, self.item_fields)
         watch = Stopwatch()
-        self.encoder = make_encoder(self.model, self.variant, self.device, self.threads, self.max_length,
-                                    self.cache_dir, distill_texts=self._item_texts + [p for p in self._profiles if p],
-                                    cross=True)
+        self.encoder = make_encoder(
+            self.model,
+            self.variant,
+            self.device,
+            self.threads,
+            self.max_length,
+            self.cache_dir,
+            distill_texts=self._item_texts + [p for p in self._profiles if p],
+            cross=True,
+        )
         self._record_encoder(watch())
         watch = Stopwatch()
         self._train_head(train)
@@ -188,21 +219,34 @@ class Rerank(LLMRecommenderMixin, Recommender):
         top = retriever_a.recommend(users, depth)
         labels = np.asarray(held[np.repeat(users, depth), top.items.ravel()]).reshape(len(users), depth) > 0
         keep = labels.any(axis=1)  # lists without a positive say nothing about order
-        self.stats.update({"train_users": int(keep.sum()), "train_pairs": int(keep.sum() * depth),
-                           "train_positives": int(labels.sum())})
+        self.stats.update(
+            {
+                "train_users": int(keep.sum()),
+                "train_pairs": int(keep.sum() * depth),
+                "train_positives": int(labels.sum()),
+            }
+        )
         dim = int(self.encoder.dim)
         if not keep.any():
             self.encoder.set_head(np.zeros(dim, dtype=np.float32), 0.0)
             self.retriever_weights = np.array([-1.0, 0.0], dtype=np.float32)  # the retriever's own order
             self.stats["head"] = "no positives among retrieved candidates: retriever order kept"
-            self.stats.update(blend_ce_weight_norm=0.0, blend_rank_weight=-1.0, blend_score_weight=0.0,
-                              blend_ce_spread_share=0.0, blend_order_kept_share=1.0)
+            self.stats.update(
+                blend_ce_weight_norm=0.0,
+                blend_rank_weight=-1.0,
+                blend_score_weight=0.0,
+                blend_ce_spread_share=0.0,
+                blend_order_kept_share=1.0,
+            )
             return
         users, cand, labels = users[keep], top.items[keep], labels[keep]
         profiles_a = build_profiles(part_a, train.item_text, train.n_users, self.profile)
         watch = Stopwatch()
-        joint = self.encoder.encode_pairs([profiles_a[u] for u in np.repeat(users, depth).tolist()],
-                                          [self._item_texts[i] for i in cand.ravel().tolist()], self.batch_size)
+        joint = self.encoder.encode_pairs(
+            [profiles_a[u] for u in np.repeat(users, depth).tolist()],
+            [self._item_texts[i] for i in cand.ravel().tolist()],
+            self.batch_size,
+        )
         self.stats["encode_train_pairs_s"] = watch()
         feats = joint.reshape(len(users), depth, dim)
         n_extra = 2 if self.blend == "learned" else 0
@@ -223,9 +267,9 @@ class Rerank(LLMRecommenderMixin, Recommender):
             self.retriever_weights = w_raw[dim:].astype(np.float32)
         self.stats["l2"] = float(l2)
         self.stats["head"] = "logistic on the pooled joint representation" + (
-            " + retrieval rank and score (unpenalised)" if n_extra else "")
+            " + retrieval rank and score (unpenalised)" if n_extra else ""
+        )
         self.stats.update(blend_stats(x, w, dim))
-
 
     def _choose_l2(self, x: np.ndarray, labels: np.ndarray, dim: int, n_extra: int) -> float:
         """2-fold cross-validation over training users of the penalty on the cross-encoder weights."""
@@ -242,8 +286,9 @@ class Rerank(LLMRecommenderMixin, Recommender):
                 held_out.append(list_ndcg(x[te] @ w + b, labels[te]))
             scores[l2] = float(np.mean(held_out)) if held_out else 0.0
         self.stats["cv_ndcg_by_l2"] = {f"{k:g}": round(v, 4) for k, v in scores.items()}
-        self.stats["cv_ndcg_retriever_order"] = round(list_ndcg(-np.arange(x.shape[1])[None, :].repeat(len(x), 0)
-                                                                .astype(float), labels), 4)
+        self.stats["cv_ndcg_retriever_order"] = round(
+            list_ndcg(-np.arange(x.shape[1])[None, :].repeat(len(x), 0).astype(float), labels), 4
+        )
         return max(scores, key=lambda k: (scores[k], k))  # ties: the stronger penalty
 
     # ------------------------------------------------------------------------------------ per request
@@ -285,20 +330,30 @@ class Rerank(LLMRecommenderMixin, Recommender):
         # beyond N the retriever's order continues, scored below every re-ranked candidate
         tail = top.items[:, n:k]
         floor = ranked[:, -1:] - 1.0 - np.arange(k - n, dtype=np.float32)[None, :]
-        return TopK(users=users, items=np.concatenate([items, tail], axis=1),
-                    scores=np.concatenate([ranked, floor], axis=1).astype(np.float32))
+        return TopK(
+            users=users,
+            items=np.concatenate([items, tail], axis=1),
+            scores=np.concatenate([ranked, floor], axis=1).astype(np.float32),
+        )
 
     def request_work(self, users: np.ndarray) -> RequestWork:
         """One cross-encoder forward per candidate: token counts of the real (profile, candidate) pairs."""
         users = np.asarray(users, dtype=np.int64)
         n = min(self.n_candidates, self.n_items)
         cand = self.candidates(users, n).items
-        counts = self.encoder.token_counts([self._profiles[u] for u in np.repeat(users, n).tolist()],
-                                           [self._item_texts[i] for i in cand.ravel().tolist()])
-        return RequestWork(n_requests=len(users), encoder_config=self.encoder_config(), token_counts=counts,
-                           scoring_macs=int(len(users) * n * (int(self.encoder.dim) + 1)), kind="pairs",
-                           notes={"candidates_per_request": n, "retriever": self.retriever_name},
-                           other=self._fitted_retriever().request_work(users))
+        counts = self.encoder.token_counts(
+            [self._profiles[u] for u in np.repeat(users, n).tolist()],
+            [self._item_texts[i] for i in cand.ravel().tolist()],
+        )
+        return RequestWork(
+            n_requests=len(users),
+            encoder_config=self.encoder_config(),
+            token_counts=counts,
+            scoring_macs=int(len(users) * n * (int(self.encoder.dim) + 1)),
+            kind="pairs",
+            notes={"candidates_per_request": n, "retriever": self.retriever_name},
+            other=self._fitted_retriever().request_work(users),
+        )
 
     def footprint(self) -> int:
         if self.encoder is None:
@@ -307,5 +362,7 @@ class Rerank(LLMRecommenderMixin, Recommender):
         return int(self.encoder.footprint()) + int(retriever.footprint()) + int(self.encoder.dim + 3) * 4
 
     def __repr__(self) -> str:
-        return f"Rerank(retriever={self.retriever_name!r}, n_candidates={self.n_candidates}, " \
-               f"variant={self.variant!r}, blend={self.blend!r})"
+        return (
+            f"Rerank(retriever={self.retriever_name!r}, n_candidates={self.n_candidates}, "
+            f"variant={self.variant!r}, blend={self.blend!r})"
+        )

@@ -19,6 +19,7 @@ Modes
 Training pairs come from TRAIN only: per user a seeded share of train items is held out as targets and
 the profile is built from the rest; valid and test are never seen.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -66,16 +67,36 @@ class TwoTower(LLMRecommenderMixin, ScoringRecommender):
     name = "llm-two-tower"
     run_context_params = ("variant", "device", "threads", "seed")
 
-    def __init__(self, model: Any = "minilm", variant: str = FP32, device: str = "cpu",
-                 threads: int | None = None, mode: str = "zero-shot", dim: int | None = None,
-                 profile_len: int = DEFAULT_PROFILE_LEN, min_rating: float = DEFAULT_MIN_RATING,
-                 item_fields: str = "describe", batch_size: int = 64, max_length: int = 128,
-                 holdout_frac: float = 0.2, train_budget_s: float = 120.0, epochs: int = 10,
-                 train_batch_size: int = 512, lr: float = 1e-3, temperature: float = 0.2,
-                 negatives: str = "catalogue", logq: bool = True, finetune_steps: int = 150,
-                 finetune_batch_size: int = 32, finetune_lr: float = 5e-5, finetune_temperature: float = 0.1,
-                 finetune_layers: int | None = 2, finetune_project: bool = True, seed: int = 0,
-                 cache_dir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        model: Any = "minilm",
+        variant: str = FP32,
+        device: str = "cpu",
+        threads: int | None = None,
+        mode: str = "zero-shot",
+        dim: int | None = None,
+        profile_len: int = DEFAULT_PROFILE_LEN,
+        min_rating: float = DEFAULT_MIN_RATING,
+        item_fields: str = "describe",
+        batch_size: int = 64,
+        max_length: int = 128,
+        holdout_frac: float = 0.2,
+        train_budget_s: float = 120.0,
+        epochs: int = 10,
+        train_batch_size: int = 512,
+        lr: float = 1e-3,
+        temperature: float = 0.2,
+        negatives: str = "catalogue",
+        logq: bool = True,
+        finetune_steps: int = 150,
+        finetune_batch_size: int = 32,
+        finetune_lr: float = 5e-5,
+        finetune_temperature: float = 0.1,
+        finetune_layers: int | None = 2,
+        finetune_project: bool = True,
+        seed: int = 0,
+        cache_dir: str | Path | None = None,
+    ) -> None:
         super().__init__()
         self._params = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         self.model = model
@@ -86,8 +107,9 @@ class TwoTower(LLMRecommenderMixin, ScoringRecommender):
         if dim is not None:
             dim = check_positive("dim", dim, self.name, integer=True)
         self.dim = dim
-        self.profile = ProfileConfig(check_positive("profile_len", profile_len, self.name, integer=True),
-                                     float(min_rating))
+        self.profile = ProfileConfig(
+            check_positive("profile_len", profile_len, self.name, integer=True), float(min_rating)
+        )
         self.item_fields = check_choice("item_fields", item_fields, ("describe", "title"), self.name)
         self.batch_size = check_positive("batch_size", batch_size, self.name, integer=True)
         self.max_length = check_positive("max_length", max_length, self.name, integer=True)
@@ -96,16 +118,25 @@ class TwoTower(LLMRecommenderMixin, ScoringRecommender):
         self.projection_cfg = ProjectionTraining(
             epochs=check_positive("epochs", epochs, self.name, integer=True),
             batch_size=check_positive("train_batch_size", train_batch_size, self.name, integer=True),
-            lr=check_positive("lr", lr, self.name), temperature=check_positive("temperature", temperature, self.name),
+            lr=check_positive("lr", lr, self.name),
+            temperature=check_positive("temperature", temperature, self.name),
             negatives=check_choice("negatives", negatives, ("in-batch", "catalogue"), self.name),
-            logq=bool(logq), budget_s=self.train_budget_s, seed=seed)
+            logq=bool(logq),
+            budget_s=self.train_budget_s,
+            seed=seed,
+        )
         self.finetune_cfg = FinetuneConfig(
             max_steps=check_positive("finetune_steps", finetune_steps, self.name, integer=True),
             batch_size=check_positive("finetune_batch_size", finetune_batch_size, self.name, integer=True),
             lr=check_positive("finetune_lr", finetune_lr, self.name),
-            temperature=check_positive("finetune_temperature", finetune_temperature, self.name), logq=bool(logq),
-            train_layers=finetune_layers, budget_s=self.train_budget_s, seed=seed, max_length=self.max_length,
-            dim=None if finetune_project else dim)
+            temperature=check_positive("finetune_temperature", finetune_temperature, self.name),
+            logq=bool(logq),
+            train_layers=finetune_layers,
+            budget_s=self.train_budget_s,
+            seed=seed,
+            max_length=self.max_length,
+            dim=None if finetune_project else dim,
+        )
         self.finetune_project = bool(finetune_project)
         self.seed = int(seed)
         self.cache_dir = cache_dir
@@ -130,8 +161,15 @@ class TwoTower(LLMRecommenderMixin, ScoringRecommender):
         if self.mode == "finetune":
             source, ft_projection = self._finetune(train, texts, pairs)
         watch = Stopwatch()
-        self.encoder = make_encoder(source, self.variant, self.device, self.threads, self.max_length,
-                                    self.cache_dir, distill_texts=texts + [p for p in self._profiles if p])
+        self.encoder = make_encoder(
+            source,
+            self.variant,
+            self.device,
+            self.threads,
+            self.max_length,
+            self.cache_dir,
+            distill_texts=texts + [p for p in self._profiles if p],
+        )
         self._record_encoder(watch())
 
         # only the items that exist at fit time (a replay's catalogue so far); the rest stay zero until add_items
@@ -153,7 +191,8 @@ class TwoTower(LLMRecommenderMixin, ScoringRecommender):
         else:
             self.projection = ft_projection
         self.item_matrix = np.ascontiguousarray(
-            self.projection.items(item_emb) if self.projection is not None else item_emb, dtype=np.float32)
+            self.projection.items(item_emb) if self.projection is not None else item_emb, dtype=np.float32
+        )
         unknown = np.ones(len(texts), dtype=bool)
         unknown[known] = False
         self.item_matrix[unknown] = 0.0  # not in the catalogue yet: no text has been read for them
@@ -169,16 +208,21 @@ class TwoTower(LLMRecommenderMixin, ScoringRecommender):
         row_of = np.full(train.n_users, -1, dtype=np.int64)
         row_of[users] = np.arange(len(users))
         self.stats["train_pairs"] = len(part_b)
-        return {"profiles": [profiles_a[u] for u in users], "rows": row_of[part_b.users.astype(np.int64)],
-                "users": part_b.users.astype(np.int64), "items": part_b.items.astype(np.int64)}
+        return {
+            "profiles": [profiles_a[u] for u in users],
+            "rows": row_of[part_b.users.astype(np.int64)],
+            "users": part_b.users.astype(np.int64),
+            "items": part_b.items.astype(np.int64),
+        }
 
     def _train_projection(self, item_emb: np.ndarray, pairs: dict[str, Any]) -> Projection:
         watch = Stopwatch()
         profile_emb = self.encoder.encode(pairs["profiles"], self.batch_size)
         self.stats["encode_train_profiles_s"] = watch()
         init = pca_projection(item_emb, self.dim) if self.dim else identity_projection(item_emb)
-        projection, log = train_projection(profile_emb, pairs["rows"], pairs["users"], pairs["items"], item_emb,
-                                           self._seen, init, self.projection_cfg)
+        projection, log = train_projection(
+            profile_emb, pairs["rows"], pairs["users"], pairs["items"], item_emb, self._seen, init, self.projection_cfg
+        )
         before = self.stats.get("train_s", 0.0)  # finetune mode: the transformer's training came first
         self.stats.update(log.as_stats("projection" if self.mode == "finetune" else "train"))
         self.stats["train_s"] = before + self.stats["encode_train_profiles_s"] + log.seconds
@@ -198,8 +242,17 @@ class TwoTower(LLMRecommenderMixin, ScoringRecommender):
         # the saved weights live as long as this recommender (variants may reload them lazily)
         self._ft_cleanup = weakref.finalize(self, shutil.rmtree, str(out_dir), True)
         saved, projection, log = finetune_contrastive(
-            resolved, pairs["profiles"], pairs["rows"], pairs["users"], pairs["items"], texts, self._seen,
-            out_dir, self.finetune_cfg, device=device)
+            resolved,
+            pairs["profiles"],
+            pairs["rows"],
+            pairs["users"],
+            pairs["items"],
+            texts,
+            self._seen,
+            out_dir,
+            self.finetune_cfg,
+            device=device,
+        )
         self.stats.update(log.as_stats("train"))
         self.stats["train_s"] = log.seconds
         self.stats["finetuned_dir"] = str(out_dir)
@@ -248,9 +301,14 @@ class TwoTower(LLMRecommenderMixin, ScoringRecommender):
         d_enc = int(self.encoder.dim)
         n_items, d = self._fitted_items().shape
         proj_macs = d_enc * d if self.projection is not None else 0
-        return RequestWork(n_requests=len(users), encoder_config=self.encoder_config(), token_counts=counts,
-                           scoring_macs=int(len(users) * (n_items * d + proj_macs)), kind="texts",
-                           notes={"scoring": f"user vector . item matrix ({n_items} x {d})"})
+        return RequestWork(
+            n_requests=len(users),
+            encoder_config=self.encoder_config(),
+            token_counts=counts,
+            scoring_macs=int(len(users) * (n_items * d + proj_macs)),
+            kind="texts",
+            notes={"scoring": f"user vector . item matrix ({n_items} x {d})"},
+        )
 
     def footprint(self) -> int:
         if self.encoder is None:

@@ -3,6 +3,7 @@
 A strategy's catalogue is the items its model can recommend now: an item exists once the model has absorbed an
 interaction with it (a two-tower encodes its text then; EASE between refits has no weights for it yet).
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -54,8 +55,13 @@ class Strategy(TakesRunContext, ABC):
         return int(self.score_model().footprint())
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "model": self.model_key, "family": self.family, "full_update": self.full_update,
-                "updates_history": self.updates_history}
+        return {
+            "name": self.name,
+            "model": self.model_key,
+            "family": self.family,
+            "full_update": self.full_update,
+            "updates_history": self.updates_history,
+        }
 
     # ------------------------------------------------------------------------------------------ helpers
     def _set_catalogue(self, train: TrainSet) -> None:
@@ -80,4 +86,5 @@ class Strategy(TakesRunContext, ABC):
 def build_model(model: str, params: dict[str, Any] | None) -> Recommender:
     """A recommender from the registry, by name (the strategies reuse them; nothing is copied)."""
     from bench.recommenders import registry
+
     return registry.get(model).build(**(params or {}))

@@ -8,6 +8,7 @@
 - ease-periodic: new users and new interactions fold in for free (EASE scores a user from their history row);
   the item-item weights, and so new items, wait for a refit every `refit_every` windows.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -112,6 +113,7 @@ class ItemKNNIncremental(_Wrapped):
 
     def footprint(self) -> int:
         from bench.recommenders.classic._common import csr_nbytes
+
         return int(self.model.footprint()) + csr_nbytes(self.gram)
 
 

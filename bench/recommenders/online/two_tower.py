@@ -9,6 +9,7 @@ what the other scenarios measure), so an update's cost is the encoding it trigge
   again on the whole history (from the pretrained encoder), which invalidates every cached vector: the
   whole catalogue and every profile are re-encoded.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -25,8 +26,7 @@ from bench.recommenders.online.base import Strategy, build_model
 from bench.variants.registry import FP32
 
 #: the initial model: MiniLM fine-tuned on the history (top two layers, then the projection), on a short budget
-DEFAULT_PARAMS: dict[str, Any] = {"model": "minilm", "mode": "finetune", "train_budget_s": 20.0,
-                                  "finetune_steps": 100}
+DEFAULT_PARAMS: dict[str, Any] = {"model": "minilm", "mode": "finetune", "train_budget_s": 20.0, "finetune_steps": 100}
 
 
 class TwoTowerIncremental(Strategy):
@@ -35,8 +35,14 @@ class TwoTowerIncremental(Strategy):
     family = "llm"
     model_key = "llm-two-tower"
 
-    def __init__(self, params: dict[str, Any] | None = None, retrain_every: int = 0, variant: str = FP32,
-                 threads: int | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        params: dict[str, Any] | None = None,
+        retrain_every: int = 0,
+        variant: str = FP32,
+        threads: int | None = None,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         self.params = {**DEFAULT_PARAMS, **(params or {}), "variant": variant, "threads": threads, "seed": seed}
         self.retrain_every = int(retrain_every)
@@ -94,6 +100,12 @@ class TwoTowerFinetune(TwoTowerIncremental):
     name = "two-tower-finetune"
     full_update = True
 
-    def __init__(self, params: dict[str, Any] | None = None, retrain_every: int = 5, variant: str = FP32,
-                 threads: int | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        params: dict[str, Any] | None = None,
+        retrain_every: int = 5,
+        variant: str = FP32,
+        threads: int | None = None,
+        seed: int = 0,
+    ) -> None:
         super().__init__(params, check_positive_int("retrain_every", retrain_every, self.name), variant, threads, seed)
