@@ -35,13 +35,6 @@ NOT_FROM_READ_SIDE = (
 )
 #: the only module outside bench.measure that bench.measure may import
 MEASURE_MAY_IMPORT = ("bench.errors",)
-#: import cycles known and owned elsewhere, as (importer, imported) edges: each names who removes it. An edge
-#: listed here that no longer exists fails the test, so the list only shrinks.
-KNOWN_CYCLE_EDGES: dict[tuple[str, str], str] = {
-    # cell.py runs a replay cell through replay_cell.py, which reuses cell.py's phases and checksum check; the
-    # seams work (run context, explicit recommender protocol) restructures cell.py and removes this edge
-    ("bench.cell", "bench.replay_cell"): "seams helper, issue #12 item 3",
-}
 
 
 def _modules() -> dict[str, Path]:
@@ -161,7 +154,7 @@ def _cycles() -> list[list[str]]:
         counter += 1
         stack.append(v)
         on_stack.add(v)
-        for w in GRAPH[v] - _allowed(v):
+        for w in GRAPH[v]:
             if w not in index:
                 visit(w)
                 low[v] = min(low[v], low[w])
@@ -184,17 +177,8 @@ def _cycles() -> list[list[str]]:
     return out
 
 
-def _allowed(module: str) -> set[str]:
-    return {t for (m, t) in KNOWN_CYCLE_EDGES if m == module}
-
-
 def test_no_import_cycles() -> None:
     cycles = _cycles()
     assert not cycles, "import cycles (each ring of modules importing one another): " + "; ".join(
         " <-> ".join(c) for c in cycles
     )
-
-
-def test_every_allowlisted_cycle_edge_still_exists() -> None:
-    gone = [edge for edge in KNOWN_CYCLE_EDGES if edge[1] not in GRAPH.get(edge[0], set())]
-    assert not gone, f"remove these from KNOWN_CYCLE_EDGES, they are gone: {gone}"
