@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.cell_common import Phases, Progress, check_checksum, run_context
+from bench.cell_common import Phases, Progress, check_checksum, new_result, run_context
 from bench.per_user import PerUser
 from bench.recommenders.base import PER_REQUEST, Recommender
 from bench.results import CellResult
@@ -53,15 +53,7 @@ def run_cell(
     from bench.measure.memory import RssSampler
     from bench.recommenders import registry
 
-    result = CellResult(
-        cell=spec.name,
-        dataset=spec.dataset,
-        split=spec.split,
-        recommender=spec.recommender,
-        variant=spec.variant,
-        device=spec.device,
-        params=dict(spec.params),
-    )
+    result = new_result(spec)
     phases = Phases(progress)
     phases.start("data", "loading data")
     dataset = load_dataset(spec.dataset, data_dir=settings.data_dir)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.recommenders.context import RunContext
+from bench.results import CellResult
 from bench.scenario import NO_VARIANT, CellSpec, Settings
 
 Progress = Callable[[str], None]
@@ -55,4 +56,17 @@ def run_context(spec: CellSpec, settings: Settings) -> RunContext:
         device=spec.device,
         threads=settings.threads,
         seed=settings.seed,
+    )
+
+
+def new_result(spec: CellSpec) -> CellResult:
+    """The cell's result before any measurement: what the spec names, and its parameters as given."""
+    return CellResult(
+        cell=spec.name,
+        dataset=spec.dataset,
+        split=spec.split,
+        recommender=spec.recommender,
+        variant=spec.variant,
+        device=spec.device,
+        params=dict(spec.params),
     )

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.cell_common import Phases, Progress, check_checksum, run_context
+from bench.cell_common import Phases, Progress, check_checksum, new_result, run_context
 from bench.results import CellResult
 from bench.scenario import CellSpec, Settings
 
@@ -57,15 +57,7 @@ def run_replay_cell(
     from bench.measure.memory import RssSampler
     from bench.recommenders.online import registry
 
-    result = CellResult(
-        cell=spec.name,
-        dataset=spec.dataset,
-        split=spec.split,
-        recommender=spec.recommender,
-        variant=spec.variant,
-        device=spec.device,
-        params=dict(spec.params),
-    )
+    result = new_result(spec)
     phases = Phases(progress)
     phases.start("data", "loading data, cutting the replay")
     dataset = load_dataset(spec.dataset, data_dir=settings.data_dir)
