@@ -30,9 +30,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=12, help="timed calls per variant, interleaved (default 12)")
     ap.add_argument("--batch", type=int, default=32, help="users per offline call (default 32)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--train-budget-s",
+        type=float,
+        default=3600.0,
+        help="wall-time cap on the fine-tune (default %(default)s s: generous, so that its 150 steps, not the "
+        "machine's load, decide the model)",
+    )
     args = ap.parse_args(argv)
-    if args.rounds < 3 or args.batch < 1 or args.threads < 1:
-        print("int8_static_check: need --rounds >= 3, --batch >= 1, --threads >= 1", file=sys.stderr)
+    if args.rounds < 3 or args.batch < 1 or args.threads < 1 or not args.train_budget_s > 0:
+        print(
+            "int8_static_check: need --rounds >= 3, --batch >= 1, --threads >= 1, --train-budget-s > 0", file=sys.stderr
+        )
         return 2
 
     from bench.measure.threads import pin_threads
@@ -50,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     split = make_split(load_dataset("ml-100k"), "random-8-1-1", seed=0)
     train = split.train_set()
     print("fine-tuning the two-tower once (fp32)...", flush=True)
-    fp32 = TwoTower(mode="finetune", variant="fp32", threads=args.threads, seed=0).fit(train)
+    fp32 = TwoTower(
+        mode="finetune", variant="fp32", threads=args.threads, seed=0, train_budget_s=args.train_budget_s
+    ).fit(train)
     saved = fp32.stats["finetuned_dir"]
     texts = list(fp32.profile_texts(np.arange(train.n_users))) + list(_item_texts(train))
 
