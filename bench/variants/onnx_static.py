@@ -38,8 +38,8 @@ The attention products (activation x activation) stay float: quantising the soft
 the classic accuracy loss. Speed is the other side of this trade and is modest: on a 2-core AVX-512 VNNI Xeon
 every-layer int8 reached 1.43x [1.36, 1.49] PyTorch fp32's offline throughput (load 2) at 97.5% of its
 NDCG@10; the chosen layers, which keep quality, run 42% of the linear FLOPs in int8: 1.24x [1.03, 1.48] at
-load 6-8 and 1.49x [1.30, 1.72] at load 4-5, but quiet (load 0.9-2.0, scripts/int8_static_check.py) only
-1.07x [1.04, 1.11] at 99.6% of NDCG@10. Load flatters every ONNX Runtime path against PyTorch (every-layer
+load 6-8 and 1.49x [1.30, 1.72] at load 4-5, but quiet (load 0.7-2.2, scripts/int8_static_check.py, the
+150-step model) only 1.11x [1.07, 1.15] at 100.5% of NDCG@10. Load flatters every ONNX Runtime path against PyTorch (every-layer
 int8: 1.43x at load 2, 1.68-1.82x at load 4-8; ONNX Runtime fp32 0.92x at load 2, 1.19-1.26x at load 4-8).
 The rest of the time is not in the GEMMs (profile of one 32 x 91-token batch, every layer int8: int8 MatMuls
 33%, Softmax 14%, BiasGelu 12%, SkipLayerNorm 11%, float attention MatMuls 8%, Add 7%, Transpose 5%,
