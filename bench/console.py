@@ -14,6 +14,7 @@ from rich.table import Table
 from bench import metrics
 from bench.measure.load_registry import SERVER, SINGLE_STREAM
 from bench.results import CellResult, RunResult, pricing_record, with_derived
+from bench.variants.registry import NO_VARIANT
 
 if TYPE_CHECKING:
     from bench.scenario import CellSpec
@@ -88,7 +89,7 @@ def _short_names(cells: list[CellResult]) -> dict[str, str]:
     """Cell names without the parts every cell shares (dataset, split, device), so the table stays narrow."""
     parts = [c.cell.split("/") for c in cells]
     keep = [i for i in range(5) if len({p[i] for p in parts}) > 1 or i == 2]
-    return {c.cell: "/".join(p[i] for i in keep if not (i == 3 and p[i] == "none")) for c, p in zip(cells, parts)}
+    return {c.cell: "/".join(p[i] for i in keep if not (i == 3 and p[i] == NO_VARIANT)) for c, p in zip(cells, parts)}
 
 
 def print_summary(run: RunResult, out_dir: Path) -> None:

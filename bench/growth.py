@@ -29,6 +29,7 @@ from bench.measure.load_registry import OFFLINE
 from bench.metrics import USD_PER_1K
 from bench.powerlaw import fit_log_log
 from bench.results import CellResult, MetricRow, RunResult
+from bench.variants.registry import NO_VARIANT
 
 #: (metric, load, how to pick the row) drawn against n_items by the report; units come from the rows
 GROWTH_METRICS: tuple[tuple[str, str | None], ...] = (
@@ -94,7 +95,7 @@ class GrowthPoints:
 
     @property
     def key(self) -> str:
-        return self.recommender if self.variant in ("", "none") else f"{self.recommender} {self.variant}"
+        return self.recommender if self.variant in ("", NO_VARIANT) else f"{self.recommender} {self.variant}"
 
 
 @dataclass

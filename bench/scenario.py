@@ -17,11 +17,10 @@ from typing import Any
 from bench.errors import BenchError, ConfigError
 from bench.measure.load_registry import DEFAULT_LOADS, OFFLINE, SERVER, SINGLE_STREAM
 from bench.names import SAFE_NAME, check_name
+from bench.variants.registry import NO_VARIANT
 
 #: the packaged scenarios (inside the package, so a non-editable install finds them by name too)
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
-#: the variant name for recommenders that run no transformer
-NO_VARIANT = "none"
 
 
 class SkipScenario(BenchError):

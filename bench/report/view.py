@@ -24,10 +24,9 @@ from bench.results import (
     best_throughput,
     with_derived,
 )
-from bench.variants.registry import FP32
+from bench.variants.registry import FP32, NO_VARIANT
 
 QUALITY_LABEL = "NDCG@10"
-NO_VARIANT = "none"
 REFERENCE_VARIANT = FP32
 PREFERRED_CLASSIC = "ease"  # the classic reference of headline comparisons when present
 

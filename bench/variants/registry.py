@@ -32,6 +32,8 @@ INT8 = "int8"
 ONNX = "onnx"
 ONNX_INT8 = "onnx-int8"
 ONNX_INT8_STATIC = "onnx-int8-static"
+#: the variant of a cell whose recommender runs no transformer (classic CF)
+NO_VARIANT = "none"
 #: the composition prefix: `distilled+onnx-int8` distils a student, then runs it under onnx-int8
 DISTILLED = "distilled"
 
