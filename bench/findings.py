@@ -355,7 +355,16 @@ def in_brief(run: RunResult) -> list[str]:
     speedups = []
     for v in views:
         sib = fp32_sibling(v, views)
-        if sib is not None and sib.ok and v.throughput and sib.throughput and v.has_quality and sib.has_quality:
+        passed = (v.cell.extras.get("quality_gate") or {}).get("verdict") == "passed"  # not "not distinguishable"
+        if (
+            passed
+            and sib is not None
+            and sib.ok
+            and v.throughput
+            and sib.throughput
+            and v.has_quality
+            and sib.has_quality
+        ):
             c = compare_cells(v.cell, sib.cell, QUALITY)
             if c is not None and c.comparable and c.b:
                 speedups.append((v.throughput.value / sib.throughput.value, v, c))

@@ -7,12 +7,12 @@ the per-call quantisation of their inputs.
 
 How the file is made (once per model, calibration sample and tool versions; then reused):
 1. plain ONNX export (optimum `main_export`, no fusions);
-2. graph optimisation before quantising: ONNX Runtime's pre-processing (constant folding, redundant-node
-   removal, ONNX shape inference), so that every MatMul's activation input has a known float type. (Measured
-   on all-MiniLM-L6-v2, 2026-11-29: ONNX Runtime's transformer fusions *before* quantising (SkipLayerNorm,
-   BiasGelu) hide the types of 27 of the 36 linear layers' inputs from the quantiser; those run as weight-only
-   int8 with fp32 arithmetic and the model is no faster than fp32. The same fusions still run: ONNX Runtime
-   applies them when it loads the quantised graph, around the int8 MatMuls.)
+2. transformer fusions before quantising (`_optimise`): ONNX Runtime's transformer optimizer turns each
+   attention block into one Attention kernel (query/key/value projection, scores, softmax, context) and the
+   GELU into one Gelu; symbolic shape inference then gives the quantiser every MatMul input's float type.
+   SkipLayerNormalization and BiasGelu are not fused, here or when the session loads
+   (bench.variants.onnx.OrtBackend): their CPU kernels took 3.3x and 1.6x the time of Add + LayerNormalization
+   and Add + Gelu. An encoder the optimizer does not recognise is quantised unfused;
 3. SmoothQuant on the int8 layers of SMOOTH_MATMULS (bench.variants.static_graph.smooth): per input channel,
    divide the activation and multiply the weight by s_c = amax_c^0.5 / wmax_c^0.5, so that LayerNorm's
    outlier channels stop eating the 8 bits of a per-tensor activation scale (the float result is unchanged);
@@ -21,30 +21,24 @@ How the file is made (once per model, calibration sample and tool versions; then
    the train split's item texts and user profiles; a seeded sample of CALIBRATION_TEXTS of them), outputs left
    in float, so ONNX Runtime runs each as one MatMulIntegerToFloat (u8 x s8 GEMM, int32 accumulation).
    LayerNorm, GELU, Softmax and the residual adds are never quantised, and they read float tensors: the
-   quantiser's dequantised copy of a LayerNorm output is given to the int8 MatMuls only (float_residuals).
+   quantiser's dequantised copy of an activation is given to the int8 MatMuls only (float_residuals).
 5. where the CPU lacks VNNI, weights are uint8 as optimum does for AVX2 (u8 x s8 can saturate there).
 
-Which layers stay float, measured (2026-11-29, a two-tower fine-tuned 150 steps on ML-100K random-8-1-1;
-NDCG@10 over all 943 test users relative to the same model in fp32, and the cosine of the projected user
-vectors; the per-user NDCG ratio moves by about half a percent between configurations whose vectors differ
-less than 1e-3, so only differences above that mean anything):
-- every linear layer int8: 91.4% (cosine 0.990 before projection), 97.5% with float residuals;
-- attention-out and FFN-down only: 99.7% / 99.2%; query/key/value only 99.4%; FFN-up only 99.2%;
-- with float residuals and SmoothQuant, query/key/value + attention-out int8 99.5%, FFN-up + attention-out
-  int8 100.5% (chosen: FLOAT_MATMULS), query/key/value + FFN-up + attention-out int8 98.5%;
-- SmoothQuant on the FFN-down input (the GELU output) made it worse (91.9% with all layers int8);
+What runs int8, measured (2026-11-29, a two-tower fine-tuned 150 steps on ML-100K random-8-1-1, Intel Xeon
+with AVX-512 VNNI and no AMX, 2 threads; NDCG@10 over all 943 test users relative to the same model in fp32;
+the ratio moves by about half a percent between configurations whose vectors differ less than 1e-3):
+- chosen: attention-out, FFN-up and FFN-down int8 (75% of the linear FLOPs), query/key/value in float inside
+  the fused Attention: 100.1% of fp32's NDCG@10 at 1.60x [1.55, 1.65] PyTorch fp32's offline throughput
+  (`scripts/int8_static_check.py --rounds 16`, load 1.3-2.6);
+- query/key/value int8 too (a QAttention kernel with a calibrated input scale, SmoothQuant or not): 98.2-98.6%,
+  1.61x where the chosen layers ran at 1.41x (SkipLayerNormalization still fused then). Quantising any one
+  layer's query/key/value input moved the user vectors about as much as all six;
+- unfused graph: attention-out and FFN-up int8 100.5% at 1.11x [1.07, 1.15] (quiet); every linear layer 97.5%
+  (with float residuals) at 1.43x; SmoothQuant on the FFN-down input (the GELU output) made it worse;
 - Percentile (99.99) calibration instead of MinMax: cosine 0.959 (outliers carry information).
-The attention products (activation x activation) stay float: quantising the softmax output to 8 bits is
-the classic accuracy loss. Speed is the other side of this trade and is modest: on a 2-core AVX-512 VNNI Xeon
-every-layer int8 reached 1.43x [1.36, 1.49] PyTorch fp32's offline throughput (load 2) at 97.5% of its
-NDCG@10; the chosen layers, which keep quality, run 42% of the linear FLOPs in int8: 1.24x [1.03, 1.48] at
-load 6-8 and 1.49x [1.30, 1.72] at load 4-5, but quiet (load 0.7-2.2, scripts/int8_static_check.py, the
-150-step model) only 1.11x [1.07, 1.15] at 100.5% of NDCG@10. Load flatters every ONNX Runtime path against PyTorch (every-layer
-int8: 1.43x at load 2, 1.68-1.82x at load 4-8; ONNX Runtime fp32 0.92x at load 2, 1.19-1.26x at load 4-8).
-The rest of the time is not in the GEMMs (profile of one 32 x 91-token batch, every layer int8: int8 MatMuls
-33%, Softmax 14%, BiasGelu 12%, SkipLayerNorm 11%, float attention MatMuls 8%, Add 7%, Transpose 5%,
-QuantizeLinear 4%): the same elementwise work fp32 does, so int8 GEMMs alone cannot reach 1.5x there.
-(ONNX Runtime fp32 was not a faster baseline: 0.92x [0.89, 0.96] PyTorch fp32 at load 2.)
+Where the time went (profile of one 32-user batch): unfused, the int8 GEMMs were a third and Softmax, GELU,
+SkipLayerNorm, adds and transposes the rest; fused, the Attention kernel is half (its fp32 query/key/value
+GEMM and softmax), the int8 GEMMs a quarter. Load flatters ONNX Runtime against PyTorch: quote quiet figures.
 """
 
 from __future__ import annotations
@@ -187,8 +181,8 @@ def build_static(
             "calibration_sha256": hashlib.sha256("\n".join(sample).encode()).hexdigest(),
             "sha256": sha256_file(file),
             "file_bytes": file.stat().st_size,
-            "method": "SmoothQuant, then onnxruntime.quantization.quantize_static (QDQ), MinMax "
-            "calibration; float residuals",
+            "method": "transformer fusions (Attention, Gelu), SmoothQuant, then "
+            "onnxruntime.quantization.quantize_static (QDQ), MinMax calibration; float residuals",
         }
         if note:
             meta["rebuilt"] = note

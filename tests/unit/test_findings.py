@@ -141,8 +141,14 @@ def test_in_brief_quotes_the_best_and_cheapest_cells_and_the_fastest_variant_tha
     assert lines[0].startswith("`quick`: the best language-model recommender") and best.name in lines[0]
     assert findings.usd(best.usd.value) in lines[0] and findings.usd(ease.usd.value) in lines[0]
     speed = int8.throughput.value / fp32.throughput.value
+    assert not any("largest speed-up" in line for line in lines)  # no gate verdict recorded: nothing passed it
+    int8.cell.extras["quality_gate"] = {"checked": True, "verdict": "passed"}
+    lines = findings.in_brief(run)
     assert int8.ok and f"{speed:.1f}x the throughput" in lines[1]
-    # a gated variant is never the one quoted
+    # neither a variant the gate could not decide on nor a gated one is ever quoted as passing it
+    int8.cell.extras["quality_gate"]["verdict"] = "not distinguishable"
+    assert not any("largest speed-up" in line and "onnx-int8" in line for line in findings.in_brief(run))
+    int8.cell.extras["quality_gate"]["verdict"] = "failed"
     int8.cell.status = "gated"
     assert not any("largest speed-up" in line and "onnx-int8" in line for line in findings.in_brief(run))
 

@@ -61,10 +61,20 @@ def test_static_int8_runs_the_chosen_linear_layers_int8_and_the_rest_in_float(ti
     )
     notes = enc.preparation.notes["onnx-int8-static"]
     graph = onnx.load(notes["file"]).graph
-    # the tiny BERT (2 layers, hidden 32, FFN 64) with FFN-up and attention-out int8: per layer one (32, 64)
-    # and one (32, 32); the query/key/value (32, 32) x3, FFN-down (64, 32) and attention products stay float
-    assert sorted(_int8_matmul_weights(graph)) == [(32, 32), (32, 32), (32, 64), (32, 64)]
-    assert notes["settings"]["float_matmuls"] == ["attention", "qkv", "ffn-down"]
+    # the tiny BERT (2 layers, hidden 32, FFN 64): per layer the attention-out (32, 32), FFN-up (32, 64) and
+    # FFN-down (64, 32) run int8; query/key/value and the attention products stay float, inside one fused
+    # Attention kernel per layer whose (32, 96) query/key/value weight is a float initializer
+    assert sorted(_int8_matmul_weights(graph)) == [(32, 32), (32, 32), (32, 64), (32, 64), (64, 32), (64, 32)]
+    inits = {i.name: i for i in graph.initializer}
+    attention = [n for n in graph.node if n.op_type == "Attention"]
+    assert len(attention) == 2 and all(
+        tuple(inits[n.input[1]].dims) == (32, 96) and inits[n.input[1]].data_type == onnx.TensorProto.FLOAT
+        for n in attention
+    )
+    assert notes["settings"]["float_matmuls"] == ["attention", "qkv"]
+    assert notes["graph_edits"]["fused_Attention"] == 2
+    # the two fusions whose ONNX Runtime CPU kernels are slower than the operators they replace are not made
+    assert not any(n.op_type in ("SkipLayerNormalization", "BiasGelu") for n in graph.node)
     assert notes["graph_edits"]["smoothed_tensors"] == 2  # each layer's FFN input
     assert not any(
         n.op_type == "QuantizeLinear"
@@ -240,3 +250,18 @@ def test_the_variant_composes_and_asks_for_calibration():
     assert parse_variant("distilled+onnx-int8-static") == (True, "onnx-int8-static")
     assert wants_calibration("onnx-int8-static") and wants_calibration("distilled+onnx-int8-static")
     assert not wants_calibration("onnx-int8")
+
+
+def test_an_encoder_the_optimizer_cannot_fuse_is_quantised_unfused(tmp_path):
+    """No attention block the transformer optimizer recognises: the graph goes through the plain pre-processing,
+    every linear layer still there to be told apart and quantised."""
+    import onnx
+
+    from bench.variants.onnx_static import _optimise
+
+    source, target = tmp_path / "toy.onnx", tmp_path / "optimised.onnx"
+    onnx.save(_toy_block(), str(source))
+    assert _optimise(source, target) == {}  # nothing fused
+    optimised = onnx.load(str(target))
+    assert sum(n.op_type == "MatMul" for n in optimised.graph.node) == 8
+    assert not any(n.domain == "com.microsoft" for n in optimised.graph.node)
