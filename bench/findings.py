@@ -316,7 +316,7 @@ def in_brief(run: RunResult) -> list[str]:
     cell against the classic reference (each on the users both evaluated, paired where the run kept per-user
     figures), the largest compression speed-up that passes the quality gate, and cold-item recall of CF against
     the language models."""
-    from bench.analysis.paired import compare_cells
+    from bench.analysis.paired import DEFAULT_QUALITY_GATE, compare_cells, gate_verdict
     from bench.report.view import QUALITY, fp32_sibling, kept_clause, on_users, pct, ratio, reference_classic
 
     run = with_derived(run)
@@ -355,18 +355,11 @@ def in_brief(run: RunResult) -> list[str]:
     speedups = []
     for v in views:
         sib = fp32_sibling(v, views)
-        passed = (v.cell.extras.get("quality_gate") or {}).get("verdict") == "passed"  # not "not distinguishable"
-        if (
-            passed
-            and sib is not None
-            and sib.ok
-            and v.throughput
-            and sib.throughput
-            and v.has_quality
-            and sib.has_quality
-        ):
+        if sib is not None and sib.ok and v.throughput and sib.throughput and v.has_quality and sib.has_quality:
             c = compare_cells(v.cell, sib.cell, QUALITY)
-            if c is not None and c.comparable and c.b:
+            # quoted as passing the gate only where the gate's own rule says passed (not "not distinguishable")
+            required = (v.cell.extras.get("quality_gate") or {}).get("required", DEFAULT_QUALITY_GATE)
+            if c is not None and c.comparable and c.b and gate_verdict(c, required) == "passed":
                 speedups.append((v.throughput.value / sib.throughput.value, v, c))
     if speedups and name != "scaling":
         speed, v, c = max(speedups, key=lambda t: t[0])

@@ -18,12 +18,10 @@ from typing import Literal
 from bench import cost
 from bench.analysis.cells import add_harness_overhead, add_roofline, add_utilisation, apply_quality_gate
 from bench.analysis.decoders import add_hosted_same_prompt
+from bench.analysis.paired import DEFAULT_QUALITY_GATE
 from bench.analysis.sizes import add_size_figures
 from bench.growth import fit_run, has_scaling_dimension, to_records
 from bench.results import Derived, RunResult, split_derived
-
-#: the quality gate's share when a results file does not say which one its run used (Settings' default)
-DEFAULT_QUALITY_GATE = 0.99
 
 
 @dataclass(frozen=True)

@@ -229,6 +229,10 @@ def frontier(cells: Sequence[Any], costs: Sequence[float], metric: str = QUALITY
 # ---------------------------------------------------------------- the quality gate
 
 
+#: the quality gate's share when a results file does not say which one its run used (Settings' default)
+DEFAULT_QUALITY_GATE = 0.99
+
+
 def gate_verdict(c: Comparison, share: float) -> str:
     """Variant (A) against its fp32 model (B), which must keep `share` of B's quality:
 

@@ -322,12 +322,8 @@ class OrtBackend:
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.allow_spinning else "0")
         options.add_session_config_entry("session.set_denormal_as_zero", "1" if self.denormal_as_zero else "0")
         try:
-            self.session = ort.InferenceSession(
-                str(file),
-                sess_options=options,
-                providers=providers,
-                disabled_optimizers=list(self.cpu_disabled_optimizers) if device == "cpu" else None,
-            )
+            cpu_only = {"disabled_optimizers": list(self.cpu_disabled_optimizers)} if device == "cpu" else {}
+            self.session = ort.InferenceSession(str(file), sess_options=options, providers=providers, **cpu_only)
         except Exception as exc:  # noqa: BLE001
             raise BenchError(
                 f"ONNX Runtime cannot load {file} ({_one_line(exc)}): delete the cache directory "

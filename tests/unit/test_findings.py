@@ -131,26 +131,42 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, message, run_dir,
     assert not store.exists() or not list(store.glob("*.json"))
 
 
-def test_in_brief_quotes_the_best_and_cheapest_cells_and_the_fastest_variant_that_passes_the_gate():
+def _sample_run(int8_share: float, int8_status: str = "ok"):
+    """The sample run with its onnx-int8 two-tower keeping `int8_share` of fp32's NDCG@10, and its views."""
     run = make_run()
     cost.add_costs(run, None, None, 2, hosted=None)
-    lines = findings.in_brief(run)
     views = {v.name: v for v in findings.build_views(run)}
+    views["llm-two-tower onnx-int8"].cell.metric("ndcg@10").value = (
+        int8_share * views["llm-two-tower fp32"].quality.value
+    )
+    views["llm-two-tower onnx-int8"].cell.status = int8_status
+    return run, views
+
+
+def _quotes_int8_speedup(run) -> bool:
+    return any("largest speed-up" in line and "onnx-int8" in line for line in findings.in_brief(run))
+
+
+def test_in_brief_quotes_the_best_and_cheapest_cells_and_the_fastest_variant_that_passes_the_gate():
+    run, views = _sample_run(0.995)  # keeps 99.5%: the gate's rule says passed
+    lines = findings.in_brief(run)
     ease, fp32, int8 = views["ease"], views["llm-two-tower fp32"], views["llm-two-tower onnx-int8"]
     best = max((v for v in (fp32, int8) if v.ok), key=lambda v: v.quality.value)
     assert lines[0].startswith("`quick`: the best language-model recommender") and best.name in lines[0]
     assert findings.usd(best.usd.value) in lines[0] and findings.usd(ease.usd.value) in lines[0]
     speed = int8.throughput.value / fp32.throughput.value
-    assert not any("largest speed-up" in line for line in lines)  # no gate verdict recorded: nothing passed it
-    int8.cell.extras["quality_gate"] = {"checked": True, "verdict": "passed"}
-    lines = findings.in_brief(run)
     assert int8.ok and f"{speed:.1f}x the throughput" in lines[1]
-    # neither a variant the gate could not decide on nor a gated one is ever quoted as passing it
-    int8.cell.extras["quality_gate"]["verdict"] = "not distinguishable"
-    assert not any("largest speed-up" in line and "onnx-int8" in line for line in findings.in_brief(run))
-    int8.cell.extras["quality_gate"]["verdict"] = "failed"
-    int8.cell.status = "gated"
-    assert not any("largest speed-up" in line and "onnx-int8" in line for line in findings.in_brief(run))
+
+
+def test_in_brief_calls_a_speed_up_passing_the_gate_only_where_the_gates_rule_says_passed(monkeypatch):
+    """Not by the cell's status: a variant the gate cannot decide on (its retained share's interval straddles
+    99%) is not quoted as passing, nor one below 99%, nor a gated one."""
+    from bench.analysis import paired
+
+    assert not _quotes_int8_speedup(_sample_run(0.985)[0])
+    assert not _quotes_int8_speedup(_sample_run(0.995, "gated")[0])
+    monkeypatch.setattr(paired, "gate_verdict", lambda c, share: "not distinguishable")
+    assert not _quotes_int8_speedup(_sample_run(0.995)[0])
 
 
 @pytest.mark.parametrize(
