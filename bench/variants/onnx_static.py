@@ -28,8 +28,9 @@ What runs int8, measured (2026-11-29, a two-tower fine-tuned 150 steps on ML-100
 with AVX-512 VNNI and no AMX, 2 threads; NDCG@10 over all 943 test users relative to the same model in fp32;
 the ratio moves by about half a percent between configurations whose vectors differ less than 1e-3):
 - chosen: attention-out, FFN-up and FFN-down int8 (75% of the linear FLOPs), query/key/value in float inside
-  the fused Attention: 100.1% of fp32's NDCG@10 at 1.60x [1.55, 1.65] PyTorch fp32's offline throughput
-  (`scripts/int8_static_check.py --rounds 16`, load 1.3-2.6);
+  the fused Attention: 100.1% of fp32's NDCG@10 at 1.59x [1.53, 1.64] PyTorch fp32's offline throughput
+  (`scripts/int8_static_check.py --rounds 16`, load 0.8-2.1,
+  reports/int8_static/int8_static_check-20261129T170905Z.json);
 - query/key/value int8 too (a QAttention kernel with a calibrated input scale, SmoothQuant or not): 98.2-98.6%,
   1.61x where the chosen layers ran at 1.41x (SkipLayerNormalization still fused then). Quantising any one
   layer's query/key/value input moved the user vectors about as much as all six;
