@@ -121,6 +121,15 @@ def run_cell(
                 label="estimated",
                 flag="analytic: model state read by one request alone + its score row",
             )
+            shared = recommender.batch_shared_bytes()
+            if shared > 0:
+                result.add(
+                    "bytes_shared_per_call",
+                    shared,
+                    "bytes",
+                    label="estimated",
+                    flag="analytic: of bytes_per_rec, read once by a batched call for all its requests",
+                )
         for key, value in recommender.extras.items():
             result.extras[key] = value  # what the recommender records about itself (architecture, tokenizer)
         exclude = _exclusion(split)

@@ -41,6 +41,7 @@ FOOTPRINT = "footprint_bytes"
 PEAK_RSS = "peak_rss_bytes"
 FLOPS_PER_REC = "flops_per_rec"
 BYTES_PER_REC = "bytes_per_rec"
+BYTES_SHARED_PER_CALL = "bytes_shared_per_call"
 USD_PER_1K = "usd_per_1k_recs"
 PROJECTED_PREFIX = "projected_usd_per_1k_recs@"
 ONE_TIME_USD = "one_time_usd"
@@ -76,6 +77,12 @@ CATALOGUE: tuple[Metric, ...] = (
     Metric("flops_per_user", "FLOP", "lower", "analytic FLOPs per user"),
     Metric("flops_per_request", "FLOP", "lower", "analytic FLOPs per request"),
     Metric(BYTES_PER_REC, "bytes", "lower", "analytic bytes moved per recommendation"),
+    Metric(
+        BYTES_SHARED_PER_CALL,
+        "bytes",
+        "lower",
+        "of bytes_per_rec, the model state one batched call reads once for all its requests (analytic)",
+    ),
     Metric("bytes_per_user", "bytes", "lower", "analytic bytes moved per user"),
     Metric("bytes_per_request", "bytes", "lower", "analytic bytes moved per request"),
     # cost (bench.cost, through bench.analysis)

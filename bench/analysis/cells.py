@@ -71,12 +71,18 @@ def add_roofline(run: RunResult) -> None:
         flops, nbytes = cell.metric("flops_per_rec"), cell.metric("bytes_per_rec")
         if cell.status == "failed" or not throughput or nbytes is None:
             continue
+        # bytes_per_rec counts a request alone; at the best throughput's batch size a dense model state that one
+        # GEMM multiplies the whole batch with is read once for the batch, not once per request
+        batch = int((cell.extras.get("offline_sweep") or {}).get("best_batch_size") or 1)
+        shared = cell.metric("bytes_shared_per_call")
+        shared_bytes = min(shared.value, nbytes.value) if shared is not None else 0.0
+        bytes_at_batch = nbytes.value - shared_bytes + shared_bytes / batch
         peak, peak_source, precision = _own_peak(run, cell)
         footprint = cell.metric("footprint_bytes")
         bw, level = bandwidth_for(run.machine_of(cell) or {}, footprint.value if footprint else None)
         roof = roofline(
             flops.value if flops else 0.0,
-            nbytes.value,
+            bytes_at_batch,
             throughput,
             peak,
             bw,
@@ -89,7 +95,10 @@ def add_roofline(run: RunResult) -> None:
             **roof.to_dict(),
             "precision": precision,
             "runtime": kernels_of(cell.variant),
-            "label": "estimated: analytic FLOPs and bytes per request x measured best offline throughput",
+            "batch_size": batch,
+            "bytes_shared_per_call": shared_bytes,
+            "label": "estimated: analytic FLOPs and bytes per request (at the best batch size) x measured best "
+            "offline throughput",
         }
         cell.extras["roofline"] = record
         if math.isfinite(roof.arithmetic_intensity):

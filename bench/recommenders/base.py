@@ -147,6 +147,12 @@ class Recommender(TakesRunContext, ABC):
         score row written and read back by masking and top-k. None where no simple count applies."""
         return None
 
+    def batch_shared_bytes(self) -> float:
+        """Of `bytes_per_user`, the model state a batched call reads once for all its requests (a dense matrix
+        every request multiplies with, in one GEMM); 0 where each request reads its own share (sparse rows,
+        neighbour lists)."""
+        return 0.0
+
     def _ranking_bytes(self) -> float:
         """The float32 score row written by scoring and read back by masking and top-k."""
         return 2.0 * 4.0 * self.n_items

@@ -188,6 +188,10 @@ class BiasedMF(ScoringRecommender):
             + self._ranking_bytes()
         )
 
+    def batch_shared_bytes(self) -> float:
+        """the item factors and biases: one GEMM scores the whole batch against them"""
+        return float(fitted(self.item_factors_, "BiasedMF").nbytes + fitted(self.item_bias_, "BiasedMF").nbytes)
+
     def footprint(self) -> int:
         if self.user_factors_ is None:
             return 0

@@ -107,6 +107,10 @@ class IALS(ScoringRecommender):
         item_factors = fitted(self.item_factors_, "IALS")
         return float(item_factors.nbytes + item_factors.itemsize * item_factors.shape[1]) + self._ranking_bytes()
 
+    def batch_shared_bytes(self) -> float:
+        """the item factors: one GEMM scores the whole batch against them"""
+        return float(fitted(self.item_factors_, "IALS").nbytes)
+
     def footprint(self) -> int:
         """User and item factors. (Scoring needs no history: the user factor already summarises it.)"""
         if self.user_factors_ is None:
