@@ -14,7 +14,8 @@ VARIANTS = ["fp32", "int8", "onnx", "onnx-int8", "onnx-int8-static", "distilled"
 FINETUNE_BUDGET_S = 1800.0
 
 cells = [CellSpec(D, S, name, loads=ALL_LOADS if name == "ease" else STREAM) for name in CLASSIC]
-# two-tower: zero-shot under every variant; the trained modes under fp32 and onnx-int8; the article's 64-d step
+# two-tower: zero-shot under every variant; projection under fp32 and onnx-int8, finetune under fp32, onnx-int8 and
+# onnx-int8-static; the article's 64-d step
 cells += [
     CellSpec(
         D,

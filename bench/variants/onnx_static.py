@@ -228,7 +228,7 @@ def _make(
     t = time.perf_counter()
     edits = _quantise(optimised, staging / "model.onnx", model, sample, settings)
     steps["calibrate_quantise_s"] = time.perf_counter() - t
-    edits.update({f"fused_{op}": count for op, count in sorted(fused.items())})
+    edits.update({"fused_Attention": 0, **{f"fused_{op}": count for op, count in sorted(fused.items())}})
     return steps, edits
 
 
@@ -246,11 +246,12 @@ def _optimise(source: Path, target: Path) -> dict[str, int]:
 
     ONNX Runtime's transformer optimizer (model type "bert", heads and width read from the graph) turns each
     attention block into one Attention kernel (query/key/value projection, scores, softmax and context in
-    one op), LayerNorm plus its residual Add into SkipLayerNormalization and the FFN's bias plus GELU into
-    BiasGelu. Symbolic shape inference, which knows those operators, then gives the quantiser the float type
-    of every remaining MatMul input (ONNX's own inference does not know them, and the quantiser skips a
+    one op) and the GELU's arithmetic into one Gelu; LayerNorm and the bias adds stay as they are (see
+    `_fuse`). Symbolic shape inference, which knows the fused operators, then gives the quantiser the float
+    type of every remaining MatMul input (ONNX's own inference does not know them, and the quantiser skips a
     MatMul whose input type it cannot see). An encoder the optimizer does not recognise (no Attention fused)
-    gets ONNX Runtime's plain pre-processing instead (constant folding, ONNX shape inference), unfused."""
+    gets ONNX Runtime's plain pre-processing instead (constant folding, ONNX shape inference), unfused, and
+    its artefact records fused_Attention = 0."""
     import onnx
 
     root, level = _quiet()
