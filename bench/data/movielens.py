@@ -175,6 +175,11 @@ def parse_grouplens(u_data: bytes, u_item: bytes, where: str = "") -> RawMovieLe
     flags = table.iloc[:, 5:].to_numpy(dtype=np.int8).astype(bool)
     genre_names = np.array(GENRES, dtype=object)
     genres = [_genre_tuple(genre_names[row]) for row in flags]
+    return _raw(users, items, ratings, ts, ids, title_year, genres)
+
+
+def _raw(users, items, ratings, ts, ids, title_year: list[tuple[str, int]], genres) -> RawMovieLens:
+    """The parsed columns as one RawMovieLens, titles and years taken apart (both sources end here)."""
     return RawMovieLens(
         users,
         items,
@@ -227,16 +232,7 @@ def parse_recbole(inter: bytes, item: bytes, where: str = "") -> RawMovieLens:
         year = "" if year in ("unkonwn", "unknown") else year
         title_year.append(split_title_year(f"{title} ({year})" if year else title))
     genres = [_genre_tuple(c.split(" ")) for c in classes]
-    return RawMovieLens(
-        users,
-        items,
-        ratings,
-        ts,
-        ids,
-        [t for t, _ in title_year],
-        np.array([y for _, y in title_year], dtype=np.int32),
-        genres,
-    )
+    return _raw(users, items, ratings, ts, ids, title_year, genres)
 
 
 def to_dataset(

@@ -237,19 +237,24 @@ def _html_table(rows: list[dict]) -> str:
     ]
     body = []
     for r in rows:
-        cells = [
-            r["metric"],
-            r["curve"],
-            "–" if r["b"] is None else f"{r['b']:.2f}",
-            "–" if r["r2"] is None else f"{r['r2']:.3f}",
-            str(r["points"]),
-            r["measured"],
-            r["at_largest"],
-            r["projected"] or "–",
-            r["failed"] or "–",
-        ]
+        cells = _fit_cells(r)
         body.append(("", [esc(c) for c in cells]))
     return _table(head, body, text_cols=(1, 5, 6, 7, 8))
+
+
+def _fit_cells(r: dict) -> list[str]:
+    """One fit row's table cells, as the HTML and the Markdown tables both show them."""
+    return [
+        r["metric"],
+        r["curve"],
+        "–" if r["b"] is None else f"{r['b']:.2f}",
+        "–" if r["r2"] is None else f"{r['r2']:.3f}",
+        str(r["points"]),
+        r["measured"],
+        r["at_largest"],
+        r["projected"] or "–",
+        r["failed"] or "–",
+    ]
 
 
 def _markdown(rows: list[dict], sizes: list[int], reasons: list[str]) -> str:
@@ -262,17 +267,7 @@ def _markdown(rows: list[dict], sizes: list[int], reasons: list[str]) -> str:
         "|---|---|---:|---:|---:|---|---|---|---|",
     ]
     for r in rows:
-        cells = [
-            r["metric"],
-            r["curve"],
-            "–" if r["b"] is None else f"{r['b']:.2f}",
-            "–" if r["r2"] is None else f"{r['r2']:.3f}",
-            str(r["points"]),
-            r["measured"],
-            r["at_largest"],
-            r["projected"] or "–",
-            r["failed"] or "–",
-        ]
+        cells = _fit_cells(r)
         lines.append("| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
     if reasons:
         lines += ["", "Failed or gated sizes:", ""] + [f"- {r}" for r in reasons]
